@@ -1,0 +1,593 @@
+#include "trellis/actors/dispatcher.hpp"
+
+#include "trellis/detail/value_codec.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/workflow_graph.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <random>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace trellis::detail {
+
+namespace {
+
+epoch_ms now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+value error_value(const std::string& type, const std::string& message) {
+  return value(value::map{{"type", type}, {"message", message}});
+}
+
+struct active_workflow {
+  explicit active_workflow(canvas c) : graph(std::move(c)) {}
+  workflow_graph graph;
+};
+
+struct pending_reply {
+  caf::typed_response_promise<std::string> promise;
+  std::string workflow_id;
+};
+
+struct dispatcher_state {
+  static inline const char* name = "trellis.dispatcher";
+
+  dispatcher_config cfg;
+  std::unordered_map<std::string, active_workflow> active;
+  std::vector<std::string> restored;
+  std::mt19937_64 rng;
+
+  // The open batch: what becomes visible only after its commit.
+  bool in_batch = false;
+  std::size_t batch_changes = 0;
+  std::map<std::string, std::vector<outgoing_task>> outbox;
+  std::vector<pending_reply> replies;
+  std::vector<workflow_outcome> finished;
+  std::vector<delivery> events_to_ack;
+};
+
+using dispatcher_pointer = dispatcher_actor::stateful_pointer<dispatcher_state>;
+
+/// Everything the dispatcher does, as methods over its state and self pointer.
+class dispatcher_logic {
+ public:
+  explicit dispatcher_logic(dispatcher_pointer self) : self_(self), st_(self->state) {}
+
+  void restore_all();
+  caf::result<std::string> submit(const std::string& bytes);
+  void on_events(std::vector<std::string>& batch);
+  void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt);
+  caf::result<std::string> status(const std::string& wf);
+  caf::result<std::string> replay(std::int64_t dead_letter_id);
+  void flush();
+
+ private:
+  void open_batch();
+  void changed(std::size_t n = 1);
+  void check(const expected<void>& r);
+  template <class T>
+  T check(expected<T> r);
+
+  void restore(const workflow_record& rec);
+  void process(const std::string& wf, active_workflow& aw, graph_effects& fx);
+  void ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx);
+  void dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt);
+  void schedule(const std::string& wf, node_id leaf, std::int32_t attempt, epoch_ms due_at);
+  void apply_outcome(const envelope& env, const std::string& raw);
+  void dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,
+                   const std::string& message_id, const std::string& wf, std::int32_t node, const std::string& task,
+                   std::int32_t attempts);
+  envelope task_envelope(const std::string& wf, const active_workflow& aw, node_id leaf, std::int32_t attempt) const;
+  const task_defaults& defaults_of(const std::string& task) const;
+  std::string queue_of(const signature& sig) const;
+  retry_policy policy_of(const signature& sig) const;
+
+  dispatcher_pointer self_;
+  dispatcher_state& st_;
+};
+
+const task_defaults& dispatcher_logic::defaults_of(const std::string& task) const {
+  static const task_defaults fallback{};
+  auto i = st_.cfg.defaults.find(task);
+  return i == st_.cfg.defaults.end() ? fallback : i->second;
+}
+
+std::string dispatcher_logic::queue_of(const signature& sig) const {
+  return sig.options().queue ? *sig.options().queue : defaults_of(sig.task()).queue;
+}
+
+retry_policy dispatcher_logic::policy_of(const signature& sig) const {
+  return sig.options().retry ? *sig.options().retry : defaults_of(sig.task()).retry;
+}
+
+void dispatcher_logic::check(const expected<void>& r) {
+  if (!r) {
+    // A store that cannot write leaves memory ahead of disk. Stop; the
+    // supervisor restarts a dispatcher that restores from the last commit.
+    throw setup_error(r.error().code(), "dispatcher store failure: " + r.error().message());
+  }
+}
+
+template <class T>
+T dispatcher_logic::check(expected<T> r) {
+  if (!r) {
+    throw setup_error(r.error().code(), "dispatcher store failure: " + r.error().message());
+  }
+  return std::move(*r);
+}
+
+void dispatcher_logic::open_batch() {
+  if (st_.in_batch) {
+    return;
+  }
+  check(st_.cfg.store->begin());
+  st_.in_batch = true;
+  st_.batch_changes = 0;
+  self_->send(self_, flush_atom::value);
+}
+
+void dispatcher_logic::changed(std::size_t n) {
+  st_.batch_changes += n;
+  if (st_.batch_changes >= st_.cfg.max_batch) {
+    // Bound the batch: commit now, keep going in a new one. The flush message
+    // already queued then finds nothing (or a fresh batch) to commit.
+    flush();
+    open_batch();
+  }
+}
+
+void dispatcher_logic::flush() {
+  if (!st_.in_batch) {
+    return;
+  }
+  check(st_.cfg.store->commit());
+  st_.in_batch = false;
+  st_.batch_changes = 0;
+  // Only now is everything durable: publish, ack, answer, notify.
+  auto outbox = std::move(st_.outbox);
+  st_.outbox.clear();
+  for (auto& [queue, messages] : outbox) {
+    auto n = messages.size();
+    if (st_.cfg.bus->publish_tasks(queue, std::move(messages))) {
+      st_.cfg.stats->add(counter::tasks_published, queue, "", n);
+    }
+    // A failed publish is not lost: the nodes stay non-terminal in the store
+    // and are published again when the workflow is restored.
+  }
+  for (auto& d : st_.events_to_ack) {
+    st_.cfg.bus->ack_event(d);
+  }
+  st_.events_to_ack.clear();
+  for (auto& r : st_.replies) {
+    r.promise.deliver(std::move(r.workflow_id));
+  }
+  st_.replies.clear();
+  auto finished = std::move(st_.finished);
+  st_.finished.clear();
+  for (auto& f : finished) {
+    st_.cfg.stats->add(counter::workflows_finished, "", "");
+    if (st_.cfg.on_finished) {
+      st_.cfg.on_finished(f);
+    }
+  }
+}
+
+envelope dispatcher_logic::task_envelope(const std::string& wf, const active_workflow& aw, node_id leaf,
+                                         std::int32_t attempt) const {
+  const auto& n = aw.graph.node(leaf);
+  const auto& sig = *n.sig;
+  envelope e;
+  e.type = envelope_type::task;
+  e.id = wf + ":" + std::to_string(leaf) + ":" + std::to_string(attempt);
+  e.workflow_id = wf;
+  e.node = leaf;
+  e.attempt = attempt;
+  e.task = sig.task();
+  e.queue = queue_of(sig);
+  e.args = aw.graph.arguments_of(leaf);
+  e.kwargs = sig.kwargs();
+  e.options["idempotency_key"] = sig.options().idempotency_key ? *sig.options().idempotency_key
+                                                               : wf + "/" + std::to_string(leaf);
+  auto limit = sig.options().time_limit ? sig.options().time_limit : defaults_of(sig.task()).time_limit;
+  if (limit) {
+    e.options["time_limit_ms"] = static_cast<std::int64_t>(limit->count());
+  }
+  e.sent_at = now_ms();
+  return e;
+}
+
+void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt) {
+  aw.graph.mark_dispatched(leaf, attempt);
+  auto e = task_envelope(wf, aw, leaf, attempt);
+  st_.outbox[e.queue].push_back(outgoing_task{e.id, encode(e)});
+}
+
+void dispatcher_logic::schedule(const std::string& wf, node_id leaf, std::int32_t attempt, epoch_ms due_at) {
+  auto delay = std::chrono::milliseconds{std::max<epoch_ms>(0, due_at - now_ms())};
+  self_->delayed_send(self_, delay, due_atom::value, wf, leaf, attempt);
+}
+
+void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx) {
+  const auto& n = aw.graph.node(leaf);
+  const auto& sig = *n.sig;
+  if (sig.options().idempotency_key) {
+    // A step whose key already succeeded returns the stored result without
+    // running. The lookup sees this batch's own uncommitted writes too.
+    if (auto stored = check(st_.cfg.store->find_idempotency_key(*sig.options().idempotency_key)); stored) {
+      auto attempt = n.attempt;
+      aw.graph.succeed(leaf, attempt, *stored, fx);
+      node_record row{wf, leaf, sig.task(), node_state::success, attempt, *stored, value{}, 0, now_ms()};
+      check(st_.cfg.store->upsert_node(row));
+      changed();
+      st_.cfg.stats->add(counter::idempotent_hits, queue_of(sig), sig.task());
+      return;
+    }
+  }
+  if (n.attempt == 0 && sig.options().countdown && sig.options().countdown->count() > 0) {
+    // The countdown is a row with a due time, so a crash does not lose it.
+    auto due = now_ms() + sig.options().countdown->count();
+    node_record row{wf, leaf, sig.task(), node_state::received, 0, value{}, value{}, due, now_ms()};
+    check(st_.cfg.store->upsert_node(row));
+    changed();
+    schedule(wf, leaf, 1, due);
+    return;
+  }
+  dispatch(wf, aw, leaf, n.attempt + 1);
+}
+
+void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph_effects& fx) {
+  // `ready` may complete nodes (idempotency hits) and so append to fx.ready.
+  for (std::size_t i = 0; i < fx.ready.size(); ++i) {
+    ready(wf, aw, fx.ready[i], fx);
+  }
+  if (fx.finished) {
+    const auto& root = aw.graph.root();
+    check(st_.cfg.store->finish_workflow(wf, root.state, root.result, root.error, now_ms()));
+    changed();
+    st_.finished.push_back(workflow_outcome{wf, root.state, root.result, root.error});
+    st_.active.erase(wf);  // `aw` dies here; callers must not touch it after process()
+  }
+}
+
+void dispatcher_logic::restore(const workflow_record& rec) {
+  auto parsed = canvas_from_value(rec.canvas, st_.cfg.limits);
+  if (!parsed) {
+    // Stored by an older build under other limits, or damaged: fail it loudly
+    // rather than guess.
+    check(st_.cfg.store->finish_workflow(
+        rec.id, node_state::failure, value{},
+        error_value("store_corrupt", "stored canvas does not parse: " + parsed.error().message()), now_ms()));
+    changed();
+    st_.finished.push_back(workflow_outcome{rec.id, node_state::failure, value{}, value{}});
+    return;
+  }
+  auto rows = check(st_.cfg.store->nodes_of(rec.id));
+  std::unordered_map<node_id, node_record> by_node;
+  for (auto& r : rows) {
+    by_node.emplace(r.node, std::move(r));
+  }
+  auto [it, inserted] = st_.active.try_emplace(rec.id, std::move(*parsed));
+  auto& aw = it->second;
+  auto fx = aw.graph.start([&](node_id id) -> std::optional<known_outcome> {
+    auto row = by_node.find(id);
+    if (row == by_node.end()) {
+      return std::nullopt;
+    }
+    return known_outcome{row->second.state, row->second.attempt, row->second.result, row->second.error};
+  });
+  // Ready leaves with a pending retry or countdown wait for their due time;
+  // the others are published again (at least once; duplicates are harmless).
+  std::vector<node_id> now;
+  for (auto leaf : fx.ready) {
+    auto row = by_node.find(leaf);
+    if (row != by_node.end() && row->second.due_at > 0) {
+      schedule(rec.id, leaf, row->second.attempt + 1, row->second.due_at);
+    } else {
+      now.push_back(leaf);
+    }
+  }
+  fx.ready = std::move(now);
+  process(rec.id, aw, fx);
+}
+
+void dispatcher_logic::restore_all() {
+  auto unfinished = check(st_.cfg.store->unfinished_workflows());
+  if (unfinished.empty()) {
+    return;
+  }
+  open_batch();
+  for (const auto& rec : unfinished) {
+    st_.restored.push_back(rec.id);
+    restore(rec);
+  }
+}
+
+caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
+  auto env = decode(bytes);
+  if (!env) {
+    return to_caf_error(env.error());
+  }
+  if (env->type != envelope_type::submit) {
+    return to_caf_error(error{errc::malformed_envelope, std::string{"expected a submit envelope, got "} +
+                                                            to_string(env->type)});
+  }
+  auto parsed = canvas_from_value(env->payload, st_.cfg.limits);
+  if (!parsed) {
+    return to_caf_error(parsed.error());
+  }
+  std::optional<std::string> key;
+  if (auto k = env->options.find("submit_key"); k != env->options.end() && k->second.is_string()) {
+    key = k->second.as_string();
+    // Same key, same workflow: the first submission wins.
+    if (auto existing = check(st_.cfg.store->find_workflow_by_key(*key)); existing) {
+      return existing->id;
+    }
+  }
+  if (st_.active.count(env->workflow_id) != 0 || check(st_.cfg.store->find_workflow(env->workflow_id))) {
+    return env->workflow_id;  // a re-sent submission of a workflow we already hold
+  }
+  open_batch();
+  workflow_record rec;
+  rec.id = env->workflow_id;
+  rec.submit_key = key;
+  rec.state = node_state::started;
+  rec.canvas = env->payload;
+  rec.created_at = now_ms();
+  check(st_.cfg.store->insert_workflow(rec));
+  changed();
+  st_.cfg.stats->add(counter::workflows_submitted, "", "");
+  auto [it, inserted] = st_.active.try_emplace(rec.id, std::move(*parsed));
+  auto fx = it->second.graph.start();
+  auto promise = self_->make_response_promise<std::string>();
+  st_.replies.push_back(pending_reply{promise, rec.id});
+  process(rec.id, it->second, fx);
+  return promise;
+}
+
+void dispatcher_logic::dead_letter(const std::string& reason, const std::string& error_text,
+                                   const std::string& bytes, const std::string& message_id, const std::string& wf,
+                                   std::int32_t node, const std::string& task, std::int32_t attempts) {
+  open_batch();
+  dead_letter_record d;
+  d.message_id = message_id;
+  d.workflow_id = wf;
+  d.node = node;
+  d.task = task;
+  d.reason = reason;
+  d.error = error_text;
+  d.attempts = attempts;
+  d.envelope = bytes;
+  d.created_at = now_ms();
+  check(st_.cfg.store->insert_dead_letter(d));
+  changed();
+  st_.cfg.stats->add(counter::dead_letters, "", task);
+}
+
+void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw) {
+  if (env.status == outcome_status::rejected && env.node < 0) {
+    // The worker could not read the task message at all: keep its bytes.
+    std::string original = env.payload.is_binary()
+                               ? std::string(env.payload.as_binary().bytes.begin(), env.payload.as_binary().bytes.end())
+                               : raw;
+    dead_letter(env.error_type, env.error_message, original, "", "", -1, env.task, 1);
+    return;
+  }
+  auto it = st_.active.find(env.workflow_id);
+  if (it == st_.active.end()) {
+    // The workflow already finished: a redelivered outcome changes nothing.
+    st_.cfg.stats->add(counter::duplicates, "", env.task);
+    return;
+  }
+  auto& aw = it->second;
+  if (env.node < 0 || static_cast<std::size_t>(env.node) >= aw.graph.size() ||
+      aw.graph.node(env.node).kind != canvas::kind::task) {
+    dead_letter("malformed_envelope", "outcome names node " + std::to_string(env.node) + " which workflow " +
+                                          env.workflow_id + " does not have",
+                raw, env.id, env.workflow_id, env.node, env.task, env.attempt);
+    return;
+  }
+  const auto& n = aw.graph.node(env.node);
+  const auto& sig = *n.sig;
+  auto queue = queue_of(sig);
+  graph_effects fx;
+  open_batch();
+  switch (env.status) {
+    case outcome_status::success: {
+      if (aw.graph.succeed(env.node, env.attempt, env.payload, fx) != apply_result::applied) {
+        st_.cfg.stats->add(counter::duplicates, queue, sig.task());
+        return;
+      }
+      node_record row{env.workflow_id, env.node, sig.task(), node_state::success, env.attempt,
+                      env.payload,     value{},  0,          now_ms()};
+      check(st_.cfg.store->upsert_node(row));
+      if (sig.options().idempotency_key) {
+        check(st_.cfg.store->put_idempotency_key(*sig.options().idempotency_key, env.payload, env.workflow_id,
+                                                 env.node, now_ms()));
+      }
+      changed();
+      st_.cfg.stats->add(counter::tasks_succeeded, queue, sig.task());
+      st_.cfg.stats->observe(histogram::handler_duration, queue, sig.task(),
+                             static_cast<double>(env.duration_us) / 1e6);
+      break;
+    }
+    case outcome_status::failure:
+    case outcome_status::retry:
+    case outcome_status::rejected: {
+      if (n.attempt != env.attempt || is_terminal(n.state)) {
+        st_.cfg.stats->add(counter::duplicates, queue, sig.task());
+        return;
+      }
+      check(st_.cfg.store->insert_attempt(
+          attempt_record{env.workflow_id, env.node, env.attempt, env.error_type, env.error_message, now_ms()}));
+      auto policy = policy_of(sig);
+      bool retryable = env.status != outcome_status::rejected;
+      if (retryable && env.attempt <= policy.max_retries) {
+        std::uniform_real_distribution<double> unit{0.0, 1.0};
+        auto delay = policy.delay_before(env.attempt, unit(st_.rng));
+        if (env.status == outcome_status::retry && env.payload.is_integer()) {
+          delay = std::chrono::milliseconds{env.payload.as_int()};  // ctx.retry_later(reason, countdown)
+        }
+        aw.graph.schedule_retry(env.node, env.attempt);
+        auto due = now_ms() + delay.count();
+        node_record row{env.workflow_id,
+                        env.node,
+                        sig.task(),
+                        node_state::retry,
+                        env.attempt,
+                        value{},
+                        error_value(env.error_type, env.error_message),
+                        due,
+                        now_ms()};
+        check(st_.cfg.store->upsert_node(row));
+        changed();
+        schedule(env.workflow_id, env.node, env.attempt + 1, due);
+        st_.cfg.stats->add(counter::retries, queue, sig.task());
+        return;
+      }
+      auto type = env.status == outcome_status::retry ? std::string{"max_retries_exceeded"} : env.error_type;
+      auto err = error_value(type, env.error_message);
+      node_record row{env.workflow_id, env.node, sig.task(), node_state::failure, env.attempt, value{}, err, 0,
+                      now_ms()};
+      check(st_.cfg.store->upsert_node(row));
+      changed();
+      auto reason = env.status == outcome_status::rejected ? env.error_type : std::string{"task_failed"};
+      // The dead letter keeps the task message itself (what a replay re-runs),
+      // rebuilt exactly as it was published for this attempt.
+      auto task_msg = task_envelope(env.workflow_id, aw, env.node, env.attempt);
+      dead_letter(reason, type + ": " + env.error_message, encode(task_msg), task_msg.id, env.workflow_id,
+                  env.node, sig.task(), env.attempt);
+      aw.graph.fail(env.node, env.attempt, err, fx);
+      st_.cfg.stats->add(counter::tasks_failed, queue, sig.task());
+      break;
+    }
+  }
+  process(env.workflow_id, aw, fx);
+}
+
+void dispatcher_logic::on_events(std::vector<std::string>& batch) {
+  for (auto& raw : batch) {
+    auto env = decode(raw);
+    if (!env) {
+      dead_letter(to_string(env.error().code()), env.error().message(), raw, "", "", -1, "", 1);
+      continue;
+    }
+    if (env->type != envelope_type::outcome) {
+      dead_letter("malformed_envelope",
+                  std::string{"expected an outcome on the event stream, got "} + to_string(env->type), raw,
+                  env->id, env->workflow_id, env->node, env->task, env->attempt);
+      continue;
+    }
+    apply_outcome(*env, raw);
+  }
+}
+
+void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int32_t attempt) {
+  auto it = st_.active.find(wf);
+  if (it == st_.active.end()) {
+    return;
+  }
+  const auto& n = it->second.graph.node(node);
+  // Only the attempt that was scheduled may start; anything else is stale.
+  if (is_terminal(n.state) || n.attempt != attempt - 1) {
+    return;
+  }
+  open_batch();
+  dispatch(wf, it->second, node, attempt);
+}
+
+caf::result<std::string> dispatcher_logic::status(const std::string& wf) {
+  value::map out{{"id", wf}};
+  if (auto it = st_.active.find(wf); it != st_.active.end()) {
+    out["state"] = std::string{to_string(node_state::started)};
+    return pack_to_string(value(std::move(out)));
+  }
+  auto rec = check(st_.cfg.store->find_workflow(wf));
+  if (!rec) {
+    return to_caf_error(error{errc::not_found, "no workflow with id " + wf});
+  }
+  out["state"] = std::string{to_string(rec->state)};
+  out["result"] = rec->result;
+  out["error"] = rec->error;
+  return pack_to_string(value(std::move(out)));
+}
+
+caf::result<std::string> dispatcher_logic::replay(std::int64_t id) {
+  auto d = check(st_.cfg.store->find_dead_letter(id));
+  if (!d) {
+    return to_caf_error(error{errc::not_found, "no dead letter with id " + std::to_string(id)});
+  }
+  if (d->workflow_id.empty() || d->node < 0) {
+    return to_caf_error(error{errc::invalid_workflow, "dead letter " + std::to_string(id) + " (" + d->reason +
+                                                          ") belongs to no workflow node; there is nothing to "
+                                                          "run again, it stays in the store"});
+  }
+  auto rec = check(st_.cfg.store->find_workflow(d->workflow_id));
+  if (!rec) {
+    return to_caf_error(error{errc::not_found, "dead letter " + std::to_string(id) + " names workflow " +
+                                                   d->workflow_id + ", which this store does not hold"});
+  }
+  open_batch();
+  // The node starts over with a fresh retry budget; the workflow is restored
+  // from its rows, so every composite above the node is derived again.
+  node_record row{d->workflow_id, d->node, d->task, node_state::received, 0, value{}, value{}, 0, now_ms()};
+  check(st_.cfg.store->upsert_node(row));
+  check(st_.cfg.store->reopen_workflow(d->workflow_id));
+  check(st_.cfg.store->mark_dead_letter_replayed(id, now_ms()));
+  changed();
+  st_.active.erase(d->workflow_id);
+  rec->state = node_state::started;
+  restore(*rec);
+  auto promise = self_->make_response_promise<std::string>();
+  st_.replies.push_back(pending_reply{promise, d->workflow_id});
+  return promise;
+}
+
+dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_config cfg) {
+  self->state.cfg = std::move(cfg);
+  self->state.rng.seed(self->state.cfg.jitter_seed != 0 ? self->state.cfg.jitter_seed : std::random_device{}());
+  // A previous incarnation may have died inside a transaction.
+  self->state.cfg.store->rollback();
+  self->state.cfg.bus->consume_events([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](std::vector<delivery> batch) {
+    if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
+      std::vector<std::string> bytes;
+      bytes.reserve(batch.size());
+      for (auto& d : batch) {
+        bytes.push_back(std::move(d.bytes));
+      }
+      caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), event_atom::value, std::move(bytes));
+    }
+  });
+  dispatcher_logic(self).restore_all();
+  return {
+      [=](submit_atom, const std::string& bytes) { return dispatcher_logic(self).submit(bytes); },
+      [=](event_atom, std::vector<std::string>& batch) { dispatcher_logic(self).on_events(batch); },
+      [=](flush_atom) { dispatcher_logic(self).flush(); },
+      [=](due_atom, const std::string& wf, std::int32_t node, std::int32_t attempt) {
+        dispatcher_logic(self).on_due(wf, node, attempt);
+      },
+      [=](status_atom, const std::string& wf) { return dispatcher_logic(self).status(wf); },
+      [=](replay_atom, std::int64_t id) { return dispatcher_logic(self).replay(id); },
+      [=](restored_atom) { return self->state.restored; },
+      [=](drain_atom) {
+        dispatcher_logic(self).flush();
+        return true;
+      },
+  };
+}
+
+}  // namespace
+
+dispatcher_actor spawn_dispatcher(caf::actor_system& sys, dispatcher_config cfg) {
+  return sys.spawn<caf::detached>(dispatcher, std::move(cfg));
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,66 @@
+#pragma once
+
+/// @file
+/// The dispatcher: the only writer of workflow state. It accepts submissions,
+/// expands canvases (workflow_graph), publishes the task messages of ready
+/// nodes, applies outcome events, schedules retries and countdowns, writes dead
+/// letters and answers status queries.
+///
+/// Batching: the first state change after a commit opens a transaction and
+/// sends the dispatcher a `flush` message, which lands behind everything
+/// already in its mailbox. Everything that arrives before the flush shares the
+/// transaction, so under load one fsync covers thousands of transitions and
+/// when idle a single submission commits at once. Task messages are published
+/// and callers answered only after the commit (transactional outbox: the
+/// committed rows plus the canvas are the outbox; a crash before publishing
+/// is repaired by restoring, which publishes every ready node again).
+///
+/// Failure: if the store fails to commit, the dispatcher stops with an error
+/// and the supervisor restarts it; the new one restores from the last commit.
+
+#include "trellis/actors/interfaces.hpp"
+#include "trellis/canvas.hpp"
+#include "trellis/metrics.hpp"
+#include "trellis/node_state.hpp"
+#include "trellis/store/sqlite_store.hpp"
+#include "trellis/task.hpp"
+#include "trellis/transport/transport.hpp"
+#include "trellis/value.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace trellis::detail {
+
+/// A finished workflow, as reported to whoever waits for it.
+struct workflow_outcome {
+  std::string id;
+  node_state state = node_state::pending;
+  value result;
+  value error;
+};
+
+struct dispatcher_config {
+  std::shared_ptr<sqlite_store> store;
+  std::shared_ptr<transport> bus;
+  std::shared_ptr<metrics> stats;
+  /// Registration defaults by task name (queue, retry policy, time limit).
+  std::map<std::string, task_defaults, std::less<>> defaults;
+  /// Called after the commit that finished a workflow (from the dispatcher's thread).
+  std::function<void(const workflow_outcome&)> on_finished;
+  canvas_limits limits;
+  /// A batch is committed early once it holds this many changes.
+  std::size_t max_batch = 16384;
+  /// Seed of the retry jitter; 0 draws one from the OS.
+  std::uint64_t jitter_seed = 0;
+};
+
+/// Spawns a dispatcher on its own thread (it blocks on fsync) and restores
+/// every unfinished workflow in the store before taking messages.
+dispatcher_actor spawn_dispatcher(caf::actor_system& sys, dispatcher_config cfg);
+
+}  // namespace trellis::detail

@@ -1,0 +1,98 @@
+#include "trellis/actors/supervisor.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+namespace trellis::detail {
+
+namespace {
+
+constexpr auto first_backoff = std::chrono::milliseconds{100};
+constexpr auto max_backoff = std::chrono::milliseconds{5000};
+
+struct supervisor_state {
+  static inline const char* name = "trellis.supervisor";
+  supervisor_config cfg;
+  dispatcher_actor dispatcher;
+  worker_pool_actor workers;
+  std::chrono::milliseconds dispatcher_backoff = first_backoff;
+  std::chrono::milliseconds workers_backoff = first_backoff;
+  bool draining = false;
+};
+
+using supervisor_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
+
+void start_dispatcher(supervisor_pointer self) {
+  self->state.dispatcher = spawn_dispatcher(self->system(), self->state.cfg.dispatcher);
+  self->monitor(self->state.dispatcher);
+}
+
+void start_workers(supervisor_pointer self) {
+  if (self->state.cfg.workers) {
+    self->state.workers = spawn_worker_pool(self->system(), *self->state.cfg.workers);
+    self->monitor(self->state.workers);
+  }
+}
+
+supervisor_actor::behavior_type supervisor(supervisor_pointer self, supervisor_config cfg) {
+  self->state.cfg = std::move(cfg);
+  start_dispatcher(self);
+  start_workers(self);
+  self->set_down_handler([=](caf::down_msg& down) {
+    auto& st = self->state;
+    if (st.draining || down.reason == caf::exit_reason::normal) {
+      return;
+    }
+    // Restart with backoff so a dispatcher that fails at once (a store that
+    // stays broken) does not spin.
+    if (down.source == st.dispatcher.address()) {
+      self->delayed_send(self, st.dispatcher_backoff, restart_atom::value, true);
+      st.dispatcher_backoff = std::min(st.dispatcher_backoff * 2, max_backoff);
+    } else if (down.source == st.workers.address()) {
+      self->delayed_send(self, st.workers_backoff, restart_atom::value, false);
+      st.workers_backoff = std::min(st.workers_backoff * 2, max_backoff);
+    }
+  });
+  return {
+      [=](start_atom) { return self->state.dispatcher; },
+      [=](restart_atom, bool dispatcher) {
+        if (self->state.draining) {
+          return;
+        }
+        if (dispatcher) {
+          start_dispatcher(self);
+        } else {
+          start_workers(self);
+        }
+      },
+      [=](drain_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        st.draining = true;
+        auto rp = self->make_response_promise<bool>();
+        auto drain_dispatcher = [=]() mutable {
+          self->request(self->state.dispatcher, caf::infinite, drain_atom::value)
+              .then([=](bool) mutable { rp.deliver(true); }, [=](caf::error&) mutable { rp.deliver(false); });
+        };
+        if (st.workers) {
+          self->request(st.workers, caf::infinite, drain_atom::value)
+              .then([=](bool) mutable { drain_dispatcher(); }, [=](caf::error&) mutable { drain_dispatcher(); });
+        } else {
+          drain_dispatcher();
+        }
+        return rp;
+      },
+  };
+}
+
+}  // namespace
+
+supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg) {
+  return sys.spawn(supervisor, std::move(cfg));
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,30 @@
+#pragma once
+
+/// @file
+/// The supervisor: one per process. Spawns the dispatcher and the worker
+/// pool, monitors them, and restarts one that dies with an error, with
+/// exponential backoff (100 ms doubling to 5 s). A restarted dispatcher
+/// restores every unfinished workflow from the store, so a crash inside it
+/// loses nothing that was committed. On `drain` it stops the workers first
+/// (they finish the tasks in hand and report them), then has the dispatcher
+/// commit what is pending, and replies.
+
+#include "trellis/actors/dispatcher.hpp"
+#include "trellis/actors/interfaces.hpp"
+#include "trellis/actors/worker_pool.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <optional>
+
+namespace trellis::detail {
+
+struct supervisor_config {
+  dispatcher_config dispatcher;
+  /// No worker pool when unset (a dispatcher-only process).
+  std::optional<worker_pool_config> workers;
+};
+
+supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg);
+
+}  // namespace trellis::detail

@@ -1,0 +1,119 @@
+#include "trellis/actors/task_runner.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <cxxabi.h>
+#include <exception>
+#include <memory>
+#include <typeinfo>
+
+namespace trellis::detail {
+
+namespace {
+
+std::string type_name_of(const std::exception& e) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name{abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status),
+                                              std::free};
+  return status == 0 && name ? std::string{name.get()} : std::string{typeid(e).name()};
+}
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+envelope outcome_for(const envelope& task) {
+  envelope out;
+  out.type = envelope_type::outcome;
+  out.id = task.id + ":out";
+  out.workflow_id = task.workflow_id;
+  out.node = task.node;
+  out.attempt = task.attempt;
+  out.task = task.task;
+  out.trace = task.trace;
+  return out;
+}
+
+envelope rejected(envelope out, errc reason, std::string message) {
+  out.status = outcome_status::rejected;
+  out.error_type = to_string(reason);
+  out.error_message = std::move(message);
+  out.sent_at = now_ms();
+  return out;
+}
+
+}  // namespace
+
+envelope run_task_message(std::string_view bytes, const task_registry& tasks) {
+  auto task = decode(bytes);
+  if (!task) {
+    // Unreadable: nothing ties it to a node, so the original bytes travel in
+    // the outcome and end in the dead-letter store as they arrived.
+    envelope out;
+    out.type = envelope_type::outcome;
+    out.payload = binary{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
+    return rejected(std::move(out), task.error().code(), task.error().message());
+  }
+  if (task->type != envelope_type::task) {
+    envelope out = outcome_for(*task);
+    out.node = -1;
+    out.payload = binary{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
+    return rejected(std::move(out), errc::malformed_envelope,
+                    std::string{"expected a task message on a task queue, got "} + to_string(task->type));
+  }
+  auto out = outcome_for(*task);
+  const auto* entry = tasks.find(task->task);
+  if (entry == nullptr) {
+    return rejected(std::move(out), errc::unknown_task,
+                    "no handler for task '" + task->task + "' is registered in this worker");
+  }
+  std::string key;
+  if (auto k = task->options.find("idempotency_key"); k != task->options.end() && k->second.is_string()) {
+    key = k->second.as_string();
+  }
+  task_context ctx{task->task, task->workflow_id, task->node, task->attempt, std::move(key), task->kwargs};
+  auto started = std::chrono::steady_clock::now();
+  try {
+    auto r = entry->handler(ctx, task->args);
+    if (r.is_retry()) {
+      out.status = outcome_status::retry;
+      out.error_type = "retry";
+      out.error_message = r.retry().reason;
+      if (r.retry().countdown) {
+        out.payload = static_cast<std::int64_t>(r.retry().countdown->count());
+      }
+    } else {
+      out.status = outcome_status::success;
+      out.payload = std::move(r.result());
+    }
+  } catch (const task_rejected& e) {
+    return rejected(std::move(out), errc::bad_arguments, e.what());
+  } catch (const std::exception& e) {
+    out.status = outcome_status::failure;
+    out.error_type = type_name_of(e);
+    out.error_message = e.what();
+  } catch (...) {
+    out.status = outcome_status::failure;
+    out.error_type = "unknown";
+    out.error_message = "the handler threw something that is not a std::exception";
+  }
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  out.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+  if (auto limit = task->options.find("time_limit_ms"); limit != task->options.end() && limit->second.is_integer()) {
+    auto limit_us = limit->second.as_int() * 1000;
+    if (out.duration_us > limit_us && out.status == outcome_status::success) {
+      // A thread cannot be interrupted safely; an overrun attempt is failed
+      // when it returns, and its result is discarded.
+      out.status = outcome_status::failure;
+      out.payload = value{};
+      out.error_type = to_string(errc::time_limit_exceeded);
+      out.error_message = "attempt ran " + std::to_string(out.duration_us / 1000) + " ms, over its time limit of " +
+                          std::to_string(limit->second.as_int()) + " ms";
+    }
+  }
+  out.sent_at = now_ms();
+  return out;
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,111 @@
+#include "trellis/actors/worker_pool.hpp"
+
+#include "trellis/actors/task_runner.hpp"
+#include "trellis/envelope.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace trellis::detail {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// Outcomes of quick tasks are reported together; a slow task's outcome must
+// not wait behind the rest of its batch for longer than this.
+constexpr auto max_outcome_delay = std::chrono::milliseconds{2};
+constexpr auto fetch_wait = std::chrono::milliseconds{100};
+
+class handler_threads {
+ public:
+  explicit handler_threads(worker_pool_config cfg) : cfg_(std::move(cfg)) {
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, cfg_.concurrency); ++i) {
+      threads_.emplace_back([this] { loop(); });
+    }
+  }
+  ~handler_threads() { stop(); }
+  handler_threads(const handler_threads&) = delete;
+  handler_threads& operator=(const handler_threads&) = delete;
+
+  /// Lets every thread finish the batch in hand, then joins them.
+  void stop() {
+    stopping_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) {
+        t.join();
+      }
+    }
+    threads_.clear();
+  }
+
+ private:
+  void loop() {
+    std::vector<std::string> outcomes;
+    std::vector<delivery> handled;
+    while (!stopping_) {
+      auto batch = cfg_.bus->fetch_tasks(cfg_.queues, cfg_.fetch_batch, fetch_wait);
+      auto last_report = clock::now();
+      for (auto& d : batch) {
+        auto started = clock::now();
+        auto out = run_task_message(d.bytes, *cfg_.tasks);
+        outcomes.push_back(encode(out));
+        handled.push_back(std::move(d));
+        if (clock::now() - last_report > max_outcome_delay || clock::now() - started > max_outcome_delay) {
+          report(outcomes, handled);
+          last_report = clock::now();
+        }
+      }
+      report(outcomes, handled);
+    }
+  }
+
+  void report(std::vector<std::string>& outcomes, std::vector<delivery>& handled) {
+    if (outcomes.empty()) {
+      return;
+    }
+    // Ack only once the outcome is handed over: a worker dying in between
+    // leaves the task unacked, and it is delivered again.
+    if (cfg_.bus->publish_events(std::move(outcomes))) {
+      for (const auto& d : handled) {
+        cfg_.bus->ack_task(d);
+      }
+    }
+    outcomes.clear();
+    handled.clear();
+  }
+
+  worker_pool_config cfg_;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> threads_;
+};
+
+struct worker_pool_state {
+  static inline const char* name = "trellis.worker_pool";
+  std::unique_ptr<handler_threads> threads;
+};
+
+worker_pool_actor::behavior_type worker_pool(worker_pool_actor::stateful_pointer<worker_pool_state> self,
+                                             worker_pool_config cfg) {
+  self->state.threads = std::make_unique<handler_threads>(std::move(cfg));
+  return {
+      [=](drain_atom) {
+        // Detached actor: joining here blocks only this actor's own thread.
+        self->state.threads->stop();
+        return true;
+      },
+  };
+}
+
+}  // namespace
+
+worker_pool_actor spawn_worker_pool(caf::actor_system& sys, worker_pool_config cfg) {
+  return sys.spawn<caf::detached>(worker_pool, std::move(cfg));
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,40 @@
+#pragma once
+
+/// @file
+/// The worker pool: pulls task messages from its queues and runs handlers with
+/// bounded concurrency on threads of its own, never on CAF's scheduler
+/// threads, because handlers may block (I/O, sleeps, slow gateways).
+///
+/// Each thread fetches a small batch, runs it, reports the outcomes as one
+/// batch of events and only then acks the task messages (acks after
+/// execution). A message the worker cannot read, or that names a task it does
+/// not have, is reported as `rejected` with the reason, so the dispatcher puts
+/// it in the dead-letter store; the worker keeps running.
+
+#include "trellis/actors/interfaces.hpp"
+#include "trellis/task.hpp"
+#include "trellis/transport/transport.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace trellis::detail {
+
+struct worker_pool_config {
+  std::shared_ptr<transport> bus;
+  std::shared_ptr<const task_registry> tasks;
+  /// Queues to consume; empty means every queue (embedded mode).
+  std::vector<std::string> queues;
+  /// Handler threads: at most this many handlers run at once.
+  std::size_t concurrency = 2;
+  /// Task messages one thread takes per fetch.
+  std::size_t fetch_batch = 64;
+};
+
+/// Spawns the pool's actor (detached: draining joins threads) and its threads.
+worker_pool_actor spawn_worker_pool(caf::actor_system& sys, worker_pool_config cfg);
+
+}  // namespace trellis::detail

@@ -1,0 +1,247 @@
+// The shared command-line front end (see trellis/cli_main.hpp and docs/cli.md).
+// Each command maps failures to one documented exit code, and the last line a
+// command prints on stdout is machine-readable JSON.
+
+#include "trellis/cli_main.hpp"
+
+#include "trellis/engine.hpp"
+#include "trellis/store/sqlite_store.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace trellis {
+
+namespace {
+
+constexpr int exit_success = 0;
+constexpr int exit_workflow_failed = 1;
+constexpr int exit_bad_input = 2;
+constexpr int exit_store = 3;
+
+int exit_code_for(errc code) {
+  switch (code) {
+    case errc::store_corrupt:
+    case errc::store_locked:
+    case errc::store_failed:
+      return exit_store;
+    default:
+      return exit_bad_input;
+  }
+}
+
+std::string json_string(const std::string& s) { return to_json(value(s)); }
+
+/// The outcome line: {"id", "state", "result", "error"}, in that order.
+std::string outcome_line(const std::string& id, node_state state, const value& result, const value& error) {
+  std::string line = "{\"id\":" + json_string(id) + ",\"state\":\"" + std::string{to_string(state)} + "\"";
+  line += ",\"result\":" + to_json(state == node_state::success ? result : value{});
+  line += ",\"error\":" + to_json(state == node_state::success ? value{} : error);
+  line += "}";
+  return line;
+}
+
+/// Waits for the workflow and prints its outcome line; returns its exit code.
+int report(const workflow_handle& h) {
+  // No deadline: a workflow with long retries legitimately takes long, and
+  // the caller can interrupt; progress survives in the store.
+  auto r = h.wait_for(std::chrono::hours{24 * 365});
+  auto state = h.state();
+  std::cout << outcome_line(h.id(), state, r ? *r : value{}, h.error_details()) << std::endl;
+  return state == node_state::success ? exit_success : exit_workflow_failed;
+}
+
+expected<canvas> load_workflow_file(const std::string& path, const task_registry& tasks) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in) {
+    return error{errc::invalid_workflow, path + ": cannot be read"};
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto v = value_from_json(text.str());
+  if (!v) {
+    return error{errc::invalid_workflow, path + ": not valid JSON: " + v.error().message()};
+  }
+  auto c = canvas_from_value(*v);
+  if (!c) {
+    return error{errc::invalid_workflow, path + ": " + c.error().message()};
+  }
+  // Checked on the file's own shape, so the path names the place in the file.
+  if (auto known = check_tasks_known(*v, tasks); !known) {
+    return error{errc::unknown_task, path + ": " + known.error().message()};
+  }
+  return c;
+}
+
+engine_config config_for(const std::string& db) {
+  engine_config cfg;
+  cfg.store_path = db;
+  return cfg;
+}
+
+int cmd_run(const std::string& file, const std::string& db, task_registry tasks) {
+  auto flow = load_workflow_file(file, tasks);
+  if (!flow) {
+    std::cerr << "error: " << flow.error().message() << '\n';
+    return exit_bad_input;
+  }
+  engine eng{config_for(db), std::move(tasks)};
+  auto h = eng.submit(*flow);
+  if (!h) {
+    std::cerr << "error: " << to_string(h.error()) << '\n';
+    return exit_code_for(h.error().code());
+  }
+  return report(*h);
+}
+
+int cmd_resume(const std::string& db, task_registry tasks) {
+  engine eng{config_for(db), std::move(tasks)};
+  int code = exit_success;
+  for (const auto& h : eng.restored()) {
+    if (report(h) != exit_success) {
+      code = exit_workflow_failed;
+    }
+  }
+  return code;
+}
+
+std::unique_ptr<detail::sqlite_store> open_read_only(const std::string& db) {
+  detail::store_options opts;
+  opts.read_only = true;
+  return detail::sqlite_store::open(db, opts);
+}
+
+template <class T>
+T or_throw(expected<T> r) {
+  if (!r) {
+    throw setup_error(r.error().code(), r.error().message());
+  }
+  return std::move(*r);
+}
+
+int cmd_status(const std::string& id, const std::string& db) {
+  auto store = open_read_only(db);
+  auto wf = or_throw(store->find_workflow(id));
+  if (!wf) {
+    std::cerr << "error: no workflow with id " << id << " in " << db << '\n';
+    return exit_bad_input;
+  }
+  value::array nodes;
+  for (const auto& n : or_throw(store->nodes_of(id))) {
+    nodes.push_back(value::map{{"node", n.node},
+                               {"task", n.task},
+                               {"state", std::string{to_string(n.state)}},
+                               {"attempt", n.attempt},
+                               {"error", n.error}});
+  }
+  value::array attempts;
+  for (const auto& a : or_throw(store->attempts_of(id))) {
+    attempts.push_back(value::map{{"node", a.node},
+                                  {"attempt", a.attempt},
+                                  {"type", a.error_type},
+                                  {"message", a.error_message}});
+  }
+  std::string line = "{\"id\":" + json_string(wf->id) + ",\"state\":\"" + std::string{to_string(wf->state)} + "\"";
+  line += ",\"result\":" + to_json(wf->result) + ",\"error\":" + to_json(wf->error);
+  line += ",\"nodes\":" + to_json(value(std::move(nodes))) + ",\"failed_attempts\":" + to_json(value(std::move(attempts)));
+  line += "}";
+  std::cout << line << std::endl;
+  return exit_success;
+}
+
+int cmd_dlq_list(const std::string& db) {
+  auto store = open_read_only(db);
+  for (const auto& d : or_throw(store->dead_letters(true))) {
+    value::map row{{"id", d.id},
+                   {"reason", d.reason},
+                   {"error", d.error},
+                   {"workflow_id", d.workflow_id},
+                   {"node", d.node},
+                   {"task", d.task},
+                   {"attempts", d.attempts},
+                   {"message_id", d.message_id},
+                   {"bytes", static_cast<std::int64_t>(d.envelope.size())},
+                   {"created_at", d.created_at},
+                   {"replayed", d.replayed_at != 0}};
+    std::cout << to_json(value(std::move(row))) << '\n';
+  }
+  std::cout.flush();
+  return exit_success;
+}
+
+int cmd_dlq_replay(std::int64_t id, const std::string& db, task_registry tasks) {
+  engine eng{config_for(db), std::move(tasks)};
+  auto h = eng.replay_dead_letter(id);
+  if (!h) {
+    std::cerr << "error: " << to_string(h.error()) << '\n';
+    return exit_code_for(h.error().code());
+  }
+  return report(*h);
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv, task_registry tasks) {
+  CLI::App app{"Trellis: durable chain/group/chord workflows"};
+  app.require_subcommand(1);
+  std::string db = "trellis.db";
+
+  std::string file;
+  auto* run = app.add_subcommand("run", "Run a workflow file embedded and print its outcome as JSON");
+  run->add_option("FILE", file, "Workflow file (JSON)")->required();
+  run->add_option("--db", db, "SQLite store")->capture_default_str();
+
+  auto* resume = app.add_subcommand("resume", "Finish every unfinished workflow in the store");
+  resume->add_option("--db", db, "SQLite store")->required();
+
+  std::string id;
+  auto* status = app.add_subcommand("status", "Show a workflow's state, result, error and nodes");
+  status->add_option("ID", id, "Workflow id")->required();
+  status->add_option("--db", db, "SQLite store")->required();
+
+  auto* dlq = app.add_subcommand("dlq", "List or replay dead letters");
+  dlq->require_subcommand(1);
+  auto* dlq_list = dlq->add_subcommand("list", "List dead letters, one JSON object per line");
+  dlq_list->add_option("--db", db, "SQLite store")->required();
+  std::int64_t dead_letter_id = 0;
+  auto* dlq_replay = dlq->add_subcommand("replay", "Run a dead-lettered node again and print the outcome");
+  dlq_replay->add_option("ID", dead_letter_id, "Dead letter id")->required();
+  dlq_replay->add_option("--db", db, "SQLite store")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    auto code = app.exit(e);
+    return code == 0 ? exit_success : exit_bad_input;
+  }
+
+  try {
+    if (*run) {
+      return cmd_run(file, db, std::move(tasks));
+    }
+    if (*resume) {
+      return cmd_resume(db, std::move(tasks));
+    }
+    if (*status) {
+      return cmd_status(id, db);
+    }
+    if (*dlq_list) {
+      return cmd_dlq_list(db);
+    }
+    if (*dlq_replay) {
+      return cmd_dlq_replay(dead_letter_id, db, std::move(tasks));
+    }
+  } catch (const setup_error& e) {
+    std::cerr << "error: " << to_string(e.code()) << ": " << e.what() << '\n';
+    return e.code() == errc::invalid_config ? exit_bad_input : exit_store;
+  } catch (const usage_error& e) {
+    std::cerr << "error: " << e.what() << '\n';
+    return exit_bad_input;
+  }
+  return exit_bad_input;
+}
+
+}  // namespace trellis

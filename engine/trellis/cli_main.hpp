@@ -1,0 +1,32 @@
+#pragma once
+
+/// @file
+/// The command-line front end every Trellis binary shares. An application
+/// registers its handlers and hands over `main`'s arguments:
+///
+/// @code
+/// int main(int argc, char** argv) {
+///   trellis::task_registry tasks;
+///   register_my_tasks(tasks);
+///   return trellis::cli_main(argc, argv, std::move(tasks));
+/// }
+/// @endcode
+///
+/// Commands (docs/cli.md is the contract):
+///   run FILE [--db PATH]        run a workflow file embedded; print the outcome line
+///   resume --db PATH            finish every unfinished workflow in the store
+///   status ID --db PATH         state, result, error and nodes of a workflow
+///   dlq list --db PATH          dead letters, one JSON object per line
+///   dlq replay ID --db PATH     run a dead-lettered node again; print the outcome line
+///
+/// Exit codes: 0 success, 1 a workflow failed, 2 bad input (usage, workflow
+/// file, unknown id), 3 the store cannot be used (corrupt, locked, I/O).
+
+#include "trellis/task.hpp"
+
+namespace trellis {
+
+/// Runs the command in `argv` with the handlers in `tasks`; returns the exit code.
+int cli_main(int argc, char** argv, task_registry tasks);
+
+}  // namespace trellis

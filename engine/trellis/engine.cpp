@@ -1,0 +1,324 @@
+#include "trellis/engine.hpp"
+
+#include "trellis/actors/dispatcher.hpp"
+#include "trellis/actors/interfaces.hpp"
+#include "trellis/actors/supervisor.hpp"
+#include "trellis/actors/worker_pool.hpp"
+#include "trellis/detail/value_codec.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/metrics.hpp"
+#include "trellis/store/sqlite_store.hpp"
+#include "trellis/transport/inproc_transport.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+namespace trellis {
+
+namespace detail {
+
+/// Where a finished workflow's outcome meets whoever waits for it.
+struct completion_slot {
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  workflow_outcome outcome;
+
+  void fill(const workflow_outcome& o) {
+    {
+      std::lock_guard<std::mutex> guard{mutex};
+      if (done) {
+        return;
+      }
+      outcome = o;
+      done = true;
+    }
+    done_cv.notify_all();
+  }
+};
+
+/// Slots by workflow id. Holds them weakly: a workflow nobody waits for
+/// leaves nothing behind in memory.
+class completion_board {
+ public:
+  std::shared_ptr<completion_slot> watch(const std::string& id) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    auto& weak = slots_[id];
+    auto slot = weak.lock();
+    if (!slot) {
+      slot = std::make_shared<completion_slot>();
+      weak = slot;
+    }
+    return slot;
+  }
+
+  void complete(const workflow_outcome& o) {
+    std::shared_ptr<completion_slot> slot;
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      auto i = slots_.find(o.id);
+      if (i == slots_.end()) {
+        return;
+      }
+      slot = i->second.lock();
+      slots_.erase(i);
+    }
+    if (slot) {
+      slot->fill(o);
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::weak_ptr<completion_slot>> slots_;
+};
+
+error from_caf_error(const caf::error& e, const std::string& rendered) {
+  if (e.category() == trellis_error_category) {
+    std::string message;
+    if (e.context().match_elements<std::string>()) {
+      message = e.context().get_as<std::string>(0);
+    }
+    return error{static_cast<errc>(e.code()), message};
+  }
+  return error{errc::shutting_down, "engine actor unavailable: " + rendered};
+}
+
+class engine_core {
+ public:
+  engine_core(engine_config cfg, task_registry tasks)
+      : cfg_(std::move(cfg)), tasks_(std::make_shared<const task_registry>(std::move(tasks))) {
+    if (auto ok = validate(cfg_); !ok) {
+      throw setup_error(ok.error().code(), ok.error().message());
+    }
+    store_options opts;
+    opts.synchronous = cfg_.synchronous;
+    std::shared_ptr<sqlite_store> store = sqlite_store::open(cfg_.store_path, opts);
+    ids_.seed(std::random_device{}());
+
+    caf_cfg_.set("scheduler.max-threads", 2);
+    caf_cfg_.set("logger.verbosity", caf::atom("quiet"));
+    system_ = std::make_unique<caf::actor_system>(caf_cfg_);
+
+    supervisor_config sup;
+    sup.dispatcher.store = std::move(store);
+    sup.dispatcher.bus = bus_;
+    sup.dispatcher.stats = stats_;
+    for (const auto& name : tasks_->names()) {
+      sup.dispatcher.defaults.emplace(name, tasks_->find(name)->defaults);
+    }
+    sup.dispatcher.on_finished = [board = board_](const workflow_outcome& o) { board->complete(o); };
+    sup.dispatcher.limits = cfg_.limits;
+    sup.dispatcher.max_batch = cfg_.max_batch;
+    sup.dispatcher.jitter_seed = cfg_.jitter_seed;
+    if (!tasks_->empty()) {
+      worker_pool_config workers;
+      workers.bus = bus_;
+      workers.tasks = tasks_;
+      workers.queues = cfg_.queues;
+      workers.concurrency = cfg_.concurrency != 0 ? cfg_.concurrency : std::max(1u, std::thread::hardware_concurrency());
+      workers.fetch_batch = cfg_.fetch_batch;
+      sup.workers = std::move(workers);
+    }
+    supervisor_ = spawn_supervisor(*system_, std::move(sup));
+  }
+
+  ~engine_core() { shutdown(); }
+
+  dispatcher_actor dispatcher() {
+    caf::scoped_actor self{*system_};
+    dispatcher_actor d;
+    self->request(supervisor_, caf::infinite, start_atom::value)
+        .receive([&](dispatcher_actor& x) { d = std::move(x); }, [&](caf::error&) {});
+    return d;
+  }
+
+  template <class T, class... Ts>
+  expected<T> ask(Ts&&... xs) {
+    if (stopped_) {
+      return error{errc::shutting_down, "the engine is shut down"};
+    }
+    caf::scoped_actor self{*system_};
+    std::optional<expected<T>> out;
+    self->request(dispatcher(), caf::infinite, std::forward<Ts>(xs)...)
+        .receive([&](T& x) { out.emplace(std::move(x)); },
+                 [&](caf::error& e) { out.emplace(from_caf_error(e, system_->render(e))); });
+    return std::move(*out);
+  }
+
+  /// A handle whose slot is registered before asking for the current status,
+  /// so a workflow finishing in between is seen either way.
+  expected<workflow_handle> handle_for(const std::string& id) {
+    auto slot = board_->watch(id);
+    auto status = ask<std::string>(status_atom::value, id);
+    if (!status) {
+      return status.error();
+    }
+    auto v = unpack_from_string(*status, std::numeric_limits<std::size_t>::max(), 1024);
+    if (v && v->is_map()) {
+      const auto& m = v->as_map();
+      auto state = node_state_from_string(m.at("state").as_string());
+      if (state && is_terminal(*state)) {
+        slot->fill(workflow_outcome{id, *state, m.count("result") ? m.at("result") : value{},
+                                    m.count("error") ? m.at("error") : value{}});
+      }
+    }
+    return workflow_handle{id, std::move(slot)};
+  }
+
+  expected<workflow_handle> submit(const canvas& flow, std::optional<std::string> key) {
+    envelope e;
+    e.type = envelope_type::submit;
+    e.workflow_id = new_id();
+    e.id = e.workflow_id + ":submit";
+    e.payload = to_value(flow);
+    if (auto known = check_tasks_known(e.payload, *tasks_); !known) {
+      return known.error();
+    }
+    if (key) {
+      e.options["submit_key"] = *key;
+    }
+    e.sent_at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    auto id = ask<std::string>(submit_atom::value, encode(e));
+    if (!id) {
+      return id.error();
+    }
+    return handle_for(*id);
+  }
+
+  std::vector<workflow_handle> restored() {
+    std::vector<workflow_handle> out;
+    auto ids = ask<std::vector<std::string>>(restored_atom::value);
+    if (!ids) {
+      return out;
+    }
+    for (const auto& id : *ids) {
+      if (auto h = handle_for(id)) {
+        out.push_back(std::move(*h));
+      }
+    }
+    return out;
+  }
+
+  expected<workflow_handle> replay(std::int64_t id) {
+    auto wf = ask<std::string>(replay_atom::value, id);
+    if (!wf) {
+      return wf.error();
+    }
+    return handle_for(*wf);
+  }
+
+  std::string metrics_text() const { return stats_->prometheus_text(); }
+
+  void shutdown() {
+    if (stopped_.exchange(true)) {
+      return;
+    }
+    {
+      caf::scoped_actor self{*system_};
+      self->request(supervisor_, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
+      self->send_exit(supervisor_, caf::exit_reason::user_shutdown);
+    }
+    bus_->close();
+    system_.reset();  // waits for every actor, detached ones included
+  }
+
+ private:
+  std::string new_id() {
+    std::lock_guard<std::mutex> guard{id_mutex_};
+    char buf[33];
+    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids_()),
+                  static_cast<unsigned long long>(ids_()));
+    return buf;
+  }
+
+  engine_config cfg_;
+  std::shared_ptr<const task_registry> tasks_;
+  std::shared_ptr<inproc_transport> bus_ = std::make_shared<inproc_transport>();
+  std::shared_ptr<metrics> stats_ = std::make_shared<metrics>();
+  std::shared_ptr<completion_board> board_ = std::make_shared<completion_board>();
+  std::mutex id_mutex_;
+  std::mt19937_64 ids_;
+  caf::actor_system_config caf_cfg_;
+  std::unique_ptr<caf::actor_system> system_;
+  supervisor_actor supervisor_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace detail
+
+expected<void> validate(const engine_config& cfg) {
+  if (cfg.store_path.empty()) {
+    return error{errc::invalid_config, "store_path: must name a file or \":memory:\""};
+  }
+  if (cfg.synchronous != "FULL" && cfg.synchronous != "NORMAL") {
+    return error{errc::invalid_config, "synchronous: must be \"FULL\" or \"NORMAL\", got \"" + cfg.synchronous + "\""};
+  }
+  if (cfg.max_batch == 0) {
+    return error{errc::invalid_config, "max_batch: must be at least 1"};
+  }
+  if (cfg.fetch_batch == 0) {
+    return error{errc::invalid_config, "fetch_batch: must be at least 1"};
+  }
+  return {};
+}
+
+expected<value> workflow_handle::wait_for(std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock{slot_->mutex};
+  if (!slot_->done_cv.wait_for(lock, timeout, [&] { return slot_->done; })) {
+    return error{errc::timeout, "workflow " + id_ + " did not finish within " + std::to_string(timeout.count()) +
+                                    " ms; it carries on"};
+  }
+  const auto& o = slot_->outcome;
+  if (o.state == node_state::success) {
+    return o.result;
+  }
+  std::string message = "workflow " + id_ + " " + std::string{to_string(o.state)};
+  if (o.error.is_map()) {
+    const auto& e = o.error.as_map();
+    auto field = [&](const char* k) { return e.count(k) && e.at(k).is_string() ? e.at(k).as_string() : ""; };
+    message += ": task '" + field("task") + "' failed: " + field("type") + ": " + field("message");
+  }
+  return error{o.state == node_state::revoked ? errc::revoked : errc::workflow_failed, message};
+}
+
+node_state workflow_handle::state() const {
+  std::lock_guard<std::mutex> guard{slot_->mutex};
+  return slot_->done ? slot_->outcome.state : node_state::started;
+}
+
+value workflow_handle::error_details() const {
+  std::lock_guard<std::mutex> guard{slot_->mutex};
+  return slot_->done ? slot_->outcome.error : value{};
+}
+
+engine::engine(engine_config cfg, task_registry tasks)
+    : core_(std::make_unique<detail::engine_core>(std::move(cfg), std::move(tasks))) {}
+
+engine::~engine() = default;
+
+expected<workflow_handle> engine::submit(const canvas& flow, std::optional<std::string> key) {
+  return core_->submit(flow, std::move(key));
+}
+
+std::vector<workflow_handle> engine::restored() { return core_->restored(); }
+
+expected<workflow_handle> engine::find(const std::string& workflow_id) { return core_->handle_for(workflow_id); }
+
+expected<workflow_handle> engine::replay_dead_letter(std::int64_t id) { return core_->replay(id); }
+
+std::string engine::metrics_text() const { return core_->metrics_text(); }
+
+void engine::shutdown() { core_->shutdown(); }
+
+}  // namespace trellis

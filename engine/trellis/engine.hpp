@@ -1,0 +1,133 @@
+#pragma once
+
+/// @file
+/// The engine: runs workflows with the handlers of a task registry. Embedded
+/// mode keeps everything in this process with one SQLite file; the engine
+/// owns the actor system, the store and the transport.
+///
+/// @code
+/// trellis::engine_config cfg;
+/// cfg.store_path = "orders.db";
+/// trellis::engine engine{cfg, tasks};
+/// auto run = engine.submit(trellis::chain(add.with(2, 2), add.with(4)));
+/// auto result = run->wait_for(std::chrono::seconds{5});   // 8
+/// @endcode
+///
+/// Guarantees: `submit` returns after the workflow is committed to the store;
+/// a process killed at any instant afterwards loses nothing, because opening
+/// the same store again finishes every unfinished workflow in it. Outcomes are
+/// applied once: a step's effect is recorded once even when its task ran twice.
+
+#include "trellis/canvas.hpp"
+#include "trellis/error.hpp"
+#include "trellis/node_state.hpp"
+#include "trellis/task.hpp"
+#include "trellis/value.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace trellis {
+
+/// Everything an engine needs, with defaults that work.
+struct engine_config {
+  /// The SQLite file of workflow state; ":memory:" keeps it in RAM (nothing
+  /// survives the process).
+  std::string store_path = "trellis.db";
+  /// SQLite `synchronous`: "FULL" survives power loss, "NORMAL" survives a
+  /// process crash. Either way one fsync covers a whole batch.
+  std::string synchronous = "FULL";
+  /// Handler threads in this process (0: one per hardware thread).
+  std::size_t concurrency = 0;
+  /// Queues this process's workers consume; empty means all of them.
+  std::vector<std::string> queues;
+  /// State changes per store transaction, at most.
+  std::size_t max_batch = 16384;
+  /// Task messages a worker thread takes per fetch.
+  std::size_t fetch_batch = 64;
+  /// Bounds on submitted canvases.
+  canvas_limits limits;
+  /// Seed of the retry jitter (0: random). Tests set it to be repeatable.
+  std::uint64_t jitter_seed = 0;
+};
+
+/// Checks `cfg`; the error (`errc::invalid_config`) names the first bad field.
+expected<void> validate(const engine_config& cfg);
+
+namespace detail {
+struct completion_slot;
+class engine_core;
+}  // namespace detail
+
+/// A submitted workflow. Cheap to copy; all copies see the same outcome.
+class workflow_handle {
+ public:
+  const std::string& id() const noexcept { return id_; }
+
+  /// Blocks until the workflow finishes or `timeout` passes. SUCCESS gives
+  /// the result; FAILURE gives `errc::workflow_failed` whose message names the
+  /// failed task and its error (details in `error_details()`); a timeout gives
+  /// `errc::timeout` and the workflow carries on.
+  expected<value> wait_for(std::chrono::milliseconds timeout) const;
+
+  /// SUCCESS, FAILURE or REVOKED once finished; STARTED before.
+  node_state state() const;
+
+  /// After FAILURE: {"task", "node", "type", "message"}; nil otherwise.
+  value error_details() const;
+
+ private:
+  friend class detail::engine_core;
+  workflow_handle(std::string id, std::shared_ptr<detail::completion_slot> slot)
+      : id_(std::move(id)), slot_(std::move(slot)) {}
+  std::string id_;
+  std::shared_ptr<detail::completion_slot> slot_;
+};
+
+/// An embedded engine: dispatcher, worker pool and supervisor actors on an
+/// in-process transport, with one SQLite store.
+class engine {
+ public:
+  /// Opens (creating or migrating) the store, restores every unfinished
+  /// workflow in it and starts the workers. Throws `setup_error` when the
+  /// store cannot be opened (`store_corrupt`, `store_locked`, `store_failed`)
+  /// or the config is invalid.
+  engine(engine_config cfg, task_registry tasks);
+  /// Drains: stops taking tasks, lets running handlers finish, commits.
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  /// Submits a workflow and returns once it is committed. With `key`, a
+  /// second submission of the same key returns the first workflow instead of
+  /// starting another. Errors: `unknown_task` (naming the place),
+  /// `invalid_workflow`, `shutting_down`.
+  expected<workflow_handle> submit(const canvas& flow, std::optional<std::string> key = std::nullopt);
+
+  /// Handles on the workflows that were unfinished when the store was opened
+  /// and are being finished now.
+  std::vector<workflow_handle> restored();
+
+  /// A handle on any workflow in the store, finished or not; `not_found` if absent.
+  expected<workflow_handle> find(const std::string& workflow_id);
+
+  /// Runs a dead-lettered node again with a fresh retry budget, reopening
+  /// its workflow. Errors: `not_found`, or `invalid_workflow` for a dead
+  /// letter that belongs to no node (undecodable bytes).
+  expected<workflow_handle> replay_dead_letter(std::int64_t id);
+
+  /// Counters and histograms in Prometheus text format.
+  std::string metrics_text() const;
+
+  /// Drains and stops; idempotent. Later submissions fail with `shutting_down`.
+  void shutdown();
+
+ private:
+  std::unique_ptr<detail::engine_core> core_;
+};
+
+}  // namespace trellis

@@ -1,0 +1,68 @@
+#pragma once
+
+/// @file
+/// The seed's metrics list, per queue and task name: publish latency,
+/// consumer lag, retry volume, dead-letter counts, throughput and handler
+/// duration. Exposed as Prometheus text (`engine::metrics_text()`).
+///
+/// Thread-safe. Recording is a hash lookup plus atomic adds; callers on hot
+/// paths record once per batch where they can.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+namespace trellis::detail {
+
+/// Counter names (all `_total`).
+enum class counter : std::uint8_t {
+  tasks_published,   ///< task messages handed to the transport
+  tasks_succeeded,   ///< outcomes applied as success (throughput)
+  tasks_failed,      ///< nodes failed for good
+  retries,           ///< attempts scheduled again (retry volume)
+  dead_letters,      ///< messages sent to the dead-letter store
+  duplicates,        ///< outcomes ignored because already applied
+  idempotent_hits,   ///< steps answered from a stored idempotency key
+  workflows_submitted,
+  workflows_finished,
+};
+
+/// Histogram names (seconds).
+enum class histogram : std::uint8_t {
+  publish_latency,   ///< node ready -> task message handed to the transport
+  queue_wait,        ///< task message published -> handler started (consumer lag)
+  handler_duration,  ///< handler run time
+};
+
+class metrics {
+ public:
+  metrics();
+  ~metrics();
+  metrics(const metrics&) = delete;
+  metrics& operator=(const metrics&) = delete;
+
+  void add(counter c, const std::string& queue, const std::string& task, std::uint64_t n = 1);
+  void observe(histogram h, const std::string& queue, const std::string& task, double seconds);
+
+  /// Current value of a counter summed over all labels (for tests and CLI).
+  std::uint64_t total(counter c) const;
+  /// Number of observations of a histogram summed over all labels.
+  std::uint64_t count(histogram h) const;
+
+  /// Prometheus text exposition of everything recorded.
+  std::string prometheus_text() const;
+
+ private:
+  struct series;
+  series& find(std::uint8_t family, const std::string& queue, const std::string& task);
+  mutable std::mutex mutex_;
+  std::map<std::tuple<std::uint8_t, std::string, std::string>, std::unique_ptr<series>> series_;
+};
+
+}  // namespace trellis::detail

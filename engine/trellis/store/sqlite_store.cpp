@@ -1,0 +1,1005 @@
+#include "trellis/store/sqlite_store.hpp"
+
+#include "trellis/detail/value_codec.hpp"
+
+#include <sqlite3.h>
+
+#include <cstddef>
+#include <iterator>
+#include <string_view>
+#include <utility>
+
+namespace trellis::detail {
+
+namespace {
+
+// -- schema -------------------------------------------------------------------
+
+/// The steps that bring a file from version i to version i + 1, in order.
+/// A released step is never edited: a schema change is a new step at the end.
+/// `trellis_meta` names the application, so a foreign SQLite file is told
+/// apart from a Trellis store even when its `user_version` happens to match.
+constexpr std::string_view migrations[] = {
+    // Version 1: the initial schema.
+    R"sql(
+CREATE TABLE trellis_meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO trellis_meta (key, value) VALUES ('application', 'trellis');
+
+CREATE TABLE workflows (
+  id          TEXT PRIMARY KEY,
+  submit_key  TEXT UNIQUE,
+  state       INTEGER NOT NULL,
+  canvas      BLOB,
+  result      BLOB,
+  error       BLOB,
+  created_at  INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX workflows_unfinished ON workflows (created_at) WHERE state NOT IN (3, 4, 6);
+
+CREATE TABLE nodes (
+  workflow_id TEXT NOT NULL,
+  node        INTEGER NOT NULL,
+  task        TEXT NOT NULL,
+  state       INTEGER NOT NULL,
+  attempt     INTEGER NOT NULL,
+  result      BLOB,
+  error       BLOB,
+  due_at      INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  PRIMARY KEY (workflow_id, node)
+) WITHOUT ROWID;
+
+CREATE TABLE attempts (
+  workflow_id   TEXT NOT NULL,
+  node          INTEGER NOT NULL,
+  attempt       INTEGER NOT NULL,
+  error_type    TEXT NOT NULL,
+  error_message TEXT NOT NULL,
+  finished_at   INTEGER NOT NULL,
+  PRIMARY KEY (workflow_id, node, attempt)
+) WITHOUT ROWID;
+
+CREATE TABLE idempotency_keys (
+  key         TEXT PRIMARY KEY,
+  result      BLOB,
+  workflow_id TEXT NOT NULL,
+  node        INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE dead_letters (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id  TEXT NOT NULL,
+  workflow_id TEXT NOT NULL,
+  node        INTEGER NOT NULL,
+  task        TEXT NOT NULL,
+  reason      TEXT NOT NULL,
+  error       TEXT NOT NULL,
+  attempts    INTEGER NOT NULL,
+  envelope    BLOB NOT NULL,
+  created_at  INTEGER NOT NULL,
+  replayed_at INTEGER NOT NULL DEFAULT 0
+);
+)sql",
+};
+
+constexpr int schema_version_of_this_build = static_cast<int>(std::size(migrations));
+
+// The partial index and `unfinished_workflows` spell the terminal states as
+// integers; they must stay the enumerators' values.
+static_assert(static_cast<int>(node_state::success) == 3, "schema spells success as 3");
+static_assert(static_cast<int>(node_state::failure) == 4, "schema spells failure as 4");
+static_assert(static_cast<int>(node_state::revoked) == 6, "schema spells revoked as 6");
+
+constexpr std::string_view application_name = "trellis";
+
+/// Values are written by this build, but a damaged file must not blow the
+/// stack: the depth limit is far beyond any canvas or result Trellis accepts
+/// on the wire.
+constexpr std::size_t stored_value_max_depth = 1024;
+
+// -- RAII for the C API ---------------------------------------------------------
+
+struct db_closer {
+  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+struct statement_finalizer {
+  void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+};
+using db_ptr = std::unique_ptr<sqlite3, db_closer>;
+using statement_ptr = std::unique_ptr<sqlite3_stmt, statement_finalizer>;
+
+/// Resets a cached statement when a call is done with it: a SELECT left
+/// mid-way would keep its read transaction open and stall WAL checkpoints.
+class statement_use {
+ public:
+  explicit statement_use(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
+  ~statement_use() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  statement_use(const statement_use&) = delete;
+  statement_use& operator=(const statement_use&) = delete;
+
+  sqlite3_stmt* get() const noexcept { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+/// Binds parameters 1, 2, 3, ... in order and keeps the first failure.
+/// Text and blobs are bound SQLITE_STATIC: every caller keeps them alive until
+/// its `statement_use` clears the bindings, which saves a copy per column on
+/// the hot write path.
+class binder {
+ public:
+  explicit binder(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
+
+  binder& text(std::string_view s) {
+    if (rc_ == SQLITE_OK) {
+      rc_ = sqlite3_bind_text64(stmt_, ++index_, s.data(), s.size(), SQLITE_STATIC, SQLITE_UTF8);
+    }
+    return *this;
+  }
+  binder& optional_text(const std::optional<std::string>& s) {
+    if (!s) {
+      return null();
+    }
+    return text(*s);
+  }
+  binder& blob(std::string_view bytes) {
+    if (rc_ == SQLITE_OK) {
+      rc_ = sqlite3_bind_blob64(stmt_, ++index_, bytes.data(), bytes.size(), SQLITE_STATIC);
+    }
+    return *this;
+  }
+  /// A packed value; `nullopt` (a nil value) is stored as NULL.
+  binder& packed(const std::optional<std::string>& bytes) {
+    if (!bytes) {
+      return null();
+    }
+    return blob(*bytes);
+  }
+  binder& integer(std::int64_t i) {
+    if (rc_ == SQLITE_OK) {
+      rc_ = sqlite3_bind_int64(stmt_, ++index_, i);
+    }
+    return *this;
+  }
+  binder& state(node_state s) { return integer(static_cast<std::int64_t>(s)); }
+  binder& null() {
+    if (rc_ == SQLITE_OK) {
+      rc_ = sqlite3_bind_null(stmt_, ++index_);
+    }
+    return *this;
+  }
+
+  int rc() const noexcept { return rc_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+  int index_ = 0;
+  int rc_ = SQLITE_OK;
+};
+
+/// A nil value is stored as NULL: "no result" stays visible to plain SQL and
+/// costs nothing.
+std::optional<std::string> pack_column(const value& v) {
+  if (v.is_nil()) {
+    return std::nullopt;
+  }
+  return pack_to_string(v);
+}
+
+// -- errors ---------------------------------------------------------------------
+
+errc code_of(int rc) noexcept {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return errc::store_locked;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return errc::store_corrupt;
+    default:
+      return errc::store_failed;
+  }
+}
+
+/// "<what>: <sqlite's message>", with the code that says what happens next.
+error failure(sqlite3* db, int rc, const std::string& what) {
+  const char* detail = db != nullptr && sqlite3_errcode(db) == rc ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return error{code_of(rc), what + ": " + detail};
+}
+
+[[noreturn]] void throw_setup(sqlite3* db, int rc, const std::string& what) {
+  auto err = failure(db, rc, what);
+  throw setup_error(err.code(), err.message());
+}
+
+// -- columns --------------------------------------------------------------------
+
+std::string column_text(sqlite3_stmt* stmt, int col) {
+  const auto* p = sqlite3_column_text(stmt, col);
+  auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+  return p == nullptr ? std::string{} : std::string{reinterpret_cast<const char*>(p), n};
+}
+
+std::optional<std::string> column_optional_text(sqlite3_stmt* stmt, int col) {
+  if (sqlite3_column_type(stmt, col) == SQLITE_NULL) {
+    return std::nullopt;
+  }
+  return column_text(stmt, col);
+}
+
+std::string column_blob(sqlite3_stmt* stmt, int col) {
+  const auto* p = sqlite3_column_blob(stmt, col);
+  auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+  return p == nullptr ? std::string{} : std::string{static_cast<const char*>(p), n};
+}
+
+/// Unpacks a value column; bytes that do not decode mean a damaged file.
+template <class What>
+expected<value> column_value(sqlite3_stmt* stmt, int col, What what) {
+  if (sqlite3_column_type(stmt, col) == SQLITE_NULL) {
+    return value{};
+  }
+  const auto* p = sqlite3_column_blob(stmt, col);
+  auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+  std::string_view bytes{p == nullptr ? "" : static_cast<const char*>(p), n};
+  auto v = unpack_from_string(bytes, bytes.size(), stored_value_max_depth);
+  if (!v) {
+    return error{errc::store_corrupt, what() + " holds a value that does not decode: " + v.error().message()};
+  }
+  return v;
+}
+
+template <class What>
+expected<node_state> column_state(sqlite3_stmt* stmt, int col, What what) {
+  auto i = sqlite3_column_int64(stmt, col);
+  if (i < static_cast<std::int64_t>(node_state::pending) || i > static_cast<std::int64_t>(node_state::revoked)) {
+    return error{errc::store_corrupt, what() + " holds unknown state " + std::to_string(i)};
+  }
+  return static_cast<node_state>(i);
+}
+
+// -- setup helpers (throwing: they run before anything flows) -------------------
+
+/// `persistent` tells SQLite the statement lives as long as the connection
+/// (the cached ones), so it does not draw on the lookaside pool.
+statement_ptr prepare(sqlite3* db, std::string_view sql, const std::string& what, bool persistent = false) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), persistent ? SQLITE_PREPARE_PERSISTENT : 0,
+                              &raw, nullptr);
+  statement_ptr stmt{raw};
+  if (rc != SQLITE_OK) {
+    throw_setup(db, rc, what);
+  }
+  return stmt;
+}
+
+void exec(sqlite3* db, const std::string& sql, const std::string& what) {
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    throw_setup(db, rc, what);
+  }
+}
+
+/// Runs a one-column query; `nullopt` when it returns no row.
+std::optional<std::string> query_text(sqlite3* db, std::string_view sql, const std::string& what) {
+  auto stmt = prepare(db, sql, what);
+  int rc = sqlite3_step(stmt.get());
+  if (rc == SQLITE_DONE) {
+    return std::nullopt;
+  }
+  if (rc != SQLITE_ROW) {
+    throw_setup(db, rc, what);
+  }
+  return column_text(stmt.get(), 0);
+}
+
+std::int64_t query_int(sqlite3* db, std::string_view sql, const std::string& what) {
+  auto stmt = prepare(db, sql, what);
+  int rc = sqlite3_step(stmt.get());
+  if (rc != SQLITE_ROW) {
+    throw_setup(db, rc == SQLITE_DONE ? SQLITE_ERROR : rc, what);
+  }
+  return sqlite3_column_int64(stmt.get(), 0);
+}
+
+bool is_memory_path(const std::string& path) { return path == ":memory:"; }
+
+/// "FULL" or "NORMAL", in any case; anything else is a configuration error.
+std::string synchronous_pragma(const std::string& setting) {
+  std::string upper;
+  for (char c : setting) {
+    upper += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+  }
+  if (upper != "FULL" && upper != "NORMAL") {
+    throw setup_error(errc::store_failed, "store option synchronous must be FULL or NORMAL, not '" + setting + "'");
+  }
+  return "PRAGMA synchronous = " + upper;
+}
+
+constexpr std::string_view workflow_columns = "id, submit_key, state, canvas, result, error, created_at, finished_at";
+constexpr std::string_view node_columns = "workflow_id, node, task, state, attempt, result, error, due_at, updated_at";
+constexpr std::string_view dead_letter_columns =
+    "id, message_id, workflow_id, node, task, reason, error, attempts, envelope, created_at, replayed_at";
+
+std::string select_from(std::string_view columns, std::string_view rest) {
+  std::string sql{"SELECT "};
+  sql += columns;
+  sql += ' ';
+  sql += rest;
+  return sql;
+}
+
+}  // namespace
+
+// -- impl -------------------------------------------------------------------------
+
+struct sqlite_store::impl {
+  std::string path;
+  bool read_only = false;
+  int version = 0;
+  // Declared before the statements so it is closed after they are finalized.
+  db_ptr db;
+
+  // Every statement is prepared once at open: the hot writes run 100k+ times
+  // per second inside one transaction and must not re-parse SQL.
+  statement_ptr begin;
+  statement_ptr commit;
+  statement_ptr rollback;
+  statement_ptr insert_workflow;
+  statement_ptr finish_workflow;
+  statement_ptr reopen_workflow;
+  statement_ptr upsert_node;
+  statement_ptr insert_attempt;
+  statement_ptr put_idempotency_key;
+  statement_ptr insert_dead_letter;
+  statement_ptr mark_dead_letter_replayed;
+  statement_ptr find_workflow;
+  statement_ptr find_workflow_by_key;
+  statement_ptr unfinished_workflows;
+  statement_ptr nodes_of;
+  statement_ptr attempts_of;
+  statement_ptr find_idempotency_key;
+  statement_ptr dead_letters;
+  statement_ptr find_dead_letter;
+
+  void connect(const store_options& options);
+  /// Checks that the file is empty or a Trellis store this build can read;
+  /// returns whether it is empty.
+  bool verify_identity();
+  void migrate();
+  void prepare_statements();
+
+  error refuse_write(const std::string& what) const {
+    return error{errc::store_failed, what + ": store '" + path + "' is open read-only"};
+  }
+
+  /// Steps a bound write statement to completion.
+  template <class What>
+  expected<void> run(const statement_use& use, const binder& b, What what) {
+    int rc = b.rc();
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_step(use.get());
+    }
+    if (rc != SQLITE_DONE) {
+      return failure(db.get(), rc, what());
+    }
+    return {};
+  }
+
+  /// As `run`, for an UPDATE that must hit exactly the row it names.
+  template <class What>
+  expected<void> run_update(const statement_use& use, const binder& b, What what) {
+    auto done = run(use, b, what);
+    if (!done) {
+      return done;
+    }
+    if (sqlite3_changes(db.get()) == 0) {
+      return error{errc::not_found, what() + ": no such row in store '" + path + "'"};
+    }
+    return {};
+  }
+
+  /// Steps a bound query and hands each row to `read` (which returns
+  /// `expected<void>`), stopping at the first failure.
+  template <class Read, class What>
+  expected<void> each_row(const statement_use& use, const binder& b, Read read, What what) {
+    if (b.rc() != SQLITE_OK) {
+      return failure(db.get(), b.rc(), what());
+    }
+    for (;;) {
+      int rc = sqlite3_step(use.get());
+      if (rc == SQLITE_DONE) {
+        return {};
+      }
+      if (rc != SQLITE_ROW) {
+        return failure(db.get(), rc, what());
+      }
+      auto r = read(use.get());
+      if (!r) {
+        return r;
+      }
+    }
+  }
+};
+
+void sqlite_store::impl::connect(const store_options& options) {
+  auto sync_pragma = synchronous_pragma(options.synchronous);
+  bool memory = is_memory_path(path);
+  if (read_only && memory) {
+    throw setup_error(errc::store_failed, "a read-only store needs an existing file, not ':memory:'");
+  }
+  // NOMUTEX: a store is used by one thread at a time, so SQLite's own
+  // per-connection mutex would only cost time.
+  int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX;
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  db.reset(raw);  // the handle exists (and must be closed) even when opening fails
+  if (rc != SQLITE_OK) {
+    throw_setup(db.get(), rc, std::string{"cannot open store '"} + path + "'" + (read_only ? " read-only" : ""));
+  }
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_busy_timeout(db.get(), options.busy_timeout_ms);
+
+  bool empty = verify_identity();
+  if (read_only) {
+    if (empty) {
+      throw setup_error(errc::store_corrupt, "store '" + path + "' is empty, not a Trellis store");
+    }
+    if (version < schema_version_of_this_build) {
+      throw setup_error(errc::store_failed, "store '" + path + "' has schema version " + std::to_string(version) +
+                                                ", older than this build (" +
+                                                std::to_string(schema_version_of_this_build) +
+                                                "); open it once read-write to migrate it");
+    }
+  } else {
+    if (!memory) {
+      // WAL: readers (status, dlq) never block the dispatcher, and a commit
+      // is one sequential append. The mode is persistent in the file.
+      auto mode = query_text(db.get(), "PRAGMA journal_mode = WAL", "switch store '" + path + "' to WAL");
+      if (!mode || *mode != "wal") {
+        throw setup_error(errc::store_failed, "store '" + path + "' cannot use WAL journaling (journal_mode is '" +
+                                                  mode.value_or("") + "')");
+      }
+    }
+    exec(db.get(), sync_pragma, "configure store '" + path + "'");
+    migrate();
+  }
+  prepare_statements();
+}
+
+bool sqlite_store::impl::verify_identity() {
+  // SQLite reads the file header lazily: this first query is where a file of
+  // random bytes reports SQLITE_NOTADB ("file is not a database").
+  auto objects = query_int(db.get(), "SELECT count(*) FROM sqlite_master", "cannot open store '" + path + "'");
+  version = static_cast<int>(query_int(db.get(), "PRAGMA user_version", "read schema version of '" + path + "'"));
+  if (objects == 0 && version == 0) {
+    return true;
+  }
+  auto has_meta =
+      query_int(db.get(), "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'trellis_meta'",
+                "read store '" + path + "'");
+  std::optional<std::string> application;
+  if (has_meta != 0) {
+    application =
+        query_text(db.get(), "SELECT value FROM trellis_meta WHERE key = 'application'", "read store '" + path + "'");
+  }
+  if (application.value_or("") != application_name) {
+    throw setup_error(errc::store_corrupt,
+                      "'" + path +
+                          "' is an SQLite database but not a Trellis store (no trellis application mark); "
+                          "refusing to touch it");
+  }
+  if (version > schema_version_of_this_build) {
+    throw setup_error(errc::store_corrupt, "store '" + path + "' has schema version " + std::to_string(version) +
+                                               ", which is newer than this build (" +
+                                               std::to_string(schema_version_of_this_build) + "); use a newer trellis");
+  }
+  if (version < 1) {
+    throw setup_error(errc::store_corrupt, "store '" + path + "' is marked as Trellis but has no schema version");
+  }
+  return false;
+}
+
+void sqlite_store::impl::migrate() {
+  if (version == schema_version_of_this_build) {
+    return;
+  }
+  // IMMEDIATE takes the write lock first, so two processes opening the same
+  // new file cannot both run the steps; the loser re-reads the version below.
+  exec(db.get(), "BEGIN IMMEDIATE", "lock store '" + path + "' for migration");
+  try {
+    version = static_cast<int>(query_int(db.get(), "PRAGMA user_version", "read schema version of '" + path + "'"));
+    if (version > schema_version_of_this_build) {
+      throw setup_error(errc::store_corrupt, "store '" + path + "' has schema version " + std::to_string(version) +
+                                                 ", which is newer than this build (" +
+                                                 std::to_string(schema_version_of_this_build) + ")");
+    }
+    for (int v = version; v < schema_version_of_this_build; ++v) {
+      exec(db.get(), std::string{migrations[v]},
+           "migrate store '" + path + "' to schema version " + std::to_string(v + 1));
+    }
+    // user_version is written inside the same transaction as the steps, so a
+    // crash leaves either the old schema and version or the new ones.
+    exec(db.get(), "PRAGMA user_version = " + std::to_string(schema_version_of_this_build),
+         "set schema version of '" + path + "'");
+    exec(db.get(), "COMMIT", "commit migration of '" + path + "'");
+  } catch (const setup_error&) {
+    sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  version = schema_version_of_this_build;
+}
+
+void sqlite_store::impl::prepare_statements() {
+  auto p = [this](std::string_view sql) {
+    return prepare(db.get(), sql, "prepare statements for store '" + path + "'", true);
+  };
+  begin = p("BEGIN IMMEDIATE");
+  commit = p("COMMIT");
+  rollback = p("ROLLBACK");
+  insert_workflow =
+      p("INSERT INTO workflows (id, submit_key, state, canvas, result, error, created_at, finished_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  finish_workflow = p("UPDATE workflows SET state = ?2, result = ?3, error = ?4, finished_at = ?5 WHERE id = ?1");
+  reopen_workflow = p("UPDATE workflows SET state = ?2, result = NULL, error = NULL, finished_at = 0 WHERE id = ?1");
+  upsert_node =
+      p("INSERT OR REPLACE INTO nodes (workflow_id, node, task, state, attempt, result, error, due_at, updated_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+  insert_attempt =
+      p("INSERT OR REPLACE INTO attempts (workflow_id, node, attempt, error_type, error_message, finished_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  // OR IGNORE: the first success wins; a duplicate outcome never rewrites it.
+  put_idempotency_key =
+      p("INSERT OR IGNORE INTO idempotency_keys (key, result, workflow_id, node, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)");
+  insert_dead_letter =
+      p("INSERT INTO dead_letters (message_id, workflow_id, node, task, reason, error, attempts, envelope, "
+        "created_at, replayed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  mark_dead_letter_replayed = p("UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1");
+  find_workflow = p(select_from(workflow_columns, "FROM workflows WHERE id = ?1"));
+  find_workflow_by_key = p(select_from(workflow_columns, "FROM workflows WHERE submit_key = ?1"));
+  // The WHERE clause repeats the partial index's, so the planner uses it.
+  unfinished_workflows =
+      p(select_from(workflow_columns, "FROM workflows WHERE state NOT IN (3, 4, 6) ORDER BY created_at, rowid"));
+  nodes_of = p(select_from(node_columns, "FROM nodes WHERE workflow_id = ?1 ORDER BY node"));
+  attempts_of =
+      p("SELECT workflow_id, node, attempt, error_type, error_message, finished_at FROM attempts "
+        "WHERE workflow_id = ?1 ORDER BY node, attempt");
+  find_idempotency_key = p("SELECT result FROM idempotency_keys WHERE key = ?1");
+  dead_letters = p(select_from(dead_letter_columns, "FROM dead_letters WHERE ?1 OR replayed_at = 0 ORDER BY id DESC"));
+  find_dead_letter = p(select_from(dead_letter_columns, "FROM dead_letters WHERE id = ?1"));
+}
+
+namespace {
+
+expected<workflow_record> read_workflow(sqlite3_stmt* stmt) {
+  workflow_record w;
+  w.id = column_text(stmt, 0);
+  auto what = [&w] { return "workflow " + w.id; };
+  w.submit_key = column_optional_text(stmt, 1);
+  auto state = column_state(stmt, 2, what);
+  if (!state) {
+    return state.error();
+  }
+  w.state = *state;
+  auto canvas = column_value(stmt, 3, [&] { return what() + " canvas"; });
+  if (!canvas) {
+    return canvas.error();
+  }
+  w.canvas = std::move(*canvas);
+  auto result = column_value(stmt, 4, [&] { return what() + " result"; });
+  if (!result) {
+    return result.error();
+  }
+  w.result = std::move(*result);
+  auto err = column_value(stmt, 5, [&] { return what() + " error"; });
+  if (!err) {
+    return err.error();
+  }
+  w.error = std::move(*err);
+  w.created_at = sqlite3_column_int64(stmt, 6);
+  w.finished_at = sqlite3_column_int64(stmt, 7);
+  return w;
+}
+
+expected<node_record> read_node(sqlite3_stmt* stmt) {
+  node_record n;
+  n.workflow_id = column_text(stmt, 0);
+  n.node = sqlite3_column_int(stmt, 1);
+  auto what = [&n] { return "node " + std::to_string(n.node) + " of workflow " + n.workflow_id; };
+  n.task = column_text(stmt, 2);
+  auto state = column_state(stmt, 3, what);
+  if (!state) {
+    return state.error();
+  }
+  n.state = *state;
+  n.attempt = sqlite3_column_int(stmt, 4);
+  auto result = column_value(stmt, 5, [&] { return what() + " result"; });
+  if (!result) {
+    return result.error();
+  }
+  n.result = std::move(*result);
+  auto err = column_value(stmt, 6, [&] { return what() + " error"; });
+  if (!err) {
+    return err.error();
+  }
+  n.error = std::move(*err);
+  n.due_at = sqlite3_column_int64(stmt, 7);
+  n.updated_at = sqlite3_column_int64(stmt, 8);
+  return n;
+}
+
+dead_letter_record read_dead_letter(sqlite3_stmt* stmt) {
+  dead_letter_record d;
+  d.id = sqlite3_column_int64(stmt, 0);
+  d.message_id = column_text(stmt, 1);
+  d.workflow_id = column_text(stmt, 2);
+  d.node = sqlite3_column_int(stmt, 3);
+  d.task = column_text(stmt, 4);
+  d.reason = column_text(stmt, 5);
+  d.error = column_text(stmt, 6);
+  d.attempts = sqlite3_column_int(stmt, 7);
+  d.envelope = column_blob(stmt, 8);
+  d.created_at = sqlite3_column_int64(stmt, 9);
+  d.replayed_at = sqlite3_column_int64(stmt, 10);
+  return d;
+}
+
+}  // namespace
+
+// -- sqlite_store -------------------------------------------------------------------
+
+sqlite_store::sqlite_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+sqlite_store::~sqlite_store() = default;
+
+std::unique_ptr<sqlite_store> sqlite_store::open(const std::string& path, const store_options& options) {
+  auto p = std::make_unique<impl>();
+  p->path = path;
+  p->read_only = options.read_only;
+  p->connect(options);
+  return std::unique_ptr<sqlite_store>(new sqlite_store(std::move(p)));
+}
+
+int sqlite_store::current_schema_version() noexcept { return schema_version_of_this_build; }
+
+int sqlite_store::schema_version() const { return impl_->version; }
+
+expected<void> sqlite_store::begin() {
+  auto what = [this] { return "begin a write batch on store '" + impl_->path + "'"; };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  statement_use use{impl_->begin.get()};
+  return impl_->run(use, binder{use.get()}, what);
+}
+
+expected<void> sqlite_store::commit() {
+  statement_use use{impl_->commit.get()};
+  return impl_->run(use, binder{use.get()}, [this] { return "commit a write batch to store '" + impl_->path + "'"; });
+}
+
+void sqlite_store::rollback() noexcept {
+  // Autocommit mode means no transaction is open (never begun, already
+  // committed, or rolled back by SQLite itself after an I/O error).
+  if (sqlite3_get_autocommit(impl_->db.get()) != 0) {
+    return;
+  }
+  statement_use use{impl_->rollback.get()};
+  sqlite3_step(use.get());
+}
+
+expected<void> sqlite_store::insert_workflow(const workflow_record& w) {
+  auto what = [&w] { return "insert workflow " + w.id; };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  auto canvas = pack_column(w.canvas);
+  auto result = pack_column(w.result);
+  auto err = pack_column(w.error);
+  statement_use use{impl_->insert_workflow.get()};
+  binder b{use.get()};
+  b.text(w.id)
+      .optional_text(w.submit_key)
+      .state(w.state)
+      .packed(canvas)
+      .packed(result)
+      .packed(err)
+      .integer(w.created_at)
+      .integer(w.finished_at);
+  return impl_->run(use, b, what);
+}
+
+expected<void> sqlite_store::finish_workflow(const std::string& id, node_state state, const value& result,
+                                             const value& error, epoch_ms at) {
+  auto what = [&id] { return "finish workflow " + id; };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  auto packed_result = pack_column(result);
+  auto packed_error = pack_column(error);
+  statement_use use{impl_->finish_workflow.get()};
+  binder b{use.get()};
+  b.text(id).state(state).packed(packed_result).packed(packed_error).integer(at);
+  return impl_->run_update(use, b, what);
+}
+
+expected<void> sqlite_store::reopen_workflow(const std::string& id) {
+  auto what = [&id] { return "reopen workflow " + id; };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  statement_use use{impl_->reopen_workflow.get()};
+  binder b{use.get()};
+  b.text(id).state(node_state::started);
+  return impl_->run_update(use, b, what);
+}
+
+expected<void> sqlite_store::upsert_node(const node_record& n) {
+  auto what = [&n] { return "upsert node " + std::to_string(n.node) + " of workflow " + n.workflow_id; };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  auto result = pack_column(n.result);
+  auto err = pack_column(n.error);
+  statement_use use{impl_->upsert_node.get()};
+  binder b{use.get()};
+  b.text(n.workflow_id)
+      .integer(n.node)
+      .text(n.task)
+      .state(n.state)
+      .integer(n.attempt)
+      .packed(result)
+      .packed(err)
+      .integer(n.due_at)
+      .integer(n.updated_at);
+  return impl_->run(use, b, what);
+}
+
+expected<void> sqlite_store::insert_attempt(const attempt_record& a) {
+  auto what = [&a] {
+    return "insert attempt " + std::to_string(a.attempt) + " of node " + std::to_string(a.node) + " of workflow " +
+           a.workflow_id;
+  };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  statement_use use{impl_->insert_attempt.get()};
+  binder b{use.get()};
+  b.text(a.workflow_id)
+      .integer(a.node)
+      .integer(a.attempt)
+      .text(a.error_type)
+      .text(a.error_message)
+      .integer(a.finished_at);
+  return impl_->run(use, b, what);
+}
+
+expected<void> sqlite_store::put_idempotency_key(const std::string& key, const value& result,
+                                                 const std::string& workflow_id, std::int32_t node, epoch_ms at) {
+  auto what = [&key] { return "record idempotency key '" + key + "'"; };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  auto packed_result = pack_column(result);
+  statement_use use{impl_->put_idempotency_key.get()};
+  binder b{use.get()};
+  b.text(key).packed(packed_result).text(workflow_id).integer(node).integer(at);
+  return impl_->run(use, b, what);
+}
+
+expected<std::int64_t> sqlite_store::insert_dead_letter(const dead_letter_record& d) {
+  auto what = [&d] { return "insert dead letter for message '" + d.message_id + "' (reason " + d.reason + ")"; };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  statement_use use{impl_->insert_dead_letter.get()};
+  binder b{use.get()};
+  b.text(d.message_id)
+      .text(d.workflow_id)
+      .integer(d.node)
+      .text(d.task)
+      .text(d.reason)
+      .text(d.error)
+      .integer(d.attempts)
+      .blob(d.envelope)
+      .integer(d.created_at)
+      .integer(d.replayed_at);
+  auto done = impl_->run(use, b, what);
+  if (!done) {
+    return done.error();
+  }
+  return static_cast<std::int64_t>(sqlite3_last_insert_rowid(impl_->db.get()));
+}
+
+expected<void> sqlite_store::mark_dead_letter_replayed(std::int64_t id, epoch_ms at) {
+  auto what = [id] { return "mark dead letter " + std::to_string(id) + " replayed"; };
+  if (impl_->read_only) {
+    return impl_->refuse_write(what());
+  }
+  statement_use use{impl_->mark_dead_letter_replayed.get()};
+  binder b{use.get()};
+  b.integer(id).integer(at);
+  return impl_->run_update(use, b, what);
+}
+
+expected<std::optional<workflow_record>> sqlite_store::find_workflow(const std::string& id) {
+  statement_use use{impl_->find_workflow.get()};
+  binder b{use.get()};
+  b.text(id);
+  std::optional<workflow_record> found;
+  auto done = impl_->each_row(
+      use, b,
+      [&found](sqlite3_stmt* stmt) -> expected<void> {
+        auto w = read_workflow(stmt);
+        if (!w) {
+          return w.error();
+        }
+        found = std::move(*w);
+        return {};
+      },
+      [&id] { return "find workflow " + id; });
+  if (!done) {
+    return done.error();
+  }
+  return found;
+}
+
+expected<std::optional<workflow_record>> sqlite_store::find_workflow_by_key(const std::string& submit_key) {
+  statement_use use{impl_->find_workflow_by_key.get()};
+  binder b{use.get()};
+  b.text(submit_key);
+  std::optional<workflow_record> found;
+  auto done = impl_->each_row(
+      use, b,
+      [&found](sqlite3_stmt* stmt) -> expected<void> {
+        auto w = read_workflow(stmt);
+        if (!w) {
+          return w.error();
+        }
+        found = std::move(*w);
+        return {};
+      },
+      [&submit_key] { return "find workflow by submit key '" + submit_key + "'"; });
+  if (!done) {
+    return done.error();
+  }
+  return found;
+}
+
+expected<std::vector<workflow_record>> sqlite_store::unfinished_workflows() {
+  statement_use use{impl_->unfinished_workflows.get()};
+  std::vector<workflow_record> out;
+  auto done = impl_->each_row(
+      use, binder{use.get()},
+      [&out](sqlite3_stmt* stmt) -> expected<void> {
+        auto w = read_workflow(stmt);
+        if (!w) {
+          return w.error();
+        }
+        out.push_back(std::move(*w));
+        return {};
+      },
+      [this] { return "list unfinished workflows of store '" + impl_->path + "'"; });
+  if (!done) {
+    return done.error();
+  }
+  return out;
+}
+
+expected<std::vector<node_record>> sqlite_store::nodes_of(const std::string& workflow_id) {
+  statement_use use{impl_->nodes_of.get()};
+  binder b{use.get()};
+  b.text(workflow_id);
+  std::vector<node_record> out;
+  auto done = impl_->each_row(
+      use, b,
+      [&out](sqlite3_stmt* stmt) -> expected<void> {
+        auto n = read_node(stmt);
+        if (!n) {
+          return n.error();
+        }
+        out.push_back(std::move(*n));
+        return {};
+      },
+      [&workflow_id] { return "read nodes of workflow " + workflow_id; });
+  if (!done) {
+    return done.error();
+  }
+  return out;
+}
+
+expected<std::vector<attempt_record>> sqlite_store::attempts_of(const std::string& workflow_id) {
+  statement_use use{impl_->attempts_of.get()};
+  binder b{use.get()};
+  b.text(workflow_id);
+  std::vector<attempt_record> out;
+  auto done = impl_->each_row(
+      use, b,
+      [&out](sqlite3_stmt* stmt) -> expected<void> {
+        attempt_record a;
+        a.workflow_id = column_text(stmt, 0);
+        a.node = sqlite3_column_int(stmt, 1);
+        a.attempt = sqlite3_column_int(stmt, 2);
+        a.error_type = column_text(stmt, 3);
+        a.error_message = column_text(stmt, 4);
+        a.finished_at = sqlite3_column_int64(stmt, 5);
+        out.push_back(std::move(a));
+        return {};
+      },
+      [&workflow_id] { return "read attempts of workflow " + workflow_id; });
+  if (!done) {
+    return done.error();
+  }
+  return out;
+}
+
+expected<std::optional<value>> sqlite_store::find_idempotency_key(const std::string& key) {
+  statement_use use{impl_->find_idempotency_key.get()};
+  binder b{use.get()};
+  b.text(key);
+  std::optional<value> found;
+  auto what = [&key] { return "idempotency key '" + key + "'"; };
+  auto done = impl_->each_row(
+      use, b,
+      [&found, &what](sqlite3_stmt* stmt) -> expected<void> {
+        auto v = column_value(stmt, 0, what);
+        if (!v) {
+          return v.error();
+        }
+        found = std::move(*v);
+        return {};
+      },
+      [&what] { return "find " + what(); });
+  if (!done) {
+    return done.error();
+  }
+  return found;
+}
+
+expected<std::vector<dead_letter_record>> sqlite_store::dead_letters(bool include_replayed) {
+  statement_use use{impl_->dead_letters.get()};
+  binder b{use.get()};
+  b.integer(include_replayed ? 1 : 0);
+  std::vector<dead_letter_record> out;
+  auto done = impl_->each_row(
+      use, b,
+      [&out](sqlite3_stmt* stmt) -> expected<void> {
+        out.push_back(read_dead_letter(stmt));
+        return {};
+      },
+      [this] { return "list dead letters of store '" + impl_->path + "'"; });
+  if (!done) {
+    return done.error();
+  }
+  return out;
+}
+
+expected<std::optional<dead_letter_record>> sqlite_store::find_dead_letter(std::int64_t id) {
+  statement_use use{impl_->find_dead_letter.get()};
+  binder b{use.get()};
+  b.integer(id);
+  std::optional<dead_letter_record> found;
+  auto done = impl_->each_row(
+      use, b,
+      [&found](sqlite3_stmt* stmt) -> expected<void> {
+        found = read_dead_letter(stmt);
+        return {};
+      },
+      [id] { return "find dead letter " + std::to_string(id); });
+  if (!done) {
+    return done.error();
+  }
+  return found;
+}
+
+}  // namespace trellis::detail

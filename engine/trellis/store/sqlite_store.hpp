@@ -1,0 +1,167 @@
+#pragma once
+
+/// @file
+/// The durable store of one dispatcher: workflows, nodes, attempts,
+/// idempotency keys and dead letters in one SQLite file (WAL mode).
+///
+/// Threading: one `sqlite_store` object is used by one thread at a time (the
+/// dispatcher is its only writer). Several processes may open the same file;
+/// SQLite's locking serializes them and a busy database reports `store_locked`.
+///
+/// Durability: writes happen inside `begin()`/`commit()`; a batch of many
+/// state changes shares one commit (group commit). `synchronous=FULL` by
+/// default so a committed batch survives power loss; `NORMAL` survives a
+/// process crash (SIGKILL), which is the promise Trellis makes.
+///
+/// Node rows exist only for leaves that have something durable to say (an
+/// outcome, a scheduled retry, a started attempt). Everything else about a
+/// workflow is derived again from its canvas, so restoring it after a crash is
+/// a replay of the canvas against these rows.
+
+#include "trellis/error.hpp"
+#include "trellis/node_state.hpp"
+#include "trellis/value.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace trellis::detail {
+
+/// Milliseconds since the Unix epoch.
+using epoch_ms = std::int64_t;
+
+struct store_options {
+  /// "FULL" or "NORMAL" (PRAGMA synchronous).
+  std::string synchronous = "FULL";
+  /// How long a writer waits for a lock held by another connection before
+  /// reporting `store_locked`.
+  int busy_timeout_ms = 5000;
+  /// Open an existing store without creating or migrating it, and refuse writes.
+  bool read_only = false;
+};
+
+struct workflow_record {
+  std::string id;
+  /// The caller's submission key; a second submission with the same key is the same workflow.
+  std::optional<std::string> submit_key;
+  node_state state = node_state::pending;
+  /// The canvas in its value shape (`to_value(canvas)`).
+  value canvas;
+  value result;
+  /// A map {"task", "node", "type", "message"} when the workflow failed.
+  value error;
+  epoch_ms created_at = 0;
+  epoch_ms finished_at = 0;
+};
+
+struct node_record {
+  std::string workflow_id;
+  std::int32_t node = 0;
+  std::string task;
+  node_state state = node_state::pending;
+  /// Attempts made so far (1 after the first attempt).
+  std::int32_t attempt = 0;
+  value result;
+  /// A map {"type", "message"} after a failure.
+  value error;
+  /// For `retry`: when the next attempt is due.
+  epoch_ms due_at = 0;
+  epoch_ms updated_at = 0;
+};
+
+/// One failed attempt, kept for visibility (`status` shows the history).
+struct attempt_record {
+  std::string workflow_id;
+  std::int32_t node = 0;
+  std::int32_t attempt = 0;
+  std::string error_type;
+  std::string error_message;
+  epoch_ms finished_at = 0;
+};
+
+struct dead_letter_record {
+  std::int64_t id = 0;
+  /// The envelope's message id when it could be decoded, else empty.
+  std::string message_id;
+  std::string workflow_id;
+  /// -1 when the message could not be tied to a node.
+  std::int32_t node = -1;
+  std::string task;
+  /// The errc name that sent it here, e.g. "unsupported_version".
+  std::string reason;
+  /// The specific error text.
+  std::string error;
+  std::int32_t attempts = 0;
+  /// The original bytes, exactly as received.
+  std::string envelope;
+  epoch_ms created_at = 0;
+  /// 0 until replayed.
+  epoch_ms replayed_at = 0;
+};
+
+class sqlite_store {
+ public:
+  /// Opens (creating and migrating as needed) the store at `path`; ":memory:"
+  /// gives a private in-memory store. Throws `setup_error` with
+  /// `store_corrupt` for a file that is not a Trellis store or is damaged, or
+  /// a schema newer than this build, and `store_locked`/`store_failed` otherwise.
+  static std::unique_ptr<sqlite_store> open(const std::string& path, const store_options& options = {});
+
+  ~sqlite_store();
+  sqlite_store(const sqlite_store&) = delete;
+  sqlite_store& operator=(const sqlite_store&) = delete;
+
+  /// The schema version this build writes.
+  static int current_schema_version() noexcept;
+  /// The schema version of the open file.
+  int schema_version() const;
+
+  /// Starts a write batch (BEGIN IMMEDIATE).
+  expected<void> begin();
+  /// Commits the batch; one fsync for everything written since `begin`.
+  expected<void> commit();
+  /// Abandons the batch.
+  void rollback() noexcept;
+
+  // -- writes (inside begin/commit) -------------------------------------------
+
+  expected<void> insert_workflow(const workflow_record& w);
+  expected<void> finish_workflow(const std::string& id, node_state state, const value& result, const value& error,
+                                 epoch_ms at);
+  /// Puts a finished workflow back to `started` (dead-letter replay).
+  expected<void> reopen_workflow(const std::string& id);
+  /// Inserts or replaces the row of (workflow_id, node).
+  expected<void> upsert_node(const node_record& n);
+  expected<void> insert_attempt(const attempt_record& a);
+  /// Records that `key` succeeded with `result`. A key that exists is kept
+  /// unchanged (the first success wins).
+  expected<void> put_idempotency_key(const std::string& key, const value& result, const std::string& workflow_id,
+                                     std::int32_t node, epoch_ms at);
+  /// Returns the new dead letter's id.
+  expected<std::int64_t> insert_dead_letter(const dead_letter_record& d);
+  expected<void> mark_dead_letter_replayed(std::int64_t id, epoch_ms at);
+
+  // -- reads ------------------------------------------------------------------
+
+  expected<std::optional<workflow_record>> find_workflow(const std::string& id);
+  expected<std::optional<workflow_record>> find_workflow_by_key(const std::string& submit_key);
+  /// Workflows not yet SUCCESS/FAILURE/REVOKED, oldest first.
+  expected<std::vector<workflow_record>> unfinished_workflows();
+  /// The node rows of a workflow, by node id.
+  expected<std::vector<node_record>> nodes_of(const std::string& workflow_id);
+  expected<std::vector<attempt_record>> attempts_of(const std::string& workflow_id);
+  expected<std::optional<value>> find_idempotency_key(const std::string& key);
+  /// Dead letters, newest first; `include_replayed` adds those already replayed.
+  expected<std::vector<dead_letter_record>> dead_letters(bool include_replayed = false);
+  expected<std::optional<dead_letter_record>> find_dead_letter(std::int64_t id);
+
+ private:
+  struct impl;
+  explicit sqlite_store(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace trellis::detail

@@ -1,0 +1,101 @@
+#include "trellis/transport/inproc_transport.hpp"
+
+#include <algorithm>
+
+namespace trellis::detail {
+
+expected<void> inproc_transport::publish_tasks(const std::string& queue, std::vector<outgoing_task> messages) {
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (closed_) {
+      return error{errc::shutting_down, "in-process transport is closed; task messages for queue '" + queue +
+                                            "' stay in the store and are published on restart"};
+    }
+    auto& q = queues_[queue];
+    for (auto& m : messages) {
+      q.push_back(std::move(m.bytes));
+    }
+  }
+  ready_.notify_all();
+  return {};
+}
+
+std::vector<delivery> inproc_transport::fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                                    std::chrono::milliseconds wait) {
+  std::vector<delivery> out;
+  std::unique_lock<std::mutex> lock{mutex_};
+  // An empty list means every queue (embedded mode runs all of them).
+  auto consumed = [&](const std::string& name) {
+    return queues.empty() || std::find(queues.begin(), queues.end(), name) != queues.end();
+  };
+  auto available = [&] {
+    std::size_t n = 0;
+    for (const auto& [name, q] : queues_) {
+      n += consumed(name) ? q.size() : 0;
+    }
+    return n;
+  };
+  ++waiting_;
+  ready_.wait_for(lock, wait, [&] { return closed_ || available() > 0; });
+  --waiting_;
+  if (closed_) {
+    return out;
+  }
+  // Share what is there among the consumers still waiting, so one worker
+  // thread does not take a whole burst while its siblings idle.
+  auto share = std::max<std::size_t>(1, available() / (waiting_ + 1));
+  auto take = std::min(max, share);
+  for (auto& [name, q] : queues_) {
+    if (!consumed(name)) {
+      continue;
+    }
+    while (out.size() < take && !q.empty()) {
+      out.push_back(delivery{std::move(q.front()), 0, 1});
+      q.pop_front();
+    }
+  }
+  return out;
+}
+
+void inproc_transport::ack_task(const delivery&) {
+  // Nothing to release: an in-process message lives only until it is fetched.
+}
+
+expected<void> inproc_transport::publish_events(std::vector<std::string> messages) {
+  std::vector<delivery> batch;
+  batch.reserve(messages.size());
+  for (auto& m : messages) {
+    batch.push_back(delivery{std::move(m), 0, 1});
+  }
+  std::lock_guard<std::mutex> guard{sink_mutex_};
+  if (!sink_) {
+    return error{errc::shutting_down, "in-process transport has no event consumer; the dispatcher is gone"};
+  }
+  sink_(std::move(batch));
+  return {};
+}
+
+void inproc_transport::consume_events(std::function<void(std::vector<delivery>)> sink) {
+  std::lock_guard<std::mutex> guard{sink_mutex_};
+  sink_ = std::move(sink);
+}
+
+void inproc_transport::ack_event(const delivery&) {
+  // Events are handed over synchronously; the store is their durability.
+}
+
+void inproc_transport::close() {
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    closed_ = true;
+  }
+  ready_.notify_all();
+}
+
+std::size_t inproc_transport::depth(const std::string& queue) const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  auto i = queues_.find(queue);
+  return i == queues_.end() ? 0 : i->second.size();
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,72 @@
+#pragma once
+
+/// @file
+/// The one seam between Trellis' roles and the medium that carries their
+/// messages. Two implementations: `inproc_transport` (embedded mode, no
+/// broker) and the NATS JetStream transport (cluster mode). Nothing above this
+/// interface knows which one runs.
+///
+/// Every message crossing it is an encoded envelope (envelope.hpp), in-process
+/// too, so both modes exercise the same contract.
+///
+/// Delivery semantics: at least once. A task message stays owned by the
+/// transport until `ack_task`; a worker acks only after its outcome event was
+/// accepted by `publish_events` (which, for a durable transport, means stored).
+/// The dispatcher tolerates duplicates of both tasks and events.
+
+#include "trellis/error.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace trellis::detail {
+
+/// A message handed to a consumer.
+struct delivery {
+  std::string bytes;
+  /// Transport-specific handle used to ack this delivery.
+  std::uint64_t token = 0;
+  /// 1 on first delivery; higher after redeliveries.
+  std::int32_t delivery_count = 1;
+};
+
+/// A task message to publish, with its id for broker-side deduplication.
+struct outgoing_task {
+  std::string id;
+  std::string bytes;
+};
+
+class transport {
+ public:
+  virtual ~transport() = default;
+
+  /// Publishes task messages to `queue`. Returns once the transport owns them.
+  virtual expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task> messages) = 0;
+
+  /// Takes up to `max` task messages from any of `queues` (empty: every
+  /// queue), waiting at most
+  /// `wait` for the first. Returns empty on timeout or after `close()`.
+  virtual std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                            std::chrono::milliseconds wait) = 0;
+
+  /// The outcome of this task message is durable; the transport may forget it.
+  virtual void ack_task(const delivery& d) = 0;
+
+  /// Publishes outcome events for the dispatcher.
+  virtual expected<void> publish_events(std::vector<std::string> messages) = 0;
+
+  /// Installs the dispatcher's event sink, called with batches of events from
+  /// a transport thread (or from the publisher's thread, in-process).
+  virtual void consume_events(std::function<void(std::vector<delivery>)> sink) = 0;
+
+  /// The dispatcher committed this event; the transport may forget it.
+  virtual void ack_event(const delivery& d) = 0;
+
+  /// Wakes every waiting `fetch_tasks` and makes later ones return at once.
+  virtual void close() = 0;
+};
+
+}  // namespace trellis::detail

@@ -1,0 +1,80 @@
+#include "demo_tasks.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace trellis::demo {
+
+namespace {
+
+/// Adds numbers the way Python would: integers stay integers.
+value add_values(const value& x, const value& y) {
+  if (x.is_integer() && y.is_integer()) {
+    return x.as_int() + y.as_int();
+  }
+  return x.as_double() + y.as_double();
+}
+
+value mul_values(const value& x, const value& y) {
+  if (x.is_integer() && y.is_integer()) {
+    return x.as_int() * y.as_int();
+  }
+  return x.as_double() * y.as_double();
+}
+
+/// Rejects anything that is not a number, so a wrong argument is a
+/// `bad_arguments` dead letter rather than an exception deep inside.
+const value& number(const std::string& task, const value& v) {
+  if (!v.is_number()) {
+    throw task_rejected(task + ": expected a number, got " + to_json(v));
+  }
+  return v;
+}
+
+}  // namespace
+
+void register_demo_tasks(task_registry& tasks) {
+  tasks.add("add", [](task_context&, value x, value y) { return add_values(number("add", x), number("add", y)); });
+  tasks.add("mul", [](task_context&, value x, value y) { return mul_values(number("mul", x), number("mul", y)); });
+  tasks.add("xsum", [](task_context&, value::array values) {
+    value total = std::int64_t{0};
+    for (const auto& v : values) {
+      total = add_values(total, number("xsum", v));
+    }
+    return total;
+  });
+  tasks.add("identity", [](task_context&, value v) { return v; });
+  tasks.add("noop", [](task_context&) {});
+  tasks.add("sleep_ms", [](task_context&, std::int64_t ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+    return ms;
+  });
+  tasks.add("fail", [](task_context&, std::string message) -> value { throw std::runtime_error(message); });
+  tasks.add("flaky", [](task_context& ctx, std::int64_t failures) -> std::int64_t {
+    if (ctx.attempt() <= failures) {
+      throw std::runtime_error("flaky: attempt " + std::to_string(ctx.attempt()) + " of " +
+                               std::to_string(failures) + " planned failures");
+    }
+    return ctx.attempt();
+  });
+  tasks.add("touch", [](task_context&, std::string path) {
+    {
+      std::ofstream out{path, std::ios::app};
+      if (!out) {
+        throw std::runtime_error("touch: cannot open " + path);
+      }
+      out << "touched\n";
+    }
+    std::ifstream in{path};
+    std::int64_t lines = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++lines;
+    }
+    return lines;
+  });
+}
+
+}  // namespace trellis::demo

@@ -1,0 +1,21 @@
+#pragma once
+
+/// @file
+/// The demo tasks behind `trellis-demo` and the CLI tests: small, pure
+/// handlers whose answers are easy to check against Celery's.
+///
+///   add(x, y) -> x + y            mul(x, y) -> x * y
+///   xsum(values) -> sum           identity(value) -> value
+///   noop() -> null                sleep_ms(ms) -> ms (after sleeping)
+///   fail(message) -> always fails with `message`
+///   flaky(failures) -> fails its first `failures` attempts, then returns the attempt number
+///   touch(path) -> appends a line to the file, returns its line count
+
+#include <trellis/trellis.hpp>
+
+namespace trellis::demo {
+
+/// Registers every demo task in `tasks`.
+void register_demo_tasks(task_registry& tasks);
+
+}  // namespace trellis::demo

@@ -1,0 +1,661 @@
+#include "trellis/canvas.hpp"
+
+#include "trellis/error.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include <utility>
+
+namespace trellis {
+
+// -- signature ---------------------------------------------------------------
+
+signature signature::immutable(bool yes) const {
+  signature copy = *this;
+  copy.options_.immutable = yes;
+  return copy;
+}
+
+signature signature::retry(retry_policy policy) const {
+  // Rejected here rather than at run time: a negative count or delay can only
+  // be a programming mistake, and the workflow-file parser refuses the same.
+  if (policy.max_retries < 0 || policy.countdown.count() < 0 || policy.backoff_max.count() < 0) {
+    throw usage_error("signature '" + task_ + "': a retry policy needs max_retries, countdown and backoff_max >= 0");
+  }
+  signature copy = *this;
+  copy.options_.retry = policy;
+  return copy;
+}
+
+signature signature::idempotency_key(std::string key) const {
+  if (key.empty()) {
+    throw usage_error("signature '" + task_ + "': an idempotency key must not be empty");
+  }
+  signature copy = *this;
+  copy.options_.idempotency_key = std::move(key);
+  return copy;
+}
+
+signature signature::queue(std::string name) const {
+  if (name.empty()) {
+    throw usage_error("signature '" + task_ + "': a queue name must not be empty");
+  }
+  signature copy = *this;
+  copy.options_.queue = std::move(name);
+  return copy;
+}
+
+signature signature::countdown(std::chrono::milliseconds delay) const {
+  if (delay.count() < 0) {
+    throw usage_error("signature '" + task_ + "': countdown must be >= 0");
+  }
+  signature copy = *this;
+  copy.options_.countdown = delay;
+  return copy;
+}
+
+signature signature::expires(std::chrono::milliseconds after) const {
+  if (after.count() < 0) {
+    throw usage_error("signature '" + task_ + "': expires must be >= 0");
+  }
+  signature copy = *this;
+  copy.options_.expires = after;
+  return copy;
+}
+
+signature signature::time_limit(std::chrono::milliseconds limit) const {
+  if (limit.count() <= 0) {
+    throw usage_error("signature '" + task_ + "': time_limit must be > 0");
+  }
+  signature copy = *this;
+  copy.options_.time_limit = limit;
+  return copy;
+}
+
+signature signature::priority(int level) const {
+  if (level < 0 || level > 9) {
+    throw usage_error("signature '" + task_ + "': priority must be from 0 to 9, got " + std::to_string(level));
+  }
+  signature copy = *this;
+  copy.options_.priority = level;
+  return copy;
+}
+
+signature signature::kwarg(std::string name, value v) const {
+  signature copy = *this;
+  copy.kwargs_[std::move(name)] = std::move(v);
+  return copy;
+}
+
+// -- canvas ------------------------------------------------------------------
+
+canvas::canvas(signature sig) : kind_(kind::task), sig_(std::make_shared<const signature>(std::move(sig))) {
+  // The workflow-file parser refuses a nameless task too, so every canvas
+  // that can be built can also be written out and read back.
+  if (sig_->task().empty()) {
+    throw usage_error("canvas: a signature needs a task name");
+  }
+}
+
+canvas::canvas(kind k, std::vector<canvas> children, std::shared_ptr<const canvas> body)
+    : kind_(k), children_(std::move(children)), body_(std::move(body)) {}
+
+namespace {
+
+const char* kind_name(canvas::kind k) noexcept {
+  switch (k) {
+    case canvas::kind::task:
+      return "task";
+    case canvas::kind::chain:
+      return "chain";
+    case canvas::kind::group:
+      return "group";
+    case canvas::kind::chord:
+      return "chord";
+  }
+  return "canvas";
+}
+
+bool is_group(const canvas& c) noexcept {
+  return c.type() == canvas::kind::group;
+}
+
+bool is_chain(const canvas& c) noexcept {
+  return c.type() == canvas::kind::chain;
+}
+
+// A group's members with nested groups spliced in place: a group inside a
+// group (or a chord header) runs its members in parallel with their siblings
+// and contributes their results one by one, as Celery's `group._prepared`
+// unrolls them.
+std::vector<canvas> flatten_members(std::vector<canvas> members) {
+  std::vector<canvas> out;
+  out.reserve(members.size());
+  for (auto& m : members) {
+    if (is_group(m)) {
+      // Already normalized, so its own members contain no group.
+      for (const auto& inner : m.children()) {
+        out.push_back(inner);
+      }
+    } else {
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
+// Appends one step to a chain under construction, splicing nested chains and
+// unrolling one-member groups (Celery's `maybe_unroll_group`). The group ->
+// chord upgrade happens afterwards, once the flat sequence is known.
+void append_step(std::vector<canvas>& steps, const canvas& step) {
+  if (is_chain(step)) {
+    for (const auto& inner : step.children()) {
+      append_step(steps, inner);
+    }
+    return;
+  }
+  if (is_group(step) && step.children().size() == 1) {
+    append_step(steps, step.children().front());
+    return;
+  }
+  steps.push_back(step);
+}
+
+}  // namespace
+
+const signature& canvas::sig() const {
+  if (kind_ != kind::task) {
+    throw usage_error(std::string{"canvas::sig: a "} + kind_name(kind_) + " has no signature");
+  }
+  return *sig_;
+}
+
+const canvas& canvas::body() const {
+  if (kind_ != kind::chord) {
+    throw usage_error(std::string{"canvas::body: a "} + kind_name(kind_) + " has no body");
+  }
+  return *body_;
+}
+
+std::size_t canvas::task_count() const noexcept {
+  if (kind_ == kind::task) {
+    return 1;
+  }
+  std::size_t n = 0;
+  for (const auto& c : children_) {
+    n += c.task_count();
+  }
+  if (kind_ == kind::chord) {
+    n += body_->task_count();
+  }
+  return n;
+}
+
+canvas chain(std::vector<canvas> steps) {
+  if (steps.empty()) {
+    throw usage_error("chain: a chain needs at least one step");
+  }
+  std::vector<canvas> flat;
+  flat.reserve(steps.size());
+  for (const auto& s : steps) {
+    append_step(flat, s);
+  }
+  // An empty group that ends a chain contributes nothing and is dropped, so the
+  // chain's result is the step before it (Celery skips it in `prepare_steps`,
+  // test_empty_groups_are_skipped_in_chain).
+  while (flat.size() > 1 && is_group(flat.back()) && flat.back().children().empty()) {
+    flat.pop_back();
+  }
+  // Left to right, a group followed by a step becomes chord(group, step): the
+  // step needs all the group's results, which is exactly a chord.
+  std::vector<canvas> out;
+  out.reserve(flat.size());
+  for (auto& s : flat) {
+    if (!out.empty() && is_group(out.back())) {
+      canvas header = std::move(out.back());
+      out.back() = chord(std::move(header), std::move(s));
+    } else {
+      out.push_back(std::move(s));
+    }
+  }
+  if (out.size() == 1) {
+    return std::move(out.front());
+  }
+  return canvas(canvas::kind::chain, std::move(out), nullptr);
+}
+
+canvas group(std::vector<canvas> members) {
+  auto flat = flatten_members(std::move(members));
+  // Celery's special case in `group.apply_async`: a group whose only member is
+  // a chain ending in a group returns that inner group's result rather than a
+  // list around it (test_group_results_in_chain), so the group is the chain.
+  if (flat.size() == 1 && is_chain(flat.front()) && is_group(flat.front().children().back())) {
+    return std::move(flat.front());
+  }
+  return canvas(canvas::kind::group, std::move(flat), nullptr);
+}
+
+canvas chord(std::vector<canvas> header, canvas body) {
+  // The header is a group, so nested groups flatten into it; unlike group(),
+  // no one-member special case applies (test_nested_chord_group_chain_group_tail).
+  return canvas(canvas::kind::chord, flatten_members(std::move(header)),
+                std::make_shared<const canvas>(std::move(body)));
+}
+
+canvas chord(canvas header, canvas body) {
+  if (is_group(header)) {
+    return chord(header.children(), std::move(body));
+  }
+  return chord(std::vector<canvas>{std::move(header)}, std::move(body));
+}
+
+// -- to_value ----------------------------------------------------------------
+
+namespace {
+
+const char* backoff_name(backoff_kind k) noexcept {
+  return k == backoff_kind::fixed ? "fixed" : "exponential";
+}
+
+value retry_to_value(const retry_policy& p) {
+  value::map m;
+  m["max_retries"] = p.max_retries;
+  m["countdown_ms"] = static_cast<std::int64_t>(p.countdown.count());
+  m["backoff"] = backoff_name(p.backoff);
+  m["backoff_max_ms"] = static_cast<std::int64_t>(p.backoff_max.count());
+  m["jitter"] = p.jitter;
+  return m;
+}
+
+value options_to_value(const signature_options& o) {
+  value::map m;
+  if (o.immutable) {
+    m["immutable"] = true;
+  }
+  if (o.retry) {
+    m["retry"] = retry_to_value(*o.retry);
+  }
+  if (o.idempotency_key) {
+    m["idempotency_key"] = *o.idempotency_key;
+  }
+  if (o.queue) {
+    m["queue"] = *o.queue;
+  }
+  if (o.countdown) {
+    m["countdown_ms"] = static_cast<std::int64_t>(o.countdown->count());
+  }
+  if (o.expires) {
+    m["expires_ms"] = static_cast<std::int64_t>(o.expires->count());
+  }
+  if (o.time_limit) {
+    m["time_limit_ms"] = static_cast<std::int64_t>(o.time_limit->count());
+  }
+  if (o.priority) {
+    m["priority"] = *o.priority;
+  }
+  return m;
+}
+
+value::array children_to_value(const std::vector<canvas>& cs) {
+  value::array out;
+  out.reserve(cs.size());
+  for (const auto& c : cs) {
+    out.push_back(to_value(c));
+  }
+  return out;
+}
+
+}  // namespace
+
+value to_value(const canvas& c) {
+  value::map m;
+  switch (c.type()) {
+    case canvas::kind::task: {
+      const auto& s = c.sig();
+      m["task"] = s.task();
+      m["args"] = s.args();
+      m["kwargs"] = s.kwargs();
+      auto opts = options_to_value(s.options());
+      if (!opts.as_map().empty()) {
+        m["options"] = std::move(opts);
+      }
+      break;
+    }
+    case canvas::kind::chain:
+      m["chain"] = children_to_value(c.children());
+      break;
+    case canvas::kind::group:
+      m["group"] = children_to_value(c.children());
+      break;
+    case canvas::kind::chord: {
+      value::map inner;
+      inner["header"] = children_to_value(c.children());
+      inner["body"] = to_value(c.body());
+      m["chord"] = std::move(inner);
+      break;
+    }
+  }
+  return m;
+}
+
+std::string to_json(const canvas& c) {
+  return to_json(to_value(c));
+}
+
+// -- canvas_from_value -------------------------------------------------------
+
+namespace {
+
+error invalid(const std::string& path, const std::string& problem) {
+  return error(errc::invalid_workflow, path + ": " + problem);
+}
+
+// A short rendering of an offending value: scalars as JSON, containers by kind.
+std::string describe(const value& v) {
+  if (v.is_array() || v.is_map() || v.is_binary()) {
+    return to_string(v.type());
+  }
+  auto text = to_json(v);
+  constexpr std::size_t max_len = 60;
+  if (text.size() > max_len) {
+    text = text.substr(0, max_len) + "...";
+  }
+  return text;
+}
+
+expected<const value::array*> array_at(const value& v, const std::string& path) {
+  if (!v.is_array()) {
+    return invalid(path, "must be an array, got " + describe(v));
+  }
+  return &v.as_array();
+}
+
+expected<const value::map*> map_at(const value& v, const std::string& path) {
+  if (!v.is_map()) {
+    return invalid(path, "must be a map, got " + describe(v));
+  }
+  return &v.as_map();
+}
+
+expected<std::string> name_at(const value& v, const std::string& path) {
+  if (!v.is_string() || v.as_string().empty()) {
+    return invalid(path, "must be a non-empty string, got " + describe(v));
+  }
+  return v.as_string();
+}
+
+expected<bool> bool_at(const value& v, const std::string& path) {
+  if (!v.is_bool()) {
+    return invalid(path, "must be a bool, got " + describe(v));
+  }
+  return v.as_bool();
+}
+
+expected<std::int64_t> int_at(const value& v, const std::string& path, std::int64_t lo, std::int64_t hi,
+                              const char* expectation) {
+  if (!v.is_integer() || v.as_int() < lo || v.as_int() > hi) {
+    return invalid(path, std::string{"must be "} + expectation + ", got " + describe(v));
+  }
+  return v.as_int();
+}
+
+constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
+
+expected<void> reject_unknown_keys(const value::map& m, const std::string& path,
+                                   std::initializer_list<std::string_view> known) {
+  for (const auto& entry : m) {
+    bool ok = false;
+    for (auto k : known) {
+      ok = ok || entry.first == k;
+    }
+    if (!ok) {
+      return invalid(path, "unknown key '" + entry.first + "'");
+    }
+  }
+  return {};
+}
+
+// Looks up `key` in `m`; when present, parses it with `parse` (which returns an
+// expected) and hands the value to `store`. Keeps each option to one line.
+template <class Parse, class Store>
+expected<void> optional_field(const value::map& m, const char* key, const std::string& path, Parse parse,
+                              Store store) {
+  auto it = m.find(key);
+  if (it == m.end()) {
+    return {};
+  }
+  auto parsed = parse(it->second, path + "." + key);
+  if (!parsed) {
+    return parsed.error();
+  }
+  store(std::move(*parsed));
+  return {};
+}
+
+expected<std::int64_t> non_negative_at(const value& v, const std::string& path) {
+  return int_at(v, path, 0, int64_max, "an integer >= 0");
+}
+
+expected<backoff_kind> backoff_at(const value& v, const std::string& path) {
+  if (v.is_string() && v.as_string() == "fixed") {
+    return backoff_kind::fixed;
+  }
+  if (v.is_string() && v.as_string() == "exponential") {
+    return backoff_kind::exponential;
+  }
+  return invalid(path, "must be \"fixed\" or \"exponential\", got " + describe(v));
+}
+
+expected<retry_policy> retry_at(const value& v, const std::string& path) {
+  auto m = map_at(v, path);
+  if (!m) {
+    return m.error();
+  }
+  if (auto ok = reject_unknown_keys(**m, path, {"max_retries", "countdown_ms", "backoff", "backoff_max_ms", "jitter"});
+      !ok) {
+    return ok.error();
+  }
+  // Unspecified fields keep retry_policy's defaults.
+  retry_policy p;
+  auto max_retries = [](const value& x, const std::string& at) {
+    return int_at(x, at, 0, std::numeric_limits<int>::max(), "an integer from 0 to 2147483647");
+  };
+  for (auto ok : {
+           optional_field(**m, "max_retries", path, max_retries,
+                          [&](std::int64_t n) { p.max_retries = static_cast<int>(n); }),
+           optional_field(**m, "countdown_ms", path, non_negative_at,
+                          [&](std::int64_t n) { p.countdown = std::chrono::milliseconds{n}; }),
+           optional_field(**m, "backoff", path, backoff_at, [&](backoff_kind b) { p.backoff = b; }),
+           optional_field(**m, "backoff_max_ms", path, non_negative_at,
+                          [&](std::int64_t n) { p.backoff_max = std::chrono::milliseconds{n}; }),
+           optional_field(**m, "jitter", path, bool_at, [&](bool b) { p.jitter = b; }),
+       }) {
+    if (!ok) {
+      return ok.error();
+    }
+  }
+  return p;
+}
+
+expected<signature_options> options_at(const value& v, const std::string& path) {
+  auto m = map_at(v, path);
+  if (!m) {
+    return m.error();
+  }
+  if (auto ok = reject_unknown_keys(**m, path,
+                                    {"immutable", "retry", "idempotency_key", "queue", "countdown_ms",
+                                     "expires_ms", "time_limit_ms", "priority"});
+      !ok) {
+    return ok.error();
+  }
+  signature_options o;
+  auto positive = [](const value& x, const std::string& at) {
+    return int_at(x, at, 1, int64_max, "an integer > 0");
+  };
+  auto priority = [](const value& x, const std::string& at) {
+    return int_at(x, at, 0, 9, "an integer from 0 to 9");
+  };
+  auto ms = [](std::int64_t n) { return std::chrono::milliseconds{n}; };
+  for (auto ok : {
+           optional_field(**m, "immutable", path, bool_at, [&](bool b) { o.immutable = b; }),
+           optional_field(**m, "retry", path, retry_at, [&](retry_policy p) { o.retry = p; }),
+           optional_field(**m, "idempotency_key", path, name_at,
+                          [&](std::string s) { o.idempotency_key = std::move(s); }),
+           optional_field(**m, "queue", path, name_at, [&](std::string s) { o.queue = std::move(s); }),
+           optional_field(**m, "countdown_ms", path, non_negative_at, [&](std::int64_t n) { o.countdown = ms(n); }),
+           optional_field(**m, "expires_ms", path, non_negative_at, [&](std::int64_t n) { o.expires = ms(n); }),
+           optional_field(**m, "time_limit_ms", path, positive, [&](std::int64_t n) { o.time_limit = ms(n); }),
+           optional_field(**m, "priority", path, priority, [&](std::int64_t n) { o.priority = static_cast<int>(n); }),
+       }) {
+    if (!ok) {
+      return ok.error();
+    }
+  }
+  return o;
+}
+
+constexpr std::string_view canvas_keys[] = {"task", "chain", "group", "chord"};
+
+// One parse of one document: counts tasks across the whole tree for max_tasks.
+class canvas_parser {
+ public:
+  explicit canvas_parser(const canvas_limits& limits) : limits_(limits) {}
+
+  expected<canvas> parse(const value& v, const std::string& path, std::size_t depth) {
+    // Checked before descending, so hostile nesting cannot exhaust the stack.
+    if (depth > limits_.max_depth) {
+      return invalid(path, "canvas nesting exceeds max_depth (" + std::to_string(limits_.max_depth) + ")");
+    }
+    if (!v.is_map()) {
+      return invalid(path, "expected an object with one of task, chain, group, chord, got " + describe(v));
+    }
+    const auto& m = v.as_map();
+    std::vector<std::string_view> present;
+    for (auto k : canvas_keys) {
+      if (m.count(std::string{k}) != 0) {
+        present.push_back(k);
+      }
+    }
+    if (present.size() > 1) {
+      return invalid(path, "expected exactly one of task, chain, group, chord, got both '" +
+                               std::string{present[0]} + "' and '" + std::string{present[1]} + "'");
+    }
+    if (present.empty()) {
+      if (m.empty()) {
+        return invalid(path, "expected an object with one of task, chain, group, chord");
+      }
+      // Most likely a misspelt key: name it.
+      return invalid(path, "unknown key '" + m.begin()->first + "'");
+    }
+    auto k = present.front();
+    if (k == "task") {
+      return parse_signature(m, path);
+    }
+    if (auto ok = reject_unknown_keys(m, path, {k}); !ok) {
+      return ok.error();
+    }
+    const auto& inner = m.at(std::string{k});
+    auto inner_path = path + "." + std::string{k};
+    if (k == "chain" || k == "group") {
+      auto xs = array_at(inner, inner_path);
+      if (!xs) {
+        return xs.error();
+      }
+      if (k == "chain" && (*xs)->empty()) {
+        return invalid(inner_path, "must be a non-empty array");
+      }
+      auto members = parse_list(**xs, inner_path, depth);
+      if (!members) {
+        return members.error();
+      }
+      return k == "chain" ? chain(std::move(*members)) : group(std::move(*members));
+    }
+    return parse_chord(inner, inner_path, depth);
+  }
+
+ private:
+  expected<std::vector<canvas>> parse_list(const value::array& xs, const std::string& path, std::size_t depth) {
+    std::vector<canvas> out;
+    out.reserve(xs.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      auto c = parse(xs[i], path + "[" + std::to_string(i) + "]", depth + 1);
+      if (!c) {
+        return c.error();
+      }
+      out.push_back(std::move(*c));
+    }
+    return out;
+  }
+
+  expected<canvas> parse_chord(const value& v, const std::string& path, std::size_t depth) {
+    auto m = map_at(v, path);
+    if (!m) {
+      return m.error();
+    }
+    if (auto ok = reject_unknown_keys(**m, path, {"header", "body"}); !ok) {
+      return ok.error();
+    }
+    auto header_it = (*m)->find("header");
+    if (header_it == (*m)->end()) {
+      return invalid(path, "missing key 'header'");
+    }
+    auto body_it = (*m)->find("body");
+    if (body_it == (*m)->end()) {
+      return invalid(path, "missing key 'body'");
+    }
+    auto xs = array_at(header_it->second, path + ".header");
+    if (!xs) {
+      return xs.error();
+    }
+    auto header = parse_list(**xs, path + ".header", depth);
+    if (!header) {
+      return header.error();
+    }
+    auto body = parse(body_it->second, path + ".body", depth + 1);
+    if (!body) {
+      return body.error();
+    }
+    return chord(std::move(*header), std::move(*body));
+  }
+
+  expected<canvas> parse_signature(const value::map& m, const std::string& path) {
+    if (auto ok = reject_unknown_keys(m, path, {"task", "args", "kwargs", "options"}); !ok) {
+      return ok.error();
+    }
+    if (++tasks_ > limits_.max_tasks) {
+      return invalid(path, "the workflow has more than max_tasks (" + std::to_string(limits_.max_tasks) + ") tasks");
+    }
+    auto name = name_at(m.at("task"), path + ".task");
+    if (!name) {
+      return name.error();
+    }
+    value::array args;
+    value::map kwargs;
+    signature_options options;
+    for (auto ok : {
+             optional_field(m, "args", path, array_at, [&](const value::array* xs) { args = *xs; }),
+             optional_field(m, "kwargs", path, map_at, [&](const value::map* xs) { kwargs = *xs; }),
+             optional_field(m, "options", path, options_at, [&](signature_options o) { options = std::move(o); }),
+         }) {
+      if (!ok) {
+        return ok.error();
+      }
+    }
+    signature s(std::move(*name), std::move(args), std::move(kwargs));
+    s.options() = std::move(options);
+    return canvas(std::move(s));
+  }
+
+  canvas_limits limits_;
+  std::size_t tasks_ = 0;
+};
+
+}  // namespace
+
+expected<canvas> canvas_from_value(const value& v, const canvas_limits& limits) {
+  canvas_parser parser(limits);
+  return parser.parse(v, "$", 1);
+}
+
+}  // namespace trellis

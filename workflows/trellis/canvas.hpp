@@ -1,0 +1,156 @@
+#pragma once
+
+/// @file
+/// Signatures and the canvas: `chain`, `group` and `chord`, nesting freely,
+/// with Celery's semantics. A canvas is a value: it can be copied, printed and
+/// serialized, and it runs only when submitted to an engine.
+///
+/// The constructors normalize the way Celery does, so the canvas you hold is
+/// the canvas that runs:
+/// - `group(group(a, b), c)` flattens to `group(a, b, c)`;
+/// - `chain(chain(a, b), c)` flattens to `chain(a, b, c)`;
+/// - a one-member group inside a chain unrolls: `chain(a, group(b))` is `chain(a, b)`;
+/// - a group followed by anything in a chain becomes a chord:
+///   `chain(group(a, b), c)` is `chord(group(a, b), c)`.
+/// A group that ends a chain inside a group stays nested:
+/// `group(chain(a, group(b, c)), d)` yields `[[b, c], d]`.
+
+#include "trellis/retry_policy.hpp"
+#include "trellis/value.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace trellis {
+
+/// Per-call options of a signature (Celery's `apply_async` options). Unset
+/// options fall back to the task's registration defaults, then to the engine's.
+struct signature_options {
+  /// Ignore the previous result of a chain (Celery's `.si()`).
+  bool immutable = false;
+  /// Overrides the task's retry policy.
+  std::optional<retry_policy> retry;
+  /// A key that makes the step's effect happen once: a step whose key already
+  /// succeeded returns the stored result without running.
+  std::optional<std::string> idempotency_key;
+  /// The queue the task message is routed to (default: the task's, else "default").
+  std::optional<std::string> queue;
+  /// Delay before the first attempt is published.
+  std::optional<std::chrono::milliseconds> countdown;
+  /// A task not started within this time of becoming ready is revoked.
+  std::optional<std::chrono::milliseconds> expires;
+  /// An attempt running longer than this fails with `time_limit_exceeded`.
+  std::optional<std::chrono::milliseconds> time_limit;
+  /// 0 (lowest) to 9 (highest); higher runs first within a queue.
+  std::optional<int> priority;
+};
+
+/// A task name with arguments and options: one future task invocation.
+class signature {
+ public:
+  signature() = default;
+  explicit signature(std::string task, value::array args = {}, value::map kwargs = {})
+      : task_(std::move(task)), args_(std::move(args)), kwargs_(std::move(kwargs)) {}
+
+  const std::string& task() const noexcept { return task_; }
+  const value::array& args() const noexcept { return args_; }
+  const value::map& kwargs() const noexcept { return kwargs_; }
+  const signature_options& options() const noexcept { return options_; }
+  signature_options& options() noexcept { return options_; }
+
+  /// Fluent option setters, each returning a modified copy.
+  signature immutable(bool yes = true) const;
+  signature retry(retry_policy policy) const;
+  signature idempotency_key(std::string key) const;
+  signature queue(std::string name) const;
+  signature countdown(std::chrono::milliseconds delay) const;
+  signature expires(std::chrono::milliseconds after) const;
+  signature time_limit(std::chrono::milliseconds limit) const;
+  signature priority(int level) const;
+  /// Adds a keyword argument.
+  signature kwarg(std::string name, value v) const;
+
+ private:
+  std::string task_;
+  value::array args_;
+  value::map kwargs_;
+  signature_options options_;
+};
+
+/// A workflow description: a signature, a chain, a group or a chord.
+class canvas {
+ public:
+  enum class kind : std::uint8_t { task, chain, group, chord };
+
+  canvas(signature sig);  // NOLINT: a signature is the simplest canvas
+
+  kind type() const noexcept { return kind_; }
+  bool is_task() const noexcept { return kind_ == kind::task; }
+  /// The signature of a task canvas.
+  const signature& sig() const;
+  /// Members of a chain or group; the header members of a chord.
+  const std::vector<canvas>& children() const noexcept { return children_; }
+  /// The body of a chord.
+  const canvas& body() const;
+
+  /// Number of task invocations (leaves) in the canvas.
+  std::size_t task_count() const noexcept;
+
+  friend canvas chain(std::vector<canvas> steps);
+  friend canvas group(std::vector<canvas> members);
+  friend canvas chord(std::vector<canvas> header, canvas body);
+
+ private:
+  canvas(kind k, std::vector<canvas> children, std::shared_ptr<const canvas> body);
+  kind kind_ = kind::task;
+  std::shared_ptr<const signature> sig_;
+  std::vector<canvas> children_;
+  std::shared_ptr<const canvas> body_;
+};
+
+/// A chain: each step receives the previous step's result as its first
+/// argument, unless it is immutable. Stops at the first failure. An empty
+/// chain is a `usage_error`.
+canvas chain(std::vector<canvas> steps);
+/// A group: members run in parallel with the same input; the result is the
+/// list of member results in call order. Fails if any member fails.
+canvas group(std::vector<canvas> members);
+/// A chord: runs `body` with the list of header results, in header order, as
+/// its first argument. An empty header calls the body with `[]`. When a header
+/// member fails, the body does not run and the chord fails with that error.
+canvas chord(std::vector<canvas> header, canvas body);
+/// `chord(group(...), body)`: a group (or any canvas, as a one-member header).
+canvas chord(canvas header, canvas body);
+
+template <class... Steps>
+canvas chain(Steps&&... steps) {
+  return chain(std::vector<canvas>{canvas(std::forward<Steps>(steps))...});
+}
+template <class... Members>
+canvas group(Members&&... members) {
+  return group(std::vector<canvas>{canvas(std::forward<Members>(members))...});
+}
+
+/// The canvas as a value, in the JSON workflow-file shape
+/// (`{"task", "args", "kwargs", "options"}`, `{"chain": [...]}`,
+/// `{"group": [...]}`, `{"chord": {"header": [...], "body": ...}}`).
+value to_value(const canvas& c);
+
+/// Limits that keep a canvas from a file or the wire bounded.
+struct canvas_limits {
+  std::size_t max_depth = 64;
+  std::size_t max_tasks = 10'000'000;
+};
+
+/// Parses the workflow-file shape strictly: unknown keys, wrong types, bad
+/// option values and exceeded limits fail with `invalid_workflow` and a
+/// message naming the place (`$.chain[1].options.retry.backoff: ...`).
+expected<canvas> canvas_from_value(const value& v, const canvas_limits& limits = {});
+
+/// The canvas as compact JSON.
+std::string to_json(const canvas& c);
+
+}  // namespace trellis

@@ -1,0 +1,115 @@
+#include "trellis/task.hpp"
+
+namespace trellis {
+
+registered_task& task_ref::entry() {
+  auto* t = registry_->find(name_);
+  if (t == nullptr) {
+    throw usage_error("task '" + name_ + "' is not registered");
+  }
+  return *t;
+}
+
+task_ref& task_ref::queue(std::string name) {
+  if (name.empty()) {
+    throw usage_error("task '" + name_ + "': queue name must not be empty");
+  }
+  entry().defaults.queue = std::move(name);
+  return *this;
+}
+
+task_ref& task_ref::retry(retry_policy policy) {
+  entry().defaults.retry = policy;
+  return *this;
+}
+
+task_ref& task_ref::time_limit(std::chrono::milliseconds limit) {
+  entry().defaults.time_limit = limit;
+  return *this;
+}
+
+task_ref task_registry::add_raw(std::string name, raw_handler handler) {
+  if (name.empty()) {
+    throw usage_error("a task name must not be empty");
+  }
+  if (!handler) {
+    throw usage_error("task '" + name + "' has an empty handler");
+  }
+  if (tasks_.count(name) != 0) {
+    throw usage_error("task '" + name + "' is registered twice");
+  }
+  registered_task entry{name, std::move(handler), task_defaults{}};
+  tasks_.emplace(name, std::move(entry));
+  return task_ref{*this, std::move(name)};
+}
+
+const registered_task* task_registry::find(const std::string& name) const {
+  auto i = tasks_.find(name);
+  return i == tasks_.end() ? nullptr : &i->second;
+}
+
+registered_task* task_registry::find(const std::string& name) {
+  auto i = tasks_.find(name);
+  return i == tasks_.end() ? nullptr : &i->second;
+}
+
+std::vector<std::string> task_registry::names() const {
+  std::vector<std::string> out;
+  out.reserve(tasks_.size());
+  for (const auto& entry : tasks_) {
+    out.push_back(entry.first);
+  }
+  return out;
+}
+
+namespace {
+
+expected<void> check_at(const value& v, const task_registry& tasks, const std::string& path) {
+  if (!v.is_map()) {
+    return {};  // shape errors are the parser's to report
+  }
+  const auto& m = v.as_map();
+  if (auto t = m.find("task"); t != m.end()) {
+    if (t->second.is_string() && tasks.find(t->second.as_string()) == nullptr) {
+      return error{errc::unknown_task, path + ": unknown task '" + t->second.as_string() + "'"};
+    }
+    return {};
+  }
+  auto each = [&](const value& list, const std::string& prefix) -> expected<void> {
+    if (!list.is_array()) {
+      return {};
+    }
+    for (std::size_t i = 0; i < list.as_array().size(); ++i) {
+      if (auto r = check_at(list.as_array()[i], tasks, prefix + "[" + std::to_string(i) + "]"); !r) {
+        return r;
+      }
+    }
+    return {};
+  };
+  if (auto c = m.find("chain"); c != m.end()) {
+    return each(c->second, path + ".chain");
+  }
+  if (auto g = m.find("group"); g != m.end()) {
+    return each(g->second, path + ".group");
+  }
+  if (auto c = m.find("chord"); c != m.end() && c->second.is_map()) {
+    const auto& chord = c->second.as_map();
+    if (auto h = chord.find("header"); h != chord.end()) {
+      if (auto r = each(h->second, path + ".chord.header"); !r) {
+        return r;
+      }
+    }
+    if (auto b = chord.find("body"); b != chord.end()) {
+      return check_at(b->second, tasks, path + ".chord.body");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+expected<void> check_tasks_known(const value& workflow, const task_registry& tasks) {
+  return check_at(workflow, tasks, "$");
+}
+
+}  // namespace trellis

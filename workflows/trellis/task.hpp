@@ -1,0 +1,240 @@
+#pragma once
+
+/// @file
+/// Tasks: typed handlers registered by name, the context a handler runs in,
+/// and what a handler returns.
+///
+/// @code
+/// trellis::task_registry tasks;
+/// auto add = tasks.add("math.add", [](trellis::task_context&, std::int64_t x, std::int64_t y) {
+///   return x + y;
+/// });
+/// auto sig = add.with(2, 2);               // a signature, ready for chain/group/chord
+/// @endcode
+
+#include "trellis/canvas.hpp"
+#include "trellis/retry_policy.hpp"
+#include "trellis/value.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace trellis {
+
+/// A handler's request to run again later: a counted attempt whose delay the
+/// retry policy picks (or `countdown`, when given).
+struct retry_request {
+  std::string reason;
+  std::optional<std::chrono::milliseconds> countdown;
+};
+
+/// What a handler returns: a result or a retry request.
+template <class T>
+class task_result {
+ public:
+  task_result(T result) : data_(std::move(result)) {}             // NOLINT
+  task_result(retry_request retry) : data_(std::move(retry)) {}   // NOLINT
+  bool is_retry() const noexcept { return data_.index() == 1; }
+  const T& result() const { return std::get<0>(data_); }
+  T& result() { return std::get<0>(data_); }
+  const retry_request& retry() const { return std::get<1>(data_); }
+
+ private:
+  std::variant<T, retry_request> data_;
+};
+
+/// Thrown by a handler (or by argument conversion) for input that can never
+/// succeed: the node fails at once, without retries, and its message goes to
+/// the dead-letter store with reason `bad_arguments`.
+class task_rejected : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What a running handler knows about its invocation. Valid only during the call.
+class task_context {
+ public:
+  task_context(std::string task, std::string workflow_id, std::int32_t node, std::int32_t attempt,
+               std::string idempotency_key, value::map kwargs)
+      : task_(std::move(task)), workflow_id_(std::move(workflow_id)), node_(node), attempt_(attempt),
+        idempotency_key_(std::move(idempotency_key)), kwargs_(std::move(kwargs)) {}
+
+  const std::string& task() const noexcept { return task_; }
+  const std::string& workflow_id() const noexcept { return workflow_id_; }
+  std::int32_t node() const noexcept { return node_; }
+  /// 1 for the first attempt, 2 for the first retry, and so on.
+  std::int32_t attempt() const noexcept { return attempt_; }
+  /// The same on every attempt and every redelivery of this step: the
+  /// signature's `idempotency_key`, else "<workflow id>/<node>". Pass it to
+  /// external systems so that a repeated call has its effect once.
+  const std::string& idempotency_key() const noexcept { return idempotency_key_; }
+  const value::map& kwargs() const noexcept { return kwargs_; }
+
+  /// Returns a retry request: `return ctx.retry_later("gateway busy");`.
+  retry_request retry_later(std::string reason,
+                            std::optional<std::chrono::milliseconds> countdown = std::nullopt) const {
+    return retry_request{std::move(reason), countdown};
+  }
+
+ private:
+  std::string task_;
+  std::string workflow_id_;
+  std::int32_t node_;
+  std::int32_t attempt_;
+  std::string idempotency_key_;
+  value::map kwargs_;
+};
+
+/// The type-erased form every handler is stored as.
+using raw_handler = std::function<task_result<value>(task_context&, const value::array& args)>;
+
+/// Registration defaults of a task; a signature's options override them.
+struct task_defaults {
+  std::string queue = "default";
+  retry_policy retry = retry_policy::none();
+  std::optional<std::chrono::milliseconds> time_limit;
+};
+
+/// A registered task.
+struct registered_task {
+  std::string name;
+  raw_handler handler;
+  task_defaults defaults;
+};
+
+class task_registry;
+
+/// A handle on a registered task: set its defaults, build signatures.
+class task_ref {
+ public:
+  task_ref(task_registry& registry, std::string name) : registry_(&registry), name_(std::move(name)) {}
+
+  const std::string& name() const noexcept { return name_; }
+  /// Default queue of the task's messages.
+  task_ref& queue(std::string name);
+  /// Default retry policy.
+  task_ref& retry(retry_policy policy);
+  /// Default time limit of one attempt.
+  task_ref& time_limit(std::chrono::milliseconds limit);
+
+  /// A signature of this task with these positional arguments.
+  template <class... Args>
+  signature with(Args&&... args) const {
+    return signature(name_, value::array{value(std::forward<Args>(args))...});
+  }
+
+ private:
+  registered_task& entry();
+  task_registry* registry_;
+  std::string name_;
+};
+
+namespace detail {
+
+template <class T>
+struct handler_traits : handler_traits<decltype(&T::operator())> {};
+template <class R, class... A>
+struct handler_traits<R (*)(task_context&, A...)> {
+  using result_type = R;
+  using args = std::tuple<std::decay_t<A>...>;
+};
+template <class R, class... A>
+struct handler_traits<R(task_context&, A...)> : handler_traits<R (*)(task_context&, A...)> {};
+template <class C, class R, class... A>
+struct handler_traits<R (C::*)(task_context&, A...) const> : handler_traits<R (*)(task_context&, A...)> {};
+template <class C, class R, class... A>
+struct handler_traits<R (C::*)(task_context&, A...)> : handler_traits<R (*)(task_context&, A...)> {};
+
+template <class T>
+struct is_task_result : std::false_type {};
+template <class T>
+struct is_task_result<task_result<T>> : std::true_type {};
+
+/// Converts argument `I`, naming the task and position when it does not fit.
+template <class T>
+T convert_argument(const std::string& task, std::size_t index, const value& v) {
+  if (!v.is<T>()) {
+    throw task_rejected("argument " + std::to_string(index + 1) + " of " + task + ": cannot convert " +
+                        to_string(v.type()) + " " + to_json(v));
+  }
+  return v.as<T>();
+}
+
+template <class F, class Tuple, std::size_t... I>
+auto invoke_typed(F& f, task_context& ctx, const value::array& args, std::index_sequence<I...>) {
+  return f(ctx, convert_argument<std::tuple_element_t<I, Tuple>>(ctx.task(), I, args[I])...);
+}
+
+template <class F>
+raw_handler make_raw_handler(F f) {
+  using traits = handler_traits<std::decay_t<F>>;
+  using args_tuple = typename traits::args;
+  using result = typename traits::result_type;
+  constexpr std::size_t arity = std::tuple_size_v<args_tuple>;
+  return [f = std::move(f)](task_context& ctx, const value::array& args) mutable -> task_result<value> {
+    if (args.size() != arity) {
+      throw task_rejected(ctx.task() + " takes " + std::to_string(arity) + " argument(s), got " +
+                          std::to_string(args.size()));
+    }
+    auto seq = std::make_index_sequence<arity>{};
+    if constexpr (std::is_void_v<result>) {
+      invoke_typed<F, args_tuple>(f, ctx, args, seq);
+      return value{};
+    } else if constexpr (is_task_result<result>::value) {
+      auto r = invoke_typed<F, args_tuple>(f, ctx, args, seq);
+      if (r.is_retry()) {
+        return r.retry();
+      }
+      return value(std::move(r.result()));
+    } else {
+      return value(invoke_typed<F, args_tuple>(f, ctx, args, seq));
+    }
+  };
+}
+
+}  // namespace detail
+
+/// Task name -> handler. Fill it before handing it to an engine; the engine
+/// keeps a copy, so later changes do not affect a running engine.
+class task_registry {
+ public:
+  /// Registers a typed handler `R(task_context&, A...)`. Arguments convert
+  /// from values with `value::as<A>()`; a mismatch rejects the message
+  /// (`bad_arguments`). `R` may be void, any type a `value` constructs from,
+  /// or `task_result<...>`. Throws `usage_error` on a duplicate or empty name.
+  template <class F>
+  task_ref add(std::string name, F handler) {
+    return add_raw(std::move(name), detail::make_raw_handler(std::move(handler)));
+  }
+
+  /// Registers an already type-erased handler.
+  task_ref add_raw(std::string name, raw_handler handler);
+
+  /// The task of that name, or null.
+  const registered_task* find(const std::string& name) const;
+  registered_task* find(const std::string& name);
+
+  std::vector<std::string> names() const;
+  bool empty() const noexcept { return tasks_.empty(); }
+
+ private:
+  std::map<std::string, registered_task, std::less<>> tasks_;
+};
+
+/// Checks that every task named in `workflow` (a canvas in its value shape,
+/// `to_value(canvas)` or a parsed workflow file) is registered. The error
+/// (`unknown_task`) names the place as the workflow-file parser does:
+/// "$.chain[2]: unknown task 'ad'".
+expected<void> check_tasks_known(const value& workflow, const task_registry& tasks);
+
+}  // namespace trellis

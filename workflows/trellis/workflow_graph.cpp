@@ -1,0 +1,255 @@
+#include "trellis/workflow_graph.hpp"
+
+#include <deque>
+#include <utility>
+
+namespace trellis::detail {
+
+// Activation and completion run through an explicit queue instead of
+// recursion: restoring a long chain completes one step after another, and a
+// chain of a million steps must not need a million stack frames.
+struct workflow_graph::pending_step {
+  enum class op : std::uint8_t { activate, complete } what;
+  node_id id;
+  std::optional<value> input;
+};
+
+workflow_graph::workflow_graph(canvas c) : canvas_(std::move(c)) {
+  nodes_.reserve(canvas_.task_count() * 2 + 1);
+  expand(canvas_, -1, 0);
+}
+
+node_id workflow_graph::expand(const canvas& c, node_id parent, std::int32_t position) {
+  auto id = static_cast<node_id>(nodes_.size());
+  nodes_.emplace_back();
+  nodes_.back().kind = c.type();
+  nodes_.back().parent = parent;
+  nodes_.back().position = position;
+  if (c.is_task()) {
+    nodes_.back().sig = &c.sig();
+    return id;
+  }
+  std::vector<node_id> children;
+  children.reserve(c.children().size() + 1);
+  std::int32_t pos = 0;
+  for (const auto& child : c.children()) {
+    children.push_back(expand(child, id, pos++));
+  }
+  if (c.type() == canvas::kind::chord) {
+    children.push_back(expand(c.body(), id, pos));
+  }
+  // `nodes_` may have grown (and moved) while expanding the children.
+  nodes_[static_cast<std::size_t>(id)].children = std::move(children);
+  return id;
+}
+
+graph_effects workflow_graph::start(const std::function<std::optional<known_outcome>(node_id)>& known) {
+  known_ = known;
+  graph_effects fx;
+  activate(0, std::nullopt, fx);
+  known_ = nullptr;
+  return fx;
+}
+
+void workflow_graph::activate(node_id first, std::optional<value> first_input, graph_effects& fx) {
+  std::deque<pending_step> queue;
+  queue.push_back({pending_step::op::activate, first, std::move(first_input)});
+  run(queue, fx);
+}
+
+void workflow_graph::complete(node_id id, graph_effects& fx) {
+  std::deque<pending_step> queue;
+  queue.push_back({pending_step::op::complete, id, std::nullopt});
+  run(queue, fx);
+}
+
+void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
+  while (!queue.empty()) {
+    auto step = std::move(queue.front());
+    queue.pop_front();
+    auto& n = nodes_[static_cast<std::size_t>(step.id)];
+    if (step.what == pending_step::op::complete) {
+      if (n.parent < 0) {
+        fx.finished = true;
+        continue;
+      }
+      auto& p = nodes_[static_cast<std::size_t>(n.parent)];
+      auto parent_id = n.parent;
+      auto done = [&](node_state s) {
+        p.state = s;
+        queue.push_back({pending_step::op::complete, parent_id, std::nullopt});
+      };
+      switch (p.kind) {
+        case canvas::kind::chain: {
+          if (n.state != node_state::success) {
+            p.error = n.error;
+            done(n.state);
+          } else if (static_cast<std::size_t>(n.position) + 1 == p.children.size()) {
+            p.result = n.result;
+            done(node_state::success);
+          } else {
+            queue.push_back({pending_step::op::activate, p.children[static_cast<std::size_t>(n.position) + 1],
+                             n.result});
+          }
+          break;
+        }
+        case canvas::kind::group:
+        case canvas::kind::chord: {
+          auto header_size = p.children.size() - (p.kind == canvas::kind::chord ? 1 : 0);
+          if (static_cast<std::size_t>(n.position) == header_size) {
+            // The chord body finished: the chord ends as its body ends.
+            p.result = n.result;
+            p.error = n.error;
+            done(n.state);
+            break;
+          }
+          if (static_cast<std::size_t>(++p.finished) < header_size) {
+            break;
+          }
+          // Every member is terminal. As in Celery, the first failure in call
+          // order (not in time) decides, so the outcome is deterministic.
+          value::array results;
+          results.reserve(header_size);
+          const graph_node* failed = nullptr;
+          for (std::size_t i = 0; i < header_size; ++i) {
+            const auto& member = nodes_[static_cast<std::size_t>(p.children[i])];
+            if (member.state != node_state::success) {
+              failed = &member;
+              break;
+            }
+            results.push_back(member.result);
+          }
+          if (failed != nullptr) {
+            p.error = failed->error;
+            done(failed->state);
+          } else if (p.kind == canvas::kind::group) {
+            p.result = value(std::move(results));
+            done(node_state::success);
+          } else {
+            queue.push_back({pending_step::op::activate, p.children.back(), value(std::move(results))});
+          }
+          break;
+        }
+        case canvas::kind::task:
+          break;  // a leaf has no children
+      }
+      continue;
+    }
+
+    // op::activate
+    n.state = node_state::received;
+    switch (n.kind) {
+      case canvas::kind::task: {
+        n.input = std::move(step.input);
+        if (known_) {
+          if (auto k = known_(step.id); k) {
+            n.attempt = k->attempt;
+            if (is_terminal(k->state)) {
+              n.state = k->state;
+              n.result = std::move(k->result);
+              n.error = std::move(k->error);
+              fx.replayed.push_back(step.id);
+              queue.push_back({pending_step::op::complete, step.id, std::nullopt});
+              break;
+            }
+          }
+        }
+        fx.ready.push_back(step.id);
+        break;
+      }
+      case canvas::kind::chain:
+        queue.push_back({pending_step::op::activate, n.children.front(), std::move(step.input)});
+        break;
+      case canvas::kind::group:
+      case canvas::kind::chord: {
+        auto header_size = n.children.size() - (n.kind == canvas::kind::chord ? 1 : 0);
+        if (header_size == 0) {
+          if (n.kind == canvas::kind::group) {
+            n.result = value::array{};
+            n.state = node_state::success;
+            queue.push_back({pending_step::op::complete, step.id, std::nullopt});
+          } else {
+            // Celery: a chord with an empty header calls its body with [].
+            queue.push_back({pending_step::op::activate, n.children.back(), value::array{}});
+          }
+          break;
+        }
+        // Every member gets the same previous result (Celery passes a chain's
+        // previous result to each member of a following group).
+        for (std::size_t i = 0; i < header_size; ++i) {
+          queue.push_back({pending_step::op::activate, n.children[i], step.input});
+        }
+        break;
+      }
+    }
+  }
+}
+
+apply_result workflow_graph::check_outcome(node_id leaf, std::int32_t attempt) const {
+  if (leaf < 0 || static_cast<std::size_t>(leaf) >= nodes_.size() ||
+      nodes_[static_cast<std::size_t>(leaf)].kind != canvas::kind::task) {
+    return apply_result::unknown_node;
+  }
+  const auto& n = nodes_[static_cast<std::size_t>(leaf)];
+  // The once-only guard: a terminal node never changes again, and only the
+  // current attempt may finish it (a late outcome of an earlier attempt that
+  // was presumed lost is a duplicate).
+  if (is_terminal(n.state) || n.state == node_state::pending || n.attempt != attempt) {
+    return apply_result::duplicate;
+  }
+  return apply_result::applied;
+}
+
+void workflow_graph::mark_dispatched(node_id leaf, std::int32_t attempt) {
+  auto& n = nodes_.at(static_cast<std::size_t>(leaf));
+  n.attempt = attempt;
+  n.state = node_state::received;
+}
+
+apply_result workflow_graph::succeed(node_id leaf, std::int32_t attempt, value result, graph_effects& fx) {
+  if (auto r = check_outcome(leaf, attempt); r != apply_result::applied) {
+    return r;
+  }
+  auto& n = nodes_[static_cast<std::size_t>(leaf)];
+  n.state = node_state::success;
+  n.result = std::move(result);
+  complete(leaf, fx);
+  return apply_result::applied;
+}
+
+apply_result workflow_graph::fail(node_id leaf, std::int32_t attempt, value err, graph_effects& fx) {
+  if (auto r = check_outcome(leaf, attempt); r != apply_result::applied) {
+    return r;
+  }
+  auto& n = nodes_[static_cast<std::size_t>(leaf)];
+  value::map e = err.is_map() ? err.as_map() : value::map{{"message", err}};
+  e["task"] = n.sig->task();
+  e["node"] = leaf;
+  n.state = node_state::failure;
+  n.error = value(std::move(e));
+  complete(leaf, fx);
+  return apply_result::applied;
+}
+
+apply_result workflow_graph::schedule_retry(node_id leaf, std::int32_t attempt) {
+  if (auto r = check_outcome(leaf, attempt); r != apply_result::applied) {
+    return r;
+  }
+  nodes_[static_cast<std::size_t>(leaf)].state = node_state::retry;
+  return apply_result::applied;
+}
+
+value::array workflow_graph::arguments_of(node_id leaf) const {
+  const auto& n = nodes_.at(static_cast<std::size_t>(leaf));
+  const auto& own = n.sig->args();
+  if (!n.input || n.sig->options().immutable) {
+    return own;
+  }
+  value::array args;
+  args.reserve(own.size() + 1);
+  args.push_back(*n.input);
+  args.insert(args.end(), own.begin(), own.end());
+  return args;
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,133 @@
+#pragma once
+
+/// @file
+/// A canvas expanded into nodes, and the rules that move it forward: which
+/// task is ready with which arguments, how a chain advances, how a group and a
+/// chord header count their members, when the workflow is finished.
+///
+/// Pure logic: no I/O, no threads, no clocks. The dispatcher owns one graph per
+/// active workflow, feeds it outcomes and acts on the effects it reports.
+///
+/// Node ids are assigned depth-first from the canvas, so expanding the same
+/// canvas always gives the same ids. That is what makes restoring after a
+/// crash a replay: expand the stored canvas again and feed it the stored leaf
+/// outcomes (`known_outcome`); nothing about composite nodes is stored.
+///
+/// Once-only transitions: an outcome for a node that is already terminal, or
+/// for an attempt other than the node's current one, changes nothing and is
+/// reported as a duplicate. This is the guard that keeps a redelivered message
+/// from advancing a chain twice or counting a chord member twice.
+
+#include "trellis/canvas.hpp"
+#include "trellis/node_state.hpp"
+#include "trellis/value.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <vector>
+
+namespace trellis::detail {
+
+using node_id = std::int32_t;
+
+/// One node: a task invocation (leaf) or a chain/group/chord (composite).
+struct graph_node {
+  canvas::kind kind = canvas::kind::task;
+  node_id parent = -1;
+  /// Position among the parent's children (for a chord, the body is last).
+  std::int32_t position = 0;
+  std::vector<node_id> children;
+  /// Leaves only: the signature (points into the graph's canvas, which it owns).
+  const signature* sig = nullptr;
+  node_state state = node_state::pending;
+  /// Leaves only: attempts started so far.
+  std::int32_t attempt = 0;
+  /// Leaves: the input from the previous step, when there is one.
+  std::optional<value> input;
+  value result;
+  /// {"task", "node", "type", "message"} after a failure.
+  value error;
+  /// Composites: children that reached a terminal state.
+  std::int32_t finished = 0;
+};
+
+/// A leaf outcome already recorded in the store, replayed on restore.
+struct known_outcome {
+  node_state state = node_state::pending;
+  std::int32_t attempt = 0;
+  value result;
+  value error;
+};
+
+/// What happened, for the dispatcher to act on after a call.
+struct graph_effects {
+  /// Leaves that became ready, in activation order. Their arguments are
+  /// `workflow_graph::arguments_of(node)`.
+  std::vector<node_id> ready;
+  /// Leaves that completed from a known outcome during a restore.
+  std::vector<node_id> replayed;
+  /// Set when the root reached a terminal state during the call.
+  bool finished = false;
+};
+
+/// Whether an outcome changed the graph.
+enum class apply_result : std::uint8_t {
+  applied,
+  /// The node is already terminal or the attempt is not the current one.
+  duplicate,
+  /// No such leaf.
+  unknown_node,
+};
+
+class workflow_graph {
+ public:
+  /// Expands `c` (copied into the graph). Node 0 is the root.
+  explicit workflow_graph(canvas c);
+
+  workflow_graph(const workflow_graph&) = delete;
+  workflow_graph& operator=(const workflow_graph&) = delete;
+  workflow_graph(workflow_graph&&) = default;
+  workflow_graph& operator=(workflow_graph&&) = default;
+
+  /// Activates the root. `known` (may be empty) gives the stored outcome of a
+  /// leaf, if any: a leaf with a terminal stored outcome completes at once
+  /// instead of becoming ready. Call once.
+  graph_effects start(const std::function<std::optional<known_outcome>(node_id)>& known = {});
+
+  /// Marks a ready leaf as handed to a worker for attempt `attempt`.
+  void mark_dispatched(node_id leaf, std::int32_t attempt);
+
+  /// Success of attempt `attempt` of `leaf`.
+  apply_result succeed(node_id leaf, std::int32_t attempt, value result, graph_effects& fx);
+  /// Final failure of attempt `attempt` of `leaf` (retries exhausted or none).
+  /// `err` is {"type", "message"}; the graph adds "task" and "node".
+  apply_result fail(node_id leaf, std::int32_t attempt, value err, graph_effects& fx);
+  /// Attempt `attempt` failed and another one is scheduled.
+  apply_result schedule_retry(node_id leaf, std::int32_t attempt);
+
+  /// Positional arguments of a ready leaf: the previous result first (unless
+  /// the signature is immutable or there is no previous step), then its own.
+  value::array arguments_of(node_id leaf) const;
+
+  const graph_node& node(node_id id) const { return nodes_.at(static_cast<std::size_t>(id)); }
+  std::size_t size() const noexcept { return nodes_.size(); }
+  const canvas& source() const noexcept { return canvas_; }
+  const graph_node& root() const { return nodes_.front(); }
+  bool is_finished() const noexcept { return is_terminal(nodes_.front().state); }
+
+ private:
+  node_id expand(const canvas& c, node_id parent, std::int32_t position);
+  void activate(node_id id, std::optional<value> input, graph_effects& fx);
+  void complete(node_id id, graph_effects& fx);
+  struct pending_step;
+  void run(std::deque<pending_step>& queue, graph_effects& fx);
+  apply_result check_outcome(node_id leaf, std::int32_t attempt) const;
+
+  canvas canvas_;
+  std::vector<graph_node> nodes_;
+  std::function<std::optional<known_outcome>(node_id)> known_;
+};
+
+}  // namespace trellis::detail
