@@ -1,6 +1,7 @@
 #include "trellis/detail/value_codec.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <vector>
@@ -24,6 +25,23 @@ void pack_str_imp(msgpack::packer<Stream>& pk, std::string_view s) {
   auto n = checked_size(s.size(), "string");
   pk.pack_str(n);
   pk.pack_str_body(s.data(), n);
+}
+
+// msgpack-cxx 4.1's pack_double writes an integral double as an integer
+// (1.0 -> 1, -0.0 -> 0), so a double would come back as an int, or lose its
+// sign. Doubles are always written as float64 here; pack_str_body appends
+// raw bytes, which is the only raw write a packer offers.
+template <class Stream>
+void pack_float64(msgpack::packer<Stream>& pk, double d) {
+  std::uint64_t bits = 0;
+  static_assert(sizeof bits == sizeof d);
+  std::memcpy(&bits, &d, sizeof bits);
+  char buf[9];
+  buf[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) {
+    buf[1 + i] = static_cast<char>((bits >> (56 - 8 * i)) & 0xff);
+  }
+  pk.pack_str_body(buf, sizeof buf);
 }
 
 template <class Stream>
@@ -64,7 +82,7 @@ void pack_any(msgpack::packer<Stream>& pk, const value& v) {
       pk.pack_int64(v.as_int());
       return;
     case value::kind::real:
-      pk.pack_double(v.as_double());
+      pack_float64(pk, v.as_double());
       return;
     case value::kind::string:
       pack_str_imp(pk, v.as_string());

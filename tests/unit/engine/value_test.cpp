@@ -315,6 +315,17 @@ TEST_CASE("msgpack round-trips every kind, nested", "[unit][value][msgpack]") {
   }
 }
 
+TEST_CASE("integral doubles stay doubles across msgpack, sign of zero included", "[unit][value][msgpack]") {
+  for (double d : {1.0, 0.0, -0.0, -3.0, 1e18, 1e300}) {
+    CAPTURE(d);
+    auto back = unpack_from_string(pack_to_string(value{d}), no_byte_limit, 0);
+    REQUIRE(back);
+    REQUIRE(back->is_real());
+    CHECK(back->as_double() == d);
+    CHECK(std::signbit(back->as_double()) == std::signbit(d));
+  }
+}
+
 TEST_CASE("NaN and infinities survive msgpack bit for bit", "[unit][value][msgpack]") {
   auto nan = unpack_from_string(pack_to_string(value{std::nan("")}), no_byte_limit, 0);
   REQUIRE(nan);

@@ -159,6 +159,24 @@ TEST_CASE("sig() is only for tasks and body() only for chords", "[unit][canvas]"
 
 // -- normalization -----------------------------------------------------------
 
+TEST_CASE("the normalization rules quoted in docs/canvas.md hold", "[unit][canvas]") {
+  // [canvas-normalization]
+  auto a = signature("a");
+  auto b = signature("b");
+  auto c = signature("c");
+  auto d = signature("d");
+  auto e = signature("e");
+  CHECK(to_json(group(group(a, b), c)) == to_json(group(a, b, c)));
+  CHECK(to_json(chain(chain(a, b), c)) == to_json(chain(a, b, c)));
+  CHECK(to_json(chain(a, group(b), c)) == to_json(chain(a, b, c)));
+  CHECK(to_json(chain(a, group(b, c), d, e)) == to_json(chain(a, chord(group(b, c), d), e)));
+  CHECK(to_json(chain(group(a, b))) == to_json(group(a, b)));
+  CHECK(to_json(chain(a, group())) == to_json(canvas(a)));
+  CHECK(to_json(group(chain(a, group(b, c)))) == to_json(chain(a, group(b, c))));
+  CHECK(to_json(chord(std::vector<canvas>{group(a, b), c}, d)) == to_json(chord(group(a, b, c), d)));
+  // [canvas-normalization]
+}
+
 TEST_CASE("groups nested in a group flatten into it, at any depth", "[unit][canvas]") {
   CHECK(to_json(group(group(t("a"), t("b")), t("c"))) == expect_json(R"({"group":[@a,@b,@c]})"));
   // Celery: test_nested_group.
