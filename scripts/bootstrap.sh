@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what is missing from Debian 12's packages, then builds Trellis
+# (Release) into build/. Safe to run again: it installs and rebuilds only
+# what changed. Run as root on a fresh machine (it uses apt-get).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake           # compiler and build
+  libcaf-dev                      # C++ Actor Framework 0.17: supervisor, dispatcher, worker actors
+  libnats-dev nats-server         # NATS client (cluster transport) and server (integration tests)
+  libmsgpack-cxx-dev libboost-dev # msgpack envelopes (msgpack-cxx wants Boost headers)
+  libsqlite3-dev                  # the workflow store
+  nlohmann-json3-dev              # workflow files and CLI JSON
+  libcli11-dev                    # command-line parsing
+  catch2                          # tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
