@@ -1,1 +1,697 @@
-int main() { return 0; }
+/// @file
+/// The embedded benchmark: an engine in this process, a real SQLite file in a
+/// fresh temporary directory per measurement, and a `noop` task, so what is
+/// measured is Trellis itself (canvas, graph, envelopes, actors, store
+/// commits) and never a handler.
+///
+/// Workloads (each on its own engine and store file):
+///   throughput  one group of 100,000 noop, submit to result;
+///   latency     a one-task workflow, submitted and awaited 1,000 times in a
+///               row after a warm-up; p50 and p99 of the round trip;
+///   chord       chord(10,000 noop, noop), submit to result;
+///   chain       chain of 1,000 noop, submit to result;
+///   disk        what one small write + fdatasync costs where the store lives;
+///   lifecycle   opening an engine on a new file, and shutting it down.
+/// Each runs under synchronous=FULL (the default) and NORMAL. The output is a
+/// markdown table per mode (workload | value | target | met? | syncs/task,
+/// with the mean time of one sync).
+///
+/// "syncs" are calls of the SQLite VFS's xSync inside the timed window,
+/// counted by a pass-through VFS this program installs as the default; each
+/// becomes an fdatasync. bench/run_embedded.sh also counts the system calls
+/// themselves with strace.
+
+#include "trellis/trellis.hpp"
+
+#include <CLI/CLI.hpp>
+#include <sqlite3.h>
+#include <sys/vfs.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using bench_clock = std::chrono::steady_clock;
+
+// -- sync counting ---------------------------------------------------------------
+
+/// A pass-through VFS that counts xSync calls. It wraps the default VFS and
+/// becomes the default itself, so the engine's `sqlite3_open_v2(..., nullptr)`
+/// uses it without knowing.
+class sync_counting_vfs {
+ public:
+  /// Installs the counting VFS as SQLite's default; call once, before any
+  /// engine opens its store.
+  static void install() {
+    auto& self = instance();
+    self.base_ = sqlite3_vfs_find(nullptr);
+    if (self.base_ == nullptr) {
+      throw std::runtime_error("SQLite has no default VFS to wrap");
+    }
+    self.vfs_ = *self.base_;
+    self.vfs_.zName = "trellis_bench_counting";
+    self.vfs_.szOsFile = static_cast<int>(sizeof(wrapped_file)) + self.base_->szOsFile;
+    self.vfs_.pAppData = nullptr;
+    self.vfs_.pNext = nullptr;
+    self.vfs_.xOpen = &open;
+    if (int rc = sqlite3_vfs_register(&self.vfs_, 1); rc != SQLITE_OK) {
+      throw std::runtime_error(std::string{"cannot register the counting VFS: "} + sqlite3_errstr(rc));
+    }
+  }
+
+  /// xSync calls so far, by every connection of this process.
+  static std::uint64_t syncs() { return instance().syncs_.load(std::memory_order_relaxed); }
+  /// Wall time spent inside those calls, in nanoseconds.
+  static std::uint64_t sync_ns() { return instance().sync_ns_.load(std::memory_order_relaxed); }
+
+ private:
+  /// Our file object; the wrapped VFS's own file object follows it in memory.
+  struct wrapped_file {
+    sqlite3_file base;
+    sqlite3_file* real;
+  };
+
+  static sync_counting_vfs& instance() {
+    static sync_counting_vfs vfs;
+    return vfs;
+  }
+
+  static sqlite3_file* real(sqlite3_file* f) { return reinterpret_cast<wrapped_file*>(f)->real; }
+
+  static int open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+    auto& self = instance();
+    auto* w = reinterpret_cast<wrapped_file*>(file);
+    w->real = reinterpret_cast<sqlite3_file*>(w + 1);
+    w->base.pMethods = nullptr;
+    int rc = self.base_->xOpen(self.base_, name, w->real, flags, out_flags);
+    if (w->real->pMethods != nullptr) {
+      // Copy the wrapped methods once (every file of the unix VFS shares the
+      // same version) and replace only xSync and xClose.
+      std::call_once(self.methods_once_, [&] {
+        self.methods_ = *w->real->pMethods;
+        self.methods_.xClose = &close;
+        self.methods_.xRead = [](sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
+          return real(f)->pMethods->xRead(real(f), p, n, off);
+        };
+        self.methods_.xWrite = [](sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
+          return real(f)->pMethods->xWrite(real(f), p, n, off);
+        };
+        self.methods_.xTruncate = [](sqlite3_file* f, sqlite3_int64 size) {
+          return real(f)->pMethods->xTruncate(real(f), size);
+        };
+        self.methods_.xSync = [](sqlite3_file* f, int sync_flags) {
+          auto started = bench_clock::now();
+          int sync_rc = real(f)->pMethods->xSync(real(f), sync_flags);
+          auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(bench_clock::now() - started).count();
+          instance().syncs_.fetch_add(1, std::memory_order_relaxed);
+          instance().sync_ns_.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
+          return sync_rc;
+        };
+        self.methods_.xFileSize = [](sqlite3_file* f, sqlite3_int64* size) {
+          return real(f)->pMethods->xFileSize(real(f), size);
+        };
+        self.methods_.xLock = [](sqlite3_file* f, int lock) { return real(f)->pMethods->xLock(real(f), lock); };
+        self.methods_.xUnlock = [](sqlite3_file* f, int lock) { return real(f)->pMethods->xUnlock(real(f), lock); };
+        self.methods_.xCheckReservedLock = [](sqlite3_file* f, int* out) {
+          return real(f)->pMethods->xCheckReservedLock(real(f), out);
+        };
+        self.methods_.xFileControl = [](sqlite3_file* f, int op, void* arg) {
+          return real(f)->pMethods->xFileControl(real(f), op, arg);
+        };
+        self.methods_.xSectorSize = [](sqlite3_file* f) { return real(f)->pMethods->xSectorSize(real(f)); };
+        self.methods_.xDeviceCharacteristics = [](sqlite3_file* f) {
+          return real(f)->pMethods->xDeviceCharacteristics(real(f));
+        };
+        if (self.methods_.iVersion >= 2) {
+          self.methods_.xShmMap = [](sqlite3_file* f, int page, int size, int extend, void volatile** out) {
+            return real(f)->pMethods->xShmMap(real(f), page, size, extend, out);
+          };
+          self.methods_.xShmLock = [](sqlite3_file* f, int offset, int n, int lock_flags) {
+            return real(f)->pMethods->xShmLock(real(f), offset, n, lock_flags);
+          };
+          self.methods_.xShmBarrier = [](sqlite3_file* f) { real(f)->pMethods->xShmBarrier(real(f)); };
+          self.methods_.xShmUnmap = [](sqlite3_file* f, int remove) {
+            return real(f)->pMethods->xShmUnmap(real(f), remove);
+          };
+        }
+        if (self.methods_.iVersion >= 3) {
+          self.methods_.xFetch = [](sqlite3_file* f, sqlite3_int64 off, int n, void** out) {
+            return real(f)->pMethods->xFetch(real(f), off, n, out);
+          };
+          self.methods_.xUnfetch = [](sqlite3_file* f, sqlite3_int64 off, void* p) {
+            return real(f)->pMethods->xUnfetch(real(f), off, p);
+          };
+        }
+      });
+      w->base.pMethods = &self.methods_;
+    }
+    return rc;
+  }
+
+  static int close(sqlite3_file* f) {
+    auto* r = real(f);
+    int rc = r->pMethods->xClose(r);
+    f->pMethods = nullptr;
+    return rc;
+  }
+
+  sqlite3_vfs* base_ = nullptr;
+  sqlite3_vfs vfs_{};
+  sqlite3_io_methods methods_{};
+  std::once_flag methods_once_;
+  std::atomic<std::uint64_t> syncs_{0};
+  std::atomic<std::uint64_t> sync_ns_{0};
+};
+
+/// Syncs in a window: how many and the wall time inside them.
+struct sync_tally {
+  std::uint64_t count = 0;
+  std::uint64_t ns = 0;
+
+  static sync_tally now() { return sync_tally{sync_counting_vfs::syncs(), sync_counting_vfs::sync_ns()}; }
+  sync_tally since(const sync_tally& before) const { return sync_tally{count - before.count, ns - before.ns}; }
+  sync_tally& operator+=(const sync_tally& other) {
+    count += other.count;
+    ns += other.ns;
+    return *this;
+  }
+};
+
+// -- environment -------------------------------------------------------------------
+
+/// A fresh directory under `parent`, removed with everything in it.
+class temp_dir {
+ public:
+  explicit temp_dir(const fs::path& parent) {
+    auto pattern = (parent / "trellis-bench-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error("cannot create a temporary directory under " + parent.string());
+    }
+    path_ = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  const fs::path& path() const noexcept { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string fixed(double x, int digits) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(digits) << x;
+  return out.str();
+}
+
+std::string cpu_model() {
+  std::ifstream in{"/proc/cpuinfo"};
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(colon + 2);
+    }
+  }
+  return "unknown";
+}
+
+std::string filesystem_of(const fs::path& dir) {
+  struct statfs info {};
+  if (::statfs(dir.c_str(), &info) != 0) {
+    return "unknown";
+  }
+  switch (static_cast<unsigned long>(info.f_type)) {
+    case 0xEF53UL:
+      return "ext4";
+    case 0x58465342UL:
+      return "xfs";
+    case 0x9123683EUL:
+      return "btrfs";
+    case 0x01021994UL:
+      return "tmpfs (fsync is free here: the numbers are not durable ones)";
+    case 0x794C7630UL:
+      return "overlayfs";
+    default: {
+      std::ostringstream out;
+      out << "f_type 0x" << std::hex << info.f_type;
+      return out.str();
+    }
+  }
+}
+
+/// The 1-minute load average: the benchmark wants the machine to itself, and
+/// a busy machine explains a slow number.
+std::string load_average() {
+  double load[3] = {0.0, 0.0, 0.0};
+  if (::getloadavg(load, 3) != 3) {
+    return "unknown";
+  }
+  return fixed(load[0], 2) + " " + fixed(load[1], 2) + " " + fixed(load[2], 2);
+}
+
+std::string today() {
+  auto t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+// -- statistics and formatting -----------------------------------------------------------
+
+double ms_between(bench_clock::time_point a, bench_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+/// Nearest-rank percentile of sorted samples.
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) {
+    return 0.0;
+  }
+  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+std::string thousands(double x) {
+  auto s = std::to_string(static_cast<long long>(std::llround(x)));
+  for (auto i = static_cast<long>(s.size()) - 3; i > 0; i -= 3) {
+    s.insert(static_cast<std::size_t>(i), ",");
+  }
+  return s;
+}
+
+/// One line of the result table.
+struct row {
+  std::string workload;
+  std::string value;
+  std::string target;
+  std::optional<bool> met;  ///< empty: informational, no target
+  std::string syncs_per_task;
+};
+
+void print_table(std::ostream& out, const std::vector<row>& rows) {
+  std::vector<std::vector<std::string>> cells{{"workload", "value", "target", "met?", "syncs/task (time each)"}};
+  for (const auto& r : rows) {
+    cells.push_back({r.workload, r.value, r.target, r.met ? (*r.met ? "yes" : "**no**") : "", r.syncs_per_task});
+  }
+  std::vector<std::size_t> width(cells.front().size(), 0);
+  for (const auto& line : cells) {
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      width[i] = std::max(width[i], line[i].size());
+    }
+  }
+  auto print_line = [&](const std::vector<std::string>& line) {
+    out << '|';
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      out << ' ' << line[i] << std::string(width[i] - line[i].size(), ' ') << " |";
+    }
+    out << '\n';
+  };
+  print_line(cells.front());
+  out << '|';
+  for (auto w : width) {
+    out << std::string(w + 2, '-') << '|';
+  }
+  out << '\n';
+  for (std::size_t i = 1; i < cells.size(); ++i) {
+    print_line(cells[i]);
+  }
+}
+
+// -- the workloads ------------------------------------------------------------------
+
+struct bench_options {
+  std::vector<std::string> modes{"FULL", "NORMAL"};
+  std::vector<std::string> workloads{"disk", "lifecycle", "throughput", "latency", "chord", "chain"};
+  std::size_t group_size = 100'000;
+  std::size_t latency_runs = 1'000;
+  std::size_t warmup = 200;
+  std::size_t chord_size = 10'000;
+  std::size_t chain_length = 1'000;
+  std::size_t repeat = 1;
+  std::size_t concurrency = 0;
+  std::size_t fetch_batch = 0;
+  std::size_t max_batch = 0;
+  fs::path dir = fs::temp_directory_path();
+  /// Print each timed window (CLOCK_MONOTONIC seconds) to stderr, so a
+  /// profile recorded with `perf record -k CLOCK_MONOTONIC` can keep only the
+  /// samples inside them (bench/profile_embedded.sh does).
+  bool print_windows = false;
+};
+
+/// Reports a timed window when asked to; steady_clock is CLOCK_MONOTONIC on Linux.
+void report_window(const bench_options& opts, const std::string& workload, bench_clock::time_point begin,
+                   bench_clock::time_point end) {
+  if (!opts.print_windows) {
+    return;
+  }
+  auto seconds = [](bench_clock::time_point t) {
+    return std::chrono::duration<double>(t.time_since_epoch()).count();
+  };
+  std::cerr << "window " << workload << ' ' << std::fixed << std::setprecision(6) << seconds(begin) << ' '
+            << seconds(end) << '\n';
+}
+
+constexpr const char* noop_name = "bench.noop";
+constexpr auto generous = std::chrono::minutes{10};
+
+/// A task that takes any arguments and returns nil: chain steps and the chord
+/// body receive a previous result, group members nothing.
+trellis::task_registry bench_tasks() {
+  trellis::task_registry tasks;
+  tasks.add_raw(noop_name,
+                [](trellis::task_context&, const trellis::value::array&) -> trellis::task_result<trellis::value> {
+                  return trellis::value{};
+                });
+  return tasks;
+}
+
+trellis::signature noop() { return trellis::signature{noop_name}; }
+
+/// An engine on a fresh store file, for one measurement.
+class bench_engine {
+ public:
+  bench_engine(const bench_options& opts, const std::string& mode) : dir_(opts.dir) {
+    trellis::engine_config cfg;
+    cfg.store_path = (dir_.path() / "bench.db").string();
+    cfg.synchronous = mode;
+    cfg.concurrency = opts.concurrency;
+    if (opts.fetch_batch != 0) {
+      cfg.fetch_batch = opts.fetch_batch;
+    }
+    if (opts.max_batch != 0) {
+      cfg.max_batch = opts.max_batch;
+    }
+    engine_.emplace(std::move(cfg), bench_tasks());
+  }
+  bench_engine(const bench_engine&) = delete;
+  bench_engine& operator=(const bench_engine&) = delete;
+
+  /// Submits and waits; a failed workflow ends the benchmark, since its
+  /// numbers would mean nothing.
+  trellis::value run(const trellis::canvas& flow) {
+    auto handle = engine_->submit(flow);
+    if (!handle) {
+      throw std::runtime_error("submit failed: " + handle.error().message());
+    }
+    auto result = handle->wait_for(generous);
+    if (!result) {
+      throw std::runtime_error("workflow did not succeed: " + result.error().message());
+    }
+    return std::move(*result);
+  }
+
+  trellis::engine& get() { return *engine_; }
+
+ private:
+  // Declared in this order so the engine shuts down before its directory goes.
+  temp_dir dir_;
+  std::optional<trellis::engine> engine_;
+};
+
+/// What one timed run saw.
+struct timed_run {
+  double ms = 0.0;
+  double submit_ms = 0.0;
+  sync_tally syncs;
+};
+
+/// Submits `flow` on a fresh engine and waits for its result.
+timed_run run_once(const bench_options& opts, const std::string& mode, const std::string& workload,
+                   const trellis::canvas& flow, std::size_t expected_results) {
+  bench_engine e{opts, mode};
+  auto syncs_before = sync_tally::now();
+  auto t0 = bench_clock::now();
+  auto handle = e.get().submit(flow);
+  auto t1 = bench_clock::now();
+  if (!handle) {
+    throw std::runtime_error("submit failed: " + handle.error().message());
+  }
+  auto result = handle->wait_for(generous);
+  auto t2 = bench_clock::now();
+  report_window(opts, workload, t0, t2);
+  if (!result) {
+    throw std::runtime_error("workflow did not succeed: " + result.error().message());
+  }
+  if (expected_results != 0 && (!result->is_array() || result->as_array().size() != expected_results)) {
+    throw std::runtime_error("workflow returned " + trellis::to_json(*result) + " instead of " +
+                             std::to_string(expected_results) + " results");
+  }
+  return timed_run{ms_between(t0, t2), ms_between(t0, t1), sync_tally::now().since(syncs_before)};
+}
+
+/// Runs `flow` `opts.repeat` times and keeps the median run (by wall time).
+timed_run median_run(const bench_options& opts, const std::string& mode, const std::string& workload,
+                     const trellis::canvas& flow, std::size_t expected_results) {
+  std::vector<timed_run> runs;
+  for (std::size_t i = 0; i < opts.repeat; ++i) {
+    runs.push_back(run_once(opts, mode, workload, flow, expected_results));
+  }
+  std::sort(runs.begin(), runs.end(), [](const timed_run& a, const timed_run& b) { return a.ms < b.ms; });
+  return runs[(runs.size() - 1) / 2];
+}
+
+/// "syncs per task (mean time of one sync)".
+std::string per_task(const sync_tally& syncs, std::size_t tasks) {
+  auto text = fixed(static_cast<double>(syncs.count) / static_cast<double>(tasks), 5);
+  if (syncs.count != 0) {
+    text += " (" + fixed(static_cast<double>(syncs.ns) / static_cast<double>(syncs.count) / 1000.0, 0) + " us)";
+  }
+  return text;
+}
+
+/// p50 of `n` timed calls of `step`.
+template <class Step>
+double p50_of(int n, Step step) {
+  std::vector<double> samples;
+  for (int i = 0; i < n; ++i) {
+    auto t0 = bench_clock::now();
+    step(i);
+    samples.push_back(ms_between(t0, bench_clock::now()));
+  }
+  std::sort(samples.begin(), samples.end());
+  return percentile(samples, 50);
+}
+
+/// The floor under every durable commit on the benchmark's file system. A
+/// WAL that has been checkpointed is written again from its start, so most
+/// commits overwrite blocks the file already has (no metadata to journal);
+/// a growing WAL appends, which also commits the file system's journal.
+void disk_floor(const bench_options& opts, std::vector<row>& rows) {
+  temp_dir dir{opts.dir};
+  auto file = (dir.path() / "probe").string();
+  int fd = ::open(file.c_str(), O_CREAT | O_RDWR, 0600);
+  if (fd < 0) {
+    throw std::runtime_error("cannot create " + file);
+  }
+  constexpr int samples = 200;
+  constexpr std::size_t page_size = 4096;
+  std::vector<char> page(page_size, 'x');
+  auto write_sync = [&](off_t offset) {
+    if (::pwrite(fd, page.data(), page.size(), offset) != static_cast<ssize_t>(page.size()) || ::fdatasync(fd) != 0) {
+      ::close(fd);
+      throw std::runtime_error("cannot write and sync " + file);
+    }
+  };
+  auto append = p50_of(samples, [&](int i) { write_sync(static_cast<off_t>(i) * static_cast<off_t>(page_size)); });
+  auto overwrite = p50_of(samples, [&](int i) { write_sync(static_cast<off_t>(i) * static_cast<off_t>(page_size)); });
+  ::close(fd);
+  rows.push_back(row{"disk: 4 KiB append + fdatasync, p50", fixed(append, 3) + " ms", "", {}, ""});
+  rows.push_back(row{"disk: 4 KiB overwrite + fdatasync, p50", fixed(overwrite, 3) + " ms", "", {}, ""});
+}
+
+/// Opening an engine on a new file and shutting it down idle: what an
+/// embedding program pays at start and exit.
+void lifecycle(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
+  constexpr int runs = 5;
+  std::vector<double> open_ms;
+  std::vector<double> close_ms;
+  for (int i = 0; i < runs; ++i) {
+    auto t0 = bench_clock::now();
+    bench_engine e{opts, mode};
+    auto t1 = bench_clock::now();
+    e.get().shutdown();
+    close_ms.push_back(ms_between(t1, bench_clock::now()));
+    open_ms.push_back(ms_between(t0, t1));
+  }
+  std::sort(open_ms.begin(), open_ms.end());
+  std::sort(close_ms.begin(), close_ms.end());
+  rows.push_back(
+      row{"engine open on a new store file, p50 of 5", fixed(percentile(open_ms, 50), 1) + " ms", "", {}, ""});
+  rows.push_back(
+      row{"engine shutdown while idle, p50 of 5", fixed(percentile(close_ms, 50), 1) + " ms", "", {}, ""});
+}
+
+void throughput(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
+  auto flow = trellis::group(std::vector<trellis::canvas>(opts.group_size, noop()));
+  auto r = median_run(opts, mode, "throughput", flow, opts.group_size);
+  auto rate = static_cast<double>(opts.group_size) / (r.ms / 1000.0);
+  auto name = "group of " + thousands(static_cast<double>(opts.group_size)) + " noop";
+  rows.push_back(row{name + ": throughput", thousands(rate) + " tasks/s", ">= 100,000 tasks/s", rate >= 100'000.0,
+                     per_task(r.syncs, opts.group_size)});
+  rows.push_back(row{name + ": wall (submit returned at)", fixed(r.ms, 1) + " ms (" + fixed(r.submit_ms, 1) + " ms)",
+                     "", {}, ""});
+}
+
+/// With --repeat, each repetition is a fresh engine and the samples of all
+/// of them are pooled before the percentiles are taken.
+void latency(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
+  auto flow = trellis::canvas{noop()};
+  std::vector<double> samples;
+  samples.reserve(opts.latency_runs * opts.repeat);
+  sync_tally syncs;
+  for (std::size_t r = 0; r < opts.repeat; ++r) {
+    bench_engine e{opts, mode};
+    for (std::size_t i = 0; i < opts.warmup; ++i) {
+      e.run(flow);
+    }
+    auto syncs_before = sync_tally::now();
+    auto first = bench_clock::now();
+    for (std::size_t i = 0; i < opts.latency_runs; ++i) {
+      auto t0 = bench_clock::now();
+      e.run(flow);
+      samples.push_back(ms_between(t0, bench_clock::now()));
+    }
+    report_window(opts, "latency", first, bench_clock::now());
+    syncs += sync_tally::now().since(syncs_before);
+  }
+  std::sort(samples.begin(), samples.end());
+  auto p50 = percentile(samples, 50);
+  auto name = "one-task workflow round trip (" + thousands(static_cast<double>(opts.latency_runs)) + " in a row)";
+  rows.push_back(row{name + ": p50", fixed(p50, 3) + " ms", "<= 0.3 ms", p50 <= 0.3, per_task(syncs, samples.size())});
+  rows.push_back(row{name + ": p99", fixed(percentile(samples, 99), 3) + " ms", "", {}, ""});
+  rows.push_back(row{name + ": max", fixed(samples.back(), 3) + " ms", "", {}, ""});
+}
+
+void chord_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
+  auto flow = trellis::chord(std::vector<trellis::canvas>(opts.chord_size, noop()), noop());
+  auto r = median_run(opts, mode, "chord", flow, 0);
+  auto seconds = r.ms / 1000.0;
+  rows.push_back(row{"chord of " + thousands(static_cast<double>(opts.chord_size)) + " noop + noop body: wall",
+                     fixed(seconds, 3) + " s", "<= 0.3 s", seconds <= 0.3, per_task(r.syncs, opts.chord_size + 1)});
+}
+
+void chain_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
+  auto flow = trellis::chain(std::vector<trellis::canvas>(opts.chain_length, noop()));
+  auto r = median_run(opts, mode, "chain", flow, 0);
+  rows.push_back(row{"chain of " + thousands(static_cast<double>(opts.chain_length)) + " noop: wall",
+                     fixed(r.ms / 1000.0, 3) + " s (" + fixed(r.ms / static_cast<double>(opts.chain_length), 3) +
+                         " ms/step)",
+                     "", {}, per_task(r.syncs, opts.chain_length)});
+}
+
+/// Tasks the chosen workloads run in this process, warm-up included: what
+/// run_embedded.sh divides strace's fsync count by.
+std::size_t tasks_run(const bench_options& opts) {
+  std::size_t n = 0;
+  for (const auto& w : opts.workloads) {
+    if (w == "throughput") {
+      n += opts.group_size * opts.repeat;
+    } else if (w == "latency") {
+      n += (opts.warmup + opts.latency_runs) * opts.repeat;
+    } else if (w == "chord") {
+      n += (opts.chord_size + 1) * opts.repeat;
+    } else if (w == "chain") {
+      n += opts.chain_length * opts.repeat;
+    }
+  }
+  return n * opts.modes.size();
+}
+
+int run(const bench_options& opts) {
+  sync_counting_vfs::install();
+  std::cout << "## Trellis embedded benchmark\n\n"
+            << "- machine: " << std::thread::hardware_concurrency() << " hardware threads, " << cpu_model() << '\n'
+            << "- date: " << today() << '\n'
+            << "- SQLite " << sqlite3_libversion() << ", store in " << opts.dir.string() << " ("
+            << filesystem_of(opts.dir) << ")\n"
+            << "- group " << opts.group_size << ", latency " << opts.latency_runs << " runs after " << opts.warmup
+            << " warm-up, chord " << opts.chord_size << ", chain " << opts.chain_length << "; median of "
+            << opts.repeat << " run(s) each\n"
+            << "- load average before: " << load_average() << "\n\n";
+  for (const auto& mode : opts.modes) {
+    std::vector<row> rows;
+    for (const auto& w : opts.workloads) {
+      if (w == "disk") {
+        disk_floor(opts, rows);
+      } else if (w == "lifecycle") {
+        lifecycle(opts, mode, rows);
+      } else if (w == "throughput") {
+        throughput(opts, mode, rows);
+      } else if (w == "latency") {
+        latency(opts, mode, rows);
+      } else if (w == "chord") {
+        chord_bench(opts, mode, rows);
+      } else if (w == "chain") {
+        chain_bench(opts, mode, rows);
+      }
+    }
+    std::cout << "### synchronous=" << mode << "\n\n";
+    print_table(std::cout, rows);
+    std::cout << '\n' << std::flush;
+  }
+  std::cout << "- load average after: " << load_average() << "\n\n";
+  std::cout << "tasks run in this process: " << tasks_run(opts) << '\n';
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench_options opts;
+  std::string synchronous = "both";
+  CLI::App app{"Trellis embedded benchmark: throughput, latency, chord and chain on a real SQLite file"};
+  app.add_option("--synchronous", synchronous, "FULL, NORMAL or both")
+      ->check(CLI::IsMember({"FULL", "NORMAL", "both"}));
+  app.add_option("--workload", opts.workloads, "disk, lifecycle, throughput, latency, chord, chain (repeatable)")
+      ->check(CLI::IsMember({"disk", "lifecycle", "throughput", "latency", "chord", "chain"}));
+  app.add_option("--group", opts.group_size, "tasks in the throughput group")->check(CLI::PositiveNumber);
+  app.add_option("--latency-runs", opts.latency_runs, "measured round trips")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", opts.warmup, "unmeasured round trips first");
+  app.add_option("--chord", opts.chord_size, "chord header size")->check(CLI::PositiveNumber);
+  app.add_option("--chain", opts.chain_length, "chain length")->check(CLI::PositiveNumber);
+  app.add_option("--repeat", opts.repeat,
+                 "runs of each workload: the median run of group/chord/chain, pooled samples for latency")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--concurrency", opts.concurrency, "handler threads (0: one per hardware thread)");
+  app.add_option("--fetch-batch", opts.fetch_batch, "engine_config::fetch_batch (0: the default)");
+  app.add_option("--max-batch", opts.max_batch, "engine_config::max_batch (0: the default)");
+  app.add_option("--dir", opts.dir, "where the temporary store directories go (use a real disk)")
+      ->check(CLI::ExistingDirectory);
+  app.add_flag("--print-windows", opts.print_windows, "print each timed window (CLOCK_MONOTONIC) to stderr");
+  CLI11_PARSE(app, argc, argv);
+  if (synchronous != "both") {
+    opts.modes = {synchronous};
+  }
+  try {
+    return run(opts);
+  } catch (const std::exception& e) {
+    std::cerr << "trellis_bench_embedded: " << e.what() << '\n';
+    return 1;
+  }
+}

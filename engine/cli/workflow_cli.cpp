@@ -9,9 +9,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
+
+#include <pthread.h>
 
 namespace trellis {
 
@@ -21,6 +27,53 @@ constexpr int exit_success = 0;
 constexpr int exit_workflow_failed = 1;
 constexpr int exit_bad_input = 2;
 constexpr int exit_store = 3;
+constexpr int exit_terminated = 143;  // 128 + SIGTERM, as shells report it
+
+/// Graceful stop on SIGTERM or SIGINT: drain the engine (running handlers
+/// finish and their outcomes are committed), then exit. Unfinished workflows
+/// stay in the store for `resume`. The signals are blocked (`block`) before
+/// any engine starts threads, so only this watcher ever receives them; it is
+/// declared after the engine it guards, so it stops watching first.
+class termination_watch {
+ public:
+  static sigset_t signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    return set;
+  }
+  static void block() {
+    auto set = signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
+  termination_watch(engine& eng, std::string db)
+      : watcher_([this, &eng, db = std::move(db)] {
+          auto set = signals();
+          timespec tick{0, 100'000'000};
+          while (!done_) {
+            int sig = sigtimedwait(&set, nullptr, &tick);
+            if (sig == SIGTERM || sig == SIGINT) {
+              std::cerr << "trellis: signal " << sig << ": draining; unfinished workflows stay in " << db
+                        << " (finish them with: resume --db " << db << ")" << std::endl;
+              eng.shutdown();
+              std::cout.flush();
+              std::_Exit(exit_terminated);
+            }
+          }
+        }) {}
+  ~termination_watch() {
+    done_ = true;
+    watcher_.join();
+  }
+  termination_watch(const termination_watch&) = delete;
+  termination_watch& operator=(const termination_watch&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread watcher_;
+};
 
 int exit_code_for(errc code) {
   switch (code) {
@@ -89,6 +142,7 @@ int cmd_run(const std::string& file, const std::string& db, task_registry tasks)
     return exit_bad_input;
   }
   engine eng{config_for(db), std::move(tasks)};
+  termination_watch watch{eng, db};
   auto h = eng.submit(*flow);
   if (!h) {
     std::cerr << "error: " << to_string(h.error()) << '\n';
@@ -99,6 +153,7 @@ int cmd_run(const std::string& file, const std::string& db, task_registry tasks)
 
 int cmd_resume(const std::string& db, task_registry tasks) {
   engine eng{config_for(db), std::move(tasks)};
+  termination_watch watch{eng, db};
   int code = exit_success;
   for (const auto& h : eng.restored()) {
     if (report(h) != exit_success) {
@@ -174,6 +229,7 @@ int cmd_dlq_list(const std::string& db) {
 
 int cmd_dlq_replay(std::int64_t id, const std::string& db, task_registry tasks) {
   engine eng{config_for(db), std::move(tasks)};
+  termination_watch watch{eng, db};
   auto h = eng.replay_dead_letter(id);
   if (!h) {
     std::cerr << "error: " << to_string(h.error()) << '\n';
@@ -211,6 +267,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   dlq_replay->add_option("ID", dead_letter_id, "Dead letter id")->required();
   dlq_replay->add_option("--db", db, "SQLite store")->required();
 
+  termination_watch::block();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,6 +12,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/logger.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include <condition_variable>
@@ -92,6 +93,24 @@ error from_caf_error(const caf::error& e, const std::string& rendered) {
   return error{errc::shutting_down, "engine actor unavailable: " + rendered};
 }
 
+/// A scoped_actor for one blocking exchange from a user thread. CAF 0.17
+/// pins its logger in thread-local storage of every thread that creates a
+/// scoped_actor, and the actor system's destructor waits for the logger to
+/// die; without this release, destroying an engine from a thread other than
+/// the one that last called into it would hang forever.
+class blocking_caller {
+ public:
+  explicit blocking_caller(caf::actor_system& sys) : self_(sys) {}
+  ~blocking_caller() { caf::logger::set_current_actor_system(nullptr); }
+  blocking_caller(const blocking_caller&) = delete;
+  blocking_caller& operator=(const blocking_caller&) = delete;
+  caf::scoped_actor& operator*() { return self_; }
+  caf::scoped_actor& operator->() { return self_; }
+
+ private:
+  caf::scoped_actor self_;
+};
+
 class engine_core {
  public:
   engine_core(engine_config cfg, task_registry tasks)
@@ -129,14 +148,15 @@ class engine_core {
       sup.workers = std::move(workers);
     }
     supervisor_ = spawn_supervisor(*system_, std::move(sup));
+    caf::logger::set_current_actor_system(nullptr);  // see blocking_caller
   }
 
   ~engine_core() { shutdown(); }
 
   dispatcher_actor dispatcher() {
-    caf::scoped_actor self{*system_};
+    blocking_caller self{*system_};
     dispatcher_actor d;
-    self->request(supervisor_, caf::infinite, start_atom::value)
+    (*self)->request(supervisor_, caf::infinite, start_atom::value)
         .receive([&](dispatcher_actor& x) { d = std::move(x); }, [&](caf::error&) {});
     return d;
   }
@@ -146,9 +166,10 @@ class engine_core {
     if (stopped_) {
       return error{errc::shutting_down, "the engine is shut down"};
     }
-    caf::scoped_actor self{*system_};
+    auto d = dispatcher();
+    blocking_caller self{*system_};
     std::optional<expected<T>> out;
-    self->request(dispatcher(), caf::infinite, std::forward<Ts>(xs)...)
+    (*self)->request(d, caf::infinite, std::forward<Ts>(xs)...)
         .receive([&](T& x) { out.emplace(std::move(x)); },
                  [&](caf::error& e) { out.emplace(from_caf_error(e, system_->render(e))); });
     return std::move(*out);
@@ -221,13 +242,16 @@ class engine_core {
   std::string metrics_text() const { return stats_->prometheus_text(); }
 
   void shutdown() {
+    // A second caller (a signal watcher racing the destructor) waits here
+    // until the first has finished draining.
+    std::lock_guard<std::mutex> guard{shutdown_mutex_};
     if (stopped_.exchange(true)) {
       return;
     }
     {
-      caf::scoped_actor self{*system_};
-      self->request(supervisor_, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
-      self->send_exit(supervisor_, caf::exit_reason::user_shutdown);
+      blocking_caller self{*system_};
+      (*self)->request(supervisor_, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
+      (*self)->send_exit(supervisor_, caf::exit_reason::user_shutdown);
     }
     bus_->close();
     system_.reset();  // waits for every actor, detached ones included
@@ -252,6 +276,7 @@ class engine_core {
   caf::actor_system_config caf_cfg_;
   std::unique_ptr<caf::actor_system> system_;
   supervisor_actor supervisor_;
+  std::mutex shutdown_mutex_;
   std::atomic<bool> stopped_{false};
 };
 

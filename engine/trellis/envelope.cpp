@@ -322,7 +322,8 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
     auto name = str_of(kv.key);
     int index = field_index(name);
     if (index < 0 || (allowed & bit(static_cast<field>(index))) == 0) {
-      return malformed("unknown field " + quoted(name) + " in a " + to_string(e.type) + " envelope");
+      return malformed("unknown field " + quoted(name) + (e.type == envelope_type::outcome ? " in an " : " in a ") +
+                       to_string(e.type) + " envelope");
     }
     auto f = static_cast<field>(index);
     if ((seen & bit(f)) != 0) {
@@ -441,8 +442,7 @@ const char* to_string(outcome_status s) noexcept {
 
 std::string encode(const envelope& e) {
   std::string out;
-  out.reserve(size_estimate(e));
-  string_sink sink{out};
+  string_sink sink{out, size_estimate(e)};
   msgpack::packer<string_sink> pk{sink};
 
   std::uint32_t count = 4 + (e.trace.empty() ? 0 : 1);
@@ -521,6 +521,7 @@ std::string encode(const envelope& e) {
       pack_map(pk, e.options);
       break;
   }
+  sink.finish();
   return out;
 }
 

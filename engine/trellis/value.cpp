@@ -297,13 +297,11 @@ class json_value_builder {
     return false;
   }
 
-  /// The parsed value, or the first error.
-  expected<value> result() {
-    if (error_) {
-      return std::move(*error_);
-    }
-    return std::move(root_);
-  }
+  /// `root` receives the parsed value and must outlive the builder.
+  explicit json_value_builder(value& root) : root_(root) {}
+
+  /// The first error, if parsing failed.
+  std::optional<error>& failure() { return error_; }
 
  private:
   struct frame {
@@ -361,7 +359,7 @@ class json_value_builder {
   }
 
   std::vector<frame> stack_;
-  value root_;
+  value& root_;
   std::optional<error> error_;
 };
 
@@ -462,7 +460,9 @@ std::string to_json(const value& v) {
 }
 
 expected<value> value_from_json(std::string_view text) {
-  json_value_builder builder;
+  // Built in the result's own storage: no value is moved into it afterwards.
+  expected<value> out{value{}};
+  json_value_builder builder{*out};
   try {
     nlohmann::json::sax_parse(text.begin(), text.end(), &builder);
   } catch (const nlohmann::json::exception& ex) {
@@ -470,7 +470,10 @@ expected<value> value_from_json(std::string_view text) {
     // anything else the library decides to throw.
     return error{errc::invalid_workflow, std::string{"invalid JSON: "} + ex.what()};
   }
-  return builder.result();
+  if (auto& failure = builder.failure()) {
+    return std::move(*failure);
+  }
+  return out;
 }
 
 }  // namespace trellis

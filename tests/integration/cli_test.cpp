@@ -1,1 +1,380 @@
+// The command-line contract of `trellis-demo` (docs/cli.md): the outcome line,
+// the exit codes, strict workflow files rejected before anything runs, and
+// status / dlq list / dlq replay on a store left by an earlier run.
+
+#include "support/child_process.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+using trellis::test::command_result;
+using trellis::test::temp_dir;
+
+/// Runs `trellis-demo` with `args` to completion, its output captured inside
+/// `dir` (each call reads its capture before the next one truncates it).
+command_result demo(const temp_dir& dir, std::vector<std::string> args) {
+  std::vector<std::string> argv{TRELLIS_DEMO_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = trellis::test::run_command(std::move(argv), dir.file("demo"), trellis::test::max_test_wait);
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+  REQUIRE_FALSE(r.timed_out);
+  return r;
+}
+
+std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
+  auto path = dir.file(name);
+  std::ofstream out{path, std::ios::binary};
+  out << text;
+  return path;
+}
+
+std::size_t line_count(const std::string& path) {
+  std::ifstream in{path};
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+  }
+  return n;
+}
+
+/// The outcome line: exactly the keys id, state, result and error.
+json outcome_of(const command_result& r) {
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+  auto line = r.last_line();
+  REQUIRE_FALSE(line.empty());
+  auto j = json::parse(line);
+  REQUIRE(j.is_object());
+  CHECK(j.size() == 4);
+  REQUIRE(j.contains("id"));
+  REQUIRE(j.contains("state"));
+  REQUIRE(j.contains("result"));
+  REQUIRE(j.contains("error"));
+  REQUIRE(j["id"].is_string());
+  CHECK_FALSE(j["id"].get<std::string>().empty());
+  return j;
+}
+
+/// Runs a `SELECT count(*) ...` on the store the CLI left behind, read-only.
+std::int64_t count_rows(const std::string& db, const char* sql) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> conn{raw, sqlite3_close};
+  REQUIRE(rc == SQLITE_OK);
+  sqlite3_stmt* raw_stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(conn.get(), sql, -1, &raw_stmt, nullptr) == SQLITE_OK);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt{raw_stmt, sqlite3_finalize};
+  REQUIRE(sqlite3_step(stmt.get()) == SQLITE_ROW);
+  return sqlite3_column_int64(stmt.get(), 0);
+}
+
+std::vector<json> dead_letter_lines(const command_result& r) {
+  std::vector<json> out;
+  for (const auto& line : r.lines()) {
+    out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("run prints a SUCCESS outcome line with the result and exits 0", "[integration][cli]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto file = write_file(dir, "wf.json",
+                         R"({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [4]},
+                                      {"task": "mul", "args": [10]}]})");
+
+  auto r = demo(dir, {"run", file, "--db", db});
+
+  CHECK(r.status == 0);
+  auto j = outcome_of(r);
+  CHECK(j["state"] == "SUCCESS");
+  CHECK(j["result"].is_number_integer());
+  CHECK(j["result"] == 80);
+  CHECK(j["error"].is_null());
+}
+
+TEST_CASE("run prints a FAILURE outcome line naming the failed task and exits 1", "[integration][cli]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto file = write_file(dir, "wf.json", R"({"chain": [
+      {"task": "add", "args": [1, 1]},
+      {"task": "fail", "args": ["payment declined"], "options": {"immutable": true}},
+      {"task": "add", "args": [100]}]})");
+
+  auto r = demo(dir, {"run", file, "--db", db});
+
+  CHECK(r.status == 1);
+  auto j = outcome_of(r);
+  CHECK(j["state"] == "FAILURE");
+  CHECK(j["result"].is_null());
+  REQUIRE(j["error"].is_object());
+  CHECK(j["error"]["task"] == "fail");
+  REQUIRE(j["error"]["type"].is_string());
+  CHECK_FALSE(j["error"]["type"].get<std::string>().empty());
+  CHECK(j["error"]["message"] == "payment declined");
+}
+
+TEST_CASE("run rejects a bad workflow file with exit 2, names the place, and runs nothing", "[integration][cli]") {
+  struct bad_input {
+    const char* name;
+    std::string text;
+    /// What stderr must contain: the place in the file, or the kind of problem.
+    std::vector<std::string> expected;
+  };
+  temp_dir dir;
+  auto witness = dir.file("ran.txt");
+  // The first step of every workflow below would leave a line in `witness`
+  // had anything run; the problem is always after it.
+  auto first = R"({"task": "touch", "args": [")" + witness + R"("]})";
+  std::vector<bad_input> cases{
+      {"malformed JSON", R"({"chain": [)" + first + R"(, {"task": "add", "args": [1})", {"not valid JSON"}},
+      {"an unknown top-level key", R"({"chain": [)" + first + R"(], "retries": 3})", {"$:", "unknown key 'retries'"}},
+      {"an unknown signature key", R"({"chain": [)" + first + R"(, {"task": "add", "args": [1], "countdown": 5}]})",
+       {"$.chain[1]", "unknown key 'countdown'"}},
+      {"args that are not an array", R"({"chain": [)" + first + R"(, {"task": "add", "args": 5}]})",
+       {"$.chain[1].args", "must be an array"}},
+      {"a bad option value",
+       R"({"chain": [)" + first +
+           R"(, {"task": "add", "args": [1], "options": {"retry": {"max_retries": 2, "backoff": "linear"}}}]})",
+       {"$.chain[1].options.retry.backoff", "linear"}},
+      {"an unknown task name", R"({"chain": [)" + first + R"(, {"task": "ad", "args": [1]}]})",
+       {"$.chain[1]", "unknown task 'ad'"}},
+  };
+  for (const auto& c : cases) {
+    DYNAMIC_SECTION("a file with " << c.name) {
+      auto db = dir.file("store.db");
+      auto file = write_file(dir, "wf.json", c.text);
+
+      auto r = demo(dir, {"run", file, "--db", db});
+
+      INFO("stderr: " << r.err);
+      CHECK(r.status == 2);
+      for (const auto& fragment : c.expected) {
+        CHECK(r.err.find(fragment) != std::string::npos);
+      }
+      CHECK(r.out.empty());
+      // Nothing ran: no store was even created, and no step left its mark.
+      CHECK_FALSE(std::filesystem::exists(db));
+      CHECK_FALSE(std::filesystem::exists(witness));
+    }
+  }
+}
+
+TEST_CASE("run rejects a bad workflow file without touching an existing store", "[integration][cli]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto good = write_file(dir, "good.json", R"({"task": "add", "args": [1, 2]})");
+  REQUIRE(demo(dir, {"run", good, "--db", db}).status == 0);
+  auto witness = dir.file("ran.txt");
+  auto bad = write_file(dir, "bad.json",
+                        R"({"chain": [{"task": "touch", "args": [")" + witness + R"("]}, {"task": "nope"}]})");
+
+  auto r = demo(dir, {"run", bad, "--db", db});
+
+  CHECK(r.status == 2);
+  CHECK(r.err.find("$.chain[1]: unknown task 'nope'") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(witness));
+  // The store still holds the good workflow alone, and no step of the bad one.
+  CHECK(count_rows(db, "SELECT count(*) FROM workflows") == 1);
+  CHECK(count_rows(db, "SELECT count(*) FROM nodes") == 1);
+}
+
+TEST_CASE("run of a file that does not exist exits 2 naming the file", "[integration][cli]") {
+  temp_dir dir;
+  auto missing = dir.file("no-such-workflow.json");
+
+  auto r = demo(dir, {"run", missing, "--db", dir.file("store.db")});
+
+  CHECK(r.status == 2);
+  CHECK(r.err.find(missing) != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.file("store.db")));
+}
+
+TEST_CASE("every command on a database file of random bytes exits 3 saying it is not a database",
+          "[integration][cli]") {
+  temp_dir dir;
+  auto db = dir.file("corrupt.db");
+  {
+    std::mt19937 bytes{20240611};  // fixed seed: the same garbage every run
+    std::ofstream out{db, std::ios::binary};
+    for (int i = 0; i < 8192; ++i) {
+      out.put(static_cast<char>(bytes() & 0xff));
+    }
+  }
+  auto file = write_file(dir, "wf.json", R"({"task": "add", "args": [1, 2]})");
+
+  SECTION("run") {
+    auto r = demo(dir, {"run", file, "--db", db});
+    INFO("stderr: " << r.err);
+    CHECK(r.status == 3);
+    CHECK(r.err.find("not a database") != std::string::npos);
+  }
+  SECTION("resume") {
+    auto r = demo(dir, {"resume", "--db", db});
+    INFO("stderr: " << r.err);
+    CHECK(r.status == 3);
+    CHECK(r.err.find("not a database") != std::string::npos);
+  }
+  SECTION("status") {
+    auto r = demo(dir, {"status", "0123456789abcdef", "--db", db});
+    INFO("stderr: " << r.err);
+    CHECK(r.status == 3);
+    CHECK(r.err.find("not a database") != std::string::npos);
+  }
+  SECTION("dlq list") {
+    auto r = demo(dir, {"dlq", "list", "--db", db});
+    INFO("stderr: " << r.err);
+    CHECK(r.status == 3);
+    CHECK(r.err.find("not a database") != std::string::npos);
+  }
+}
+
+TEST_CASE("status of a finished workflow prints its state and result; an unknown id exits 2", "[integration][cli]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto file = write_file(dir, "wf.json",
+                         R"({"chord": {"header": [{"task": "add", "args": [1, 1]}, {"task": "add", "args": [2, 2]}],
+                                      "body": {"task": "xsum"}}})");
+  auto run = demo(dir, {"run", file, "--db", db});
+  REQUIRE(run.status == 0);
+  auto id = outcome_of(run)["id"].get<std::string>();
+
+  SECTION("a finished workflow") {
+    auto r = demo(dir, {"status", id, "--db", db});
+    CHECK(r.status == 0);
+    auto j = json::parse(r.last_line());
+    CHECK(j["id"] == id);
+    CHECK(j["state"] == "SUCCESS");
+    CHECK(j["result"] == 6);
+    CHECK(j["error"].is_null());
+    REQUIRE(j["nodes"].is_array());
+    // Two header members and the body, each with its recorded outcome.
+    CHECK(j["nodes"].size() == 3);
+    for (const auto& n : j["nodes"]) {
+      CHECK(n["state"] == "SUCCESS");
+    }
+  }
+  SECTION("an id the store does not hold") {
+    auto r = demo(dir, {"status", "ffffffffffffffffffffffffffffffff", "--db", db});
+    CHECK(r.status == 2);
+    CHECK(r.err.find("ffffffffffffffffffffffffffffffff") != std::string::npos);
+  }
+}
+
+TEST_CASE("dlq list shows the dead letter of a failed workflow with its reason and task", "[integration][cli]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto file = write_file(dir, "wf.json",
+                         R"({"group": [{"task": "add", "args": [1, 1]}, {"task": "fail", "args": ["card expired"]}]})");
+  auto run = demo(dir, {"run", file, "--db", db});
+  REQUIRE(run.status == 1);
+  auto id = outcome_of(run)["id"].get<std::string>();
+
+  auto r = demo(dir, {"dlq", "list", "--db", db});
+
+  CHECK(r.status == 0);
+  auto letters = dead_letter_lines(r);
+  REQUIRE(letters.size() == 1);
+  const auto& d = letters.front();
+  CHECK(d["reason"] == "task_failed");
+  CHECK(d["task"] == "fail");
+  CHECK(d["workflow_id"] == id);
+  CHECK(d["attempts"] == 1);
+  CHECK(d["replayed"] == false);
+  REQUIRE(d["error"].is_string());
+  CHECK(d["error"].get<std::string>().find("card expired") != std::string::npos);
+  CHECK(d["id"].is_number_integer());
+}
+
+TEST_CASE("dlq replay runs a dead-lettered step again and finishes its workflow", "[integration][cli]") {
+  // A step that fails for a reason outside the task (its directory is
+  // missing) and succeeds once the operator fixes that: what a replay is for.
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto out_dir = dir.file("reports");
+  auto target = out_dir + "/daily.txt";
+  auto file = write_file(dir, "wf.json", R"({"chain": [{"task": "add", "args": [20, 22]},
+      {"task": "touch", "args": [")" + target + R"("], "options": {"immutable": true}},
+      {"task": "add", "args": [10]}]})");
+  auto run = demo(dir, {"run", file, "--db", db});
+  REQUIRE(run.status == 1);
+  auto failed = outcome_of(run);
+  CHECK(failed["error"]["task"] == "touch");
+  auto letters = dead_letter_lines(demo(dir, {"dlq", "list", "--db", db}));
+  REQUIRE(letters.size() == 1);
+  auto letter_id = std::to_string(letters.front()["id"].get<std::int64_t>());
+  std::filesystem::create_directory(out_dir);
+
+  auto r = demo(dir, {"dlq", "replay", letter_id, "--db", db});
+
+  CHECK(r.status == 0);
+  auto j = outcome_of(r);
+  CHECK(j["id"] == failed["id"]);
+  CHECK(j["state"] == "SUCCESS");
+  CHECK(j["result"] == 11);  // touch wrote line 1; the chain went on: 1 + 10
+  CHECK(j["error"].is_null());
+  CHECK(line_count(target) == 1);
+  auto status = json::parse(demo(dir, {"status", j["id"].get<std::string>(), "--db", db}).last_line());
+  CHECK(status["state"] == "SUCCESS");
+  CHECK(status["result"] == 11);
+  auto after = dead_letter_lines(demo(dir, {"dlq", "list", "--db", db}));
+  REQUIRE(after.size() == 1);
+  CHECK(after.front()["replayed"] == true);
+}
+
+TEST_CASE("dlq replay of an unknown dead letter id exits 2", "[integration][cli]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto file = write_file(dir, "wf.json", R"({"task": "noop"})");
+  REQUIRE(demo(dir, {"run", file, "--db", db}).status == 0);
+
+  auto r = demo(dir, {"dlq", "replay", "4242", "--db", db});
+
+  CHECK(r.status == 2);
+  CHECK(r.err.find("4242") != std::string::npos);
+}
+
+TEST_CASE("dlq replay is a new attempt of the step: the handler sees the next attempt number",
+          "[integration][cli]") {
+  // flaky(1) fails its first attempt and succeeds from the second on. With no
+  // retries the first attempt dead-letters; the replay is the step's second
+  // attempt, so it succeeds and returns 2. (Attempt numbers identify attempts:
+  // task message ids, the attempt history and the once-only guard use them.)
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto file = write_file(dir, "wf.json", R"({"task": "flaky", "args": [1]})");
+  auto run = demo(dir, {"run", file, "--db", db});
+  REQUIRE(run.status == 1);
+  auto letters = dead_letter_lines(demo(dir, {"dlq", "list", "--db", db}));
+  REQUIRE(letters.size() == 1);
+  CHECK(letters.front()["attempts"] == 1);
+  auto letter_id = std::to_string(letters.front()["id"].get<std::int64_t>());
+
+  auto r = demo(dir, {"dlq", "replay", letter_id, "--db", db});
+
+  auto j = outcome_of(r);
+  CHECK(j["state"] == "SUCCESS");
+  CHECK(j["result"] == 2);
+  CHECK(r.status == 0);
+  // The first attempt's failure is still in the history.
+  auto status = json::parse(demo(dir, {"status", j["id"].get<std::string>(), "--db", db}).last_line());
+  REQUIRE(status["failed_attempts"].is_array());
+  REQUIRE_FALSE(status["failed_attempts"].empty());
+  CHECK(status["failed_attempts"][0]["attempt"] == 1);
+  CHECK(status["failed_attempts"][0]["message"].get<std::string>().find("attempt 1 of 1") != std::string::npos);
+}

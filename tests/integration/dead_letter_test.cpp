@@ -1,1 +1,146 @@
+// The dead-letter store, through the C++ API: which failures land there, with
+// which reason and attempt count, and that they skip retries when retrying
+// cannot help. The store is read after the engine has shut down.
+
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+
+#include <demo_tasks.hpp>
+#include <trellis/engine.hpp>
+#include <trellis/store/sqlite_store.hpp>
+
 #include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using trellis::errc;
+using trellis::signature;
+using trellis::value;
+using trellis::test::temp_dir;
+
+trellis::engine_config config(const std::string& store_path) {
+  trellis::engine_config cfg;
+  cfg.store_path = store_path;
+  cfg.jitter_seed = 7;
+  return cfg;
+}
+
+std::unique_ptr<trellis::detail::sqlite_store> open_store(const std::string& db) {
+  trellis::detail::store_options opts;
+  opts.read_only = true;
+  return trellis::detail::sqlite_store::open(db, opts);
+}
+
+/// Runs `flow` to completion on a fresh engine over `db`, which must fail it;
+/// returns the workflow id once the engine has shut down.
+std::string run_failing(const std::string& db, trellis::task_registry tasks, const trellis::canvas& flow) {
+  trellis::engine eng{config(db), std::move(tasks)};
+  auto h = eng.submit(flow);
+  REQUIRE(h);
+  auto r = h->wait_for(trellis::test::max_test_wait);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == errc::workflow_failed);
+  return h->id();
+}
+
+}  // namespace
+
+TEST_CASE("a handler that rejects its input is dead-lettered as bad_arguments without retries",
+          "[integration][dlq]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  trellis::task_registry tasks;
+  tasks
+      .add("ship",
+           [calls](trellis::task_context&, std::string order) -> std::string {
+             ++*calls;
+             throw trellis::task_rejected("order " + order + " has no shipping address");
+           })
+      .retry(trellis::retry_policy::fixed(5, 1ms));  // retries allowed, and must not be used
+
+  auto id = run_failing(db, std::move(tasks), signature("ship", {"A-17"}));
+
+  CHECK(calls->load() == 1);
+  auto store = open_store(db);
+  auto letters = store->dead_letters(true);
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 1);
+  const auto& d = letters->front();
+  CHECK(d.reason == "bad_arguments");
+  CHECK(d.task == "ship");
+  CHECK(d.workflow_id == id);
+  CHECK(d.node == 0);
+  CHECK(d.attempts == 1);
+  CHECK(d.error.find("order A-17 has no shipping address") != std::string::npos);
+  CHECK_FALSE(d.envelope.empty());
+  auto attempts = store->attempts_of(id);
+  REQUIRE(attempts);
+  CHECK(attempts->size() == 1);
+}
+
+TEST_CASE("a task called with the wrong number of arguments is dead-lettered as bad_arguments",
+          "[integration][dlq]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  trellis::task_registry tasks;
+  trellis::demo::register_demo_tasks(tasks);
+
+  auto id = run_failing(db, std::move(tasks),
+                        signature("add", {1, 2, 3}).retry(trellis::retry_policy::fixed(3, 1ms)));
+
+  auto letters = open_store(db)->dead_letters(true);
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 1);
+  const auto& d = letters->front();
+  CHECK(d.reason == "bad_arguments");
+  CHECK(d.task == "add");
+  CHECK(d.workflow_id == id);
+  CHECK(d.attempts == 1);
+  CHECK(d.error.find("takes 2 argument(s), got 3") != std::string::npos);
+}
+
+TEST_CASE("a step whose retries run out is dead-lettered as task_failed after max_retries + 1 attempts",
+          "[integration][dlq]") {
+  constexpr int max_retries = 2;
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  trellis::task_registry tasks;
+  trellis::demo::register_demo_tasks(tasks);
+
+  auto id = run_failing(db, std::move(tasks),
+                        signature("flaky", {10}).retry(trellis::retry_policy::fixed(max_retries, 1ms)));
+
+  auto store = open_store(db);
+  auto letters = store->dead_letters(true);
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 1);
+  const auto& d = letters->front();
+  CHECK(d.reason == "task_failed");
+  CHECK(d.task == "flaky");
+  CHECK(d.workflow_id == id);
+  CHECK(d.attempts == max_retries + 1);
+  CHECK(d.error.find("attempt 3 of 10") != std::string::npos);
+  auto attempts = store->attempts_of(id);
+  REQUIRE(attempts);
+  CHECK(attempts->size() == static_cast<std::size_t>(max_retries + 1));
+}
+
+TEST_CASE("replaying a dead letter id the store does not hold fails with not_found", "[integration][dlq]") {
+  trellis::task_registry tasks;
+  trellis::demo::register_demo_tasks(tasks);
+  trellis::engine eng{config(":memory:"), std::move(tasks)};
+
+  auto h = eng.replay_dead_letter(9999);
+
+  REQUIRE_FALSE(h);
+  CHECK(h.error().code() == errc::not_found);
+  CHECK(h.error().message().find("9999") != std::string::npos);
+}

@@ -1,1 +1,196 @@
+// Crash recovery: a `trellis-demo run` killed with SIGKILL at a chosen moment
+// loses nothing, and `trellis-demo resume` finishes the workflow with every
+// step's effect applied once.
+
+#include "support/child_process.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+
+#include <trellis/store/sqlite_store.hpp>
+
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+
+#include <csignal>
+#include <filesystem>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+using trellis::test::temp_dir;
+
+/// `SELECT count(*) ...` on a store another process is writing, read-only;
+/// nothing when it cannot be read yet (not created, schema not yet written).
+std::optional<std::int64_t> try_count(const std::string& db, const char* sql) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> conn{raw, sqlite3_close};
+  if (rc != SQLITE_OK) {
+    return std::nullopt;
+  }
+  sqlite3_busy_timeout(conn.get(), 1000);
+  sqlite3_stmt* raw_stmt = nullptr;
+  if (sqlite3_prepare_v2(conn.get(), sql, -1, &raw_stmt, nullptr) != SQLITE_OK) {
+    return std::nullopt;
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt{raw_stmt, sqlite3_finalize};
+  if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
+    return std::nullopt;
+  }
+  return sqlite3_column_int64(stmt.get(), 0);
+}
+
+std::unique_ptr<trellis::detail::sqlite_store> open_store(const std::string& db) {
+  trellis::detail::store_options opts;
+  opts.read_only = true;
+  return trellis::detail::sqlite_store::open(db, opts);
+}
+
+std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
+  auto path = dir.file(name);
+  std::ofstream out{path, std::ios::binary};
+  out << text;
+  return path;
+}
+
+std::size_t line_count(const std::string& path) {
+  std::ifstream in{path};
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+  }
+  return n;
+}
+
+/// Starts `trellis-demo run FILE --db DB` in the background.
+std::unique_ptr<trellis::test::child_process> start_run(const temp_dir& dir, const std::string& file,
+                                                        const std::string& db) {
+  return std::make_unique<trellis::test::child_process>(
+      std::vector<std::string>{TRELLIS_DEMO_BIN, "run", file, "--db", db}, dir.file("run.out"),
+      dir.file("run.err"));
+}
+
+trellis::test::command_result resume(const temp_dir& dir, const std::string& db) {
+  auto r = trellis::test::run_command({TRELLIS_DEMO_BIN, "resume", "--db", db}, dir.file("resume"),
+                                      trellis::test::max_test_wait);
+  INFO("resume stdout:\n" << r.out << "\nresume stderr:\n" << r.err);
+  REQUIRE_FALSE(r.timed_out);
+  return r;
+}
+
+/// The one unfinished workflow the killed run left behind.
+std::string unfinished_workflow(const std::string& db) {
+  auto unfinished = open_store(db)->unfinished_workflows();
+  REQUIRE(unfinished);
+  REQUIRE(unfinished->size() == 1);
+  return unfinished->front().id;
+}
+
+}  // namespace
+
+TEST_CASE("a run killed in the middle of a chord header is finished by resume, each step applied once",
+          "[integration][recovery]") {
+  // 40 header members of 50 ms on a couple of handler threads take about a
+  // second, so the kill lands after a few members and long before the last.
+  constexpr int header_size = 40;
+  constexpr int sleep_ms = 50;
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto effect = dir.file("body-ran.txt");
+  json header = json::array();
+  for (int i = 0; i < header_size; ++i) {
+    header.push_back(json{{"task", "sleep_ms"}, {"args", json::array({sleep_ms})}});
+  }
+  // The body sums the header, then hands the sum to a group whose second
+  // member leaves one line in `effect` each time it runs.
+  json touch = {{"task", "touch"}, {"args", json::array({effect})}, {"options", {{"immutable", true}}}};
+  json body = {
+      {"chain", json::array({json{{"task", "xsum"}}, json{{"group", json::array({json{{"task", "identity"}}, touch})}}})}};
+  json flow = {{"chord", {{"header", header}, {"body", body}}}};
+  auto file = write_file(dir, "chord.json", flow.dump());
+  constexpr std::int64_t leaves = header_size + 3;  // header, xsum, identity, touch
+
+  auto run = start_run(dir, file, db);
+  REQUIRE(trellis::test::wait_until(
+      [&] { return try_count(db, "SELECT count(*) FROM nodes WHERE state = 3").value_or(0) >= 4; },
+      trellis::test::max_test_wait, "at least 4 chord header members recorded as SUCCESS"));
+  run->kill(SIGKILL);
+  REQUIRE(run->wait() == 128 + SIGKILL);
+
+  INFO("run stdout:\n" << run->stdout_text() << "\nrun stderr:\n" << run->stderr_text());
+  auto id = unfinished_workflow(db);
+  auto done_before = try_count(db, "SELECT count(*) FROM nodes WHERE state = 3");
+  REQUIRE(done_before);
+  REQUIRE(*done_before >= 4);
+  REQUIRE(*done_before < header_size);  // the kill landed inside the header
+  REQUIRE_FALSE(std::filesystem::exists(effect));
+
+  auto r = resume(dir, db);
+
+  CHECK(r.status == 0);
+  auto lines = r.lines();
+  REQUIRE(lines.size() == 1);
+  auto outcome = json::parse(lines.front());
+  CHECK(outcome["id"] == id);
+  CHECK(outcome["state"] == "SUCCESS");
+  CHECK(outcome["result"] == json::parse("[2000, 1]"));
+  CHECK(outcome["error"].is_null());
+  // Every leaf has exactly one row, in SUCCESS; the body's effect happened once.
+  auto nodes = open_store(db)->nodes_of(id);
+  REQUIRE(nodes);
+  CHECK(static_cast<std::int64_t>(nodes->size()) == leaves);
+  for (const auto& n : *nodes) {
+    CHECK(n.state == trellis::node_state::success);
+  }
+  CHECK(line_count(effect) == 1);
+  CHECK(open_store(db)->unfinished_workflows()->empty());
+}
+
+TEST_CASE("a run killed while a retry is pending is finished by resume, which keeps counting attempts",
+          "[integration][recovery]") {
+  // flaky(2) fails attempts 1 and 2; each retry waits 1.5 s, a wide window in
+  // which the kill surely finds the retry scheduled and not yet run.
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto file = write_file(dir, "flaky.json", R"({"task": "flaky", "args": [2], "options": {"retry":
+      {"max_retries": 3, "countdown_ms": 1500, "backoff": "fixed", "jitter": false}}})");
+
+  auto run = start_run(dir, file, db);
+  REQUIRE(trellis::test::wait_until(
+      [&] { return try_count(db, "SELECT count(*) FROM nodes WHERE state = 5 AND attempt = 1").value_or(0) == 1; },
+      trellis::test::max_test_wait, "the node row in RETRY after attempt 1 failed"));
+  run->kill(SIGKILL);
+  REQUIRE(run->wait() == 128 + SIGKILL);
+
+  INFO("run stdout:\n" << run->stdout_text() << "\nrun stderr:\n" << run->stderr_text());
+  auto id = unfinished_workflow(db);
+  REQUIRE(try_count(db, "SELECT count(*) FROM attempts") == 1);
+
+  auto r = resume(dir, db);
+
+  CHECK(r.status == 0);
+  auto lines = r.lines();
+  REQUIRE(lines.size() == 1);
+  auto outcome = json::parse(lines.front());
+  CHECK(outcome["id"] == id);
+  CHECK(outcome["state"] == "SUCCESS");
+  CHECK(outcome["result"] == 3);
+  auto store = open_store(db);
+  auto nodes = store->nodes_of(id);
+  REQUIRE(nodes);
+  REQUIRE(nodes->size() == 1);
+  CHECK(nodes->front().state == trellis::node_state::success);
+  CHECK(nodes->front().attempt == 3);
+  auto attempts = store->attempts_of(id);
+  REQUIRE(attempts);
+  REQUIRE(attempts->size() == 2);
+  CHECK(attempts->at(0).attempt == 1);
+  CHECK(attempts->at(1).attempt == 2);
+}

@@ -67,7 +67,9 @@ class child_process {
   ~child_process() {
     if (!status_) {
       kill(SIGKILL);
-      wait();
+      int raw = 0;
+      while (::waitpid(pid_, &raw, 0) < 0 && errno == EINTR) {
+      }
     }
   }
 

@@ -418,6 +418,8 @@ expected<void> reject_unknown_keys(const value::map& m, const std::string& path,
 
 // Looks up `key` in `m`; when present, parses it with `parse` (which returns an
 // expected) and hands the value to `store`. Keeps each option to one line.
+// Callers list the fields in a braced list, which evaluates left to right, and
+// report the first failure in that order.
 template <class Parse, class Store>
 expected<void> optional_field(const value::map& m, const char* key, const std::string& path, Parse parse,
                               Store store) {

@@ -144,6 +144,7 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
         if (known_) {
           if (auto k = known_(step.id); k) {
             n.attempt = k->attempt;
+            n.retry_base = k->retry_base;
             if (is_terminal(k->state)) {
               n.state = k->state;
               n.result = std::move(k->result);

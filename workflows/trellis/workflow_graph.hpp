@@ -44,6 +44,9 @@ struct graph_node {
   node_state state = node_state::pending;
   /// Leaves only: attempts started so far.
   std::int32_t attempt = 0;
+  /// Leaves only: attempts made before the current retry budget (a
+  /// dead-letter replay starts a new budget without reusing attempt numbers).
+  std::int32_t retry_base = 0;
   /// Leaves: the input from the previous step, when there is one.
   std::optional<value> input;
   value result;
@@ -59,6 +62,7 @@ struct known_outcome {
   std::int32_t attempt = 0;
   value result;
   value error;
+  std::int32_t retry_base = 0;
 };
 
 /// What happened, for the dispatcher to act on after a call.

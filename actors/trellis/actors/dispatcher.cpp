@@ -24,6 +24,24 @@ epoch_ms now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+/// The node's row as it must be stored now; `retry_base` is carried along so
+/// that replacing the row never resets a replayed node's retry budget.
+node_record row_of(const std::string& wf, node_id leaf, const graph_node& n, node_state state, value result,
+                   value error, epoch_ms due_at, epoch_ms now) {
+  node_record row;
+  row.workflow_id = wf;
+  row.node = leaf;
+  row.task = n.sig->task();
+  row.state = state;
+  row.attempt = n.attempt;
+  row.result = std::move(result);
+  row.error = std::move(error);
+  row.due_at = due_at;
+  row.updated_at = now;
+  row.retry_base = n.retry_base;
+  return row;
+}
+
 value error_value(const std::string& type, const std::string& message) {
   return value(value::map{{"type", type}, {"message", message}});
 }
@@ -223,10 +241,8 @@ void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id
     // A step whose key already succeeded returns the stored result without
     // running. The lookup sees this batch's own uncommitted writes too.
     if (auto stored = check(st_.cfg.store->find_idempotency_key(*sig.options().idempotency_key)); stored) {
-      auto attempt = n.attempt;
-      aw.graph.succeed(leaf, attempt, *stored, fx);
-      node_record row{wf, leaf, sig.task(), node_state::success, attempt, *stored, value{}, 0, now_ms()};
-      check(st_.cfg.store->upsert_node(row));
+      aw.graph.succeed(leaf, n.attempt, *stored, fx);
+      check(st_.cfg.store->upsert_node(row_of(wf, leaf, n, node_state::success, *stored, value{}, 0, now_ms())));
       changed();
       st_.cfg.stats->add(counter::idempotent_hits, queue_of(sig), sig.task());
       return;
@@ -235,8 +251,7 @@ void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id
   if (n.attempt == 0 && sig.options().countdown && sig.options().countdown->count() > 0) {
     // The countdown is a row with a due time, so a crash does not lose it.
     auto due = now_ms() + sig.options().countdown->count();
-    node_record row{wf, leaf, sig.task(), node_state::received, 0, value{}, value{}, due, now_ms()};
-    check(st_.cfg.store->upsert_node(row));
+    check(st_.cfg.store->upsert_node(row_of(wf, leaf, n, node_state::received, value{}, value{}, due, now_ms())));
     changed();
     schedule(wf, leaf, 1, due);
     return;
@@ -282,14 +297,15 @@ void dispatcher_logic::restore(const workflow_record& rec) {
     if (row == by_node.end()) {
       return std::nullopt;
     }
-    return known_outcome{row->second.state, row->second.attempt, row->second.result, row->second.error};
+    const auto& r = row->second;
+    return known_outcome{r.state, r.attempt, r.result, r.error, r.retry_base};
   });
   // Ready leaves with a pending retry or countdown wait for their due time;
   // the others are published again (at least once; duplicates are harmless).
   std::vector<node_id> now;
   for (auto leaf : fx.ready) {
     auto row = by_node.find(leaf);
-    if (row != by_node.end() && row->second.due_at > 0) {
+    if (row != by_node.end() && row->second.due_at > 0 && !is_terminal(row->second.state)) {
       schedule(rec.id, leaf, row->second.attempt + 1, row->second.due_at);
     } else {
       now.push_back(leaf);
@@ -406,9 +422,8 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
         st_.cfg.stats->add(counter::duplicates, queue, sig.task());
         return;
       }
-      node_record row{env.workflow_id, env.node, sig.task(), node_state::success, env.attempt,
-                      env.payload,     value{},  0,          now_ms()};
-      check(st_.cfg.store->upsert_node(row));
+      check(st_.cfg.store->upsert_node(
+          row_of(env.workflow_id, env.node, n, node_state::success, env.payload, value{}, 0, now_ms())));
       if (sig.options().idempotency_key) {
         check(st_.cfg.store->put_idempotency_key(*sig.options().idempotency_key, env.payload, env.workflow_id,
                                                  env.node, now_ms()));
@@ -430,24 +445,18 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
           attempt_record{env.workflow_id, env.node, env.attempt, env.error_type, env.error_message, now_ms()}));
       auto policy = policy_of(sig);
       bool retryable = env.status != outcome_status::rejected;
-      if (retryable && env.attempt <= policy.max_retries) {
+      // The budget counts from the last replay, not from the first attempt ever.
+      auto used = env.attempt - n.retry_base;
+      if (retryable && used <= policy.max_retries) {
         std::uniform_real_distribution<double> unit{0.0, 1.0};
-        auto delay = policy.delay_before(env.attempt, unit(st_.rng));
+        auto delay = policy.delay_before(used, unit(st_.rng));
         if (env.status == outcome_status::retry && env.payload.is_integer()) {
           delay = std::chrono::milliseconds{env.payload.as_int()};  // ctx.retry_later(reason, countdown)
         }
         aw.graph.schedule_retry(env.node, env.attempt);
         auto due = now_ms() + delay.count();
-        node_record row{env.workflow_id,
-                        env.node,
-                        sig.task(),
-                        node_state::retry,
-                        env.attempt,
-                        value{},
-                        error_value(env.error_type, env.error_message),
-                        due,
-                        now_ms()};
-        check(st_.cfg.store->upsert_node(row));
+        check(st_.cfg.store->upsert_node(row_of(env.workflow_id, env.node, n, node_state::retry, value{},
+                                                error_value(env.error_type, env.error_message), due, now_ms())));
         changed();
         schedule(env.workflow_id, env.node, env.attempt + 1, due);
         st_.cfg.stats->add(counter::retries, queue, sig.task());
@@ -455,9 +464,8 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
       }
       auto type = env.status == outcome_status::retry ? std::string{"max_retries_exceeded"} : env.error_type;
       auto err = error_value(type, env.error_message);
-      node_record row{env.workflow_id, env.node, sig.task(), node_state::failure, env.attempt, value{}, err, 0,
-                      now_ms()};
-      check(st_.cfg.store->upsert_node(row));
+      check(st_.cfg.store->upsert_node(
+          row_of(env.workflow_id, env.node, n, node_state::failure, value{}, err, 0, now_ms())));
       changed();
       auto reason = env.status == outcome_status::rejected ? env.error_type : std::string{"task_failed"};
       // The dead letter keeps the task message itself (what a replay re-runs),
@@ -536,9 +544,18 @@ caf::result<std::string> dispatcher_logic::replay(std::int64_t id) {
                                                    d->workflow_id + ", which this store does not hold"});
   }
   open_batch();
-  // The node starts over with a fresh retry budget; the workflow is restored
-  // from its rows, so every composite above the node is derived again.
-  node_record row{d->workflow_id, d->node, d->task, node_state::received, 0, value{}, value{}, 0, now_ms()};
+  // The node starts over with a fresh retry budget but keeps counting
+  // attempts: attempt numbers are message ids (broker dedup, the once-only
+  // guard), so a replay must never reuse one. The workflow is restored from
+  // its rows, so every composite above the node is derived again.
+  node_record row;
+  row.workflow_id = d->workflow_id;
+  row.node = d->node;
+  row.task = d->task;
+  row.state = node_state::received;
+  row.attempt = d->attempts;
+  row.retry_base = d->attempts;
+  row.updated_at = now_ms();
   check(st_.cfg.store->upsert_node(row));
   check(st_.cfg.store->reopen_workflow(d->workflow_id));
   check(st_.cfg.store->mark_dead_letter_replayed(id, now_ms()));

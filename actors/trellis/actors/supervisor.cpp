@@ -74,9 +74,25 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self, supervisor_c
         auto& st = self->state;
         st.draining = true;
         auto rp = self->make_response_promise<bool>();
+        // Children are monitored, not linked (a crash must restart them, not
+        // take the supervisor down), so they are stopped explicitly.
+        auto stop_children = [=] {
+          self->send_exit(self->state.dispatcher, caf::exit_reason::user_shutdown);
+          if (self->state.workers) {
+            self->send_exit(self->state.workers, caf::exit_reason::user_shutdown);
+          }
+        };
         auto drain_dispatcher = [=]() mutable {
           self->request(self->state.dispatcher, caf::infinite, drain_atom::value)
-              .then([=](bool) mutable { rp.deliver(true); }, [=](caf::error&) mutable { rp.deliver(false); });
+              .then(
+                  [=](bool) mutable {
+                    stop_children();
+                    rp.deliver(true);
+                  },
+                  [=](caf::error&) mutable {
+                    stop_children();
+                    rp.deliver(false);
+                  });
         };
         if (st.workers) {
           self->request(st.workers, caf::infinite, drain_atom::value)

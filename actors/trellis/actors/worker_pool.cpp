@@ -52,6 +52,12 @@ class handler_threads {
       auto batch = cfg_.bus->fetch_tasks(cfg_.queues, cfg_.fetch_batch, fetch_wait);
       auto last_report = clock::now();
       for (auto& d : batch) {
+        if (stopping_) {
+          // Draining: what was fetched but not started is left unacked; the
+          // store (embedded) or the broker's redelivery (cluster) hands it
+          // to the next worker.
+          break;
+        }
         auto started = clock::now();
         auto out = run_task_message(d.bytes, *cfg_.tasks);
         outcomes.push_back(encode(out));

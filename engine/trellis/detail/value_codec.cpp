@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <optional>
 #include <vector>
 
 namespace trellis::detail {
@@ -154,10 +155,9 @@ expected<void> check_msgpack(std::string_view bytes, std::size_t max_depth) {
   pending_stack pending;
   std::uint64_t top_level = 1;
 
-  auto truncated = [&]() {
-    return error{errc::malformed_envelope,
-                 "truncated msgpack data (" + std::to_string(n) + " bytes, more expected at byte " +
-                     std::to_string(pos) + ")"};
+  auto truncated = [&](std::size_t item) {
+    return error{errc::malformed_envelope, "truncated msgpack data: the item at byte " + std::to_string(item) +
+                                               " runs past the end (" + std::to_string(n) + " bytes)"};
   };
 
   for (;;) {
@@ -173,7 +173,7 @@ expected<void> check_msgpack(std::string_view bytes, std::size_t max_depth) {
       --pending.top();
     }
     if (pos >= n) {
-      return truncated();
+      return truncated(pos);
     }
     const std::size_t start = pos;
     const unsigned char b = data[pos++];
@@ -284,7 +284,7 @@ expected<void> check_msgpack(std::string_view bytes, std::size_t max_depth) {
 
     if (len_bytes != 0) {
       if (n - pos < len_bytes) {
-        return truncated();
+        return truncated(start);
       }
       std::uint64_t len = read_be(data + pos, len_bytes);
       pos += len_bytes;
@@ -304,7 +304,7 @@ expected<void> check_msgpack(std::string_view bytes, std::size_t max_depth) {
       pending.push(map ? children * 2 : children);
     } else if (skip != 0) {
       if (n - pos < skip) {
-        return truncated();
+        return truncated(start);
       }
       pos += skip;
     }
@@ -325,36 +325,45 @@ bool reference_input(msgpack::type::object_type, std::size_t, void*) {
   return true;
 }
 
+/// Reads into the caller's value in place: children are built where they
+/// will live (array slots, map nodes), so nothing is moved level by level.
 struct reader {
   std::size_t max_depth;
 
-  expected<value> read(const msgpack::object& o, std::size_t depth) const {
+  std::optional<error> read(const msgpack::object& o, std::size_t depth, value& out) const {
     switch (o.type) {
       case msgpack::type::NIL:
-        return value{};
+        out = value{};
+        return std::nullopt;
       case msgpack::type::BOOLEAN:
-        return value{o.via.boolean};
+        out = value{o.via.boolean};
+        return std::nullopt;
       case msgpack::type::POSITIVE_INTEGER:
         if (o.via.u64 > max_int64) {
           return error{errc::malformed_envelope, "integer " + std::to_string(o.via.u64) +
                                                      " is above the largest 64-bit signed integer"};
         }
-        return value{static_cast<std::int64_t>(o.via.u64)};
+        out = value{static_cast<std::int64_t>(o.via.u64)};
+        return std::nullopt;
       case msgpack::type::NEGATIVE_INTEGER:
-        return value{o.via.i64};
+        out = value{o.via.i64};
+        return std::nullopt;
       case msgpack::type::FLOAT32:
       case msgpack::type::FLOAT64:
-        return value{o.via.f64};
+        out = value{o.via.f64};
+        return std::nullopt;
       case msgpack::type::STR:
-        return value{std::string{o.via.str.ptr, o.via.str.size}};
+        out = value{std::string{o.via.str.ptr, o.via.str.size}};
+        return std::nullopt;
       case msgpack::type::BIN: {
         const auto* p = reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr);
-        return value{binary{std::vector<std::uint8_t>(p, p + o.via.bin.size)}};
+        out = value{binary{std::vector<std::uint8_t>(p, p + o.via.bin.size)}};
+        return std::nullopt;
       }
       case msgpack::type::ARRAY:
-        return read_array(o, depth + 1);
+        return read_array(o, depth + 1, out);
       case msgpack::type::MAP:
-        return read_map(o, depth + 1);
+        return read_map(o, depth + 1, out);
       case msgpack::type::EXT:
         return error{errc::malformed_envelope,
                      "msgpack ext type " + std::to_string(static_cast<int>(o.via.ext.type())) +
@@ -363,32 +372,29 @@ struct reader {
     return error{errc::malformed_envelope, "unknown msgpack object type"};
   }
 
-  expected<value> too_deep() const {
+  error too_deep() const {
     return error{errc::payload_too_large, "value nesting deeper than " + std::to_string(max_depth) + " levels"};
   }
 
-  expected<value> read_array(const msgpack::object& o, std::size_t depth) const {
+  std::optional<error> read_array(const msgpack::object& o, std::size_t depth, value& out) const {
     if (depth > max_depth) {
       return too_deep();
     }
-    value out{value::array{}};
+    out = value{value::array(o.via.array.size)};
     auto& items = out.as_array();
-    items.reserve(o.via.array.size);
     for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
-      auto item = read(o.via.array.ptr[i], depth);
-      if (!item) {
-        return item;
+      if (auto err = read(o.via.array.ptr[i], depth, items[i])) {
+        return err;
       }
-      items.push_back(std::move(*item));
     }
-    return out;
+    return std::nullopt;
   }
 
-  expected<value> read_map(const msgpack::object& o, std::size_t depth) const {
+  std::optional<error> read_map(const msgpack::object& o, std::size_t depth, value& out) const {
     if (depth > max_depth) {
       return too_deep();
     }
-    value out{value::map{}};
+    out = value{value::map{}};
     auto& entries = out.as_map();
     for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
       const auto& kv = o.via.map.ptr[i];
@@ -405,13 +411,11 @@ struct reader {
       if (entries.size() == before) {
         return error{errc::malformed_envelope, "duplicate map key '" + it->first + "'"};
       }
-      auto item = read(kv.val, depth);
-      if (!item) {
-        return item;
+      if (auto err = read(kv.val, depth, it->second)) {
+        return err;
       }
-      it->second = std::move(*item);
     }
-    return out;
+    return std::nullopt;
   }
 };
 
@@ -438,7 +442,12 @@ void pack_map(msgpack::packer<string_sink>& pk, const value::map& m) {
 }
 
 expected<value> value_from_msgpack(const msgpack::object& o, std::size_t max_depth) {
-  return reader{max_depth}.read(o, 0);
+  // Built in the result's own storage: no value is moved into it afterwards.
+  expected<value> out{value{}};
+  if (auto err = reader{max_depth}.read(o, 0, *out)) {
+    return std::move(*err);
+  }
+  return out;
 }
 
 const char* kind_name(msgpack::type::object_type t) noexcept {
@@ -493,10 +502,10 @@ expected<msgpack::object_handle> unpack_checked(std::string_view bytes, std::siz
 
 std::string pack_to_string(const value& v) {
   std::string out;
-  out.reserve(64);
   string_sink sink{out};
   msgpack::packer<string_sink> pk{sink};
   pack_any(pk, v);
+  sink.finish();
   return out;
 }
 

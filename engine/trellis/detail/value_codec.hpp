@@ -14,23 +14,48 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace trellis::detail {
 
-/// A msgpack stream that appends to a `std::string`, so an encoder writes its
-/// output buffer directly instead of copying out of an `sbuffer`.
+/// A msgpack stream that writes into a `std::string`, so an encoder fills its
+/// output buffer directly instead of copying out of an `sbuffer`. Packers
+/// write many pieces of a few bytes; the string is grown in large steps and
+/// each piece is a plain copy, rather than a call to `append` per piece.
+/// Call `finish()` once packing is done to trim the string to what was written.
 class string_sink {
  public:
-  /// `out` must outlive the sink.
-  explicit string_sink(std::string& out) noexcept : out_(&out) {}
+  /// Writes after what `out` already holds, making room for `size_hint`
+  /// bytes up front; `out` must outlive the sink.
+  explicit string_sink(std::string& out, std::size_t size_hint = 0) : out_(&out), used_(out.size()) {
+    out.resize(used_ + size_hint);
+  }
 
-  void write(const char* data, std::size_t size) { out_->append(data, size); }
+  void write(const char* data, std::size_t size) {
+    // An empty binary's data() may be null, and memcpy from null is undefined
+    // even for zero bytes (the fuzzer found this).
+    if (size == 0) {
+      return;
+    }
+    if (out_->size() - used_ < size) {
+      grow(size);
+    }
+    std::memcpy(out_->data() + used_, data, size);
+    used_ += size;
+  }
+
+  /// Trims the string to the bytes written.
+  void finish() { out_->resize(used_); }
 
  private:
+  void grow(std::size_t size) { out_->resize(std::max(out_->size() * 2, used_ + size) + 64); }
+
   std::string* out_;
+  std::size_t used_;
 };
 
 /// Writes `v` with the smallest msgpack encodings (ints) and float64 for

@@ -50,6 +50,7 @@ CREATE TABLE nodes (
   error       BLOB,
   due_at      INTEGER NOT NULL,
   updated_at  INTEGER NOT NULL,
+  retry_base  INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (workflow_id, node)
 ) WITHOUT ROWID;
 
@@ -326,7 +327,8 @@ std::string synchronous_pragma(const std::string& setting) {
 }
 
 constexpr std::string_view workflow_columns = "id, submit_key, state, canvas, result, error, created_at, finished_at";
-constexpr std::string_view node_columns = "workflow_id, node, task, state, attempt, result, error, due_at, updated_at";
+constexpr std::string_view node_columns =
+    "workflow_id, node, task, state, attempt, result, error, due_at, updated_at, retry_base";
 constexpr std::string_view dead_letter_columns =
     "id, message_id, workflow_id, node, task, reason, error, attempts, envelope, created_at, replayed_at";
 
@@ -552,8 +554,8 @@ void sqlite_store::impl::prepare_statements() {
   finish_workflow = p("UPDATE workflows SET state = ?2, result = ?3, error = ?4, finished_at = ?5 WHERE id = ?1");
   reopen_workflow = p("UPDATE workflows SET state = ?2, result = NULL, error = NULL, finished_at = 0 WHERE id = ?1");
   upsert_node =
-      p("INSERT OR REPLACE INTO nodes (workflow_id, node, task, state, attempt, result, error, due_at, updated_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+      p("INSERT OR REPLACE INTO nodes (workflow_id, node, task, state, attempt, result, error, due_at, updated_at, "
+        "retry_base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
   insert_attempt =
       p("INSERT OR REPLACE INTO attempts (workflow_id, node, attempt, error_type, error_message, finished_at) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -635,6 +637,7 @@ expected<node_record> read_node(sqlite3_stmt* stmt) {
   n.error = std::move(*err);
   n.due_at = sqlite3_column_int64(stmt, 7);
   n.updated_at = sqlite3_column_int64(stmt, 8);
+  n.retry_base = sqlite3_column_int(stmt, 9);
   return n;
 }
 
@@ -761,7 +764,8 @@ expected<void> sqlite_store::upsert_node(const node_record& n) {
       .packed(result)
       .packed(err)
       .integer(n.due_at)
-      .integer(n.updated_at);
+      .integer(n.updated_at)
+      .integer(n.retry_base);
   return impl_->run(use, b, what);
 }
 

@@ -70,6 +70,10 @@ struct node_record {
   /// For `retry`: when the next attempt is due.
   epoch_ms due_at = 0;
   epoch_ms updated_at = 0;
+  /// Attempts made before the current retry budget began: 0, or the attempt
+  /// count at the last dead-letter replay. Attempt numbers keep growing across
+  /// a replay (they are message ids); the budget counts from here.
+  std::int32_t retry_base = 0;
 };
 
 /// One failed attempt, kept for visibility (`status` shows the history).

@@ -315,7 +315,8 @@ TEST_CASE("input over max_bytes is payload_too_large before any parsing", "[unit
   auto bytes = encode(sample_task());
   envelope_limits limits;
   limits.max_bytes = bytes.size() - 1;
-  require_rejected(bytes, errc::payload_too_large, "exceeds the limit of " + std::to_string(limits.max_bytes));
+  require_rejected(bytes, errc::payload_too_large, "exceeds the limit of " + std::to_string(limits.max_bytes),
+                   limits);
   // Garbage of the same size reports size too, proving nothing was parsed.
   require_rejected(std::string(bytes.size(), '\xc1'), errc::payload_too_large, "exceeds the limit", limits);
   limits.max_bytes = bytes.size();

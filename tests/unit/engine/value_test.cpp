@@ -111,7 +111,7 @@ TEST_CASE("accessors return the held value and name both kinds on a mismatch", "
 
 TEST_CASE("mutable accessors change the value in place", "[unit][value]") {
   value a{value::array{}};
-  a.as_array().push_back(1);
+  a.as_array().emplace_back(1);
   CHECK(a == value{value::array{1}});
   value m{value::map{}};
   m.as_map()["k"] = "v";
