@@ -39,6 +39,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -194,6 +195,52 @@ struct sync_tally {
     ns += other.ns;
     return *this;
   }
+};
+
+// -- thread CPU time ----------------------------------------------------------------
+
+/// On-CPU and run-queue time of every thread of this process, from
+/// /proc/self/task/*/schedstat (nanoseconds). The busiest thread is the
+/// serial bottleneck (the dispatcher); the run-queue time says how much the
+/// machine's other load delayed this process.
+class thread_times {
+ public:
+  static thread_times now() {
+    thread_times t;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc/self/task", ec)) {
+      std::ifstream in{entry.path() / "schedstat"};
+      std::uint64_t on_cpu = 0;
+      std::uint64_t waiting = 0;
+      if (in >> on_cpu >> waiting) {
+        t.by_tid_[entry.path().filename().string()] = {on_cpu, waiting};
+      }
+    }
+    return t;
+  }
+
+  /// What the threads did since `before`, in milliseconds.
+  struct usage {
+    double on_cpu_ms = 0.0;
+    double busiest_ms = 0.0;
+    double waiting_ms = 0.0;
+  };
+
+  usage since(const thread_times& before) const {
+    usage u;
+    for (const auto& [tid, times] : by_tid_) {
+      auto old = before.by_tid_.find(tid);
+      auto on_cpu = times.first - (old == before.by_tid_.end() ? 0 : old->second.first);
+      auto waiting = times.second - (old == before.by_tid_.end() ? 0 : old->second.second);
+      u.on_cpu_ms += static_cast<double>(on_cpu) / 1e6;
+      u.waiting_ms += static_cast<double>(waiting) / 1e6;
+      u.busiest_ms = std::max(u.busiest_ms, static_cast<double>(on_cpu) / 1e6);
+    }
+    return u;
+  }
+
+ private:
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_tid_;
 };
 
 // -- environment -------------------------------------------------------------------
@@ -439,6 +486,7 @@ struct timed_run {
   double ms = 0.0;
   double submit_ms = 0.0;
   sync_tally syncs;
+  thread_times::usage cpu;
 };
 
 /// Submits `flow` on a fresh engine and waits for its result.
@@ -446,6 +494,7 @@ timed_run run_once(const bench_options& opts, const std::string& mode, const std
                    const trellis::canvas& flow, std::size_t expected_results) {
   bench_engine e{opts, mode};
   auto syncs_before = sync_tally::now();
+  auto threads_before = thread_times::now();
   auto t0 = bench_clock::now();
   auto handle = e.get().submit(flow);
   auto t1 = bench_clock::now();
@@ -454,6 +503,7 @@ timed_run run_once(const bench_options& opts, const std::string& mode, const std
   }
   auto result = handle->wait_for(generous);
   auto t2 = bench_clock::now();
+  auto cpu = thread_times::now().since(threads_before);
   report_window(opts, workload, t0, t2);
   if (!result) {
     throw std::runtime_error("workflow did not succeed: " + result.error().message());
@@ -462,7 +512,7 @@ timed_run run_once(const bench_options& opts, const std::string& mode, const std
     throw std::runtime_error("workflow returned " + trellis::to_json(*result) + " instead of " +
                              std::to_string(expected_results) + " results");
   }
-  return timed_run{ms_between(t0, t2), ms_between(t0, t1), sync_tally::now().since(syncs_before)};
+  return timed_run{ms_between(t0, t2), ms_between(t0, t1), sync_tally::now().since(syncs_before), cpu};
 }
 
 /// Runs `flow` `opts.repeat` times and keeps the median run (by wall time).
@@ -547,6 +597,20 @@ void lifecycle(const bench_options& opts, const std::string& mode, std::vector<r
       row{"engine shutdown while idle, p50 of 5", fixed(percentile(close_ms, 50), 1) + " ms", "", {}, ""});
 }
 
+/// Two informational rows: CPU per task (all threads, and the busiest one,
+/// whose time per task caps the rate at any core count), and how long the
+/// threads sat runnable waiting for a CPU the machine's other load held.
+void cpu_rows(const std::string& name, const std::string& unit, const thread_times::usage& cpu, std::size_t tasks,
+              std::vector<row>& rows) {
+  auto per_task_us = [&](double ms) { return ms * 1000.0 / static_cast<double>(tasks); };
+  auto busiest = per_task_us(cpu.busiest_ms);
+  rows.push_back(row{name + ": CPU per " + unit + ", all threads / busiest",
+                     fixed(per_task_us(cpu.on_cpu_ms), 1) + " us / " + fixed(busiest, 1) + " us (cap " +
+                         thousands(busiest > 0.0 ? 1e6 / busiest : 0.0) + "/s)",
+                     "", {}, ""});
+  rows.push_back(row{name + ": waiting for a CPU, all threads", fixed(cpu.waiting_ms, 1) + " ms", "", {}, ""});
+}
+
 void throughput(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
   auto flow = trellis::group(std::vector<trellis::canvas>(opts.group_size, noop()));
   auto r = median_run(opts, mode, "throughput", flow, opts.group_size);
@@ -556,6 +620,7 @@ void throughput(const bench_options& opts, const std::string& mode, std::vector<
                      per_task(r.syncs, opts.group_size)});
   rows.push_back(row{name + ": wall (submit returned at)", fixed(r.ms, 1) + " ms (" + fixed(r.submit_ms, 1) + " ms)",
                      "", {}, ""});
+  cpu_rows(name, "task", r.cpu, opts.group_size, rows);
 }
 
 /// With --repeat, each repetition is a fresh engine and the samples of all
@@ -565,12 +630,14 @@ void latency(const bench_options& opts, const std::string& mode, std::vector<row
   std::vector<double> samples;
   samples.reserve(opts.latency_runs * opts.repeat);
   sync_tally syncs;
+  thread_times::usage cpu;
   for (std::size_t r = 0; r < opts.repeat; ++r) {
     bench_engine e{opts, mode};
     for (std::size_t i = 0; i < opts.warmup; ++i) {
       e.run(flow);
     }
     auto syncs_before = sync_tally::now();
+    auto threads_before = thread_times::now();
     auto first = bench_clock::now();
     for (std::size_t i = 0; i < opts.latency_runs; ++i) {
       auto t0 = bench_clock::now();
@@ -579,30 +646,39 @@ void latency(const bench_options& opts, const std::string& mode, std::vector<row
     }
     report_window(opts, "latency", first, bench_clock::now());
     syncs += sync_tally::now().since(syncs_before);
+    auto used = thread_times::now().since(threads_before);
+    cpu.on_cpu_ms += used.on_cpu_ms;
+    cpu.busiest_ms += used.busiest_ms;
+    cpu.waiting_ms += used.waiting_ms;
   }
   std::sort(samples.begin(), samples.end());
   auto p50 = percentile(samples, 50);
-  auto name = "one-task workflow round trip (" + thousands(static_cast<double>(opts.latency_runs)) + " in a row)";
+  auto name = std::string{"one-task workflow round trip"};
   rows.push_back(row{name + ": p50", fixed(p50, 3) + " ms", "<= 0.3 ms", p50 <= 0.3, per_task(syncs, samples.size())});
   rows.push_back(row{name + ": p99", fixed(percentile(samples, 99), 3) + " ms", "", {}, ""});
   rows.push_back(row{name + ": max", fixed(samples.back(), 3) + " ms", "", {}, ""});
+  cpu_rows(name, "round trip", cpu, samples.size(), rows);
 }
 
 void chord_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
   auto flow = trellis::chord(std::vector<trellis::canvas>(opts.chord_size, noop()), noop());
   auto r = median_run(opts, mode, "chord", flow, 0);
   auto seconds = r.ms / 1000.0;
-  rows.push_back(row{"chord of " + thousands(static_cast<double>(opts.chord_size)) + " noop + noop body: wall",
-                     fixed(seconds, 3) + " s", "<= 0.3 s", seconds <= 0.3, per_task(r.syncs, opts.chord_size + 1)});
+  auto name = "chord of " + thousands(static_cast<double>(opts.chord_size)) + " noop + body";
+  rows.push_back(row{name + ": wall", fixed(seconds, 3) + " s", "<= 0.3 s", seconds <= 0.3,
+                     per_task(r.syncs, opts.chord_size + 1)});
+  cpu_rows(name, "task", r.cpu, opts.chord_size + 1, rows);
 }
 
 void chain_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
   auto flow = trellis::chain(std::vector<trellis::canvas>(opts.chain_length, noop()));
   auto r = median_run(opts, mode, "chain", flow, 0);
-  rows.push_back(row{"chain of " + thousands(static_cast<double>(opts.chain_length)) + " noop: wall",
+  auto name = "chain of " + thousands(static_cast<double>(opts.chain_length)) + " noop";
+  rows.push_back(row{name + ": wall",
                      fixed(r.ms / 1000.0, 3) + " s (" + fixed(r.ms / static_cast<double>(opts.chain_length), 3) +
                          " ms/step)",
                      "", {}, per_task(r.syncs, opts.chain_length)});
+  cpu_rows(name, "step", r.cpu, opts.chain_length, rows);
 }
 
 /// Tasks the chosen workloads run in this process, warm-up included: what

@@ -6,10 +6,13 @@
 #      stops the process, so its timings are not the untraced ones (the
 #      benchmark times its syncs itself, in the first table).
 #
-# Usage: bench/run_embedded.sh [--bin PATH] [--out FILE] [-- BENCH ARGS...]
+# Usage: bench/run_embedded.sh [--bin PATH] [--out FILE] [--runs N] [-- BENCH ARGS...]
 #   --bin   the benchmark binary (default: build-bench/bin/trellis_bench_embedded
 #           next to this script's repository)
 #   --out   also write everything printed to FILE
+#   --runs  run the timing part N times (default 1) and end with a table of the
+#           lowest, median and highest value of every row (summarize_runs.py):
+#           on a shared machine one run is one sample of its neighbours' load
 #   BENCH ARGS go to the timing run only (e.g. --repeat 3, --dir /var/tmp).
 #
 # strace counts every sync of the process, including the few that create the
@@ -20,11 +23,13 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="${here}/../build-bench/bin/trellis_bench_embedded"
 out=""
+runs=1
 bench_args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bin) bin="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
     --) shift; bench_args=("$@"); break ;;
     *) echo "run_embedded.sh: unknown argument '$1' (see the header of this script)" >&2; exit 2 ;;
   esac
@@ -50,7 +55,19 @@ for ((i = 0; i < ${#bench_args[@]}; i++)); do
   fi
 done
 
-"${bin}" "${bench_args[@]}"
+run_dir="$(mktemp -d)"
+trace_file="${run_dir}/strace.txt"
+bench_out="${run_dir}/bench.md"
+trap 'rm -rf "${run_dir}"' EXIT
+
+for ((run = 1; run <= runs; run++)); do
+  "${bin}" "${bench_args[@]}" | tee "${run_dir}/run-${run}.md"
+done
+if ((runs > 1)); then
+  echo "### Spread over the ${runs} runs"
+  echo
+  python3 -B "${here}/summarize_runs.py" "${run_dir}"/run-*.md
+fi
 
 # strace filters in the kernel with seccomp-bpf when it can, which keeps the
 # traced run close to the untraced one.
@@ -58,10 +75,6 @@ strace_cmd=(strace -f -c -e trace=fsync,fdatasync)
 if strace --seccomp-bpf -f -e trace=fsync true >/dev/null 2>&1; then
   strace_cmd=(strace --seccomp-bpf -f -c -e trace=fsync,fdatasync)
 fi
-
-trace_file="$(mktemp)"
-bench_out="$(mktemp)"
-trap 'rm -f "${trace_file}" "${bench_out}"' EXIT
 
 echo "### fsync system calls per task (strace, one process per row)"
 echo

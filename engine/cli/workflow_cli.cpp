@@ -129,20 +129,27 @@ expected<canvas> load_workflow_file(const std::string& path, const task_registry
   return c;
 }
 
-engine_config config_for(const std::string& db) {
+/// Options shared by the commands that run an engine.
+struct run_options {
+  std::string db = "trellis.db";
+  std::size_t concurrency = 0;
+};
+
+engine_config config_for(const run_options& opts) {
   engine_config cfg;
-  cfg.store_path = db;
+  cfg.store_path = opts.db;
+  cfg.concurrency = opts.concurrency;
   return cfg;
 }
 
-int cmd_run(const std::string& file, const std::string& db, task_registry tasks) {
+int cmd_run(const std::string& file, const run_options& opts, task_registry tasks) {
   auto flow = load_workflow_file(file, tasks);
   if (!flow) {
     std::cerr << "error: " << flow.error().message() << '\n';
     return exit_bad_input;
   }
-  engine eng{config_for(db), std::move(tasks)};
-  termination_watch watch{eng, db};
+  engine eng{config_for(opts), std::move(tasks)};
+  termination_watch watch{eng, opts.db};
   auto h = eng.submit(*flow);
   if (!h) {
     std::cerr << "error: " << to_string(h.error()) << '\n';
@@ -151,9 +158,9 @@ int cmd_run(const std::string& file, const std::string& db, task_registry tasks)
   return report(*h);
 }
 
-int cmd_resume(const std::string& db, task_registry tasks) {
-  engine eng{config_for(db), std::move(tasks)};
-  termination_watch watch{eng, db};
+int cmd_resume(const run_options& opts, task_registry tasks) {
+  engine eng{config_for(opts), std::move(tasks)};
+  termination_watch watch{eng, opts.db};
   int code = exit_success;
   for (const auto& h : eng.restored()) {
     if (report(h) != exit_success) {
@@ -227,9 +234,9 @@ int cmd_dlq_list(const std::string& db) {
   return exit_success;
 }
 
-int cmd_dlq_replay(std::int64_t id, const std::string& db, task_registry tasks) {
-  engine eng{config_for(db), std::move(tasks)};
-  termination_watch watch{eng, db};
+int cmd_dlq_replay(std::int64_t id, const run_options& opts, task_registry tasks) {
+  engine eng{config_for(opts), std::move(tasks)};
+  termination_watch watch{eng, opts.db};
   auto h = eng.replay_dead_letter(id);
   if (!h) {
     std::cerr << "error: " << to_string(h.error()) << '\n';
@@ -243,15 +250,22 @@ int cmd_dlq_replay(std::int64_t id, const std::string& db, task_registry tasks) 
 int cli_main(int argc, char** argv, task_registry tasks) {
   CLI::App app{"Trellis: durable chain/group/chord workflows"};
   app.require_subcommand(1);
-  std::string db = "trellis.db";
+  run_options opts;
+  std::string& db = opts.db;
+  auto concurrency_flag = [&](CLI::App* cmd) {
+    cmd->add_option("--concurrency", opts.concurrency, "Handler threads (default: one per hardware thread)")
+        ->check(CLI::Range(1, 1024));
+  };
 
   std::string file;
   auto* run = app.add_subcommand("run", "Run a workflow file embedded and print its outcome as JSON");
   run->add_option("FILE", file, "Workflow file (JSON)")->required();
   run->add_option("--db", db, "SQLite store")->capture_default_str();
+  concurrency_flag(run);
 
   auto* resume = app.add_subcommand("resume", "Finish every unfinished workflow in the store");
   resume->add_option("--db", db, "SQLite store")->required();
+  concurrency_flag(resume);
 
   std::string id;
   auto* status = app.add_subcommand("status", "Show a workflow's state, result, error and nodes");
@@ -266,6 +280,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   auto* dlq_replay = dlq->add_subcommand("replay", "Run a dead-lettered node again and print the outcome");
   dlq_replay->add_option("ID", dead_letter_id, "Dead letter id")->required();
   dlq_replay->add_option("--db", db, "SQLite store")->required();
+  concurrency_flag(dlq_replay);
 
   termination_watch::block();
   try {
@@ -277,10 +292,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
 
   try {
     if (*run) {
-      return cmd_run(file, db, std::move(tasks));
+      return cmd_run(file, opts, std::move(tasks));
     }
     if (*resume) {
-      return cmd_resume(db, std::move(tasks));
+      return cmd_resume(opts, std::move(tasks));
     }
     if (*status) {
       return cmd_status(id, db);
@@ -289,7 +304,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       return cmd_dlq_list(db);
     }
     if (*dlq_replay) {
-      return cmd_dlq_replay(dead_letter_id, db, std::move(tasks));
+      return cmd_dlq_replay(dead_letter_id, opts, std::move(tasks));
     }
   } catch (const setup_error& e) {
     std::cerr << "error: " << to_string(e.code()) << ": " << e.what() << '\n';

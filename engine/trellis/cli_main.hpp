@@ -15,12 +15,14 @@
 /// Commands (docs/cli.md is the contract):
 ///   run FILE [--db PATH]        run a workflow file embedded; print the outcome line
 ///   resume --db PATH            finish every unfinished workflow in the store
+///   (run, resume and dlq replay take --concurrency N: handler threads)
 ///   status ID --db PATH         state, result, error and nodes of a workflow
 ///   dlq list --db PATH          dead letters, one JSON object per line
 ///   dlq replay ID --db PATH     run a dead-lettered node again; print the outcome line
 ///
 /// Exit codes: 0 success, 1 a workflow failed, 2 bad input (usage, workflow
-/// file, unknown id), 3 the store cannot be used (corrupt, locked, I/O).
+/// file, unknown id), 3 the store cannot be used (corrupt, locked, I/O),
+/// 143 stopped by SIGTERM/SIGINT after draining (finish with `resume`).
 
 #include "trellis/task.hpp"
 

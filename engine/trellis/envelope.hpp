@@ -14,6 +14,7 @@
 #include "trellis/error.hpp"
 #include "trellis/value.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -68,7 +69,8 @@ struct envelope {
   std::string queue;
   value::array args;
   value::map kwargs;
-  /// Options the worker needs: "idempotency_key", "time_limit_ms" (task);
+  /// Options the worker needs: "idempotency_key", "time_limit_ms",
+  /// "expires_at_ms" (task);
   /// "submit_key" (submit).
   value::map options;
   /// Task: unused. Outcome: the result. Submit: the canvas value.

@@ -389,47 +389,54 @@ double value::as_double() const {
   throw_kind_mismatch("float or int", type());
 }
 
-const std::string& value::as_string() const {
+const std::string& value::as_string() const& {
   if (auto* p = std::get_if<std::string>(&data_)) {
     return *p;
   }
   throw_kind_mismatch("str", type());
 }
 
-const binary& value::as_binary() const {
+const binary& value::as_binary() const& {
   if (auto* p = std::get_if<binary>(&data_)) {
     return *p;
   }
   throw_kind_mismatch("bin", type());
 }
 
-const value::array& value::as_array() const {
+const value::array& value::as_array() const& {
   if (auto* p = std::get_if<array>(&data_)) {
     return *p;
   }
   throw_kind_mismatch("array", type());
 }
 
-value::array& value::as_array() {
+value::array& value::as_array() & {
   if (auto* p = std::get_if<array>(&data_)) {
     return *p;
   }
   throw_kind_mismatch("array", type());
 }
 
-const value::map& value::as_map() const {
+const value::map& value::as_map() const& {
   if (auto* p = std::get_if<map>(&data_)) {
     return *p;
   }
   throw_kind_mismatch("map", type());
 }
 
-value::map& value::as_map() {
+value::map& value::as_map() & {
   if (auto* p = std::get_if<map>(&data_)) {
     return *p;
   }
   throw_kind_mismatch("map", type());
 }
+
+// Rvalue overloads move out of a temporary instead of handing out a
+// reference into it: `h.error_details().as_map()` would otherwise dangle.
+std::string value::as_string() && { return std::move(const_cast<std::string&>(as_string())); }
+binary value::as_binary() && { return std::move(const_cast<binary&>(as_binary())); }
+value::array value::as_array() && { return std::move(as_array()); }
+value::map value::as_map() && { return std::move(as_map()); }
 
 const char* to_string(value::kind k) noexcept {
   switch (k) {

@@ -47,10 +47,11 @@ class value {
   value(array a) : data_(std::move(a)) {}                    // NOLINT
   value(map m) : data_(std::move(m)) {}                      // NOLINT
 
-  /// Any integral type except bool; unsigned values above INT64_MAX are a
-  /// programmer error (msgpack values in Trellis are signed 64-bit).
+  /// Any integral type except bool. Values are signed 64-bit (as msgpack
+  /// carries them in Trellis); an unsigned value above INT64_MAX throws
+  /// `usage_error` instead of silently wrapping.
   template <class Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>, int> = 0>
-  value(Int i) : data_(static_cast<std::int64_t>(i)) {}  // NOLINT
+  value(Int i) : data_(checked_integer(i)) {}  // NOLINT
 
   /// A vector of anything convertible to value becomes an array.
   template <class T, std::enable_if_t<!std::is_same_v<T, value>, int> = 0>
@@ -72,12 +73,18 @@ class value {
   std::int64_t as_int() const;
   /// Integers convert to double; a double does not convert to an integer.
   double as_double() const;
-  const std::string& as_string() const;
-  const binary& as_binary() const;
-  const array& as_array() const;
-  array& as_array();
-  const map& as_map() const;
-  map& as_map();
+  const std::string& as_string() const&;
+  const binary& as_binary() const&;
+  const array& as_array() const&;
+  array& as_array() &;
+  const map& as_map() const&;
+  map& as_map() &;
+  /// On a temporary these move the content out, so that
+  /// `handle.error_details().as_map()` is a map, not a dangling reference.
+  std::string as_string() &&;
+  binary as_binary() &&;
+  array as_array() &&;
+  map as_map() &&;
 
   /// Typed conversion for handlers: `v.as<std::vector<int>>()`. Throws
   /// `usage_error` when the value does not have that shape.
@@ -92,6 +99,15 @@ class value {
   friend bool operator!=(const value& a, const value& b) { return !(a == b); }
 
  private:
+  template <class Int>
+  static std::int64_t checked_integer(Int i) {
+    if constexpr (std::is_unsigned_v<Int> && sizeof(Int) >= sizeof(std::int64_t)) {
+      if (i > static_cast<Int>(std::numeric_limits<std::int64_t>::max())) {
+        throw usage_error("integer " + std::to_string(i) + " is beyond the 64-bit signed range of a trellis::value");
+      }
+    }
+    return static_cast<std::int64_t>(i);
+  }
   std::variant<std::monostate, bool, std::int64_t, double, std::string, binary, array, map> data_;
 };
 

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -266,4 +267,49 @@ TEST_CASE("a group of 2,000 members completes with 2,000 results", "[integration
   REQUIRE(result.is_array());
   CHECK(result.as_array().size() == members);
   CHECK(std::all_of(result.as_array().begin(), result.as_array().end(), [](const value& v) { return v.is_nil(); }));
+}
+
+TEST_CASE("an attempt not started before it expires fails as revoked without running", "[integration][engine]") {
+  temp_dir dir;
+  auto marker = dir.file("expired.txt");
+  auto cfg = config(":memory:");
+  cfg.concurrency = 1;  // the sleep holds the only handler thread past the expiry
+  trellis::engine eng{cfg, demo_tasks()};
+  auto h = eng.submit(trellis::group(task("sleep_ms", {200}), task("touch", {marker}).expires(50ms)));
+  REQUIRE(h);
+  auto r = h->wait_for(max_test_wait);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == errc::workflow_failed);
+  auto details = h->error_details();
+  REQUIRE(details.is_map());
+  const auto& err = details.as_map();
+  CHECK(err.at("task") == value("touch"));
+  CHECK(err.at("type") == value("revoked"));
+  CHECK(line_count(marker) == 0);
+}
+
+TEST_CASE("within a queue, a higher priority task runs first", "[integration][engine]") {
+  temp_dir dir;
+  auto order = dir.file("order.txt");
+  auto cfg = config(":memory:");
+  cfg.concurrency = 1;
+  trellis::engine eng{cfg, demo_tasks()};
+  // `touch` returns the file's line count after appending: the first to run
+  // returns 1. Both messages are published together, so priority decides.
+  auto result = run(eng, trellis::group(task("touch", {order}).priority(0), task("touch", {order}).priority(9)));
+  CHECK(to_json(result) == "[2,1]");
+}
+
+TEST_CASE("an engine can be shut down and destroyed from a thread other than the one that made it",
+          "[integration][engine]") {
+  auto eng = std::make_unique<trellis::engine>(config(":memory:"), demo_tasks());
+  CHECK(to_json(run(*eng, task("add", {1, 2}))) == "3");
+  std::thread other{[&] {
+    eng->shutdown();
+    eng.reset();
+  }};
+  // A hang here is the failure: CAF 0.17 pins its logger in thread-local
+  // storage of threads that talked to the actor system.
+  other.join();
+  CHECK(eng == nullptr);
 }

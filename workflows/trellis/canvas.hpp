@@ -12,8 +12,15 @@
 /// - a one-member group inside a chain unrolls: `chain(a, group(b))` is `chain(a, b)`;
 /// - a group followed by anything in a chain becomes a chord:
 ///   `chain(group(a, b), c)` is `chord(group(a, b), c)`.
+/// - an empty group inside a chain of several steps is skipped:
+///   `chain(a, group())` is `a` (an empty group followed by a step is still
+///   `chord([], step)`, whose body gets `[]`);
+/// - a group whose only member is a chain ending in a group is that chain:
+///   `group(chain(a, group(b, c)))` yields `[b, c]`, as Celery's `group.apply_async`;
+/// - groups nested in a chord header flatten into the header.
 /// A group that ends a chain inside a group stays nested:
-/// `group(chain(a, group(b, c)), d)` yields `[[b, c], d]`.
+/// `group(chain(a, group(b, c)), d)` yields `[[b, c], d]`. docs/canvas.md
+/// has the Celery test behind each rule.
 
 #include "trellis/retry_policy.hpp"
 #include "trellis/value.hpp"

@@ -220,13 +220,19 @@ envelope dispatcher_logic::task_envelope(const std::string& wf, const active_wor
     e.options["time_limit_ms"] = static_cast<std::int64_t>(limit->count());
   }
   e.sent_at = now_ms();
+  if (sig.options().expires) {
+    // Measured from publication of this attempt; the worker revokes it if it
+    // has not started by then.
+    e.options["expires_at_ms"] = e.sent_at + static_cast<std::int64_t>(sig.options().expires->count());
+  }
   return e;
 }
 
 void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt) {
   aw.graph.mark_dispatched(leaf, attempt);
   auto e = task_envelope(wf, aw, leaf, attempt);
-  st_.outbox[e.queue].push_back(outgoing_task{e.id, encode(e)});
+  auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
+  st_.outbox[e.queue].push_back(outgoing_task{e.id, encode(e), priority});
 }
 
 void dispatcher_logic::schedule(const std::string& wf, node_id leaf, std::int32_t attempt, epoch_ms due_at) {

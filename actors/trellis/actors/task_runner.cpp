@@ -68,6 +68,12 @@ envelope run_task_message(std::string_view bytes, const task_registry& tasks) {
     return rejected(std::move(out), errc::unknown_task,
                     "no handler for task '" + task->task + "' is registered in this worker");
   }
+  if (auto expires = task->options.find("expires_at_ms");
+      expires != task->options.end() && expires->second.is_integer() && now_ms() > expires->second.as_int()) {
+    return rejected(std::move(out), errc::revoked,
+                    "expired: not started by its expiry time, " + std::to_string(now_ms() - expires->second.as_int()) +
+                        " ms ago");
+  }
   std::string key;
   if (auto k = task->options.find("idempotency_key"); k != task->options.end() && k->second.is_string()) {
     key = k->second.as_string();

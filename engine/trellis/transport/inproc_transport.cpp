@@ -11,9 +11,9 @@ expected<void> inproc_transport::publish_tasks(const std::string& queue, std::ve
       return error{errc::shutting_down, "in-process transport is closed; task messages for queue '" + queue +
                                             "' stay in the store and are published on restart"};
     }
-    auto& q = queues_[queue];
+    auto& levels = queues_[queue];
     for (auto& m : messages) {
-      q.push_back(std::move(m.bytes));
+      levels[static_cast<std::size_t>(std::clamp(m.priority, 0, 9))].push_back(std::move(m.bytes));
     }
   }
   ready_.notify_all();
@@ -30,8 +30,10 @@ std::vector<delivery> inproc_transport::fetch_tasks(const std::vector<std::strin
   };
   auto available = [&] {
     std::size_t n = 0;
-    for (const auto& [name, q] : queues_) {
-      n += consumed(name) ? q.size() : 0;
+    for (const auto& [name, levels] : queues_) {
+      for (const auto& q : levels) {
+        n += consumed(name) ? q.size() : 0;
+      }
     }
     return n;
   };
@@ -45,13 +47,15 @@ std::vector<delivery> inproc_transport::fetch_tasks(const std::vector<std::strin
   // thread does not take a whole burst while its siblings idle.
   auto share = std::max<std::size_t>(1, available() / (waiting_ + 1));
   auto take = std::min(max, share);
-  for (auto& [name, q] : queues_) {
+  for (auto& [name, levels] : queues_) {
     if (!consumed(name)) {
       continue;
     }
-    while (out.size() < take && !q.empty()) {
-      out.push_back(delivery{std::move(q.front()), 0, 1});
-      q.pop_front();
+    for (auto level = levels.rbegin(); level != levels.rend() && out.size() < take; ++level) {
+      while (out.size() < take && !level->empty()) {
+        out.push_back(delivery{std::move(level->front()), 0, 1});
+        level->pop_front();
+      }
     }
   }
   return out;
@@ -95,7 +99,14 @@ void inproc_transport::close() {
 std::size_t inproc_transport::depth(const std::string& queue) const {
   std::lock_guard<std::mutex> guard{mutex_};
   auto i = queues_.find(queue);
-  return i == queues_.end() ? 0 : i->second.size();
+  if (i == queues_.end()) {
+    return 0;
+  }
+  std::size_t n = 0;
+  for (const auto& level : i->second) {
+    n += level.size();
+  }
+  return n;
 }
 
 }  // namespace trellis::detail

@@ -8,6 +8,7 @@
 
 #include "trellis/transport/transport.hpp"
 
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -34,7 +35,9 @@ class inproc_transport final : public transport {
  private:
   mutable std::mutex mutex_;
   std::condition_variable ready_;
-  std::map<std::string, std::deque<std::string>, std::less<>> queues_;
+  /// One FIFO per priority level: a queue is served highest level first.
+  using prioritized = std::array<std::deque<std::string>, 10>;
+  std::map<std::string, prioritized, std::less<>> queues_;
   std::size_t waiting_ = 0;
   bool closed_ = false;
   std::mutex sink_mutex_;

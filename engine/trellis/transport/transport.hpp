@@ -37,6 +37,8 @@ struct delivery {
 struct outgoing_task {
   std::string id;
   std::string bytes;
+  /// 0 (lowest) to 9 (highest); within a queue, higher goes first.
+  int priority = 0;
 };
 
 class transport {
