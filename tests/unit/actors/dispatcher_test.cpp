@@ -1,0 +1,227 @@
+// The dispatcher and supervisor actors on a real actor system, with the
+// in-process transport and a real SQLite store, and no worker pool: the test
+// plays the worker, so it can deliver outcomes twice, late or malformed.
+
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+
+#include "trellis/actors/dispatcher.hpp"
+#include "trellis/actors/supervisor.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/transport/inproc_transport.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/logger.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+using namespace trellis;
+using namespace trellis::detail;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// One dispatcher (under a supervisor) with the test standing in for workers.
+class fixture {
+ public:
+  explicit fixture(const std::string& store_path) {
+    supervisor_config cfg;
+    cfg.dispatcher.store = sqlite_store::open(store_path);
+    cfg.dispatcher.bus = bus;
+    cfg.dispatcher.stats = stats;
+    cfg.dispatcher.on_finished = [this](const workflow_outcome& o) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      finished_.push_back(o);
+    };
+    cfg.dispatcher.jitter_seed = 1;
+    sys_ = std::make_unique<caf::actor_system>(caf_cfg_);
+    supervisor = spawn_supervisor(*sys_, std::move(cfg));
+    settle();  // the dispatcher has installed its event sink once it answers
+  }
+
+  ~fixture() {
+    {
+      caf::scoped_actor self{*sys_};
+      self->request(supervisor, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
+      self->send_exit(supervisor, caf::exit_reason::user_shutdown);
+    }
+    bus->close();
+    caf::logger::set_current_actor_system(nullptr);
+    sys_.reset();
+  }
+
+  dispatcher_actor dispatcher() {
+    caf::scoped_actor self{*sys_};
+    dispatcher_actor d;
+    self->request(supervisor, caf::infinite, start_atom::value)
+        .receive([&](dispatcher_actor& x) { d = x; }, [](caf::error&) {});
+    return d;
+  }
+
+  std::string submit(const canvas& flow) {
+    envelope e;
+    e.type = envelope_type::submit;
+    e.workflow_id = "wf-" + std::to_string(++submitted_);
+    e.id = e.workflow_id + ":submit";
+    e.payload = to_value(flow);
+    std::string id;
+    caf::scoped_actor self{*sys_};
+    self->request(dispatcher(), caf::infinite, submit_atom::value, encode(e))
+        .receive([&](std::string& x) { id = x; }, [](caf::error&) {});
+    return id;
+  }
+
+  /// Commits and publishes everything the dispatcher has taken in so far.
+  void settle() {
+    caf::scoped_actor self{*sys_};
+    self->request(dispatcher(), caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
+  }
+
+  /// Task messages currently waiting in the queues, decoded.
+  std::vector<envelope> take_tasks() {
+    std::vector<envelope> out;
+    for (auto& d : bus->fetch_tasks({}, 1000, 0ms)) {
+      auto e = decode(d.bytes);
+      REQUIRE(e);
+      out.push_back(*e);
+    }
+    return out;
+  }
+
+  void report_success(const envelope& task, value result) {
+    envelope out;
+    out.type = envelope_type::outcome;
+    out.id = task.id + ":out";
+    out.workflow_id = task.workflow_id;
+    out.node = task.node;
+    out.attempt = task.attempt;
+    out.task = task.task;
+    out.status = outcome_status::success;
+    out.payload = std::move(result);
+    REQUIRE(bus->publish_events({encode(out)}));
+  }
+
+  void kill(const dispatcher_actor& d) {
+    caf::scoped_actor self{*sys_};
+    self->send_exit(d, caf::exit_reason::kill);
+  }
+
+  std::vector<workflow_outcome> finished() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return finished_;
+  }
+
+  std::shared_ptr<inproc_transport> bus = std::make_shared<inproc_transport>();
+  std::shared_ptr<metrics> stats = std::make_shared<metrics>();
+  supervisor_actor supervisor;
+
+ private:
+  caf::actor_system_config caf_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::mutex mutex_;
+  std::vector<workflow_outcome> finished_;
+  int submitted_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a duplicate outcome event never advances a chain twice", "[unit][actors][dispatcher][once]") {
+  fixture f{":memory:"};
+  f.submit(chain(signature("a"), signature("b"), signature("c")));
+  f.settle();
+  auto first = f.take_tasks();
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].task == "a");
+
+  f.report_success(first[0], 1);
+  f.report_success(first[0], 1);  // redelivered
+  f.settle();
+  auto second = f.take_tasks();
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].task == "b");
+  CHECK(second[0].args == value::array{1});
+  CHECK(f.stats->total(counter::duplicates) == 1);
+  CHECK(f.stats->total(counter::tasks_succeeded) == 1);
+}
+
+TEST_CASE("a late outcome after the workflow finished is counted as a duplicate and changes nothing",
+          "[unit][actors][dispatcher][once]") {
+  fixture f{":memory:"};
+  f.submit(signature("only"));
+  f.settle();
+  auto tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 1);
+  f.report_success(tasks[0], "done");
+  f.settle();
+  REQUIRE(f.finished().size() == 1);
+  f.report_success(tasks[0], "again");
+  f.settle();
+  CHECK(f.finished().size() == 1);
+  CHECK(f.finished()[0].result == value("done"));
+  CHECK(f.stats->total(counter::duplicates) == 1);
+}
+
+TEST_CASE("undecodable and future-version events are dead-lettered and the dispatcher keeps going",
+          "[unit][actors][dispatcher][dlq]") {
+  test::temp_dir dir;
+  auto db = dir.file("store.db");
+  {
+    fixture f{db};
+    envelope future;
+    future.v = 2;
+    future.type = envelope_type::outcome;
+    future.id = "x";
+    REQUIRE(f.bus->publish_events({"\xc1 not msgpack", encode(future)}));
+    f.settle();
+    // Still alive and working.
+    f.submit(signature("after"));
+    f.settle();
+    CHECK(f.take_tasks().size() == 1);
+  }
+  auto store = sqlite_store::open(db);
+  auto letters = store->dead_letters();
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 2);
+  std::vector<std::string> reasons{(*letters)[0].reason, (*letters)[1].reason};
+  std::sort(reasons.begin(), reasons.end());
+  CHECK(reasons == std::vector<std::string>{"malformed_envelope", "unsupported_version"});
+  for (const auto& d : *letters) {
+    CHECK_FALSE(d.envelope.empty());  // the original bytes are kept
+  }
+}
+
+TEST_CASE("the supervisor restarts a dispatcher that dies, and the new one restores its workflows",
+          "[unit][actors][supervisor][recovery]") {
+  test::temp_dir dir;
+  fixture f{dir.file("store.db")};
+  auto id = f.submit(chain(signature("a"), signature("b")));
+  f.settle();
+  auto before = f.take_tasks();
+  REQUIRE(before.size() == 1);
+  auto old = f.dispatcher();
+  f.kill(old);
+  REQUIRE(test::wait_until([&] { return f.dispatcher() != old; }, test::max_test_wait,
+                           "the supervisor to start a new dispatcher"));
+  f.settle();
+  // The restored workflow publishes its ready step again (at least once).
+  auto again = f.take_tasks();
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].workflow_id == id);
+  CHECK(again[0].task == "a");
+  f.report_success(again[0], 1);
+  f.settle();
+  auto next = f.take_tasks();
+  REQUIRE(next.size() == 1);
+  f.report_success(next[0], 2);
+  f.settle();
+  REQUIRE(f.finished().size() == 1);
+  CHECK(f.finished()[0].id == id);
+  CHECK(f.finished()[0].result == value(2));
+}
