@@ -282,7 +282,6 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   dlq_replay->add_option("--db", db, "SQLite store")->required();
   concurrency_flag(dlq_replay);
 
-  termination_watch::block();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -290,6 +289,18 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     return code == 0 ? exit_success : exit_bad_input;
   }
 
+  bool runs_engine = *run || *resume || *dlq_replay;
+  if (runs_engine && tasks.empty()) {
+    // Without handlers nothing could make progress and the command would
+    // wait forever.
+    std::cerr << "error: this binary registers no task handlers; run workflows with your application's binary "
+                 "(for the demo tasks: trellis-demo)\n";
+    return exit_bad_input;
+  }
+  if (runs_engine) {
+    // Before any engine thread exists, so that only the watcher sees them.
+    termination_watch::block();
+  }
   try {
     if (*run) {
       return cmd_run(file, opts, std::move(tasks));

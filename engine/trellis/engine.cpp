@@ -141,6 +141,7 @@ class engine_core {
     if (!tasks_->empty()) {
       worker_pool_config workers;
       workers.bus = bus_;
+      workers.stats = stats_;
       workers.tasks = tasks_;
       workers.queues = cfg_.queues;
       workers.concurrency = cfg_.concurrency != 0 ? cfg_.concurrency : std::max(1u, std::thread::hardware_concurrency());

@@ -127,33 +127,32 @@ error wrong_type(field f, const char* expected, const msgpack::object& o) {
                    kind_name(o.type));
 }
 
-std::optional<envelope_type> parse_type(std::string_view s) noexcept {
-  if (s == "task") {
-    return envelope_type::task;
-  }
-  if (s == "outcome") {
-    return envelope_type::outcome;
-  }
-  if (s == "submit") {
-    return envelope_type::submit;
+// The wire spellings of the two enums, indexed by enumerator: one table serves
+// both `to_string` and decoding, so the two can never disagree.
+constexpr std::array<std::string_view, 3> type_names = {"task", "outcome", "submit"};
+constexpr std::array<std::string_view, 4> status_names = {"success", "failure", "retry", "rejected"};
+static_assert(static_cast<std::size_t>(envelope_type::submit) + 1 == type_names.size(),
+              "type_names lists every envelope_type");
+static_assert(static_cast<std::size_t>(outcome_status::rejected) + 1 == status_names.size(),
+              "status_names lists every outcome_status");
+
+/// The enumerator spelled `s` on the wire, if any.
+template <class Enum, std::size_t N>
+std::optional<Enum> parse_name(const std::array<std::string_view, N>& names, std::string_view s) noexcept {
+  for (std::size_t i = 0; i < N; ++i) {
+    if (names[i] == s) {
+      return static_cast<Enum>(i);
+    }
   }
   return std::nullopt;
 }
 
-std::optional<outcome_status> parse_status(std::string_view s) noexcept {
-  if (s == "success") {
-    return outcome_status::success;
-  }
-  if (s == "failure") {
-    return outcome_status::failure;
-  }
-  if (s == "retry") {
-    return outcome_status::retry;
-  }
-  if (s == "rejected") {
-    return outcome_status::rejected;
-  }
-  return std::nullopt;
+/// The wire spelling of `e`, or "unknown" for a value outside the enum.
+template <class Enum, std::size_t N>
+const char* name_of(const std::array<std::string_view, N>& names, Enum e) noexcept {
+  auto i = static_cast<std::size_t>(e);
+  // The table holds string literals, so `data()` is NUL-terminated.
+  return i < N ? names[i].data() : "unknown";
 }
 
 /// Reads the fields of one envelope map; every reader returns the error for
@@ -305,7 +304,7 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
   if (type->type != msgpack::type::STR) {
     return wrong_type(f_type, "str", *type);
   }
-  if (auto t = parse_type(str_of(*type))) {
+  if (auto t = parse_name<envelope_type>(type_names, str_of(*type))) {
     e.type = *t;
   } else {
     return malformed("unknown envelope type " + quoted(str_of(*type)));
@@ -351,26 +350,32 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
   if (slots[f_trace] != nullptr && failed(read.string(f_trace, e.trace))) {
     return std::move(*err);
   }
+  // Every type names its workflow; tasks and outcomes also name the node, the
+  // attempt and the task, in this order before their own fields.
+  if (failed(read.string(f_wf, e.workflow_id))) {
+    return std::move(*err);
+  }
+  if (e.type != envelope_type::submit &&
+      (failed(read.int32(f_node, e.node)) || failed(read.int32(f_attempt, e.attempt)) ||
+       failed(read.string(f_task, e.task)))) {
+    return std::move(*err);
+  }
   switch (e.type) {
     case envelope_type::task:
-      if (failed(read.string(f_wf, e.workflow_id)) || failed(read.int32(f_node, e.node)) ||
-          failed(read.int32(f_attempt, e.attempt)) || failed(read.string(f_task, e.task)) ||
-          failed(read.string(f_queue, e.queue)) || failed(read.array(f_args, e.args)) ||
+      if (failed(read.string(f_queue, e.queue)) || failed(read.array(f_args, e.args)) ||
           failed(read.map(f_kwargs, e.kwargs)) || failed(read.map(f_options, e.options))) {
         return std::move(*err);
       }
       break;
     case envelope_type::outcome: {
-      if (failed(read.string(f_wf, e.workflow_id)) || failed(read.int32(f_node, e.node)) ||
-          failed(read.int32(f_attempt, e.attempt)) || failed(read.string(f_task, e.task)) ||
-          failed(read.int64(f_duration_us, e.duration_us))) {
+      if (failed(read.int64(f_duration_us, e.duration_us))) {
         return std::move(*err);
       }
       const auto& status = *slots[f_status];
       if (status.type != msgpack::type::STR) {
         return wrong_type(f_status, "str", status);
       }
-      if (auto s = parse_status(str_of(status))) {
+      if (auto s = parse_name<outcome_status>(status_names, str_of(status))) {
         e.status = *s;
       } else {
         return malformed("unknown outcome status " + quoted(str_of(status)));
@@ -403,8 +408,7 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
       break;
     }
     case envelope_type::submit:
-      if (failed(read.string(f_wf, e.workflow_id)) || failed(read.any(f_canvas, e.payload)) ||
-          failed(read.map(f_options, e.options))) {
+      if (failed(read.any(f_canvas, e.payload)) || failed(read.map(f_options, e.options))) {
         return std::move(*err);
       }
       break;
@@ -415,29 +419,11 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
 }  // namespace
 
 const char* to_string(envelope_type t) noexcept {
-  switch (t) {
-    case envelope_type::task:
-      return "task";
-    case envelope_type::outcome:
-      return "outcome";
-    case envelope_type::submit:
-      return "submit";
-  }
-  return "unknown";
+  return name_of(type_names, t);
 }
 
 const char* to_string(outcome_status s) noexcept {
-  switch (s) {
-    case outcome_status::success:
-      return "success";
-    case outcome_status::failure:
-      return "failure";
-    case outcome_status::retry:
-      return "retry";
-    case outcome_status::rejected:
-      return "rejected";
-  }
-  return "unknown";
+  return name_of(status_names, s);
 }
 
 std::string encode(const envelope& e) {
@@ -470,16 +456,20 @@ std::string encode(const envelope& e) {
     pack_key(pk, f_trace);
     pack_string(pk, e.trace);
   }
+  // Wire order: the workflow, then for tasks and outcomes the node, the
+  // attempt and the task, then each type's own fields.
+  pack_key(pk, f_wf);
+  pack_string(pk, e.workflow_id);
+  if (e.type != envelope_type::submit) {
+    pack_key(pk, f_node);
+    pk.pack_int32(e.node);
+    pack_key(pk, f_attempt);
+    pk.pack_int32(e.attempt);
+    pack_key(pk, f_task);
+    pack_string(pk, e.task);
+  }
   switch (e.type) {
     case envelope_type::task:
-      pack_key(pk, f_wf);
-      pack_string(pk, e.workflow_id);
-      pack_key(pk, f_node);
-      pk.pack_int32(e.node);
-      pack_key(pk, f_attempt);
-      pk.pack_int32(e.attempt);
-      pack_key(pk, f_task);
-      pack_string(pk, e.task);
       pack_key(pk, f_queue);
       pack_string(pk, e.queue);
       pack_key(pk, f_args);
@@ -490,14 +480,6 @@ std::string encode(const envelope& e) {
       pack_map(pk, e.options);
       break;
     case envelope_type::outcome:
-      pack_key(pk, f_wf);
-      pack_string(pk, e.workflow_id);
-      pack_key(pk, f_node);
-      pk.pack_int32(e.node);
-      pack_key(pk, f_attempt);
-      pk.pack_int32(e.attempt);
-      pack_key(pk, f_task);
-      pack_string(pk, e.task);
       pack_key(pk, f_status);
       pack_string(pk, to_string(e.status));
       if (e.status == outcome_status::success) {
@@ -513,8 +495,6 @@ std::string encode(const envelope& e) {
       pk.pack_int64(e.duration_us);
       break;
     case envelope_type::submit:
-      pack_key(pk, f_wf);
-      pack_string(pk, e.workflow_id);
       pack_key(pk, f_canvas);
       pack_value(pk, e.payload);
       pack_key(pk, f_options);

@@ -7,15 +7,14 @@
 // Crashers found by the fuzzer are added to the corpus by hand (crash-<what>)
 // and are never overwritten by this program.
 
+#include "support/envelopes.hpp"
+#include "support/files.hpp"
+#include "support/values.hpp"
+
 #include "trellis/envelope.hpp"
-
-#include "trellis/detail/value_codec.hpp"
-
-#include <msgpack.hpp>
 
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,18 +25,14 @@ using trellis::binary;
 using trellis::value;
 using trellis::detail::encode;
 using trellis::detail::envelope;
-using trellis::detail::envelope_type;
 using trellis::detail::outcome_status;
+using trellis::test::field_list;
+using trellis::test::pack_fields;
+using trellis::test::pack_key;
+using trellis::test::raw_packer;
 
 envelope task(bool full) {
-  envelope e;
-  e.type = envelope_type::task;
-  e.id = "wf-1:2:1";
-  e.workflow_id = "wf-1";
-  e.node = 2;
-  e.attempt = 1;
-  e.task = "orders.charge";
-  e.queue = "payments";
+  auto e = trellis::test::task_envelope("wf-1:2:1", {"wf-1", 2, 1, "orders.charge"}, "payments");
   e.sent_at = 1'700'000'000'000;
   if (full) {
     e.args = {"A-17", 0, -1, 127, 128, -33, 65536, INT64_MIN, INT64_MAX, 0.5, -0.0, 1.0, nullptr, true, false,
@@ -50,89 +45,36 @@ envelope task(bool full) {
 }
 
 envelope outcome(outcome_status status) {
-  envelope e;
-  e.type = envelope_type::outcome;
-  e.id = "wf-1:2:1:outcome";
-  e.workflow_id = "wf-1";
-  e.node = 2;
-  e.attempt = 1;
-  e.task = "orders.charge";
-  e.status = status;
-  if (status == outcome_status::success) {
-    e.payload = value::map{{"receipt", "R-9"}, {"cents", 1999}};
-  } else {
-    e.error_type = status == outcome_status::rejected ? "unknown_task" : "std::runtime_error";
-    e.error_message = "payment gateway busy";
-  }
+  auto e = trellis::test::outcome_envelope(
+      "wf-1:2:1:outcome", {"wf-1", 2, 1, "orders.charge"}, status, value::map{{"receipt", "R-9"}, {"cents", 1999}},
+      status == outcome_status::rejected ? "unknown_task" : "std::runtime_error", "payment gateway busy");
   e.sent_at = 1'700'000'000'100;
   e.duration_us = 1234;
   return e;
 }
 
 envelope submit() {
-  envelope e;
-  e.type = envelope_type::submit;
-  e.id = "submit-1";
-  e.workflow_id = "order-A-17";
   value reserve = value::map{{"task", "orders.reserve"}, {"args", value::array{"A-17"}}};
   value notify = value::map{{"task", "orders.notify"}, {"args", value::array{"email"}}, {"immutable", true}};
   value close = value::map{{"task", "orders.close"}, {"args", value::array{"A-17"}}};
-  e.payload = value::map{
-      {"chain", value::array{reserve, value::map{{"chord", value::map{{"header", value::array{notify, notify}},
-                                                                      {"body", close}}}}}}};
-  e.options = {{"submit_key", "order-A-17"}};
+  auto e = trellis::test::submit_envelope(
+      "submit-1", "order-A-17",
+      value::map{{"chain", value::array{reserve, value::map{{"chord", value::map{{"header", value::array{notify, notify}},
+                                                                               {"body", close}}}}}}},
+      "order-A-17");
   e.sent_at = 1'700'000'000'200;
   return e;
 }
 
-using packer = msgpack::packer<msgpack::sbuffer>;
-
-void key(packer& pk, const std::string& k) {
-  pk.pack_str(static_cast<std::uint32_t>(k.size()));
-  pk.pack_str_body(k.data(), static_cast<std::uint32_t>(k.size()));
-}
-
-/// A task envelope with the common fields packed by hand; `extra` adds
-/// `extra_count` more entries (or replaces the args when `custom_args`).
+/// A task envelope packed by hand; `extra` adds `extra_count` more entries
+/// (and replaces the args when `custom_args`).
 template <class Fn>
 std::string hand_task(std::uint32_t extra_count, Fn&& extra, bool custom_args = false) {
-  msgpack::sbuffer buf;
-  packer pk{buf};
-  pk.pack_map(12 - (custom_args ? 1 : 0) + extra_count);
-  key(pk, "v");
-  pk.pack_int(1);
-  key(pk, "type");
-  key(pk, "task");
-  key(pk, "id");
-  key(pk, "wf-1:0:1");
-  key(pk, "sent_at");
-  pk.pack_int(0);
-  key(pk, "wf");
-  key(pk, "wf-1");
-  key(pk, "node");
-  pk.pack_int(0);
-  key(pk, "attempt");
-  pk.pack_int(1);
-  key(pk, "task");
-  key(pk, "t.x");
-  key(pk, "queue");
-  key(pk, "default");
-  if (!custom_args) {
-    key(pk, "args");
-    pk.pack_array(0);
-  }
-  key(pk, "kwargs");
-  pk.pack_map(0);
-  key(pk, "options");
-  pk.pack_map(0);
-  extra(pk);
-  return std::string{buf.data(), buf.size()};
-}
-
-bool write(const std::string& dir, const std::string& name, const std::string& bytes) {
-  std::ofstream out{dir + "/" + name, std::ios::binary | std::ios::trunc};
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return static_cast<bool>(out);
+  field_list fields{{"v", 1},       {"type", "task"},          {"id", "wf-1:0:1"},    {"sent_at", 0},
+                    {"wf", "wf-1"}, {"node", 0},               {"attempt", 1},        {"task", "t.x"},
+                    {"queue", "default"}, {"args", value::array{}}, {"kwargs", value::map{}}, {"options", value::map{}}};
+  return pack_fields(custom_args ? trellis::test::without(fields, "args") : fields, extra_count,
+                     std::forward<Fn>(extra));
 }
 
 }  // namespace
@@ -154,8 +96,8 @@ int main(int argc, char** argv) {
   files.emplace_back("valid-submit-chord", encode(submit()));
   // Valid, but not how Trellis writes it: wide ints and a float32. The fuzzer
   // checks that the re-encoding is canonical and stable.
-  auto noncanonical_args = [](packer& pk) {
-    key(pk, "args");
+  auto noncanonical_args = [](raw_packer& pk) {
+    pack_key(pk, "args");
     pk.pack_array(3);
     pk.pack_fix_uint64(1);
     pk.pack_fix_int32(-2);
@@ -166,53 +108,40 @@ int main(int argc, char** argv) {
   auto v2 = task(false);
   v2.v = 2;
   files.emplace_back("invalid-version-2", encode(v2));
-  files.emplace_back("invalid-unknown-field", hand_task(1, [](packer& pk) {
-                       key(pk, "colour");
-                       key(pk, "blue");
+  files.emplace_back("invalid-unknown-field", hand_task(1, [](raw_packer& pk) {
+                       pack_key(pk, "colour");
+                       pack_key(pk, "blue");
                      }));
-  files.emplace_back("invalid-duplicate-field", hand_task(1, [](packer& pk) {
-                       key(pk, "id");
-                       key(pk, "again");
+  files.emplace_back("invalid-duplicate-field", hand_task(1, [](raw_packer& pk) {
+                       pack_key(pk, "id");
+                       pack_key(pk, "again");
                      }));
-  files.emplace_back("invalid-non-string-key", hand_task(1, [](packer& pk) {
+  files.emplace_back("invalid-non-string-key", hand_task(1, [](raw_packer& pk) {
                        pk.pack_int(1);
                        pk.pack_nil();
                      }));
-  auto ext_args = [](packer& pk) {
-    key(pk, "args");
+  auto ext_args = [](raw_packer& pk) {
+    pack_key(pk, "args");
     pk.pack_array(1);
     pk.pack_ext(1, 7);
     pk.pack_ext_body("x", 1);
   };
   files.emplace_back("invalid-ext-in-args", hand_task(1, ext_args, true));
-  auto uint64_args = [](packer& pk) {
-    key(pk, "args");
+  auto uint64_args = [](raw_packer& pk) {
+    pack_key(pk, "args");
     pk.pack_array(1);
     pk.pack_uint64(UINT64_MAX);
   };
   files.emplace_back("invalid-uint64-in-args", hand_task(1, uint64_args, true));
-  auto deep_args = [](packer& pk) {
-    key(pk, "args");
+  auto deep_args = [](raw_packer& pk) {
+    pack_key(pk, "args");
     for (int i = 0; i < 80; ++i) {
       pk.pack_array(1);
     }
     pk.pack_nil();
   };
   files.emplace_back("invalid-too-deep", hand_task(1, deep_args, true));
-  {
-    msgpack::sbuffer buf;
-    packer pk{buf};
-    pk.pack_map(4);
-    key(pk, "v");
-    pk.pack_int(1);
-    key(pk, "type");
-    key(pk, "task");
-    key(pk, "id");
-    key(pk, "x");
-    key(pk, "sent_at");
-    pk.pack_int(0);
-    files.emplace_back("invalid-missing-fields", std::string{buf.data(), buf.size()});
-  }
+  files.emplace_back("invalid-missing-fields", pack_fields({{"v", 1}, {"type", "task"}, {"id", "x"}, {"sent_at", 0}}));
   auto full = encode(task(true));
   files.emplace_back("invalid-truncated", full.substr(0, full.size() / 2));
   files.emplace_back("invalid-trailing-byte", full + '\x00');
@@ -221,7 +150,7 @@ int main(int argc, char** argv) {
   files.emplace_back("invalid-huge-map-claim", std::string{"\xdf\xff\xff\xff\xff\xa1v\x01"});
 
   for (const auto& [name, bytes] : files) {
-    if (!write(dir, name, bytes)) {
+    if (!trellis::test::write_file(dir + "/" + name, bytes)) {
       std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), name.c_str());
       return 1;
     }

@@ -4,6 +4,7 @@
 // run`, the way a user runs a workflow file, and must end the same way.
 
 #include "support/child_process.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
@@ -98,11 +99,7 @@ TEST_CASE("every canvas parity case ends as it does in Celery", "[integration][c
       INFO("celery: " << spec.value("celery", std::string{"?"}));
 
       trellis::test::temp_dir dir;
-      auto file = dir.file("workflow.json");
-      {
-        std::ofstream out{file};
-        out << spec["workflow"].dump();
-      }
+      auto file = trellis::test::write_file(dir, "workflow.json", spec["workflow"].dump());
       auto r = trellis::test::run_command({TRELLIS_DEMO_BIN, "run", file, "--db", dir.file("store.db")},
                                           dir.file("demo"), trellis::test::max_test_wait);
       INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);

@@ -3,18 +3,16 @@
 // status / dlq list / dlq replay on a store left by an earlier run.
 
 #include "support/child_process.hpp"
+#include "support/files.hpp"
+#include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <sqlite3.h>
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -22,7 +20,9 @@ namespace {
 
 using nlohmann::json;
 using trellis::test::command_result;
+using trellis::test::line_count;
 using trellis::test::temp_dir;
+using trellis::test::write_file;
 
 /// Runs `trellis-demo` with `args` to completion, its output captured inside
 /// `dir` (each call reads its capture before the next one truncates it).
@@ -33,22 +33,6 @@ command_result demo(const temp_dir& dir, std::vector<std::string> args) {
   INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
   REQUIRE_FALSE(r.timed_out);
   return r;
-}
-
-std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
-  auto path = dir.file(name);
-  std::ofstream out{path, std::ios::binary};
-  out << text;
-  return path;
-}
-
-std::size_t line_count(const std::string& path) {
-  std::ifstream in{path};
-  std::size_t n = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++n;
-  }
-  return n;
 }
 
 /// The outcome line: exactly the keys id, state, result and error.
@@ -70,15 +54,10 @@ json outcome_of(const command_result& r) {
 
 /// Runs a `SELECT count(*) ...` on the store the CLI left behind, read-only.
 std::int64_t count_rows(const std::string& db, const char* sql) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> conn{raw, sqlite3_close};
-  REQUIRE(rc == SQLITE_OK);
-  sqlite3_stmt* raw_stmt = nullptr;
-  REQUIRE(sqlite3_prepare_v2(conn.get(), sql, -1, &raw_stmt, nullptr) == SQLITE_OK);
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt{raw_stmt, sqlite3_finalize};
-  REQUIRE(sqlite3_step(stmt.get()) == SQLITE_ROW);
-  return sqlite3_column_int64(stmt.get(), 0);
+  auto n = trellis::test::try_count(db, sql);
+  INFO("query: " << sql);
+  REQUIRE(n);
+  return *n;
 }
 
 std::vector<json> dead_letter_lines(const command_result& r) {
@@ -209,13 +188,7 @@ TEST_CASE("every command on a database file of random bytes exits 3 saying it is
           "[integration][cli]") {
   temp_dir dir;
   auto db = dir.file("corrupt.db");
-  {
-    std::mt19937 bytes{20240611};  // fixed seed: the same garbage every run
-    std::ofstream out{db, std::ios::binary};
-    for (int i = 0; i < 8192; ++i) {
-      out.put(static_cast<char>(bytes() & 0xff));
-    }
-  }
+  REQUIRE(trellis::test::write_random_bytes(db, 20240611, 8192));
   auto file = write_file(dir, "wf.json", R"({"task": "add", "args": [1, 2]})");
 
   SECTION("run") {

@@ -2,12 +2,12 @@
 // which reason and attempt count, and that they skip retries when retrying
 // cannot help. The store is read after the engine has shut down.
 
+#include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
 #include <demo_tasks.hpp>
 #include <trellis/engine.hpp>
-#include <trellis/store/sqlite_store.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -23,6 +23,8 @@ using namespace std::chrono_literals;
 using trellis::errc;
 using trellis::signature;
 using trellis::value;
+using trellis::test::only_dead_letter;
+using trellis::test::open_store;
 using trellis::test::temp_dir;
 
 trellis::engine_config config(const std::string& store_path) {
@@ -30,12 +32,6 @@ trellis::engine_config config(const std::string& store_path) {
   cfg.store_path = store_path;
   cfg.jitter_seed = 7;
   return cfg;
-}
-
-std::unique_ptr<trellis::detail::sqlite_store> open_store(const std::string& db) {
-  trellis::detail::store_options opts;
-  opts.read_only = true;
-  return trellis::detail::sqlite_store::open(db, opts);
 }
 
 /// Runs `flow` to completion on a fresh engine over `db`, which must fail it;
@@ -69,11 +65,7 @@ TEST_CASE("a handler that rejects its input is dead-lettered as bad_arguments wi
   auto id = run_failing(db, std::move(tasks), signature("ship", {"A-17"}));
 
   CHECK(calls->load() == 1);
-  auto store = open_store(db);
-  auto letters = store->dead_letters(true);
-  REQUIRE(letters);
-  REQUIRE(letters->size() == 1);
-  const auto& d = letters->front();
+  auto d = only_dead_letter(db);
   CHECK(d.reason == "bad_arguments");
   CHECK(d.task == "ship");
   CHECK(d.workflow_id == id);
@@ -81,7 +73,7 @@ TEST_CASE("a handler that rejects its input is dead-lettered as bad_arguments wi
   CHECK(d.attempts == 1);
   CHECK(d.error.find("order A-17 has no shipping address") != std::string::npos);
   CHECK_FALSE(d.envelope.empty());
-  auto attempts = store->attempts_of(id);
+  auto attempts = open_store(db)->attempts_of(id);
   REQUIRE(attempts);
   CHECK(attempts->size() == 1);
 }
@@ -96,10 +88,7 @@ TEST_CASE("a task called with the wrong number of arguments is dead-lettered as 
   auto id = run_failing(db, std::move(tasks),
                         signature("add", {1, 2, 3}).retry(trellis::retry_policy::fixed(3, 1ms)));
 
-  auto letters = open_store(db)->dead_letters(true);
-  REQUIRE(letters);
-  REQUIRE(letters->size() == 1);
-  const auto& d = letters->front();
+  auto d = only_dead_letter(db);
   CHECK(d.reason == "bad_arguments");
   CHECK(d.task == "add");
   CHECK(d.workflow_id == id);
@@ -118,17 +107,13 @@ TEST_CASE("a step whose retries run out is dead-lettered as task_failed after ma
   auto id = run_failing(db, std::move(tasks),
                         signature("flaky", {10}).retry(trellis::retry_policy::fixed(max_retries, 1ms)));
 
-  auto store = open_store(db);
-  auto letters = store->dead_letters(true);
-  REQUIRE(letters);
-  REQUIRE(letters->size() == 1);
-  const auto& d = letters->front();
+  auto d = only_dead_letter(db);
   CHECK(d.reason == "task_failed");
   CHECK(d.task == "flaky");
   CHECK(d.workflow_id == id);
   CHECK(d.attempts == max_retries + 1);
   CHECK(d.error.find("attempt 3 of 10") != std::string::npos);
-  auto attempts = store->attempts_of(id);
+  auto attempts = open_store(db)->attempts_of(id);
   REQUIRE(attempts);
   CHECK(attempts->size() == static_cast<std::size_t>(max_retries + 1));
 }

@@ -2,18 +2,18 @@
 // results, submission keys, idempotency keys, retries and attempt numbers,
 // timeouts, and workflows that outlive the engine that started them.
 
+#include "support/files.hpp"
+#include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
 #include <demo_tasks.hpp>
 #include <trellis/engine.hpp>
-#include <trellis/store/sqlite_store.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,7 +26,9 @@ using trellis::canvas;
 using trellis::errc;
 using trellis::signature;
 using trellis::value;
+using trellis::test::line_count;
 using trellis::test::max_test_wait;
+using trellis::test::open_store;
 using trellis::test::temp_dir;
 
 trellis::task_registry demo_tasks() {
@@ -44,15 +46,6 @@ trellis::engine_config config(const std::string& store_path) {
 
 signature task(std::string name, value::array args = {}) { return signature(std::move(name), std::move(args)); }
 
-std::size_t line_count(const std::string& path) {
-  std::ifstream in{path};
-  std::size_t n = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++n;
-  }
-  return n;
-}
-
 /// Submits `flow` and waits for its result, which must be a value.
 value run(trellis::engine& eng, const canvas& flow) {
   auto h = eng.submit(flow);
@@ -61,12 +54,6 @@ value run(trellis::engine& eng, const canvas& flow) {
   INFO((r ? std::string{} : trellis::to_string(r.error())));
   REQUIRE(r);
   return *r;
-}
-
-std::unique_ptr<trellis::detail::sqlite_store> open_store(const std::string& db) {
-  trellis::detail::store_options opts;
-  opts.read_only = true;
-  return trellis::detail::sqlite_store::open(db, opts);
 }
 
 }  // namespace
@@ -170,12 +157,10 @@ TEST_CASE("a step whose retries run out fails the workflow and leaves a dead let
     REQUIRE(details.is_map());
     CHECK(to_json(details.as_map().at("task")) == R"("flaky")");
   }
-  auto letters = open_store(db)->dead_letters(true);
-  REQUIRE(letters);
-  REQUIRE(letters->size() == 1);
-  CHECK(letters->front().workflow_id == id);
-  CHECK(letters->front().task == "flaky");
-  CHECK(letters->front().attempts == 3);
+  auto letter = trellis::test::only_dead_letter(db);
+  CHECK(letter.workflow_id == id);
+  CHECK(letter.task == "flaky");
+  CHECK(letter.attempts == 3);
 }
 
 TEST_CASE("submitting a workflow that names an unknown task fails with unknown_task", "[integration][engine]") {

@@ -3,71 +3,29 @@
 // step's effect applied once.
 
 #include "support/child_process.hpp"
+#include "support/files.hpp"
+#include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
-#include <trellis/store/sqlite_store.hpp>
-
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <sqlite3.h>
 
 #include <csignal>
-#include <filesystem>
 #include <cstdint>
-#include <fstream>
+#include <filesystem>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 namespace {
 
 using nlohmann::json;
+using trellis::test::line_count;
+using trellis::test::open_store;
 using trellis::test::temp_dir;
-
-/// `SELECT count(*) ...` on a store another process is writing, read-only;
-/// nothing when it cannot be read yet (not created, schema not yet written).
-std::optional<std::int64_t> try_count(const std::string& db, const char* sql) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> conn{raw, sqlite3_close};
-  if (rc != SQLITE_OK) {
-    return std::nullopt;
-  }
-  sqlite3_busy_timeout(conn.get(), 1000);
-  sqlite3_stmt* raw_stmt = nullptr;
-  if (sqlite3_prepare_v2(conn.get(), sql, -1, &raw_stmt, nullptr) != SQLITE_OK) {
-    return std::nullopt;
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt{raw_stmt, sqlite3_finalize};
-  if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
-    return std::nullopt;
-  }
-  return sqlite3_column_int64(stmt.get(), 0);
-}
-
-std::unique_ptr<trellis::detail::sqlite_store> open_store(const std::string& db) {
-  trellis::detail::store_options opts;
-  opts.read_only = true;
-  return trellis::detail::sqlite_store::open(db, opts);
-}
-
-std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
-  auto path = dir.file(name);
-  std::ofstream out{path, std::ios::binary};
-  out << text;
-  return path;
-}
-
-std::size_t line_count(const std::string& path) {
-  std::ifstream in{path};
-  std::size_t n = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++n;
-  }
-  return n;
-}
+using trellis::test::try_count;
+using trellis::test::write_file;
 
 /// Starts `trellis-demo run FILE --db DB` in the background.
 std::unique_ptr<trellis::test::child_process> start_run(const temp_dir& dir, const std::string& file,
@@ -78,12 +36,20 @@ std::unique_ptr<trellis::test::child_process> start_run(const temp_dir& dir, con
       dir.file("run.err"));
 }
 
-trellis::test::command_result resume(const temp_dir& dir, const std::string& db) {
+/// Runs `trellis-demo resume` on `db` and checks that it finished workflow
+/// `id` with SUCCESS, printed as its one outcome line; returns that line.
+json resume_to_success(const temp_dir& dir, const std::string& db, const std::string& id) {
   auto r = trellis::test::run_command({TRELLIS_DEMO_BIN, "resume", "--db", db}, dir.file("resume"),
                                       trellis::test::max_test_wait);
   INFO("resume stdout:\n" << r.out << "\nresume stderr:\n" << r.err);
   REQUIRE_FALSE(r.timed_out);
-  return r;
+  CHECK(r.status == 0);
+  auto lines = r.lines();
+  REQUIRE(lines.size() == 1);
+  auto outcome = json::parse(lines.front());
+  CHECK(outcome["id"] == id);
+  CHECK(outcome["state"] == "SUCCESS");
+  return outcome;
 }
 
 /// The one unfinished workflow the killed run left behind.
@@ -133,14 +99,8 @@ TEST_CASE("a run killed in the middle of a chord header is finished by resume, e
   REQUIRE(*done_before < header_size);  // the kill landed inside the header
   REQUIRE_FALSE(std::filesystem::exists(effect));
 
-  auto r = resume(dir, db);
+  auto outcome = resume_to_success(dir, db, id);
 
-  CHECK(r.status == 0);
-  auto lines = r.lines();
-  REQUIRE(lines.size() == 1);
-  auto outcome = json::parse(lines.front());
-  CHECK(outcome["id"] == id);
-  CHECK(outcome["state"] == "SUCCESS");
   CHECK(outcome["result"] == json::parse("[2000, 1]"));
   CHECK(outcome["error"].is_null());
   // Every leaf has exactly one row, in SUCCESS; the body's effect happened once.
@@ -174,14 +134,8 @@ TEST_CASE("a run killed while a retry is pending is finished by resume, which ke
   auto id = unfinished_workflow(db);
   REQUIRE(try_count(db, "SELECT count(*) FROM attempts") == 1);
 
-  auto r = resume(dir, db);
+  auto outcome = resume_to_success(dir, db, id);
 
-  CHECK(r.status == 0);
-  auto lines = r.lines();
-  REQUIRE(lines.size() == 1);
-  auto outcome = json::parse(lines.front());
-  CHECK(outcome["id"] == id);
-  CHECK(outcome["state"] == "SUCCESS");
   CHECK(outcome["result"] == 3);
   auto store = open_store(db);
   auto nodes = store->nodes_of(id);
@@ -221,13 +175,7 @@ TEST_CASE("SIGTERM drains a run: the step in hand finishes and is committed, res
   // The drain committed the first step (and the sleep if it had started):
   // resume must not run the first step again.
   auto id = unfinished_workflow(db);
-  auto r = resume(dir, db);
-  CHECK(r.status == 0);
-  auto lines = r.lines();
-  REQUIRE(lines.size() == 1);
-  auto outcome = json::parse(lines.front());
-  CHECK(outcome["id"] == id);
-  CHECK(outcome["state"] == "SUCCESS");
+  resume_to_success(dir, db, id);
   CHECK(line_count(first) == 1);
   CHECK(line_count(last) == 1);
 }

@@ -5,6 +5,8 @@
 /// `posix_spawn`, its stdout and stderr captured to files, stopped by the PID
 /// we hold (never by name), and always reaped.
 
+#include "support/files.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -16,7 +18,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -132,9 +133,9 @@ class child_process {
   }
 
   /// Everything the child wrote to stdout so far.
-  std::string stdout_text() const { return read_file(stdout_path_); }
+  std::string stdout_text() const { return read_file(stdout_path_).value_or(""); }
   /// Everything the child wrote to stderr so far.
-  std::string stderr_text() const { return read_file(stderr_path_); }
+  std::string stderr_text() const { return read_file(stderr_path_).value_or(""); }
 
  private:
   static int decode(int raw) {
@@ -145,13 +146,6 @@ class child_process {
       return 128 + WTERMSIG(raw);
     }
     return -1;
-  }
-
-  static std::string read_file(const std::string& path) {
-    std::ifstream in{path, std::ios::binary};
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
   }
 
   pid_t pid_ = -1;

@@ -70,7 +70,12 @@ struct dispatcher_state {
   std::map<std::string, std::vector<outgoing_task>> outbox;
   std::vector<pending_reply> replies;
   std::vector<workflow_outcome> finished;
-  std::vector<delivery> events_to_ack;
+  std::vector<std::uint64_t> events_to_ack;
+
+  // Committed task messages the transport has not taken yet (broker away).
+  std::map<std::string, std::vector<outgoing_task>> unsent;
+  bool republish_scheduled = false;
+  std::chrono::milliseconds republish_backoff{100};
 };
 
 using dispatcher_pointer = dispatcher_actor::stateful_pointer<dispatcher_state>;
@@ -82,13 +87,14 @@ class dispatcher_logic {
 
   void restore_all();
   caf::result<std::string> submit(const std::string& bytes);
-  void on_events(std::vector<std::string>& batch);
+  void on_events(std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens);
   void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt);
   caf::result<std::string> status(const std::string& wf);
   caf::result<std::string> replay(std::int64_t dead_letter_id);
   void flush();
 
  private:
+  void publish_unsent();
   void open_batch();
   void changed(std::size_t n = 1);
   void check(const expected<void>& r);
@@ -164,38 +170,67 @@ void dispatcher_logic::changed(std::size_t n) {
 }
 
 void dispatcher_logic::flush() {
-  if (!st_.in_batch) {
-    return;
+  if (st_.in_batch) {
+    check(st_.cfg.store->commit());
+    st_.in_batch = false;
+    st_.batch_changes = 0;
+    // Only now is everything durable: publish, ack, answer, notify.
+    for (auto& [queue, messages] : st_.outbox) {
+      auto& unsent = st_.unsent[queue];
+      unsent.insert(unsent.end(), std::make_move_iterator(messages.begin()), std::make_move_iterator(messages.end()));
+    }
+    st_.outbox.clear();
+    for (auto token : st_.events_to_ack) {
+      st_.cfg.bus->ack_event(delivery{{}, token, 1});
+    }
+    st_.events_to_ack.clear();
+    for (auto& r : st_.replies) {
+      r.promise.deliver(std::move(r.workflow_id));
+    }
+    st_.replies.clear();
+    auto finished = std::move(st_.finished);
+    st_.finished.clear();
+    for (auto& f : finished) {
+      st_.cfg.stats->add(counter::workflows_finished, "", "");
+      if (st_.cfg.on_finished) {
+        st_.cfg.on_finished(f);
+      }
+    }
   }
-  check(st_.cfg.store->commit());
-  st_.in_batch = false;
-  st_.batch_changes = 0;
-  // Only now is everything durable: publish, ack, answer, notify.
-  auto outbox = std::move(st_.outbox);
-  st_.outbox.clear();
-  for (auto& [queue, messages] : outbox) {
+  publish_unsent();
+}
+
+void dispatcher_logic::publish_unsent() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto i = st_.unsent.begin(); i != st_.unsent.end();) {
+    auto& [queue, messages] = *i;
     auto n = messages.size();
-    if (st_.cfg.bus->publish_tasks(queue, std::move(messages))) {
-      st_.cfg.stats->add(counter::tasks_published, queue, "", n);
+    std::vector<std::chrono::steady_clock::time_point> ready;
+    ready.reserve(n);
+    for (const auto& m : messages) {
+      ready.push_back(m.ready_at);
     }
-    // A failed publish is not lost: the nodes stay non-terminal in the store
-    // and are published again when the workflow is restored.
-  }
-  for (auto& d : st_.events_to_ack) {
-    st_.cfg.bus->ack_event(d);
-  }
-  st_.events_to_ack.clear();
-  for (auto& r : st_.replies) {
-    r.promise.deliver(std::move(r.workflow_id));
-  }
-  st_.replies.clear();
-  auto finished = std::move(st_.finished);
-  st_.finished.clear();
-  for (auto& f : finished) {
-    st_.cfg.stats->add(counter::workflows_finished, "", "");
-    if (st_.cfg.on_finished) {
-      st_.cfg.on_finished(f);
+    if (auto r = st_.cfg.bus->publish_tasks(queue, messages); !r) {
+      // The broker is away. The committed rows already say these nodes are
+      // ready, so nothing is lost; try again with backoff, and a restart
+      // would publish them from the store anyway.
+      if (!st_.republish_scheduled) {
+        st_.republish_scheduled = true;
+        self_->delayed_send(self_, st_.republish_backoff, flush_atom::value);
+        st_.republish_backoff = std::min(st_.republish_backoff * 2, std::chrono::milliseconds{5000});
+      }
+      ++i;
+      continue;
     }
+    for (auto t : ready) {
+      st_.cfg.stats->observe(histogram::publish_latency, queue, "", std::chrono::duration<double>(now - t).count());
+    }
+    st_.cfg.stats->add(counter::tasks_published, queue, "", n);
+    st_.republish_backoff = std::chrono::milliseconds{100};
+    i = st_.unsent.erase(i);
+  }
+  if (st_.unsent.empty()) {
+    st_.republish_scheduled = false;
   }
 }
 
@@ -232,7 +267,7 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   aw.graph.mark_dispatched(leaf, attempt);
   auto e = task_envelope(wf, aw, leaf, attempt);
   auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
-  st_.outbox[e.queue].push_back(outgoing_task{e.id, encode(e), priority});
+  st_.outbox[e.queue].push_back(outgoing_task{e.id, encode(e), priority, std::chrono::steady_clock::now()});
 }
 
 void dispatcher_logic::schedule(const std::string& wf, node_id leaf, std::int32_t attempt, epoch_ms due_at) {
@@ -284,11 +319,10 @@ void dispatcher_logic::restore(const workflow_record& rec) {
   if (!parsed) {
     // Stored by an older build under other limits, or damaged: fail it loudly
     // rather than guess.
-    check(st_.cfg.store->finish_workflow(
-        rec.id, node_state::failure, value{},
-        error_value("store_corrupt", "stored canvas does not parse: " + parsed.error().message()), now_ms()));
+    auto err = error_value("store_corrupt", "stored canvas does not parse: " + parsed.error().message());
+    check(st_.cfg.store->finish_workflow(rec.id, node_state::failure, value{}, err, now_ms()));
     changed();
-    st_.finished.push_back(workflow_outcome{rec.id, node_state::failure, value{}, value{}});
+    st_.finished.push_back(workflow_outcome{rec.id, node_state::failure, value{}, err});
     return;
   }
   auto rows = check(st_.cfg.store->nodes_of(rec.id));
@@ -443,12 +477,16 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
     case outcome_status::failure:
     case outcome_status::retry:
     case outcome_status::rejected: {
-      if (n.attempt != env.attempt || is_terminal(n.state)) {
+      // A repeat of a failure already turned into a scheduled retry is a
+      // duplicate too: it must not schedule (or count) the retry twice.
+      if (n.attempt != env.attempt || is_terminal(n.state) || n.state == node_state::retry) {
         st_.cfg.stats->add(counter::duplicates, queue, sig.task());
         return;
       }
       check(st_.cfg.store->insert_attempt(
           attempt_record{env.workflow_id, env.node, env.attempt, env.error_type, env.error_message, now_ms()}));
+      st_.cfg.stats->observe(histogram::handler_duration, queue, sig.task(),
+                             static_cast<double>(env.duration_us) / 1e6);
       auto policy = policy_of(sig);
       bool retryable = env.status != outcome_status::rejected;
       // The budget counts from the last replay, not from the first attempt ever.
@@ -487,7 +525,11 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
   process(env.workflow_id, aw, fx);
 }
 
-void dispatcher_logic::on_events(std::vector<std::string>& batch) {
+void dispatcher_logic::on_events(std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens) {
+  // Even a batch of duplicates needs a commit point: its events are acked
+  // to the transport only after it.
+  open_batch();
+  st_.events_to_ack.insert(st_.events_to_ack.end(), tokens.begin(), tokens.end());
   for (auto& raw : batch) {
     auto env = decode(raw);
     if (!env) {
@@ -549,6 +591,25 @@ caf::result<std::string> dispatcher_logic::replay(std::int64_t id) {
     return to_caf_error(error{errc::not_found, "dead letter " + std::to_string(id) + " names workflow " +
                                                    d->workflow_id + ", which this store does not hold"});
   }
+  if (d->replayed_at != 0) {
+    return to_caf_error(error{errc::invalid_workflow, "dead letter " + std::to_string(id) +
+                                                          " was already replayed; its node has run again since"});
+  }
+  // Only a node that is still failed can run again: replaying must never
+  // reopen a step that has succeeded since.
+  std::int32_t last_attempt = d->attempts;
+  for (const auto& n : check(st_.cfg.store->nodes_of(d->workflow_id))) {
+    if (n.node != d->node) {
+      continue;
+    }
+    if (n.state != node_state::failure) {
+      return to_caf_error(error{errc::invalid_workflow, "dead letter " + std::to_string(id) + ": node " +
+                                                            std::to_string(n.node) + " of workflow " +
+                                                            d->workflow_id + " is " + std::string{to_string(n.state)} +
+                                                            ", not FAILURE; there is nothing to replay"});
+    }
+    last_attempt = std::max(last_attempt, n.attempt);
+  }
   open_batch();
   // The node starts over with a fresh retry budget but keeps counting
   // attempts: attempt numbers are message ids (broker dedup, the once-only
@@ -559,8 +620,8 @@ caf::result<std::string> dispatcher_logic::replay(std::int64_t id) {
   row.node = d->node;
   row.task = d->task;
   row.state = node_state::received;
-  row.attempt = d->attempts;
-  row.retry_base = d->attempts;
+  row.attempt = last_attempt;
+  row.retry_base = last_attempt;
   row.updated_at = now_ms();
   check(st_.cfg.store->upsert_node(row));
   check(st_.cfg.store->reopen_workflow(d->workflow_id));
@@ -582,18 +643,29 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
   self->state.cfg.bus->consume_events([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](std::vector<delivery> batch) {
     if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
       std::vector<std::string> bytes;
+      std::vector<std::uint64_t> tokens;
       bytes.reserve(batch.size());
+      tokens.reserve(batch.size());
       for (auto& d : batch) {
         bytes.push_back(std::move(d.bytes));
+        tokens.push_back(d.token);
       }
-      caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), event_atom::value, std::move(bytes));
+      caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), event_atom::value, std::move(bytes),
+                     std::move(tokens));
     }
   });
   dispatcher_logic(self).restore_all();
   return {
       [=](submit_atom, const std::string& bytes) { return dispatcher_logic(self).submit(bytes); },
-      [=](event_atom, std::vector<std::string>& batch) { dispatcher_logic(self).on_events(batch); },
-      [=](flush_atom) { dispatcher_logic(self).flush(); },
+      [=](event_atom, std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens) {
+        dispatcher_logic(self).on_events(batch, tokens);
+      },
+      [=](flush_atom) {
+        // Also the republish timer: a flush with no open batch retries what
+        // the transport refused.
+        self->state.republish_scheduled = false;
+        dispatcher_logic(self).flush();
+      },
       [=](due_atom, const std::string& wf, std::int32_t node, std::int32_t attempt) {
         dispatcher_logic(self).on_due(wf, node, attempt);
       },

@@ -14,6 +14,7 @@ namespace {
 
 constexpr auto first_backoff = std::chrono::milliseconds{100};
 constexpr auto max_backoff = std::chrono::milliseconds{5000};
+constexpr auto stable_after = std::chrono::seconds{30};
 
 struct supervisor_state {
   static inline const char* name = "trellis.supervisor";
@@ -22,6 +23,8 @@ struct supervisor_state {
   worker_pool_actor workers;
   std::chrono::milliseconds dispatcher_backoff = first_backoff;
   std::chrono::milliseconds workers_backoff = first_backoff;
+  std::chrono::steady_clock::time_point dispatcher_started;
+  std::chrono::steady_clock::time_point workers_started;
   bool draining = false;
 };
 
@@ -29,12 +32,14 @@ using supervisor_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
 
 void start_dispatcher(supervisor_pointer self) {
   self->state.dispatcher = spawn_dispatcher(self->system(), self->state.cfg.dispatcher);
+  self->state.dispatcher_started = std::chrono::steady_clock::now();
   self->monitor(self->state.dispatcher);
 }
 
 void start_workers(supervisor_pointer self) {
   if (self->state.cfg.workers) {
     self->state.workers = spawn_worker_pool(self->system(), *self->state.cfg.workers);
+    self->state.workers_started = std::chrono::steady_clock::now();
     self->monitor(self->state.workers);
   }
 }
@@ -49,7 +54,15 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self, supervisor_c
       return;
     }
     // Restart with backoff so a dispatcher that fails at once (a store that
-    // stays broken) does not spin.
+    // stays broken) does not spin; a child that ran well for a while before
+    // failing starts from the first backoff again.
+    auto now = std::chrono::steady_clock::now();
+    if (now - st.dispatcher_started > stable_after) {
+      st.dispatcher_backoff = first_backoff;
+    }
+    if (now - st.workers_started > stable_after) {
+      st.workers_backoff = first_backoff;
+    }
     if (down.source == st.dispatcher.address()) {
       self->delayed_send(self, st.dispatcher_backoff, restart_atom::value, true);
       st.dispatcher_backoff = std::min(st.dispatcher_backoff * 2, max_backoff);

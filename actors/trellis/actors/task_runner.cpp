@@ -45,7 +45,7 @@ envelope rejected(envelope out, errc reason, std::string message) {
 
 }  // namespace
 
-envelope run_task_message(std::string_view bytes, const task_registry& tasks) {
+task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
   auto task = decode(bytes);
   if (!task) {
     // Unreadable: nothing ties it to a node, so the original bytes travel in
@@ -53,32 +53,36 @@ envelope run_task_message(std::string_view bytes, const task_registry& tasks) {
     envelope out;
     out.type = envelope_type::outcome;
     out.payload = binary{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
-    return rejected(std::move(out), task.error().code(), task.error().message());
+    return {rejected(std::move(out), task.error().code(), task.error().message()), "", 0};
   }
   if (task->type != envelope_type::task) {
     envelope out = outcome_for(*task);
     out.node = -1;
     out.payload = binary{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
-    return rejected(std::move(out), errc::malformed_envelope,
-                    std::string{"expected a task message on a task queue, got "} + to_string(task->type));
+    return {rejected(std::move(out), errc::malformed_envelope,
+                     std::string{"expected a task message on a task queue, got "} + to_string(task->type)),
+            task->queue, 0};
   }
   auto out = outcome_for(*task);
   const auto* entry = tasks.find(task->task);
   if (entry == nullptr) {
-    return rejected(std::move(out), errc::unknown_task,
-                    "no handler for task '" + task->task + "' is registered in this worker");
+    return {rejected(std::move(out), errc::unknown_task,
+                     "no handler for task '" + task->task + "' is registered in this worker"),
+            task->queue, 0};
   }
   if (auto expires = task->options.find("expires_at_ms");
       expires != task->options.end() && expires->second.is_integer() && now_ms() > expires->second.as_int()) {
-    return rejected(std::move(out), errc::revoked,
-                    "expired: not started by its expiry time, " + std::to_string(now_ms() - expires->second.as_int()) +
-                        " ms ago");
+    return {rejected(std::move(out), errc::revoked,
+                     "expired: not started by its expiry time, " +
+                         std::to_string(now_ms() - expires->second.as_int()) + " ms ago"),
+            task->queue, 0};
   }
   std::string key;
   if (auto k = task->options.find("idempotency_key"); k != task->options.end() && k->second.is_string()) {
     key = k->second.as_string();
   }
   task_context ctx{task->task, task->workflow_id, task->node, task->attempt, std::move(key), task->kwargs};
+  double queue_wait = std::max<double>(0, static_cast<double>(now_ms() - task->sent_at) / 1000.0);
   auto started = std::chrono::steady_clock::now();
   try {
     auto r = entry->handler(ctx, task->args);
@@ -94,7 +98,7 @@ envelope run_task_message(std::string_view bytes, const task_registry& tasks) {
       out.payload = std::move(r.result());
     }
   } catch (const task_rejected& e) {
-    return rejected(std::move(out), errc::bad_arguments, e.what());
+    return {rejected(std::move(out), errc::bad_arguments, e.what()), task->queue, queue_wait};
   } catch (const std::exception& e) {
     out.status = outcome_status::failure;
     out.error_type = type_name_of(e);
@@ -119,7 +123,7 @@ envelope run_task_message(std::string_view bytes, const task_registry& tasks) {
     }
   }
   out.sent_at = now_ms();
-  return out;
+  return {std::move(out), task->queue, queue_wait};
 }
 
 }  // namespace trellis::detail

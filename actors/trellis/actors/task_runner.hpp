@@ -13,7 +13,18 @@
 
 namespace trellis::detail {
 
+/// What running one task message produced.
+struct task_run {
+  /// The outcome event to report.
+  envelope outcome;
+  /// The queue the message came from ("" when it could not be decoded).
+  std::string queue;
+  /// Seconds from publication to the handler starting (consumer lag); 0 when
+  /// the handler did not run.
+  double queue_wait = 0;
+};
+
 /// Runs the task message `bytes` with the handlers in `tasks`.
-envelope run_task_message(std::string_view bytes, const task_registry& tasks);
+task_run run_task_message(std::string_view bytes, const task_registry& tasks);
 
 }  // namespace trellis::detail

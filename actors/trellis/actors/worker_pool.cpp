@@ -59,8 +59,11 @@ class handler_threads {
           break;
         }
         auto started = clock::now();
-        auto out = run_task_message(d.bytes, *cfg_.tasks);
-        outcomes.push_back(encode(out));
+        auto run = run_task_message(d.bytes, *cfg_.tasks);
+        if (run.queue_wait > 0) {
+          cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, run.queue_wait);
+        }
+        outcomes.push_back(encode(run.outcome));
         handled.push_back(std::move(d));
         if (clock::now() - last_report > max_outcome_delay || clock::now() - started > max_outcome_delay) {
           report(outcomes, handled);

@@ -12,6 +12,7 @@
 /// it in the dead-letter store; the worker keeps running.
 
 #include "trellis/actors/interfaces.hpp"
+#include "trellis/metrics.hpp"
 #include "trellis/task.hpp"
 #include "trellis/transport/transport.hpp"
 
@@ -25,6 +26,8 @@ namespace trellis::detail {
 
 struct worker_pool_config {
   std::shared_ptr<transport> bus;
+  /// Records consumer lag (queue wait) per queue and task.
+  std::shared_ptr<metrics> stats;
   std::shared_ptr<const task_registry> tasks;
   /// Queues to consume; empty means every queue (embedded mode).
   std::vector<std::string> queues;

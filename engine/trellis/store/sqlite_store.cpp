@@ -332,6 +332,9 @@ constexpr std::string_view node_columns =
 constexpr std::string_view dead_letter_columns =
     "id, message_id, workflow_id, node, task, reason, error, attempts, envelope, created_at, replayed_at";
 
+/// The parameter binding of a query that takes none.
+void no_parameters(binder&) {}
+
 std::string select_from(std::string_view columns, std::string_view rest) {
   std::string sql{"SELECT "};
   sql += columns;
@@ -410,10 +413,14 @@ struct sqlite_store::impl {
     return {};
   }
 
-  /// Steps a bound query and hands each row to `read` (which returns
-  /// `expected<void>`), stopping at the first failure.
-  template <class Read, class What>
-  expected<void> each_row(const statement_use& use, const binder& b, Read read, What what) {
+  /// Runs a query: `bind` sets its parameters on a `binder&`, and each row
+  /// goes to `on_row` (which returns `expected<void>`), stopping at the first
+  /// failure.
+  template <class Bind, class OnRow, class What>
+  expected<void> each_row(sqlite3_stmt* stmt, Bind bind, OnRow on_row, What what) {
+    statement_use use{stmt};
+    binder b{use.get()};
+    bind(b);
     if (b.rc() != SQLITE_OK) {
       return failure(db.get(), b.rc(), what());
     }
@@ -425,11 +432,55 @@ struct sqlite_store::impl {
       if (rc != SQLITE_ROW) {
         return failure(db.get(), rc, what());
       }
-      auto r = read(use.get());
+      auto r = on_row(use.get());
       if (!r) {
         return r;
       }
     }
+  }
+
+  /// Every row of a query, each made a `T` by `read` (which returns `T` or
+  /// `expected<T>`).
+  template <class T, class Bind, class Read, class What>
+  expected<std::vector<T>> query_all(sqlite3_stmt* stmt, Bind bind, Read read, What what) {
+    std::vector<T> out;
+    auto done = each_row(
+        stmt, bind,
+        [&out, &read](sqlite3_stmt* row) -> expected<void> {
+          expected<T> r = read(row);
+          if (!r) {
+            return r.error();
+          }
+          out.push_back(std::move(*r));
+          return {};
+        },
+        what);
+    if (!done) {
+      return done.error();
+    }
+    return out;
+  }
+
+  /// The row of a query that names at most one (by its key), made a `T` by
+  /// `read` as in `query_all`; nothing when there is no such row.
+  template <class T, class Bind, class Read, class What>
+  expected<std::optional<T>> query_one(sqlite3_stmt* stmt, Bind bind, Read read, What what) {
+    std::optional<T> found;
+    auto done = each_row(
+        stmt, bind,
+        [&found, &read](sqlite3_stmt* row) -> expected<void> {
+          expected<T> r = read(row);
+          if (!r) {
+            return r.error();
+          }
+          found = std::move(*r);
+          return {};
+        },
+        what);
+    if (!done) {
+      return done.error();
+    }
+    return found;
   }
 };
 
@@ -641,6 +692,17 @@ expected<node_record> read_node(sqlite3_stmt* stmt) {
   return n;
 }
 
+attempt_record read_attempt(sqlite3_stmt* stmt) {
+  attempt_record a;
+  a.workflow_id = column_text(stmt, 0);
+  a.node = sqlite3_column_int(stmt, 1);
+  a.attempt = sqlite3_column_int(stmt, 2);
+  a.error_type = column_text(stmt, 3);
+  a.error_message = column_text(stmt, 4);
+  a.finished_at = sqlite3_column_int64(stmt, 5);
+  return a;
+}
+
 dead_letter_record read_dead_letter(sqlite3_stmt* stmt) {
   dead_letter_record d;
   d.id = sqlite3_column_int64(stmt, 0);
@@ -837,173 +899,52 @@ expected<void> sqlite_store::mark_dead_letter_replayed(std::int64_t id, epoch_ms
 }
 
 expected<std::optional<workflow_record>> sqlite_store::find_workflow(const std::string& id) {
-  statement_use use{impl_->find_workflow.get()};
-  binder b{use.get()};
-  b.text(id);
-  std::optional<workflow_record> found;
-  auto done = impl_->each_row(
-      use, b,
-      [&found](sqlite3_stmt* stmt) -> expected<void> {
-        auto w = read_workflow(stmt);
-        if (!w) {
-          return w.error();
-        }
-        found = std::move(*w);
-        return {};
-      },
+  return impl_->query_one<workflow_record>(
+      impl_->find_workflow.get(), [&id](binder& b) { b.text(id); }, read_workflow,
       [&id] { return "find workflow " + id; });
-  if (!done) {
-    return done.error();
-  }
-  return found;
 }
 
 expected<std::optional<workflow_record>> sqlite_store::find_workflow_by_key(const std::string& submit_key) {
-  statement_use use{impl_->find_workflow_by_key.get()};
-  binder b{use.get()};
-  b.text(submit_key);
-  std::optional<workflow_record> found;
-  auto done = impl_->each_row(
-      use, b,
-      [&found](sqlite3_stmt* stmt) -> expected<void> {
-        auto w = read_workflow(stmt);
-        if (!w) {
-          return w.error();
-        }
-        found = std::move(*w);
-        return {};
-      },
+  return impl_->query_one<workflow_record>(
+      impl_->find_workflow_by_key.get(), [&submit_key](binder& b) { b.text(submit_key); }, read_workflow,
       [&submit_key] { return "find workflow by submit key '" + submit_key + "'"; });
-  if (!done) {
-    return done.error();
-  }
-  return found;
 }
 
 expected<std::vector<workflow_record>> sqlite_store::unfinished_workflows() {
-  statement_use use{impl_->unfinished_workflows.get()};
-  std::vector<workflow_record> out;
-  auto done = impl_->each_row(
-      use, binder{use.get()},
-      [&out](sqlite3_stmt* stmt) -> expected<void> {
-        auto w = read_workflow(stmt);
-        if (!w) {
-          return w.error();
-        }
-        out.push_back(std::move(*w));
-        return {};
-      },
+  return impl_->query_all<workflow_record>(
+      impl_->unfinished_workflows.get(), no_parameters, read_workflow,
       [this] { return "list unfinished workflows of store '" + impl_->path + "'"; });
-  if (!done) {
-    return done.error();
-  }
-  return out;
 }
 
 expected<std::vector<node_record>> sqlite_store::nodes_of(const std::string& workflow_id) {
-  statement_use use{impl_->nodes_of.get()};
-  binder b{use.get()};
-  b.text(workflow_id);
-  std::vector<node_record> out;
-  auto done = impl_->each_row(
-      use, b,
-      [&out](sqlite3_stmt* stmt) -> expected<void> {
-        auto n = read_node(stmt);
-        if (!n) {
-          return n.error();
-        }
-        out.push_back(std::move(*n));
-        return {};
-      },
+  return impl_->query_all<node_record>(
+      impl_->nodes_of.get(), [&workflow_id](binder& b) { b.text(workflow_id); }, read_node,
       [&workflow_id] { return "read nodes of workflow " + workflow_id; });
-  if (!done) {
-    return done.error();
-  }
-  return out;
 }
 
 expected<std::vector<attempt_record>> sqlite_store::attempts_of(const std::string& workflow_id) {
-  statement_use use{impl_->attempts_of.get()};
-  binder b{use.get()};
-  b.text(workflow_id);
-  std::vector<attempt_record> out;
-  auto done = impl_->each_row(
-      use, b,
-      [&out](sqlite3_stmt* stmt) -> expected<void> {
-        attempt_record a;
-        a.workflow_id = column_text(stmt, 0);
-        a.node = sqlite3_column_int(stmt, 1);
-        a.attempt = sqlite3_column_int(stmt, 2);
-        a.error_type = column_text(stmt, 3);
-        a.error_message = column_text(stmt, 4);
-        a.finished_at = sqlite3_column_int64(stmt, 5);
-        out.push_back(std::move(a));
-        return {};
-      },
+  return impl_->query_all<attempt_record>(
+      impl_->attempts_of.get(), [&workflow_id](binder& b) { b.text(workflow_id); }, read_attempt,
       [&workflow_id] { return "read attempts of workflow " + workflow_id; });
-  if (!done) {
-    return done.error();
-  }
-  return out;
 }
 
 expected<std::optional<value>> sqlite_store::find_idempotency_key(const std::string& key) {
-  statement_use use{impl_->find_idempotency_key.get()};
-  binder b{use.get()};
-  b.text(key);
-  std::optional<value> found;
   auto what = [&key] { return "idempotency key '" + key + "'"; };
-  auto done = impl_->each_row(
-      use, b,
-      [&found, &what](sqlite3_stmt* stmt) -> expected<void> {
-        auto v = column_value(stmt, 0, what);
-        if (!v) {
-          return v.error();
-        }
-        found = std::move(*v);
-        return {};
-      },
-      [&what] { return "find " + what(); });
-  if (!done) {
-    return done.error();
-  }
-  return found;
+  return impl_->query_one<value>(
+      impl_->find_idempotency_key.get(), [&key](binder& b) { b.text(key); },
+      [&what](sqlite3_stmt* stmt) { return column_value(stmt, 0, what); }, [&what] { return "find " + what(); });
 }
 
 expected<std::vector<dead_letter_record>> sqlite_store::dead_letters(bool include_replayed) {
-  statement_use use{impl_->dead_letters.get()};
-  binder b{use.get()};
-  b.integer(include_replayed ? 1 : 0);
-  std::vector<dead_letter_record> out;
-  auto done = impl_->each_row(
-      use, b,
-      [&out](sqlite3_stmt* stmt) -> expected<void> {
-        out.push_back(read_dead_letter(stmt));
-        return {};
-      },
-      [this] { return "list dead letters of store '" + impl_->path + "'"; });
-  if (!done) {
-    return done.error();
-  }
-  return out;
+  return impl_->query_all<dead_letter_record>(
+      impl_->dead_letters.get(), [include_replayed](binder& b) { b.integer(include_replayed ? 1 : 0); },
+      read_dead_letter, [this] { return "list dead letters of store '" + impl_->path + "'"; });
 }
 
 expected<std::optional<dead_letter_record>> sqlite_store::find_dead_letter(std::int64_t id) {
-  statement_use use{impl_->find_dead_letter.get()};
-  binder b{use.get()};
-  b.integer(id);
-  std::optional<dead_letter_record> found;
-  auto done = impl_->each_row(
-      use, b,
-      [&found](sqlite3_stmt* stmt) -> expected<void> {
-        found = read_dead_letter(stmt);
-        return {};
-      },
+  return impl_->query_one<dead_letter_record>(
+      impl_->find_dead_letter.get(), [id](binder& b) { b.integer(id); }, read_dead_letter,
       [id] { return "find dead letter " + std::to_string(id); });
-  if (!done) {
-    return done.error();
-  }
-  return found;
 }
 
 }  // namespace trellis::detail

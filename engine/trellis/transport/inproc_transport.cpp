@@ -4,7 +4,7 @@
 
 namespace trellis::detail {
 
-expected<void> inproc_transport::publish_tasks(const std::string& queue, std::vector<outgoing_task> messages) {
+expected<void> inproc_transport::publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) {
   {
     std::lock_guard<std::mutex> guard{mutex_};
     if (closed_) {
@@ -15,6 +15,7 @@ expected<void> inproc_transport::publish_tasks(const std::string& queue, std::ve
     for (auto& m : messages) {
       levels[static_cast<std::size_t>(std::clamp(m.priority, 0, 9))].push_back(std::move(m.bytes));
     }
+    messages.clear();
   }
   ready_.notify_all();
   return {};

@@ -20,7 +20,7 @@ class inproc_transport final : public transport {
  public:
   inproc_transport() = default;
 
-  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task> messages) override;
+  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override;
   std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
                                     std::chrono::milliseconds wait) override;
   void ack_task(const delivery& d) override;

@@ -39,14 +39,19 @@ struct outgoing_task {
   std::string bytes;
   /// 0 (lowest) to 9 (highest); within a queue, higher goes first.
   int priority = 0;
+  /// When the node became ready (for the publish-latency metric).
+  std::chrono::steady_clock::time_point ready_at{};
 };
 
 class transport {
  public:
   virtual ~transport() = default;
 
-  /// Publishes task messages to `queue`. Returns once the transport owns them.
-  virtual expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task> messages) = 0;
+  /// Publishes task messages to `queue`, taking each one it publishes out of
+  /// `messages`: on success `messages` is empty and the transport owns them
+  /// (for a durable transport: stored); on failure it still holds every
+  /// message not taken, for the caller to try again later.
+  virtual expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) = 0;
 
   /// Takes up to `max` task messages from any of `queues` (empty: every
   /// queue), waiting at most

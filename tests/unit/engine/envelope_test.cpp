@@ -1,6 +1,7 @@
 #include "trellis/envelope.hpp"
 
-#include "trellis/detail/value_codec.hpp"
+#include "support/envelopes.hpp"
+#include "support/values.hpp"
 
 #include <catch2/catch.hpp>
 #include <msgpack.hpp>
@@ -19,82 +20,20 @@ using trellis::detail::envelope;
 using trellis::detail::envelope_limits;
 using trellis::detail::envelope_type;
 using trellis::detail::outcome_status;
+using trellis::test::envelope_difference;
+using trellis::test::field_list;
+using trellis::test::nested;
+using trellis::test::pack_fields;
+using trellis::test::pack_key;
+using trellis::test::plus;
+using trellis::test::raw_msgpack;
+using trellis::test::with;
+using trellis::test::without;
 
 namespace {
 
-bool same_value(const value& a, const value& b) {
-  // Bytes settle NaN, which never equals itself.
-  return a == b || trellis::detail::pack_to_string(a) == trellis::detail::pack_to_string(b);
-}
-
-/// The first field in which two envelopes differ, or "" when they are equal.
-std::string envelope_difference(const envelope& a, const envelope& b) {
-  if (a.v != b.v) {
-    return "v";
-  }
-  if (a.type != b.type) {
-    return "type";
-  }
-  if (a.id != b.id) {
-    return "id";
-  }
-  if (a.workflow_id != b.workflow_id) {
-    return "workflow_id";
-  }
-  if (a.node != b.node) {
-    return "node";
-  }
-  if (a.attempt != b.attempt) {
-    return "attempt";
-  }
-  if (a.task != b.task) {
-    return "task";
-  }
-  if (a.queue != b.queue) {
-    return "queue";
-  }
-  if (!same_value(value{a.args}, value{b.args})) {
-    return "args";
-  }
-  if (!same_value(value{a.kwargs}, value{b.kwargs})) {
-    return "kwargs";
-  }
-  if (!same_value(value{a.options}, value{b.options})) {
-    return "options";
-  }
-  if (!same_value(a.payload, b.payload)) {
-    return "payload";
-  }
-  if (a.status != b.status) {
-    return "status";
-  }
-  if (a.error_type != b.error_type) {
-    return "error_type";
-  }
-  if (a.error_message != b.error_message) {
-    return "error_message";
-  }
-  if (a.trace != b.trace) {
-    return "trace";
-  }
-  if (a.sent_at != b.sent_at) {
-    return "sent_at";
-  }
-  if (a.duration_us != b.duration_us) {
-    return "duration_us";
-  }
-  return "";
-}
-
 envelope sample_task() {
-  envelope e;
-  e.type = envelope_type::task;
-  e.id = "wf-1:3:2";
-  e.workflow_id = "wf-1";
-  e.node = 3;
-  e.attempt = 2;
-  e.task = "orders.charge";
-  e.queue = "payments";
+  auto e = trellis::test::task_envelope("wf-1:3:2", {"wf-1", 3, 2, "orders.charge"}, "payments");
   e.args = {"A-17", 42, -7, 2.5, 1.0, nullptr, true, trellis::binary{{0xde, 0xad}},
             value::array{1, value::array{"nested"}}};
   e.kwargs = {{"currency", "EUR"}, {"dry_run", false}, {"lines", value::map{{"sku", "X-1"}, {"qty", 3}}}};
@@ -105,20 +44,9 @@ envelope sample_task() {
 }
 
 envelope sample_outcome(outcome_status status) {
-  envelope e;
-  e.type = envelope_type::outcome;
-  e.id = "wf-1:3:2:outcome";
-  e.workflow_id = "wf-1";
-  e.node = 3;
-  e.attempt = 2;
-  e.task = "orders.charge";
-  e.status = status;
-  if (status == outcome_status::success) {
-    e.payload = value::map{{"charged", 1999}, {"receipt", "R-9"}};
-  } else {
-    e.error_type = "std::runtime_error";
-    e.error_message = "payment gateway busy";
-  }
+  auto e = trellis::test::outcome_envelope("wf-1:3:2:outcome", {"wf-1", 3, 2, "orders.charge"}, status,
+                                           value::map{{"charged", 1999}, {"receipt", "R-9"}}, "std::runtime_error",
+                                           "payment gateway busy");
   e.trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   e.sent_at = 1'700'000'000'456;
   e.duration_us = 15'250;
@@ -126,31 +54,13 @@ envelope sample_outcome(outcome_status status) {
 }
 
 envelope sample_submit() {
-  envelope e;
-  e.type = envelope_type::submit;
-  e.id = "submit-77";
-  e.workflow_id = "order-A-17";
-  e.payload = value::map{{"chain", value::array{value::map{{"task", "orders.reserve"}, {"args", value::array{"A-17"}}},
-                                                value::map{{"task", "orders.charge"}, {"args", value::array{}}}}}};
-  e.options = {{"submit_key", "order-A-17"}};
+  auto e = trellis::test::submit_envelope(
+      "submit-77", "order-A-17",
+      value::map{{"chain", value::array{value::map{{"task", "orders.reserve"}, {"args", value::array{"A-17"}}},
+                                        value::map{{"task", "orders.charge"}, {"args", value::array{}}}}}},
+      "order-A-17");
   e.sent_at = 1'700'000'000'789;
   return e;
-}
-
-/// Envelope fields in wire order, packed with msgpack's own packer so tests
-/// can write what our encoder never would: duplicates, unknown keys, wrong types.
-using field_list = std::vector<std::pair<std::string, value>>;
-
-std::string pack_fields(const field_list& fields) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk{buf};
-  pk.pack_map(static_cast<std::uint32_t>(fields.size()));
-  for (const auto& [k, v] : fields) {
-    pk.pack_str(static_cast<std::uint32_t>(k.size()));
-    pk.pack_str_body(k.data(), static_cast<std::uint32_t>(k.size()));
-    trellis::detail::pack_value(pk, v);
-  }
-  return std::string{buf.data(), buf.size()};
 }
 
 field_list task_fields() {
@@ -181,28 +91,6 @@ field_list outcome_fields(const std::string& status) {
   return f;
 }
 
-field_list without(field_list fields, const std::string& key) {
-  fields.erase(std::remove_if(fields.begin(), fields.end(), [&](const auto& kv) { return kv.first == key; }),
-               fields.end());
-  return fields;
-}
-
-field_list with(field_list fields, const std::string& key, value v) {
-  for (auto& kv : fields) {
-    if (kv.first == key) {
-      kv.second = std::move(v);
-      return fields;
-    }
-  }
-  fields.emplace_back(key, std::move(v));
-  return fields;
-}
-
-field_list plus(field_list fields, const std::string& key, value v) {
-  fields.emplace_back(key, std::move(v));
-  return fields;
-}
-
 /// Decodes `bytes`, requires failure, and checks the code and a telling part of the message.
 void require_rejected(const std::string& bytes, errc code, const std::string& text,
                       const envelope_limits& limits = {}) {
@@ -210,28 +98,6 @@ void require_rejected(const std::string& bytes, errc code, const std::string& te
   REQUIRE_FALSE(e);
   CHECK(e.error().code() == code);
   CHECK_THAT(e.error().message(), Catch::Contains(text));
-}
-
-template <class Fn>
-std::string raw_msgpack(Fn&& fn) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk{buf};
-  fn(pk);
-  return std::string{buf.data(), buf.size()};
-}
-
-void pack_key(msgpack::packer<msgpack::sbuffer>& pk, const std::string& k) {
-  pk.pack_str(static_cast<std::uint32_t>(k.size()));
-  pk.pack_str_body(k.data(), static_cast<std::uint32_t>(k.size()));
-}
-
-/// An array nested `depth` levels deep.
-value nested(std::size_t depth) {
-  value v{1};
-  for (std::size_t i = 0; i < depth; ++i) {
-    v = value::array{v};
-  }
-  return v;
 }
 
 }  // namespace
@@ -450,9 +316,7 @@ TEST_CASE("integers outside a field's range are malformed", "[unit][envelope]") 
   require_rejected(pack_fields(with(task_fields(), "attempt", -(std::int64_t{1} << 31) - 1)),
                    errc::malformed_envelope, "field 'attempt' is out of range");
   // A uint64 beyond INT64_MAX cannot be made from a value, so it is appended raw.
-  auto big = pack_fields(without(task_fields(), "sent_at"));
-  big[0] = static_cast<char>(static_cast<unsigned char>(big[0]) + 1);  // one more fixmap entry
-  big += raw_msgpack([](auto& pk) {
+  auto big = pack_fields(without(task_fields(), "sent_at"), 1, [](auto& pk) {
     pack_key(pk, "sent_at");
     pk.pack_uint64(UINT64_MAX);
   });
@@ -469,9 +333,7 @@ TEST_CASE("an unknown field is malformed and named", "[unit][envelope]") {
 }
 
 TEST_CASE("a non-string field name is malformed", "[unit][envelope]") {
-  auto bytes = pack_fields(task_fields());
-  bytes[0] = static_cast<char>(static_cast<unsigned char>(bytes[0]) + 1);
-  bytes += raw_msgpack([](auto& pk) {
+  auto bytes = pack_fields(task_fields(), 1, [](auto& pk) {
     pk.pack_int(9);
     pk.pack_nil();
   });
@@ -497,9 +359,7 @@ TEST_CASE("a duplicate field is malformed", "[unit][envelope]") {
 
 TEST_CASE("values inside an envelope follow the value strictness rules", "[unit][envelope]") {
   SECTION("duplicate map keys") {
-    auto bytes = pack_fields(without(task_fields(), "kwargs"));
-    bytes[0] = static_cast<char>(static_cast<unsigned char>(bytes[0]) + 1);
-    bytes += raw_msgpack([](auto& pk) {
+    auto bytes = pack_fields(without(task_fields(), "kwargs"), 1, [](auto& pk) {
       pack_key(pk, "kwargs");
       pk.pack_map(2);
       pack_key(pk, "a");
@@ -510,9 +370,7 @@ TEST_CASE("values inside an envelope follow the value strictness rules", "[unit]
     require_rejected(bytes, errc::malformed_envelope, "field 'kwargs': duplicate map key 'a'");
   }
   SECTION("ext types") {
-    auto bytes = pack_fields(without(task_fields(), "args"));
-    bytes[0] = static_cast<char>(static_cast<unsigned char>(bytes[0]) + 1);
-    bytes += raw_msgpack([](auto& pk) {
+    auto bytes = pack_fields(without(task_fields(), "args"), 1, [](auto& pk) {
       pack_key(pk, "args");
       pk.pack_array(1);
       pk.pack_ext(2, 1);
@@ -521,9 +379,7 @@ TEST_CASE("values inside an envelope follow the value strictness rules", "[unit]
     require_rejected(bytes, errc::malformed_envelope, "field 'args': msgpack ext type 1 is not supported");
   }
   SECTION("unsigned integers above INT64_MAX") {
-    auto bytes = pack_fields(without(outcome_fields("success"), "result"));
-    bytes[0] = static_cast<char>(static_cast<unsigned char>(bytes[0]) + 1);
-    bytes += raw_msgpack([](auto& pk) {
+    auto bytes = pack_fields(without(outcome_fields("success"), "result"), 1, [](auto& pk) {
       pack_key(pk, "result");
       pk.pack_uint64(UINT64_MAX);
     });
@@ -549,9 +405,7 @@ TEST_CASE("values nested deeper than max_depth are payload_too_large", "[unit][e
   require_rejected(encode(submit), errc::payload_too_large, "deeper than 8 levels", limits);
 
   // The default limit holds against an absurdly deep message.
-  std::string deep = pack_fields(without(task_fields(), "args"));
-  deep[0] = static_cast<char>(static_cast<unsigned char>(deep[0]) + 1);
-  deep += raw_msgpack([](auto& pk) { pack_key(pk, "args"); });
+  std::string deep = pack_fields(without(task_fields(), "args"), 1, [](auto& pk) { pack_key(pk, "args"); });
   deep += std::string(100'000, '\x91') + '\x01';
   require_rejected(deep, errc::payload_too_large, "deeper than 64 levels");
 }

@@ -1,5 +1,6 @@
 #include "trellis/store/sqlite_store.hpp"
 
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -7,9 +8,8 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <random>
+#include <stdexcept>
 #include <string>
 
 using trellis::errc;
@@ -376,13 +376,7 @@ TEST_CASE("dead letters are listed newest first, replayed ones only on request, 
 TEST_CASE("a file of random bytes is refused as store_corrupt naming the path", "[unit][sqlite]") {
   temp_dir dir;
   auto path = dir.file("junk.db");
-  {
-    std::ofstream out{path, std::ios::binary};
-    std::mt19937 bytes{12345};
-    for (int i = 0; i < 8192; ++i) {
-      out.put(static_cast<char>(bytes() & 0xff));
-    }
-  }
+  REQUIRE(trellis::test::write_random_bytes(path, 12345, 8192));
   auto failure = open_failure(path);
   REQUIRE(failure);
   CHECK(failure->code() == errc::store_corrupt);

@@ -2,6 +2,8 @@
 
 #include "trellis/detail/value_codec.hpp"
 
+#include "support/values.hpp"
+
 #include <catch2/catch.hpp>
 #include <msgpack.hpp>
 
@@ -18,6 +20,8 @@ using trellis::value;
 using trellis::detail::pack_to_string;
 using trellis::detail::unpack_from_string;
 using trellis::detail::value_from_msgpack;
+using trellis::test::nested;
+using trellis::test::raw_msgpack;
 
 namespace {
 
@@ -40,24 +44,6 @@ value every_kind() {
                    {"empty_array", value::array{}},
                    {"empty_map", value::map{}}};
   return value::array{value{inner}, value::array{1, "two", value::array{3.5, value::map{{"deep", nullptr}}}}};
-}
-
-/// Packs with msgpack's packer directly, for inputs our encoder never writes.
-template <class Fn>
-std::string raw_msgpack(Fn&& fn) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk{buf};
-  fn(pk);
-  return std::string{buf.data(), buf.size()};
-}
-
-/// An array nested `depth` levels deep (depth 0 is the scalar 1).
-value nested(std::size_t depth) {
-  value v{1};
-  for (std::size_t i = 0; i < depth; ++i) {
-    v = value::array{v};
-  }
-  return v;
 }
 
 }  // namespace

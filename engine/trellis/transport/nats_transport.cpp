@@ -1,0 +1,1187 @@
+#include "trellis/transport/nats_transport.hpp"
+
+#include "trellis/transport/subjects.hpp"
+
+#include <nats/nats.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace trellis::detail {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// ---------------------------------------------------------------------------
+// RAII for every nats.c handle: a unique_ptr whose deleter is the _Destroy.
+
+template <class T, void (*Destroy)(T*)>
+struct nats_deleter {
+  void operator()(T* p) const noexcept {
+    if (p != nullptr) {
+      Destroy(p);
+    }
+  }
+};
+
+template <class T, void (*Destroy)(T*)>
+using nats_handle = std::unique_ptr<T, nats_deleter<T, Destroy>>;
+
+using options_ptr = nats_handle<natsOptions, natsOptions_Destroy>;
+using connection_ptr = nats_handle<natsConnection, natsConnection_Destroy>;
+using js_ptr = nats_handle<jsCtx, jsCtx_Destroy>;
+using subscription_ptr = nats_handle<natsSubscription, natsSubscription_Destroy>;
+using message_ptr = nats_handle<natsMsg, natsMsg_Destroy>;
+using stream_info_ptr = nats_handle<jsStreamInfo, jsStreamInfo_Destroy>;
+using consumer_info_ptr = nats_handle<jsConsumerInfo, jsConsumerInfo_Destroy>;
+using metadata_ptr = nats_handle<jsMsgMetaData, jsMsgMetaData_Destroy>;
+
+/// A natsMsgList filled by a fetch; destroys whatever is still in it.
+struct message_list {
+  natsMsgList list{nullptr, 0};
+  message_list() = default;
+  ~message_list() { natsMsgList_Destroy(&list); }
+  message_list(const message_list&) = delete;
+  message_list& operator=(const message_list&) = delete;
+};
+
+// Longest a fetch blocks in nats.c before we look at `closed_` again: close()
+// cannot interrupt a natsSubscription_Fetch, so this bounds its wake-up.
+constexpr milliseconds max_fetch_slice{100};
+// A no-wait pull request is answered at once by the server; this only bounds
+// the wait for that answer.
+constexpr milliseconds no_wait_expiry{200};
+// Pacing of the event thread after a broker error, so a dead connection does
+// not spin a core. Interrupted by close().
+constexpr milliseconds event_retry_pause{200};
+
+std::int64_t to_nanos(milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; }
+
+bool is_no_message(natsStatus s) { return s == NATS_TIMEOUT || s == NATS_NOT_FOUND; }
+
+/// The status text plus nats.c's thread-local detail, e.g.
+/// "Authorization Violation" or "stalled with too many outstanding async
+/// published messages". May contain server-supplied text, so callers pass it
+/// through impl::mask before it leaves this file.
+std::string status_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
+  std::string text = natsStatus_GetText(s);
+  natsStatus last_status = NATS_OK;
+  const char* detail = nats_GetLastError(&last_status);
+  if (detail != nullptr && *detail != '\0' && last_status == s && text != detail) {
+    text += std::string{" ("} + detail + ")";
+  }
+  if (jerr != 0) {
+    text += " [JetStream error " + std::to_string(static_cast<int>(jerr)) + "]";
+  }
+  return text;
+}
+
+std::string url_redacted(const std::string& url) {
+  auto scheme = url.find("://");
+  auto start = scheme == std::string::npos ? 0 : scheme + 3;
+  auto at = url.find('@', start);
+  auto slash = url.find('/', start);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) {
+    return url;
+  }
+  return url.substr(0, start) + "***@" + url.substr(at + 1);
+}
+
+std::string join_urls(const std::vector<std::string>& urls) {
+  std::string out;
+  for (const auto& u : urls) {
+    out += (out.empty() ? "" : ",") + url_redacted(u);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Async publishing. One jsCtx per publishing call at a time, so that
+// js_PublishAsyncComplete waits for this call's PubAcks only and the error
+// handler's count belongs to this call.
+
+struct publisher {
+  js_ptr ctx;
+  std::mutex mutex;
+  std::size_t failures = 0;
+  std::string first_failure;
+
+  void reset() {
+    std::lock_guard<std::mutex> guard{mutex};
+    failures = 0;
+    first_failure.clear();
+  }
+};
+
+// Runs on the NATS thread that reads PubAcks, for each negative PubAck. A
+// late callback for a previous call (it unlocks the context while running)
+// can only add a failure to the next call: a spurious broker_unavailable,
+// which makes the caller publish again, never a lost message.
+void on_publish_error(jsCtx*, jsPubAckErr* pae, void* closure) {
+  auto* p = static_cast<publisher*>(closure);
+  std::lock_guard<std::mutex> guard{p->mutex};
+  ++p->failures;
+  if (p->first_failure.empty()) {
+    p->first_failure = natsStatus_GetText(pae->Err);
+    if (pae->ErrText != nullptr && *pae->ErrText != '\0') {
+      p->first_failure += std::string{": "} + pae->ErrText;
+    }
+    if (pae->ErrCode != 0) {
+      p->first_failure += " [JetStream error " + std::to_string(static_cast<int>(pae->ErrCode)) + "]";
+    }
+  }
+}
+
+/// One message to publish: payload and optional `Nats-Msg-Id`.
+struct outgoing {
+  const std::string* bytes;
+  const std::string* id;
+};
+
+// ---------------------------------------------------------------------------
+// Pull subscriptions. nats.c refuses concurrent fetches on one subscription,
+// so each consumer keeps a pool; a fetch borrows one.
+
+struct consumer_binding {
+  std::string label;     // "queue 'payments'", "every queue", "partition 0 events"
+  std::string stream;
+  std::string consumer;
+  std::string filter;
+  std::mutex mutex;
+  // Owned here until the transport is destroyed: a natsMsg refers to its
+  // subscription without holding it, and unacked messages may outlive any
+  // one fetch.
+  std::vector<subscription_ptr> owned;
+  std::vector<natsSubscription*> idle;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+struct nats_transport::impl {
+  nats_config cfg;
+  subject_space names;
+  std::string event_subject;
+
+  connection_ptr conn;
+  js_ptr js;  // management, pull subscriptions, acks, advisories
+
+  std::mutex publishers_mutex;
+  std::vector<std::unique_ptr<publisher>> publishers;
+  std::vector<publisher*> idle_publishers;
+
+  std::mutex bindings_mutex;
+  std::map<std::string, std::unique_ptr<consumer_binding>> task_bindings;  // by queue
+  std::unique_ptr<consumer_binding> all_binding;
+  std::unique_ptr<consumer_binding> event_binding;
+  std::atomic<std::size_t> rotation{0};
+
+  std::mutex inflight_mutex;
+  std::unordered_map<std::uint64_t, message_ptr> inflight;
+  std::uint64_t next_token = 1;
+
+  std::atomic<bool> closed{false};
+  std::mutex close_mutex;
+  std::condition_variable close_cv;
+
+  std::mutex sink_mutex;
+  std::function<void(std::vector<delivery>)> sink;
+  std::thread event_thread;
+
+  std::mutex advisory_mutex;
+  std::function<void(exhausted_task)> exhausted_sink;
+  subscription_ptr advisory_sub;
+
+  mutable std::mutex error_mutex;
+  std::optional<error> last_error;
+
+  impl(nats_config c, subject_space n) : cfg(std::move(c)), names(std::move(n)) {}
+
+  ~impl() {
+    stop();
+    // Push buffered acks out before the connection goes: an ack lost here
+    // only costs a redelivery, but there is no reason to lose it.
+    if (conn && natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED) {
+      natsConnection_FlushTimeout(conn.get(), cfg.publish_timeout.count());
+    }
+    if (conn) {
+      natsConnection_Close(conn.get());
+    }
+    // Messages before the subscriptions they point to, contexts before the
+    // connection they belong to.
+    {
+      std::lock_guard<std::mutex> guard{inflight_mutex};
+      inflight.clear();
+    }
+    advisory_sub.reset();
+    event_binding.reset();
+    all_binding.reset();
+    task_bindings.clear();
+    idle_publishers.clear();
+    publishers.clear();
+    js.reset();
+    conn.reset();
+  }
+
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+
+  // --- errors ----------------------------------------------------------------
+
+  /// `text` with every secret of the configuration replaced by ***.
+  std::string mask(std::string text) const {
+    auto replace_all = [&text](const std::string& secret) {
+      if (secret.empty()) {
+        return;
+      }
+      for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
+        text.replace(at, secret.size(), "***");
+      }
+    };
+    for (const auto& u : cfg.urls) {
+      auto scheme = u.find("://");
+      auto start = scheme == std::string::npos ? 0 : scheme + 3;
+      if (auto at = u.find('@', start); at != std::string::npos && url_redacted(u) != u) {
+        replace_all(u.substr(start, at - start));  // "user:password" of nats://user:password@host
+      }
+    }
+    replace_all(cfg.password);
+    replace_all(cfg.token);
+    return text;
+  }
+
+  error broker_error(const std::string& what, natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) const {
+    auto code = s == NATS_MAX_PAYLOAD ? errc::payload_too_large : errc::broker_unavailable;
+    return error{code, mask(what + ": " + status_text(s, jerr))};
+  }
+
+  /// A JetStream API refusal (the server answered with an error code) is a
+  /// configuration problem; no answer at all is an unavailable broker.
+  error api_error(const std::string& what, natsStatus s, jsErrCode jerr) const {
+    if (jerr != 0) {
+      return error{errc::invalid_config, mask(what + ": " + status_text(s, jerr))};
+    }
+    auto text = what + ": " + status_text(s, jerr);
+    if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT) {
+      text += "; is JetStream enabled on the server (nats-server -js)?";
+    }
+    return error{errc::broker_unavailable, mask(text)};
+  }
+
+  void remember(error e) {
+    std::lock_guard<std::mutex> guard{error_mutex};
+    last_error = std::move(e);
+  }
+
+  jsOptions api_options() const {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = cfg.api_timeout.count();
+    return jo;
+  }
+
+  // --- connect and declare ----------------------------------------------------
+
+  expected<void> connect() {
+    natsOptions* raw = nullptr;
+    if (auto s = natsOptions_Create(&raw); s != NATS_OK) {
+      return broker_error("cannot create NATS options", s);
+    }
+    options_ptr opts{raw};
+    auto where = "NATS at " + join_urls(cfg.urls);
+    auto fail = [&](const std::string& what, natsStatus s) -> expected<void> {
+      return broker_error("cannot " + what + " for " + where, s);
+    };
+    std::vector<const char*> servers;
+    for (const auto& u : cfg.urls) {
+      servers.push_back(u.c_str());
+    }
+    if (auto s = natsOptions_SetServers(opts.get(), servers.data(), static_cast<int>(servers.size())); s != NATS_OK) {
+      return error{errc::invalid_config, mask("nats urls '" + join_urls(cfg.urls) + "': " + status_text(s))};
+    }
+    natsOptions_SetName(opts.get(), cfg.client_name.c_str());
+    natsOptions_SetTimeout(opts.get(), cfg.connect_timeout.count());
+    natsOptions_SetAllowReconnect(opts.get(), true);
+    natsOptions_SetMaxReconnect(opts.get(), cfg.max_reconnect);
+    natsOptions_SetReconnectWait(opts.get(), cfg.reconnect_wait.count());
+    natsOptions_SetReconnectJitter(opts.get(), cfg.reconnect_jitter.count(), cfg.reconnect_jitter.count());
+    natsOptions_SetReconnectBufSize(opts.get(), cfg.reconnect_buffer_bytes);
+    // Management requests fail at once on a disconnect instead of waiting
+    // out their timeout; publishes and pull requests are buffered instead.
+    natsOptions_SetFailRequestsOnDisconnect(opts.get(), true);
+    if (!cfg.user.empty()) {
+      if (auto s = natsOptions_SetUserInfo(opts.get(), cfg.user.c_str(), cfg.password.c_str()); s != NATS_OK) {
+        return fail("set the user", s);
+      }
+    }
+    if (!cfg.token.empty()) {
+      if (auto s = natsOptions_SetToken(opts.get(), cfg.token.c_str()); s != NATS_OK) {
+        return fail("set the token", s);
+      }
+    }
+    if (!cfg.creds_file.empty()) {
+      if (auto s = natsOptions_SetUserCredentialsFromFiles(opts.get(), cfg.creds_file.c_str(), nullptr);
+          s != NATS_OK) {
+        return error{errc::invalid_config, mask("creds file '" + cfg.creds_file + "': " + status_text(s))};
+      }
+    }
+    bool tls = !cfg.tls_ca_file.empty() || !cfg.tls_cert_file.empty();
+    if (tls) {
+      if (auto s = natsOptions_SetSecure(opts.get(), true); s != NATS_OK) {
+        return fail("enable TLS", s);
+      }
+    }
+    if (!cfg.tls_ca_file.empty()) {
+      if (auto s = natsOptions_LoadCATrustedCertificates(opts.get(), cfg.tls_ca_file.c_str()); s != NATS_OK) {
+        return error{errc::invalid_config, mask("TLS CA file '" + cfg.tls_ca_file + "': " + status_text(s))};
+      }
+    }
+    if (!cfg.tls_cert_file.empty()) {
+      if (auto s = natsOptions_LoadCertificatesChain(opts.get(), cfg.tls_cert_file.c_str(), cfg.tls_key_file.c_str());
+          s != NATS_OK) {
+        return error{errc::invalid_config, mask("TLS certificate '" + cfg.tls_cert_file + "' / key '" +
+                                                cfg.tls_key_file + "': " + status_text(s))};
+      }
+    }
+    natsConnection* nc = nullptr;
+    if (auto s = natsConnection_Connect(&nc, opts.get()); s != NATS_OK) {
+      std::string who = cfg.user.empty() ? "" : " as user '" + cfg.user + "'";
+      return broker_error("cannot connect to " + where + who, s);
+    }
+    conn.reset(nc);
+    jsCtx* ctx = nullptr;
+    auto jo = api_options();
+    if (auto s = natsConnection_JetStream(&ctx, conn.get(), &jo); s != NATS_OK) {
+      return broker_error("cannot open a JetStream context on " + where, s);
+    }
+    js.reset(ctx);
+    return {};
+  }
+
+  expected<void> declare_stream(const std::string& name, const std::string& subject) {
+    const char* subjects[] = {subject.c_str()};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name.c_str();
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    // Work queue: a message is removed once acked, and no two consumers may
+    // overlap, so each message has exactly one consumer (one queue, or one
+    // dispatcher partition).
+    sc.Retention = js_WorkQueuePolicy;
+    sc.Storage = cfg.file_storage ? js_FileStorage : js_MemoryStorage;
+    sc.Replicas = cfg.replicas;
+    sc.Duplicates = to_nanos(cfg.dedup_window);
+    auto jo = api_options();
+    jsStreamInfo* info = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = js_AddStream(&info, js.get(), &sc, &jo, &jerr);
+    stream_info_ptr added{info};
+    if (s == NATS_OK) {
+      return {};
+    }
+    if (jerr != JSStreamNameExistErr) {
+      return api_error("cannot create stream " + name + " on " + subject, s, jerr);
+    }
+    // It exists with another configuration (say, a new dedup window).
+    info = nullptr;
+    jerr = static_cast<jsErrCode>(0);
+    s = js_UpdateStream(&info, js.get(), &sc, &jo, &jerr);
+    stream_info_ptr updated{info};
+    if (s != NATS_OK) {
+      return api_error("stream " + name + " exists with a configuration that cannot be updated", s, jerr);
+    }
+    return {};
+  }
+
+  expected<void> declare_consumer(const consumer_binding& b) {
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = b.consumer.c_str();
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = to_nanos(cfg.ack_wait);
+    cc.MaxDeliver = cfg.max_deliver;
+    cc.MaxAckPending = cfg.max_ack_pending;
+    cc.FilterSubject = b.filter.c_str();
+    auto jo = api_options();
+    jsConsumerInfo* info = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = js_AddConsumer(&info, js.get(), b.stream.c_str(), &cc, &jo, &jerr);
+    consumer_info_ptr added{info};
+    if (s == NATS_OK) {
+      return {};
+    }
+    if (jerr != JSConsumerNameExistErr) {
+      auto e = api_error("cannot create consumer " + b.consumer + " of " + b.stream + " for " + b.label, s, jerr);
+      if (e.code() == errc::invalid_config) {
+        // The usual cause: workers of one namespace mixing `all_task_queues`
+        // with named queues, which a work-queue stream forbids.
+        return error{e.code(), e.message() + "; within a namespace either every worker serves all queues or "
+                                             "every worker names its queues"};
+      }
+      return e;
+    }
+    info = nullptr;
+    jerr = static_cast<jsErrCode>(0);
+    s = js_UpdateConsumer(&info, js.get(), b.stream.c_str(), &cc, &jo, &jerr);
+    consumer_info_ptr updated{info};
+    if (s != NATS_OK) {
+      return api_error("consumer " + b.consumer + " exists with a configuration that cannot be updated", s, jerr);
+    }
+    return {};
+  }
+
+  expected<std::unique_ptr<consumer_binding>> make_binding(std::string label, std::string stream, std::string consumer,
+                                                          std::string filter) {
+    auto b = std::make_unique<consumer_binding>();
+    b->label = std::move(label);
+    b->stream = std::move(stream);
+    b->consumer = std::move(consumer);
+    b->filter = std::move(filter);
+    if (auto ok = declare_consumer(*b); !ok) {
+      return ok.error();
+    }
+    return b;
+  }
+
+  /// The binding of `queue`, declared on first use. Caller holds bindings_mutex.
+  expected<consumer_binding*> queue_binding_locked(const std::string& queue) {
+    if (auto i = task_bindings.find(queue); i != task_bindings.end()) {
+      return i->second.get();
+    }
+    auto subject = names.task(queue);
+    if (!subject) {
+      return subject.error();
+    }
+    auto consumer = names.queue_consumer(queue);
+    if (!consumer) {
+      return consumer.error();
+    }
+    auto b = make_binding("queue '" + queue + "'", names.task_stream(), *consumer, *subject);
+    if (!b) {
+      return b.error();
+    }
+    auto* raw = b->get();
+    task_bindings.emplace(queue, std::move(*b));
+    return raw;
+  }
+
+  expected<void> declare_all() {
+    if (auto ok = declare_stream(names.task_stream(), names.all_tasks()); !ok) {
+      return ok;
+    }
+    if (auto ok = declare_stream(names.event_stream(), names.all_events()); !ok) {
+      return ok;
+    }
+    std::lock_guard<std::mutex> guard{bindings_mutex};
+    if (cfg.all_task_queues) {
+      auto b = make_binding("every queue", names.task_stream(), names.all_queues_consumer(), names.all_tasks());
+      if (!b) {
+        return b.error();
+      }
+      all_binding = std::move(*b);
+    }
+    for (const auto& q : cfg.task_queues) {
+      if (auto b = queue_binding_locked(q); !b) {
+        return b.error();
+      }
+    }
+    if (cfg.consume_events) {
+      if (auto ok = ensure_event_binding_locked(); !ok) {
+        return ok;
+      }
+    }
+    return {};
+  }
+
+  expected<void> ensure_event_binding_locked() {
+    if (event_binding) {
+      return {};
+    }
+    auto consumer = names.event_consumer(cfg.partition);
+    if (!consumer) {
+      return consumer.error();
+    }
+    auto b = make_binding("events of partition " + std::to_string(cfg.partition), names.event_stream(), *consumer,
+                          event_subject);
+    if (!b) {
+      return b.error();
+    }
+    event_binding = std::move(*b);
+    return {};
+  }
+
+  // --- publishing --------------------------------------------------------------
+
+  expected<publisher*> acquire_publisher() {
+    std::lock_guard<std::mutex> guard{publishers_mutex};
+    if (!idle_publishers.empty()) {
+      auto* p = idle_publishers.back();
+      idle_publishers.pop_back();
+      return p;
+    }
+    auto p = std::make_unique<publisher>();
+    jsOptions jo = api_options();
+    jo.PublishAsync.MaxPending = cfg.max_pending_publishes;
+    // Waiting for room under MaxPending counts against the same bound as
+    // waiting for PubAcks: past it the broker is not keeping up.
+    jo.PublishAsync.StallWait = cfg.publish_timeout.count();
+    jo.PublishAsync.ErrHandler = on_publish_error;
+    jo.PublishAsync.ErrHandlerClosure = p.get();
+    jsCtx* ctx = nullptr;
+    if (auto s = natsConnection_JetStream(&ctx, conn.get(), &jo); s != NATS_OK) {
+      return broker_error("cannot open a JetStream publishing context", s);
+    }
+    p->ctx.reset(ctx);
+    publishers.push_back(std::move(p));
+    return publishers.back().get();
+  }
+
+  void release_publisher(publisher* p) {
+    std::lock_guard<std::mutex> guard{publishers_mutex};
+    idle_publishers.push_back(p);
+  }
+
+  /// Publishes `items` to `subject` asynchronously and waits for every
+  /// PubAck, or fails with broker_unavailable. `what` names the messages in
+  /// errors ("task messages for queue 'q'").
+  expected<void> publish(const std::string& subject, const std::vector<outgoing>& items, const std::string& what) {
+    if (items.empty()) {
+      return {};
+    }
+    auto leased = acquire_publisher();
+    if (!leased) {
+      return leased.error();
+    }
+    auto* p = *leased;
+    struct give_back {
+      impl* self;
+      publisher* p;
+      ~give_back() { self->release_publisher(p); }
+    } returned{this, p};
+    p->reset();
+
+    std::optional<error> failed;
+    std::size_t sent = 0;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    for (const auto& item : items) {
+      if (item.bytes->size() > static_cast<std::size_t>(INT_MAX)) {
+        failed = error{errc::payload_too_large, what + ": a message of " + std::to_string(item.bytes->size()) +
+                                                    " bytes is beyond what NATS can carry"};
+        break;
+      }
+      // The broker drops a message whose id it stored within the dedup
+      // window: re-publishing after a crash or a failed call is safe.
+      po.MsgId = item.id != nullptr ? item.id->c_str() : nullptr;
+      auto s = js_PublishAsync(p->ctx.get(), subject.c_str(), item.bytes->data(), static_cast<int>(item.bytes->size()),
+                               &po);
+      if (s != NATS_OK) {
+        auto id = item.id != nullptr ? " (message id " + *item.id + ")" : std::string{};
+        failed = broker_error("cannot publish " + what + id + " to " + subject, s);
+        break;
+      }
+      ++sent;
+    }
+    // Wait even after a failure: the context must be empty before it is
+    // reused, and a PubAck that comes in time still counts.
+    jsPubOptions co;
+    jsPubOptions_Init(&co);
+    co.MaxWait = cfg.publish_timeout.count();
+    auto s = js_PublishAsyncComplete(p->ctx.get(), &co);
+    if (s != NATS_OK) {
+      // Take the unconfirmed messages back so the context is clean; a PubAck
+      // arriving for one of them later is ignored by nats.c. The caller still
+      // holds them all and publishes again (dedup makes that safe).
+      natsMsgList pending{nullptr, 0};
+      int unconfirmed = 0;
+      if (js_PublishAsyncGetPendingList(&pending, p->ctx.get()) == NATS_OK) {
+        unconfirmed = pending.Count;
+        natsMsgList_Destroy(&pending);
+      }
+      if (!failed) {
+        failed = error{errc::broker_unavailable,
+                       mask(std::to_string(unconfirmed) + " of " + std::to_string(sent) + " " + what + " on " +
+                            subject + " not confirmed by JetStream within " +
+                            std::to_string(cfg.publish_timeout.count()) + " ms (" + status_text(s) +
+                            "); nothing is lost, the caller publishes them again")};
+      }
+    }
+    if (failed) {
+      return *failed;
+    }
+    std::lock_guard<std::mutex> guard{p->mutex};
+    if (p->failures > 0) {
+      return error{errc::broker_unavailable,
+                   mask(std::to_string(p->failures) + " of " + std::to_string(sent) + " " + what + " on " + subject +
+                        " refused by JetStream: " + p->first_failure)};
+    }
+    return {};
+  }
+
+  // --- fetching ---------------------------------------------------------------
+
+  expected<natsSubscription*> borrow(consumer_binding& b) {
+    {
+      std::lock_guard<std::mutex> guard{b.mutex};
+      if (!b.idle.empty()) {
+        auto* sub = b.idle.back();
+        b.idle.pop_back();
+        return sub;
+      }
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    // Bind to the consumer declared at connect; never create one here, since
+    // a consumer created by a subscription disappears with it.
+    so.Stream = b.stream.c_str();
+    so.Consumer = b.consumer.c_str();
+    auto jo = api_options();
+    natsSubscription* sub = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = js_PullSubscribe(&sub, js.get(), b.filter.c_str(), b.consumer.c_str(), &jo, &so, &jerr);
+    if (s != NATS_OK) {
+      return api_error("cannot subscribe to consumer " + b.consumer + " for " + b.label, s, jerr);
+    }
+    std::lock_guard<std::mutex> guard{b.mutex};
+    b.owned.emplace_back(sub);
+    return sub;
+  }
+
+  void give_back(consumer_binding& b, natsSubscription* sub) {
+    std::lock_guard<std::mutex> guard{b.mutex};
+    b.idle.push_back(sub);
+  }
+
+  /// Turns fetched messages into deliveries whose tokens keep each natsMsg
+  /// alive until it is acked.
+  void adopt(natsMsgList& list, std::vector<delivery>& out) {
+    std::lock_guard<std::mutex> guard{inflight_mutex};
+    for (int i = 0; i < list.Count; ++i) {
+      message_ptr m{list.Msgs[i]};
+      list.Msgs[i] = nullptr;
+      if (!m) {
+        continue;
+      }
+      std::int32_t count = 1;
+      jsMsgMetaData* raw = nullptr;
+      if (natsMsg_GetMetaData(&raw, m.get()) == NATS_OK) {
+        metadata_ptr meta{raw};
+        count = static_cast<std::int32_t>(std::min<std::uint64_t>(meta->NumDelivered, INT32_MAX));
+      }
+      auto token = next_token++;
+      out.push_back(delivery{std::string{natsMsg_GetData(m.get()), static_cast<std::size_t>(natsMsg_GetDataLength(m.get()))},
+                             token, count});
+      inflight.emplace(token, std::move(m));
+    }
+  }
+
+  /// One pull request on `b`. Returns the status: OK (messages appended),
+  /// no message (timeout or 404), or a broker error (remembered).
+  natsStatus fetch_once(consumer_binding& b, int batch, milliseconds wait, bool no_wait, std::vector<delivery>& out) {
+    auto sub = borrow(b);
+    if (!sub) {
+      remember(sub.error());
+      return NATS_ERR;
+    }
+    message_list fetched;
+    natsStatus s = NATS_OK;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    if (no_wait) {
+      jsFetchRequest req;
+      jsFetchRequest_Init(&req);
+      req.Batch = batch;
+      req.NoWait = true;
+      req.Expires = to_nanos(no_wait_expiry);
+      s = natsSubscription_FetchRequest(&fetched.list, *sub, &req);
+    } else {
+      s = natsSubscription_Fetch(&fetched.list, *sub, batch, std::max<std::int64_t>(1, wait.count()), &jerr);
+    }
+    give_back(b, *sub);
+    if (s == NATS_OK) {
+      adopt(fetched.list, out);
+    } else if (!is_no_message(s)) {
+      remember(broker_error("cannot fetch from consumer " + b.consumer + " for " + b.label, s, jerr));
+    }
+    return s;
+  }
+
+  /// Waits up to `d` or until close(). Pacing after an error, not a
+  /// synchronization: the condition is `closed`.
+  void pause(milliseconds d) {
+    std::unique_lock<std::mutex> lock{close_mutex};
+    close_cv.wait_for(lock, d, [this] { return closed.load(); });
+  }
+
+  std::vector<consumer_binding*> resolve(const std::vector<std::string>& queues) {
+    std::vector<consumer_binding*> out;
+    std::lock_guard<std::mutex> guard{bindings_mutex};
+    if (queues.empty()) {
+      if (all_binding) {
+        out.push_back(all_binding.get());
+        return out;
+      }
+      for (auto& [name, b] : task_bindings) {
+        out.push_back(b.get());
+      }
+      return out;
+    }
+    for (const auto& q : queues) {
+      auto b = queue_binding_locked(q);
+      if (b) {
+        out.push_back(*b);
+      } else {
+        remember(b.error());
+      }
+    }
+    return out;
+  }
+
+  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max, milliseconds wait) {
+    std::vector<delivery> out;
+    if (closed || max == 0) {
+      return out;
+    }
+    auto deadline = clock::now() + wait;
+    auto bindings = resolve(queues);
+    if (bindings.empty()) {
+      remember(error{errc::invalid_config, "fetch_tasks: no task queue to fetch from (none named, none configured, "
+                                           "all_task_queues off)"});
+      pause(wait);
+      return out;
+    }
+    auto batch = static_cast<int>(std::min<std::size_t>({max, static_cast<std::size_t>(cfg.fetch_batch),
+                                                         static_cast<std::size_t>(INT_MAX)}));
+    // Rotate the starting queue so that a busy first queue does not starve
+    // the others.
+    auto start = rotation.fetch_add(1);
+    auto nth = [&](std::size_t i) -> consumer_binding& { return *bindings[(start + i) % bindings.size()]; };
+    if (bindings.size() > 1) {
+      for (std::size_t i = 0; i < bindings.size() && out.size() < max; ++i) {
+        fetch_once(nth(i), batch - static_cast<int>(out.size()), milliseconds{0}, true, out);
+      }
+      if (!out.empty()) {
+        return out;
+      }
+    }
+    // Wait in slices: close() must be seen, and with several queues each
+    // gets its turn to wait.
+    for (std::size_t i = 0; !closed; ++i) {
+      auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
+      if (left <= milliseconds{0}) {
+        break;
+      }
+      auto slice = std::min(left, max_fetch_slice);
+      if (bindings.size() > 1) {
+        slice = std::min(slice, std::max(milliseconds{10}, wait / static_cast<int>(bindings.size())));
+      }
+      auto before = clock::now();
+      auto s = fetch_once(nth(i), batch, slice, false, out);
+      if (!out.empty()) {
+        break;
+      }
+      if (s != NATS_OK && !is_no_message(s) && clock::now() - before < slice) {
+        // Failed at once (closed connection, bad subscription): pace.
+        pause(slice);
+      }
+    }
+    return out;
+  }
+
+  void ack(const delivery& d) {
+    message_ptr m;
+    {
+      std::lock_guard<std::mutex> guard{inflight_mutex};
+      auto i = inflight.find(d.token);
+      if (i == inflight.end()) {
+        return;
+      }
+      m = std::move(i->second);
+      inflight.erase(i);
+    }
+    // Does not wait for the server: the ack rides the connection's buffered
+    // writes. If it is lost, JetStream delivers once more after AckWait.
+    if (auto s = natsMsg_Ack(m.get(), nullptr); s != NATS_OK) {
+      remember(broker_error("cannot ack a delivery (it will be delivered again after ack_wait)", s));
+    }
+  }
+
+  // --- events --------------------------------------------------------------------
+
+  void event_loop() {
+    while (!closed) {
+      consumer_binding* b = nullptr;
+      {
+        std::lock_guard<std::mutex> guard{bindings_mutex};
+        if (auto ok = ensure_event_binding_locked(); !ok) {
+          remember(ok.error());
+        }
+        b = event_binding.get();
+      }
+      if (b == nullptr) {
+        pause(event_retry_pause);
+        continue;
+      }
+      std::vector<delivery> batch;
+      auto before = clock::now();
+      auto s = fetch_once(*b, cfg.fetch_batch, max_fetch_slice, false, batch);
+      if (!batch.empty()) {
+        std::function<void(std::vector<delivery>)> deliver;
+        {
+          std::lock_guard<std::mutex> guard{sink_mutex};
+          deliver = sink;
+        }
+        if (deliver) {
+          deliver(std::move(batch));
+        }
+      } else if (s != NATS_OK && !is_no_message(s) && clock::now() - before < max_fetch_slice) {
+        pause(event_retry_pause);
+      }
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> guard{close_mutex};
+      closed = true;
+    }
+    close_cv.notify_all();
+    std::thread t;
+    {
+      std::lock_guard<std::mutex> guard{sink_mutex};
+      t = std::move(event_thread);
+    }
+    if (t.joinable()) {
+      if (t.get_id() == std::this_thread::get_id()) {
+        // close() from inside the sink: the loop ends after this batch.
+        t.detach();
+      } else {
+        t.join();
+      }
+    }
+  }
+
+  // --- exhausted tasks --------------------------------------------------------
+
+  static void on_advisory(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    message_ptr owned{msg};
+    static_cast<impl*>(closure)->handle_advisory(owned.get());
+  }
+
+  void handle_advisory(natsMsg* msg) {
+    auto doc = nlohmann::json::parse(natsMsg_GetData(msg), natsMsg_GetData(msg) + natsMsg_GetDataLength(msg), nullptr,
+                                     false);
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("stream_seq")) {
+      remember(error{errc::malformed_envelope, "unreadable MAX_DELIVERIES advisory on " +
+                                                   std::string{natsMsg_GetSubject(msg)}});
+      return;
+    }
+    exhausted_task t;
+    t.stream_sequence = doc.value("stream_seq", std::uint64_t{0});
+    t.deliveries = doc.value("deliveries", std::int32_t{0});
+    auto jo = api_options();
+    natsMsg* raw = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = js_GetMsg(&raw, js.get(), names.task_stream().c_str(), t.stream_sequence, &jo, &jerr);
+    message_ptr stored{raw};
+    if (s != NATS_OK) {
+      remember(broker_error("cannot read exhausted task " + std::to_string(t.stream_sequence) + " of " +
+                                names.task_stream(),
+                            s, jerr));
+      return;
+    }
+    std::string subject = natsMsg_GetSubject(stored.get());
+    auto prefix = names.all_tasks();
+    prefix.pop_back();  // "trellis.<ns>.task."
+    t.queue = subject.compare(0, prefix.size(), prefix) == 0 ? subject.substr(prefix.size()) : subject;
+    t.bytes.assign(natsMsg_GetData(stored.get()), static_cast<std::size_t>(natsMsg_GetDataLength(stored.get())));
+    std::function<void(exhausted_task)> deliver;
+    {
+      std::lock_guard<std::mutex> guard{advisory_mutex};
+      deliver = exhausted_sink;
+    }
+    if (deliver) {
+      deliver(std::move(t));
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------
+
+std::string nats_config::redacted() const {
+  std::ostringstream out;
+  out << "urls=" << join_urls(urls) << " ns=" << ns << " partition=" << partition << " client_name=" << client_name;
+  out << " task_queues=[";
+  for (std::size_t i = 0; i < task_queues.size(); ++i) {
+    out << (i == 0 ? "" : ",") << task_queues[i];
+  }
+  out << "] all_task_queues=" << (all_task_queues ? "true" : "false")
+      << " consume_events=" << (consume_events ? "true" : "false");
+  if (!user.empty()) {
+    out << " user=" << user << " password=***";
+  }
+  if (!token.empty()) {
+    out << " token=***";
+  }
+  if (!creds_file.empty()) {
+    out << " creds_file=" << creds_file;
+  }
+  if (!tls_ca_file.empty()) {
+    out << " tls_ca_file=" << tls_ca_file;
+  }
+  if (!tls_cert_file.empty()) {
+    out << " tls_cert_file=" << tls_cert_file << " tls_key_file=" << tls_key_file;
+  }
+  out << " ack_wait=" << ack_wait.count() << "ms max_deliver=" << max_deliver << " max_ack_pending=" << max_ack_pending
+      << " max_pending_publishes=" << max_pending_publishes << " fetch_batch=" << fetch_batch
+      << " publish_timeout=" << publish_timeout.count() << "ms dedup_window=" << dedup_window.count()
+      << "ms connect_timeout=" << connect_timeout.count() << "ms api_timeout=" << api_timeout.count()
+      << "ms reconnect_wait=" << reconnect_wait.count() << "ms reconnect_jitter=" << reconnect_jitter.count()
+      << "ms max_reconnect=" << max_reconnect << " reconnect_buffer_bytes=" << reconnect_buffer_bytes
+      << " replicas=" << replicas << " storage=" << (file_storage ? "file" : "memory");
+  return out.str();
+}
+
+expected<void> validate(const nats_config& cfg) {
+  auto bad = [](const std::string& field, const std::string& why) {
+    return error{errc::invalid_config, "nats config: " + field + " " + why};
+  };
+  if (cfg.urls.empty()) {
+    return bad("urls", "is empty; name at least one server, e.g. nats://127.0.0.1:4222");
+  }
+  for (const auto& u : cfg.urls) {
+    if (u.empty()) {
+      return bad("urls", "contains an empty url");
+    }
+  }
+  auto names = subject_space::make(cfg.ns);
+  if (!names) {
+    return bad("ns", "is invalid: " + names.error().message());
+  }
+  if (cfg.partition < 0) {
+    return bad("partition", "is " + std::to_string(cfg.partition) + "; it must be 0 or more");
+  }
+  for (const auto& q : cfg.task_queues) {
+    if (auto ok = validate_token("queue", q); !ok) {
+      return bad("task_queues", "is invalid: " + ok.error().message());
+    }
+  }
+  if (cfg.all_task_queues && !cfg.task_queues.empty()) {
+    return bad("all_task_queues", "is set together with task_queues; JetStream forbids overlapping consumers on a "
+                                  "work-queue stream, so choose one");
+  }
+  if (!cfg.password.empty() && cfg.user.empty()) {
+    return bad("password", "is set without a user");
+  }
+  if (!cfg.token.empty() && !cfg.user.empty()) {
+    return bad("token", "is set together with user; a server takes one or the other");
+  }
+  if (!cfg.tls_key_file.empty() && cfg.tls_cert_file.empty()) {
+    return bad("tls_key_file", "is set without tls_cert_file");
+  }
+  if (!cfg.tls_cert_file.empty() && cfg.tls_key_file.empty()) {
+    return bad("tls_cert_file", "is set without tls_key_file");
+  }
+  auto positive = [&](const char* field, long long value) -> expected<void> {
+    if (value <= 0) {
+      return bad(field, "is " + std::to_string(value) + "; it must be positive");
+    }
+    return {};
+  };
+  for (auto check : {positive("ack_wait", cfg.ack_wait.count()), positive("max_deliver", cfg.max_deliver),
+                     positive("max_ack_pending", cfg.max_ack_pending),
+                     positive("max_pending_publishes", cfg.max_pending_publishes),
+                     positive("fetch_batch", cfg.fetch_batch), positive("publish_timeout", cfg.publish_timeout.count()),
+                     positive("dedup_window", cfg.dedup_window.count()),
+                     positive("connect_timeout", cfg.connect_timeout.count()),
+                     positive("api_timeout", cfg.api_timeout.count()), positive("replicas", cfg.replicas)}) {
+    if (!check) {
+      return check;
+    }
+  }
+  if (cfg.reconnect_wait.count() < 0 || cfg.reconnect_jitter.count() < 0) {
+    return bad("reconnect_wait/reconnect_jitter", "must not be negative");
+  }
+  if (cfg.max_reconnect < -1) {
+    return bad("max_reconnect", "is " + std::to_string(cfg.max_reconnect) + "; use -1 for forever or 0 and more");
+  }
+  if (cfg.reconnect_buffer_bytes < 0) {
+    return bad("reconnect_buffer_bytes", "must not be negative");
+  }
+  if (cfg.replicas > 5) {
+    return bad("replicas", "is " + std::to_string(cfg.replicas) + "; JetStream allows at most 5");
+  }
+  return {};
+}
+
+expected<std::unique_ptr<nats_transport>> nats_transport::connect(nats_config cfg) {
+  if (auto ok = validate(cfg); !ok) {
+    return ok.error();
+  }
+  auto names = subject_space::make(cfg.ns);
+  if (!names) {
+    return names.error();
+  }
+  auto event_subject = names->event(cfg.partition);
+  if (!event_subject) {
+    return event_subject.error();
+  }
+  auto p = std::make_unique<impl>(std::move(cfg), std::move(*names));
+  p->event_subject = std::move(*event_subject);
+  if (auto ok = p->connect(); !ok) {
+    return ok.error();
+  }
+  if (auto ok = p->declare_all(); !ok) {
+    return ok.error();
+  }
+  return std::unique_ptr<nats_transport>{new nats_transport{std::move(p)}};
+}
+
+nats_transport::nats_transport(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+nats_transport::~nats_transport() = default;
+
+expected<void> nats_transport::publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) {
+  auto subject = impl_->names.task(queue);
+  if (!subject) {
+    return subject.error();
+  }
+  std::vector<outgoing> items;
+  items.reserve(messages.size());
+  for (const auto& m : messages) {
+    // outgoing_task::priority is ignored: NATS has no message priority (see
+    // the decision record 0008 for per-band subjects, if ever needed).
+    items.push_back(outgoing{&m.bytes, &m.id});
+  }
+  auto ok = impl_->publish(*subject, items, "task messages for queue '" + queue + "'");
+  if (ok) {
+    messages.clear();
+  }
+  return ok;
+}
+
+std::vector<delivery> nats_transport::fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                                  std::chrono::milliseconds wait) {
+  return impl_->fetch_tasks(queues, max, wait);
+}
+
+void nats_transport::ack_task(const delivery& d) { impl_->ack(d); }
+
+expected<void> nats_transport::publish_events(std::vector<std::string> messages) {
+  std::vector<outgoing> items;
+  items.reserve(messages.size());
+  for (const auto& m : messages) {
+    items.push_back(outgoing{&m, nullptr});
+  }
+  return impl_->publish(impl_->event_subject, items,
+                        "outcome events for partition " + std::to_string(impl_->cfg.partition));
+}
+
+void nats_transport::consume_events(std::function<void(std::vector<delivery>)> sink) {
+  std::lock_guard<std::mutex> guard{impl_->sink_mutex};
+  impl_->sink = std::move(sink);
+  if (!impl_->event_thread.joinable() && !impl_->closed) {
+    impl_->event_thread = std::thread{[p = impl_.get()] { p->event_loop(); }};
+  }
+}
+
+void nats_transport::ack_event(const delivery& d) { impl_->ack(d); }
+
+void nats_transport::close() { impl_->stop(); }
+
+std::int32_t nats_transport::max_deliver() const noexcept { return impl_->cfg.max_deliver; }
+
+expected<void> nats_transport::watch_exhausted_tasks(std::function<void(exhausted_task)> sink) {
+  std::lock_guard<std::mutex> guard{impl_->advisory_mutex};
+  impl_->exhausted_sink = std::move(sink);
+  if (impl_->advisory_sub) {
+    return {};
+  }
+  auto subject = impl_->names.task_max_deliveries_advisory();
+  natsSubscription* sub = nullptr;
+  if (auto s = natsConnection_Subscribe(&sub, impl_->conn.get(), subject.c_str(), &impl::on_advisory, impl_.get());
+      s != NATS_OK) {
+    return impl_->broker_error("cannot subscribe to " + subject, s);
+  }
+  impl_->advisory_sub.reset(sub);
+  // The subscription must be known to the server before a caller relies on
+  // it: without this, an advisory sent right after return could be missed.
+  if (auto s = natsConnection_FlushTimeout(impl_->conn.get(), impl_->cfg.api_timeout.count()); s != NATS_OK) {
+    return impl_->broker_error("cannot confirm the subscription to " + subject, s);
+  }
+  return {};
+}
+
+expected<void> nats_transport::discard_exhausted_task(std::uint64_t stream_sequence) {
+  auto stream = impl_->names.task_stream();
+  auto jo = impl_->api_options();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_DeleteMsg(impl_->js.get(), stream.c_str(), stream_sequence, &jo, &jerr);
+  if (s == NATS_OK) {
+    return {};
+  }
+  // Deleting a message that is already gone is reported as a generic delete
+  // failure; look it up to tell the two apart.
+  natsMsg* raw = nullptr;
+  jsErrCode get_err = static_cast<jsErrCode>(0);
+  auto g = js_GetMsg(&raw, impl_->js.get(), stream.c_str(), stream_sequence, &jo, &get_err);
+  message_ptr still_there{raw};
+  if (g != NATS_OK && get_err == JSNoMessageFoundErr) {
+    return {};
+  }
+  return impl_->api_error("cannot delete message " + std::to_string(stream_sequence) + " of " + stream, s, jerr);
+}
+
+expected<std::uint64_t> nats_transport::queue_depth(const std::string& queue) {
+  auto subject = impl_->names.task(queue);
+  if (!subject) {
+    return subject.error();
+  }
+  auto stream = impl_->names.task_stream();
+  auto jo = impl_->api_options();
+  // The stream holds a queue's messages until they are acked (work queue),
+  // so its per-subject count is the lag: waiting plus delivered-not-acked.
+  jo.Stream.Info.SubjectsFilter = subject->c_str();
+  jsStreamInfo* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetStreamInfo(&raw, impl_->js.get(), stream.c_str(), &jo, &jerr);
+  stream_info_ptr info{raw};
+  if (s != NATS_OK) {
+    return impl_->api_error("cannot read the depth of queue '" + queue + "' from " + stream, s, jerr);
+  }
+  if (info->State.Subjects == nullptr) {
+    return std::uint64_t{0};
+  }
+  for (int i = 0; i < info->State.Subjects->Count; ++i) {
+    if (*subject == info->State.Subjects->List[i].Subject) {
+      return info->State.Subjects->List[i].Msgs;
+    }
+  }
+  return std::uint64_t{0};
+}
+
+bool nats_transport::is_connected() const {
+  return natsConnection_Status(impl_->conn.get()) == NATS_CONN_STATUS_CONNECTED;
+}
+
+std::optional<error> nats_transport::last_error() const {
+  std::lock_guard<std::mutex> guard{impl_->error_mutex};
+  return impl_->last_error;
+}
+
+std::string nats_transport::describe() const { return impl_->cfg.redacted(); }
+
+}  // namespace trellis::detail

@@ -1,0 +1,246 @@
+#pragma once
+
+/// @file
+/// Cluster mode's transport: task queues and outcome events carried durably
+/// by NATS JetStream (nats.c 3.4.1). No NATS type appears here; the handles
+/// live behind a pimpl in nats_transport.cpp, the one file that speaks
+/// nats.c. Streams, consumers and the values below are explained in
+/// docs/decisions/0008-nats-jetstream-transport.md.
+///
+/// Delivery semantics (the `transport` contract, made concrete):
+/// - `publish_tasks` and `publish_events` return success only after
+///   JetStream acknowledged every message as stored. Anything else is
+///   `errc::broker_unavailable`; nothing is dropped silently.
+/// - A fetched task or consumed event stays owned by the broker until it is
+///   acked. Unacked, it is delivered again after `ack_wait`, at most
+///   `max_deliver` times in all; `delivery.delivery_count` says which
+///   delivery this is (JetStream's NumDelivered).
+/// - Task messages carry `Nats-Msg-Id` = `outgoing_task::id`: the broker drops
+///   a re-published task whose id it stored within `dedup_window`.
+/// - Priority does not exist in NATS: `outgoing_task::priority` is ignored
+///   and a queue is served in publish order (see the decision record for the
+///   per-band subjects we would add if priority matters in cluster mode).
+
+#include "trellis/error.hpp"
+#include "trellis/transport/transport.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace trellis::detail {
+
+/// Settings of one NATS connection and of the JetStream assets it declares.
+/// Credentials are only ever printed by `redacted()`, which masks them.
+struct nats_config {
+  /// Servers to try, e.g. `nats://10.0.0.1:4222`. With more than one the
+  /// client picks among them and fails over on reconnect.
+  std::vector<std::string> urls{"nats://127.0.0.1:4222"};
+  /// The Trellis namespace (`trellis.<ns>.…`); see subject_space::make.
+  std::string ns = "default";
+  /// The partition whose events this process publishes and, as a
+  /// dispatcher, consumes (`trellis.<ns>.event.<partition>`).
+  int partition = 0;
+  /// The client name servers show in their monitoring.
+  std::string client_name = "trellis";
+
+  /// Task queues whose durable consumers (`worker-<queue>`) are declared at
+  /// connect, so a configuration error shows there and not in a fetch loop.
+  /// `fetch_tasks` declares the consumer of any other queue it is asked for.
+  std::vector<std::string> task_queues;
+  /// Serve every queue through the one consumer `all-queues` filtered on
+  /// `trellis.<ns>.task.>`. JetStream refuses overlapping consumers on a
+  /// work-queue stream, so within a namespace either every worker serves all
+  /// queues or every worker names its queues; mixing fails at connect.
+  bool all_task_queues = false;
+  /// Declare the dispatcher's event consumer (`dispatcher-<partition>`) at
+  /// connect. `consume_events` declares it too, but cannot report a failure.
+  bool consume_events = false;
+
+  /// User name for user/password authentication (empty: none).
+  std::string user;
+  /// Password for `user`. Never printed.
+  std::string password;
+  /// Authentication token (empty: none). Never printed.
+  std::string token;
+  /// Path of a `.creds` file (JWT + NKey seed) for decentralized auth.
+  std::string creds_file;
+  /// PEM file of CAs that sign the server's certificate; setting any TLS
+  /// path makes the connection require TLS.
+  std::string tls_ca_file;
+  /// PEM client certificate chain, for servers that verify clients.
+  std::string tls_cert_file;
+  /// PEM private key of `tls_cert_file`. The path is printed, never the key.
+  std::string tls_key_file;
+
+  /// How long a delivered message may stay unacked before JetStream
+  /// delivers it again. Longer than the slowest handler plus reporting.
+  std::chrono::milliseconds ack_wait{30'000};
+  /// Deliveries of one message before JetStream gives up on it and sends a
+  /// MAX_DELIVERIES advisory (see nats_transport::watch_exhausted_tasks).
+  int max_deliver = 5;
+  /// Unacked messages one consumer may have out at once, over all workers
+  /// (JetStream MaxAckPending). Throughput ≤ this / (fetch-to-ack latency).
+  int max_ack_pending = 20'000;
+  /// Async publishes one publishing thread may have waiting for their
+  /// PubAck (nats.c PublishAsync.MaxPending); beyond it publishing stalls.
+  int max_pending_publishes = 4096;
+  /// The most messages one pull request asks for.
+  int fetch_batch = 256;
+  /// How long a publish waits for its PubAcks (and for room under
+  /// `max_pending_publishes`) before it fails with broker_unavailable.
+  std::chrono::milliseconds publish_timeout{5'000};
+  /// Window within which JetStream drops a task whose `Nats-Msg-Id` it
+  /// already stored (stream `Duplicates`).
+  std::chrono::milliseconds dedup_window{120'000};
+  /// Timeout of the initial TCP/TLS connect, per server.
+  std::chrono::milliseconds connect_timeout{2'000};
+  /// Timeout of a JetStream API request (stream and consumer management).
+  std::chrono::milliseconds api_timeout{5'000};
+  /// Pause between reconnect attempts to the same server.
+  std::chrono::milliseconds reconnect_wait{250};
+  /// Random extra pause added to `reconnect_wait`, so clients do not all
+  /// come back at once after a server restart.
+  std::chrono::milliseconds reconnect_jitter{250};
+  /// Reconnect attempts per server; -1 retries forever.
+  int max_reconnect = -1;
+  /// Bytes of publishes and acks buffered while reconnecting. Publishes
+  /// still fail after `publish_timeout` if no PubAck comes back.
+  int reconnect_buffer_bytes = 8 * 1024 * 1024;
+  /// JetStream replicas of both streams (1 on a single server; 3 in a
+  /// cluster for surviving a node).
+  int replicas = 1;
+  /// Streams on disk (true) or in memory (false: faster, lost on restart,
+  /// which breaks promise 1; for benchmarks only).
+  bool file_storage = true;
+
+  /// The configuration as one line with every secret replaced by `***`
+  /// (password, token, and the user part of URLs such as
+  /// `nats://u:p@host`). Safe for logs and error messages.
+  std::string redacted() const;
+};
+
+/// Checks ranges and names (namespace, queues, partition); the error names
+/// the field (`errc::invalid_config`).
+expected<void> validate(const nats_config& cfg);
+
+/// A task message JetStream stopped delivering after `max_deliver`
+/// deliveries without an ack: the worker holding it died (or hung) that many
+/// times. The caller dead-letters it ("worker lost") and then discards it.
+struct exhausted_task {
+  /// The queue it was published to.
+  std::string queue;
+  /// Its sequence in the task stream, for `discard_exhausted_task`.
+  std::uint64_t stream_sequence = 0;
+  /// Deliveries JetStream made.
+  std::int32_t deliveries = 0;
+  /// The encoded envelope as published.
+  std::string bytes;
+};
+
+/// The NATS JetStream transport. Every member function is thread-safe;
+/// `fetch_tasks` may be called from many threads at once (each call uses
+/// its own pull subscription from a pool).
+///
+/// Lifetime: `close()` stops fetching and the event thread; acks are still
+/// accepted afterwards, so a draining worker can finish. The destructor
+/// flushes pending acks (bounded by `publish_timeout`) and closes the
+/// connection; deliveries not acked by then are redelivered by JetStream.
+class nats_transport final : public transport {
+ public:
+  /// Connects, then declares (creating or updating, idempotently) the task
+  /// and event streams and the consumers `cfg` asks for. Fails with
+  /// `errc::invalid_config` for a bad `cfg` or an asset JetStream refuses,
+  /// and `errc::broker_unavailable` when no server accepts the connection
+  /// (bad credentials included); messages never contain a secret.
+  static expected<std::unique_ptr<nats_transport>> connect(nats_config cfg);
+
+  ~nats_transport() override;
+  nats_transport(const nats_transport&) = delete;
+  nats_transport& operator=(const nats_transport&) = delete;
+
+  /// Publishes asynchronously to `trellis.<ns>.task.<queue>` with
+  /// `Nats-Msg-Id` = id, then waits for every PubAck. On success `messages`
+  /// is empty. On failure it is left whole: some may be stored already, and
+  /// publishing them again within `dedup_window` is dropped by the broker.
+  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override;
+
+  /// Pulls up to `max` (capped at `fetch_batch`) messages. `queues` empty:
+  /// through `all-queues` if configured, else from every queue in
+  /// `task_queues`. Several queues are polled in turn: first without
+  /// waiting, then in slices of `wait`, so a message on any of them is seen
+  /// within about `wait`. Returns empty on timeout, while disconnected, on
+  /// a broker error, and after `close()`.
+  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                    std::chrono::milliseconds wait) override;
+
+  /// Acks (explicit, not waiting for the server's confirmation). An ack lost
+  /// to a disconnect means one more delivery after `ack_wait`, never a loss.
+  /// Unknown or already acked tokens are ignored.
+  void ack_task(const delivery& d) override;
+
+  /// Publishes to `trellis.<ns>.event.<partition>` and waits for every
+  /// PubAck, so the events are stored before the caller acks its tasks
+  /// (promise 1). Events carry no `Nats-Msg-Id`: the dispatcher tolerates
+  /// duplicates, and a hash as id could drop a distinct event.
+  expected<void> publish_events(std::vector<std::string> messages) override;
+
+  /// Starts the event thread: it pulls batches from `dispatcher-<partition>`
+  /// and calls `sink` with each. Unacked events are delivered again after
+  /// `ack_wait`. Installing a second sink replaces the first.
+  void consume_events(std::function<void(std::vector<delivery>)> sink) override;
+
+  /// Acks an event the dispatcher committed. As `ack_task`.
+  void ack_event(const delivery& d) override;
+
+  /// Wakes every `fetch_tasks` (within one fetch slice, at most 100 ms),
+  /// makes later ones return empty at once, and stops the event thread.
+  void close() override;
+
+  /// `max_deliver`: a delivery whose `delivery_count` equals it is the last
+  /// one JetStream makes.
+  std::int32_t max_deliver() const noexcept;
+
+  /// Whether JetStream will not deliver `d` again if it is not acked. The
+  /// worker may treat such a delivery as its last chance (e.g. report a
+  /// failure rather than a retry request when it is shutting down).
+  bool is_last_delivery(const delivery& d) const noexcept { return d.delivery_count >= max_deliver(); }
+
+  /// Subscribes to JetStream's MAX_DELIVERIES advisories for the task
+  /// consumers of this namespace and calls `sink` (from a NATS thread) with
+  /// each exhausted task, read back from the stream. This is how "worker
+  /// lost" is detected: a task whose worker died on every delivery is never
+  /// acked, and JetStream, after `max_deliver` attempts, neither delivers
+  /// it again nor deletes it. Fails with broker_unavailable.
+  expected<void> watch_exhausted_tasks(std::function<void(exhausted_task)> sink);
+
+  /// Removes an exhausted task from the work-queue stream once it is
+  /// dead-lettered. Removing one that is already gone succeeds.
+  expected<void> discard_exhausted_task(std::uint64_t stream_sequence);
+
+  /// Messages of `queue` not yet delivered plus those delivered and not
+  /// acked (consumer lag, for metrics).
+  expected<std::uint64_t> queue_depth(const std::string& queue);
+
+  /// Whether the connection is up right now (false while reconnecting).
+  bool is_connected() const;
+
+  /// The most recent failure of a call that cannot return one (a fetch, an
+  /// ack, the event thread, an advisory), for health checks and logs; empty
+  /// when there was none. Secrets are masked.
+  std::optional<error> last_error() const;
+
+  /// The configuration in use, with secrets masked.
+  std::string describe() const;
+
+ private:
+  struct impl;
+  explicit nats_transport(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace trellis::detail

@@ -1,0 +1,146 @@
+#include "trellis/transport/subjects.hpp"
+
+#include <cctype>
+#include <utility>
+
+namespace trellis::detail {
+
+namespace {
+
+constexpr std::size_t max_token_length = 64;
+constexpr std::size_t max_namespace_length = 32;
+
+std::string describe(char c) {
+  auto code = static_cast<unsigned char>(c);
+  if (std::isprint(code) != 0 && c != ' ') {
+    return std::string{"'"} + c + "'";
+  }
+  return "byte " + std::to_string(static_cast<int>(code));
+}
+
+// Namespaces are lower case only (see make()), so this is one-to-one.
+std::string upper(const std::string& ns) {
+  std::string out;
+  out.reserve(ns.size());
+  for (char c : ns) {
+    out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+expected<void> validate_partition(int partition) {
+  if (partition < 0) {
+    return error{errc::invalid_config, "partition " + std::to_string(partition) + " is negative; partitions start at 0"};
+  }
+  return {};
+}
+
+}  // namespace
+
+expected<void> validate_token(std::string_view what, std::string_view token) {
+  if (token.empty()) {
+    return error{errc::invalid_config, std::string{what} + " is empty; a NATS subject token needs 1 character or more"};
+  }
+  if (token.size() > max_token_length) {
+    return error{errc::invalid_config, std::string{what} + " '" + std::string{token.substr(0, max_token_length)} +
+                                           "...' is longer than " + std::to_string(max_token_length) + " characters"};
+  }
+  for (char c : token) {
+    auto code = static_cast<unsigned char>(c);
+    // '.' separates subject tokens, '*' and '>' are wildcards, '/' and '\'
+    // would escape the directory JetStream makes for a stream or consumer.
+    bool bad = code < 0x21 || code > 0x7e || c == '.' || c == '*' || c == '>' || c == '/' || c == '\\';
+    if (bad) {
+      return error{errc::invalid_config, std::string{what} + " '" + std::string{token} + "' contains " + describe(c) +
+                                             "; allowed are printable ASCII characters except space . * > / \\"};
+    }
+  }
+  return {};
+}
+
+expected<subject_space> subject_space::make(std::string_view ns) {
+  if (ns.empty() || ns.size() > max_namespace_length) {
+    return error{errc::invalid_config, "namespace '" + std::string{ns} + "' must have 1 to " +
+                                           std::to_string(max_namespace_length) + " characters"};
+  }
+  for (std::size_t i = 0; i < ns.size(); ++i) {
+    char c = ns[i];
+    bool lower_or_digit = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    bool ok = lower_or_digit || (i > 0 && (c == '_' || c == '-'));
+    if (!ok) {
+      return error{errc::invalid_config, "namespace '" + std::string{ns} + "' contains " + describe(c) +
+                                             " at position " + std::to_string(i) +
+                                             "; allowed are a-z 0-9 and, after the first character, _ and -"};
+    }
+  }
+  return subject_space{std::string{ns}};
+}
+
+subject_space::subject_space(std::string ns) : ns_(std::move(ns)), prefix_("trellis." + ns_ + ".") {}
+
+expected<std::string> subject_space::task(std::string_view queue) const {
+  if (auto ok = validate_token("queue", queue); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "task." + std::string{queue};
+}
+
+std::string subject_space::all_tasks() const { return prefix_ + "task.>"; }
+
+expected<std::string> subject_space::event(int partition) const {
+  if (auto ok = validate_partition(partition); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "event." + std::to_string(partition);
+}
+
+std::string subject_space::all_events() const { return prefix_ + "event.>"; }
+
+expected<std::string> subject_space::submit(int partition) const {
+  if (auto ok = validate_partition(partition); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "submit." + std::to_string(partition);
+}
+
+std::string subject_space::control() const { return prefix_ + "ctl.>"; }
+
+expected<std::string> subject_space::control(std::string_view verb) const {
+  if (auto ok = validate_token("control verb", verb); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "ctl." + std::string{verb};
+}
+
+expected<std::string> subject_space::done(std::string_view workflow_id) const {
+  if (auto ok = validate_token("workflow id", workflow_id); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "done." + std::string{workflow_id};
+}
+
+std::string subject_space::task_stream() const { return "TRELLIS_" + upper(ns_) + "_TASKS"; }
+
+std::string subject_space::event_stream() const { return "TRELLIS_" + upper(ns_) + "_EVENTS"; }
+
+expected<std::string> subject_space::queue_consumer(std::string_view queue) const {
+  if (auto ok = validate_token("queue", queue); !ok) {
+    return ok.error();
+  }
+  return "worker-" + std::string{queue};
+}
+
+std::string subject_space::all_queues_consumer() const { return "all-queues"; }
+
+expected<std::string> subject_space::event_consumer(int partition) const {
+  if (auto ok = validate_partition(partition); !ok) {
+    return ok.error();
+  }
+  return "dispatcher-" + std::to_string(partition);
+}
+
+std::string subject_space::task_max_deliveries_advisory() const {
+  return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + task_stream() + ".*";
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,94 @@
+#pragma once
+
+/// @file
+/// The only place NATS subject, stream and consumer names are spelled. Every
+/// other file asks a `subject_space` for them, so the wire layout of
+/// DESIGN.md ("Wire protocol") is written down once:
+///
+/// | what                       | subject / name                    |
+/// |----------------------------|-----------------------------------|
+/// | task messages of a queue   | `trellis.<ns>.task.<queue>`       |
+/// | outcome events             | `trellis.<ns>.event.<partition>`  |
+/// | submissions                | `trellis.<ns>.submit.<partition>` |
+/// | control (ping, revoke ...) | `trellis.<ns>.ctl.>`              |
+/// | workflow finished          | `trellis.<ns>.done.<workflow>`    |
+/// | task stream                | `TRELLIS_<NS>_TASKS`              |
+/// | event stream               | `TRELLIS_<NS>_EVENTS`             |
+/// | per-queue task consumer    | `worker-<queue>`                  |
+/// | all-queues task consumer   | `all-queues`                      |
+/// | event consumer             | `dispatcher-<partition>`          |
+/// | task delivery exhausted    | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TRELLIS_<NS>_TASKS.*` |
+///
+/// Names that come from users (namespace, queue, workflow id) are validated:
+/// each must be exactly one NATS subject token that is also usable in a
+/// stream or durable consumer name, which JetStream turns into a directory.
+
+#include "trellis/error.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace trellis::detail {
+
+/// Checks that `token` can stand as one subject token and inside a stream or
+/// consumer name: 1 to 64 printable ASCII characters, none of them a space,
+/// `.`, `*`, `>`, `/` or `\`. `what` names the field in the error
+/// (`errc::invalid_config`), for example "queue".
+expected<void> validate_token(std::string_view what, std::string_view token);
+
+/// The subjects and JetStream names of one Trellis namespace. A value type;
+/// copies are cheap and every member function is safe to call concurrently.
+class subject_space {
+ public:
+  /// The space of namespace `ns`, which must be 1 to 32 characters of
+  /// `[a-z0-9_-]` starting with a letter or digit. Lower case only, so the
+  /// upper-cased stream names (`TRELLIS_<NS>_TASKS`) stay one-to-one with
+  /// namespaces. Fails with `errc::invalid_config` naming the bad character.
+  static expected<subject_space> make(std::string_view ns);
+
+  /// The namespace this space was made for.
+  const std::string& ns() const noexcept { return ns_; }
+
+  /// `trellis.<ns>.task.<queue>`; fails when `queue` is not a valid token.
+  expected<std::string> task(std::string_view queue) const;
+  /// `trellis.<ns>.task.>`: every queue (the task stream's subject).
+  std::string all_tasks() const;
+  /// `trellis.<ns>.event.<partition>`; fails for a negative partition.
+  expected<std::string> event(int partition) const;
+  /// `trellis.<ns>.event.>`: every partition (the event stream's subject).
+  std::string all_events() const;
+  /// `trellis.<ns>.submit.<partition>`; fails for a negative partition.
+  expected<std::string> submit(int partition) const;
+  /// `trellis.<ns>.ctl.>`: every control verb.
+  std::string control() const;
+  /// `trellis.<ns>.ctl.<verb>`; fails when `verb` is not a valid token.
+  expected<std::string> control(std::string_view verb) const;
+  /// `trellis.<ns>.done.<workflow>`; fails when the id is not a valid token.
+  expected<std::string> done(std::string_view workflow_id) const;
+
+  /// `TRELLIS_<NS>_TASKS`: the work-queue stream holding every task queue.
+  std::string task_stream() const;
+  /// `TRELLIS_<NS>_EVENTS`: the work-queue stream holding outcome events.
+  std::string event_stream() const;
+  /// `worker-<queue>`: the durable pull consumer shared by every worker of
+  /// `queue`; fails when `queue` is not a valid token.
+  expected<std::string> queue_consumer(std::string_view queue) const;
+  /// `all-queues`: the durable pull consumer of workers that serve every
+  /// queue. It cannot be mistaken for a queue's consumer, whose names all
+  /// start with `worker-`.
+  std::string all_queues_consumer() const;
+  /// `dispatcher-<partition>`: the durable pull consumer of the dispatcher
+  /// owning `partition`; fails for a negative partition.
+  expected<std::string> event_consumer(int partition) const;
+  /// The JetStream advisory subject announcing, for any consumer of the task
+  /// stream, a message that reached its MaxDeliver without an ack.
+  std::string task_max_deliveries_advisory() const;
+
+ private:
+  explicit subject_space(std::string ns);
+
+  std::string ns_;
+  std::string prefix_;  // "trellis.<ns>."
+};
+
+}  // namespace trellis::detail
