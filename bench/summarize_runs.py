@@ -13,11 +13,12 @@ import re
 import statistics
 import sys
 
-NUMBER = re.compile(r"^([\d,]+(?:\.\d+)?)\s*(\S+)")
+# A value cell: "126,831 tasks/s", "0.327 ms", "10.5 us / 6.9 us (cap ...)".
+PART = re.compile(r"^([\d,]+(?:\.\d+)?)\s*(\S*)")
 
 
 def parse(path):
-    """Yields (mode, workload, number, unit, target, met, load_before)."""
+    """Yields (mode, workload, [(number, unit)...], target, met, load_before)."""
     mode = None
     load = ""
     with open(path, encoding="utf-8") as f:
@@ -33,11 +34,20 @@ def parse(path):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if len(cells) < 4 or cells[0] == "workload":
                 continue
-            m = NUMBER.match(cells[1])
-            if not m:
+            parts = []
+            for text in cells[1].split("(")[0].split(" / "):
+                m = PART.match(text.strip())
+                if m:
+                    parts.append((float(m.group(1).replace(",", "")), m.group(2)))
+            if not parts:
                 continue
             met = None if cells[3] == "" else cells[3] == "yes"
-            yield mode, cells[0], float(m.group(1).replace(",", "")), m.group(2), cells[2], met, load
+            yield mode, cells[0], parts, cells[2], met, load
+
+
+def fmt(x, largest):
+    """Thousands without decimals for big numbers, three decimals otherwise."""
+    return f"{x:,.0f}" if largest >= 1000 else f"{x:.3f}"
 
 
 def main():
@@ -47,9 +57,10 @@ def main():
     loads = []
     for path in sys.argv[1:]:
         load = ""
-        for mode, workload, number, unit, target, met, load in parse(path):
-            entry = values.setdefault((mode, workload), {"unit": unit, "target": target, "xs": [], "met": []})
-            entry["xs"].append(number)
+        for mode, workload, parts, target, met, load in parse(path):
+            entry = values.setdefault((mode, workload), {"units": [u for _, u in parts], "target": target,
+                                                         "xs": [], "met": []})
+            entry["xs"].append([x for x, _ in parts])
             if met is not None:
                 entry["met"].append(met)
         loads.append(load or "?")
@@ -57,11 +68,15 @@ def main():
     print("| synchronous | workload | lowest | median | highest | target | runs that met it |")
     print("|-------------|----------|--------|--------|---------|--------|------------------|")
     for (mode, workload), e in values.items():
-        xs = e["xs"]
-        fmt = (lambda x: f"{x:,.0f}") if max(xs) >= 1000 else (lambda x: f"{x:.3f}")
+        columns = []
+        for pick in (min, statistics.median, max):
+            texts = []
+            for i, unit in enumerate(e["units"]):
+                xs = [run[i] for run in e["xs"] if len(run) > i]
+                texts.append(f"{fmt(pick(xs), max(xs))} {unit}")
+            columns.append(" / ".join(texts))
         met = f"{sum(e['met'])} of {len(e['met'])}" if e["met"] else ""
-        print(f"| {mode} | {workload} | {fmt(min(xs))} {e['unit']} | {fmt(statistics.median(xs))} {e['unit']} | "
-              f"{fmt(max(xs))} {e['unit']} | {e['target']} | {met} |")
+        print(f"| {mode} | {workload} | {' | '.join(columns)} | {e['target']} | {met} |")
     print()
 
 

@@ -39,12 +39,14 @@ enum field : std::uint8_t {
   f_error_message,
   f_duration_us,
   f_canvas,
+  f_detail,
   field_count,
 };
 
 constexpr std::array<std::string_view, field_count> field_names = {
     "v",     "type",   "id",      "sent_at", "trace",  "wf",         "node",          "attempt",     "task",  "queue",
     "args",  "kwargs", "options", "status",  "result", "error_type", "error_message", "duration_us", "canvas",
+    "detail",
 };
 
 constexpr std::uint32_t bit(field f) noexcept {
@@ -56,11 +58,14 @@ constexpr std::uint32_t task_fields = common_fields | bit(f_wf) | bit(f_node) | 
                                       bit(f_queue) | bit(f_args) | bit(f_kwargs) | bit(f_options);
 constexpr std::uint32_t outcome_fields = common_fields | bit(f_wf) | bit(f_node) | bit(f_attempt) | bit(f_task) |
                                          bit(f_status) | bit(f_result) | bit(f_error_type) |
-                                         bit(f_error_message) | bit(f_duration_us);
+                                         bit(f_error_message) | bit(f_duration_us) | bit(f_detail);
 constexpr std::uint32_t submit_fields = common_fields | bit(f_wf) | bit(f_canvas) | bit(f_options);
 // Which of the outcome fields depend on the status.
 constexpr std::uint32_t success_only = bit(f_result);
 constexpr std::uint32_t failure_only = bit(f_error_type) | bit(f_error_message);
+// Optional on the other statuses only: a retry's countdown (int, ms) or a
+// rejected message's original bytes (bin).
+constexpr std::uint32_t failure_optional = bit(f_detail);
 
 std::uint32_t allowed_fields(envelope_type t) noexcept {
   switch (t) {
@@ -77,7 +82,7 @@ std::uint32_t allowed_fields(envelope_type t) noexcept {
 std::uint32_t required_fields(envelope_type t) noexcept {
   auto required = allowed_fields(t) & ~bit(f_trace);
   if (t == envelope_type::outcome) {
-    required &= ~(success_only | failure_only);
+    required &= ~(success_only | failure_only | failure_optional);
   }
   return required;
 }
@@ -385,7 +390,7 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
       // drop one, so the rule is enforced here.
       const bool success = e.status == outcome_status::success;
       const std::uint32_t needed = success ? success_only : failure_only;
-      const std::uint32_t refused = success ? failure_only : success_only;
+      const std::uint32_t refused = success ? (failure_only | failure_optional) : success_only;
       for (std::size_t i = 0; i < field_count; ++i) {
         auto f = static_cast<field>(i);
         if ((needed & bit(f)) != 0 && (seen & bit(f)) == 0) {
@@ -402,7 +407,8 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
           return std::move(*err);
         }
       } else if (failed(read.string(f_error_type, e.error_type)) ||
-                 failed(read.string(f_error_message, e.error_message))) {
+                 failed(read.string(f_error_message, e.error_message)) ||
+                 ((seen & bit(f_detail)) != 0 && failed(read.any(f_detail, e.payload)))) {
         return std::move(*err);
       }
       break;
@@ -437,7 +443,7 @@ std::string encode(const envelope& e) {
       count += 8;
       break;
     case envelope_type::outcome:
-      count += e.status == outcome_status::success ? 7 : 8;
+      count += e.status == outcome_status::success ? 7 : (e.payload.is_nil() ? 8 : 9);
       break;
     case envelope_type::submit:
       count += 3;
@@ -490,6 +496,10 @@ std::string encode(const envelope& e) {
         pack_string(pk, e.error_type);
         pack_key(pk, f_error_message);
         pack_string(pk, e.error_message);
+        if (!e.payload.is_nil()) {
+          pack_key(pk, f_detail);
+          pack_value(pk, e.payload);
+        }
       }
       pack_key(pk, f_duration_us);
       pk.pack_int64(e.duration_us);

@@ -73,7 +73,10 @@ struct envelope {
   /// "expires_at_ms" (task);
   /// "submit_key" (submit).
   value::map options;
-  /// Task: unused. Outcome: the result. Submit: the canvas value.
+  /// Task: unused. Outcome: on success the result ("result"); otherwise an
+  /// optional detail ("detail"): a retry's countdown in ms (int), or the
+  /// original bytes (bin) of a task message the worker could not read.
+  /// Submit: the canvas value.
   value payload;
   outcome_status status = outcome_status::success;
   std::string error_type;

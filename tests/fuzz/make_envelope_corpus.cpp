@@ -7,11 +7,11 @@
 // Crashers found by the fuzzer are added to the corpus by hand (crash-<what>)
 // and are never overwritten by this program.
 
+#include "trellis/envelope.hpp"
+
 #include "support/envelopes.hpp"
 #include "support/files.hpp"
 #include "support/values.hpp"
-
-#include "trellis/envelope.hpp"
 
 #include <cstdint>
 #include <cstdio>
@@ -26,13 +26,11 @@ using trellis::value;
 using trellis::detail::encode;
 using trellis::detail::envelope;
 using trellis::detail::outcome_status;
-using trellis::test::field_list;
-using trellis::test::pack_fields;
-using trellis::test::pack_key;
-using trellis::test::raw_packer;
+// The envelope builders, field lists and hand-packing helpers.
+using namespace trellis::test;
 
 envelope task(bool full) {
-  auto e = trellis::test::task_envelope("wf-1:2:1", {"wf-1", 2, 1, "orders.charge"}, "payments");
+  auto e = task_envelope("wf-1:2:1", {"wf-1", 2, 1, "orders.charge"}, "payments");
   e.sent_at = 1'700'000'000'000;
   if (full) {
     e.args = {"A-17", 0, -1, 127, 128, -33, 65536, INT64_MIN, INT64_MAX, 0.5, -0.0, 1.0, nullptr, true, false,
@@ -45,7 +43,7 @@ envelope task(bool full) {
 }
 
 envelope outcome(outcome_status status) {
-  auto e = trellis::test::outcome_envelope(
+  auto e = outcome_envelope(
       "wf-1:2:1:outcome", {"wf-1", 2, 1, "orders.charge"}, status, value::map{{"receipt", "R-9"}, {"cents", 1999}},
       status == outcome_status::rejected ? "unknown_task" : "std::runtime_error", "payment gateway busy");
   e.sent_at = 1'700'000'000'100;
@@ -57,11 +55,8 @@ envelope submit() {
   value reserve = value::map{{"task", "orders.reserve"}, {"args", value::array{"A-17"}}};
   value notify = value::map{{"task", "orders.notify"}, {"args", value::array{"email"}}, {"immutable", true}};
   value close = value::map{{"task", "orders.close"}, {"args", value::array{"A-17"}}};
-  auto e = trellis::test::submit_envelope(
-      "submit-1", "order-A-17",
-      value::map{{"chain", value::array{reserve, value::map{{"chord", value::map{{"header", value::array{notify, notify}},
-                                                                               {"body", close}}}}}}},
-      "order-A-17");
+  value chord = value::map{{"chord", value::map{{"header", value::array{notify, notify}}, {"body", close}}}};
+  auto e = submit_envelope("submit-1", "order-A-17", value::map{{"chain", value::array{reserve, chord}}}, "order-A-17");
   e.sent_at = 1'700'000'000'200;
   return e;
 }
@@ -70,10 +65,19 @@ envelope submit() {
 /// (and replaces the args when `custom_args`).
 template <class Fn>
 std::string hand_task(std::uint32_t extra_count, Fn&& extra, bool custom_args = false) {
-  field_list fields{{"v", 1},       {"type", "task"},          {"id", "wf-1:0:1"},    {"sent_at", 0},
-                    {"wf", "wf-1"}, {"node", 0},               {"attempt", 1},        {"task", "t.x"},
-                    {"queue", "default"}, {"args", value::array{}}, {"kwargs", value::map{}}, {"options", value::map{}}};
-  return pack_fields(custom_args ? trellis::test::without(fields, "args") : fields, extra_count,
+  field_list fields{{"v", 1},
+                    {"type", "task"},
+                    {"id", "wf-1:0:1"},
+                    {"sent_at", 0},
+                    {"wf", "wf-1"},
+                    {"node", 0},
+                    {"attempt", 1},
+                    {"task", "t.x"},
+                    {"queue", "default"},
+                    {"args", value::array{}},
+                    {"kwargs", value::map{}},
+                    {"options", value::map{}}};
+  return pack_fields(custom_args ? without(fields, "args") : fields, extra_count,
                      std::forward<Fn>(extra));
 }
 
@@ -150,7 +154,7 @@ int main(int argc, char** argv) {
   files.emplace_back("invalid-huge-map-claim", std::string{"\xdf\xff\xff\xff\xff\xa1v\x01"});
 
   for (const auto& [name, bytes] : files) {
-    if (!trellis::test::write_file(dir + "/" + name, bytes)) {
+    if (!write_file(dir + "/" + name, bytes)) {
       std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), name.c_str());
       return 1;
     }

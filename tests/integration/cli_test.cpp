@@ -14,13 +14,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
 
 using nlohmann::json;
 using trellis::test::command_result;
-using trellis::test::line_count;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
 
@@ -191,29 +191,19 @@ TEST_CASE("every command on a database file of random bytes exits 3 saying it is
   REQUIRE(trellis::test::write_random_bytes(db, 20240611, 8192));
   auto file = write_file(dir, "wf.json", R"({"task": "add", "args": [1, 2]})");
 
-  SECTION("run") {
-    auto r = demo(dir, {"run", file, "--db", db});
-    INFO("stderr: " << r.err);
-    CHECK(r.status == 3);
-    CHECK(r.err.find("not a database") != std::string::npos);
-  }
-  SECTION("resume") {
-    auto r = demo(dir, {"resume", "--db", db});
-    INFO("stderr: " << r.err);
-    CHECK(r.status == 3);
-    CHECK(r.err.find("not a database") != std::string::npos);
-  }
-  SECTION("status") {
-    auto r = demo(dir, {"status", "0123456789abcdef", "--db", db});
-    INFO("stderr: " << r.err);
-    CHECK(r.status == 3);
-    CHECK(r.err.find("not a database") != std::string::npos);
-  }
-  SECTION("dlq list") {
-    auto r = demo(dir, {"dlq", "list", "--db", db});
-    INFO("stderr: " << r.err);
-    CHECK(r.status == 3);
-    CHECK(r.err.find("not a database") != std::string::npos);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> commands{
+      {"run", {"run", file, "--db", db}},
+      {"resume", {"resume", "--db", db}},
+      {"status", {"status", "0123456789abcdef", "--db", db}},
+      {"dlq list", {"dlq", "list", "--db", db}},
+  };
+  for (const auto& [name, args] : commands) {
+    DYNAMIC_SECTION(name) {
+      auto r = demo(dir, args);
+      INFO("stderr: " << r.err);
+      CHECK(r.status == 3);
+      CHECK(r.err.find("not a database") != std::string::npos);
+    }
   }
 }
 
@@ -301,7 +291,7 @@ TEST_CASE("dlq replay runs a dead-lettered step again and finishes its workflow"
   CHECK(j["state"] == "SUCCESS");
   CHECK(j["result"] == 11);  // touch wrote line 1; the chain went on: 1 + 10
   CHECK(j["error"].is_null());
-  CHECK(line_count(target) == 1);
+  CHECK(trellis::test::line_count(target) == 1);
   auto status = json::parse(demo(dir, {"status", j["id"].get<std::string>(), "--db", db}).last_line());
   CHECK(status["state"] == "SUCCESS");
   CHECK(status["result"] == 11);

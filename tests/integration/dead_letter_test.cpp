@@ -23,8 +23,6 @@ using namespace std::chrono_literals;
 using trellis::errc;
 using trellis::signature;
 using trellis::value;
-using trellis::test::only_dead_letter;
-using trellis::test::open_store;
 using trellis::test::temp_dir;
 
 trellis::engine_config config(const std::string& store_path) {
@@ -65,7 +63,7 @@ TEST_CASE("a handler that rejects its input is dead-lettered as bad_arguments wi
   auto id = run_failing(db, std::move(tasks), signature("ship", {"A-17"}));
 
   CHECK(calls->load() == 1);
-  auto d = only_dead_letter(db);
+  auto d = trellis::test::only_dead_letter(db);
   CHECK(d.reason == "bad_arguments");
   CHECK(d.task == "ship");
   CHECK(d.workflow_id == id);
@@ -73,7 +71,7 @@ TEST_CASE("a handler that rejects its input is dead-lettered as bad_arguments wi
   CHECK(d.attempts == 1);
   CHECK(d.error.find("order A-17 has no shipping address") != std::string::npos);
   CHECK_FALSE(d.envelope.empty());
-  auto attempts = open_store(db)->attempts_of(id);
+  auto attempts = trellis::test::open_store(db)->attempts_of(id);
   REQUIRE(attempts);
   CHECK(attempts->size() == 1);
 }
@@ -88,7 +86,7 @@ TEST_CASE("a task called with the wrong number of arguments is dead-lettered as 
   auto id = run_failing(db, std::move(tasks),
                         signature("add", {1, 2, 3}).retry(trellis::retry_policy::fixed(3, 1ms)));
 
-  auto d = only_dead_letter(db);
+  auto d = trellis::test::only_dead_letter(db);
   CHECK(d.reason == "bad_arguments");
   CHECK(d.task == "add");
   CHECK(d.workflow_id == id);
@@ -107,13 +105,13 @@ TEST_CASE("a step whose retries run out is dead-lettered as task_failed after ma
   auto id = run_failing(db, std::move(tasks),
                         signature("flaky", {10}).retry(trellis::retry_policy::fixed(max_retries, 1ms)));
 
-  auto d = only_dead_letter(db);
+  auto d = trellis::test::only_dead_letter(db);
   CHECK(d.reason == "task_failed");
   CHECK(d.task == "flaky");
   CHECK(d.workflow_id == id);
   CHECK(d.attempts == max_retries + 1);
   CHECK(d.error.find("attempt 3 of 10") != std::string::npos);
-  auto attempts = open_store(db)->attempts_of(id);
+  auto attempts = trellis::test::open_store(db)->attempts_of(id);
   REQUIRE(attempts);
   CHECK(attempts->size() == static_cast<std::size_t>(max_retries + 1));
 }

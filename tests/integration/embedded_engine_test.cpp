@@ -26,9 +26,7 @@ using trellis::canvas;
 using trellis::errc;
 using trellis::signature;
 using trellis::value;
-using trellis::test::line_count;
 using trellis::test::max_test_wait;
-using trellis::test::open_store;
 using trellis::test::temp_dir;
 
 trellis::task_registry demo_tasks() {
@@ -107,7 +105,7 @@ TEST_CASE("a second submission with the same key returns the first workflow and 
   REQUIRE(third);
   CHECK(third->id() == first->id());
   CHECK(to_json(third->wait_for(max_test_wait).value()) == "1");
-  CHECK(line_count(effect) == 1);
+  CHECK(trellis::test::line_count(effect) == 1);
 }
 
 TEST_CASE("a step whose idempotency key already succeeded returns the stored result without running",
@@ -123,7 +121,7 @@ TEST_CASE("a step whose idempotency key already succeeded returns the stored res
 
   CHECK(to_json(first) == "1");
   CHECK(to_json(second) == "101");
-  CHECK(line_count(effect) == 1);
+  CHECK(trellis::test::line_count(effect) == 1);
 }
 
 TEST_CASE("handlers see their attempt number, and a retried step succeeds on a later attempt",
@@ -203,7 +201,7 @@ TEST_CASE("a workflow outlives the engine that started it and finishes when the 
     id = h->id();
   }
   {
-    auto unfinished = open_store(db)->unfinished_workflows();
+    auto unfinished = trellis::test::open_store(db)->unfinished_workflows();
     REQUIRE(unfinished);
     REQUIRE(unfinished->size() == 1);
     CHECK(unfinished->front().id == id);
@@ -270,7 +268,7 @@ TEST_CASE("an attempt not started before it expires fails as revoked without run
   const auto& err = details.as_map();
   CHECK(err.at("task") == value("touch"));
   CHECK(err.at("type") == value("revoked"));
-  CHECK(line_count(marker) == 0);
+  CHECK(trellis::test::line_count(marker) == 0);
 }
 
 TEST_CASE("within a queue, a higher priority task runs first", "[integration][engine]") {

@@ -22,9 +22,7 @@ namespace {
 
 using nlohmann::json;
 using trellis::test::line_count;
-using trellis::test::open_store;
 using trellis::test::temp_dir;
-using trellis::test::try_count;
 using trellis::test::write_file;
 
 /// Starts `trellis-demo run FILE --db DB` in the background.
@@ -54,7 +52,7 @@ json resume_to_success(const temp_dir& dir, const std::string& db, const std::st
 
 /// The one unfinished workflow the killed run left behind.
 std::string unfinished_workflow(const std::string& db) {
-  auto unfinished = open_store(db)->unfinished_workflows();
+  auto unfinished = trellis::test::open_store(db)->unfinished_workflows();
   REQUIRE(unfinished);
   REQUIRE(unfinished->size() == 1);
   return unfinished->front().id;
@@ -86,14 +84,14 @@ TEST_CASE("a run killed in the middle of a chord header is finished by resume, e
 
   auto run = start_run(dir, file, db);
   REQUIRE(trellis::test::wait_until(
-      [&] { return try_count(db, "SELECT count(*) FROM nodes WHERE state = 3").value_or(0) >= 4; },
+      [&] { return trellis::test::try_count(db, "SELECT count(*) FROM nodes WHERE state = 3").value_or(0) >= 4; },
       trellis::test::max_test_wait, "at least 4 chord header members recorded as SUCCESS"));
   run->kill(SIGKILL);
   REQUIRE(run->wait() == 128 + SIGKILL);
 
   INFO("run stdout:\n" << run->stdout_text() << "\nrun stderr:\n" << run->stderr_text());
   auto id = unfinished_workflow(db);
-  auto done_before = try_count(db, "SELECT count(*) FROM nodes WHERE state = 3");
+  auto done_before = trellis::test::try_count(db, "SELECT count(*) FROM nodes WHERE state = 3");
   REQUIRE(done_before);
   REQUIRE(*done_before >= 4);
   REQUIRE(*done_before < header_size);  // the kill landed inside the header
@@ -104,14 +102,14 @@ TEST_CASE("a run killed in the middle of a chord header is finished by resume, e
   CHECK(outcome["result"] == json::parse("[2000, 1]"));
   CHECK(outcome["error"].is_null());
   // Every leaf has exactly one row, in SUCCESS; the body's effect happened once.
-  auto nodes = open_store(db)->nodes_of(id);
+  auto nodes = trellis::test::open_store(db)->nodes_of(id);
   REQUIRE(nodes);
   CHECK(static_cast<std::int64_t>(nodes->size()) == leaves);
   for (const auto& n : *nodes) {
     CHECK(n.state == trellis::node_state::success);
   }
   CHECK(line_count(effect) == 1);
-  CHECK(open_store(db)->unfinished_workflows()->empty());
+  CHECK(trellis::test::open_store(db)->unfinished_workflows()->empty());
 }
 
 TEST_CASE("a run killed while a retry is pending is finished by resume, which keeps counting attempts",
@@ -125,19 +123,19 @@ TEST_CASE("a run killed while a retry is pending is finished by resume, which ke
 
   auto run = start_run(dir, file, db);
   REQUIRE(trellis::test::wait_until(
-      [&] { return try_count(db, "SELECT count(*) FROM nodes WHERE state = 5 AND attempt = 1").value_or(0) == 1; },
+      [&] { return trellis::test::try_count(db, "SELECT count(*) FROM nodes WHERE state = 5 AND attempt = 1") == 1; },
       trellis::test::max_test_wait, "the node row in RETRY after attempt 1 failed"));
   run->kill(SIGKILL);
   REQUIRE(run->wait() == 128 + SIGKILL);
 
   INFO("run stdout:\n" << run->stdout_text() << "\nrun stderr:\n" << run->stderr_text());
   auto id = unfinished_workflow(db);
-  REQUIRE(try_count(db, "SELECT count(*) FROM attempts") == 1);
+  REQUIRE(trellis::test::try_count(db, "SELECT count(*) FROM attempts") == 1);
 
   auto outcome = resume_to_success(dir, db, id);
 
   CHECK(outcome["result"] == 3);
-  auto store = open_store(db);
+  auto store = trellis::test::open_store(db);
   auto nodes = store->nodes_of(id);
   REQUIRE(nodes);
   REQUIRE(nodes->size() == 1);

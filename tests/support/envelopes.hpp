@@ -6,11 +6,11 @@
 /// writes (missing, duplicate, unknown or mistyped fields), and a field-by-field
 /// comparison. No Catch2 here: the corpus generator uses it too.
 
-#include "support/values.hpp"
-
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/value.hpp"
+
+#include "support/values.hpp"
 
 #include <msgpack.hpp>
 
@@ -30,15 +30,21 @@ struct attempt_address {
   std::string task;
 };
 
+/// An envelope of `type` about attempt `about`; the caller adds the rest.
+inline detail::envelope addressed_envelope(detail::envelope_type type, std::string id, attempt_address about) {
+  detail::envelope e;
+  e.type = type;
+  e.id = std::move(id);
+  e.workflow_id = std::move(about.workflow_id);
+  e.node = about.node;
+  e.attempt = about.attempt;
+  e.task = std::move(about.task);
+  return e;
+}
+
 /// A task envelope for attempt `to`, routed to `queue`; no arguments yet.
 inline detail::envelope task_envelope(std::string id, attempt_address to, std::string queue) {
-  detail::envelope e;
-  e.type = detail::envelope_type::task;
-  e.id = std::move(id);
-  e.workflow_id = std::move(to.workflow_id);
-  e.node = to.node;
-  e.attempt = to.attempt;
-  e.task = std::move(to.task);
+  auto e = addressed_envelope(detail::envelope_type::task, std::move(id), std::move(to));
   e.queue = std::move(queue);
   return e;
 }
@@ -47,13 +53,7 @@ inline detail::envelope task_envelope(std::string id, attempt_address to, std::s
 /// a success and the error otherwise, never both, as the wire demands.
 inline detail::envelope outcome_envelope(std::string id, attempt_address of, detail::outcome_status status,
                                          value result, std::string error_type, std::string error_message) {
-  detail::envelope e;
-  e.type = detail::envelope_type::outcome;
-  e.id = std::move(id);
-  e.workflow_id = std::move(of.workflow_id);
-  e.node = of.node;
-  e.attempt = of.attempt;
-  e.task = std::move(of.task);
+  auto e = addressed_envelope(detail::envelope_type::outcome, std::move(id), std::move(of));
   e.status = status;
   if (status == detail::outcome_status::success) {
     e.payload = std::move(result);

@@ -64,6 +64,15 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
             task->queue, 0};
   }
   auto out = outcome_for(*task);
+  // Task options change what running means, so an option this build does not
+  // know is refused like an unknown contract version, never ignored.
+  for (const auto& [name, option] : task->options) {
+    if (name != "idempotency_key" && name != "time_limit_ms" && name != "expires_at_ms") {
+      return {rejected(std::move(out), errc::unsupported_version,
+                       "task option '" + name + "' is not part of envelope version 1"),
+              task->queue, 0};
+    }
+  }
   const auto* entry = tasks.find(task->task);
   if (entry == nullptr) {
     return {rejected(std::move(out), errc::unknown_task,

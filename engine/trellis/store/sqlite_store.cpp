@@ -335,6 +335,17 @@ constexpr std::string_view dead_letter_columns =
 /// The parameter binding of a query that takes none.
 void no_parameters(binder&) {}
 
+/// How `impl::query` adds a row to what it returns.
+template <class T>
+void keep_row(std::vector<T>& rows, T row) {
+  rows.push_back(std::move(row));
+}
+
+template <class T>
+void keep_row(std::optional<T>& rows, T row) {
+  rows = std::move(row);
+}
+
 std::string select_from(std::string_view columns, std::string_view rest) {
   std::string sql{"SELECT "};
   sql += columns;
@@ -400,10 +411,24 @@ struct sqlite_store::impl {
     return {};
   }
 
-  /// As `run`, for an UPDATE that must hit exactly the row it names.
-  template <class What>
-  expected<void> run_update(const statement_use& use, const binder& b, What what) {
-    auto done = run(use, b, what);
+  /// Runs a write statement of the batch: refused on a read-only store, else
+  /// `bind` sets its parameters on a `binder&` and it is stepped to completion.
+  /// Text and blobs bound must outlive the call (they are bound SQLITE_STATIC).
+  template <class Bind, class What>
+  expected<void> write(sqlite3_stmt* stmt, Bind bind, What what) {
+    if (read_only) {
+      return refuse_write(what());
+    }
+    statement_use use{stmt};
+    binder b{use.get()};
+    bind(b);
+    return run(use, b, what);
+  }
+
+  /// As `write`, for an UPDATE that must hit exactly the row it names.
+  template <class Bind, class What>
+  expected<void> update(sqlite3_stmt* stmt, Bind bind, What what) {
+    auto done = write(stmt, bind, what);
     if (!done) {
       return done;
     }
@@ -413,74 +438,33 @@ struct sqlite_store::impl {
     return {};
   }
 
-  /// Runs a query: `bind` sets its parameters on a `binder&`, and each row
-  /// goes to `on_row` (which returns `expected<void>`), stopping at the first
-  /// failure.
-  template <class Bind, class OnRow, class What>
-  expected<void> each_row(sqlite3_stmt* stmt, Bind bind, OnRow on_row, What what) {
+  /// Runs a query and collects its rows into a `Rows`: a `std::vector<T>`
+  /// keeps every row, a `std::optional<T>` the one a key names. `bind` sets
+  /// the parameters on a `binder&`; `read` makes a row a `T` (returning `T`,
+  /// or `expected<T>` when the row may be damaged). Stops at the first failure.
+  template <class Rows, class Bind, class Read, class What>
+  expected<Rows> query(sqlite3_stmt* stmt, Bind bind, Read read, What what) {
     statement_use use{stmt};
     binder b{use.get()};
     bind(b);
     if (b.rc() != SQLITE_OK) {
       return failure(db.get(), b.rc(), what());
     }
+    Rows rows;
     for (;;) {
       int rc = sqlite3_step(use.get());
       if (rc == SQLITE_DONE) {
-        return {};
+        return rows;
       }
       if (rc != SQLITE_ROW) {
         return failure(db.get(), rc, what());
       }
-      auto r = on_row(use.get());
-      if (!r) {
-        return r;
+      expected<typename Rows::value_type> row = read(use.get());
+      if (!row) {
+        return row.error();
       }
+      keep_row(rows, std::move(*row));
     }
-  }
-
-  /// Every row of a query, each made a `T` by `read` (which returns `T` or
-  /// `expected<T>`).
-  template <class T, class Bind, class Read, class What>
-  expected<std::vector<T>> query_all(sqlite3_stmt* stmt, Bind bind, Read read, What what) {
-    std::vector<T> out;
-    auto done = each_row(
-        stmt, bind,
-        [&out, &read](sqlite3_stmt* row) -> expected<void> {
-          expected<T> r = read(row);
-          if (!r) {
-            return r.error();
-          }
-          out.push_back(std::move(*r));
-          return {};
-        },
-        what);
-    if (!done) {
-      return done.error();
-    }
-    return out;
-  }
-
-  /// The row of a query that names at most one (by its key), made a `T` by
-  /// `read` as in `query_all`; nothing when there is no such row.
-  template <class T, class Bind, class Read, class What>
-  expected<std::optional<T>> query_one(sqlite3_stmt* stmt, Bind bind, Read read, What what) {
-    std::optional<T> found;
-    auto done = each_row(
-        stmt, bind,
-        [&found, &read](sqlite3_stmt* row) -> expected<void> {
-          expected<T> r = read(row);
-          if (!r) {
-            return r.error();
-          }
-          found = std::move(*r);
-          return {};
-        },
-        what);
-    if (!done) {
-      return done.error();
-    }
-    return found;
   }
 };
 
@@ -634,31 +618,30 @@ void sqlite_store::impl::prepare_statements() {
 
 namespace {
 
+/// Moves a column that `read` returned into `out`; false, with the error kept
+/// in `err`, when the column was damaged.
+template <class T>
+bool take(expected<T> read, T& out, error& err) {
+  if (!read) {
+    err = std::move(read.error());
+    return false;
+  }
+  out = std::move(*read);
+  return true;
+}
+
 expected<workflow_record> read_workflow(sqlite3_stmt* stmt) {
   workflow_record w;
   w.id = column_text(stmt, 0);
   auto what = [&w] { return "workflow " + w.id; };
   w.submit_key = column_optional_text(stmt, 1);
-  auto state = column_state(stmt, 2, what);
-  if (!state) {
-    return state.error();
+  error err;
+  if (!take(column_state(stmt, 2, what), w.state, err) ||
+      !take(column_value(stmt, 3, [&] { return what() + " canvas"; }), w.canvas, err) ||
+      !take(column_value(stmt, 4, [&] { return what() + " result"; }), w.result, err) ||
+      !take(column_value(stmt, 5, [&] { return what() + " error"; }), w.error, err)) {
+    return err;
   }
-  w.state = *state;
-  auto canvas = column_value(stmt, 3, [&] { return what() + " canvas"; });
-  if (!canvas) {
-    return canvas.error();
-  }
-  w.canvas = std::move(*canvas);
-  auto result = column_value(stmt, 4, [&] { return what() + " result"; });
-  if (!result) {
-    return result.error();
-  }
-  w.result = std::move(*result);
-  auto err = column_value(stmt, 5, [&] { return what() + " error"; });
-  if (!err) {
-    return err.error();
-  }
-  w.error = std::move(*err);
   w.created_at = sqlite3_column_int64(stmt, 6);
   w.finished_at = sqlite3_column_int64(stmt, 7);
   return w;
@@ -670,22 +653,13 @@ expected<node_record> read_node(sqlite3_stmt* stmt) {
   n.node = sqlite3_column_int(stmt, 1);
   auto what = [&n] { return "node " + std::to_string(n.node) + " of workflow " + n.workflow_id; };
   n.task = column_text(stmt, 2);
-  auto state = column_state(stmt, 3, what);
-  if (!state) {
-    return state.error();
-  }
-  n.state = *state;
   n.attempt = sqlite3_column_int(stmt, 4);
-  auto result = column_value(stmt, 5, [&] { return what() + " result"; });
-  if (!result) {
-    return result.error();
+  error err;
+  if (!take(column_state(stmt, 3, what), n.state, err) ||
+      !take(column_value(stmt, 5, [&] { return what() + " result"; }), n.result, err) ||
+      !take(column_value(stmt, 6, [&] { return what() + " error"; }), n.error, err)) {
+    return err;
   }
-  n.result = std::move(*result);
-  auto err = column_value(stmt, 6, [&] { return what() + " error"; });
-  if (!err) {
-    return err.error();
-  }
-  n.error = std::move(*err);
   n.due_at = sqlite3_column_int64(stmt, 7);
   n.updated_at = sqlite3_column_int64(stmt, 8);
   n.retry_base = sqlite3_column_int(stmt, 9);
@@ -740,12 +714,8 @@ int sqlite_store::current_schema_version() noexcept { return schema_version_of_t
 int sqlite_store::schema_version() const { return impl_->version; }
 
 expected<void> sqlite_store::begin() {
-  auto what = [this] { return "begin a write batch on store '" + impl_->path + "'"; };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
-  statement_use use{impl_->begin.get()};
-  return impl_->run(use, binder{use.get()}, what);
+  return impl_->write(impl_->begin.get(), no_parameters,
+                      [this] { return "begin a write batch on store '" + impl_->path + "'"; });
 }
 
 expected<void> sqlite_store::commit() {
@@ -764,123 +734,102 @@ void sqlite_store::rollback() noexcept {
 }
 
 expected<void> sqlite_store::insert_workflow(const workflow_record& w) {
-  auto what = [&w] { return "insert workflow " + w.id; };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
   auto canvas = pack_column(w.canvas);
   auto result = pack_column(w.result);
   auto err = pack_column(w.error);
-  statement_use use{impl_->insert_workflow.get()};
-  binder b{use.get()};
-  b.text(w.id)
-      .optional_text(w.submit_key)
-      .state(w.state)
-      .packed(canvas)
-      .packed(result)
-      .packed(err)
-      .integer(w.created_at)
-      .integer(w.finished_at);
-  return impl_->run(use, b, what);
+  return impl_->write(
+      impl_->insert_workflow.get(),
+      [&](binder& b) {
+        b.text(w.id)
+            .optional_text(w.submit_key)
+            .state(w.state)
+            .packed(canvas)
+            .packed(result)
+            .packed(err)
+            .integer(w.created_at)
+            .integer(w.finished_at);
+      },
+      [&w] { return "insert workflow " + w.id; });
 }
 
 expected<void> sqlite_store::finish_workflow(const std::string& id, node_state state, const value& result,
                                              const value& error, epoch_ms at) {
-  auto what = [&id] { return "finish workflow " + id; };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
   auto packed_result = pack_column(result);
   auto packed_error = pack_column(error);
-  statement_use use{impl_->finish_workflow.get()};
-  binder b{use.get()};
-  b.text(id).state(state).packed(packed_result).packed(packed_error).integer(at);
-  return impl_->run_update(use, b, what);
+  return impl_->update(
+      impl_->finish_workflow.get(),
+      [&](binder& b) { b.text(id).state(state).packed(packed_result).packed(packed_error).integer(at); },
+      [&id] { return "finish workflow " + id; });
 }
 
 expected<void> sqlite_store::reopen_workflow(const std::string& id) {
-  auto what = [&id] { return "reopen workflow " + id; };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
-  statement_use use{impl_->reopen_workflow.get()};
-  binder b{use.get()};
-  b.text(id).state(node_state::started);
-  return impl_->run_update(use, b, what);
+  return impl_->update(
+      impl_->reopen_workflow.get(), [&id](binder& b) { b.text(id).state(node_state::started); },
+      [&id] { return "reopen workflow " + id; });
 }
 
 expected<void> sqlite_store::upsert_node(const node_record& n) {
-  auto what = [&n] { return "upsert node " + std::to_string(n.node) + " of workflow " + n.workflow_id; };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
   auto result = pack_column(n.result);
   auto err = pack_column(n.error);
-  statement_use use{impl_->upsert_node.get()};
-  binder b{use.get()};
-  b.text(n.workflow_id)
-      .integer(n.node)
-      .text(n.task)
-      .state(n.state)
-      .integer(n.attempt)
-      .packed(result)
-      .packed(err)
-      .integer(n.due_at)
-      .integer(n.updated_at)
-      .integer(n.retry_base);
-  return impl_->run(use, b, what);
+  return impl_->write(
+      impl_->upsert_node.get(),
+      [&](binder& b) {
+        b.text(n.workflow_id)
+            .integer(n.node)
+            .text(n.task)
+            .state(n.state)
+            .integer(n.attempt)
+            .packed(result)
+            .packed(err)
+            .integer(n.due_at)
+            .integer(n.updated_at)
+            .integer(n.retry_base);
+      },
+      [&n] { return "upsert node " + std::to_string(n.node) + " of workflow " + n.workflow_id; });
 }
 
 expected<void> sqlite_store::insert_attempt(const attempt_record& a) {
-  auto what = [&a] {
-    return "insert attempt " + std::to_string(a.attempt) + " of node " + std::to_string(a.node) + " of workflow " +
-           a.workflow_id;
-  };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
-  statement_use use{impl_->insert_attempt.get()};
-  binder b{use.get()};
-  b.text(a.workflow_id)
-      .integer(a.node)
-      .integer(a.attempt)
-      .text(a.error_type)
-      .text(a.error_message)
-      .integer(a.finished_at);
-  return impl_->run(use, b, what);
+  return impl_->write(
+      impl_->insert_attempt.get(),
+      [&a](binder& b) {
+        b.text(a.workflow_id)
+            .integer(a.node)
+            .integer(a.attempt)
+            .text(a.error_type)
+            .text(a.error_message)
+            .integer(a.finished_at);
+      },
+      [&a] {
+        return "insert attempt " + std::to_string(a.attempt) + " of node " + std::to_string(a.node) +
+               " of workflow " + a.workflow_id;
+      });
 }
 
 expected<void> sqlite_store::put_idempotency_key(const std::string& key, const value& result,
                                                  const std::string& workflow_id, std::int32_t node, epoch_ms at) {
-  auto what = [&key] { return "record idempotency key '" + key + "'"; };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
   auto packed_result = pack_column(result);
-  statement_use use{impl_->put_idempotency_key.get()};
-  binder b{use.get()};
-  b.text(key).packed(packed_result).text(workflow_id).integer(node).integer(at);
-  return impl_->run(use, b, what);
+  return impl_->write(
+      impl_->put_idempotency_key.get(),
+      [&](binder& b) { b.text(key).packed(packed_result).text(workflow_id).integer(node).integer(at); },
+      [&key] { return "record idempotency key '" + key + "'"; });
 }
 
 expected<std::int64_t> sqlite_store::insert_dead_letter(const dead_letter_record& d) {
-  auto what = [&d] { return "insert dead letter for message '" + d.message_id + "' (reason " + d.reason + ")"; };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
-  statement_use use{impl_->insert_dead_letter.get()};
-  binder b{use.get()};
-  b.text(d.message_id)
-      .text(d.workflow_id)
-      .integer(d.node)
-      .text(d.task)
-      .text(d.reason)
-      .text(d.error)
-      .integer(d.attempts)
-      .blob(d.envelope)
-      .integer(d.created_at)
-      .integer(d.replayed_at);
-  auto done = impl_->run(use, b, what);
+  auto done = impl_->write(
+      impl_->insert_dead_letter.get(),
+      [&d](binder& b) {
+        b.text(d.message_id)
+            .text(d.workflow_id)
+            .integer(d.node)
+            .text(d.task)
+            .text(d.reason)
+            .text(d.error)
+            .integer(d.attempts)
+            .blob(d.envelope)
+            .integer(d.created_at)
+            .integer(d.replayed_at);
+      },
+      [&d] { return "insert dead letter for message '" + d.message_id + "' (reason " + d.reason + ")"; });
   if (!done) {
     return done.error();
   }
@@ -888,61 +837,56 @@ expected<std::int64_t> sqlite_store::insert_dead_letter(const dead_letter_record
 }
 
 expected<void> sqlite_store::mark_dead_letter_replayed(std::int64_t id, epoch_ms at) {
-  auto what = [id] { return "mark dead letter " + std::to_string(id) + " replayed"; };
-  if (impl_->read_only) {
-    return impl_->refuse_write(what());
-  }
-  statement_use use{impl_->mark_dead_letter_replayed.get()};
-  binder b{use.get()};
-  b.integer(id).integer(at);
-  return impl_->run_update(use, b, what);
+  return impl_->update(
+      impl_->mark_dead_letter_replayed.get(), [id, at](binder& b) { b.integer(id).integer(at); },
+      [id] { return "mark dead letter " + std::to_string(id) + " replayed"; });
 }
 
 expected<std::optional<workflow_record>> sqlite_store::find_workflow(const std::string& id) {
-  return impl_->query_one<workflow_record>(
+  return impl_->query<std::optional<workflow_record>>(
       impl_->find_workflow.get(), [&id](binder& b) { b.text(id); }, read_workflow,
       [&id] { return "find workflow " + id; });
 }
 
 expected<std::optional<workflow_record>> sqlite_store::find_workflow_by_key(const std::string& submit_key) {
-  return impl_->query_one<workflow_record>(
+  return impl_->query<std::optional<workflow_record>>(
       impl_->find_workflow_by_key.get(), [&submit_key](binder& b) { b.text(submit_key); }, read_workflow,
       [&submit_key] { return "find workflow by submit key '" + submit_key + "'"; });
 }
 
 expected<std::vector<workflow_record>> sqlite_store::unfinished_workflows() {
-  return impl_->query_all<workflow_record>(
+  return impl_->query<std::vector<workflow_record>>(
       impl_->unfinished_workflows.get(), no_parameters, read_workflow,
       [this] { return "list unfinished workflows of store '" + impl_->path + "'"; });
 }
 
 expected<std::vector<node_record>> sqlite_store::nodes_of(const std::string& workflow_id) {
-  return impl_->query_all<node_record>(
+  return impl_->query<std::vector<node_record>>(
       impl_->nodes_of.get(), [&workflow_id](binder& b) { b.text(workflow_id); }, read_node,
       [&workflow_id] { return "read nodes of workflow " + workflow_id; });
 }
 
 expected<std::vector<attempt_record>> sqlite_store::attempts_of(const std::string& workflow_id) {
-  return impl_->query_all<attempt_record>(
+  return impl_->query<std::vector<attempt_record>>(
       impl_->attempts_of.get(), [&workflow_id](binder& b) { b.text(workflow_id); }, read_attempt,
       [&workflow_id] { return "read attempts of workflow " + workflow_id; });
 }
 
 expected<std::optional<value>> sqlite_store::find_idempotency_key(const std::string& key) {
   auto what = [&key] { return "idempotency key '" + key + "'"; };
-  return impl_->query_one<value>(
+  return impl_->query<std::optional<value>>(
       impl_->find_idempotency_key.get(), [&key](binder& b) { b.text(key); },
       [&what](sqlite3_stmt* stmt) { return column_value(stmt, 0, what); }, [&what] { return "find " + what(); });
 }
 
 expected<std::vector<dead_letter_record>> sqlite_store::dead_letters(bool include_replayed) {
-  return impl_->query_all<dead_letter_record>(
+  return impl_->query<std::vector<dead_letter_record>>(
       impl_->dead_letters.get(), [include_replayed](binder& b) { b.integer(include_replayed ? 1 : 0); },
       read_dead_letter, [this] { return "list dead letters of store '" + impl_->path + "'"; });
 }
 
 expected<std::optional<dead_letter_record>> sqlite_store::find_dead_letter(std::int64_t id) {
-  return impl_->query_one<dead_letter_record>(
+  return impl_->query<std::optional<dead_letter_record>>(
       impl_->find_dead_letter.get(), [id](binder& b) { b.integer(id); }, read_dead_letter,
       [id] { return "find dead letter " + std::to_string(id); });
 }

@@ -20,20 +20,13 @@ using trellis::detail::envelope;
 using trellis::detail::envelope_limits;
 using trellis::detail::envelope_type;
 using trellis::detail::outcome_status;
-using trellis::test::envelope_difference;
-using trellis::test::field_list;
-using trellis::test::nested;
-using trellis::test::pack_fields;
-using trellis::test::pack_key;
-using trellis::test::plus;
-using trellis::test::raw_msgpack;
-using trellis::test::with;
-using trellis::test::without;
+// The envelope builders, field lists and hand-packing helpers.
+using namespace trellis::test;
 
 namespace {
 
 envelope sample_task() {
-  auto e = trellis::test::task_envelope("wf-1:3:2", {"wf-1", 3, 2, "orders.charge"}, "payments");
+  auto e = task_envelope("wf-1:3:2", {"wf-1", 3, 2, "orders.charge"}, "payments");
   e.args = {"A-17", 42, -7, 2.5, 1.0, nullptr, true, trellis::binary{{0xde, 0xad}},
             value::array{1, value::array{"nested"}}};
   e.kwargs = {{"currency", "EUR"}, {"dry_run", false}, {"lines", value::map{{"sku", "X-1"}, {"qty", 3}}}};
@@ -44,9 +37,9 @@ envelope sample_task() {
 }
 
 envelope sample_outcome(outcome_status status) {
-  auto e = trellis::test::outcome_envelope("wf-1:3:2:outcome", {"wf-1", 3, 2, "orders.charge"}, status,
-                                           value::map{{"charged", 1999}, {"receipt", "R-9"}}, "std::runtime_error",
-                                           "payment gateway busy");
+  auto e = outcome_envelope("wf-1:3:2:outcome", {"wf-1", 3, 2, "orders.charge"}, status,
+                            value::map{{"charged", 1999}, {"receipt", "R-9"}}, "std::runtime_error",
+                            "payment gateway busy");
   e.trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   e.sent_at = 1'700'000'000'456;
   e.duration_us = 15'250;
@@ -54,7 +47,7 @@ envelope sample_outcome(outcome_status status) {
 }
 
 envelope sample_submit() {
-  auto e = trellis::test::submit_envelope(
+  auto e = submit_envelope(
       "submit-77", "order-A-17",
       value::map{{"chain", value::array{value::map{{"task", "orders.reserve"}, {"args", value::array{"A-17"}}},
                                         value::map{{"task", "orders.charge"}, {"args", value::array{}}}}}},
@@ -159,11 +152,15 @@ TEST_CASE("fields a type does not use are not encoded", "[unit][envelope]") {
   REQUIRE(decoded_success);
   CHECK(decoded_success->error_type.empty());
 
+  // Other outcomes carry a payload only as their optional "detail".
   auto failure = sample_outcome(outcome_status::failure);
-  failure.payload = 5;
   auto decoded_failure = decode(encode(failure));
   REQUIRE(decoded_failure);
   CHECK(decoded_failure->payload.is_nil());
+  failure.payload = 5;
+  decoded_failure = decode(encode(failure));
+  REQUIRE(decoded_failure);
+  CHECK(decoded_failure->payload == value(5));
 }
 
 TEST_CASE("the hand-packed baselines used by the rejection tests decode", "[unit][envelope]") {
@@ -345,6 +342,8 @@ TEST_CASE("an outcome carries a result or an error, never both", "[unit][envelop
                    "unexpected field 'error_type' in a success outcome");
   require_rejected(pack_fields(plus(outcome_fields("failure"), "result", 1)), errc::malformed_envelope,
                    "unexpected field 'result' in a failure outcome");
+  require_rejected(pack_fields(plus(outcome_fields("success"), "detail", 1)), errc::malformed_envelope,
+                   "unexpected field 'detail' in a success outcome");
   require_rejected(pack_fields(with(outcome_fields("failure"), "status", "exploded")), errc::malformed_envelope,
                    "unknown outcome status 'exploded'");
 }

@@ -1,0 +1,493 @@
+// The NATS JetStream transport against a real nats-server: publish, fetch and
+// ack; redelivery after AckWait; broker-side dedup by message id; events to
+// the dispatcher's sink; a server restart that loses nothing; credentials
+// that never leak into errors; exhausted deliveries reported for
+// dead-lettering.
+
+#include "support/nats_server.hpp"
+#include "support/wait_until.hpp"
+
+#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/subjects.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using trellis::errc;
+using trellis::detail::delivery;
+using trellis::detail::exhausted_task;
+using trellis::detail::nats_config;
+using trellis::detail::nats_transport;
+using trellis::detail::outgoing_task;
+using trellis::test::max_test_wait;
+using trellis::test::nats_server;
+using trellis::test::nats_server_options;
+using trellis::test::wait_until;
+
+nats_config config_for(const nats_server& server) {
+  nats_config cfg;
+  cfg.urls = {server.url()};
+  cfg.ns = "test";
+  cfg.task_queues = {"q"};
+  cfg.consume_events = true;
+  // Short enough that redelivery tests finish quickly, long enough that a
+  // loaded CI machine acks in time in the other tests.
+  cfg.ack_wait = 2'000ms;
+  return cfg;
+}
+
+std::unique_ptr<nats_transport> connect(const nats_config& cfg) {
+  auto t = nats_transport::connect(cfg);
+  INFO("connect: " << (t ? std::string{"ok"} : to_string(t.error())));
+  REQUIRE(t);
+  return std::move(*t);
+}
+
+outgoing_task task(const std::string& id, const std::string& bytes) { return outgoing_task{id, bytes, 0, {}}; }
+
+/// Fetches from `queues` until `n` deliveries are in hand (or the test's
+/// bound passes); each fetch is itself the wait.
+std::vector<delivery> fetch_n(nats_transport& t, const std::vector<std::string>& queues, std::size_t n,
+                              const char* what) {
+  std::vector<delivery> got;
+  wait_until(
+      [&] {
+        for (auto& d : t.fetch_tasks(queues, n - got.size(), 200ms)) {
+          got.push_back(std::move(d));
+        }
+        return got.size() >= n;
+      },
+      max_test_wait, what);
+  return got;
+}
+
+/// Collects what the event sink receives, from the transport's thread.
+struct event_log {
+  std::mutex mutex;
+  std::vector<delivery> received;
+
+  std::function<void(std::vector<delivery>)> sink() {
+    return [this](std::vector<delivery> batch) {
+      std::lock_guard<std::mutex> guard{mutex};
+      for (auto& d : batch) {
+        received.push_back(std::move(d));
+      }
+    };
+  }
+  std::vector<delivery> snapshot() {
+    std::lock_guard<std::mutex> guard{mutex};
+    return received;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a published task is fetched with its bytes, first delivery count 1, and gone from the stream once acked",
+          "[integration][nats][transport]") {
+  nats_server server;
+  auto t = connect(config_for(server));
+  std::vector<outgoing_task> batch{task("wf:1:1", "alpha"), task("wf:2:1", "beta"), task("wf:3:1", "gamma")};
+  REQUIRE(t->publish_tasks("q", batch));
+  CHECK(batch.empty());
+  CHECK(t->queue_depth("q").value() == 3);
+
+  auto got = fetch_n(*t, {"q"}, 3, "three published tasks");
+  REQUIRE(got.size() == 3);
+  std::set<std::string> bytes;
+  for (const auto& d : got) {
+    bytes.insert(d.bytes);
+    CHECK(d.delivery_count == 1);
+  }
+  CHECK(bytes == std::set<std::string>{"alpha", "beta", "gamma"});
+  CHECK(t->queue_depth("q").value() == 3);  // delivered, not yet acked
+
+  for (const auto& d : got) {
+    t->ack_task(d);
+  }
+  CHECK(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the acked tasks to leave the work queue"));
+  CHECK(t->fetch_tasks({"q"}, 10, 100ms).empty());
+}
+
+TEST_CASE("an unacked task is delivered again after ack_wait with delivery count 2", "[integration][nats][transport]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 500ms;
+  auto t = connect(cfg);
+  std::vector<outgoing_task> batch{task("wf:1:1", "payload")};
+  REQUIRE(t->publish_tasks("q", batch));
+
+  auto first = fetch_n(*t, {"q"}, 1, "the first delivery");
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].delivery_count == 1);
+  CHECK_FALSE(t->is_last_delivery(first[0]));
+  // Not acked: the worker "died". JetStream hands it out again after ack_wait.
+  auto second = fetch_n(*t, {"q"}, 1, "the redelivery after ack_wait");
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].bytes == "payload");
+  CHECK(second[0].delivery_count == 2);
+  CHECK(second[0].token != first[0].token);
+
+  t->ack_task(second[0]);
+  CHECK(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the redelivered task to be acked"));
+}
+
+TEST_CASE("a task published again with the same id is stored once", "[integration][nats][transport]") {
+  nats_server server;
+  auto t = connect(config_for(server));
+  std::vector<outgoing_task> first{task("wf:1:1", "once"), task("wf:2:1", "other")};
+  REQUIRE(t->publish_tasks("q", first));
+  std::multiset<std::string> expected{"once", "other"};
+  SECTION("in a later call, as an outbox replay does") {
+    std::vector<outgoing_task> again{task("wf:1:1", "once")};
+    REQUIRE(t->publish_tasks("q", again));
+  }
+  SECTION("within the same batch") {
+    std::vector<outgoing_task> again{task("wf:3:1", "third"), task("wf:3:1", "third")};
+    REQUIRE(t->publish_tasks("q", again));
+    expected.insert("third");
+  }
+  CHECK(t->queue_depth("q").value() == expected.size());
+  std::multiset<std::string> bytes;
+  for (const auto& d : fetch_n(*t, {"q"}, expected.size(), "every distinct task")) {
+    bytes.insert(d.bytes);
+  }
+  CHECK(bytes == expected);
+  CHECK(t->fetch_tasks({"q"}, 10, 200ms).empty());
+}
+
+TEST_CASE("published events reach the sink and an unacked event is delivered again", "[integration][nats][events]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 500ms;
+  auto t = connect(cfg);
+  event_log log;
+  t->consume_events(log.sink());
+  REQUIRE(t->publish_events({"event-acked", "event-dropped"}));
+
+  REQUIRE(wait_until([&] { return log.snapshot().size() >= 2; }, 10s, "both events at the sink"));
+  auto first = log.snapshot();
+  REQUIRE(first.size() == 2);
+  for (const auto& d : first) {
+    CHECK(d.delivery_count == 1);
+    if (d.bytes == "event-acked") {
+      t->ack_event(d);
+    }
+  }
+  // The dispatcher "crashed" before committing the second one.
+  REQUIRE(wait_until([&] { return log.snapshot().size() >= 3; }, 10s, "the unacked event again"));
+  auto all = log.snapshot();
+  CHECK(all[2].bytes == "event-dropped");
+  CHECK(all[2].delivery_count == 2);
+  t->ack_event(all[2]);
+  t->close();
+  // The acked one never came back, though it would have by now had its ack
+  // been lost (it was delivered at the same time as the other).
+  for (std::size_t i = 2; i < log.snapshot().size(); ++i) {
+    CHECK(log.snapshot()[i].bytes != "event-acked");
+  }
+}
+
+TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, and the transport reconnects",
+          "[integration][nats][recovery]") {
+  nats_server server;
+  auto t = connect(config_for(server));
+  constexpr int total = 3000;
+  constexpr int batch_size = 100;
+  // The publisher runs through the restart. A failed publish leaves the
+  // batch with the caller, who publishes it again (the broker drops what it
+  // already stored); only batches whose publish succeeded count.
+  std::mutex mutex;
+  std::set<std::string> published;
+  std::atomic<int> failures{0};
+  std::atomic<bool> gave_up{false};
+  std::string last_failure;
+  std::condition_variable restarting_cv;
+  bool restarting = false;
+  std::thread publisher{[&] {
+    auto deadline = std::chrono::steady_clock::now() + max_test_wait;
+    for (int start = 0; start < total && !gave_up; start += batch_size) {
+      if (start == total / 3) {
+        // The rest goes out while the server stops and starts again.
+        std::unique_lock<std::mutex> lock{mutex};
+        restarting_cv.wait_until(lock, deadline, [&] { return restarting; });
+      }
+      std::vector<outgoing_task> batch;
+      for (int i = start; i < start + batch_size; ++i) {
+        batch.push_back(task("wf:" + std::to_string(i) + ":1", "task-" + std::to_string(i)));
+      }
+      auto copy = batch;
+      for (auto r = t->publish_tasks("q", batch); !r; r = t->publish_tasks("q", batch)) {
+        ++failures;
+        std::lock_guard<std::mutex> guard{mutex};
+        last_failure = r.error().message();
+        if (std::chrono::steady_clock::now() > deadline) {
+          gave_up = true;
+          return;
+        }
+      }
+      std::lock_guard<std::mutex> guard{mutex};
+      for (const auto& m : copy) {
+        published.insert(m.bytes);
+      }
+    }
+  }};
+  auto published_count = [&] {
+    std::lock_guard<std::mutex> guard{mutex};
+    return published.size();
+  };
+
+  std::set<std::string> fetched;
+  for (auto& d : fetch_n(*t, {"q"}, 300, "300 tasks before the restart")) {
+    fetched.insert(d.bytes);
+    t->ack_task(d);
+  }
+  {
+    std::lock_guard<std::mutex> guard{mutex};
+    restarting = true;
+  }
+  restarting_cv.notify_all();
+  server.restart();
+  CHECK(wait_until([&] { return t->is_connected(); }, 30s, "the transport to reconnect"));
+  CHECK(wait_until([&] { return published_count() == total || gave_up; }, max_test_wait, "the publisher to finish"));
+  publisher.join();
+  REQUIRE_FALSE(gave_up);
+  INFO(failures << " publish calls failed during the restart, the last with: " << last_failure);
+
+  CHECK(wait_until(
+      [&] {
+        for (auto& d : t->fetch_tasks({"q"}, 256, 200ms)) {
+          fetched.insert(d.bytes);
+          t->ack_task(d);
+        }
+        return fetched.size() >= published.size();
+      },
+      max_test_wait, "every published task after the restart"));
+  CHECK(fetched == published);
+  // Acks sent just before the restart may be lost with it; those tasks come
+  // again after ack_wait (at least once) and are acked then.
+  CHECK(wait_until(
+      [&] {
+        for (auto& d : t->fetch_tasks({"q"}, 256, 200ms)) {
+          CHECK(d.delivery_count > 1);
+          CHECK(published.count(d.bytes) == 1);
+          t->ack_task(d);
+        }
+        return t->queue_depth("q").value() == 0;
+      },
+      max_test_wait, "every task acked"));
+}
+
+TEST_CASE("publishing while the server is down fails with broker_unavailable and keeps the messages",
+          "[integration][nats][recovery]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.publish_timeout = 500ms;
+  auto t = connect(cfg);
+  server.stop();
+  REQUIRE(wait_until([&] { return !t->is_connected(); }, 10s, "the transport to see the server go"));
+
+  std::vector<outgoing_task> batch{task("wf:1:1", "kept")};
+  auto r = t->publish_tasks("q", batch);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == errc::broker_unavailable);
+  CHECK(batch.size() == 1);
+  CHECK(t->fetch_tasks({"q"}, 10, 100ms).empty());
+
+  server.start();
+  REQUIRE(wait_until([&] { return static_cast<bool>(t->publish_tasks("q", batch)); }, 30s,
+                     "the publish to succeed after the server is back"));
+  auto got = fetch_n(*t, {"q"}, 1, "the kept task");
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].bytes == "kept");
+}
+
+TEST_CASE("wrong credentials fail connect with broker_unavailable and a message without the password",
+          "[integration][nats][security]") {
+  nats_server_options options;
+  options.config_text = R"(authorization { user: trellis, password: "right-secret-42" })";
+  nats_server server{options};
+  auto cfg = config_for(server);
+  cfg.user = "trellis";
+
+  SECTION("the right password connects") {
+    cfg.password = "right-secret-42";
+    auto t = nats_transport::connect(cfg);
+    INFO((t ? std::string{"ok"} : to_string(t.error())));
+    CHECK(t);
+  }
+  SECTION("a wrong password is refused and never printed") {
+    cfg.password = "wrong-secret-17";
+    auto t = nats_transport::connect(cfg);
+    REQUIRE_FALSE(t);
+    INFO(to_string(t.error()));
+    CHECK(t.error().code() == errc::broker_unavailable);
+    CHECK(t.error().message().find("wrong-secret-17") == std::string::npos);
+    CHECK(t.error().message().find("right-secret-42") == std::string::npos);
+    CHECK(t.error().message().find("trellis") != std::string::npos);
+    CHECK(t.error().message().find("uthoriz") != std::string::npos);  // "Authorization Violation"
+    CHECK(cfg.redacted().find("wrong-secret-17") == std::string::npos);
+  }
+  SECTION("a wrong password inside the url is refused and never printed") {
+    cfg.user.clear();
+    cfg.urls = {"nats://trellis:wrong-secret-17@127.0.0.1:" + std::to_string(server.port())};
+    auto t = nats_transport::connect(cfg);
+    REQUIRE_FALSE(t);
+    INFO(to_string(t.error()));
+    CHECK(t.error().code() == errc::broker_unavailable);
+    CHECK(t.error().message().find("wrong-secret-17") == std::string::npos);
+    CHECK(cfg.redacted().find("wrong-secret-17") == std::string::npos);
+  }
+}
+
+TEST_CASE("a task never acked within max_deliver deliveries is reported as exhausted with its bytes",
+          "[integration][nats][dead_letter]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 300ms;
+  cfg.max_deliver = 2;
+  auto t = connect(cfg);
+  std::mutex mutex;
+  std::vector<exhausted_task> exhausted;
+  REQUIRE(t->watch_exhausted_tasks([&](exhausted_task e) {
+    std::lock_guard<std::mutex> guard{mutex};
+    exhausted.push_back(std::move(e));
+  }));
+  std::vector<outgoing_task> batch{task("wf:1:1", "worker-killer")};
+  REQUIRE(t->publish_tasks("q", batch));
+
+  std::vector<std::int32_t> counts;
+  // Keep pulling without acking, as workers that die on this task would;
+  // JetStream notices the exhaustion when the next pull request comes.
+  REQUIRE(wait_until(
+      [&] {
+        for (const auto& d : t->fetch_tasks({"q"}, 10, 100ms)) {
+          counts.push_back(d.delivery_count);
+        }
+        std::lock_guard<std::mutex> guard{mutex};
+        return !exhausted.empty();
+      },
+      30s, "the MAX_DELIVERIES advisory"));
+  CHECK(counts == std::vector<std::int32_t>{1, 2});
+  exhausted_task e;
+  {
+    std::lock_guard<std::mutex> guard{mutex};
+    e = exhausted.front();
+  }
+  CHECK(e.queue == "q");
+  CHECK(e.bytes == "worker-killer");
+  CHECK(e.deliveries == 2);
+  CHECK(t->queue_depth("q").value() == 1);  // JetStream keeps it until told
+  REQUIRE(t->discard_exhausted_task(e.stream_sequence));
+  CHECK(t->queue_depth("q").value() == 0);
+  CHECK(t->discard_exhausted_task(e.stream_sequence));  // already gone: fine
+}
+
+TEST_CASE("fetching without naming queues serves every configured queue", "[integration][nats][transport]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  SECTION("named queues, polled in turn") {
+    cfg.task_queues = {"a", "b"};
+    auto t = connect(cfg);
+    std::vector<outgoing_task> to_a{task("a:1", "on-a")};
+    std::vector<outgoing_task> to_b{task("b:1", "on-b")};
+    REQUIRE(t->publish_tasks("a", to_a));
+    REQUIRE(t->publish_tasks("b", to_b));
+    std::multiset<std::string> bytes;
+    for (const auto& d : fetch_n(*t, {}, 2, "one task from each queue")) {
+      bytes.insert(d.bytes);
+    }
+    CHECK(bytes == std::multiset<std::string>{"on-a", "on-b"});
+  }
+  SECTION("the all-queues consumer, which excludes per-queue consumers") {
+    cfg.task_queues.clear();
+    cfg.all_task_queues = true;
+    auto t = connect(cfg);
+    std::vector<outgoing_task> to_x{task("x:1", "on-x")};
+    std::vector<outgoing_task> to_y{task("y:1", "on-y")};
+    REQUIRE(t->publish_tasks("x", to_x));
+    REQUIRE(t->publish_tasks("y", to_y));
+    std::multiset<std::string> bytes;
+    for (const auto& d : fetch_n(*t, {}, 2, "one task from each queue")) {
+      bytes.insert(d.bytes);
+    }
+    CHECK(bytes == std::multiset<std::string>{"on-x", "on-y"});
+
+    auto per_queue = config_for(server);
+    per_queue.task_queues = {"x"};
+    auto mixed = nats_transport::connect(per_queue);
+    REQUIRE_FALSE(mixed);
+    INFO(to_string(mixed.error()));
+    CHECK(mixed.error().code() == errc::invalid_config);
+    CHECK(mixed.error().message().find("worker-x") != std::string::npos);
+  }
+}
+
+TEST_CASE("close wakes a waiting fetch and later fetches return at once", "[integration][nats][transport]") {
+  nats_server server;
+  auto t = connect(config_for(server));
+  std::atomic<bool> returned{false};
+  std::thread waiter{[&] {
+    t->fetch_tasks({"q"}, 10, 30s);
+    returned = true;
+  }};
+  t->close();
+  CHECK(wait_until([&] { return returned.load(); }, 5s, "the waiting fetch to return after close"));
+  waiter.join();
+  auto before = std::chrono::steady_clock::now();
+  CHECK(t->fetch_tasks({"q"}, 10, 30s).empty());
+  CHECK(std::chrono::steady_clock::now() - before < 5s);
+}
+
+TEST_CASE("names that are not one NATS token are refused before anything is published",
+          "[integration][nats][subjects]") {
+  using trellis::detail::subject_space;
+  SECTION("the subject builders") {
+    auto names = subject_space::make("prod");
+    REQUIRE(names);
+    CHECK(names->task("payments").value() == "trellis.prod.task.payments");
+    CHECK(names->event(3).value() == "trellis.prod.event.3");
+    CHECK(names->submit(0).value() == "trellis.prod.submit.0");
+    CHECK(names->control() == "trellis.prod.ctl.>");
+    CHECK(names->done("0123abcd").value() == "trellis.prod.done.0123abcd");
+    CHECK(names->task_stream() == "TRELLIS_PROD_TASKS");
+    CHECK(names->event_stream() == "TRELLIS_PROD_EVENTS");
+    CHECK(names->queue_consumer("payments").value() == "worker-payments");
+    for (const char* bad : {"", "a.b", "a b", "a*", "a>", "a/b", "x\\y", "tab\there"}) {
+      INFO("queue '" << bad << "'");
+      auto r = names->task(bad);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code() == errc::invalid_config);
+    }
+    CHECK_FALSE(names->event(-1));
+    for (const char* bad : {"", "Prod", "a.b", "-x", "with space"}) {
+      INFO("namespace '" << bad << "'");
+      CHECK_FALSE(subject_space::make(bad));
+    }
+  }
+  SECTION("the transport") {
+    nats_server server;
+    auto t = connect(config_for(server));
+    std::vector<outgoing_task> batch{task("wf:1:1", "x")};
+    auto r = t->publish_tasks("pay.ments", batch);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == errc::invalid_config);
+    CHECK(batch.size() == 1);
+    auto bad = config_for(server);
+    bad.task_queues = {"has space"};
+    auto c = nats_transport::connect(bad);
+    REQUIRE_FALSE(c);
+    CHECK(c.error().code() == errc::invalid_config);
+  }
+}

@@ -1,0 +1,144 @@
+// One task message in, one outcome out: every way a handler can end, and
+// every kind of poison, checked after the outcome has crossed the wire
+// (encode, then strict decode), since that is what the dispatcher sees.
+
+#include "trellis/actors/task_runner.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+using namespace trellis;
+using namespace trellis::detail;
+
+namespace {
+
+task_registry sample_tasks() {
+  task_registry tasks;
+  tasks.add("add", [](task_context&, std::int64_t x, std::int64_t y) { return x + y; });
+  tasks.add("boom", [](task_context&) -> value { throw std::invalid_argument("no such order"); });
+  tasks.add("picky", [](task_context&) -> value { throw task_rejected("order id is malformed"); });
+  tasks.add("busy", [](task_context& ctx) -> task_result<value> {
+    return ctx.retry_later("gateway busy", std::chrono::milliseconds{1500});
+  });
+  tasks.add("slow", [](task_context&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{30});
+    return 1;
+  });
+  tasks.add("key", [](task_context& ctx) { return ctx.idempotency_key() + "#" + std::to_string(ctx.attempt()); });
+  return tasks;
+}
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+envelope task_message(std::string task, value::array args = {}) {
+  envelope e;
+  e.type = envelope_type::task;
+  e.id = "wf:3:2";
+  e.workflow_id = "wf";
+  e.node = 3;
+  e.attempt = 2;
+  e.task = std::move(task);
+  e.queue = "default";
+  e.args = std::move(args);
+  e.options["idempotency_key"] = "wf/3";
+  e.sent_at = now_ms();
+  return e;
+}
+
+/// Runs the message and returns its outcome as the dispatcher would read it.
+envelope outcome_of(const std::string& bytes) {
+  static const auto tasks = sample_tasks();
+  auto run = run_task_message(bytes, tasks);
+  auto wire = decode(encode(run.outcome));
+  INFO((wire ? std::string{} : to_string(wire.error())));
+  REQUIRE(wire);
+  return *wire;
+}
+
+envelope outcome_of(const envelope& task) { return outcome_of(encode(task)); }
+
+}  // namespace
+
+TEST_CASE("a handler's result comes back as a success outcome of the same attempt", "[unit][actors][worker]") {
+  auto out = outcome_of(task_message("add", {2, 3}));
+  CHECK(out.type == envelope_type::outcome);
+  CHECK(out.status == outcome_status::success);
+  CHECK(out.payload == value(5));
+  CHECK(out.workflow_id == "wf");
+  CHECK(out.node == 3);
+  CHECK(out.attempt == 2);
+}
+
+TEST_CASE("handlers see the idempotency key and the attempt number", "[unit][actors][worker]") {
+  CHECK(outcome_of(task_message("key")).payload == value("wf/3#2"));
+}
+
+TEST_CASE("an exception becomes a failure naming the exception type and message", "[unit][actors][worker]") {
+  auto out = outcome_of(task_message("boom"));
+  CHECK(out.status == outcome_status::failure);
+  CHECK(out.error_type == "std::invalid_argument");
+  CHECK(out.error_message == "no such order");
+}
+
+TEST_CASE("task_rejected and wrong arguments are rejected as bad_arguments", "[unit][actors][worker]") {
+  auto thrown = outcome_of(task_message("picky"));
+  CHECK(thrown.status == outcome_status::rejected);
+  CHECK(thrown.error_type == "bad_arguments");
+  auto arity = outcome_of(task_message("add", {1}));
+  CHECK(arity.status == outcome_status::rejected);
+  CHECK(arity.error_type == "bad_arguments");
+}
+
+TEST_CASE("a retry request keeps its reason and its countdown across the wire", "[unit][actors][worker][retry]") {
+  auto out = outcome_of(task_message("busy"));
+  CHECK(out.status == outcome_status::retry);
+  CHECK(out.error_message == "gateway busy");
+  CHECK(out.payload == value(1500));
+}
+
+TEST_CASE("an unknown task name is rejected as unknown_task", "[unit][actors][worker]") {
+  auto out = outcome_of(task_message("nope"));
+  CHECK(out.status == outcome_status::rejected);
+  CHECK(out.error_type == "unknown_task");
+  CHECK(out.error_message.find("'nope'") != std::string::npos);
+}
+
+TEST_CASE("bytes that are no envelope are rejected with the original bytes kept", "[unit][actors][worker][dlq]") {
+  const std::string garbage = "\xc1\x00 definitely not msgpack";
+  auto out = outcome_of(garbage);
+  CHECK(out.status == outcome_status::rejected);
+  CHECK(out.error_type == "malformed_envelope");
+  REQUIRE(out.payload.is_binary());
+  const auto& bytes = out.payload.as_binary().bytes;
+  CHECK(std::string(bytes.begin(), bytes.end()) == garbage);
+}
+
+TEST_CASE("a task option this build does not know is refused, not ignored", "[unit][actors][worker]") {
+  auto msg = task_message("add", {1, 1});
+  msg.options["sign_with"] = "hmac";
+  auto out = outcome_of(msg);
+  CHECK(out.status == outcome_status::rejected);
+  CHECK(out.error_type == "unsupported_version");
+}
+
+TEST_CASE("an expired task is revoked without running", "[unit][actors][worker]") {
+  auto msg = task_message("add", {1, 1});
+  msg.options["expires_at_ms"] = now_ms() - 1000;
+  auto out = outcome_of(msg);
+  CHECK(out.status == outcome_status::rejected);
+  CHECK(out.error_type == "revoked");
+}
+
+TEST_CASE("an attempt that overruns its time limit fails with time_limit_exceeded", "[unit][actors][worker]") {
+  auto msg = task_message("slow");
+  msg.options["time_limit_ms"] = 5;
+  auto out = outcome_of(msg);
+  CHECK(out.status == outcome_status::failure);
+  CHECK(out.error_type == "time_limit_exceeded");
+}
