@@ -240,7 +240,14 @@ class engine_core {
     return handle_for(*wf);
   }
 
-  std::string metrics_text() const { return stats_->prometheus_text(); }
+  std::string metrics_text() const {
+    auto text = stats_->prometheus_text();
+    text += "# TYPE trellis_queue_depth gauge\n";
+    for (const auto& [queue, depth] : bus_->depths()) {
+      text += "trellis_queue_depth{queue=\"" + queue + "\"} " + std::to_string(depth) + "\n";
+    }
+    return text;
+  }
 
   void shutdown() {
     // A second caller (a signal watcher racing the destructor) waits here

@@ -296,3 +296,22 @@ TEST_CASE("an engine can be shut down and destroyed from a thread other than the
   other.join();
   CHECK(eng == nullptr);
 }
+
+TEST_CASE("metrics count throughput, retries and dead letters per queue and task, and time every stage",
+          "[integration][engine][metrics]") {
+  trellis::engine eng{config(":memory:"), demo_tasks()};
+  CHECK(to_json(run(eng, trellis::chain(task("add", {1, 1}), task("add", {1})))) == "3");
+  auto failing = eng.submit(task("flaky", {5}).retry(trellis::retry_policy::fixed(1, 1ms)));
+  REQUIRE(failing);
+  REQUIRE_FALSE(failing->wait_for(max_test_wait));
+
+  auto text = eng.metrics_text();
+  INFO(text);
+  CHECK_THAT(text, Catch::Contains("trellis_tasks_succeeded_total{queue=\"default\",task=\"add\"} 2"));
+  CHECK_THAT(text, Catch::Contains("trellis_retries_total{queue=\"default\",task=\"flaky\"} 1"));
+  CHECK_THAT(text, Catch::Contains("trellis_dead_letters_total{queue=\"\",task=\"flaky\"} 1"));
+  CHECK_THAT(text, Catch::Contains("trellis_handler_duration_seconds_count{queue=\"default\",task=\"flaky\"} 2"));
+  CHECK_THAT(text, Catch::Contains("trellis_queue_wait_seconds_count{queue=\"default\",task=\"add\"} 2"));
+  CHECK_THAT(text, Catch::Contains("trellis_publish_latency_seconds_count{queue=\"default\",task=\"\"} 4"));
+  CHECK_THAT(text, Catch::Contains("trellis_queue_depth{queue=\"default\"} 0"));
+}

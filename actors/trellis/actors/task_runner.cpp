@@ -53,7 +53,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
     envelope out;
     out.type = envelope_type::outcome;
     out.payload = binary{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
-    return {rejected(std::move(out), task.error().code(), task.error().message()), "", 0};
+    return {rejected(std::move(out), task.error().code(), task.error().message()), "", std::nullopt};
   }
   if (task->type != envelope_type::task) {
     envelope out = outcome_for(*task);
@@ -61,7 +61,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
     out.payload = binary{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
     return {rejected(std::move(out), errc::malformed_envelope,
                      std::string{"expected a task message on a task queue, got "} + to_string(task->type)),
-            task->queue, 0};
+            task->queue, std::nullopt};
   }
   auto out = outcome_for(*task);
   // Task options change what running means, so an option this build does not
@@ -70,21 +70,21 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
     if (name != "idempotency_key" && name != "time_limit_ms" && name != "expires_at_ms") {
       return {rejected(std::move(out), errc::unsupported_version,
                        "task option '" + name + "' is not part of envelope version 1"),
-              task->queue, 0};
+              task->queue, std::nullopt};
     }
   }
   const auto* entry = tasks.find(task->task);
   if (entry == nullptr) {
     return {rejected(std::move(out), errc::unknown_task,
                      "no handler for task '" + task->task + "' is registered in this worker"),
-            task->queue, 0};
+            task->queue, std::nullopt};
   }
   if (auto expires = task->options.find("expires_at_ms");
       expires != task->options.end() && expires->second.is_integer() && now_ms() > expires->second.as_int()) {
     return {rejected(std::move(out), errc::revoked,
                      "expired: not started by its expiry time, " +
                          std::to_string(now_ms() - expires->second.as_int()) + " ms ago"),
-            task->queue, 0};
+            task->queue, std::nullopt};
   }
   std::string key;
   if (auto k = task->options.find("idempotency_key"); k != task->options.end() && k->second.is_string()) {

@@ -9,6 +9,8 @@
 #include "trellis/envelope.hpp"
 #include "trellis/task.hpp"
 
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace trellis::detail {
@@ -19,9 +21,9 @@ struct task_run {
   envelope outcome;
   /// The queue the message came from ("" when it could not be decoded).
   std::string queue;
-  /// Seconds from publication to the handler starting (consumer lag); 0 when
-  /// the handler did not run.
-  double queue_wait = 0;
+  /// Seconds from publication to the handler starting (consumer lag), at
+  /// millisecond resolution; empty when the handler did not run.
+  std::optional<double> queue_wait;
 };
 
 /// Runs the task message `bytes` with the handlers in `tasks`.

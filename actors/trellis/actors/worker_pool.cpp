@@ -60,8 +60,8 @@ class handler_threads {
         }
         auto started = clock::now();
         auto run = run_task_message(d.bytes, *cfg_.tasks);
-        if (run.queue_wait > 0) {
-          cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, run.queue_wait);
+        if (run.queue_wait) {
+          cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, *run.queue_wait);
         }
         outcomes.push_back(encode(run.outcome));
         handled.push_back(std::move(d));

@@ -97,17 +97,16 @@ void inproc_transport::close() {
   ready_.notify_all();
 }
 
-std::size_t inproc_transport::depth(const std::string& queue) const {
+std::map<std::string, std::size_t> inproc_transport::depths() const {
   std::lock_guard<std::mutex> guard{mutex_};
-  auto i = queues_.find(queue);
-  if (i == queues_.end()) {
-    return 0;
+  std::map<std::string, std::size_t> out;
+  for (const auto& [name, levels] : queues_) {
+    auto& n = out[name];
+    for (const auto& level : levels) {
+      n += level.size();
+    }
   }
-  std::size_t n = 0;
-  for (const auto& level : i->second) {
-    n += level.size();
-  }
-  return n;
+  return out;
 }
 
 }  // namespace trellis::detail

@@ -29,8 +29,8 @@ class inproc_transport final : public transport {
   void ack_event(const delivery& d) override;
   void close() override;
 
-  /// Messages waiting in `queue` (for metrics: consumer lag).
-  std::size_t depth(const std::string& queue) const;
+  /// Messages waiting, per queue (the consumer-lag gauge).
+  std::map<std::string, std::size_t> depths() const;
 
  private:
   mutable std::mutex mutex_;
