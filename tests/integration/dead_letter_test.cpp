@@ -127,3 +127,36 @@ TEST_CASE("replaying a dead letter id the store does not hold fails with not_fou
   CHECK(h.error().code() == errc::not_found);
   CHECK(h.error().message().find("9999") != std::string::npos);
 }
+
+TEST_CASE("a dead letter is replayed once; replaying it again is refused and runs nothing",
+          "[integration][dlq]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto tasks = [calls] {
+    trellis::task_registry t;
+    t.add("charge", [calls](trellis::task_context& ctx) -> std::int64_t {
+      ++*calls;
+      if (ctx.attempt() == 1) {
+        throw std::runtime_error("gateway down");
+      }
+      return ctx.attempt();
+    });
+    return t;
+  };
+  run_failing(db, tasks(), signature("charge"));
+  auto letter = trellis::test::only_dead_letter(db);
+
+  trellis::engine eng{config(db), tasks()};
+  auto first = eng.replay_dead_letter(letter.id);
+  REQUIRE(first);
+  auto r = first->wait_for(trellis::test::max_test_wait);
+  REQUIRE(r);
+  CHECK(*r == value(2));  // the replay is attempt 2: attempt numbers keep counting
+
+  auto again = eng.replay_dead_letter(letter.id);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code() == errc::invalid_workflow);
+  CHECK(again.error().message().find("already replayed") != std::string::npos);
+  CHECK(calls->load() == 2);
+}
