@@ -256,12 +256,15 @@ class engine_core {
     if (stopped_.exchange(true)) {
       return;
     }
+    // Closing first wakes idle worker threads at once instead of after their
+    // fetch wait; handlers in progress still finish and report, and task
+    // messages the dispatcher can no longer publish stay ready in the store.
+    bus_->close();
     {
       blocking_caller self{*system_};
       (*self)->request(supervisor_, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
       (*self)->send_exit(supervisor_, caf::exit_reason::user_shutdown);
     }
-    bus_->close();
     system_.reset();  // waits for every actor, detached ones included
   }
 
