@@ -77,9 +77,14 @@ bool is_no_message(natsStatus s) { return s == NATS_TIMEOUT || s == NATS_NOT_FOU
 std::string status_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
   std::string text = natsStatus_GetText(s);
   natsStatus last_status = NATS_OK;
-  const char* detail = nats_GetLastError(&last_status);
-  if (detail != nullptr && *detail != '\0' && last_status == s && text != detail) {
-    text += std::string{" ("} + detail + ")";
+  const char* raw = nats_GetLastError(&last_status);
+  std::string detail = raw != nullptr ? raw : "";
+  // nats.c prefixes its detail with the source location, "(conn.c:1905): ".
+  if (auto end = detail.find("): "); !detail.empty() && detail.front() == '(' && end != std::string::npos) {
+    detail.erase(0, end + 3);
+  }
+  if (!detail.empty() && last_status == s && detail != text) {
+    text += " (" + detail + ")";
   }
   if (jerr != 0) {
     text += " [JetStream error " + std::to_string(static_cast<int>(jerr)) + "]";
@@ -211,6 +216,13 @@ struct nats_transport::impl {
 
   ~impl() {
     stop();
+    if (advisory_sub) {
+      // The advisory callback uses this object: let a running one finish
+      // before anything goes (drain waits for the subscription's thread).
+      if (natsSubscription_Drain(advisory_sub.get()) == NATS_OK) {
+        natsSubscription_WaitForDrainCompletion(advisory_sub.get(), cfg.api_timeout.count());
+      }
+    }
     // Push buffered acks out before the connection goes: an ack lost here
     // only costs a redelivery, but there is no reason to lose it.
     if (conn && natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED) {
@@ -444,8 +456,19 @@ struct nats_transport::impl {
     return {};
   }
 
+  /// broker_unavailable if the connection is not up right now, else nothing.
+  std::optional<error> unless_connected(const std::string& what) const {
+    if (natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED) {
+      return std::nullopt;
+    }
+    return error{errc::broker_unavailable, "cannot " + what + ": not connected to NATS (reconnecting)"};
+  }
+
   expected<std::unique_ptr<consumer_binding>> make_binding(std::string label, std::string stream, std::string consumer,
                                                           std::string filter) {
+    if (auto down = unless_connected("declare consumer " + consumer + " for " + label)) {
+      return *down;
+    }
     auto b = std::make_unique<consumer_binding>();
     b->label = std::move(label);
     b->stream = std::move(stream);
@@ -567,12 +590,13 @@ struct nats_transport::impl {
       return leased.error();
     }
     auto* p = *leased;
-    struct give_back {
+    struct publisher_lease {
       impl* self;
       publisher* p;
-      ~give_back() { self->release_publisher(p); }
-    } returned{this, p};
+      ~publisher_lease() { self->release_publisher(p); }
+    } lease{this, p};
     p->reset();
+    auto deadline = clock::now() + cfg.publish_timeout;
 
     std::optional<error> failed;
     std::size_t sent = 0;
@@ -596,11 +620,21 @@ struct nats_transport::impl {
       }
       ++sent;
     }
+    auto remaining = [&] {
+      auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now()).count();
+      return std::max<std::int64_t>(1, left);
+    };
+    if (sent > 0 && !failed && natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED) {
+      // nats.c's flusher waits up to 1 ms to coalesce writes; push the batch
+      // out now, since the caller waits for its PubAcks anyway. A failure
+      // here shows in the wait below.
+      natsConnection_FlushTimeout(conn.get(), remaining());
+    }
     // Wait even after a failure: the context must be empty before it is
     // reused, and a PubAck that comes in time still counts.
     jsPubOptions co;
     jsPubOptions_Init(&co);
-    co.MaxWait = cfg.publish_timeout.count();
+    co.MaxWait = remaining();
     auto s = js_PublishAsyncComplete(p->ctx.get(), &co);
     if (s != NATS_OK) {
       // Take the unconfirmed messages back so the context is clean; a PubAck
@@ -642,6 +676,11 @@ struct nats_transport::impl {
         b.idle.pop_back();
         return sub;
       }
+    }
+    if (auto down = unless_connected("subscribe to consumer " + b.consumer)) {
+      // Binding is a JetStream request; made now it would wait out
+      // api_timeout in the reconnect buffer, far beyond the fetch's wait.
+      return *down;
     }
     jsSubOptions so;
     jsSubOptions_Init(&so);

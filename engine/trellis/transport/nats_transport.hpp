@@ -91,8 +91,9 @@ struct nats_config {
   int max_pending_publishes = 4096;
   /// The most messages one pull request asks for.
   int fetch_batch = 256;
-  /// How long a publish waits for its PubAcks (and for room under
-  /// `max_pending_publishes`) before it fails with broker_unavailable.
+  /// How long a publish call waits for its PubAcks before it fails with
+  /// broker_unavailable. Waiting for room under `max_pending_publishes` has
+  /// the same bound, so one call takes at most about twice this.
   std::chrono::milliseconds publish_timeout{5'000};
   /// Window within which JetStream drops a task whose `Nats-Msg-Id` it
   /// already stored (stream `Duplicates`).
