@@ -4,16 +4,24 @@
 
 #include "trellis/cli_main.hpp"
 
+#include "trellis/cluster_node.hpp"
+#include "trellis/detail/value_codec.hpp"
 #include "trellis/engine.hpp"
+#include "trellis/envelope.hpp"
 #include "trellis/store/sqlite_store.hpp"
+#include "trellis/transport/nats_transport.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <mutex>
+#include <optional>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -27,6 +35,7 @@ constexpr int exit_success = 0;
 constexpr int exit_workflow_failed = 1;
 constexpr int exit_bad_input = 2;
 constexpr int exit_store = 3;
+constexpr int exit_broker = 4;  // the NATS broker cannot be reached (cluster commands)
 constexpr int exit_terminated = 143;  // 128 + SIGTERM, as shells report it
 
 /// Graceful stop on SIGTERM or SIGINT: drain the engine (running handlers
@@ -81,6 +90,9 @@ int exit_code_for(errc code) {
     case errc::store_locked:
     case errc::store_failed:
       return exit_store;
+    case errc::broker_unavailable:
+    case errc::timeout:
+      return exit_broker;
     default:
       return exit_bad_input;
   }
@@ -107,7 +119,9 @@ int report(const workflow_handle& h) {
   return state == node_state::success ? exit_success : exit_workflow_failed;
 }
 
-expected<canvas> load_workflow_file(const std::string& path, const task_registry& tasks) {
+/// Reads and checks a workflow file; `check_tasks` false skips the check of
+/// task names (a client without handlers leaves it to the dispatcher).
+expected<canvas> load_workflow_file(const std::string& path, const task_registry& tasks, bool check_tasks = true) {
   std::ifstream in{path, std::ios::binary};
   if (!in) {
     return error{errc::invalid_workflow, path + ": cannot be read"};
@@ -123,7 +137,7 @@ expected<canvas> load_workflow_file(const std::string& path, const task_registry
     return error{errc::invalid_workflow, path + ": " + c.error().message()};
   }
   // Checked on the file's own shape, so the path names the place in the file.
-  if (auto known = check_tasks_known(*v, tasks); !known) {
+  if (auto known = check_tasks ? check_tasks_known(*v, tasks) : expected<void>{}; !known) {
     return error{errc::unknown_task, path + ": " + known.error().message()};
   }
   return c;
@@ -245,6 +259,172 @@ int cmd_dlq_replay(std::int64_t id, const run_options& opts, task_registry tasks
   return report(*h);
 }
 
+/// Flags of the cluster commands, before the environment fills the gaps.
+struct cluster_flags {
+  std::string broker;
+  std::string ns;
+  std::vector<std::string> queues;
+  std::int64_t ack_wait_ms = 30'000;
+  std::size_t fetch_batch = 16;
+};
+
+std::vector<std::string> split_urls(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in{text};
+  for (std::string url; std::getline(in, url, ',');) {
+    if (!url.empty()) {
+      out.push_back(url);
+    }
+  }
+  return out;
+}
+
+/// A flag wins over its environment variable, which wins over the default.
+detail::cluster_options cluster_options_for(const cluster_flags& f, const run_options& opts) {
+  detail::cluster_options out;
+  std::string broker = f.broker;
+  if (broker.empty()) {
+    if (const char* env = std::getenv("TRELLIS_BROKER")) {
+      broker = env;
+    }
+  }
+  out.broker_urls = split_urls(broker);
+  if (out.broker_urls.empty()) {
+    throw usage_error("no broker: pass --broker URL or set TRELLIS_BROKER");
+  }
+  out.ns = f.ns;
+  if (out.ns.empty()) {
+    const char* env = std::getenv("TRELLIS_NAMESPACE");
+    out.ns = env != nullptr && *env != '\0' ? env : "default";
+  }
+  out.queues = f.queues;
+  out.concurrency = opts.concurrency;
+  out.fetch_batch = f.fetch_batch;
+  out.ack_wait = std::chrono::milliseconds{f.ack_wait_ms};
+  out.db = opts.db;
+  return out;
+}
+
+/// Runs a started cluster process until SIGTERM or SIGINT (blocked by the
+/// caller before any thread started), then drains it.
+int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::string& what) {
+  if (!node) {
+    std::cerr << "error: " << to_string(node.error()) << '\n';
+    return exit_code_for(node.error().code());
+  }
+  std::cerr << "trellis: " << what << " running" << std::endl;
+  auto set = termination_watch::signals();
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  std::cerr << "trellis: signal " << sig << ": draining the " << what << std::endl;
+  (*node)->shutdown();
+  std::cout.flush();
+  return exit_terminated;
+}
+
+std::string new_workflow_id() {
+  std::random_device seed;
+  std::mt19937_64 ids{(static_cast<std::uint64_t>(seed()) << 32) ^ seed()};
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids()),
+                static_cast<unsigned long long>(ids()));
+  return buf;
+}
+
+/// How long a submission waits for a dispatcher to commit it (and, while
+/// none listens, for one to appear).
+constexpr auto submit_timeout = std::chrono::seconds{30};
+
+int cmd_submit(const std::string& file, const detail::cluster_options& opts, bool wait, const task_registry& tasks) {
+  auto flow = load_workflow_file(file, tasks, !tasks.empty());
+  if (!flow) {
+    std::cerr << "error: " << flow.error().message() << '\n';
+    return exit_bad_input;
+  }
+  detail::envelope e;
+  e.type = detail::envelope_type::submit;
+  e.workflow_id = new_workflow_id();
+  e.id = e.workflow_id + ":submit";
+  e.payload = to_value(*flow);
+  e.sent_at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+
+  // Declared before the transport, whose destructor waits for the callback.
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  std::optional<std::string> note;
+
+  detail::nats_config cfg;
+  cfg.urls = opts.broker_urls;
+  cfg.ns = opts.ns;
+  cfg.client_name = "trellis-submit";
+  auto bus = detail::nats_transport::connect(std::move(cfg));
+  if (!bus) {
+    std::cerr << "error: " << to_string(bus.error()) << '\n';
+    return exit_code_for(bus.error().code());
+  }
+  if (wait) {
+    // Subscribed before the submission goes out, so the notice cannot be missed.
+    auto watching = (*bus)->watch_done(e.workflow_id, [&](std::string bytes) {
+      {
+        std::lock_guard<std::mutex> guard{mutex};
+        if (!note) {
+          note = std::move(bytes);
+        }
+      }
+      done_cv.notify_all();
+    });
+    if (!watching) {
+      std::cerr << "error: " << to_string(watching.error()) << '\n';
+      return exit_code_for(watching.error().code());
+    }
+  }
+  auto reply = (*bus)->request_submission(detail::encode(e), submit_timeout);
+  if (!reply) {
+    std::cerr << "error: " << to_string(reply.error()) << '\n';
+    return exit_code_for(reply.error().code());
+  }
+  auto answer = detail::unpack_from_string(*reply, reply->size(), 16);
+  if (!answer || !answer->is_map()) {
+    std::cerr << "error: unreadable answer from the dispatcher\n";
+    return exit_broker;
+  }
+  const auto& m = answer->as_map();
+  if (auto err = m.find("error"); err != m.end()) {
+    std::cerr << "error: the dispatcher refused the workflow: " << to_json(err->second) << '\n';
+    return exit_bad_input;
+  }
+  auto id = m.find("id");
+  if (id == m.end() || !id->second.is_string()) {
+    std::cerr << "error: the dispatcher's answer names no workflow\n";
+    return exit_broker;
+  }
+  if (!wait) {
+    std::cout << "{\"id\":" << json_string(id->second.as_string()) << "}" << std::endl;
+    return exit_success;
+  }
+  std::unique_lock<std::mutex> lock{mutex};
+  // No deadline, as `run`: the workflow may legitimately take long.
+  done_cv.wait(lock, [&] { return note.has_value(); });
+  auto outcome = detail::unpack_from_string(*note, note->size(), 1024);
+  if (!outcome || !outcome->is_map()) {
+    std::cerr << "error: unreadable completion notice for workflow " << e.workflow_id << '\n';
+    return exit_broker;
+  }
+  const auto& o = outcome->as_map();
+  auto field = [&](const char* k) { return o.count(k) != 0 ? o.at(k) : value{}; };
+  auto state_name = field("state");
+  auto state = state_name.is_string() ? node_state_from_string(state_name.as_string()) : std::nullopt;
+  if (!state) {
+    std::cerr << "error: completion notice without a state for workflow " << e.workflow_id << '\n';
+    return exit_broker;
+  }
+  std::cout << outcome_line(id->second.as_string(), *state, field("result"), field("error")) << std::endl;
+  return *state == node_state::success ? exit_success : exit_workflow_failed;
+}
+
 }  // namespace
 
 int cli_main(int argc, char** argv, task_registry tasks) {
@@ -282,6 +462,40 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   dlq_replay->add_option("--db", db, "SQLite store")->required();
   concurrency_flag(dlq_replay);
 
+  cluster_flags cluster;
+  auto broker_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--broker", cluster.broker,
+                    "NATS server URL, or several comma-separated (default: $TRELLIS_BROKER)");
+    cmd->add_option("--namespace", cluster.ns, "Trellis namespace (default: $TRELLIS_NAMESPACE, else default)");
+  };
+  auto ack_wait_flag = [&](CLI::App* cmd) {
+    cmd->add_option("--ack-wait-ms", cluster.ack_wait_ms,
+                    "JetStream AckWait of this process's consumers: redelivery after this long unacked")
+        ->check(CLI::Range(std::int64_t{100}, std::int64_t{3'600'000}))
+        ->capture_default_str();
+  };
+
+  auto* worker = app.add_subcommand("worker", "Run task handlers for a cluster (NATS JetStream) until SIGTERM");
+  broker_flags(worker);
+  worker->add_option("--queues", cluster.queues, "Queues to serve, comma-separated (default: every queue)")
+      ->delimiter(',');
+  concurrency_flag(worker);
+  worker->add_option("--fetch-batch", cluster.fetch_batch, "Task messages a handler thread takes per fetch")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  ack_wait_flag(worker);
+
+  auto* dispatcher = app.add_subcommand("dispatcher", "Run the dispatcher of a cluster, owning the store");
+  broker_flags(dispatcher);
+  dispatcher->add_option("--db", db, "SQLite store")->required();
+  ack_wait_flag(dispatcher);
+
+  bool wait = false;
+  auto* submit = app.add_subcommand("submit", "Submit a workflow file to a cluster dispatcher over NATS");
+  submit->add_option("FILE", file, "Workflow file (JSON)")->required();
+  broker_flags(submit);
+  submit->add_flag("--wait", wait, "Wait for the outcome and print it as `run` does");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -302,6 +516,18 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     termination_watch::block();
   }
   try {
+    if (*worker) {
+      termination_watch::block();  // before any thread exists, so that only serve() sees them
+      return serve(detail::cluster_node::start_worker(cluster_options_for(cluster, opts), std::move(tasks)),
+                   "worker");
+    }
+    if (*dispatcher) {
+      termination_watch::block();
+      return serve(detail::cluster_node::start_dispatcher(cluster_options_for(cluster, opts), tasks), "dispatcher");
+    }
+    if (*submit) {
+      return cmd_submit(file, cluster_options_for(cluster, opts), wait, tasks);
+    }
     if (*run) {
       return cmd_run(file, opts, std::move(tasks));
     }
@@ -325,6 +551,13 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     return exit_bad_input;
   }
   return exit_bad_input;
+}
+
+int worker_main(int argc, char** argv, task_registry tasks) {
+  std::vector<char*> args{argv, argv + argc};
+  static char worker_command[] = "worker";
+  args.insert(args.begin() + (argc > 0 ? 1 : 0), worker_command);
+  return cli_main(static_cast<int>(args.size()), args.data(), std::move(tasks));
 }
 
 }  // namespace trellis

@@ -19,9 +19,13 @@
 ///   status ID --db PATH         state, result, error and nodes of a workflow
 ///   dlq list --db PATH          dead letters, one JSON object per line
 ///   dlq replay ID --db PATH     run a dead-lettered node again; print the outcome line
+///   worker --broker URL         cluster mode: run handlers until SIGTERM (docs/cluster.md)
+///   dispatcher --broker URL --db PATH   cluster mode: own the store, take submissions
+///   submit FILE --broker URL [--wait]   cluster mode: submit over NATS
 ///
 /// Exit codes: 0 success, 1 a workflow failed, 2 bad input (usage, workflow
 /// file, unknown id), 3 the store cannot be used (corrupt, locked, I/O),
+/// 4 the broker cannot be reached or did not answer (cluster commands),
 /// 143 stopped by SIGTERM/SIGINT after draining (finish with `resume`).
 
 #include "trellis/task.hpp"
@@ -30,5 +34,11 @@ namespace trellis {
 
 /// Runs the command in `argv` with the handlers in `tasks`; returns the exit code.
 int cli_main(int argc, char** argv, task_registry tasks);
+
+/// A cluster worker binary in one call: `cli_main` with the `worker` command
+/// put in front of `argv`'s arguments (`--broker URL [--queues a,b]
+/// [--concurrency N] [--namespace NS]`, see docs/cluster.md). Runs until
+/// SIGTERM or SIGINT, then drains; returns the exit code.
+int worker_main(int argc, char** argv, task_registry tasks);
 
 }  // namespace trellis

@@ -54,6 +54,9 @@ struct active_workflow {
 struct pending_reply {
   caf::typed_response_promise<std::string> promise;
   std::string workflow_id;
+  /// Non-zero for a submission that came over the transport: it is answered
+  /// through `transport::answer_submission` too.
+  std::uint64_t submission_token = 0;
 };
 
 struct dispatcher_state {
@@ -71,6 +74,8 @@ struct dispatcher_state {
   std::vector<pending_reply> replies;
   std::vector<workflow_outcome> finished;
   std::vector<std::uint64_t> events_to_ack;
+  /// The transport token of the submission being handled (0: none).
+  std::uint64_t submission_token = 0;
 
   // Committed task messages the transport has not taken yet (broker away).
   std::map<std::string, std::vector<outgoing_task>> unsent;
@@ -87,6 +92,7 @@ class dispatcher_logic {
 
   void restore_all();
   caf::result<std::string> submit(const std::string& bytes);
+  void submit_from_bus(const std::string& bytes, std::uint64_t token);
   void on_events(std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens);
   void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt);
   caf::result<std::string> status(const std::string& wf);
@@ -185,6 +191,10 @@ void dispatcher_logic::flush() {
     }
     st_.events_to_ack.clear();
     for (auto& r : st_.replies) {
+      if (r.submission_token != 0) {
+        st_.cfg.bus->answer_submission(delivery{{}, r.submission_token, 1},
+                                       pack_to_string(value(value::map{{"id", r.workflow_id}})));
+      }
       r.promise.deliver(std::move(r.workflow_id));
     }
     st_.replies.clear();
@@ -404,9 +414,25 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   auto [it, inserted] = st_.active.try_emplace(rec.id, std::move(*parsed));
   auto fx = it->second.graph.start();
   auto promise = self_->make_response_promise<std::string>();
-  st_.replies.push_back(pending_reply{promise, rec.id});
+  st_.replies.push_back(pending_reply{promise, rec.id, st_.submission_token});
   process(rec.id, it->second, fx);
   return promise;
+}
+
+void dispatcher_logic::submit_from_bus(const std::string& bytes, std::uint64_t token) {
+  st_.submission_token = token;  // picked up by submit() when its reply waits for the commit
+  auto r = submit(bytes);
+  st_.submission_token = 0;
+  if (r.flag == caf::rt_value && r.value.match_elements<std::string>()) {
+    // Known already (a re-sent submission or a seen submit key): answer now.
+    st_.cfg.bus->answer_submission(delivery{{}, token, 1},
+                                   pack_to_string(value(value::map{{"id", r.value.get_as<std::string>(0)}})));
+  } else if (r.flag == caf::rt_error) {
+    auto e = from_caf_error(r.err, to_string(r.err));
+    value::map err{{"type", std::string{to_string(e.code())}}, {"message", e.message()}};
+    st_.cfg.bus->answer_submission(delivery{{}, token, 1},
+                                   pack_to_string(value(value::map{{"error", std::move(err)}})));
+  }
 }
 
 void dispatcher_logic::dead_letter(const std::string& reason, const std::string& error_text,
@@ -654,9 +680,17 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
                      std::move(tokens));
     }
   });
+  self->state.cfg.bus->consume_submissions([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](delivery d) {
+    if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
+      caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), submit_atom::value, std::move(d.bytes), d.token);
+    }
+  });
   dispatcher_logic(self).restore_all();
   return {
       [=](submit_atom, const std::string& bytes) { return dispatcher_logic(self).submit(bytes); },
+      [=](submit_atom, const std::string& bytes, std::uint64_t token) {
+        dispatcher_logic(self).submit_from_bus(bytes, token);
+      },
       [=](event_atom, std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens) {
         dispatcher_logic(self).on_events(batch, tokens);
       },

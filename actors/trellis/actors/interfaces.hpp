@@ -39,6 +39,9 @@ using dispatcher_actor = caf::typed_actor<
     /// A submit envelope; replies with the workflow id once it is committed
     /// (an existing id when the submit key was seen before).
     caf::replies_to<submit_atom, std::string>::with<std::string>,
+    /// A submit envelope that came over the transport, with the token to
+    /// answer it by (`transport::answer_submission`) once it is committed.
+    caf::reacts_to<submit_atom, std::string, std::uint64_t>,
     /// A batch of outcome envelopes from the transport, with the tokens to
     /// ack each one by once it is committed.
     caf::reacts_to<event_atom, std::vector<std::string>, std::vector<std::uint64_t>>,

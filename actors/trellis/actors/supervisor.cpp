@@ -31,6 +31,9 @@ struct supervisor_state {
 using supervisor_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
 
 void start_dispatcher(supervisor_pointer self) {
+  if (!self->state.cfg.run_dispatcher) {
+    return;
+  }
   self->state.dispatcher = spawn_dispatcher(self->system(), self->state.cfg.dispatcher);
   self->state.dispatcher_started = std::chrono::steady_clock::now();
   self->monitor(self->state.dispatcher);
@@ -90,12 +93,19 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self, supervisor_c
         // Children are monitored, not linked (a crash must restart them, not
         // take the supervisor down), so they are stopped explicitly.
         auto stop_children = [=] {
-          self->send_exit(self->state.dispatcher, caf::exit_reason::user_shutdown);
+          if (self->state.dispatcher) {
+            self->send_exit(self->state.dispatcher, caf::exit_reason::user_shutdown);
+          }
           if (self->state.workers) {
             self->send_exit(self->state.workers, caf::exit_reason::user_shutdown);
           }
         };
         auto drain_dispatcher = [=]() mutable {
+          if (!self->state.dispatcher) {
+            stop_children();
+            rp.deliver(true);
+            return;
+          }
           self->request(self->state.dispatcher, caf::infinite, drain_atom::value)
               .then(
                   [=](bool) mutable {

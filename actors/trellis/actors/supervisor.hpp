@@ -21,6 +21,9 @@ namespace trellis::detail {
 
 struct supervisor_config {
   dispatcher_config dispatcher;
+  /// No dispatcher when false (a worker-only process, cluster mode); then
+  /// `dispatcher` is unused and `start_atom` answers an invalid handle.
+  bool run_dispatcher = true;
   /// No worker pool when unset (a dispatcher-only process).
   std::optional<worker_pool_config> workers;
 };

@@ -209,6 +209,21 @@ struct nats_transport::impl {
   std::function<void(exhausted_task)> exhausted_sink;
   subscription_ptr advisory_sub;
 
+  // Submissions (dispatcher side): core NATS request/reply.
+  std::mutex submit_mutex;
+  std::function<void(delivery)> submit_sink;
+  subscription_ptr submit_sub;
+  std::unordered_map<std::uint64_t, std::string> submit_replies;  // token -> reply subject
+  std::uint64_t next_submit_token = 1;
+
+  // Completion notifications (client side): one subscription per workflow watched.
+  struct done_watch {
+    std::function<void(std::string)> sink;
+    subscription_ptr sub;
+  };
+  std::mutex done_mutex;
+  std::vector<std::unique_ptr<done_watch>> done_watches;
+
   mutable std::mutex error_mutex;
   std::optional<error> last_error;
 
@@ -216,6 +231,17 @@ struct nats_transport::impl {
 
   ~impl() {
     stop();
+    // Callbacks of these subscriptions use this object: let running ones
+    // finish before anything goes.
+    auto drain = [this](subscription_ptr& sub) {
+      if (sub && natsSubscription_Drain(sub.get()) == NATS_OK) {
+        natsSubscription_WaitForDrainCompletion(sub.get(), cfg.api_timeout.count());
+      }
+    };
+    drain(submit_sub);
+    for (auto& w : done_watches) {
+      drain(w->sub);
+    }
     if (advisory_sub) {
       // The advisory callback uses this object: let a running one finish
       // before anything goes (drain waits for the subscription's thread).
@@ -238,6 +264,8 @@ struct nats_transport::impl {
       inflight.clear();
     }
     advisory_sub.reset();
+    submit_sub.reset();
+    done_watches.clear();
     event_binding.reset();
     all_binding.reset();
     task_bindings.clear();
@@ -915,6 +943,31 @@ struct nats_transport::impl {
 
   // --- exhausted tasks --------------------------------------------------------
 
+  static void on_submission(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    message_ptr owned{msg};
+    auto* self = static_cast<impl*>(closure);
+    const char* reply = natsMsg_GetReply(msg);
+    if (reply == nullptr || *reply == '\0') {
+      // Nobody could be told the outcome; a client always sends a request.
+      self->remember(error{errc::malformed_envelope, "submission without a reply subject on " +
+                                                         std::string{natsMsg_GetSubject(msg)}});
+      return;
+    }
+    std::lock_guard<std::mutex> guard{self->submit_mutex};
+    auto token = self->next_submit_token++;
+    self->submit_replies.emplace(token, reply);
+    if (self->submit_sink) {
+      std::string bytes(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+      self->submit_sink(delivery{std::move(bytes), token, 1});
+    }
+  }
+
+  static void on_done(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    message_ptr owned{msg};
+    auto* w = static_cast<done_watch*>(closure);
+    w->sink(std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
+  }
+
   static void on_advisory(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     message_ptr owned{msg};
     static_cast<impl*>(closure)->handle_advisory(owned.get());
@@ -1140,6 +1193,118 @@ void nats_transport::consume_events(std::function<void(std::vector<delivery>)> s
 void nats_transport::ack_event(const delivery& d) { impl_->ack(d); }
 
 void nats_transport::close() { impl_->stop(); }
+
+void nats_transport::consume_submissions(std::function<void(delivery)> sink) {
+  std::lock_guard<std::mutex> guard{impl_->submit_mutex};
+  impl_->submit_sink = std::move(sink);
+  if (impl_->submit_sub) {
+    return;
+  }
+  auto subject = impl_->names.submit(impl_->cfg.partition);
+  if (!subject) {
+    impl_->remember(subject.error());
+    return;
+  }
+  natsSubscription* sub = nullptr;
+  // A queue group, so that a second dispatcher of the same partition (a
+  // standby) never commits the same submission twice.
+  if (auto s = natsConnection_QueueSubscribe(&sub, impl_->conn.get(), subject->c_str(), "dispatchers",
+                                             &impl::on_submission, impl_.get());
+      s != NATS_OK) {
+    impl_->remember(impl_->broker_error("cannot subscribe to " + *subject, s));
+    return;
+  }
+  impl_->submit_sub.reset(sub);
+  if (auto s = natsConnection_FlushTimeout(impl_->conn.get(), impl_->cfg.api_timeout.count()); s != NATS_OK) {
+    impl_->remember(impl_->broker_error("cannot confirm the subscription to " + *subject, s));
+  }
+}
+
+void nats_transport::answer_submission(const delivery& d, const std::string& reply) {
+  std::string subject;
+  {
+    std::lock_guard<std::mutex> guard{impl_->submit_mutex};
+    auto i = impl_->submit_replies.find(d.token);
+    if (i == impl_->submit_replies.end()) {
+      return;
+    }
+    subject = std::move(i->second);
+    impl_->submit_replies.erase(i);
+  }
+  if (auto s = natsConnection_Publish(impl_->conn.get(), subject.c_str(), reply.data(), static_cast<int>(reply.size()));
+      s != NATS_OK) {
+    // The client times out and may send the same submission again, which
+    // the dispatcher recognizes by its workflow id.
+    impl_->remember(impl_->broker_error("cannot answer a submission", s));
+  }
+}
+
+expected<std::string> nats_transport::request_submission(const std::string& bytes, std::chrono::milliseconds timeout) {
+  auto subject = impl_->names.submit(impl_->cfg.partition);
+  if (!subject) {
+    return subject.error();
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return error{errc::broker_unavailable, "no dispatcher answered on " + *subject + " within " +
+                                                 std::to_string(timeout.count()) + " ms"};
+    }
+    natsMsg* raw = nullptr;
+    auto s = natsConnection_Request(&raw, impl_->conn.get(), subject->c_str(), bytes.data(),
+                                    static_cast<int>(bytes.size()), left.count());
+    message_ptr reply{raw};
+    if (s == NATS_OK) {
+      return std::string(natsMsg_GetData(reply.get()), static_cast<std::size_t>(natsMsg_GetDataLength(reply.get())));
+    }
+    if (s == NATS_TIMEOUT) {
+      return error{errc::timeout, "the dispatcher on " + *subject + " did not answer within " +
+                                      std::to_string(timeout.count()) + " ms"};
+    }
+    if (s != NATS_NO_RESPONDERS) {
+      return impl_->broker_error("cannot send a submission to " + *subject, s);
+    }
+    // No dispatcher yet (starting or restarting): pace the retry; the
+    // dispatcher's subscription is the condition.
+    std::this_thread::sleep_for(std::min(left, milliseconds{100}));
+  }
+}
+
+expected<void> nats_transport::publish_done(const std::string& workflow_id, const std::string& bytes) {
+  auto subject = impl_->names.done(workflow_id);
+  if (!subject) {
+    return subject.error();
+  }
+  auto s = natsConnection_Publish(impl_->conn.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()));
+  if (s != NATS_OK) {
+    return impl_->broker_error("cannot publish on " + *subject, s);
+  }
+  return {};
+}
+
+expected<void> nats_transport::watch_done(const std::string& workflow_id, std::function<void(std::string)> sink) {
+  auto subject = impl_->names.done(workflow_id);
+  if (!subject) {
+    return subject.error();
+  }
+  auto w = std::make_unique<impl::done_watch>();
+  w->sink = std::move(sink);
+  natsSubscription* sub = nullptr;
+  if (auto s = natsConnection_Subscribe(&sub, impl_->conn.get(), subject->c_str(), &impl::on_done, w.get());
+      s != NATS_OK) {
+    return impl_->broker_error("cannot subscribe to " + *subject, s);
+  }
+  w->sub.reset(sub);
+  {
+    std::lock_guard<std::mutex> guard{impl_->done_mutex};
+    impl_->done_watches.push_back(std::move(w));
+  }
+  if (auto s = natsConnection_FlushTimeout(impl_->conn.get(), impl_->cfg.api_timeout.count()); s != NATS_OK) {
+    return impl_->broker_error("cannot confirm the subscription to " + *subject, s);
+  }
+  return {};
+}
 
 std::int32_t nats_transport::max_deliver() const noexcept { return impl_->cfg.max_deliver; }
 

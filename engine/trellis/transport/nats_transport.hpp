@@ -202,6 +202,33 @@ class nats_transport final : public transport {
   /// makes later ones return empty at once, and stops the event thread.
   void close() override;
 
+  /// Subscribes (queue group `dispatchers`) to `trellis.<ns>.submit.<partition>`
+  /// on core NATS and calls `sink` from a NATS thread with each submission
+  /// that carries a reply subject. Installing a second sink replaces the
+  /// first. A subscription failure is kept in `last_error()`.
+  void consume_submissions(std::function<void(delivery)> sink) override;
+
+  /// Publishes `reply` on the reply subject of submission `d` (core NATS).
+  /// Unknown tokens are ignored.
+  void answer_submission(const delivery& d, const std::string& reply) override;
+
+  /// Client side of a submission: sends `bytes` to
+  /// `trellis.<ns>.submit.<partition>` as a request and returns the
+  /// dispatcher's reply, sent after its commit. While no dispatcher listens
+  /// ("no responders") the request is repeated until `timeout` has passed;
+  /// then `errc::broker_unavailable`, as for any other failure (also
+  /// `errc::timeout` when a dispatcher listened but did not answer in time).
+  expected<std::string> request_submission(const std::string& bytes, std::chrono::milliseconds timeout);
+
+  /// Publishes `bytes` (core NATS, not stored) on `trellis.<ns>.done.<workflow_id>`.
+  expected<void> publish_done(const std::string& workflow_id, const std::string& bytes);
+
+  /// Subscribes to `trellis.<ns>.done.<workflow_id>` and calls `sink` (from
+  /// a NATS thread) with each notification until the transport is destroyed.
+  /// Returns once the server knows the subscription, so a notification sent
+  /// after the return is not missed.
+  expected<void> watch_done(const std::string& workflow_id, std::function<void(std::string)> sink);
+
   /// `max_deliver`: a delivery whose `delivery_count` equals it is the last
   /// one JetStream makes.
   std::int32_t max_deliver() const noexcept;

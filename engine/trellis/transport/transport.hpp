@@ -74,6 +74,21 @@ class transport {
 
   /// Wakes every waiting `fetch_tasks` and makes later ones return at once.
   virtual void close() = 0;
+
+  /// Installs the dispatcher's submission sink, called with each submit
+  /// envelope a client sent over the transport (cluster mode). The delivery's
+  /// token is what `answer_submission` takes once the workflow is committed.
+  /// Embedded mode submits to the dispatcher actor directly, so by default
+  /// there is nothing to consume.
+  virtual void consume_submissions(std::function<void(delivery)> sink) { (void)sink; }
+
+  /// Answers the client of submission `d` with `reply` (a msgpack map: {"id"}
+  /// on success, {"error": {"type", "message"}} otherwise), after the commit.
+  /// The transport may forget the submission then.
+  virtual void answer_submission(const delivery& d, const std::string& reply) {
+    (void)d;
+    (void)reply;
+  }
 };
 
 }  // namespace trellis::detail

@@ -1,0 +1,244 @@
+// Cluster mode across processes: a real nats-server, one `trellis-demo
+// dispatcher`, `trellis-demo worker` processes and the generic `trellis
+// submit` client. The same actors as embedded mode, on the NATS transport.
+
+#include "support/child_process.hpp"
+#include "support/files.hpp"
+#include "support/nats_server.hpp"
+#include "support/store_reader.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+using trellis::test::child_process;
+using trellis::test::command_result;
+using trellis::test::nats_server;
+using trellis::test::temp_dir;
+
+/// A dispatcher process and any number of worker processes on one server.
+/// Every process is stopped by its PID: by the test, or by the destructors
+/// (SIGKILL) when a check fails first.
+class cluster {
+ public:
+  explicit cluster(std::string ns, std::string ack_wait_ms)
+      : ns_(std::move(ns)), ack_wait_ms_(std::move(ack_wait_ms)) {}
+
+  const temp_dir& dir() const { return dir_; }
+  std::string url() const { return server_.url(); }
+  const std::string& ns() const { return ns_; }
+  std::string db() const { return dir_.file("dispatcher.db"); }
+
+  child_process& start_dispatcher() {
+    dispatcher_ = std::make_unique<child_process>(
+        std::vector<std::string>{TRELLIS_DEMO_BIN, "dispatcher", "--broker", url(), "--namespace", ns_, "--db", db(),
+                                 "--ack-wait-ms", ack_wait_ms_},
+        dir_.file("dispatcher.out"), dir_.file("dispatcher.err"));
+    return *dispatcher_;
+  }
+
+  child_process& start_worker() {
+    auto n = std::to_string(workers_.size());
+    workers_.push_back(std::make_unique<child_process>(
+        std::vector<std::string>{TRELLIS_DEMO_BIN, "worker", "--broker", url(), "--namespace", ns_, "--concurrency",
+                                 "2", "--fetch-batch", "4", "--ack-wait-ms", ack_wait_ms_},
+        dir_.file("worker-" + n + ".out"), dir_.file("worker-" + n + ".err")));
+    return *workers_.back();
+  }
+
+  child_process& dispatcher() { return *dispatcher_; }
+
+  /// Runs the generic client: `trellis submit FILE --broker URL --namespace NS ...`.
+  command_result submit(const std::string& file, std::vector<std::string> extra) {
+    std::vector<std::string> argv{TRELLIS_CLI_BIN, "submit", file, "--broker", url(), "--namespace", ns_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto r = trellis::test::run_command(std::move(argv), dir_.file("submit"), trellis::test::max_test_wait);
+    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << logs());
+    REQUIRE_FALSE(r.timed_out);
+    return r;
+  }
+
+  /// What every process wrote to stderr, for failure messages.
+  std::string logs() const {
+    std::string text = "dispatcher stderr:\n" + (dispatcher_ ? dispatcher_->stderr_text() : std::string{});
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      text += "worker " + std::to_string(i) + " stderr:\n" + workers_[i]->stderr_text();
+    }
+    return text;
+  }
+
+ private:
+  temp_dir dir_;
+  nats_server server_;
+  std::string ns_;
+  std::string ack_wait_ms_;
+  std::unique_ptr<child_process> dispatcher_;
+  std::vector<std::unique_ptr<child_process>> workers_;
+};
+
+/// The outcome line of `run`: exactly id, state, result and error.
+json outcome_of(const std::string& line) {
+  INFO("line: " << line);
+  auto j = json::parse(line);
+  REQUIRE(j.is_object());
+  CHECK(j.size() == 4);
+  REQUIRE(j.contains("id"));
+  REQUIRE(j.contains("state"));
+  REQUIRE(j.contains("result"));
+  REQUIRE(j.contains("error"));
+  return j;
+}
+
+std::int64_t count_rows(const std::string& db, const std::string& sql) {
+  auto n = trellis::test::try_count(db, sql.c_str());
+  INFO("query: " << sql);
+  REQUIRE(n);
+  return *n;
+}
+
+}  // namespace
+
+TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker processes and print run's "
+          "outcome line",
+          "[integration][nats]") {
+  cluster c{"clusterrun", "30000"};
+  c.start_dispatcher();
+  auto& first_worker = c.start_worker();
+  auto& second_worker = c.start_worker();
+
+  json header = json::array();
+  std::int64_t expected = 0;
+  for (int i = 0; i < 100; ++i) {
+    header.push_back({{"task", "add"}, {"args", {i, i}}});
+    expected += 2 * i;
+  }
+  json chord = {{"chord", {{"header", header}, {"body", {{"task", "xsum"}}}}}};
+  auto chord_file = trellis::test::write_file(c.dir(), "chord.json", chord.dump());
+  auto r = c.submit(chord_file, {"--wait"});
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << c.logs());
+  CHECK(r.status == 0);
+  auto out = outcome_of(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == expected);
+  CHECK(out["error"].is_null());
+
+  json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}},
+                           {{"task", "add"}, {"args", {10}}}}}};
+  auto chain_file = trellis::test::write_file(c.dir(), "chain.json", chain.dump());
+  r = c.submit(chain_file, {"--wait"});
+  CHECK(r.status == 0);
+  out = outcome_of(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 17);
+
+  // A failing workflow: exit 1, FAILURE with the task's error.
+  auto fail_file = trellis::test::write_file(
+      c.dir(), "fail.json", R"({"task": "fail", "args": ["boom"], "options": {"retry": {"max_retries": 0}}})");
+  r = c.submit(fail_file, {"--wait"});
+  CHECK(r.status == 1);
+  out = outcome_of(r.last_line());
+  CHECK(out["state"] == "FAILURE");
+  CHECK(out["error"]["message"] == "boom");
+
+  // Without --wait the client prints the id once the dispatcher committed it.
+  // Broker and namespace come from the environment here (no flags).
+  auto env_run = trellis::test::run_command(
+      {"/usr/bin/env", "TRELLIS_BROKER=" + c.url(), "TRELLIS_NAMESPACE=" + c.ns(), TRELLIS_CLI_BIN, "submit",
+       chain_file},
+      c.dir().file("submit-env"), trellis::test::max_test_wait);
+  INFO("stdout:\n" << env_run.out << "\nstderr:\n" << env_run.err);
+  REQUIRE(env_run.status == 0);
+  auto id_line = json::parse(env_run.last_line());
+  REQUIRE(id_line.size() == 1);
+  auto id = id_line["id"].get<std::string>();
+  CHECK(count_rows(c.db(), "SELECT count(*) FROM workflows WHERE id = '" + id + "'") == 1);
+
+  // Flags win over the environment: a wrong broker and namespace there change nothing.
+  auto flag_run = trellis::test::run_command(
+      {"/usr/bin/env", "TRELLIS_BROKER=nats://127.0.0.1:1", "TRELLIS_NAMESPACE=elsewhere", TRELLIS_CLI_BIN, "submit",
+       chain_file, "--broker", c.url(), "--namespace", c.ns(), "--wait"},
+      c.dir().file("submit-flags"), trellis::test::max_test_wait);
+  INFO("stdout:\n" << flag_run.out << "\nstderr:\n" << flag_run.err);
+  CHECK(flag_run.status == 0);
+  CHECK(outcome_of(flag_run.last_line())["result"] == 17);
+
+  // A file that is not a workflow is refused before anything is sent.
+  auto bad_file = trellis::test::write_file(c.dir(), "bad.json", R"({"chain": 5})");
+  r = c.submit(bad_file, {"--wait"});
+  CHECK(r.status == 2);
+
+  // SIGTERM drains and stops every process with 143, as `run` does.
+  for (auto* worker : {&first_worker, &second_worker}) {
+    worker->kill(SIGTERM);
+    auto worker_status = worker->wait_for(trellis::test::max_test_wait);
+    REQUIRE(worker_status);
+    CHECK(*worker_status == 143);
+  }
+  c.dispatcher().kill(SIGTERM);
+  auto status = c.dispatcher().wait_for(trellis::test::max_test_wait);
+  REQUIRE(status);
+  CHECK(*status == 143);
+}
+
+TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker gets its tasks after AckWait and each "
+          "node is recorded once",
+          "[integration][nats]") {
+  cluster c{"clusterkill", "1000"};
+  c.start_dispatcher();
+  auto& doomed = c.start_worker();
+
+  constexpr int tasks = 12;
+  json group = json::array();
+  for (int i = 0; i < tasks; ++i) {
+    group.push_back({{"task", "sleep_ms"}, {"args", {150}}});
+  }
+  auto file = trellis::test::write_file(c.dir(), "group.json", json{{"group", group}}.dump());
+  child_process client{{TRELLIS_CLI_BIN, "submit", file, "--broker", c.url(), "--namespace", c.ns(), "--wait"},
+                       c.dir().file("client.out"), c.dir().file("client.err")};
+
+  auto done_sql = "SELECT count(*) FROM nodes WHERE task = 'sleep_ms' AND state = 3";
+  // Mid-run: the only worker has finished some tasks and holds others.
+  REQUIRE(trellis::test::wait_until(
+      [&] { return trellis::test::try_count(c.db(), done_sql).value_or(0) >= 2; }, trellis::test::max_test_wait,
+      "the first sleep_ms tasks to succeed"));
+  auto done_before_kill = count_rows(c.db(), done_sql);
+  INFO(c.logs());
+  REQUIRE(done_before_kill < tasks);
+  doomed.kill(SIGKILL);
+  CHECK(doomed.wait() == 128 + SIGKILL);
+
+  c.start_worker();
+  auto status = client.wait_for(trellis::test::max_test_wait);
+  INFO("client stdout:\n" << client.stdout_text() << "\nclient stderr:\n" << client.stderr_text());
+  REQUIRE(status);
+  CHECK(*status == 0);
+  auto out = outcome_of(command_result{0, false, client.stdout_text(), ""}.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == json(std::vector<int>(tasks, 150)));
+  auto id = out["id"].get<std::string>();
+
+  c.dispatcher().kill(SIGTERM);
+  auto stopped = c.dispatcher().wait_for(trellis::test::max_test_wait);
+  REQUIRE(stopped);
+  CHECK(*stopped == 143);
+
+  // One row per node, every one a success of attempt 1: the redelivered
+  // tasks ran again under the same attempt, and whichever outcome came
+  // second changed nothing.
+  auto where = " WHERE workflow_id = '" + id + "'";
+  CHECK(count_rows(c.db(), "SELECT count(*) FROM nodes" + where) == tasks);
+  CHECK(count_rows(c.db(), "SELECT count(*) FROM nodes" + where + " AND state = 3 AND attempt = 1") == tasks);
+  CHECK(count_rows(c.db(), "SELECT count(DISTINCT node) FROM nodes" + where) == tasks);
+  CHECK(count_rows(c.db(), "SELECT count(*) FROM attempts" + where) == 0);
+  CHECK(count_rows(c.db(), "SELECT count(*) FROM dead_letters") == 0);
+}
