@@ -59,7 +59,7 @@ perf record -q -k CLOCK_MONOTONIC -F "${freq}" --call-graph dwarf,16384 -o "${wo
 
 echo "### Profile: ${workload}, synchronous=${mode} ($(basename "${bin}"))"
 echo
-grep -E '^\| (group|one-task|chord|chain)' "${work}/bench.md" || true
+grep -E '^\| (workload|group|one-task|chord|chain)|^\|-' "${work}/bench.md" || true
 echo
 perf script -i "${work}/perf.data" -F comm,tid,time,ip,sym,dso 2>/dev/null |
   python3 -B "${here}/perf_areas.py" "${work}/windows" "${freq}"

@@ -154,25 +154,41 @@ class engine_core {
 
   ~engine_core() { shutdown(); }
 
-  dispatcher_actor dispatcher() {
-    blocking_caller self{*system_};
-    dispatcher_actor d;
-    (*self)->request(supervisor_, caf::infinite, start_atom::value)
-        .receive([&](dispatcher_actor& x) { d = std::move(x); }, [&](caf::error&) {});
-    return d;
+  /// The current dispatcher. Cached, because asking the supervisor on every
+  /// call costs a scheduler wake-up per request (a third of a round trip);
+  /// `refresh` asks again after the supervisor has replaced a dead one.
+  dispatcher_actor dispatcher(bool refresh = false) {
+    std::lock_guard<std::mutex> guard{dispatcher_mutex_};
+    if (!dispatcher_ || refresh) {
+      blocking_caller self{*system_};
+      (*self)->request(supervisor_, caf::infinite, start_atom::value)
+          .receive([&](dispatcher_actor& x) { dispatcher_ = std::move(x); }, [&](caf::error&) {});
+    }
+    return dispatcher_;
   }
 
   template <class T, class... Ts>
-  expected<T> ask(Ts&&... xs) {
+  expected<T> ask(const Ts&... xs) {
     if (stopped_) {
       return error{errc::shutting_down, "the engine is shut down"};
     }
-    auto d = dispatcher();
-    blocking_caller self{*system_};
     std::optional<expected<T>> out;
-    (*self)->request(d, caf::infinite, std::forward<Ts>(xs)...)
-        .receive([&](T& x) { out.emplace(std::move(x)); },
-                 [&](caf::error& e) { out.emplace(from_caf_error(e, system_->render(e))); });
+    for (int tries = 0; tries < 2; ++tries) {
+      auto d = dispatcher(tries > 0);
+      blocking_caller self{*system_};
+      bool actor_gone = false;
+      (*self)->request(d, caf::infinite, xs...)
+          .receive([&](T& x) { out.emplace(std::move(x)); },
+                   [&](caf::error& e) {
+                     // A dead dispatcher (restarted by the supervisor) is
+                     // retried once on the new one; Trellis errors are answers.
+                     actor_gone = e.category() != trellis_error_category;
+                     out.emplace(from_caf_error(e, system_->render(e)));
+                   });
+      if (!actor_gone) {
+        break;
+      }
+    }
     return std::move(*out);
   }
 
@@ -265,6 +281,10 @@ class engine_core {
       (*self)->request(supervisor_, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
       (*self)->send_exit(supervisor_, caf::exit_reason::user_shutdown);
     }
+    {
+      std::lock_guard<std::mutex> cache_guard{dispatcher_mutex_};
+      dispatcher_ = nullptr;  // a handle held past this point would keep the system waiting
+    }
     system_.reset();  // waits for every actor, detached ones included
   }
 
@@ -287,6 +307,8 @@ class engine_core {
   caf::actor_system_config caf_cfg_;
   std::unique_ptr<caf::actor_system> system_;
   supervisor_actor supervisor_;
+  std::mutex dispatcher_mutex_;
+  dispatcher_actor dispatcher_;
   std::mutex shutdown_mutex_;
   std::atomic<bool> stopped_{false};
 };

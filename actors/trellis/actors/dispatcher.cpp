@@ -406,7 +406,7 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   rec.id = env->workflow_id;
   rec.submit_key = key;
   rec.state = node_state::started;
-  rec.canvas = env->payload;
+  rec.canvas = std::move(env->payload);  // parsed above; the envelope needs it no more
   rec.created_at = now_ms();
   check(st_.cfg.store->insert_workflow(rec));
   changed();
