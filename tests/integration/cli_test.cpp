@@ -3,6 +3,7 @@
 // status / dlq list / dlq replay on a store left by an earlier run.
 
 #include "support/child_process.hpp"
+#include "support/outcome_line.hpp"
 #include "support/files.hpp"
 #include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
@@ -38,18 +39,7 @@ command_result demo(const temp_dir& dir, std::vector<std::string> args) {
 /// The outcome line: exactly the keys id, state, result and error.
 json outcome_of(const command_result& r) {
   INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  auto line = r.last_line();
-  REQUIRE_FALSE(line.empty());
-  auto j = json::parse(line);
-  REQUIRE(j.is_object());
-  CHECK(j.size() == 4);
-  REQUIRE(j.contains("id"));
-  REQUIRE(j.contains("state"));
-  REQUIRE(j.contains("result"));
-  REQUIRE(j.contains("error"));
-  REQUIRE(j["id"].is_string());
-  CHECK_FALSE(j["id"].get<std::string>().empty());
-  return j;
+  return trellis::test::parse_outcome_line(r.last_line());
 }
 
 /// Runs a `SELECT count(*) ...` on the store the CLI left behind, read-only.

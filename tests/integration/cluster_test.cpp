@@ -3,6 +3,7 @@
 // submit` client. The same actors as embedded mode, on the NATS transport.
 
 #include "support/child_process.hpp"
+#include "support/outcome_line.hpp"
 #include "support/files.hpp"
 #include "support/nats_server.hpp"
 #include "support/store_reader.hpp"
@@ -87,17 +88,7 @@ class cluster {
 };
 
 /// The outcome line of `run`: exactly id, state, result and error.
-json outcome_of(const std::string& line) {
-  INFO("line: " << line);
-  auto j = json::parse(line);
-  REQUIRE(j.is_object());
-  CHECK(j.size() == 4);
-  REQUIRE(j.contains("id"));
-  REQUIRE(j.contains("state"));
-  REQUIRE(j.contains("result"));
-  REQUIRE(j.contains("error"));
-  return j;
-}
+json outcome_of(const std::string& line) { return trellis::test::parse_outcome_line(line); }
 
 std::int64_t count_rows(const std::string& db, const std::string& sql) {
   auto n = trellis::test::try_count(db, sql.c_str());
