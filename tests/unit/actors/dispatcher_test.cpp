@@ -2,6 +2,7 @@
 // in-process transport and a real SQLite store, and no worker pool: the test
 // plays the worker, so it can deliver outcomes twice, late or malformed.
 
+#include "support/envelopes.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
@@ -96,15 +97,8 @@ class fixture {
   }
 
   void report_success(const envelope& task, value result) {
-    envelope out;
-    out.type = envelope_type::outcome;
-    out.id = task.id + ":out";
-    out.workflow_id = task.workflow_id;
-    out.node = task.node;
-    out.attempt = task.attempt;
-    out.task = task.task;
-    out.status = outcome_status::success;
-    out.payload = std::move(result);
+    auto out = test::outcome_envelope(task.id + ":out", {task.workflow_id, task.node, task.attempt, task.task},
+                                      outcome_status::success, std::move(result), "", "");
     REQUIRE(bus->publish_events({encode(out)}));
   }
 
