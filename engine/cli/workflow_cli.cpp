@@ -10,6 +10,7 @@
 #include "trellis/envelope.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/partition.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -266,6 +267,10 @@ struct cluster_flags {
   std::vector<std::string> queues;
   std::int64_t ack_wait_ms = 30'000;
   std::size_t fetch_batch = 16;
+  int partitions = 0;  // 0: not given
+  std::vector<int> owns;
+  bool standby = false;
+  int max_deliver = 5;
 };
 
 std::vector<std::string> split_urls(const std::string& text) {
@@ -302,6 +307,20 @@ detail::cluster_options cluster_options_for(const cluster_flags& f, const run_op
   out.fetch_batch = f.fetch_batch;
   out.ack_wait = std::chrono::milliseconds{f.ack_wait_ms};
   out.db = opts.db;
+  out.partitions = f.partitions;
+  if (out.partitions == 0) {
+    const char* env = std::getenv("TRELLIS_PARTITIONS");
+    std::string text = env != nullptr ? env : "";
+    if (text.empty()) {
+      out.partitions = 1;
+    } else if (text.size() > 4 || text.find_first_not_of("0123456789") != std::string::npos ||
+               (out.partitions = std::stoi(text)) < 1) {
+      throw usage_error("TRELLIS_PARTITIONS is '" + text + "'; it must be a whole number from 1 to 1024");
+    }
+  }
+  out.owns = f.owns;
+  out.standby = f.standby;
+  out.max_deliver = f.max_deliver;
   return out;
 }
 
@@ -315,7 +334,30 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
   std::cerr << "trellis: " << what << " running" << std::endl;
   auto set = termination_watch::signals();
   int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+  // A standby dispatcher retries the store locks it waits for every 100 ms,
+  // between waits for a signal; once it serves everything it only waits.
+  for (bool announced = false;;) {
+    auto waiting = (*node)->take_over();
+    if (!waiting) {
+      std::cerr << "error: " << to_string(waiting.error()) << '\n';
+      (*node)->shutdown();
+      return exit_code_for(waiting.error().code());
+    }
+    if (*waiting == 0) {
+      while (sigwait(&set, &sig) != 0) {
+      }
+      break;
+    }
+    if (!announced) {
+      announced = true;
+      std::cerr << "trellis: " << what << " standing by: " << *waiting
+                << " owned partition(s) are served by another dispatcher; taking over when it stops" << std::endl;
+    }
+    timespec pause{0, 100'000'000};
+    if (int got = sigtimedwait(&set, nullptr, &pause); got > 0) {
+      sig = got;
+      break;
+    }
   }
   std::cerr << "trellis: signal " << sig << ": draining the " << what << std::endl;
   (*node)->shutdown();
@@ -360,6 +402,8 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
   cfg.urls = opts.broker_urls;
   cfg.ns = opts.ns;
   cfg.client_name = "trellis-submit";
+  // The dispatcher owning this workflow's partition takes it.
+  cfg.partition = detail::partition_of(e.workflow_id, opts.partitions);
   auto bus = detail::nats_transport::connect(std::move(cfg));
   if (!bus) {
     std::cerr << "error: " << to_string(bus.error()) << '\n';
@@ -467,6 +511,17 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     cmd->add_option("--broker", cluster.broker,
                     "NATS server URL, or several comma-separated (default: $TRELLIS_BROKER)");
     cmd->add_option("--namespace", cluster.ns, "Trellis namespace (default: $TRELLIS_NAMESPACE, else default)");
+    cmd->add_option("--partitions", cluster.partitions,
+                    "Dispatcher partitions of the namespace; the same in every process of it "
+                    "(default: $TRELLIS_PARTITIONS, else 1)")
+        ->check(CLI::Range(1, 1024));
+  };
+  auto max_deliver_flag = [&](CLI::App* cmd) {
+    cmd->add_option("--max-deliver", cluster.max_deliver,
+                    "JetStream MaxDeliver of this process's consumers: a task delivered this often without an ack "
+                    "is dead-lettered as 'worker lost'")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
   };
   auto ack_wait_flag = [&](CLI::App* cmd) {
     cmd->add_option("--ack-wait-ms", cluster.ack_wait_ms,
@@ -484,11 +539,19 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   ack_wait_flag(worker);
+  max_deliver_flag(worker);
 
   auto* dispatcher = app.add_subcommand("dispatcher", "Run the dispatcher of a cluster, owning the store");
   broker_flags(dispatcher);
-  dispatcher->add_option("--db", db, "SQLite store")->required();
+  dispatcher->add_option("--db", db, "SQLite store (with several partitions, partition P's is <stem>-pP<ext>)")
+      ->required();
   ack_wait_flag(dispatcher);
+  max_deliver_flag(dispatcher);
+  dispatcher->add_option("--owns", cluster.owns, "Partitions this dispatcher owns, comma-separated (default: all)")
+      ->delimiter(',');
+  dispatcher->add_flag("--standby", cluster.standby,
+                       "Wait for another dispatcher holding an owned partition's store to stop, then take over "
+                       "(default: exit 3)");
 
   bool wait = false;
   auto* submit = app.add_subcommand("submit", "Submit a workflow file to a cluster dispatcher over NATS");

@@ -4,9 +4,17 @@
 /// Cluster mode's processes: the same supervisor, dispatcher and worker-pool
 /// actors as embedded mode, on a NATS JetStream transport instead of the
 /// in-process one. A process runs either a worker pool only
-/// (`trellis-demo worker`) or a dispatcher only (`trellis-demo dispatcher`,
-/// which owns the SQLite store). Clients submit over NATS and hear about
-/// finished workflows on `trellis.<ns>.done.<workflow>` (docs/cluster.md).
+/// (`trellis-demo worker`) or dispatchers only (`trellis-demo dispatcher`).
+/// Clients submit over NATS and hear about finished workflows on
+/// `trellis.<ns>.done.<workflow>` (docs/cluster.md).
+///
+/// Partitions (docs/decisions/0009-partitions-and-failover.md): a namespace
+/// has `partitions` dispatcher partitions and a workflow belongs to
+/// `partition_of(id, partitions)`. A dispatcher process owns a set of them;
+/// for each it runs its own supervisor and dispatcher actor, NATS
+/// connection (event consumer `dispatcher-<p>`, submissions on
+/// `trellis.<ns>.submit.<p>`) and SQLite store (`partition_store_path`),
+/// which it holds an exclusive lock on (store/store_lock.hpp).
 
 #include "trellis/error.hpp"
 #include "trellis/task.hpp"
@@ -35,9 +43,26 @@ struct cluster_options {
   /// JetStream AckWait of the consumers this process declares: how long an
   /// unacked task (worker) or event (dispatcher) waits before redelivery.
   std::chrono::milliseconds ack_wait{30'000};
-  /// Dispatcher: the SQLite store.
+  /// Dispatcher: the SQLite store; with several partitions, the name the
+  /// store of each partition is derived from (`partition_store_path`).
   std::string db = "trellis.db";
+  /// Dispatcher partitions of the namespace, 1 or more. Every process of a
+  /// namespace (clients, workers, dispatchers) must use the same count.
+  int partitions = 1;
+  /// Dispatcher: the partitions it owns, each in [0, partitions); empty
+  /// owns every partition.
+  std::vector<int> owns;
+  /// Dispatcher: a partition whose store another dispatcher holds is waited
+  /// for (`cluster_node::take_over`) instead of failing with store_locked.
+  bool standby = false;
+  /// JetStream MaxDeliver of the consumers this process declares: a task
+  /// delivered this often without an ack is "worker lost".
+  int max_deliver = 5;
 };
+
+/// The store of `partition`: `db` itself when there is one partition, else
+/// `<stem>-p<partition><extension>` beside it (`cluster.db` -> `cluster-p1.db`).
+std::string partition_store_path(const std::string& db, int partition, int partitions);
 
 class cluster_node_core;
 
@@ -50,15 +75,26 @@ class cluster_node {
   /// registry), `broker_unavailable`.
   static expected<std::unique_ptr<cluster_node>> start_worker(const cluster_options& opts, task_registry tasks);
 
-  /// Opens the store, connects and starts a supervisor with only a
-  /// dispatcher. It takes submissions from `trellis.<ns>.submit.0`, answers
-  /// each after its commit and publishes every finished workflow as a
-  /// msgpack map {id, state, result, error} on `trellis.<ns>.done.<id>`.
+  /// Starts a dispatcher for every owned partition: takes the store's lock,
+  /// opens the store, connects and starts a supervisor with only a
+  /// dispatcher. Each takes submissions from `trellis.<ns>.submit.<p>`,
+  /// answers each after its commit, publishes every finished workflow as a
+  /// msgpack map {id, state, result, error} on `trellis.<ns>.done.<id>`, and
+  /// records the tasks JetStream gave up delivering ("worker lost").
   /// `tasks` gives the registration defaults (queue, retries) by task name;
-  /// it may be empty. Errors as `start_worker`; the store throws
-  /// `setup_error` as for an engine.
+  /// it may be empty. Errors as `start_worker`, plus `store_locked` when
+  /// another dispatcher holds an owned partition's store (unless
+  /// `opts.standby`: then that partition waits for `take_over`) and the
+  /// store's errors (`store_failed`, `store_corrupt`).
   static expected<std::unique_ptr<cluster_node>> start_dispatcher(const cluster_options& opts,
                                                                   const task_registry& tasks);
+
+  /// A standby dispatcher: tries once, without waiting, to take the store
+  /// lock of every owned partition not served yet, and starts serving each
+  /// one it got. Returns how many owned partitions still wait (0 for a
+  /// worker, or once all are served). Errors as `start_dispatcher`, except
+  /// that a held lock is not one.
+  expected<std::size_t> take_over();
 
   ~cluster_node();
   cluster_node(const cluster_node&) = delete;

@@ -1,5 +1,8 @@
 #include "demo_tasks.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <fstream>
 #include <stdexcept>
@@ -59,6 +62,14 @@ void register_demo_tasks(task_registry& tasks) {
                                std::to_string(failures) + " planned failures");
     }
     return ctx.attempt();
+  });
+  // Exists for the "worker lost" test (tests/integration/cluster_partition_test.cpp):
+  // it kills its own worker process on every delivery, as a handler that
+  // crashes the process would, so the task is never acknowledged and
+  // JetStream gives up on it after MaxDeliver deliveries. Never use it
+  // embedded: it kills the engine's process too.
+  tasks.add("crash_worker", [](task_context&) {
+    ::kill(::getpid(), SIGKILL);
   });
   tasks.add("touch", [](task_context&, std::string path) {
     {

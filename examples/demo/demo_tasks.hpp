@@ -10,6 +10,7 @@
 ///   fail(message) -> always fails with `message`
 ///   flaky(failures) -> fails its first `failures` attempts, then returns the attempt number
 ///   touch(path) -> appends a line to the file, returns its line count
+///   crash_worker() -> kills its own process with SIGKILL (for the cluster "worker lost" test)
 
 #include <trellis/trellis.hpp>
 

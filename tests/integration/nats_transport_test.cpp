@@ -174,7 +174,7 @@ TEST_CASE("published events reach the sink and an unacked event is delivered aga
   auto t = connect(cfg);
   event_log log;
   t->consume_events(log.sink());
-  REQUIRE(t->publish_events({"event-acked", "event-dropped"}));
+  REQUIRE(t->publish_events({{0, "event-acked"}, {0, "event-dropped"}}));
 
   REQUIRE(wait_until([&] { return log.snapshot().size() >= 2; }, 10s, "both events at the sink"));
   auto first = log.snapshot();

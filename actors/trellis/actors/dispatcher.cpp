@@ -2,6 +2,7 @@
 
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
+#include "trellis/transport/partition.hpp"
 #include "trellis/workflow_graph.hpp"
 
 #include <caf/actor_system.hpp>
@@ -74,6 +75,8 @@ struct dispatcher_state {
   std::vector<pending_reply> replies;
   std::vector<workflow_outcome> finished;
   std::vector<std::uint64_t> events_to_ack;
+  /// Broker handles of lost task messages recorded in this batch.
+  std::vector<std::uint64_t> lost_to_discard;
   /// The transport token of the submission being handled (0: none).
   std::uint64_t submission_token = 0;
 
@@ -95,6 +98,7 @@ class dispatcher_logic {
   void submit_from_bus(const std::string& bytes, std::uint64_t token);
   void on_events(std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens);
   void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt);
+  void on_lost(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle);
   caf::result<std::string> status(const std::string& wf);
   caf::result<std::string> replay(std::int64_t dead_letter_id);
   void flush();
@@ -112,7 +116,7 @@ class dispatcher_logic {
   void ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx);
   void dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt);
   void schedule(const std::string& wf, node_id leaf, std::int32_t attempt, epoch_ms due_at);
-  void apply_outcome(const envelope& env, const std::string& raw);
+  void apply_outcome(const envelope& env, const std::string& raw, const std::string* lost_task = nullptr);
   void dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,
                    const std::string& message_id, const std::string& wf, std::int32_t node, const std::string& task,
                    std::int32_t attempts);
@@ -190,6 +194,12 @@ void dispatcher_logic::flush() {
       st_.cfg.bus->ack_event(delivery{{}, token, 1});
     }
     st_.events_to_ack.clear();
+    for (auto handle : st_.lost_to_discard) {
+      if (st_.cfg.discard_lost_task) {
+        st_.cfg.discard_lost_task(handle);
+      }
+    }
+    st_.lost_to_discard.clear();
     for (auto& r : st_.replies) {
       if (r.submission_token != 0) {
         st_.cfg.bus->answer_submission(delivery{{}, r.submission_token, 1},
@@ -386,6 +396,13 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
     return to_caf_error(error{errc::malformed_envelope, std::string{"expected a submit envelope, got "} +
                                                             to_string(env->type)});
   }
+  if (auto owner = partition_of(env->workflow_id, st_.cfg.partitions); owner != st_.cfg.partition) {
+    return to_caf_error(error{errc::invalid_config,
+                              "workflow " + env->workflow_id + " belongs to partition " + std::to_string(owner) +
+                                  " of " + std::to_string(st_.cfg.partitions) + ", not to this dispatcher's partition " +
+                                  std::to_string(st_.cfg.partition) +
+                                  "; the client and the dispatchers must use the same --partitions"});
+  }
   auto parsed = canvas_from_value(env->payload, st_.cfg.limits);
   if (!parsed) {
     return to_caf_error(parsed.error());
@@ -454,7 +471,7 @@ void dispatcher_logic::dead_letter(const std::string& reason, const std::string&
   st_.cfg.stats->add(counter::dead_letters, "", task);
 }
 
-void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw) {
+void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw, const std::string* lost_task) {
   if (env.status == outcome_status::rejected && env.node < 0) {
     // The worker could not read the task message at all: keep its bytes.
     std::string original = env.payload.is_binary()
@@ -464,6 +481,17 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
     return;
   }
   auto it = st_.active.find(env.workflow_id);
+  if (it == st_.active.end() && partition_of(env.workflow_id, st_.cfg.partitions) != st_.cfg.partition) {
+    // A worker with another partition count sent it here; its owner never
+    // sees it, so keep it where an operator will.
+    dead_letter("wrong_partition",
+                "outcome of workflow " + env.workflow_id + " (partition " +
+                    std::to_string(partition_of(env.workflow_id, st_.cfg.partitions)) + " of " +
+                    std::to_string(st_.cfg.partitions) + ") arrived at partition " + std::to_string(st_.cfg.partition) +
+                    "; every process of the namespace must use the same --partitions",
+                raw, env.id, env.workflow_id, env.node, env.task, env.attempt);
+    return;
+  }
   if (it == st_.active.end()) {
     // The workflow already finished: a redelivered outcome changes nothing.
     st_.cfg.stats->add(counter::duplicates, "", env.task);
@@ -539,10 +567,14 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
       changed();
       auto reason = env.status == outcome_status::rejected ? env.error_type : std::string{"task_failed"};
       // The dead letter keeps the task message itself (what a replay re-runs),
-      // rebuilt exactly as it was published for this attempt.
+      // rebuilt exactly as it was published for this attempt; a lost task
+      // keeps the bytes the broker gave back.
       auto task_msg = task_envelope(env.workflow_id, aw, env.node, env.attempt);
-      dead_letter(reason, type + ": " + env.error_message, encode(task_msg), task_msg.id, env.workflow_id,
-                  env.node, sig.task(), env.attempt);
+      if (lost_task != nullptr) {
+        reason = "worker lost";
+      }
+      dead_letter(reason, type + ": " + env.error_message, lost_task != nullptr ? *lost_task : encode(task_msg),
+                  task_msg.id, env.workflow_id, env.node, sig.task(), env.attempt);
       aw.graph.fail(env.node, env.attempt, err, fx);
       st_.cfg.stats->add(counter::tasks_failed, queue, sig.task());
       break;
@@ -584,6 +616,43 @@ void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int
   }
   open_batch();
   dispatch(wf, it->second, node, attempt);
+}
+
+void dispatcher_logic::on_lost(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
+  auto env = decode(bytes);
+  auto what = "delivered " + std::to_string(deliveries) +
+              " times and never acknowledged: the worker running it died (or hung past AckWait) every time";
+  if (!env || env->type != envelope_type::task) {
+    // It names no workflow; partition 0's owner keeps it, as for any
+    // unreadable task message.
+    if (st_.cfg.partition != 0) {
+      return;
+    }
+    auto why = env ? std::string{"; it is not a task message"} : "; it is unreadable: " + env.error().message();
+    dead_letter("worker lost", what + why, bytes, "", "", -1, "", deliveries);
+    st_.lost_to_discard.push_back(handle);
+    return;
+  }
+  if (partition_of(env->workflow_id, st_.cfg.partitions) != st_.cfg.partition) {
+    return;  // another dispatcher's workflow: its owner hears the same advisory
+  }
+  // The lost delivery becomes the failure of its attempt, so the retry
+  // policy decides what follows, as for any failure. A stale one (the node
+  // moved on) is a duplicate and only dropped from the broker.
+  open_batch();
+  st_.lost_to_discard.push_back(handle);
+  envelope failure;
+  failure.type = envelope_type::outcome;
+  failure.id = env->id;
+  failure.workflow_id = env->workflow_id;
+  failure.node = env->node;
+  failure.attempt = env->attempt;
+  failure.task = env->task;
+  failure.queue = env->queue;
+  failure.status = outcome_status::failure;
+  failure.error_type = "worker_lost";
+  failure.error_message = "task message " + env->id + " " + what;
+  apply_outcome(failure, bytes, &bytes);
 }
 
 caf::result<std::string> dispatcher_logic::status(const std::string& wf) {
@@ -685,6 +754,16 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
       caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), submit_atom::value, std::move(d.bytes), d.token);
     }
   });
+  if (self->state.cfg.watch_lost_tasks) {
+    self->state.cfg.watch_lost_tasks(
+        [weak = caf::actor_cast<caf::weak_actor_ptr>(self)](std::string bytes, std::int32_t deliveries,
+                                                             std::uint64_t handle) {
+          if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
+            caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), lost_atom::value, std::move(bytes), deliveries,
+                           handle);
+          }
+        });
+  }
   dispatcher_logic(self).restore_all();
   return {
       [=](submit_atom, const std::string& bytes) { return dispatcher_logic(self).submit(bytes); },
@@ -702,6 +781,9 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
       },
       [=](due_atom, const std::string& wf, std::int32_t node, std::int32_t attempt) {
         dispatcher_logic(self).on_due(wf, node, attempt);
+      },
+      [=](lost_atom, const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
+        dispatcher_logic(self).on_lost(bytes, deliveries, handle);
       },
       [=](status_atom, const std::string& wf) { return dispatcher_logic(self).status(wf); },
       [=](replay_atom, std::int64_t id) { return dispatcher_logic(self).replay(id); },

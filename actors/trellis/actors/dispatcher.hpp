@@ -57,6 +57,21 @@ struct dispatcher_config {
   std::size_t max_batch = 16384;
   /// Seed of the retry jitter; 0 draws one from the OS.
   std::uint64_t jitter_seed = 0;
+
+  /// Cluster mode: the partition this dispatcher owns, of `partitions`
+  /// (transport/partition.hpp). It refuses submissions of workflows another
+  /// partition owns, handles only its own lost tasks, and dead-letters
+  /// outcomes of another partition's workflows (a process with a different
+  /// partition count). Embedded mode: 0 of 1.
+  int partition = 0;
+  int partitions = 1;
+  /// Cluster mode: installs the sink of task messages the broker gave up on
+  /// (bytes, deliveries, handle), as `transport::consume_events` does for
+  /// events; called at every (re)start. Unset in embedded mode.
+  std::function<void(std::function<void(std::string, std::int32_t, std::uint64_t)>)> watch_lost_tasks;
+  /// Called after the commit that recorded a lost task, with its handle, so
+  /// the broker drops it.
+  std::function<void(std::uint64_t)> discard_lost_task;
 };
 
 /// Spawns a dispatcher on its own thread (it blocks on fsync) and restores

@@ -33,6 +33,7 @@ using restored_atom = caf::atom_constant<caf::atom("restored")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
+using lost_atom = caf::atom_constant<caf::atom("lost")>;
 
 /// The only writer of workflow state.
 using dispatcher_actor = caf::typed_actor<
@@ -45,6 +46,10 @@ using dispatcher_actor = caf::typed_actor<
     /// A batch of outcome envelopes from the transport, with the tokens to
     /// ack each one by once it is committed.
     caf::reacts_to<event_atom, std::vector<std::string>, std::vector<std::uint64_t>>,
+    /// A task message the broker stopped delivering after this many
+    /// deliveries without an ack ("worker lost"), with the broker's handle
+    /// to discard it by once that is committed (cluster mode).
+    caf::reacts_to<lost_atom, std::string, std::int32_t, std::uint64_t>,
     /// Commits the open batch, then publishes and notifies (sent to itself).
     caf::reacts_to<flush_atom>,
     /// A retry or countdown fell due: dispatch attempt `attempt` of the node.

@@ -2,6 +2,7 @@
 
 #include "trellis/actors/task_runner.hpp"
 #include "trellis/envelope.hpp"
+#include "trellis/transport/partition.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/stateful_actor.hpp>
@@ -46,7 +47,7 @@ class handler_threads {
 
  private:
   void loop() {
-    std::vector<std::string> outcomes;
+    std::vector<outgoing_event> outcomes;
     std::vector<delivery> handled;
     while (!stopping_) {
       auto batch = cfg_.bus->fetch_tasks(cfg_.queues, cfg_.fetch_batch, fetch_wait);
@@ -63,7 +64,8 @@ class handler_threads {
         if (run.queue_wait) {
           cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, *run.queue_wait);
         }
-        outcomes.push_back(encode(run.outcome));
+        outcomes.push_back(
+            outgoing_event{event_partition_of(run.outcome.workflow_id, cfg_.partitions), encode(run.outcome)});
         handled.push_back(std::move(d));
         if (clock::now() - last_report > max_outcome_delay || clock::now() - started > max_outcome_delay) {
           report(outcomes, handled);
@@ -74,7 +76,7 @@ class handler_threads {
     }
   }
 
-  void report(std::vector<std::string>& outcomes, std::vector<delivery>& handled) {
+  void report(std::vector<outgoing_event>& outcomes, std::vector<delivery>& handled) {
     if (outcomes.empty()) {
       return;
     }

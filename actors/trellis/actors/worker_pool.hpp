@@ -35,6 +35,9 @@ struct worker_pool_config {
   std::size_t concurrency = 2;
   /// Task messages one thread takes per fetch.
   std::size_t fetch_batch = 64;
+  /// Dispatcher partitions of the namespace: each outcome goes to the
+  /// partition owning its workflow (transport/partition.hpp). 1 in-process.
+  int partitions = 1;
 };
 
 /// Spawns the pool's actor (detached: draining joins threads) and its threads.

@@ -66,11 +66,12 @@ void inproc_transport::ack_task(const delivery&) {
   // Nothing to release: an in-process message lives only until it is fetched.
 }
 
-expected<void> inproc_transport::publish_events(std::vector<std::string> messages) {
+expected<void> inproc_transport::publish_events(std::vector<outgoing_event> messages) {
+  // One dispatcher in-process: the partition does not matter.
   std::vector<delivery> batch;
   batch.reserve(messages.size());
   for (auto& m : messages) {
-    batch.push_back(delivery{std::move(m), 0, 1});
+    batch.push_back(delivery{std::move(m.bytes), 0, 1});
   }
   std::lock_guard<std::mutex> guard{sink_mutex_};
   if (!sink_) {

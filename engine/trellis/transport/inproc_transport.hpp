@@ -24,7 +24,7 @@ class inproc_transport final : public transport {
   std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
                                     std::chrono::milliseconds wait) override;
   void ack_task(const delivery& d) override;
-  expected<void> publish_events(std::vector<std::string> messages) override;
+  expected<void> publish_events(std::vector<outgoing_event> messages) override;
   void consume_events(std::function<void(std::vector<delivery>)> sink) override;
   void ack_event(const delivery& d) override;
   void close() override;

@@ -1172,14 +1172,22 @@ std::vector<delivery> nats_transport::fetch_tasks(const std::vector<std::string>
 
 void nats_transport::ack_task(const delivery& d) { impl_->ack(d); }
 
-expected<void> nats_transport::publish_events(std::vector<std::string> messages) {
-  std::vector<outgoing> items;
-  items.reserve(messages.size());
+expected<void> nats_transport::publish_events(std::vector<outgoing_event> messages) {
+  // Grouped by partition, keeping the order within each: usually one group.
+  std::map<int, std::vector<outgoing>> by_partition;
   for (const auto& m : messages) {
-    items.push_back(outgoing{&m, nullptr});
+    by_partition[m.partition].push_back(outgoing{&m.bytes, nullptr});
   }
-  return impl_->publish(impl_->event_subject, items,
-                        "outcome events for partition " + std::to_string(impl_->cfg.partition));
+  for (const auto& [partition, items] : by_partition) {
+    auto subject = impl_->names.event(partition);
+    if (!subject) {
+      return subject.error();
+    }
+    if (auto ok = impl_->publish(*subject, items, "outcome events for partition " + std::to_string(partition)); !ok) {
+      return ok;
+    }
+  }
+  return {};
 }
 
 void nats_transport::consume_events(std::function<void(std::vector<delivery>)> sink) {

@@ -184,11 +184,12 @@ class nats_transport final : public transport {
   /// Unknown or already acked tokens are ignored.
   void ack_task(const delivery& d) override;
 
-  /// Publishes to `trellis.<ns>.event.<partition>` and waits for every
-  /// PubAck, so the events are stored before the caller acks its tasks
-  /// (promise 1). Events carry no `Nats-Msg-Id`: the dispatcher tolerates
-  /// duplicates, and a hash as id could drop a distinct event.
-  expected<void> publish_events(std::vector<std::string> messages) override;
+  /// Publishes each event to `trellis.<ns>.event.<its partition>` (one
+  /// publish call per partition, in order) and waits for every PubAck, so
+  /// the events are stored before the caller acks its tasks (promise 1).
+  /// Events carry no `Nats-Msg-Id`: the dispatcher tolerates duplicates, and
+  /// a hash as id could drop a distinct event.
+  expected<void> publish_events(std::vector<outgoing_event> messages) override;
 
   /// Starts the event thread: it pulls batches from `dispatcher-<partition>`
   /// and calls `sink` with each. Unacked events are delivered again after

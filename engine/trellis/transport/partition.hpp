@@ -29,4 +29,11 @@ inline int partition_of(std::string_view workflow_id, int count) noexcept {
   return static_cast<int>(hash % static_cast<std::uint64_t>(count));
 }
 
+/// The partition an outcome event goes to: the owner of `workflow_id`, and
+/// partition 0 for an outcome that names no workflow (empty id: a task
+/// message the worker could not read), whose owner dead-letters it.
+inline int event_partition_of(std::string_view workflow_id, int count) noexcept {
+  return workflow_id.empty() ? 0 : partition_of(workflow_id, count);
+}
+
 }  // namespace trellis::detail

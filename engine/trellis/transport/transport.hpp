@@ -43,6 +43,17 @@ struct outgoing_task {
   std::chrono::steady_clock::time_point ready_at{};
 };
 
+/// An outcome event to publish, addressed to the dispatcher partition that
+/// owns its workflow (`trellis.<ns>.event.<partition>` in cluster mode; the
+/// in-process transport has one dispatcher and ignores it).
+struct outgoing_event {
+  /// `event_partition_of(workflow id, partition count)` (partition.hpp): 0
+  /// for an outcome that names no workflow (an unreadable task message).
+  int partition = 0;
+  /// The encoded outcome envelope.
+  std::string bytes;
+};
+
 class transport {
  public:
   virtual ~transport() = default;
@@ -62,8 +73,11 @@ class transport {
   /// The outcome of this task message is durable; the transport may forget it.
   virtual void ack_task(const delivery& d) = 0;
 
-  /// Publishes outcome events for the dispatcher.
-  virtual expected<void> publish_events(std::vector<std::string> messages) = 0;
+  /// Publishes outcome events, each to the dispatcher of its partition, in
+  /// order within a partition. Success means every one was accepted (for a
+  /// durable transport: stored); on failure the caller publishes them all
+  /// again (the dispatcher tolerates duplicates).
+  virtual expected<void> publish_events(std::vector<outgoing_event> messages) = 0;
 
   /// Installs the dispatcher's event sink, called with batches of events from
   /// a transport thread (or from the publisher's thread, in-process).

@@ -99,7 +99,7 @@ class fixture {
   void report_success(const envelope& task, value result) {
     auto out = test::outcome_envelope(task.id + ":out", {task.workflow_id, task.node, task.attempt, task.task},
                                       outcome_status::success, std::move(result), "", "");
-    REQUIRE(bus->publish_events({encode(out)}));
+    REQUIRE(bus->publish_events({{0, encode(out)}}));
   }
 
   void kill(const dispatcher_actor& d) {
@@ -172,7 +172,7 @@ TEST_CASE("undecodable and future-version events are dead-lettered and the dispa
     future.v = 2;
     future.type = envelope_type::outcome;
     future.id = "x";
-    REQUIRE(f.bus->publish_events({"\xc1 not msgpack", encode(future)}));
+    REQUIRE(f.bus->publish_events({{0, "\xc1 not msgpack"}, {0, encode(future)}}));
     f.settle();
     // Still alive and working.
     f.submit(signature("after"));
