@@ -10,6 +10,7 @@
 #include "trellis/actors/supervisor.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/transport/inproc_transport.hpp"
+#include "trellis/transport/partition.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -20,7 +21,9 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 using namespace trellis;
@@ -32,7 +35,8 @@ namespace {
 /// One dispatcher (under a supervisor) with the test standing in for workers.
 class fixture {
  public:
-  explicit fixture(const std::string& store_path) {
+  /// `configure` adjusts the dispatcher's configuration before it starts.
+  explicit fixture(const std::string& store_path, std::function<void(dispatcher_config&)> configure = {}) {
     supervisor_config cfg;
     cfg.dispatcher.store = sqlite_store::open(store_path);
     cfg.dispatcher.bus = bus;
@@ -42,6 +46,9 @@ class fixture {
       finished_.push_back(o);
     };
     cfg.dispatcher.jitter_seed = 1;
+    if (configure) {
+      configure(cfg.dispatcher);
+    }
     sys_ = std::make_unique<caf::actor_system>(caf_cfg_);
     supervisor = spawn_supervisor(*sys_, std::move(cfg));
     settle();  // the dispatcher has installed its event sink once it answers
@@ -218,4 +225,149 @@ TEST_CASE("the supervisor restarts a dispatcher that dies, and the new one resto
   REQUIRE(f.finished().size() == 1);
   CHECK(f.finished()[0].id == id);
   CHECK(f.finished()[0].result == value(2));
+}
+
+namespace {
+
+/// Stands in for the broker's "worker lost" advisories (cluster mode): the
+/// dispatcher installs its sink here, and the handles it discards after
+/// each commit are recorded.
+class lost_task_feed {
+ public:
+  void install(dispatcher_config& cfg) {
+    cfg.watch_lost_tasks = [this](std::function<void(std::string, std::int32_t, std::uint64_t)> sink) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      sink_ = std::move(sink);
+    };
+    cfg.discard_lost_task = [this](std::uint64_t handle) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      discarded_.push_back(handle);
+    };
+  }
+
+  void lose(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
+    std::function<void(std::string, std::int32_t, std::uint64_t)> sink;
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      sink = sink_;
+    }
+    REQUIRE(sink);
+    sink(bytes, deliveries, handle);
+  }
+
+  std::vector<std::uint64_t> discarded() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return discarded_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::function<void(std::string, std::int32_t, std::uint64_t)> sink_;
+  std::vector<std::uint64_t> discarded_;
+};
+
+}  // namespace
+
+TEST_CASE("a task lost on every delivery fails its node as worker_lost, is dead-lettered as 'worker lost' with its "
+          "bytes, and is discarded after the commit",
+          "[unit][actors][dispatcher][dlq]") {
+  test::temp_dir dir;
+  auto db = dir.file("store.db");
+  lost_task_feed lost;
+  std::string task_bytes;
+  {
+    fixture f{db, [&](dispatcher_config& cfg) { lost.install(cfg); }};
+    f.submit(chain(signature("a"), signature("b")));
+    f.settle();
+    auto fetched = f.bus->fetch_tasks({}, 10, 0ms);
+    REQUIRE(fetched.size() == 1);
+    task_bytes = fetched[0].bytes;
+    lost.lose(task_bytes, 5, 77);
+    f.settle();
+    REQUIRE(f.finished().size() == 1);
+    CHECK(f.finished()[0].state == node_state::failure);
+    CHECK(f.finished()[0].error.as_map().at("type") == value("worker_lost"));
+    CHECK(lost.discarded() == std::vector<std::uint64_t>{77});
+    CHECK(f.take_tasks().empty());  // "b" never runs
+  }
+  auto store = sqlite_store::open(db);
+  auto letters = store->dead_letters();
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 1);
+  const auto& d = (*letters)[0];
+  CHECK(d.reason == "worker lost");
+  CHECK(d.envelope == task_bytes);
+  CHECK(d.node == 1);  // node 0 is the chain
+  CHECK(d.task == "a");
+  CHECK(d.attempts == 1);
+  CHECK(d.error.find("delivered 5 times") != std::string::npos);
+}
+
+TEST_CASE("a lost task with retries left is retried as a new attempt and not dead-lettered",
+          "[unit][actors][dispatcher][retry]") {
+  test::temp_dir dir;
+  auto db = dir.file("store.db");
+  lost_task_feed lost;
+  {
+    fixture f{db, [&](dispatcher_config& cfg) { lost.install(cfg); }};
+    f.submit(signature("a").retry(retry_policy::fixed(1, 1ms)));
+    f.settle();
+    auto fetched = f.bus->fetch_tasks({}, 10, 0ms);
+    REQUIRE(fetched.size() == 1);
+    lost.lose(fetched[0].bytes, 5, 9);
+    f.settle();
+    std::vector<envelope> retried;
+    REQUIRE(test::wait_until(
+        [&] {
+          f.settle();
+          retried = f.take_tasks();
+          return !retried.empty();
+        },
+        test::max_test_wait, "attempt 2 to be published"));
+    REQUIRE(retried.size() == 1);
+    CHECK(retried[0].attempt == 2);
+    f.report_success(retried[0], "ok");
+    f.settle();
+    REQUIRE(f.finished().size() == 1);
+    CHECK(f.finished()[0].state == node_state::success);
+    CHECK(lost.discarded() == std::vector<std::uint64_t>{9});
+  }
+  auto store = sqlite_store::open(db);
+  auto letters = store->dead_letters();
+  REQUIRE(letters);
+  CHECK(letters->empty());
+}
+
+TEST_CASE("a partition's dispatcher refuses submissions of another partition's workflows, ignores their lost tasks "
+          "and dead-letters their outcomes",
+          "[unit][actors][dispatcher][partition]") {
+  test::temp_dir dir;
+  auto db = dir.file("store.db");
+  // The fixture names its first workflow "wf-1".
+  int other = partition_of("wf-1", 2);
+  lost_task_feed lost;
+  {
+    fixture f{db, [&](dispatcher_config& cfg) {
+                lost.install(cfg);
+                cfg.partition = 1 - other;
+                cfg.partitions = 2;
+              }};
+    CHECK(f.submit(signature("a")).empty());  // refused: the answer is an error
+    f.settle();
+    CHECK(f.take_tasks().empty());
+
+    auto task = test::task_envelope("wf-1:0:1", {"wf-1", 0, 1, "a"}, "default");
+    lost.lose(encode(task), 5, 3);
+    auto out = test::outcome_envelope("wf-1:0:1:out", {"wf-1", 0, 1, "a"}, outcome_status::success, 1, "", "");
+    REQUIRE(f.bus->publish_events({{other, encode(out)}}));
+    f.settle();
+    CHECK(lost.discarded().empty());  // its owner discards it
+  }
+  auto store = sqlite_store::open(db);
+  CHECK_FALSE(store->find_workflow("wf-1").value());
+  auto letters = store->dead_letters();
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 1);
+  CHECK((*letters)[0].reason == "wrong_partition");
+  CHECK((*letters)[0].workflow_id == "wf-1");
 }

@@ -29,3 +29,12 @@ TEST_CASE("partition_of spreads workflow ids over every partition", "[unit]") {
   }
   CHECK(seen.size() == 4);
 }
+
+TEST_CASE("event_partition_of sends outcomes naming no workflow to partition 0, others to their owner", "[unit]") {
+  using trellis::detail::event_partition_of;
+  CHECK(event_partition_of("", 7) == 0);
+  for (int i = 0; i < 50; ++i) {
+    auto id = "wf-" + std::to_string(i);
+    CHECK(event_partition_of(id, 7) == partition_of(id, 7));
+  }
+}
