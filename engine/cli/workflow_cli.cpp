@@ -518,7 +518,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   };
   auto max_deliver_flag = [&](CLI::App* cmd) {
     cmd->add_option("--max-deliver", cluster.max_deliver,
-                    "JetStream MaxDeliver of this process's consumers: a task delivered this often without an ack "
+                    "JetStream MaxDeliver of the task consumers: a task delivered this often without an ack "
                     "is dead-lettered as 'worker lost'")
         ->check(CLI::Range(1, 1000))
         ->capture_default_str();
@@ -546,7 +546,6 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   dispatcher->add_option("--db", db, "SQLite store (with several partitions, partition P's is <stem>-pP<ext>)")
       ->required();
   ack_wait_flag(dispatcher);
-  max_deliver_flag(dispatcher);
   dispatcher->add_option("--owns", cluster.owns, "Partitions this dispatcher owns, comma-separated (default: all)")
       ->delimiter(',');
   dispatcher->add_flag("--standby", cluster.standby,

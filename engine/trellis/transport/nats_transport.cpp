@@ -453,7 +453,10 @@ struct nats_transport::impl {
     cc.DeliverPolicy = js_DeliverAll;
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = to_nanos(cfg.ack_wait);
-    cc.MaxDeliver = cfg.max_deliver;
+    // Events are never given up on (-1: no limit): a dispatcher that dies
+    // while holding fetched events is not the event's fault, and an event
+    // JetStream stopped delivering would leave its workflow waiting forever.
+    cc.MaxDeliver = b.stream == names.event_stream() ? -1 : cfg.max_deliver;
     cc.MaxAckPending = cfg.max_ack_pending;
     cc.FilterSubject = b.filter.c_str();
     auto jo = api_options();

@@ -42,8 +42,10 @@ struct nats_config {
   std::vector<std::string> urls{"nats://127.0.0.1:4222"};
   /// The Trellis namespace (`trellis.<ns>.…`); see subject_space::make.
   std::string ns = "default";
-  /// The partition whose events this process publishes and, as a
-  /// dispatcher, consumes (`trellis.<ns>.event.<partition>`).
+  /// The partition whose events this process consumes and whose
+  /// submissions it takes, as a dispatcher (`trellis.<ns>.event.<partition>`,
+  /// `trellis.<ns>.submit.<partition>`), or submits to, as a client.
+  /// `publish_events` routes each event by its own partition.
   int partition = 0;
   /// The client name servers show in their monitoring.
   std::string client_name = "trellis";
@@ -80,8 +82,9 @@ struct nats_config {
   /// How long a delivered message may stay unacked before JetStream
   /// delivers it again. Longer than the slowest handler plus reporting.
   std::chrono::milliseconds ack_wait{30'000};
-  /// Deliveries of one message before JetStream gives up on it and sends a
-  /// MAX_DELIVERIES advisory (see nats_transport::watch_exhausted_tasks).
+  /// Deliveries of one task message before JetStream gives up on it and
+  /// sends a MAX_DELIVERIES advisory (see nats_transport::watch_exhausted_tasks).
+  /// The event consumer has no limit: see decision 0009.
   int max_deliver = 5;
   /// Unacked messages one consumer may have out at once, over all workers
   /// (JetStream MaxAckPending). Throughput ≤ this / (fetch-to-ack latency).
