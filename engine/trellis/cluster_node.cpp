@@ -122,8 +122,12 @@ struct partition_runtime {
   std::unique_ptr<node_runtime> runtime;
 };
 
+using task_defaults_by_name = std::map<std::string, task_defaults, std::less<>>;
+
+/// Opens partition `partition`'s store, connects and starts its dispatcher.
+/// The caller holds the store's lock.
 static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_options& opts, int partition,
-                                                        const std::map<std::string, task_defaults, std::less<>>& defaults) {
+                                                               const task_defaults_by_name& defaults) {
   std::shared_ptr<sqlite_store> store;
   try {
     store = sqlite_store::open(partition_store_path(opts.db, partition, opts.partitions), store_options{});
@@ -196,7 +200,7 @@ class cluster_node_core {
   cluster_node_core& operator=(const cluster_node_core&) = delete;
 
   cluster_options opts;
-  std::map<std::string, task_defaults, std::less<>> defaults;
+  task_defaults_by_name defaults;
   std::unique_ptr<node_runtime> worker;
   std::vector<partition_runtime> partitions;
 

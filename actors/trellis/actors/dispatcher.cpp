@@ -399,8 +399,8 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   if (auto owner = partition_of(env->workflow_id, st_.cfg.partitions); owner != st_.cfg.partition) {
     return to_caf_error(error{errc::invalid_config,
                               "workflow " + env->workflow_id + " belongs to partition " + std::to_string(owner) +
-                                  " of " + std::to_string(st_.cfg.partitions) + ", not to this dispatcher's partition " +
-                                  std::to_string(st_.cfg.partition) +
+                                  " of " + std::to_string(st_.cfg.partitions) +
+                                  ", not to this dispatcher's partition " + std::to_string(st_.cfg.partition) +
                                   "; the client and the dispatchers must use the same --partitions"});
   }
   auto parsed = canvas_from_value(env->payload, st_.cfg.limits);

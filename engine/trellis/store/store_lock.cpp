@@ -33,7 +33,8 @@ expected<store_lock> store_lock::try_acquire(const std::string& store_path) {
   return store_lock{fd, std::move(path)};
 }
 
-store_lock::store_lock(store_lock&& other) noexcept : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+store_lock::store_lock(store_lock&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
 
 store_lock& store_lock::operator=(store_lock&& other) noexcept {
   if (this != &other) {

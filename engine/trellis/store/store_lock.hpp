@@ -13,6 +13,7 @@
 #include "trellis/error.hpp"
 
 #include <string>
+#include <utility>
 
 namespace trellis::detail {
 
