@@ -310,7 +310,7 @@ TEST_CASE("A standby dispatcher takes over the partitions of an active one kille
 }
 
 TEST_CASE("A task that kills its worker on every delivery ends in the dead-letter store as 'worker lost' after "
-          "MaxDeliver deliveries and fails its workflow; other workflows are unaffected",
+          "MaxDeliver deliveries and fails its workflow, while other workflows are unaffected",
           "[integration][nats][recovery]") {
   constexpr int max_deliver = 3;
   cluster_processes c{"partlost", {"--partitions", "2"}};
