@@ -167,6 +167,43 @@ TEST_CASE("a task published again with the same id is stored once", "[integratio
   CHECK(t->fetch_tasks({"q"}, 10, 200ms).empty());
 }
 
+TEST_CASE("each event goes to the consumer of its own partition, in order within a partition",
+          "[integration][nats][events][partition]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  // The logs outlive the transports whose event threads write to them.
+  std::vector<std::unique_ptr<event_log>> logs;
+  std::vector<std::unique_ptr<nats_transport>> dispatchers;
+  for (int p = 0; p < 2; ++p) {
+    cfg.partition = p;
+    dispatchers.push_back(connect(cfg));
+    logs.push_back(std::make_unique<event_log>());
+    dispatchers.back()->consume_events(logs.back()->sink());
+  }
+  cfg.partition = 0;
+  cfg.consume_events = false;
+  auto worker = connect(cfg);
+  REQUIRE(worker->publish_events({{1, "one-a"}, {0, "zero-a"}, {1, "one-b"}, {0, "zero-b"}, {1, "one-c"}}));
+
+  auto bytes_of = [](const std::vector<delivery>& got) {
+    std::vector<std::string> out;
+    for (const auto& d : got) {
+      out.push_back(d.bytes);
+    }
+    return out;
+  };
+  REQUIRE(wait_until([&] { return logs[0]->snapshot().size() >= 2 && logs[1]->snapshot().size() >= 3; }, 10s,
+                     "the events at both partitions"));
+  CHECK(bytes_of(logs[0]->snapshot()) == std::vector<std::string>{"zero-a", "zero-b"});
+  CHECK(bytes_of(logs[1]->snapshot()) == std::vector<std::string>{"one-a", "one-b", "one-c"});
+  for (std::size_t p = 0; p < dispatchers.size(); ++p) {
+    for (const auto& d : logs[p]->snapshot()) {
+      dispatchers[p]->ack_event(d);
+    }
+    dispatchers[p]->close();
+  }
+}
+
 TEST_CASE("published events reach the sink and an unacked event is delivered again", "[integration][nats][events]") {
   nats_server server;
   auto cfg = config_for(server);
