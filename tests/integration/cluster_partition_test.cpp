@@ -219,6 +219,23 @@ TEST_CASE("Two dispatchers owning one partition each of two complete the workflo
     CHECK(count_rows(store, "SELECT count(*) FROM dead_letters") == 0);
   }
 
+  // The count can come from the environment. Were it ignored (one
+  // partition), about half of these would go to partition 0's dispatcher
+  // and be refused.
+  for (int i = 0; i < 6; ++i) {
+    auto env_run = trellis::test::run_command({"/usr/bin/env", "TRELLIS_PARTITIONS=2", TRELLIS_CLI_BIN, "submit",
+                                               chain_file, "--broker", c.url(), "--namespace", c.ns(), "--wait"},
+                                              c.dir().file("submit-env-" + std::to_string(i)), max_test_wait);
+    INFO("stdout:\n" << env_run.out << "\nstderr:\n" << env_run.err);
+    CHECK(env_run.status == 0);
+  }
+  auto bad_env = trellis::test::run_command({"/usr/bin/env", "TRELLIS_PARTITIONS=two", TRELLIS_CLI_BIN, "submit",
+                                             chain_file, "--broker", c.url(), "--namespace", c.ns()},
+                                            c.dir().file("submit-bad-env"), max_test_wait);
+  INFO("stderr:\n" << bad_env.err);
+  CHECK(bad_env.status == 2);
+  CHECK(bad_env.err.find("TRELLIS_PARTITIONS is 'two'") != std::string::npos);
+
   // A third dispatcher for a partition already owned exits 3 and says why.
   auto third = trellis::test::run_command(
       {TRELLIS_DEMO_BIN, "dispatcher", "--broker", c.url(), "--namespace", c.ns(), "--partitions", "2", "--owns",
