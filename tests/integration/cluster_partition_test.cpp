@@ -100,9 +100,6 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-chord and restarted on its store
   cluster_processes c{"partkill", {}, {"--ack-wait-ms", "2000"}};
   auto db = c.dir().file("dispatcher.db");
   auto& first = c.start_dispatcher(db);
-  for (int i = 0; i < 3; ++i) {
-    c.start_worker({"--concurrency", "2", "--fetch-batch", "8"});
-  }
 
   // The header members sleep a little (about 3 s in all on six handler
   // threads), so the chord is still running when the dispatcher dies; the
@@ -128,6 +125,11 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-chord and restarted on its store
     chain_clients.push_back(&c.start_client(chain_file));
   }
   auto chains = accepted_ids(chain_clients);
+  // Workers only now: however slow the clients were, the chord has not
+  // started, so it is sure to be mid-way when the dispatcher dies.
+  for (int i = 0; i < 3; ++i) {
+    c.start_worker({"--concurrency", "2", "--fetch-batch", "8"});
+  }
 
   auto done_sql = "SELECT count(*) FROM nodes WHERE task = 'sleep_ms' AND state = 3";
   INFO(c.logs());
@@ -266,9 +268,6 @@ TEST_CASE("A standby dispatcher takes over the partitions of an active one kille
   auto& standby = c.start_dispatcher(db, {"--standby"});
   REQUIRE(wait_until([&] { return standby.stderr_text().find("standing by") != std::string::npos; }, max_test_wait,
                      "the second dispatcher to stand by"));
-  c.start_worker({"--concurrency", "2", "--fetch-batch", "4"});
-  c.start_worker({"--concurrency", "2", "--fetch-batch", "4"});
-
   // About 1.5 s of work on four handler threads.
   constexpr int members = 200;
   json header = json::array();
@@ -283,8 +282,11 @@ TEST_CASE("A standby dispatcher takes over the partitions of an active one kille
   for (int i = 0; i < 6; ++i) {
     chain_clients.push_back(&c.start_client(chain_file));
   }
-  // Committed before the kill (a submission in flight then is not answered).
+  // Committed before the kill (a submission in flight then is not answered),
+  // and before any worker runs, so the chord is mid-way at the kill.
   auto chains = accepted_ids(chain_clients);
+  c.start_worker({"--concurrency", "2", "--fetch-batch", "4"});
+  c.start_worker({"--concurrency", "2", "--fetch-batch", "4"});
 
   auto done_sql = "SELECT count(*) FROM nodes WHERE task = 'sleep_ms' AND state = 3";
   auto done = [&] {
