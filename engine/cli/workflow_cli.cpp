@@ -314,7 +314,7 @@ detail::cluster_options cluster_options_for(const cluster_flags& f, const run_op
     if (text.empty()) {
       out.partitions = 1;
     } else if (text.size() > 4 || text.find_first_not_of("0123456789") != std::string::npos ||
-               (out.partitions = std::stoi(text)) < 1) {
+               (out.partitions = std::stoi(text)) < 1 || out.partitions > 1024) {
       throw usage_error("TRELLIS_PARTITIONS is '" + text + "'; it must be a whole number from 1 to 1024");
     }
   }
