@@ -481,12 +481,12 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
     return;
   }
   auto it = st_.active.find(env.workflow_id);
-  if (it == st_.active.end() && partition_of(env.workflow_id, st_.cfg.partitions) != st_.cfg.partition) {
+  if (it == st_.active.end() && event_partition_of(env.workflow_id, st_.cfg.partitions) != st_.cfg.partition) {
     // A worker with another partition count sent it here; its owner never
     // sees it, so keep it where an operator will.
     dead_letter("wrong_partition",
                 "outcome of workflow " + env.workflow_id + " (partition " +
-                    std::to_string(partition_of(env.workflow_id, st_.cfg.partitions)) + " of " +
+                    std::to_string(event_partition_of(env.workflow_id, st_.cfg.partitions)) + " of " +
                     std::to_string(st_.cfg.partitions) + ") arrived at partition " + std::to_string(st_.cfg.partition) +
                     "; every process of the namespace must use the same --partitions",
                 raw, env.id, env.workflow_id, env.node, env.task, env.attempt);
