@@ -1,5 +1,6 @@
 #include "trellis/actors/dispatcher.hpp"
 
+#include "trellis/actors/task_runner.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/workflow_graph.hpp"
@@ -673,14 +674,24 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
       bytes.reserve(batch.size());
       tokens.reserve(batch.size());
       for (auto& d : batch) {
-        bytes.push_back(std::move(d.bytes));
+        // A refused event (unsigned, badly signed) is not applied: it
+        // becomes the outcome that dead-letters its bytes with the reason.
+        bytes.push_back(d.refused ? encode(poison_outcome(d.bytes, *d.refused)) : std::move(d.bytes));
         tokens.push_back(d.token);
       }
       caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), event_atom::value, std::move(bytes),
                      std::move(tokens));
     }
   });
-  self->state.cfg.bus->consume_submissions([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](delivery d) {
+  // The transport owns this sink and outlives it, so the raw pointer stays valid.
+  self->state.cfg.bus->consume_submissions([weak = caf::actor_cast<caf::weak_actor_ptr>(self),
+                                            bus = self->state.cfg.bus.get()](delivery d) {
+    if (d.refused) {
+      // Unsigned or badly signed: the client hears why, nothing is stored.
+      value::map err{{"type", std::string{to_string(d.refused->code())}}, {"message", d.refused->message()}};
+      bus->answer_submission(d, pack_to_string(value(value::map{{"error", std::move(err)}})));
+      return;
+    }
     if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
       caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), submit_atom::value, std::move(d.bytes), d.token);
     }
