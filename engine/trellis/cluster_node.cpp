@@ -21,18 +21,22 @@
 
 namespace trellis::detail {
 
-namespace {
-
 nats_config nats_config_for(const cluster_options& opts, const std::string& client_name) {
   nats_config cfg;
   cfg.urls = opts.broker_urls;
   cfg.ns = opts.ns;
   cfg.client_name = client_name;
   cfg.ack_wait = opts.ack_wait;
+  cfg.user = opts.user;
+  cfg.password = opts.password;
+  cfg.token = opts.token;
+  cfg.creds_file = opts.creds_file;
+  cfg.tls_ca_file = opts.tls_ca_file;
+  cfg.tls_cert_file = opts.tls_cert_file;
+  cfg.tls_key_file = opts.tls_key_file;
+  cfg.signer = opts.signer;
   return cfg;
 }
-
-}  // namespace
 
 class cluster_node_core {
  public:

@@ -437,6 +437,12 @@ struct nats_transport::impl {
     natsConnection* nc = nullptr;
     if (auto s = natsConnection_Connect(&nc, opts.get()); s != NATS_OK) {
       std::string who = cfg.user.empty() ? "" : " as user '" + cfg.user + "'";
+      if (s == NATS_CONNECTION_AUTH_FAILED) {
+        // Said plainly: retrying cannot help, the credentials must change.
+        return error{errc::broker_unavailable,
+                     mask("authorization violation: " + where + " refused the credentials of this client" + who +
+                          " (check the user and password, the token or the creds file)")};
+      }
       return broker_error("cannot connect to " + where + who, s);
     }
     conn.reset(nc);
