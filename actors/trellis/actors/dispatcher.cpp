@@ -683,15 +683,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
                      std::move(tokens));
     }
   });
-  // The transport owns this sink and outlives it, so the raw pointer stays valid.
-  self->state.cfg.bus->consume_submissions([weak = caf::actor_cast<caf::weak_actor_ptr>(self),
-                                            bus = self->state.cfg.bus.get()](delivery d) {
-    if (d.refused) {
-      // Unsigned or badly signed: the client hears why, nothing is stored.
-      value::map err{{"type", std::string{to_string(d.refused->code())}}, {"message", d.refused->message()}};
-      bus->answer_submission(d, pack_to_string(value(value::map{{"error", std::move(err)}})));
-      return;
-    }
+  self->state.cfg.bus->consume_submissions([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](delivery d) {
     if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
       caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), submit_atom::value, std::move(d.bytes), d.token);
     }

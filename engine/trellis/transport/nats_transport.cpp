@@ -1,5 +1,6 @@
 #include "trellis/transport/nats_transport.hpp"
 
+#include "trellis/detail/value_codec.hpp"
 #include "trellis/signing.hpp"
 #include "trellis/transport/subjects.hpp"
 
@@ -999,12 +1000,20 @@ struct nats_transport::impl {
                                                          std::string{natsMsg_GetSubject(msg)}});
       return;
     }
+    if (auto refused = refusal_of(self->cfg.signer.get(), msg)) {
+      // Unsigned or badly signed: answered here with the reason, in the
+      // dispatcher's error shape, and never handed to the dispatcher.
+      value::map err{{"type", std::string{to_string(refused->code())}}, {"message", refused->message()}};
+      auto answer = pack_to_string(value(value::map{{"error", std::move(err)}}));
+      natsConnection_Publish(self->conn.get(), reply, answer.data(), static_cast<int>(answer.size()));
+      return;
+    }
     std::lock_guard<std::mutex> guard{self->submit_mutex};
     auto token = self->next_submit_token++;
     self->submit_replies.emplace(token, reply);
     if (self->submit_sink) {
       std::string bytes(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
-      self->submit_sink(delivery{std::move(bytes), token, 1, refusal_of(self->cfg.signer.get(), msg)});
+      self->submit_sink(delivery{std::move(bytes), token, 1});
     }
   }
 

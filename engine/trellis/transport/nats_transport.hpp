@@ -81,7 +81,8 @@ struct nats_config {
   /// With a signer, every task message, event and submission this process
   /// sends carries the `Trellis-Signature` header, and every one it receives
   /// must carry a valid one: otherwise its delivery is marked `refused`
-  /// (`unsigned_message`, `bad_signature`). Null: nothing is signed or checked.
+  /// (`unsigned_message`, `bad_signature`), and a submission is answered
+  /// with that error at once. Null: nothing is signed or checked.
   std::shared_ptr<const message_signer> signer;
 
   /// How long a delivered message may stay unacked before JetStream

@@ -41,8 +41,9 @@ struct delivery {
   std::int32_t delivery_count = 1;
   /// Set when the transport cannot vouch for the message (with a signing
   /// key: `unsigned_message`, `bad_signature`). The receiver must not act on
-  /// its bytes: a task or event is dead-lettered with this reason, a
-  /// submission answered with it. Empty for a message that may be used.
+  /// its bytes: a task or event is dead-lettered with this reason. (A refused
+  /// submission never reaches the sink: the transport answers it with the
+  /// reason.) Empty for a message that may be used.
   std::optional<error> refused;
 };
 
