@@ -1,12 +1,14 @@
 #include "trellis/signing.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 
 namespace trellis::detail {
 
@@ -26,13 +28,25 @@ std::string too_short(std::size_t size) {
          std::to_string(min_signing_key_bytes) + " required (make one with: openssl rand -hex 32)";
 }
 
-/// The HMAC of `body` under `key` as raw bytes.
-void hmac(const std::string& key, std::string_view body, unsigned char (&out)[digest_bytes]) {
-  unsigned int length = 0;
-  // One-shot HMAC: no context to share between threads, and at a few
-  // hundred bytes per message its set-up cost is below a microsecond.
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(body.data()),
-       body.size(), out, &length);
+/// An HMAC-SHA256 context initialised with `key`. OpenSSL failing here is a
+/// broken installation, not bad input.
+std::shared_ptr<const EVP_MAC_CTX> keyed_hmac(const std::string& key) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr);
+  if (mac == nullptr) {
+    throw std::runtime_error("OpenSSL has no HMAC");
+  }
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+  EVP_MAC_free(mac);  // the context holds its own reference
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+  if (ctx == nullptr ||
+      EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) != 1) {
+    EVP_MAC_CTX_free(ctx);
+    throw std::runtime_error("OpenSSL cannot set up HMAC-SHA256");
+  }
+  return std::shared_ptr<const EVP_MAC_CTX>{ctx, [](const EVP_MAC_CTX* c) {
+                                              EVP_MAC_CTX_free(const_cast<EVP_MAC_CTX*>(c));
+                                            }};
 }
 
 }  // namespace
@@ -58,19 +72,28 @@ expected<message_signer> message_signer::from_file(const std::string& path) {
   return message_signer{std::move(key)};
 }
 
-message_signer::message_signer(std::string key) : key_(std::move(key)) {
-  if (key_.size() < min_signing_key_bytes) {
-    auto size = key_.size();
-    wipe(key_);
+message_signer::message_signer(std::string key) {
+  if (key.size() < min_signing_key_bytes) {
+    auto size = key.size();
+    wipe(key);
     throw setup_error(errc::invalid_config, too_short(size));
   }
+  keyed_ = keyed_hmac(key);
+  wipe(key);
 }
-
-message_signer::~message_signer() { wipe(key_); }
 
 std::string message_signer::sign(std::string_view body) const {
   unsigned char digest[digest_bytes];
-  hmac(key_, body, digest);
+  std::size_t length = 0;
+  // A copy per message: the keyed original is shared by every thread and
+  // only ever read.
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed_.get());
+  bool ok = ctx != nullptr && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) == 1 &&
+            EVP_MAC_final(ctx, digest, &length, sizeof digest) == 1 && length == digest_bytes;
+  EVP_MAC_CTX_free(ctx);
+  if (!ok) {
+    throw std::runtime_error("OpenSSL failed to compute an HMAC-SHA256");
+  }
   static constexpr char hex[] = "0123456789abcdef";
   std::string out = signature_prefix;
   out.reserve(out.size() + 2 * digest_bytes);
