@@ -36,6 +36,8 @@ struct cluster_setting {
   const char* key;
   /// Command-line flag: "--ack-wait-ms".
   const char* flag;
+  /// What the flag takes, for the help: "MS", "FILE".
+  const char* value_name;
   /// Environment variable: "TRELLIS_ACK_WAIT_MS".
   const char* env;
   /// Help text for the flag (the default included).

@@ -271,10 +271,16 @@ struct cluster_flags {
   std::string config;
 
   void add_to(CLI::App* cmd) {
-    cmd->add_option("--config", config, "Config file (TOML subset; default: $TRELLIS_CONFIG)");
+    cmd->add_option("--config", config, "Config file (TOML subset) [env TRELLIS_CONFIG]")->type_name("FILE");
     for (const auto& s : detail::cluster_settings()) {
       if (s.used_by(command)) {
-        options[s.key] = cmd->add_option(s.flag, values[s.key], std::string{s.help} + " [env " + s.env + "]");
+        auto* option = cmd->add_option(s.flag, values[s.key], std::string{s.help} + " [env " + s.env + "]");
+        option->type_name(s.value_name);
+        if (std::string{s.key} == "queues") {
+          // `--queues a,b` and `--queues a --queues b` both list queues.
+          option->delimiter(',')->multi_option_policy(CLI::MultiOptionPolicy::Join);
+        }
+        options[s.key] = option;
       }
     }
   }
