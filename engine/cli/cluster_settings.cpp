@@ -1,65 +1,46 @@
 #include "cli/cluster_settings.hpp"
 
-#include "trellis/signing.hpp"
-
 #include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <sstream>
 
+#include "trellis/signing.hpp"
+
 namespace trellis::detail {
 
 namespace {
 
 const std::vector<cluster_setting> settings_table{
-  // key, flag, value name, environment, help,
-  // secret_in_file, worker, dispatcher, submit
-  {"broker", "--broker", "URL[,URL...]", "TRELLIS_BROKER",
-   "NATS server URL, or several comma-separated (required)",
-   false, true, true, true},
-  {"namespace", "--namespace", "NS", "TRELLIS_NAMESPACE",
-   "Trellis namespace (default: default)",
-   false, true, true, true},
-  {"queues", "--queues", "a,b", "TRELLIS_QUEUES",
-   "Queues to serve, comma-separated (default: every queue)",
-   false, true, false, false},
-  {"concurrency", "--concurrency", "N", "TRELLIS_CONCURRENCY",
-   "Handler threads, 1 to 1024 (default: one per hardware thread)",
-   false, true, false, false},
-  {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH",
-   "Task messages a handler thread takes per fetch, 1 to 256 (default: 16)",
-   false, true, false, false},
-  {"ack_wait_ms", "--ack-wait-ms", "MS", "TRELLIS_ACK_WAIT_MS",
-   "JetStream AckWait of this process's consumers, 100 to 3600000 ms (default: 30000)",
-   false, true, true, false},
-  {"db", "--db", "PATH", "TRELLIS_DB",
-   "SQLite store (required)",
-   false, false, true, false},
-  {"user", "--user", "NAME", "TRELLIS_NATS_USER",
-   "NATS user name (with a password)",
-   false, true, true, true},
-  {"password_file", "--password-file", "FILE", "TRELLIS_NATS_PASSWORD",
-   "File holding the NATS password (the variable holds the password itself)",
-   true, true, true, true},
-  {"token_file", "--token-file", "FILE", "TRELLIS_NATS_TOKEN",
-   "File holding the NATS token (the variable holds the token itself)",
-   true, true, true, true},
-  {"creds", "--creds", "FILE", "TRELLIS_NATS_CREDS",
-   "NATS .creds file (JWT and NKey seed)",
-   false, true, true, true},
-  {"tls_ca", "--tls-ca", "FILE", "TRELLIS_TLS_CA",
-   "PEM file of the CAs that sign the server's certificate (enables TLS)",
-   false, true, true, true},
-  {"tls_cert", "--tls-cert", "FILE", "TRELLIS_TLS_CERT",
-   "PEM client certificate, for servers that verify clients (with --tls-key)",
-   false, true, true, true},
-  {"tls_key", "--tls-key", "FILE", "TRELLIS_TLS_KEY",
-   "PEM private key of --tls-cert",
-   false, true, true, true},
-  {"signing_key_file", "--signing-key-file", "FILE", "TRELLIS_SIGNING_KEY_FILE",
-   "File holding the HMAC key that signs and checks every message (at least 32 bytes)",
-   false, true, true, true},
+    // key, flag, value name, environment, help,
+    // secret_in_file, worker, dispatcher, submit
+    {"broker", "--broker", "URL[,URL...]", "TRELLIS_BROKER", "NATS server URL, or several comma-separated (required)",
+     false, true, true, true},
+    {"namespace", "--namespace", "NS", "TRELLIS_NAMESPACE", "Trellis namespace (default: default)", false, true, true,
+     true},
+    {"queues", "--queues", "a,b", "TRELLIS_QUEUES", "Queues to serve, comma-separated (default: every queue)", false,
+     true, false, false},
+    {"concurrency", "--concurrency", "N", "TRELLIS_CONCURRENCY",
+     "Handler threads, 1 to 1024 (default: one per hardware thread)", false, true, false, false},
+    {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH",
+     "Task messages a handler thread takes per fetch, 1 to 256 (default: 16)", false, true, false, false},
+    {"ack_wait_ms", "--ack-wait-ms", "MS", "TRELLIS_ACK_WAIT_MS",
+     "JetStream AckWait of this process's consumers, 100 to 3600000 ms (default: 30000)", false, true, true, false},
+    {"db", "--db", "PATH", "TRELLIS_DB", "SQLite store (required)", false, false, true, false},
+    {"user", "--user", "NAME", "TRELLIS_NATS_USER", "NATS user name (with a password)", false, true, true, true},
+    {"password_file", "--password-file", "FILE", "TRELLIS_NATS_PASSWORD",
+     "File holding the NATS password (the variable holds the password itself)", true, true, true, true},
+    {"token_file", "--token-file", "FILE", "TRELLIS_NATS_TOKEN",
+     "File holding the NATS token (the variable holds the token itself)", true, true, true, true},
+    {"creds", "--creds", "FILE", "TRELLIS_NATS_CREDS", "NATS .creds file (JWT and NKey seed)", false, true, true, true},
+    {"tls_ca", "--tls-ca", "FILE", "TRELLIS_TLS_CA",
+     "PEM file of the CAs that sign the server's certificate (enables TLS)", false, true, true, true},
+    {"tls_cert", "--tls-cert", "FILE", "TRELLIS_TLS_CERT",
+     "PEM client certificate, for servers that verify clients (with --tls-key)", false, true, true, true},
+    {"tls_key", "--tls-key", "FILE", "TRELLIS_TLS_KEY", "PEM private key of --tls-cert", false, true, true, true},
+    {"signing_key_file", "--signing-key-file", "FILE", "TRELLIS_SIGNING_KEY_FILE",
+     "File holding the HMAC key that signs and checks every message (at least 32 bytes)", false, true, true, true},
 };
 
 std::string trim(const std::string& s) {
@@ -194,8 +175,8 @@ class resolver {
     bool digits = !t.empty() && t.size() <= 10 && t.find_first_not_of("0123456789") == std::string::npos;
     auto n = digits ? std::stoll(t) : -1;
     if (!digits || n < low || n > high) {
-      return error{errc::invalid_config, v->source + ": '" + t + "' is not a whole number from " +
-                                             std::to_string(low) + " to " + std::to_string(high)};
+      return error{errc::invalid_config, v->source + ": '" + t + "' is not a whole number from " + std::to_string(low) +
+                                             " to " + std::to_string(high)};
     }
     return n;
   }
@@ -310,8 +291,9 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
     out.broker_urls = split_list(broker->text);
   }
   if (out.broker_urls.empty()) {
-    return error{errc::invalid_config, "no broker: pass --broker URL, set TRELLIS_BROKER or put broker in the "
-                                       "config file"};
+    return error{errc::invalid_config,
+                 "no broker: pass --broker URL, set TRELLIS_BROKER or put broker in the "
+                 "config file"};
   }
   if (auto ns = r.get("namespace")) {
     out.ns = ns->text;
@@ -365,8 +347,9 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   out.tls_cert_file = path_of("tls_cert");
   out.tls_key_file = path_of("tls_key");
   if (out.tls_cert_file.empty() != out.tls_key_file.empty()) {
-    return error{errc::invalid_config, "a TLS client certificate needs its key: set both tls_cert (--tls-cert) and "
-                                       "tls_key (--tls-key), or neither"};
+    return error{errc::invalid_config,
+                 "a TLS client certificate needs its key: set both tls_cert (--tls-cert) and "
+                 "tls_key (--tls-key), or neither"};
   }
   if (auto key_file = r.get("signing_key_file")) {
     auto signer = message_signer::from_file(key_file->text);

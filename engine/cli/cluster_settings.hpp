@@ -17,13 +17,13 @@
 /// never from flags (they would show in `ps`), and no error message contains
 /// a secret: errors name the setting and where it came from.
 
-#include "trellis/cluster_node.hpp"
-#include "trellis/error.hpp"
-
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "trellis/cluster_node.hpp"
+#include "trellis/error.hpp"
 
 namespace trellis::detail {
 

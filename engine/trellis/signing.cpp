@@ -24,8 +24,8 @@ void wipe(std::string& s) {
 }
 
 std::string too_short(std::size_t size) {
-  return "signing key: " + std::to_string(size) + " bytes, fewer than the " +
-         std::to_string(min_signing_key_bytes) + " required (make one with: openssl rand -hex 32)";
+  return "signing key: " + std::to_string(size) + " bytes, fewer than the " + std::to_string(min_signing_key_bytes) +
+         " required (make one with: openssl rand -hex 32)";
 }
 
 /// An HMAC-SHA256 context initialised with `key`. OpenSSL failing here is a
@@ -38,15 +38,15 @@ std::shared_ptr<const EVP_MAC_CTX> keyed_hmac(const std::string& key) {
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
   EVP_MAC_free(mac);  // the context holds its own reference
   char digest[] = "SHA256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
   if (ctx == nullptr ||
       EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) != 1) {
     EVP_MAC_CTX_free(ctx);
     throw std::runtime_error("OpenSSL cannot set up HMAC-SHA256");
   }
-  return std::shared_ptr<const EVP_MAC_CTX>{ctx, [](const EVP_MAC_CTX* c) {
-                                              EVP_MAC_CTX_free(const_cast<EVP_MAC_CTX*>(c));
-                                            }};
+  return std::shared_ptr<const EVP_MAC_CTX>{
+      ctx, [](const EVP_MAC_CTX* c) { EVP_MAC_CTX_free(const_cast<EVP_MAC_CTX*>(c)); }};
 }
 
 }  // namespace
@@ -88,7 +88,8 @@ std::string message_signer::sign(std::string_view body) const {
   // A copy per message: the keyed original is shared by every thread and
   // only ever read.
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed_.get());
-  bool ok = ctx != nullptr && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) == 1 &&
+  bool ok = ctx != nullptr &&
+            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) == 1 &&
             EVP_MAC_final(ctx, digest, &length, sizeof digest) == 1 && length == digest_bytes;
   EVP_MAC_CTX_free(ctx);
   if (!ok) {

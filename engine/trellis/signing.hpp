@@ -9,12 +9,12 @@
 ///
 /// The key is never printed: not by errors, not by `describe()`.
 
-#include "trellis/error.hpp"
-
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "trellis/error.hpp"
 
 // OpenSSL's keyed HMAC state; only signing.cpp sees inside it.
 struct evp_mac_ctx_st;
@@ -41,7 +41,6 @@ class message_signer {
   /// A signer with `key` as it is. Throws `setup_error` (invalid_config)
   /// for a key shorter than `min_signing_key_bytes`.
   explicit message_signer(std::string key);
-
 
   /// The signature of `body`: "sha256=" and 64 lower-case hex digits.
   std::string sign(std::string_view body) const;

@@ -3,6 +3,15 @@
 // logins that exit 4 without printing the secret; HMAC-signed clusters whose
 // dispatcher and workers dead-letter unsigned and badly signed messages.
 
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "support/child_process.hpp"
 #include "support/envelopes.hpp"
 #include "support/files.hpp"
@@ -12,20 +21,9 @@
 #include "support/temp_dir.hpp"
 #include "support/tls_certs.hpp"
 #include "support/wait_until.hpp"
-
 #include "trellis/envelope.hpp"
 #include "trellis/signing.hpp"
 #include "trellis/transport/nats_transport.hpp"
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <map>
-#include <memory>
-#include <string>
-#include <utility>
-#include <vector>
 
 namespace {
 
@@ -52,12 +50,11 @@ class secured_cluster {
 
   std::string db() const { return dir_.file("dispatcher.db"); }
 
-  void start_dispatcher() {
-    dispatcher_ = start({TRELLIS_DEMO_BIN, "dispatcher", "--db", db()}, "dispatcher");
-  }
+  void start_dispatcher() { dispatcher_ = start({TRELLIS_DEMO_BIN, "dispatcher", "--db", db()}, "dispatcher"); }
 
   child_process& start_worker() {
-    workers_.push_back(start({TRELLIS_DEMO_BIN, "worker", "--concurrency", "2"}, "worker-" + std::to_string(workers_.size())));
+    workers_.push_back(
+        start({TRELLIS_DEMO_BIN, "worker", "--concurrency", "2"}, "worker-" + std::to_string(workers_.size())));
     return *workers_.back();
   }
 
@@ -122,9 +119,10 @@ std::string user_config() {
 
 }  // namespace
 
-TEST_CASE("A wrong NATS password makes worker, dispatcher and submit exit 4 saying authorization violation, "
-          "without the password",
-          "[integration][nats]") {
+TEST_CASE(
+    "A wrong NATS password makes worker, dispatcher and submit exit 4 saying authorization violation, "
+    "without the password",
+    "[integration][nats]") {
   nats_server server{with_config(user_config())};
   temp_dir dir;
   auto wrong = trellis::test::write_file(dir, "wrong-password", wrong_password + "\n");
@@ -150,15 +148,16 @@ TEST_CASE("A wrong NATS password makes worker, dispatcher and submit exit 4 sayi
   }
 
   // The same password through TRELLIS_NATS_PASSWORD: refused the same way.
-  auto r = trellis::test::run_command({TRELLIS_CLI_BIN, "submit", workflow, "--broker", server.url(), "--user", "alice"},
-                                      dir.file("submit-env"), std::chrono::seconds{20},
-                                      {"TRELLIS_NATS_PASSWORD=" + wrong_password});
+  auto r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", workflow, "--broker", server.url(), "--user", "alice"}, dir.file("submit-env"),
+      std::chrono::seconds{20}, {"TRELLIS_NATS_PASSWORD=" + wrong_password});
   CHECK(r.status == 4);
   CHECK(r.err.find(wrong_password) == std::string::npos);
 
   // A password on the command line is not a flag at all (it would show in ps).
-  r = trellis::test::run_command({TRELLIS_CLI_BIN, "submit", workflow, "--broker", server.url(), "--password", password},
-                                 dir.file("submit-flag"), std::chrono::seconds{20});
+  r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", workflow, "--broker", server.url(), "--password", password}, dir.file("submit-flag"),
+      std::chrono::seconds{20});
   CHECK(r.status == 2);
 }
 
@@ -181,17 +180,18 @@ TEST_CASE("Token authentication from a file runs a workflow end to end", "[integ
   check_chain_runs(c, dir);
 
   auto wrong = trellis::test::write_file(dir, "wrong-token", "not-the-token\n");
-  auto r = trellis::test::run_command({TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(),
-                                       "--token-file", wrong},
-                                      dir.file("submit-wrong"), std::chrono::seconds{20});
+  auto r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--token-file", wrong},
+      dir.file("submit-wrong"), std::chrono::seconds{20});
   CHECK(r.status == 4);
   CHECK_THAT(r.err, Catch::Contains("authorization violation"));
   CHECK(r.err.find("not-the-token") == std::string::npos);
 }
 
-TEST_CASE("TLS with the cluster's CA runs a workflow end to end, and a client certificate when the server "
-          "verifies clients",
-          "[integration][nats]") {
+TEST_CASE(
+    "TLS with the cluster's CA runs a workflow end to end, and a client certificate when the server "
+    "verifies clients",
+    "[integration][nats]") {
   temp_dir certs;
   auto tls = trellis::test::make_tls_files(certs);
   SECTION("server certificate checked against --tls-ca") {
@@ -203,9 +203,9 @@ TEST_CASE("TLS with the cluster's CA runs a workflow end to end, and a client ce
     check_chain_runs(c, dir);
 
     // A CA that did not sign the server's certificate: refused, exit 4.
-    auto r = trellis::test::run_command({TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(),
-                                         "--tls-ca", tls.client_cert},
-                                        dir.file("submit-wrong-ca"), std::chrono::seconds{20});
+    auto r = trellis::test::run_command(
+        {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--tls-ca", tls.client_cert},
+        dir.file("submit-wrong-ca"), std::chrono::seconds{20});
     CHECK(r.status == 4);
     CHECK_THAT(r.err, Catch::Contains("SSL"));
   }
@@ -217,16 +217,17 @@ TEST_CASE("TLS with the cluster's CA runs a workflow end to end, and a client ce
     c.start_worker();
     check_chain_runs(c, dir);
 
-    auto r = trellis::test::run_command({TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(),
-                                         "--tls-ca", tls.ca},
-                                        dir.file("submit-no-cert"), std::chrono::seconds{20});
+    auto r = trellis::test::run_command(
+        {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--tls-ca", tls.ca},
+        dir.file("submit-no-cert"), std::chrono::seconds{20});
     CHECK(r.status == 4);
   }
 }
 
-TEST_CASE("A signed cluster runs workflows and dead-letters unsigned and badly signed messages while its "
-          "worker keeps running",
-          "[integration][nats]") {
+TEST_CASE(
+    "A signed cluster runs workflows and dead-letters unsigned and badly signed messages while its "
+    "worker keeps running",
+    "[integration][nats]") {
   nats_server server;
   temp_dir dir;
   auto key_file = trellis::test::write_file(dir, "signing.key", signing_key + "\n");
@@ -290,9 +291,9 @@ TEST_CASE("A signed cluster runs workflows and dead-letters unsigned and badly s
   check_chain_runs(c, dir);
 
   // A client without the key is answered with the reason and exit 2.
-  auto r = trellis::test::run_command({TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(),
-                                       "--namespace", "signed"},
-                                      dir.file("submit-unsigned"), std::chrono::seconds{40});
+  auto r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--namespace", "signed"},
+      dir.file("submit-unsigned"), std::chrono::seconds{40});
   INFO("stderr:\n" << r.err);
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Catch::Contains("unsigned_message"));
@@ -305,22 +306,27 @@ TEST_CASE("Cluster settings take a flag over the environment over the config fil
   const std::string dead_broker = "nats://127.0.0.1:1";
   // Every process reads the namespace and the store from the file; its
   // broker is one where nothing listens.
-  auto config = trellis::test::write_file(dir, "trellis.toml",
-                                          "broker = \"" + dead_broker + "\"\nnamespace = \"fromfile\"\ndb = \"" +
-                                              dir.file("dispatcher.db") + "\"\n");
+  auto config = trellis::test::write_file(
+      dir, "trellis.toml",
+      "broker = \"" + dead_broker + "\"\nnamespace = \"fromfile\"\ndb = \"" + dir.file("dispatcher.db") + "\"\n");
   // Dispatcher: the flag's broker wins over the file's.
   child_process dispatcher{{TRELLIS_DEMO_BIN, "dispatcher", "--config", config, "--broker", server.url()},
-                           dir.file("dispatcher.out"), dir.file("dispatcher.err")};
+                           dir.file("dispatcher.out"),
+                           dir.file("dispatcher.err")};
   // Worker: the environment's broker wins over the file's (named by TRELLIS_CONFIG).
-  child_process worker{{TRELLIS_DEMO_BIN, "worker"}, dir.file("worker.out"), dir.file("worker.err"),
+  child_process worker{{TRELLIS_DEMO_BIN, "worker"},
+                       dir.file("worker.out"),
+                       dir.file("worker.err"),
                        {"TRELLIS_CONFIG=" + config, "TRELLIS_BROKER=" + server.url()}};
   // Client: the flag's broker wins over the environment's.
-  auto r = trellis::test::run_command({TRELLIS_CLI_BIN, "submit", chain_file(dir), "--config", config, "--broker",
-                                       server.url(), "--wait"},
-                                      dir.file("submit"), trellis::test::max_test_wait,
-                                      {"TRELLIS_BROKER=" + dead_broker});
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\ndispatcher:\n" << dispatcher.stderr_text()
-                   << "\nworker:\n" << worker.stderr_text());
+  auto r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--config", config, "--broker", server.url(), "--wait"},
+      dir.file("submit"), trellis::test::max_test_wait, {"TRELLIS_BROKER=" + dead_broker});
+  INFO("stdout:\n"
+       << r.out << "\nstderr:\n"
+       << r.err << "\ndispatcher:\n"
+       << dispatcher.stderr_text() << "\nworker:\n"
+       << worker.stderr_text());
   REQUIRE(r.status == 0);
   CHECK(trellis::test::parse_outcome_line(r.last_line())["result"] == 7);
   // The file's namespace was used: the dispatcher's store holds the workflow.

@@ -7,14 +7,14 @@
 /// (`find_program(OPENSSL_PROGRAM openssl)`, compile definition
 /// TRELLIS_OPENSSL_BIN).
 
-#include "support/child_process.hpp"
-#include "support/files.hpp"
-#include "support/temp_dir.hpp"
-
 #include <chrono>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "support/child_process.hpp"
+#include "support/files.hpp"
+#include "support/temp_dir.hpp"
 
 #ifndef TRELLIS_OPENSSL_BIN
 #error "TRELLIS_OPENSSL_BIN must name the openssl binary (tests/CMakeLists.txt sets it)"

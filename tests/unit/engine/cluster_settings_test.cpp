@@ -4,13 +4,12 @@
 
 #include "cli/cluster_settings.hpp"
 
-#include "support/files.hpp"
-#include "support/temp_dir.hpp"
-
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <string>
+
+#include "support/files.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace trellis;
 using namespace trellis::detail;
@@ -32,8 +31,7 @@ struct fake_env {
 
 }  // namespace
 
-TEST_CASE("Each cluster setting takes the flag over the environment over the config file over the default",
-          "[unit]") {
+TEST_CASE("Each cluster setting takes the flag over the environment over the config file over the default", "[unit]") {
   temp_dir dir;
   auto config = write_file(dir, "trellis.toml",
                            "# shared by every process\n"
@@ -58,8 +56,10 @@ TEST_CASE("Each cluster setting takes the flag over the environment over the con
   CHECK(from_file->fetch_batch == 8);
   CHECK(from_file->concurrency == 3);
 
-  env.vars = {{"TRELLIS_BROKER", "nats://env:1,nats://env:2"}, {"TRELLIS_NAMESPACE", "fromenv"},
-              {"TRELLIS_ACK_WAIT_MS", "800"}, {"TRELLIS_QUEUES", ""}};  // empty counts as unset
+  env.vars = {{"TRELLIS_BROKER", "nats://env:1,nats://env:2"},
+              {"TRELLIS_NAMESPACE", "fromenv"},
+              {"TRELLIS_ACK_WAIT_MS", "800"},
+              {"TRELLIS_QUEUES", ""}};  // empty counts as unset
   auto from_env = resolve_cluster_options(cluster_command::worker, in);
   REQUIRE(from_env);
   CHECK(from_env->broker_urls == std::vector<std::string>{"nats://env:1", "nats://env:2"});
@@ -128,8 +128,8 @@ TEST_CASE("A bad config file or value is invalid_config naming the file, line or
   missing.config_flag = dir.file("absent.toml");
   auto r = resolve_cluster_options(cluster_command::worker, missing);
   REQUIRE_FALSE(r);
-  CHECK_THAT(r.error().message(), Catch::Contains("--config: config file '" + dir.file("absent.toml") +
-                                                  "': cannot be read"));
+  CHECK_THAT(r.error().message(),
+             Catch::Contains("--config: config file '" + dir.file("absent.toml") + "': cannot be read"));
 
   cluster_inputs no_broker;
   r = resolve_cluster_options(cluster_command::submit, no_broker);
@@ -157,8 +157,8 @@ TEST_CASE("Secrets come from files or the environment, are checked in combinatio
   fake_env env;
   cluster_inputs in;
   in.getenv = env.lookup();
-  in.flags = {{"broker", "nats://x:1"}, {"user", "alice"}, {"password_file", password_file},
-              {"signing_key_file", key_file}};
+  in.flags = {
+      {"broker", "nats://x:1"}, {"user", "alice"}, {"password_file", password_file}, {"signing_key_file", key_file}};
   auto r = resolve_cluster_options(cluster_command::submit, in);
   REQUIRE(r);
   CHECK(r->user == "alice");

@@ -3,12 +3,11 @@
 
 #include "trellis/signing.hpp"
 
+#include <catch2/catch.hpp>
+#include <string>
+
 #include "support/files.hpp"
 #include "support/temp_dir.hpp"
-
-#include <catch2/catch.hpp>
-
-#include <string>
 
 using namespace trellis;
 using namespace trellis::detail;
@@ -51,8 +50,8 @@ TEST_CASE("verify accepts the body's own signature and refuses a missing, wrong 
   REQUIRE_FALSE(other_key);
   CHECK(other_key.error().code() == errc::bad_signature);
 
-  for (std::string forged : {std::string{"sha256="}, signature.substr(0, signature.size() - 1), signature + "0",
-                             std::string{"garbage"}}) {
+  for (std::string forged :
+       {std::string{"sha256="}, signature.substr(0, signature.size() - 1), signature + "0", std::string{"garbage"}}) {
     INFO(forged);
     auto r = signer.verify(body, forged.c_str());
     REQUIRE_FALSE(r);
