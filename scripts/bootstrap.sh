@@ -13,6 +13,7 @@ packages=(
   libsqlite3-dev                  # the workflow store
   nlohmann-json3-dev              # workflow files and CLI JSON
   libcli11-dev                    # command-line parsing
+  libssl-dev openssl              # HMAC-SHA256 message signing; openssl makes the TLS test certificates
   catch2                          # tests
 )
 missing=()

@@ -4,6 +4,8 @@
 
 #include "trellis/cli_main.hpp"
 
+#include "cli/cluster_settings.hpp"
+
 #include "trellis/cluster_node.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/engine.hpp"
@@ -20,6 +22,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -260,69 +263,46 @@ int cmd_dlq_replay(std::int64_t id, const run_options& opts, task_registry tasks
   return report(*h);
 }
 
-/// Flags of the cluster commands, before the environment fills the gaps.
+/// The flags of one cluster command, bound to the settings table
+/// (cli/cluster_settings.hpp); only those given on the command line count.
 struct cluster_flags {
-  std::string broker;
-  std::string ns;
-  std::vector<std::string> queues;
-  std::int64_t ack_wait_ms = 30'000;
-  std::size_t fetch_batch = 16;
-  int partitions = 0;  // 0: not given
-  std::vector<int> owns;
-  bool standby = false;
-  int max_deliver = 5;
+  detail::cluster_command command;
+  std::map<std::string, std::string> values;
+  std::map<std::string, CLI::Option*> options;
+  std::string config;
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--config", config, "Config file (TOML subset) [env TRELLIS_CONFIG]")->type_name("FILE");
+    for (const auto& s : detail::cluster_settings()) {
+      if (s.used_by(command)) {
+        auto* option = cmd->add_option(s.flag, values[s.key], std::string{s.help} + " [env " + s.env + "]");
+        option->type_name(s.value_name);
+        if (std::string{s.key} == "queues" || std::string{s.key} == "owns") {
+          // `--queues a,b` and `--queues a --queues b` both list queues (and partitions).
+          option->delimiter(',')->multi_option_policy(CLI::MultiOptionPolicy::Join);
+        }
+        options[s.key] = option;
+      }
+    }
+  }
+
+  /// Flag > environment > config file > default; a bad value is bad input.
+  detail::cluster_options resolve() const {
+    detail::cluster_inputs in;
+    for (const auto& [key, option] : options) {
+      if (option->count() > 0) {
+        in.flags[key] = values.at(key);
+      }
+    }
+    in.config_flag = config;
+    in.getenv = [](const char* name) -> const char* { return std::getenv(name); };
+    auto resolved = detail::resolve_cluster_options(command, in);
+    if (!resolved) {
+      throw setup_error(resolved.error().code(), resolved.error().message());
+    }
+    return std::move(*resolved);
+  }
 };
-
-std::vector<std::string> split_urls(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in{text};
-  for (std::string url; std::getline(in, url, ',');) {
-    if (!url.empty()) {
-      out.push_back(url);
-    }
-  }
-  return out;
-}
-
-/// A flag wins over its environment variable, which wins over the default.
-detail::cluster_options cluster_options_for(const cluster_flags& f, const run_options& opts) {
-  detail::cluster_options out;
-  std::string broker = f.broker;
-  if (broker.empty()) {
-    if (const char* env = std::getenv("TRELLIS_BROKER")) {
-      broker = env;
-    }
-  }
-  out.broker_urls = split_urls(broker);
-  if (out.broker_urls.empty()) {
-    throw usage_error("no broker: pass --broker URL or set TRELLIS_BROKER");
-  }
-  out.ns = f.ns;
-  if (out.ns.empty()) {
-    const char* env = std::getenv("TRELLIS_NAMESPACE");
-    out.ns = env != nullptr && *env != '\0' ? env : "default";
-  }
-  out.queues = f.queues;
-  out.concurrency = opts.concurrency;
-  out.fetch_batch = f.fetch_batch;
-  out.ack_wait = std::chrono::milliseconds{f.ack_wait_ms};
-  out.db = opts.db;
-  out.partitions = f.partitions;
-  if (out.partitions == 0) {
-    const char* env = std::getenv("TRELLIS_PARTITIONS");
-    std::string text = env != nullptr ? env : "";
-    if (text.empty()) {
-      out.partitions = 1;
-    } else if (text.size() > 4 || text.find_first_not_of("0123456789") != std::string::npos ||
-               (out.partitions = std::stoi(text)) < 1 || out.partitions > 1024) {
-      throw usage_error("TRELLIS_PARTITIONS is '" + text + "'; it must be a whole number from 1 to 1024");
-    }
-  }
-  out.owns = f.owns;
-  out.standby = f.standby;
-  out.max_deliver = f.max_deliver;
-  return out;
-}
 
 /// Runs a started cluster process until SIGTERM or SIGINT (blocked by the
 /// caller before any thread started), then drains it.
@@ -398,10 +378,7 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
   std::condition_variable done_cv;
   std::optional<std::string> note;
 
-  detail::nats_config cfg;
-  cfg.urls = opts.broker_urls;
-  cfg.ns = opts.ns;
-  cfg.client_name = "trellis-submit";
+  auto cfg = detail::nats_config_for(opts, "trellis-submit");
   // The dispatcher owning this workflow's partition takes it.
   cfg.partition = detail::partition_of(e.workflow_id, opts.partitions);
   auto bus = detail::nats_transport::connect(std::move(cfg));
@@ -506,56 +483,23 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   dlq_replay->add_option("--db", db, "SQLite store")->required();
   concurrency_flag(dlq_replay);
 
-  cluster_flags cluster;
-  auto broker_flags = [&](CLI::App* cmd) {
-    cmd->add_option("--broker", cluster.broker,
-                    "NATS server URL, or several comma-separated (default: $TRELLIS_BROKER)");
-    cmd->add_option("--namespace", cluster.ns, "Trellis namespace (default: $TRELLIS_NAMESPACE, else default)");
-    cmd->add_option("--partitions", cluster.partitions,
-                    "Dispatcher partitions of the namespace; the same in every process of it "
-                    "(default: $TRELLIS_PARTITIONS, else 1)")
-        ->check(CLI::Range(1, 1024));
-  };
-  auto max_deliver_flag = [&](CLI::App* cmd) {
-    cmd->add_option("--max-deliver", cluster.max_deliver,
-                    "JetStream MaxDeliver of the task consumers: a task delivered this often without an ack "
-                    "is dead-lettered as 'worker lost'")
-        ->check(CLI::Range(1, 1000))
-        ->capture_default_str();
-  };
-  auto ack_wait_flag = [&](CLI::App* cmd) {
-    cmd->add_option("--ack-wait-ms", cluster.ack_wait_ms,
-                    "JetStream AckWait of this process's consumers: redelivery after this long unacked")
-        ->check(CLI::Range(std::int64_t{100}, std::int64_t{3'600'000}))
-        ->capture_default_str();
-  };
-
+  cluster_flags worker_flags{detail::cluster_command::worker, {}, {}, {}};
   auto* worker = app.add_subcommand("worker", "Run task handlers for a cluster (NATS JetStream) until SIGTERM");
-  broker_flags(worker);
-  worker->add_option("--queues", cluster.queues, "Queues to serve, comma-separated (default: every queue)")
-      ->delimiter(',');
-  concurrency_flag(worker);
-  worker->add_option("--fetch-batch", cluster.fetch_batch, "Task messages a handler thread takes per fetch")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
-  ack_wait_flag(worker);
-  max_deliver_flag(worker);
+  worker_flags.add_to(worker);
 
+  cluster_flags dispatcher_flags{detail::cluster_command::dispatcher, {}, {}, {}};
   auto* dispatcher = app.add_subcommand("dispatcher", "Run the dispatcher of a cluster, owning the store");
-  broker_flags(dispatcher);
-  dispatcher->add_option("--db", db, "SQLite store (with several partitions, partition P's is <stem>-pP<ext>)")
-      ->required();
-  ack_wait_flag(dispatcher);
-  dispatcher->add_option("--owns", cluster.owns, "Partitions this dispatcher owns, comma-separated (default: all)")
-      ->delimiter(',');
-  dispatcher->add_flag("--standby", cluster.standby,
+  dispatcher_flags.add_to(dispatcher);
+  bool standby = false;
+  dispatcher->add_flag("--standby", standby,
                        "Wait for another dispatcher holding an owned partition's store to stop, then take over "
                        "(default: exit 3)");
 
   bool wait = false;
   auto* submit = app.add_subcommand("submit", "Submit a workflow file to a cluster dispatcher over NATS");
   submit->add_option("FILE", file, "Workflow file (JSON)")->required();
-  broker_flags(submit);
+  cluster_flags submit_flags{detail::cluster_command::submit, {}, {}, {}};
+  submit_flags.add_to(submit);
   submit->add_flag("--wait", wait, "Wait for the outcome and print it as `run` does");
 
   try {
@@ -580,15 +524,17 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   try {
     if (*worker) {
       termination_watch::block();  // before any thread exists, so that only serve() sees them
-      return serve(detail::cluster_node::start_worker(cluster_options_for(cluster, opts), std::move(tasks)),
+      return serve(detail::cluster_node::start_worker(worker_flags.resolve(), std::move(tasks)),
                    "worker");
     }
     if (*dispatcher) {
       termination_watch::block();
-      return serve(detail::cluster_node::start_dispatcher(cluster_options_for(cluster, opts), tasks), "dispatcher");
+      auto options = dispatcher_flags.resolve();
+      options.standby = standby;
+      return serve(detail::cluster_node::start_dispatcher(options, tasks), "dispatcher");
     }
     if (*submit) {
-      return cmd_submit(file, cluster_options_for(cluster, opts), wait, tasks);
+      return cmd_submit(file, submit_flags.resolve(), wait, tasks);
     }
     if (*run) {
       return cmd_run(file, opts, std::move(tasks));

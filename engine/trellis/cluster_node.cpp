@@ -26,12 +26,6 @@
 
 namespace trellis::detail {
 
-namespace {
-
-/// More partitions than this is a typo rather than a plan: each one is a
-/// store, a NATS connection and a dispatcher thread.
-constexpr int max_partitions = 1024;
-
 nats_config nats_config_for(const cluster_options& opts, const std::string& client_name) {
   nats_config cfg;
   cfg.urls = opts.broker_urls;
@@ -39,8 +33,22 @@ nats_config nats_config_for(const cluster_options& opts, const std::string& clie
   cfg.client_name = client_name;
   cfg.ack_wait = opts.ack_wait;
   cfg.max_deliver = opts.max_deliver;
+  cfg.user = opts.user;
+  cfg.password = opts.password;
+  cfg.token = opts.token;
+  cfg.creds_file = opts.creds_file;
+  cfg.tls_ca_file = opts.tls_ca_file;
+  cfg.tls_cert_file = opts.tls_cert_file;
+  cfg.tls_key_file = opts.tls_key_file;
+  cfg.signer = opts.signer;
   return cfg;
 }
+
+namespace {
+
+/// More partitions than this is a typo rather than a plan: each one is a
+/// store, a NATS connection and a dispatcher thread.
+constexpr int max_partitions = 1024;
 
 expected<void> validate_partitions(const cluster_options& opts) {
   if (opts.partitions < 1 || opts.partitions > max_partitions) {

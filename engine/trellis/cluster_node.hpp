@@ -18,6 +18,7 @@
 
 #include "trellis/error.hpp"
 #include "trellis/task.hpp"
+#include "trellis/transport/nats_transport.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -58,11 +59,28 @@ struct cluster_options {
   /// JetStream MaxDeliver of the consumers this process declares: a task
   /// delivered this often without an ack is "worker lost".
   int max_deliver = 5;
+
+  /// Connection security, passed to `nats_config` as is (see there).
+  /// `password` and `token` are secrets: never printed.
+  std::string user;
+  std::string password;
+  std::string token;
+  std::string creds_file;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  /// Signs what this process sends and refuses what is unsigned or badly
+  /// signed (trellis/signing.hpp); null: no signing.
+  std::shared_ptr<const message_signer> signer;
 };
 
 /// The store of `partition`: `db` itself when there is one partition, else
 /// `<stem>-p<partition><extension>` beside it (`cluster.db` -> `cluster-p1.db`).
 std::string partition_store_path(const std::string& db, int partition, int partitions);
+
+/// The NATS connection settings of a cluster process: `opts`' broker,
+/// namespace, AckWait and security, under the client name `client_name`.
+nats_config nats_config_for(const cluster_options& opts, const std::string& client_name);
 
 class cluster_node_core;
 

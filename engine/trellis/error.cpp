@@ -40,6 +40,10 @@ const char* to_string(errc code) noexcept {
       return "shutting_down";
     case errc::revoked:
       return "revoked";
+    case errc::unsigned_message:
+      return "unsigned_message";
+    case errc::bad_signature:
+      return "bad_signature";
   }
   // Only reachable through a cast of an out-of-range integer; a name is still
   // better than undefined behaviour in a log line.

@@ -59,6 +59,13 @@ enum class errc : std::uint8_t {
   shutting_down,
   /// The workflow or task was revoked. Outcome: final, not retried.
   revoked,
+  /// A message without a signature reached a process that has a signing key.
+  /// Outcome: dead-letter store (task messages, events); an error reply
+  /// (submissions).
+  unsigned_message,
+  /// A message whose signature does not match its body under the cluster's
+  /// key. Outcome: as `unsigned_message`.
+  bad_signature,
 };
 
 /// The stable snake_case name of a code, as it appears in JSON output and logs.

@@ -236,7 +236,7 @@ TEST_CASE("Two dispatchers owning one partition each of two complete the workflo
                                             c.dir().file("submit-bad-env"), max_test_wait);
   INFO("stderr:\n" << bad_env.err);
   CHECK(bad_env.status == 2);
-  CHECK(bad_env.err.find("TRELLIS_PARTITIONS is 'two'") != std::string::npos);
+  CHECK(bad_env.err.find("TRELLIS_PARTITIONS: 'two' is not a whole number") != std::string::npos);
 
   // A third dispatcher for a partition already owned exits 3 and says why.
   auto third = trellis::test::run_command(

@@ -39,8 +39,11 @@ class child_process {
   /// is /dev/null; stdout and stderr are written to `stdout_path` and
   /// `stderr_path` (created or truncated). Files rather than pipes: a chatty
   /// child can never block on a full pipe nobody reads. Throws
-  /// `std::runtime_error` when the process cannot be started.
-  child_process(std::vector<std::string> argv, std::string stdout_path, std::string stderr_path)
+  /// `std::runtime_error` when the process cannot be started. `env` entries
+  /// ("NAME=value") are set in the child's environment on top of ours
+  /// (replacing a variable of the same name).
+  child_process(std::vector<std::string> argv, std::string stdout_path, std::string stderr_path,
+                std::vector<std::string> env = {})
       : stdout_path_(std::move(stdout_path)), stderr_path_(std::move(stderr_path)) {
     if (argv.empty()) {
       throw std::invalid_argument("child_process: empty argv");
@@ -58,7 +61,20 @@ class child_process {
       args.push_back(a.data());
     }
     args.push_back(nullptr);
-    int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+    std::vector<char*> envp;
+    for (auto& e : env) {
+      envp.push_back(e.data());
+    }
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string entry{*e};
+      auto name = entry.substr(0, entry.find('=') + 1);
+      bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& x) { return x.rfind(name, 0) == 0; });
+      if (!replaced) {
+        envp.push_back(*e);
+      }
+    }
+    envp.push_back(nullptr);
+    int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
       throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
@@ -190,8 +206,8 @@ struct command_result {
 /// Runs `argv` to completion with its output captured in files named by
 /// `capture_prefix` (".out" and ".err" appended), killing it after `timeout`.
 inline command_result run_command(std::vector<std::string> argv, const std::string& capture_prefix,
-                                  std::chrono::milliseconds timeout) {
-  child_process child{std::move(argv), capture_prefix + ".out", capture_prefix + ".err"};
+                                  std::chrono::milliseconds timeout, std::vector<std::string> env = {}) {
+  child_process child{std::move(argv), capture_prefix + ".out", capture_prefix + ".err", std::move(env)};
   command_result r;
   auto status = child.wait_for(timeout);
   r.timed_out = !status;

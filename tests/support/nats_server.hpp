@@ -40,7 +40,10 @@ namespace trellis::test {
 struct nats_server_options {
   /// Server configuration (nats-server's own format), written to a file in
   /// the server's directory and passed with `-c`, e.g.
-  /// `authorization { user: a, password: b }`. Empty: no file.
+  /// `authorization { user: a, password: b }`, `authorization { token: t }`
+  /// or a `tls { ... }` block (support/tls_certs.hpp makes one; `url()`
+  /// stays `nats://`, and a client with a CA file upgrades to TLS). Empty: no
+  /// file.
   std::string config_text;
   /// Further command-line arguments.
   std::vector<std::string> extra_args;
@@ -186,10 +189,14 @@ class nats_server {
   }
 
   /// The port of the client url in the ports file, which the server writes
-  /// as {"nats":["nats://127.0.0.1:PORT"],...} once it listens; 0 if the
-  /// file is not (completely) there yet.
+  /// as {"nats":["nats://127.0.0.1:PORT"],...} once it listens (with TLS
+  /// configured: "tls://127.0.0.1:PORT"); 0 if the file is not (completely)
+  /// there yet.
   static int parse_ports_file(const std::string& text) {
     auto url = text.find("\"nats://");
+    if (url == std::string::npos) {
+      url = text.find("\"tls://");
+    }
     auto end = url == std::string::npos ? url : text.find('"', url + 1);
     if (end == std::string::npos) {
       return 0;

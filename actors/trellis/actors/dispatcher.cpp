@@ -1,5 +1,6 @@
 #include "trellis/actors/dispatcher.hpp"
 
+#include "trellis/actors/task_runner.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/transport/partition.hpp"
@@ -742,7 +743,9 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
       bytes.reserve(batch.size());
       tokens.reserve(batch.size());
       for (auto& d : batch) {
-        bytes.push_back(std::move(d.bytes));
+        // A refused event (unsigned, badly signed) is not applied: it
+        // becomes the outcome that dead-letters its bytes with the reason.
+        bytes.push_back(d.refused ? encode(poison_outcome(d.bytes, *d.refused)) : std::move(d.bytes));
         tokens.push_back(d.token);
       }
       caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), event_atom::value, std::move(bytes),

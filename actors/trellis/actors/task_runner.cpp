@@ -48,12 +48,8 @@ envelope rejected(envelope out, errc reason, std::string message) {
 task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
   auto task = decode(bytes);
   if (!task) {
-    // Unreadable: nothing ties it to a node, so the original bytes travel in
-    // the outcome and end in the dead-letter store as they arrived.
-    envelope out;
-    out.type = envelope_type::outcome;
-    out.payload = binary{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
-    return {rejected(std::move(out), task.error().code(), task.error().message()), "", std::nullopt};
+    // Unreadable: nothing ties it to a node.
+    return {poison_outcome(bytes, task.error()), "", std::nullopt};
   }
   if (task->type != envelope_type::task) {
     envelope out = outcome_for(*task);
@@ -133,6 +129,15 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
   }
   out.sent_at = now_ms();
   return {std::move(out), task->queue, queue_wait};
+}
+
+envelope poison_outcome(std::string_view bytes, const error& why) {
+  // The original bytes travel in the outcome and end in the dead-letter
+  // store as they arrived.
+  envelope out;
+  out.type = envelope_type::outcome;
+  out.payload = binary{std::vector<std::uint8_t>(bytes.begin(), bytes.end())};
+  return rejected(std::move(out), why.code(), why.message());
 }
 
 }  // namespace trellis::detail

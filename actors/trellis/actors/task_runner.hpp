@@ -29,4 +29,11 @@ struct task_run {
 /// Runs the task message `bytes` with the handlers in `tasks`.
 task_run run_task_message(std::string_view bytes, const task_registry& tasks);
 
+/// The outcome that carries a message nobody may act on (undecodable, or
+/// refused by the transport: unsigned, badly signed) to the dead-letter
+/// store: `rejected`, no node, `error_type` the reason's name, and the
+/// original bytes as its detail, kept exactly as they arrived. Its bytes are
+/// not read, so nothing in them is trusted.
+envelope poison_outcome(std::string_view bytes, const error& why);
+
 }  // namespace trellis::detail

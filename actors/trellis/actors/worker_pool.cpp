@@ -60,7 +60,10 @@ class handler_threads {
           break;
         }
         auto started = clock::now();
-        auto run = run_task_message(d.bytes, *cfg_.tasks);
+        // A message the transport refused (unsigned, badly signed) is not
+        // run: its bytes go to the dead-letter store with the reason.
+        auto run = d.refused ? task_run{poison_outcome(d.bytes, *d.refused), "", std::nullopt}
+                             : run_task_message(d.bytes, *cfg_.tasks);
         if (run.queue_wait) {
           cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, *run.queue_wait);
         }

@@ -1,5 +1,7 @@
 #include "trellis/transport/nats_transport.hpp"
 
+#include "trellis/detail/value_codec.hpp"
+#include "trellis/signing.hpp"
 #include "trellis/transport/subjects.hpp"
 
 #include <nats/nats.h>
@@ -109,6 +111,44 @@ std::string join_urls(const std::vector<std::string>& urls) {
     out += (out.empty() ? "" : ",") + url_redacted(u);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------
+// Signing (trellis/signing.hpp): the signature rides in a header, so a
+// signed message is published as a natsMsg; unsigned ones keep the plain path.
+
+/// js_PublishAsync with `body`'s signature in the Trellis-Signature header.
+natsStatus publish_signed_async(jsCtx* js, const std::string& subject, const std::string& body,
+                                const message_signer& signer, jsPubOptions* po) {
+  natsMsg* raw = nullptr;
+  auto s = natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  message_ptr msg{raw};
+  if (s == NATS_OK) {
+    s = natsMsgHeader_Set(msg.get(), signature_header, signer.sign(body).c_str());
+  }
+  if (s == NATS_OK) {
+    raw = msg.release();
+    s = js_PublishMsgAsync(js, &raw, po);
+    msg.reset(raw);  // null once nats.c took the message
+  }
+  return s;
+}
+
+/// Why a received message must not be used (no signature, a wrong one), or
+/// nothing: always nothing without a signer.
+std::optional<error> refusal_of(const message_signer* signer, natsMsg* m) {
+  if (signer == nullptr) {
+    return std::nullopt;
+  }
+  const char* signature = nullptr;
+  if (natsMsgHeader_Get(m, signature_header, &signature) != NATS_OK) {
+    signature = nullptr;
+  }
+  auto ok = signer->verify({natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))}, signature);
+  if (ok) {
+    return std::nullopt;
+  }
+  return ok.error();
 }
 
 // ---------------------------------------------------------------------------
@@ -398,6 +438,12 @@ struct nats_transport::impl {
     natsConnection* nc = nullptr;
     if (auto s = natsConnection_Connect(&nc, opts.get()); s != NATS_OK) {
       std::string who = cfg.user.empty() ? "" : " as user '" + cfg.user + "'";
+      if (s == NATS_CONNECTION_AUTH_FAILED) {
+        // Said plainly: retrying cannot help, the credentials must change.
+        return error{errc::broker_unavailable,
+                     mask("authorization violation: " + where + " refused the credentials of this client" + who +
+                          " (check the user and password, the token or the creds file)")};
+      }
       return broker_error("cannot connect to " + where + who, s);
     }
     conn.reset(nc);
@@ -642,8 +688,9 @@ struct nats_transport::impl {
       // The broker drops a message whose id it stored within the dedup
       // window: re-publishing after a crash or a failed call is safe.
       po.MsgId = item.id != nullptr ? item.id->c_str() : nullptr;
-      auto s = js_PublishAsync(p->ctx.get(), subject.c_str(), item.bytes->data(), static_cast<int>(item.bytes->size()),
-                               &po);
+      auto s = cfg.signer ? publish_signed_async(p->ctx.get(), subject, *item.bytes, *cfg.signer, &po)
+                          : js_PublishAsync(p->ctx.get(), subject.c_str(), item.bytes->data(),
+                                            static_cast<int>(item.bytes->size()), &po);
       if (s != NATS_OK) {
         auto id = item.id != nullptr ? " (message id " + *item.id + ")" : std::string{};
         failed = broker_error("cannot publish " + what + id + " to " + subject, s);
@@ -754,7 +801,7 @@ struct nats_transport::impl {
       }
       auto token = next_token++;
       out.push_back(delivery{std::string{natsMsg_GetData(m.get()), static_cast<std::size_t>(natsMsg_GetDataLength(m.get()))},
-                             token, count});
+                             token, count, refusal_of(cfg.signer.get(), m.get())});
       inflight.emplace(token, std::move(m));
     }
   }
@@ -956,6 +1003,14 @@ struct nats_transport::impl {
                                                          std::string{natsMsg_GetSubject(msg)}});
       return;
     }
+    if (auto refused = refusal_of(self->cfg.signer.get(), msg)) {
+      // Unsigned or badly signed: answered here with the reason, in the
+      // dispatcher's error shape, and never handed to the dispatcher.
+      value::map err{{"type", std::string{to_string(refused->code())}}, {"message", refused->message()}};
+      auto answer = pack_to_string(value(value::map{{"error", std::move(err)}}));
+      natsConnection_Publish(self->conn.get(), reply, answer.data(), static_cast<int>(answer.size()));
+      return;
+    }
     std::lock_guard<std::mutex> guard{self->submit_mutex};
     auto token = self->next_submit_token++;
     self->submit_replies.emplace(token, reply);
@@ -1040,6 +1095,7 @@ std::string nats_config::redacted() const {
   if (!tls_cert_file.empty()) {
     out << " tls_cert_file=" << tls_cert_file << " tls_key_file=" << tls_key_file;
   }
+  out << " signing=" << (signer ? "hmac-sha256" : "off");
   out << " ack_wait=" << ack_wait.count() << "ms max_deliver=" << max_deliver << " max_ack_pending=" << max_ack_pending
       << " max_pending_publishes=" << max_pending_publishes << " fetch_batch=" << fetch_batch
       << " publish_timeout=" << publish_timeout.count() << "ms dedup_window=" << dedup_window.count()
@@ -1263,8 +1319,21 @@ expected<std::string> nats_transport::request_submission(const std::string& byte
                                                  std::to_string(timeout.count()) + " ms"};
     }
     natsMsg* raw = nullptr;
-    auto s = natsConnection_Request(&raw, impl_->conn.get(), subject->c_str(), bytes.data(),
-                                    static_cast<int>(bytes.size()), left.count());
+    natsStatus s = NATS_OK;
+    if (impl_->cfg.signer) {
+      natsMsg* request = nullptr;
+      s = natsMsg_Create(&request, subject->c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size()));
+      message_ptr owned_request{request};
+      if (s == NATS_OK) {
+        s = natsMsgHeader_Set(request, signature_header, impl_->cfg.signer->sign(bytes).c_str());
+      }
+      if (s == NATS_OK) {
+        s = natsConnection_RequestMsg(&raw, impl_->conn.get(), request, left.count());
+      }
+    } else {
+      s = natsConnection_Request(&raw, impl_->conn.get(), subject->c_str(), bytes.data(),
+                                 static_cast<int>(bytes.size()), left.count());
+    }
     message_ptr reply{raw};
     if (s == NATS_OK) {
       return std::string(natsMsg_GetData(reply.get()), static_cast<std::size_t>(natsMsg_GetDataLength(reply.get())));

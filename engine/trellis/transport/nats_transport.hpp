@@ -34,6 +34,8 @@
 
 namespace trellis::detail {
 
+class message_signer;
+
 /// Settings of one NATS connection and of the JetStream assets it declares.
 /// Credentials are only ever printed by `redacted()`, which masks them.
 struct nats_config {
@@ -78,6 +80,12 @@ struct nats_config {
   std::string tls_cert_file;
   /// PEM private key of `tls_cert_file`. The path is printed, never the key.
   std::string tls_key_file;
+  /// With a signer, every task message, event and submission this process
+  /// sends carries the `Trellis-Signature` header, and every one it receives
+  /// must carry a valid one: otherwise its delivery is marked `refused`
+  /// (`unsigned_message`, `bad_signature`), and a submission is answered
+  /// with that error at once. Null: nothing is signed or checked.
+  std::shared_ptr<const message_signer> signer;
 
   /// How long a delivered message may stay unacked before JetStream
   /// delivers it again. Longer than the slowest handler plus reporting.

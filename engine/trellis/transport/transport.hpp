@@ -19,18 +19,32 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace trellis::detail {
 
 /// A message handed to a consumer.
 struct delivery {
+  delivery() = default;
+  /// A constructor rather than an aggregate, so that `delivery{bytes, token,
+  /// count}` needs no `refused` (and -Wextra stays quiet about it).
+  delivery(std::string b, std::uint64_t t, std::int32_t count = 1, std::optional<error> why = std::nullopt)
+      : bytes(std::move(b)), token(t), delivery_count(count), refused(std::move(why)) {}
+
   std::string bytes;
   /// Transport-specific handle used to ack this delivery.
   std::uint64_t token = 0;
   /// 1 on first delivery; higher after redeliveries.
   std::int32_t delivery_count = 1;
+  /// Set when the transport cannot vouch for the message (with a signing
+  /// key: `unsigned_message`, `bad_signature`). The receiver must not act on
+  /// its bytes: a task or event is dead-lettered with this reason. (A refused
+  /// submission never reaches the sink: the transport answers it with the
+  /// reason.) Empty for a message that may be used.
+  std::optional<error> refused;
 };
 
 /// A task message to publish, with its id for broker-side deduplication.

@@ -142,3 +142,21 @@ TEST_CASE("an attempt that overruns its time limit fails with time_limit_exceede
   CHECK(out.status == outcome_status::failure);
   CHECK(out.error_type == "time_limit_exceeded");
 }
+
+TEST_CASE("a refused message becomes a nodeless rejected outcome with its reason and original bytes, unread",
+          "[unit][actors][worker][dlq]") {
+  // A valid task message: the refusal must not run it nor take anything from it.
+  auto original = encode(task_message("add", {value(std::int64_t{1}), value(std::int64_t{2})}));
+  auto wire = decode(encode(poison_outcome(original, error{errc::bad_signature, "bad signature: no match"})));
+  REQUIRE(wire);
+  CHECK(wire->type == envelope_type::outcome);
+  CHECK(wire->status == outcome_status::rejected);
+  CHECK(wire->error_type == "bad_signature");
+  CHECK(wire->error_message == "bad signature: no match");
+  CHECK(wire->node == -1);
+  CHECK(wire->workflow_id.empty());
+  CHECK(wire->task.empty());
+  REQUIRE(wire->payload.is_binary());
+  const auto& bytes = wire->payload.as_binary().bytes;
+  CHECK(std::string(bytes.begin(), bytes.end()) == original);
+}

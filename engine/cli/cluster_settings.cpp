@@ -1,0 +1,387 @@
+#include "cli/cluster_settings.hpp"
+
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+
+#include "trellis/signing.hpp"
+
+namespace trellis::detail {
+
+namespace {
+
+const std::vector<cluster_setting> settings_table{
+    // key, flag, value name, environment, help,
+    // secret_in_file, worker, dispatcher, submit
+    {"broker", "--broker", "URL[,URL...]", "TRELLIS_BROKER", "NATS server URL, or several comma-separated (required)",
+     false, true, true, true},
+    {"namespace", "--namespace", "NS", "TRELLIS_NAMESPACE", "Trellis namespace (default: default)", false, true, true,
+     true},
+    {"queues", "--queues", "a,b", "TRELLIS_QUEUES", "Queues to serve, comma-separated (default: every queue)", false,
+     true, false, false},
+    {"concurrency", "--concurrency", "N", "TRELLIS_CONCURRENCY",
+     "Handler threads, 1 to 1024 (default: one per hardware thread)", false, true, false, false},
+    {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH",
+     "Task messages a handler thread takes per fetch, 1 to 256 (default: 16)", false, true, false, false},
+    {"ack_wait_ms", "--ack-wait-ms", "MS", "TRELLIS_ACK_WAIT_MS",
+     "JetStream AckWait of this process's consumers, 100 to 3600000 ms (default: 30000)", false, true, true, false},
+    {"db", "--db", "PATH", "TRELLIS_DB",
+     "SQLite store (required; with several partitions, partition P's is <stem>-pP<ext>)", false, false, true, false},
+    {"partitions", "--partitions", "N", "TRELLIS_PARTITIONS",
+     "Dispatcher partitions of the namespace, 1 to 1024; the same in every process of it (default: 1)", false, true,
+     true, true},
+    {"owns", "--owns", "P[,P...]", "TRELLIS_OWNS", "Partitions this dispatcher owns, comma-separated (default: all)",
+     false, false, true, false},
+    {"max_deliver", "--max-deliver", "N", "TRELLIS_MAX_DELIVER",
+     "Deliveries of a task without an ack before it is 'worker lost', 1 to 1000 (default: 5)", false, true, false,
+     false},
+    {"user", "--user", "NAME", "TRELLIS_NATS_USER", "NATS user name (with a password)", false, true, true, true},
+    {"password_file", "--password-file", "FILE", "TRELLIS_NATS_PASSWORD",
+     "File holding the NATS password (the variable holds the password itself)", true, true, true, true},
+    {"token_file", "--token-file", "FILE", "TRELLIS_NATS_TOKEN",
+     "File holding the NATS token (the variable holds the token itself)", true, true, true, true},
+    {"creds", "--creds", "FILE", "TRELLIS_NATS_CREDS", "NATS .creds file (JWT and NKey seed)", false, true, true, true},
+    {"tls_ca", "--tls-ca", "FILE", "TRELLIS_TLS_CA",
+     "PEM file of the CAs that sign the server's certificate (enables TLS)", false, true, true, true},
+    {"tls_cert", "--tls-cert", "FILE", "TRELLIS_TLS_CERT",
+     "PEM client certificate, for servers that verify clients (with --tls-key)", false, true, true, true},
+    {"tls_key", "--tls-key", "FILE", "TRELLIS_TLS_KEY", "PEM private key of --tls-cert", false, true, true, true},
+    {"signing_key_file", "--signing-key-file", "FILE", "TRELLIS_SIGNING_KEY_FILE",
+     "File holding the HMAC key that signs and checks every message (at least 32 bytes)", false, true, true, true},
+};
+
+std::string trim(const std::string& s) {
+  auto begin = s.find_first_not_of(" \t\r");
+  if (begin == std::string::npos) {
+    return "";
+  }
+  auto end = s.find_last_not_of(" \t\r");
+  return s.substr(begin, end - begin + 1);
+}
+
+const cluster_setting* find_setting(const std::string& key) {
+  for (const auto& s : settings_table) {
+    if (key == s.key) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+/// One quoted string at the start of `text`; sets `rest` to what follows.
+std::optional<std::string> quoted(const std::string& text, std::string& rest) {
+  if (text.empty() || (text[0] != '"' && text[0] != '\'')) {
+    return std::nullopt;
+  }
+  char quote = text[0];
+  std::string out;
+  for (std::size_t i = 1; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == quote) {
+      rest = trim(text.substr(i + 1));
+      return out;
+    }
+    if (c == '\\' && quote == '"') {
+      if (i + 1 == text.size() || (text[i + 1] != '"' && text[i + 1] != '\\')) {
+        return std::nullopt;  // only \" and \\ are supported
+      }
+      c = text[++i];
+    }
+    out += c;
+  }
+  return std::nullopt;  // unterminated
+}
+
+/// A value: string, integer or array of strings (joined by commas).
+std::optional<std::string> parse_value(const std::string& text) {
+  std::string rest;
+  if (auto s = quoted(text, rest)) {
+    return rest.empty() || rest[0] == '#' ? s : std::nullopt;
+  }
+  if (!text.empty() && text[0] == '[') {
+    std::string out;
+    std::string inner = trim(text.substr(1));
+    while (!inner.empty() && inner[0] != ']') {
+      auto item = quoted(inner, rest);
+      if (!item || item->find(',') != std::string::npos) {
+        return std::nullopt;
+      }
+      out += (out.empty() ? "" : ",") + *item;
+      inner = rest;
+      if (!inner.empty() && inner[0] == ',') {
+        inner = trim(inner.substr(1));
+      } else if (inner.empty() || inner[0] != ']') {
+        return std::nullopt;
+      }
+    }
+    if (inner.empty()) {
+      return std::nullopt;  // no closing bracket
+    }
+    rest = trim(inner.substr(1));
+    return rest.empty() || rest[0] == '#' ? std::optional<std::string>{out} : std::nullopt;
+  }
+  auto end = text.find('#');
+  auto word = trim(text.substr(0, end));
+  if (!word.empty() && word.find_first_not_of("0123456789") == std::string::npos) {
+    return word;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in) {
+    return std::nullopt;
+  }
+  std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  if (in.bad()) {
+    return std::nullopt;
+  }
+  return text;
+}
+
+/// A resolved value and where it came from, for error messages.
+struct sourced {
+  std::string text;
+  std::string source;
+  /// The text is a value, not a file path (a secret from the environment).
+  bool is_value = false;
+};
+
+class resolver {
+ public:
+  resolver(cluster_command command, const cluster_inputs& in, std::map<std::string, std::string> file,
+           std::string file_path)
+      : command_(command), in_(in), file_(std::move(file)), file_path_(std::move(file_path)) {}
+
+  /// The value of `key` from the first source that has it.
+  std::optional<sourced> get(const std::string& key) const {
+    const auto& s = *find_setting(key);
+    if (!s.used_by(command_)) {
+      return std::nullopt;
+    }
+    if (auto f = in_.flags.find(key); f != in_.flags.end()) {
+      return sourced{f->second, s.flag};
+    }
+    if (const char* env = in_.getenv ? in_.getenv(s.env) : nullptr; env != nullptr && *env != '\0') {
+      return sourced{env, s.env, s.secret_in_file};
+    }
+    if (auto f = file_.find(key); f != file_.end()) {
+      return sourced{f->second, key + " in " + file_path_};
+    }
+    return std::nullopt;
+  }
+
+  expected<std::int64_t> number(const std::string& key, std::int64_t fallback, std::int64_t low,
+                                std::int64_t high) const {
+    auto v = get(key);
+    if (!v) {
+      return fallback;
+    }
+    const auto& t = v->text;
+    bool digits = !t.empty() && t.size() <= 10 && t.find_first_not_of("0123456789") == std::string::npos;
+    auto n = digits ? std::stoll(t) : -1;
+    if (!digits || n < low || n > high) {
+      return error{errc::invalid_config, v->source + ": '" + t + "' is not a whole number from " + std::to_string(low) +
+                                             " to " + std::to_string(high)};
+    }
+    return n;
+  }
+
+  /// A secret: read from the file a flag or the config file names, or taken
+  /// from the environment as is. Never echoed.
+  expected<std::string> secret(const std::string& key) const {
+    auto v = get(key);
+    if (!v) {
+      return std::string{};
+    }
+    if (v->is_value) {
+      return v->text;
+    }
+    auto text = read_whole_file(v->text);
+    if (!text) {
+      return error{errc::invalid_config, v->source + ": file '" + v->text + "' cannot be read"};
+    }
+    while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) {
+      text->pop_back();
+    }
+    if (text->empty()) {
+      return error{errc::invalid_config, v->source + ": file '" + v->text + "' is empty"};
+    }
+    return std::move(*text);
+  }
+
+ private:
+  cluster_command command_;
+  const cluster_inputs& in_;
+  std::map<std::string, std::string> file_;
+  std::string file_path_;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in{text};
+  for (std::string item; std::getline(in, item, ',');) {
+    item = trim(item);
+    if (!item.empty()) {
+      out.push_back(item);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<cluster_setting>& cluster_settings() { return settings_table; }
+
+expected<std::map<std::string, std::string>> read_config_file(const std::string& path) {
+  auto text = read_whole_file(path);
+  if (!text) {
+    return error{errc::invalid_config, "config file '" + path + "': cannot be read"};
+  }
+  std::map<std::string, std::string> out;
+  std::istringstream lines{*text};
+  int number = 0;
+  for (std::string raw; std::getline(lines, raw);) {
+    ++number;
+    auto where = "config file '" + path + "' line " + std::to_string(number) + ": ";
+    auto line = trim(raw);
+    if (line.empty() || line[0] == '#') {
+      continue;
+    }
+    if (line[0] == '[') {
+      return error{errc::invalid_config, where + "sections are not supported; put every key at the top level"};
+    }
+    auto eq = line.find('=');
+    if (eq == std::string::npos) {
+      return error{errc::invalid_config, where + "expected key = value"};
+    }
+    auto key = trim(line.substr(0, eq));
+    if (find_setting(key) == nullptr) {
+      return error{errc::invalid_config, where + "unknown key '" + key + "'"};
+    }
+    auto value = parse_value(trim(line.substr(eq + 1)));
+    if (!value) {
+      // The value is not shown: it may be a secret typed in the wrong place.
+      return error{errc::invalid_config, where + key +
+                                             ": the value must be a quoted string, a whole number or an array of "
+                                             "quoted strings"};
+    }
+    if (!out.emplace(key, *value).second) {
+      return error{errc::invalid_config, where + key + " is given twice"};
+    }
+  }
+  return out;
+}
+
+expected<cluster_options> resolve_cluster_options(cluster_command command, const cluster_inputs& inputs) {
+  std::string config_path = inputs.config_flag;
+  std::string config_source = "--config";
+  if (config_path.empty() && inputs.getenv) {
+    if (const char* env = inputs.getenv("TRELLIS_CONFIG"); env != nullptr && *env != '\0') {
+      config_path = env;
+      config_source = "TRELLIS_CONFIG";
+    }
+  }
+  std::map<std::string, std::string> file;
+  if (!config_path.empty()) {
+    auto read = read_config_file(config_path);
+    if (!read) {
+      return error{errc::invalid_config, config_source + ": " + read.error().message()};
+    }
+    file = std::move(*read);
+  }
+  resolver r{command, inputs, std::move(file), config_path};
+
+  cluster_options out;
+  if (auto broker = r.get("broker")) {
+    out.broker_urls = split_list(broker->text);
+  }
+  if (out.broker_urls.empty()) {
+    return error{errc::invalid_config,
+                 "no broker: pass --broker URL, set TRELLIS_BROKER or put broker in the "
+                 "config file"};
+  }
+  if (auto ns = r.get("namespace")) {
+    out.ns = ns->text;
+  }
+  if (auto queues = r.get("queues")) {
+    out.queues = split_list(queues->text);
+  }
+  auto concurrency = r.number("concurrency", 0, 1, 1024);
+  auto fetch_batch = r.number("fetch_batch", 16, 1, 256);
+  auto ack_wait = r.number("ack_wait_ms", 30'000, 100, 3'600'000);
+  auto partitions = r.number("partitions", 1, 1, 1024);
+  auto max_deliver = r.number("max_deliver", 5, 1, 1000);
+  for (const auto* n : {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver}) {
+    if (!*n) {
+      return n->error();
+    }
+  }
+  out.concurrency = static_cast<std::size_t>(*concurrency);
+  out.fetch_batch = static_cast<std::size_t>(*fetch_batch);
+  out.ack_wait = std::chrono::milliseconds{*ack_wait};
+  out.partitions = static_cast<int>(*partitions);
+  out.max_deliver = static_cast<int>(*max_deliver);
+  if (auto owns = r.get("owns")) {
+    // Range and duplicates are checked against the partition count when the
+    // dispatcher starts (cluster_node), which names the partition.
+    for (const auto& item : split_list(owns->text)) {
+      if (item.size() > 4 || item.find_first_not_of("0123456789") != std::string::npos) {
+        return error{errc::invalid_config, owns->source + ": '" + item + "' is not a partition number"};
+      }
+      out.owns.push_back(std::stoi(item));
+    }
+  }
+  if (command == cluster_command::dispatcher) {
+    auto db = r.get("db");
+    if (!db) {
+      return error{errc::invalid_config, "no store: pass --db PATH, set TRELLIS_DB or put db in the config file"};
+    }
+    out.db = db->text;
+  }
+
+  if (auto user = r.get("user")) {
+    out.user = user->text;
+  }
+  auto password = r.secret("password_file");
+  if (!password) {
+    return password.error();
+  }
+  out.password = std::move(*password);
+  auto token = r.secret("token_file");
+  if (!token) {
+    return token.error();
+  }
+  out.token = std::move(*token);
+  if (!out.password.empty() && out.user.empty()) {
+    return error{errc::invalid_config, "a password is set (" + r.get("password_file")->source +
+                                           ") but no user: set --user, TRELLIS_NATS_USER or user"};
+  }
+  if (!out.token.empty() && !out.user.empty()) {
+    return error{errc::invalid_config, "both a user (" + r.get("user")->source + ") and a token (" +
+                                           r.get("token_file")->source + ") are set; NATS takes one of them"};
+  }
+  auto path_of = [&](const char* key) { return r.get(key) ? r.get(key)->text : std::string{}; };
+  out.creds_file = path_of("creds");
+  out.tls_ca_file = path_of("tls_ca");
+  out.tls_cert_file = path_of("tls_cert");
+  out.tls_key_file = path_of("tls_key");
+  if (out.tls_cert_file.empty() != out.tls_key_file.empty()) {
+    return error{errc::invalid_config,
+                 "a TLS client certificate needs its key: set both tls_cert (--tls-cert) and "
+                 "tls_key (--tls-key), or neither"};
+  }
+  if (auto key_file = r.get("signing_key_file")) {
+    auto signer = message_signer::from_file(key_file->text);
+    if (!signer) {
+      return error{errc::invalid_config, key_file->source + ": " + signer.error().message()};
+    }
+    out.signer = std::make_shared<const message_signer>(std::move(*signer));
+  }
+  return out;
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,340 @@
+// Cluster security against a real nats-server: user/password, token and TLS
+// configured through the CLI's flags, environment and config file; refused
+// logins that exit 4 without printing the secret; HMAC-signed clusters whose
+// dispatcher and workers dead-letter unsigned and badly signed messages.
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "support/child_process.hpp"
+#include "support/envelopes.hpp"
+#include "support/files.hpp"
+#include "support/nats_server.hpp"
+#include "support/outcome_line.hpp"
+#include "support/store_reader.hpp"
+#include "support/temp_dir.hpp"
+#include "support/tls_certs.hpp"
+#include "support/wait_until.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/signing.hpp"
+#include "trellis/transport/nats_transport.hpp"
+
+namespace {
+
+using nlohmann::json;
+using trellis::test::child_process;
+using trellis::test::command_result;
+using trellis::test::nats_server;
+using trellis::test::nats_server_options;
+using trellis::test::temp_dir;
+
+const std::string password = "correct-horse-battery";
+const std::string wrong_password = "wrong-donkey-staple";
+const std::string token = "s3cr3t-token-for-tests";
+const std::string signing_key = "trellis-test-signing-key-0123456789abcdef";
+
+/// A dispatcher and workers of the demo binary plus the generic client, all
+/// started with `common` arguments (and `env`) after their own. Processes
+/// are stopped by their PIDs.
+class secured_cluster {
+ public:
+  secured_cluster(const nats_server& server, const temp_dir& dir, std::vector<std::string> common,
+                  std::vector<std::string> env = {})
+      : server_(server), dir_(dir), common_(std::move(common)), env_(std::move(env)) {}
+
+  std::string db() const { return dir_.file("dispatcher.db"); }
+
+  void start_dispatcher() { dispatcher_ = start({TRELLIS_DEMO_BIN, "dispatcher", "--db", db()}, "dispatcher"); }
+
+  child_process& start_worker() {
+    workers_.push_back(
+        start({TRELLIS_DEMO_BIN, "worker", "--concurrency", "2"}, "worker-" + std::to_string(workers_.size())));
+    return *workers_.back();
+  }
+
+  command_result submit(const std::string& file, std::vector<std::string> extra = {"--wait"}) {
+    std::vector<std::string> argv{TRELLIS_CLI_BIN, "submit", file, "--broker", server_.url()};
+    argv.insert(argv.end(), common_.begin(), common_.end());
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto r = trellis::test::run_command(std::move(argv), dir_.file("submit"), trellis::test::max_test_wait, env_);
+    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << logs());
+    REQUIRE_FALSE(r.timed_out);
+    return r;
+  }
+
+  std::string logs() const {
+    std::string text = "dispatcher stderr:\n" + (dispatcher_ ? dispatcher_->stderr_text() : std::string{});
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      text += "worker " + std::to_string(i) + " stderr:\n" + workers_[i]->stderr_text();
+    }
+    return text;
+  }
+
+ private:
+  std::unique_ptr<child_process> start(std::vector<std::string> argv, const std::string& name) {
+    argv.insert(argv.end(), {"--broker", server_.url()});
+    argv.insert(argv.end(), common_.begin(), common_.end());
+    return std::make_unique<child_process>(std::move(argv), dir_.file(name + ".out"), dir_.file(name + ".err"), env_);
+  }
+
+  const nats_server& server_;
+  const temp_dir& dir_;
+  std::vector<std::string> common_;
+  std::vector<std::string> env_;
+  std::unique_ptr<child_process> dispatcher_;
+  std::vector<std::unique_ptr<child_process>> workers_;
+};
+
+std::string chain_file(const temp_dir& dir) {
+  json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}};
+  return trellis::test::write_file(dir, "chain.json", chain.dump());
+}
+
+/// Submits the chain add(2,2) -> add(_,3) and checks that it printed SUCCESS 7.
+void check_chain_runs(secured_cluster& c, const temp_dir& dir) {
+  auto r = c.submit(chain_file(dir));
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << c.logs());
+  REQUIRE(r.status == 0);
+  auto out = trellis::test::parse_outcome_line(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 7);
+}
+
+/// Server options with `config` as nats-server's config file.
+nats_server_options with_config(std::string config) {
+  nats_server_options o;
+  o.config_text = std::move(config);
+  return o;
+}
+
+std::string user_config() {
+  return "authorization {\n  users: [ { user: alice, password: \"" + password + "\" } ]\n}\n";
+}
+
+}  // namespace
+
+TEST_CASE(
+    "A wrong NATS password makes worker, dispatcher and submit exit 4 saying authorization violation, "
+    "without the password",
+    "[integration][nats]") {
+  nats_server server{with_config(user_config())};
+  temp_dir dir;
+  auto wrong = trellis::test::write_file(dir, "wrong-password", wrong_password + "\n");
+  auto workflow = chain_file(dir);
+  std::vector<std::vector<std::string>> commands{
+      {TRELLIS_DEMO_BIN, "worker"},
+      {TRELLIS_DEMO_BIN, "dispatcher", "--db", dir.file("d.db")},
+      {TRELLIS_CLI_BIN, "submit", workflow, "--wait"},
+  };
+  for (auto argv : commands) {
+    argv.insert(argv.end(), {"--broker", server.url(), "--user", "alice", "--password-file", wrong});
+    INFO(argv[1]);
+    // Bounded well below the client's 30 s submit timeout: a refused login
+    // must not be retried.
+    auto r = trellis::test::run_command(argv, dir.file(argv[1]), std::chrono::seconds{20});
+    INFO("stderr:\n" << r.err);
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.status == 4);
+    CHECK_THAT(r.err, Catch::Contains("authorization violation"));
+    CHECK_THAT(r.err, Catch::Contains("'alice'"));
+    CHECK(r.err.find(wrong_password) == std::string::npos);
+    CHECK(r.out.find(wrong_password) == std::string::npos);
+  }
+
+  // The same password through TRELLIS_NATS_PASSWORD: refused the same way.
+  auto r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", workflow, "--broker", server.url(), "--user", "alice"}, dir.file("submit-env"),
+      std::chrono::seconds{20}, {"TRELLIS_NATS_PASSWORD=" + wrong_password});
+  CHECK(r.status == 4);
+  CHECK(r.err.find(wrong_password) == std::string::npos);
+
+  // A password on the command line is not a flag at all (it would show in ps).
+  r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", workflow, "--broker", server.url(), "--password", password}, dir.file("submit-flag"),
+      std::chrono::seconds{20});
+  CHECK(r.status == 2);
+}
+
+TEST_CASE("User and password from the environment run a workflow end to end", "[integration][nats]") {
+  nats_server server{with_config(user_config())};
+  temp_dir dir;
+  secured_cluster c{server, dir, {}, {"TRELLIS_NATS_USER=alice", "TRELLIS_NATS_PASSWORD=" + password}};
+  c.start_dispatcher();
+  c.start_worker();
+  check_chain_runs(c, dir);
+}
+
+TEST_CASE("Token authentication from a file runs a workflow end to end", "[integration][nats]") {
+  nats_server server{with_config("authorization { token: \"" + token + "\" }\n")};
+  temp_dir dir;
+  auto token_file = trellis::test::write_file(dir, "token", token + "\n");
+  secured_cluster c{server, dir, {"--token-file", token_file}};
+  c.start_dispatcher();
+  c.start_worker();
+  check_chain_runs(c, dir);
+
+  auto wrong = trellis::test::write_file(dir, "wrong-token", "not-the-token\n");
+  auto r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--token-file", wrong},
+      dir.file("submit-wrong"), std::chrono::seconds{20});
+  CHECK(r.status == 4);
+  CHECK_THAT(r.err, Catch::Contains("authorization violation"));
+  CHECK(r.err.find("not-the-token") == std::string::npos);
+}
+
+TEST_CASE(
+    "TLS with the cluster's CA runs a workflow end to end, and a client certificate when the server "
+    "verifies clients",
+    "[integration][nats]") {
+  temp_dir certs;
+  auto tls = trellis::test::make_tls_files(certs);
+  SECTION("server certificate checked against --tls-ca") {
+    nats_server server{with_config(tls.server_config())};
+    temp_dir dir;
+    secured_cluster c{server, dir, {"--tls-ca", tls.ca}};
+    c.start_dispatcher();
+    c.start_worker();
+    check_chain_runs(c, dir);
+
+    // A CA that did not sign the server's certificate: refused, exit 4.
+    auto r = trellis::test::run_command(
+        {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--tls-ca", tls.client_cert},
+        dir.file("submit-wrong-ca"), std::chrono::seconds{20});
+    CHECK(r.status == 4);
+    CHECK_THAT(r.err, Catch::Contains("SSL"));
+  }
+  SECTION("mutual TLS with --tls-cert and --tls-key") {
+    nats_server server{with_config(tls.server_config(true))};
+    temp_dir dir;
+    secured_cluster c{server, dir, {"--tls-ca", tls.ca, "--tls-cert", tls.client_cert, "--tls-key", tls.client_key}};
+    c.start_dispatcher();
+    c.start_worker();
+    check_chain_runs(c, dir);
+
+    auto r = trellis::test::run_command(
+        {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--tls-ca", tls.ca},
+        dir.file("submit-no-cert"), std::chrono::seconds{20});
+    CHECK(r.status == 4);
+  }
+}
+
+TEST_CASE(
+    "A signed cluster runs workflows and dead-letters unsigned and badly signed messages while its "
+    "worker keeps running",
+    "[integration][nats]") {
+  nats_server server;
+  temp_dir dir;
+  auto key_file = trellis::test::write_file(dir, "signing.key", signing_key + "\n");
+  secured_cluster c{server, dir, {"--namespace", "signed"}, {"TRELLIS_SIGNING_KEY_FILE=" + key_file}};
+  c.start_dispatcher();
+  auto& worker = c.start_worker();
+  check_chain_runs(c, dir);
+
+  // Task messages published straight onto the task subject: one unsigned,
+  // one signed with another key.
+  using namespace trellis::detail;
+  auto bytes_of = [](const std::string& id) {
+    auto e = trellis::test::task_envelope(id, {"forged", 0, 1, "add"}, "default");
+    e.args = {trellis::value(std::int64_t{1}), trellis::value(std::int64_t{2})};
+    return encode(e);
+  };
+  auto unsigned_bytes = bytes_of("forged:0:1");
+  auto forged_bytes = bytes_of("forged:0:2");
+  nats_config plain;
+  plain.urls = {server.url()};
+  plain.ns = "signed";
+  plain.client_name = "forger";
+  auto unsigned_bus = nats_transport::connect(plain);
+  REQUIRE(unsigned_bus);
+  std::vector<outgoing_task> one{outgoing_task{"forged:0:1", unsigned_bytes, 0, {}}};
+  REQUIRE((*unsigned_bus)->publish_tasks("default", one));
+  auto other_key = plain;
+  other_key.signer = std::make_shared<const message_signer>(std::string(40, 'x'));
+  auto forged_bus = nats_transport::connect(other_key);
+  REQUIRE(forged_bus);
+  std::vector<outgoing_task> two{outgoing_task{"forged:0:2", forged_bytes, 0, {}}};
+  REQUIRE((*forged_bus)->publish_tasks("default", two));
+  // And an unsigned outcome event straight onto the event stream.
+  auto event = trellis::test::outcome_envelope("forged:0:3:out", {"forged", 0, 3, "add"}, outcome_status::success,
+                                               trellis::value(std::int64_t{1}), "", "");
+  auto event_bytes = encode(event);
+  REQUIRE((*unsigned_bus)->publish_events({outgoing_event{0, event_bytes}}));
+
+  REQUIRE(trellis::test::wait_until(
+      [&] { return trellis::test::try_count(c.db(), "SELECT count(*) FROM dead_letters").value_or(0) >= 3; },
+      trellis::test::max_test_wait, "three dead letters"));
+  auto store = trellis::test::open_store(c.db());
+  auto letters = store->dead_letters(true);
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 3);
+  std::map<std::string, std::vector<std::string>> by_reason;
+  for (const auto& d : *letters) {
+    INFO(d.reason << ": " << d.error);
+    CHECK(d.node == -1);
+    by_reason[d.reason].push_back(d.envelope);
+  }
+  REQUIRE(by_reason["unsigned_message"].size() == 2);
+  REQUIRE(by_reason["bad_signature"].size() == 1);
+  CHECK(by_reason["bad_signature"][0] == forged_bytes);
+  auto& unsigned_letters = by_reason["unsigned_message"];
+  CHECK(std::count(unsigned_letters.begin(), unsigned_letters.end(), unsigned_bytes) == 1);
+  CHECK(std::count(unsigned_letters.begin(), unsigned_letters.end(), event_bytes) == 1);
+
+  // The worker still runs and the cluster still works.
+  CHECK_FALSE(worker.try_wait());
+  check_chain_runs(c, dir);
+
+  // A client without the key is answered with the reason and exit 2.
+  auto r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--namespace", "signed"},
+      dir.file("submit-unsigned"), std::chrono::seconds{40});
+  INFO("stderr:\n" << r.err);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Contains("unsigned_message"));
+}
+
+TEST_CASE("Cluster settings take a flag over the environment over the config file, and a bad config file exits 2",
+          "[integration][nats]") {
+  nats_server server;
+  temp_dir dir;
+  const std::string dead_broker = "nats://127.0.0.1:1";
+  // Every process reads the namespace and the store from the file; its
+  // broker is one where nothing listens.
+  auto config = trellis::test::write_file(
+      dir, "trellis.toml",
+      "broker = \"" + dead_broker + "\"\nnamespace = \"fromfile\"\ndb = \"" + dir.file("dispatcher.db") + "\"\n");
+  // Dispatcher: the flag's broker wins over the file's.
+  child_process dispatcher{{TRELLIS_DEMO_BIN, "dispatcher", "--config", config, "--broker", server.url()},
+                           dir.file("dispatcher.out"),
+                           dir.file("dispatcher.err")};
+  // Worker: the environment's broker wins over the file's (named by TRELLIS_CONFIG).
+  child_process worker{{TRELLIS_DEMO_BIN, "worker"},
+                       dir.file("worker.out"),
+                       dir.file("worker.err"),
+                       {"TRELLIS_CONFIG=" + config, "TRELLIS_BROKER=" + server.url()}};
+  // Client: the flag's broker wins over the environment's.
+  auto r = trellis::test::run_command(
+      {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--config", config, "--broker", server.url(), "--wait"},
+      dir.file("submit"), trellis::test::max_test_wait, {"TRELLIS_BROKER=" + dead_broker});
+  INFO("stdout:\n"
+       << r.out << "\nstderr:\n"
+       << r.err << "\ndispatcher:\n"
+       << dispatcher.stderr_text() << "\nworker:\n"
+       << worker.stderr_text());
+  REQUIRE(r.status == 0);
+  CHECK(trellis::test::parse_outcome_line(r.last_line())["result"] == 7);
+  // The file's namespace was used: the dispatcher's store holds the workflow.
+  CHECK(trellis::test::try_count(dir.file("dispatcher.db"), "SELECT count(*) FROM workflows").value_or(0) == 1);
+
+  auto bad = trellis::test::write_file(dir, "bad.toml", "broker = \"" + server.url() + "\"\nbroker = \"x\"\n");
+  auto refused = trellis::test::run_command({TRELLIS_CLI_BIN, "submit", chain_file(dir), "--config", bad},
+                                            dir.file("submit-bad"), std::chrono::seconds{20});
+  CHECK(refused.status == 2);
+  CHECK_THAT(refused.err, Catch::Contains("line 2: broker is given twice"));
+}
