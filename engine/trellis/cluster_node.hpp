@@ -37,12 +37,21 @@ struct cluster_options {
   std::chrono::milliseconds ack_wait{30'000};
   /// Dispatcher: the SQLite store.
   std::string db = "trellis.db";
+  /// Dispatcher partitions of the namespace; every process of a namespace
+  /// must agree (`partition_of`). Clients route per-workflow control
+  /// requests (status, revoke) by it.
+  int partitions = 1;
 };
 
 class cluster_node_core;
 
 /// One running cluster process: the actor system, its supervisor and the
 /// NATS transport. Destroying it drains, as `shutdown()`.
+///
+/// Both kinds answer control requests (docs/cluster.md "Control"): a worker
+/// answers `inspect` and skips queued tasks of workflows it is told are
+/// revoked; a dispatcher answers `status`, `revoke`, `dlq` and `inspect` for
+/// its partition.
 class cluster_node {
  public:
   /// Connects and starts a supervisor with only a worker pool running the

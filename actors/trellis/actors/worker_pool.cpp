@@ -26,7 +26,7 @@ class handler_threads {
  public:
   explicit handler_threads(worker_pool_config cfg) : cfg_(std::move(cfg)) {
     for (std::size_t i = 0; i < std::max<std::size_t>(1, cfg_.concurrency); ++i) {
-      threads_.emplace_back([this] { loop(); });
+      threads_.emplace_back([this, i] { loop(i); });
     }
   }
   ~handler_threads() { stop(); }
@@ -45,9 +45,19 @@ class handler_threads {
   }
 
  private:
-  void loop() {
+  void loop(std::size_t slot) {
     std::vector<std::string> outcomes;
     std::vector<delivery> handled;
+    run_hooks hooks;
+    if (auto activity = cfg_.activity) {
+      hooks.is_revoked = [activity](const std::string& wf) { return activity->is_revoked(wf); };
+      hooks.on_start = [activity, slot](const envelope& task) {
+        activity->started(slot, active_task{task.task, task.workflow_id, task.node, task.attempt,
+                                            std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count()});
+      };
+    }
     while (!stopping_) {
       auto batch = cfg_.bus->fetch_tasks(cfg_.queues, cfg_.fetch_batch, fetch_wait);
       auto last_report = clock::now();
@@ -59,7 +69,10 @@ class handler_threads {
           break;
         }
         auto started = clock::now();
-        auto run = run_task_message(d.bytes, *cfg_.tasks);
+        auto run = run_task_message(d.bytes, *cfg_.tasks, hooks);
+        if (cfg_.activity) {
+          cfg_.activity->finished(slot);
+        }
         if (run.queue_wait) {
           cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, *run.queue_wait);
         }
