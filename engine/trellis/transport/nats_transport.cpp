@@ -1526,7 +1526,9 @@ expected<std::vector<std::string>> nats_transport::gather_control(const std::str
     natsMsg* raw = nullptr;
     auto s = natsSubscription_NextMsg(&raw, sub.get(), left.count());
     message_ptr m{raw};
-    if (s == NATS_TIMEOUT) {
+    if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) {
+      // No responders: the server says nobody listens on the subject, so
+      // no answer will come (an empty cluster, or one still starting).
       break;
     }
     if (s != NATS_OK) {

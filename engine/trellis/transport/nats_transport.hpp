@@ -260,7 +260,7 @@ class nats_transport final : public transport {
 
   /// Scatter-gather: publishes `bytes` once on `trellis.<ns>.ctl.<verb>` with
   /// a fresh reply inbox and returns every reply that arrives within
-  /// `window` (possibly none), in arrival order. Errors: `broker_unavailable`.
+  /// `window` (none when nobody listens), in arrival order. Errors: `broker_unavailable`.
   expected<std::vector<std::string>> gather_control(const std::string& verb, const std::string& bytes,
                                                     std::chrono::milliseconds window);
 
