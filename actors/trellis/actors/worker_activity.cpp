@@ -6,28 +6,28 @@
 namespace trellis::detail {
 
 worker_activity::worker_activity(std::size_t slots, std::size_t max_revoked)
-    : slots_(slots), max_revoked_(std::max<std::size_t>(1, max_revoked)) {}
+    : slot_count_(slots), slots_(new slot_state[slots]), max_revoked_(std::max<std::size_t>(1, max_revoked)) {}
 
 void worker_activity::started(std::size_t slot, active_task task) {
-  std::lock_guard<std::mutex> guard{mutex_};
-  if (slot < slots_.size()) {
-    slots_[slot] = std::move(task);
+  if (slot < slot_count_) {
+    std::lock_guard<std::mutex> guard{slots_[slot].mutex};
+    slots_[slot].task = std::move(task);
   }
 }
 
 void worker_activity::finished(std::size_t slot) {
-  std::lock_guard<std::mutex> guard{mutex_};
-  if (slot < slots_.size()) {
-    slots_[slot].reset();
+  if (slot < slot_count_) {
+    std::lock_guard<std::mutex> guard{slots_[slot].mutex};
+    slots_[slot].task.reset();
   }
 }
 
 std::vector<active_task> worker_activity::active() const {
-  std::lock_guard<std::mutex> guard{mutex_};
   std::vector<active_task> out;
-  for (const auto& s : slots_) {
-    if (s) {
-      out.push_back(*s);
+  for (std::size_t i = 0; i < slot_count_; ++i) {
+    std::lock_guard<std::mutex> guard{slots_[i].mutex};
+    if (slots_[i].task) {
+      out.push_back(*slots_[i].task);
     }
   }
   return out;

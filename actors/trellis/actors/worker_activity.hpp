@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -44,7 +45,7 @@ class worker_activity {
   /// The tasks running now, by slot.
   std::vector<active_task> active() const;
   /// Handler threads.
-  std::size_t slots() const noexcept { return slots_.size(); }
+  std::size_t slots() const noexcept { return slot_count_; }
 
   /// Remembers that `workflow_id` was revoked. Idempotent.
   void revoke(const std::string& workflow_id);
@@ -54,8 +55,15 @@ class worker_activity {
   std::size_t revoked_count() const;
 
  private:
-  mutable std::mutex mutex_;
-  std::vector<std::optional<active_task>> slots_;
+  // One lock per handler thread, so threads starting tasks never contend;
+  // only `active()` takes them all, one after the other.
+  struct slot_state {
+    std::mutex mutex;
+    std::optional<active_task> task;
+  };
+  std::size_t slot_count_;
+  std::unique_ptr<slot_state[]> slots_;
+  mutable std::mutex mutex_;  // the revoked set
   std::size_t max_revoked_;
   std::unordered_set<std::string> revoked_;
   // Lets `is_revoked` skip the lock on every task while nothing is revoked.
