@@ -8,6 +8,8 @@
 #include "support/outcome_line.hpp"
 #include "support/wait_until.hpp"
 
+#include "cli/control_commands.hpp"
+
 #include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/transport/nats_transport.hpp"
@@ -324,4 +326,25 @@ TEST_CASE("a garbage control request gets an error reply and the dispatcher keep
   auto r = c.client({"submit", file, "--wait"});
   CHECK(r.status == 0);
   CHECK(trellis::test::parse_outcome_line(r.last_line())["result"] == 5);
+}
+
+TEST_CASE("a waiter that missed the done notice learns the outcome from the dispatcher's status",
+          "[integration][nats]") {
+  cluster_processes c{"ctlmissed", "30000"};
+  c.start_dispatcher();
+  c.start_worker();
+  auto file = trellis::test::write_file(c.dir(), "add.json", R"({"task": "add", "args": [20, 22]})");
+  auto id = submit_no_wait(c, file);
+  REQUIRE(wait_until([&] { return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS"; },
+                     max_test_wait, "the workflow to succeed"));
+
+  // Its done notice went out before anyone listened: it is gone for good.
+  trellis::detail::cluster_options opts;
+  opts.broker_urls = {c.url()};
+  opts.ns = c.ns();
+  auto bus = trellis::cli::connect_client(opts, "missed-notice-test");
+  REQUIRE(bus);
+  auto waiter = trellis::cli::outcome_waiter::watch(**bus, id, opts);
+  REQUIRE(waiter);
+  CHECK(waiter->report(**bus) == 0);
 }
