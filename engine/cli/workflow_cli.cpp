@@ -457,7 +457,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
 
   // Exactly one of --db (a store file) and --broker (a running dispatcher).
   auto store_or_broker = [&](CLI::Option* db_flag) {
-    bool broker = !cluster.broker.empty() || (std::getenv("TRELLIS_BROKER") != nullptr && *std::getenv("TRELLIS_BROKER") != '\0');
+    const char* env = std::getenv("TRELLIS_BROKER");
+    bool broker = !cluster.broker.empty() || (env != nullptr && *env != '\0');
     if (db_flag->count() > 0 && !cluster.broker.empty()) {
       throw usage_error("pass either --db PATH (a store file) or --broker URL (a running dispatcher), not both");
     }

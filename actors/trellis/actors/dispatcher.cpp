@@ -808,18 +808,18 @@ void dispatcher_logic::control_revoke(const std::string& wf, std::uint64_t token
   st_.finished.push_back(workflow_outcome{wf, node_state::failure, value{}, err});
   // Task messages of the workflow that are not published yet never will be.
   auto prefix = wf + ":";
+  auto of_workflow = [&](const outgoing_task& t) { return t.id.compare(0, prefix.size(), prefix) == 0; };
   for (auto* queues : {&st_.outbox, &st_.unsent}) {
     for (auto& [queue, messages] : *queues) {
-      messages.erase(std::remove_if(messages.begin(), messages.end(),
-                                    [&](const outgoing_task& t) { return t.id.compare(0, prefix.size(), prefix) == 0; }),
-                     messages.end());
+      messages.erase(std::remove_if(messages.begin(), messages.end(), of_workflow), messages.end());
     }
   }
   st_.revoked.push_back(wf);
-  answer_after_commit(token, encode_control_reply(value(value::map{{"id", wf},
-                                                                   {"state", std::string{to_string(node_state::failure)}},
-                                                                   {"result", value{}},
-                                                                   {"error", err}})));
+  value::map outcome{{"id", wf},
+                     {"state", std::string{to_string(node_state::failure)}},
+                     {"result", value{}},
+                     {"error", err}};
+  answer_after_commit(token, encode_control_reply(value(std::move(outcome))));
 }
 
 void dispatcher_logic::control_inspect(std::uint64_t token) {

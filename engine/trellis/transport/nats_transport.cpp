@@ -1545,8 +1545,8 @@ expected<void> nats_transport::publish_control(const std::string& verb, const st
   if (!subject) {
     return subject.error();
   }
-  if (auto s = natsConnection_Publish(impl_->conn.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()));
-      s != NATS_OK) {
+  auto s = natsConnection_Publish(impl_->conn.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()));
+  if (s != NATS_OK) {
     return impl_->broker_error("cannot publish on " + *subject, s);
   }
   return {};
