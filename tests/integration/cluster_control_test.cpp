@@ -79,7 +79,7 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
   c.start_worker();
   auto file = trellis::test::write_file(
       c.dir(), "chain.json",
-      R"({"chain": [{"task": "sleep_ms", "args": [1500]}, {"task": "add", "args": [1]}]})");
+      R"({"chain": [{"task": "sleep_ms", "args": [3000]}, {"task": "add", "args": [1]}]})");
   auto id = submit_no_wait(c, file);
 
   auto running = c.client({"status", id});
@@ -98,9 +98,9 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
   CHECK(over_broker.status == 0);
   CHECK(from_store.status == 0);
   CHECK(over_broker.last_line() == from_store.last_line());
-  CHECK(json::parse(over_broker.last_line())["result"] == 1501);
+  CHECK(json::parse(over_broker.last_line())["result"] == 3001);
   // The exact key order of the status line.
-  CHECK(over_broker.last_line().rfind("{\"id\":\"" + id + "\",\"state\":\"SUCCESS\",\"result\":1501,\"error\":null,"
+  CHECK(over_broker.last_line().rfind("{\"id\":\"" + id + "\",\"state\":\"SUCCESS\",\"result\":3001,\"error\":null,"
                                       "\"nodes\":[",
                                       0) == 0);
 
@@ -161,7 +161,9 @@ TEST_CASE("inspect sees two workers with their queues and an active sleep_ms tas
   opts.queues = "default,slow";
   c.start_worker(opts);
   c.start_worker(opts);
-  auto file = trellis::test::write_file(c.dir(), "sleep.json", R"({"task": "sleep_ms", "args": [4000]})");
+  // Long enough to be seen running however slow the polling is; the test
+  // ends (and kills the worker) as soon as it has looked.
+  auto file = trellis::test::write_file(c.dir(), "sleep.json", R"({"task": "sleep_ms", "args": [30000]})");
   auto id = submit_no_wait(c, file);
 
   std::vector<json> answers;
@@ -207,7 +209,7 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
   auto later = c.dir().file("later");
   json flow = {{"chain",
                 {{{"group",
-                   {{{"task", "sleep_ms"}, {"args", {3000}}},
+                   {{{"task", "sleep_ms"}, {"args", {6000}}},
                     {{"task", "touch"}, {"args", {queued_a}}},
                     {{"task", "touch"}, {"args", {queued_b}}}}}},
                  {{"task", "touch"}, {"args", {later}}, {"options", {{"immutable", true}}}}}}};
@@ -221,7 +223,7 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
   std::string id;
   REQUIRE(wait_until(
       [&] {
-        answers = inspect(c);
+        answers = inspect(c, "300");
         auto d = of_role(answers, "dispatcher");
         if (d.size() != 1 || d[0]["workflows_in_flight"].size() != 1) {
           return false;
@@ -251,7 +253,7 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
   // behind it are skipped.
   REQUIRE(wait_until(
       [&] {
-        answers = inspect(c);
+        answers = inspect(c, "300");
         auto w = of_role(answers, "worker");
         return w.size() == 1 && w[0]["revoked_known"] == 1;
       },
