@@ -200,6 +200,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_dispatcher(const clu
   std::shared_ptr<sqlite_store> store = sqlite_store::open(opts.db, store_opts);
   auto cfg = nats_config_for(opts, "trellis-dispatcher");
   cfg.consume_events = true;
+  const int partition = cfg.partition;
   auto bus = nats_transport::connect(std::move(cfg));
   if (!bus) {
     return bus.error();
@@ -216,7 +217,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_dispatcher(const clu
   // thread. Core NATS: a client that is not listening right now asks the
   // store (`status`) instead.
   std::weak_ptr<nats_transport> weak = shared;
-  sup.dispatcher.inspect_identity = value::map{{"name", shared->process_name()}, {"partition", std::int64_t{0}}};
+  sup.dispatcher.inspect_identity = value::map{{"name", shared->process_name()}, {"partition", partition}};
   // After the commit that revoked the workflow: workers skip its queued
   // tasks. Core NATS: a worker that misses the notice runs them, and the
   // dispatcher ignores their outcomes.
