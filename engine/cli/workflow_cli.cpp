@@ -4,13 +4,16 @@
 
 #include "trellis/cli_main.hpp"
 
+#include "cli/cli_output.hpp"
 #include "cli/cluster_settings.hpp"
+#include "cli/control_commands.hpp"
 
 #include "trellis/cluster_node.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/engine.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/store/sqlite_store.hpp"
+#include "trellis/store/store_reports.hpp"
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/partition.hpp"
 
@@ -35,12 +38,15 @@ namespace trellis {
 
 namespace {
 
-constexpr int exit_success = 0;
-constexpr int exit_workflow_failed = 1;
-constexpr int exit_bad_input = 2;
-constexpr int exit_store = 3;
-constexpr int exit_broker = 4;  // the NATS broker cannot be reached (cluster commands)
-constexpr int exit_terminated = 143;  // 128 + SIGTERM, as shells report it
+using cli::exit_bad_input;
+using cli::exit_broker;
+using cli::exit_code_for;
+using cli::exit_store;
+using cli::exit_success;
+using cli::exit_terminated;
+using cli::exit_workflow_failed;
+using cli::json_string;
+using cli::outcome_line;
 
 /// Graceful stop on SIGTERM or SIGINT: drain the engine (running handlers
 /// finish and their outcomes are committed), then exit. Unfinished workflows
@@ -87,31 +93,6 @@ class termination_watch {
   std::atomic<bool> done_{false};
   std::thread watcher_;
 };
-
-int exit_code_for(errc code) {
-  switch (code) {
-    case errc::store_corrupt:
-    case errc::store_locked:
-    case errc::store_failed:
-      return exit_store;
-    case errc::broker_unavailable:
-    case errc::timeout:
-      return exit_broker;
-    default:
-      return exit_bad_input;
-  }
-}
-
-std::string json_string(const std::string& s) { return to_json(value(s)); }
-
-/// The outcome line: {"id", "state", "result", "error"}, in that order.
-std::string outcome_line(const std::string& id, node_state state, const value& result, const value& error) {
-  std::string line = "{\"id\":" + json_string(id) + ",\"state\":\"" + std::string{to_string(state)} + "\"";
-  line += ",\"result\":" + to_json(state == node_state::success ? result : value{});
-  line += ",\"error\":" + to_json(state == node_state::success ? value{} : error);
-  line += "}";
-  return line;
-}
 
 /// Waits for the workflow and prints its outcome line; returns its exit code.
 int report(const workflow_handle& h) {
@@ -204,49 +185,19 @@ T or_throw(expected<T> r) {
 
 int cmd_status(const std::string& id, const std::string& db) {
   auto store = open_read_only(db);
-  auto wf = or_throw(store->find_workflow(id));
-  if (!wf) {
+  auto doc = or_throw(detail::status_document(*store, id));
+  if (!doc) {
     std::cerr << "error: no workflow with id " << id << " in " << db << '\n';
     return exit_bad_input;
   }
-  value::array nodes;
-  for (const auto& n : or_throw(store->nodes_of(id))) {
-    nodes.push_back(value::map{{"node", n.node},
-                               {"task", n.task},
-                               {"state", std::string{to_string(n.state)}},
-                               {"attempt", n.attempt},
-                               {"error", n.error}});
-  }
-  value::array attempts;
-  for (const auto& a : or_throw(store->attempts_of(id))) {
-    attempts.push_back(value::map{{"node", a.node},
-                                  {"attempt", a.attempt},
-                                  {"type", a.error_type},
-                                  {"message", a.error_message}});
-  }
-  std::string line = "{\"id\":" + json_string(wf->id) + ",\"state\":\"" + std::string{to_string(wf->state)} + "\"";
-  line += ",\"result\":" + to_json(wf->result) + ",\"error\":" + to_json(wf->error);
-  line += ",\"nodes\":" + to_json(value(std::move(nodes))) + ",\"failed_attempts\":" + to_json(value(std::move(attempts)));
-  line += "}";
-  std::cout << line << std::endl;
+  std::cout << cli::status_line(*doc) << std::endl;
   return exit_success;
 }
 
 int cmd_dlq_list(const std::string& db) {
   auto store = open_read_only(db);
-  for (const auto& d : or_throw(store->dead_letters(true))) {
-    value::map row{{"id", d.id},
-                   {"reason", d.reason},
-                   {"error", d.error},
-                   {"workflow_id", d.workflow_id},
-                   {"node", d.node},
-                   {"task", d.task},
-                   {"attempts", d.attempts},
-                   {"message_id", d.message_id},
-                   {"bytes", static_cast<std::int64_t>(d.envelope.size())},
-                   {"created_at", d.created_at},
-                   {"replayed", d.replayed_at != 0}};
-    std::cout << to_json(value(std::move(row))) << '\n';
+  for (const auto& row : or_throw(detail::dead_letter_rows(*store))) {
+    std::cout << to_json(row) << '\n';
   }
   std::cout.flush();
   return exit_success;
@@ -373,11 +324,6 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
 
-  // Declared before the transport, whose destructor waits for the callback.
-  std::mutex mutex;
-  std::condition_variable done_cv;
-  std::optional<std::string> note;
-
   auto cfg = detail::nats_config_for(opts, "trellis-submit");
   // The dispatcher owning this workflow's partition takes it.
   cfg.partition = detail::partition_of(e.workflow_id, opts.partitions);
@@ -386,21 +332,16 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
     std::cerr << "error: " << to_string(bus.error()) << '\n';
     return exit_code_for(bus.error().code());
   }
+  std::optional<cli::outcome_waiter> waiter;
   if (wait) {
-    // Subscribed before the submission goes out, so the notice cannot be missed.
-    auto watching = (*bus)->watch_done(e.workflow_id, [&](std::string bytes) {
-      {
-        std::lock_guard<std::mutex> guard{mutex};
-        if (!note) {
-          note = std::move(bytes);
-        }
-      }
-      done_cv.notify_all();
-    });
+    // Subscribed before the submission goes out, so a notice that arrives
+    // is not missed; the waiter's status requests cover a lost one.
+    auto watching = cli::outcome_waiter::watch(**bus, e.workflow_id, opts);
     if (!watching) {
       std::cerr << "error: " << to_string(watching.error()) << '\n';
       return exit_code_for(watching.error().code());
     }
+    waiter.emplace(std::move(*watching));
   }
   auto reply = (*bus)->request_submission(detail::encode(e), submit_timeout);
   if (!reply) {
@@ -426,24 +367,8 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
     std::cout << "{\"id\":" << json_string(id->second.as_string()) << "}" << std::endl;
     return exit_success;
   }
-  std::unique_lock<std::mutex> lock{mutex};
   // No deadline, as `run`: the workflow may legitimately take long.
-  done_cv.wait(lock, [&] { return note.has_value(); });
-  auto outcome = detail::unpack_from_string(*note, note->size(), 1024);
-  if (!outcome || !outcome->is_map()) {
-    std::cerr << "error: unreadable completion notice for workflow " << e.workflow_id << '\n';
-    return exit_broker;
-  }
-  const auto& o = outcome->as_map();
-  auto field = [&](const char* k) { return o.count(k) != 0 ? o.at(k) : value{}; };
-  auto state_name = field("state");
-  auto state = state_name.is_string() ? node_state_from_string(state_name.as_string()) : std::nullopt;
-  if (!state) {
-    std::cerr << "error: completion notice without a state for workflow " << e.workflow_id << '\n';
-    return exit_broker;
-  }
-  std::cout << outcome_line(id->second.as_string(), *state, field("result"), field("error")) << std::endl;
-  return *state == node_state::success ? exit_success : exit_workflow_failed;
+  return waiter->report(**bus);
 }
 
 }  // namespace
@@ -471,16 +396,16 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   std::string id;
   auto* status = app.add_subcommand("status", "Show a workflow's state, result, error and nodes");
   status->add_option("ID", id, "Workflow id")->required();
-  status->add_option("--db", db, "SQLite store")->required();
+  auto* status_db = status->add_option("--db", db, "SQLite store (or ask a running dispatcher: --broker)");
 
   auto* dlq = app.add_subcommand("dlq", "List or replay dead letters");
   dlq->require_subcommand(1);
   auto* dlq_list = dlq->add_subcommand("list", "List dead letters, one JSON object per line");
-  dlq_list->add_option("--db", db, "SQLite store")->required();
+  auto* dlq_list_db = dlq_list->add_option("--db", db, "SQLite store (or ask a running dispatcher: --broker)");
   std::int64_t dead_letter_id = 0;
   auto* dlq_replay = dlq->add_subcommand("replay", "Run a dead-lettered node again and print the outcome");
   dlq_replay->add_option("ID", dead_letter_id, "Dead letter id")->required();
-  dlq_replay->add_option("--db", db, "SQLite store")->required();
+  auto* dlq_replay_db = dlq_replay->add_option("--db", db, "SQLite store (or ask a running dispatcher: --broker)");
   concurrency_flag(dlq_replay);
 
   cluster_flags worker_flags{detail::cluster_command::worker, {}, {}, {}};
@@ -502,6 +427,27 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   submit_flags.add_to(submit);
   submit->add_flag("--wait", wait, "Wait for the outcome and print it as `run` does");
 
+  // Control over the broker (docs/cluster.md "Control"): the store commands
+  // ask the running dispatcher with --broker instead of opening --db. They
+  // take a client's settings, as `submit` does.
+  std::map<CLI::App*, cluster_flags> client_flags;
+  auto* inspect = app.add_subcommand("inspect", "List the live workers and dispatchers of a cluster as JSON lines");
+  auto* revoke = app.add_subcommand("revoke", "Revoke a running workflow of a cluster: it ends FAILURE/revoked");
+  revoke->add_option("ID", id, "Workflow id")->required();
+  for (auto* cmd : {status, dlq_list, dlq_replay, inspect, revoke}) {
+    client_flags.emplace(cmd, cluster_flags{detail::cluster_command::submit, {}, {}, {}}).first->second.add_to(cmd);
+  }
+  int partition = 0;
+  for (auto* cmd : {dlq_list, dlq_replay}) {
+    cmd->add_option("--partition", partition, "With --broker: the partition whose dispatcher holds the letters")
+        ->check(CLI::Range(0, 1023))
+        ->capture_default_str();
+  }
+  std::int64_t inspect_ms = 1000;
+  inspect->add_option("--timeout-ms", inspect_ms, "How long to collect answers")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{60'000}))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -509,7 +455,31 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     return code == 0 ? exit_success : exit_bad_input;
   }
 
-  bool runs_engine = *run || *resume || *dlq_replay;
+  // Exactly one of --db (a store file) and --broker (a running dispatcher).
+  // TRELLIS_BROKER or a config file's broker count as --broker.
+  auto store_or_broker = [&](CLI::App* cmd, CLI::Option* db_flag) {
+    bool broker_flag = cmd->get_option("--broker")->count() > 0;
+    const char* env = std::getenv("TRELLIS_BROKER");
+    bool broker = broker_flag || (env != nullptr && *env != '\0') ||
+                  cmd->get_option("--config")->count() > 0 || std::getenv("TRELLIS_CONFIG") != nullptr;
+    if (db_flag->count() > 0 && broker_flag) {
+      throw usage_error("pass either --db PATH (a store file) or --broker URL (a running dispatcher), not both");
+    }
+    if (db_flag->count() == 0 && !broker) {
+      throw usage_error("pass --db PATH (a store file) or --broker URL (a running dispatcher; or set TRELLIS_BROKER)");
+    }
+    return db_flag->count() > 0;
+  };
+  bool replay_from_store = false;
+  if (*dlq_replay) {
+    try {
+      replay_from_store = store_or_broker(dlq_replay, dlq_replay_db);
+    } catch (const usage_error& e) {
+      std::cerr << "error: " << e.what() << '\n';
+      return exit_bad_input;
+    }
+  }
+  bool runs_engine = *run || *resume || (*dlq_replay && replay_from_store);
   if (runs_engine && tasks.empty()) {
     // Without handlers nothing could make progress and the command would
     // wait forever.
@@ -543,13 +513,23 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       return cmd_resume(opts, std::move(tasks));
     }
     if (*status) {
-      return cmd_status(id, db);
+      return store_or_broker(status, status_db) ? cmd_status(id, db)
+                                        : cli::status_over_broker(id, client_flags.at(status).resolve());
     }
     if (*dlq_list) {
-      return cmd_dlq_list(db);
+      return store_or_broker(dlq_list, dlq_list_db) ? cmd_dlq_list(db)
+                                          : cli::dlq_list_over_broker(partition, client_flags.at(dlq_list).resolve());
     }
     if (*dlq_replay) {
-      return cmd_dlq_replay(dead_letter_id, opts, std::move(tasks));
+      return replay_from_store
+                 ? cmd_dlq_replay(dead_letter_id, opts, std::move(tasks))
+                 : cli::dlq_replay_over_broker(dead_letter_id, partition, client_flags.at(dlq_replay).resolve());
+    }
+    if (*inspect) {
+      return cli::inspect_over_broker(client_flags.at(inspect).resolve(), std::chrono::milliseconds{inspect_ms});
+    }
+    if (*revoke) {
+      return cli::revoke_over_broker(id, client_flags.at(revoke).resolve());
     }
   } catch (const setup_error& e) {
     std::cerr << "error: " << to_string(e.code()) << ": " << e.what() << '\n';

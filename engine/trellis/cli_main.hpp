@@ -22,6 +22,10 @@
 ///   worker --broker URL         cluster mode: run handlers until SIGTERM (docs/cluster.md)
 ///   dispatcher --broker URL --db PATH   cluster mode: own the store, take submissions
 ///   submit FILE --broker URL [--wait]   cluster mode: submit over NATS
+///   status, dlq list, dlq replay with --broker URL instead of --db: ask the
+///                               running dispatcher (docs/cluster.md "Control")
+///   inspect --broker URL [--timeout-ms MS]   live workers and dispatchers, JSON lines
+///   revoke ID --broker URL      end a running workflow as FAILURE/revoked
 ///
 /// Exit codes: 0 success, 1 a workflow failed, 2 bad input (usage, workflow
 /// file, unknown id), 3 the store cannot be used (corrupt, locked, I/O),

@@ -3,7 +3,9 @@
 #include "trellis/actors/dispatcher.hpp"
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/actors/supervisor.hpp"
+#include "trellis/actors/worker_activity.hpp"
 #include "trellis/actors/worker_pool.hpp"
+#include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/store/sqlite_store.hpp"
@@ -70,6 +72,82 @@ expected<void> validate_partitions(const cluster_options& opts) {
     return error{errc::invalid_config, "max_deliver: must be at least 1"};
   }
   return {};
+}
+
+/// Epoch ms, as control answers report times.
+std::int64_t epoch_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// A worker's answer to `inspect`: who it is, what it serves, what it runs.
+value worker_inspect_answer(const std::string& name, const std::vector<std::string>& queues,
+                            const worker_activity& activity) {
+  value::array active;
+  for (const auto& t : activity.active()) {
+    value::map row{{"task", t.task},
+                   {"workflow_id", t.workflow_id},
+                   {"node", t.node},
+                   {"attempt", t.attempt},
+                   {"started_at", t.started_at},
+                   {"running_ms", std::max<std::int64_t>(0, epoch_ms_now() - t.started_at)}};
+    active.emplace_back(std::move(row));
+  }
+  value::array queue_names;
+  for (const auto& q : queues) {
+    queue_names.emplace_back(q);
+  }
+  value::map answer{{"role", "worker"},
+                    {"name", name},
+                    {"queues", std::move(queue_names)},
+                    {"all_queues", queues.empty()},
+                    {"concurrency", static_cast<std::int64_t>(activity.slots())},
+                    {"active", std::move(active)},
+                    {"revoked_known", static_cast<std::int64_t>(activity.revoked_count())}};
+  return value(std::move(answer));
+}
+
+/// Subscribes a worker to `inspect` (answered from `activity`) and to
+/// `revoked` notices (remembered in `activity`). The callbacks hold the
+/// transport weakly: it owns them, and must not keep itself alive.
+expected<void> serve_worker_control(const std::shared_ptr<nats_transport>& bus,
+                                    std::shared_ptr<worker_activity> activity, std::vector<std::string> queues) {
+  std::weak_ptr<nats_transport> weak = bus;
+  auto name = bus->process_name();
+  auto inspect = bus->serve_control(
+      subject_verb(control_op::inspect), [weak, activity, queues, name](delivery d) {
+        auto bus_now = weak.lock();
+        if (!bus_now || d.token == 0) {
+          return;
+        }
+        auto request = decode_control_request(d.bytes);
+        if (!request) {
+          bus_now->answer_control(d, encode_control_error(request.error()));
+          return;
+        }
+        if (request->op != control_op::inspect) {
+          bus_now->answer_control(d, encode_control_error(error{errc::malformed_envelope,
+                                                                std::string{"control op '"} + to_string(request->op) +
+                                                                    "' sent on the inspect subject"}));
+          return;
+        }
+        bus_now->answer_control(d, encode_control_reply(worker_inspect_answer(name, queues, *activity)));
+      });
+  if (!inspect) {
+    return inspect;
+  }
+  return bus->serve_control(subject_verb(control_op::revoked), [activity](delivery d) {
+    auto notice = decode_control_request(d.bytes);
+    if (!notice || notice->op != control_op::revoked) {
+      // A notice has nobody to answer; a bad one is dropped, and the
+      // dispatcher still ignores the revoked workflow's outcomes.
+      std::cerr << "trellis: ignoring a malformed revoke notice: "
+                << (notice ? std::string{"op "} + to_string(notice->op) : to_string(notice.error())) << std::endl;
+      return;
+    }
+    activity->revoke(notice->workflow_id);
+  });
 }
 
 }  // namespace
@@ -158,6 +236,23 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   sup.dispatcher.partition = partition;
   sup.dispatcher.partitions = opts.partitions;
   std::weak_ptr<nats_transport> weak = shared;
+  sup.dispatcher.inspect_identity = value::map{{"name", shared->process_name()}, {"partition", partition}};
+  // After the commit that revoked the workflow: workers skip its queued
+  // tasks. Core NATS: a worker that misses the notice runs them, and the
+  // dispatcher ignores their outcomes.
+  sup.dispatcher.on_revoked = [weak](const std::string& id) {
+    auto bus_now = weak.lock();
+    if (!bus_now) {
+      return;
+    }
+    control_request notice;
+    notice.op = control_op::revoked;
+    notice.workflow_id = id;
+    if (auto ok = bus_now->publish_control(subject_verb(control_op::revoked), encode(notice)); !ok) {
+      std::cerr << "trellis: cannot tell the workers that workflow " << id << " is revoked: " << to_string(ok.error())
+                << std::endl;
+    }
+  };
   // Called after the commit that finished the workflow, on the dispatcher's
   // thread. Core NATS: a client that is not listening right now asks the
   // store (`status`) instead.
@@ -306,6 +401,10 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
       opts.concurrency != 0 ? opts.concurrency : std::max(1u, std::thread::hardware_concurrency());
   workers.fetch_batch = opts.fetch_batch;
   workers.partitions = opts.partitions;
+  workers.activity = std::make_shared<worker_activity>(workers.concurrency);
+  if (auto ok = serve_worker_control(shared, workers.activity, opts.queues); !ok) {
+    return ok.error();
+  }
   sup.workers = std::move(workers);
   auto core = std::make_unique<cluster_node_core>();
   core->opts = opts;

@@ -48,7 +48,9 @@ struct cluster_options {
   /// store of each partition is derived from (`partition_store_path`).
   std::string db = "trellis.db";
   /// Dispatcher partitions of the namespace, 1 or more. Every process of a
-  /// namespace (clients, workers, dispatchers) must use the same count.
+  /// namespace (clients, workers, dispatchers) must use the same count
+  /// (`partition_of`); clients route submissions and per-workflow control
+  /// requests (status, revoke) by it.
   int partitions = 1;
   /// Dispatcher: the partitions it owns, each in [0, partitions); empty
   /// owns every partition.
@@ -86,6 +88,11 @@ class cluster_node_core;
 
 /// One running cluster process: the actor system, its supervisor and the
 /// NATS transport. Destroying it drains, as `shutdown()`.
+///
+/// Both kinds answer control requests (docs/cluster.md "Control"): a worker
+/// answers `inspect` and skips queued tasks of workflows it is told are
+/// revoked; a dispatcher answers `status`, `revoke`, `dlq` and `inspect` for
+/// its partition.
 class cluster_node {
  public:
   /// Connects and starts a supervisor with only a worker pool running the

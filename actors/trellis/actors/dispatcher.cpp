@@ -1,8 +1,10 @@
 #include "trellis/actors/dispatcher.hpp"
 
 #include "trellis/actors/task_runner.hpp"
+#include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
+#include "trellis/store/store_reports.hpp"
 #include "trellis/transport/partition.hpp"
 #include "trellis/workflow_graph.hpp"
 
@@ -11,6 +13,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <unordered_map>
@@ -59,6 +62,9 @@ struct pending_reply {
   /// Non-zero for a submission that came over the transport: it is answered
   /// through `transport::answer_submission` too.
   std::uint64_t submission_token = 0;
+  /// Non-zero for a control request (a replay over the transport): it is
+  /// answered through `transport::answer_control` too.
+  std::uint64_t control_token = 0;
 };
 
 struct dispatcher_state {
@@ -80,6 +86,16 @@ struct dispatcher_state {
   std::vector<std::uint64_t> lost_to_discard;
   /// The transport token of the submission being handled (0: none).
   std::uint64_t submission_token = 0;
+  /// The transport token of the control request being handled (0: none).
+  std::uint64_t control_token = 0;
+  /// Control answers that may be sent only after the commit: token, reply.
+  std::vector<std::pair<std::uint64_t, std::string>> control_answers;
+  /// Workflows revoked in this batch, announced after the commit.
+  std::vector<std::string> revoked;
+  /// Read-only control requests that arrived while a batch was open: they
+  /// are answered after its commit, so an answer never shows state that a
+  /// crash could still take back.
+  std::vector<std::pair<std::string, std::uint64_t>> deferred_controls;
 
   // Committed task messages the transport has not taken yet (broker away).
   std::map<std::string, std::vector<outgoing_task>> unsent;
@@ -102,10 +118,17 @@ class dispatcher_logic {
   void on_lost(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle);
   caf::result<std::string> status(const std::string& wf);
   caf::result<std::string> replay(std::int64_t dead_letter_id);
+  void control(const std::string& bytes, std::uint64_t token);
   void flush();
 
  private:
   void publish_unsent();
+  void answer_after_commit(std::uint64_t token, std::string reply);
+  void control_status(const std::string& wf, std::uint64_t token);
+  void control_dlq_list(std::uint64_t token);
+  void control_dlq_replay(std::int64_t letter, std::uint64_t token);
+  void control_revoke(const std::string& wf, std::uint64_t token);
+  void control_inspect(std::uint64_t token);
   void open_batch();
   void changed(std::size_t n = 1);
   void check(const expected<void>& r);
@@ -206,9 +229,24 @@ void dispatcher_logic::flush() {
         st_.cfg.bus->answer_submission(delivery{{}, r.submission_token, 1},
                                        pack_to_string(value(value::map{{"id", r.workflow_id}})));
       }
+      if (r.control_token != 0) {
+        st_.cfg.bus->answer_control(delivery{{}, r.control_token, 1},
+                                    encode_control_reply(value(value::map{{"id", r.workflow_id}})));
+      }
       r.promise.deliver(std::move(r.workflow_id));
     }
     st_.replies.clear();
+    for (auto& [token, reply] : st_.control_answers) {
+      st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+    }
+    st_.control_answers.clear();
+    auto revoked = std::move(st_.revoked);
+    st_.revoked.clear();
+    for (const auto& wf : revoked) {
+      if (st_.cfg.on_revoked) {
+        st_.cfg.on_revoked(wf);
+      }
+    }
     auto finished = std::move(st_.finished);
     st_.finished.clear();
     for (auto& f : finished) {
@@ -219,6 +257,12 @@ void dispatcher_logic::flush() {
     }
   }
   publish_unsent();
+  // Reads that waited for this commit. Answering one never opens a batch.
+  auto deferred = std::move(st_.deferred_controls);
+  st_.deferred_controls.clear();
+  for (auto& [bytes, token] : deferred) {
+    control(bytes, token);
+  }
 }
 
 void dispatcher_logic::publish_unsent() {
@@ -727,8 +771,143 @@ caf::result<std::string> dispatcher_logic::replay(std::int64_t id) {
   rec->state = node_state::started;
   restore(*rec);
   auto promise = self_->make_response_promise<std::string>();
-  st_.replies.push_back(pending_reply{promise, d->workflow_id});
+  st_.replies.push_back(pending_reply{promise, d->workflow_id, 0, st_.control_token});
   return promise;
+}
+
+void dispatcher_logic::answer_after_commit(std::uint64_t token, std::string reply) {
+  if (st_.in_batch) {
+    st_.control_answers.emplace_back(token, std::move(reply));
+  } else {
+    st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+  }
+}
+
+void dispatcher_logic::control(const std::string& bytes, std::uint64_t token) {
+  auto request = decode_control_request(bytes);
+  if (!request) {
+    // A bad request gets an error answer; it never reaches the store.
+    st_.cfg.bus->answer_control(delivery{{}, token, 1}, encode_control_error(request.error()));
+    return;
+  }
+  bool reads_store = request->op == control_op::status || request->op == control_op::dlq_list;
+  if (reads_store && st_.in_batch) {
+    st_.deferred_controls.emplace_back(bytes, token);
+    return;
+  }
+  switch (request->op) {
+    case control_op::status:
+      control_status(request->workflow_id, token);
+      return;
+    case control_op::dlq_list:
+      control_dlq_list(token);
+      return;
+    case control_op::dlq_replay:
+      control_dlq_replay(request->letter, token);
+      return;
+    case control_op::revoke:
+      control_revoke(request->workflow_id, token);
+      return;
+    case control_op::inspect:
+      control_inspect(token);
+      return;
+    case control_op::revoked:
+      break;
+  }
+  st_.cfg.bus->answer_control(
+      delivery{{}, token, 1},
+      encode_control_error(error{errc::malformed_envelope, std::string{"control op '"} + to_string(request->op) +
+                                                               "' is a notice to workers, not a dispatcher request"}));
+}
+
+void dispatcher_logic::control_status(const std::string& wf, std::uint64_t token) {
+  auto doc = status_document(*st_.cfg.store, wf);
+  std::string reply;
+  if (!doc) {
+    reply = encode_control_error(doc.error());
+  } else if (!*doc) {
+    reply = encode_control_error(error{errc::not_found, "no workflow with id " + wf});
+  } else {
+    reply = encode_control_reply(value(std::move(**doc)));
+  }
+  st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+}
+
+void dispatcher_logic::control_dlq_list(std::uint64_t token) {
+  auto rows = dead_letter_rows(*st_.cfg.store);
+  auto reply = rows ? encode_control_reply(value(value::map{{"letters", std::move(*rows)}}))
+                    : encode_control_error(rows.error());
+  st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+}
+
+void dispatcher_logic::control_dlq_replay(std::int64_t letter, std::uint64_t token) {
+  st_.control_token = token;  // picked up by replay() when its reply waits for the commit
+  auto r = replay(letter);
+  st_.control_token = 0;
+  if (r.flag == caf::rt_error) {
+    st_.cfg.bus->answer_control(delivery{{}, token, 1}, encode_control_error(from_caf_error(r.err, to_string(r.err))));
+  }
+}
+
+void dispatcher_logic::control_revoke(const std::string& wf, std::uint64_t token) {
+  auto it = st_.active.find(wf);
+  if (it == st_.active.end()) {
+    auto rec = st_.cfg.store->find_workflow(wf);
+    std::string reply;
+    if (!rec) {
+      reply = encode_control_error(rec.error());
+    } else if (!*rec) {
+      reply = encode_control_error(error{errc::not_found, "no workflow with id " + wf});
+    } else {
+      reply = encode_control_error(error{errc::invalid_workflow, "workflow " + wf + " already finished as " +
+                                                                     std::string{to_string((*rec)->state)} +
+                                                                     "; there is nothing to revoke"});
+    }
+    // What the store says may be this batch's own uncommitted finish.
+    answer_after_commit(token, std::move(reply));
+    return;
+  }
+  open_batch();
+  // Finishing the workflow is the durable record of the revocation: once it
+  // commits, a restart does not restore the workflow, and its late outcomes
+  // count as duplicates (the once-only rules do not change).
+  auto err = error_value(to_string(errc::revoked), "revoked by request");
+  check(st_.cfg.store->finish_workflow(wf, node_state::failure, value{}, err, now_ms()));
+  changed();
+  st_.active.erase(it);
+  st_.finished.push_back(workflow_outcome{wf, node_state::failure, value{}, err});
+  // Task messages of the workflow that are not published yet never will be.
+  auto prefix = wf + ":";
+  auto of_workflow = [&](const outgoing_task& t) { return t.id.compare(0, prefix.size(), prefix) == 0; };
+  for (auto* queues : {&st_.outbox, &st_.unsent}) {
+    for (auto& [queue, messages] : *queues) {
+      messages.erase(std::remove_if(messages.begin(), messages.end(), of_workflow), messages.end());
+    }
+  }
+  st_.revoked.push_back(wf);
+  value::map outcome{{"id", wf},
+                     {"state", std::string{to_string(node_state::failure)}},
+                     {"result", value{}},
+                     {"error", err}};
+  answer_after_commit(token, encode_control_reply(value(std::move(outcome))));
+}
+
+void dispatcher_logic::control_inspect(std::uint64_t token) {
+  value::map answer = st_.cfg.inspect_identity;
+  answer["role"] = "dispatcher";
+  value::array in_flight;
+  for (const auto& [id, aw] : st_.active) {
+    in_flight.emplace_back(id);
+  }
+  std::sort(in_flight.begin(), in_flight.end(),
+            [](const value& a, const value& b) { return a.as_string() < b.as_string(); });
+  answer["workflows_in_flight"] = std::move(in_flight);
+  std::size_t unsent = 0;
+  for (const auto& [queue, messages] : st_.unsent) {
+    unsent += messages.size();
+  }
+  answer["unsent_tasks"] = static_cast<std::int64_t>(unsent);
+  st_.cfg.bus->answer_control(delivery{{}, token, 1}, encode_control_reply(value(std::move(answer))));
 }
 
 dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_config cfg) {
@@ -750,6 +929,11 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
       }
       caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), event_atom::value, std::move(bytes),
                      std::move(tokens));
+    }
+  });
+  self->state.cfg.bus->consume_control([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](delivery d) {
+    if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
+      caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), control_atom::value, std::move(d.bytes), d.token);
     }
   });
   self->state.cfg.bus->consume_submissions([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](delivery d) {
@@ -787,6 +971,9 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
       },
       [=](lost_atom, const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
         dispatcher_logic(self).on_lost(bytes, deliveries, handle);
+      },
+      [=](control_atom, const std::string& bytes, std::uint64_t token) {
+        dispatcher_logic(self).control(bytes, token);
       },
       [=](status_atom, const std::string& wf) { return dispatcher_logic(self).status(wf); },
       [=](replay_atom, std::int64_t id) { return dispatcher_logic(self).replay(id); },

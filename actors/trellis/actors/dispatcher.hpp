@@ -4,7 +4,8 @@
 /// The dispatcher: the only writer of workflow state. It accepts submissions,
 /// expands canvases (workflow_graph), publishes the task messages of ready
 /// nodes, applies outcome events, schedules retries and countdowns, writes dead
-/// letters and answers status queries.
+/// letters and answers status queries and, in cluster mode, control
+/// requests (status, revoke, dead letters, inspect; docs/cluster.md).
 ///
 /// Batching: the first state change after a commit opens a transaction and
 /// sends the dispatcher a `flush` message, which lands behind everything
@@ -52,6 +53,12 @@ struct dispatcher_config {
   std::map<std::string, task_defaults, std::less<>> defaults;
   /// Called after the commit that finished a workflow (from the dispatcher's thread).
   std::function<void(const workflow_outcome&)> on_finished;
+  /// Called after the commit that revoked a workflow (control request
+  /// `revoke`), from the dispatcher's thread; cluster mode tells the workers.
+  std::function<void(const std::string& workflow_id)> on_revoked;
+  /// Fields added to this dispatcher's answer to `inspect` (who it is, its
+  /// partition); the dispatcher adds `role` and what it has in flight.
+  value::map inspect_identity;
   canvas_limits limits;
   /// A batch is committed early once it holds this many changes.
   std::size_t max_batch = 16384;

@@ -34,6 +34,7 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;
+using control_atom = caf::atom_constant<caf::atom("control")>;
 
 /// The only writer of workflow state.
 using dispatcher_actor = caf::typed_actor<
@@ -54,6 +55,9 @@ using dispatcher_actor = caf::typed_actor<
     caf::reacts_to<flush_atom>,
     /// A retry or countdown fell due: dispatch attempt `attempt` of the node.
     caf::reacts_to<due_atom, std::string, std::int32_t, std::int32_t>,
+    /// A control request (control_messages.hpp) that came over the
+    /// transport, with the token to answer it by (`transport::answer_control`).
+    caf::reacts_to<control_atom, std::string, std::uint64_t>,
     /// Status of a workflow as a msgpack-encoded map {id, state, result, error}.
     caf::replies_to<status_atom, std::string>::with<std::string>,
     /// Replays a dead letter; replies with the id of the workflow it reopened.

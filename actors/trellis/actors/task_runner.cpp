@@ -45,7 +45,7 @@ envelope rejected(envelope out, errc reason, std::string message) {
 
 }  // namespace
 
-task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
+task_run run_task_message(std::string_view bytes, const task_registry& tasks, const run_hooks& hooks) {
   auto task = decode(bytes);
   if (!task) {
     // Unreadable: nothing ties it to a node.
@@ -75,6 +75,11 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
                      "no handler for task '" + task->task + "' is registered in this worker"),
             task->queue, std::nullopt};
   }
+  if (hooks.is_revoked && hooks.is_revoked(task->workflow_id)) {
+    return {rejected(std::move(out), errc::revoked,
+                     "revoked: workflow " + task->workflow_id + " was revoked; the task was not run"),
+            task->queue, std::nullopt};
+  }
   if (auto expires = task->options.find("expires_at_ms");
       expires != task->options.end() && expires->second.is_integer() && now_ms() > expires->second.as_int()) {
     return {rejected(std::move(out), errc::revoked,
@@ -88,6 +93,9 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks) {
   }
   task_context ctx{task->task, task->workflow_id, task->node, task->attempt, std::move(key), task->kwargs};
   double queue_wait = std::max<double>(0, static_cast<double>(now_ms() - task->sent_at) / 1000.0);
+  if (hooks.on_start) {
+    hooks.on_start(*task);
+  }
   auto started = std::chrono::steady_clock::now();
   try {
     auto r = entry->handler(ctx, task->args);

@@ -9,6 +9,7 @@
 #include "trellis/envelope.hpp"
 #include "trellis/task.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,8 +27,19 @@ struct task_run {
   std::optional<double> queue_wait;
 };
 
+/// What the worker pool lets the runner consult and tell while it runs one
+/// message. Both are optional; embedded mode uses neither.
+struct run_hooks {
+  /// Asked once the message is read: a task of a workflow it calls revoked
+  /// is not run, and is reported as rejected with `errc::revoked` (the
+  /// dispatcher, which revoked the workflow, counts it as a duplicate).
+  std::function<bool(const std::string& workflow_id)> is_revoked;
+  /// Called right before the handler runs.
+  std::function<void(const envelope& task)> on_start;
+};
+
 /// Runs the task message `bytes` with the handlers in `tasks`.
-task_run run_task_message(std::string_view bytes, const task_registry& tasks);
+task_run run_task_message(std::string_view bytes, const task_registry& tasks, const run_hooks& hooks = {});
 
 /// The outcome that carries a message nobody may act on (undecodable, or
 /// refused by the transport: unsigned, badly signed) to the dead-letter

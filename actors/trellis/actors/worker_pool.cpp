@@ -27,7 +27,7 @@ class handler_threads {
  public:
   explicit handler_threads(worker_pool_config cfg) : cfg_(std::move(cfg)) {
     for (std::size_t i = 0; i < std::max<std::size_t>(1, cfg_.concurrency); ++i) {
-      threads_.emplace_back([this] { loop(); });
+      threads_.emplace_back([this, i] { loop(i); });
     }
   }
   ~handler_threads() { stop(); }
@@ -46,9 +46,19 @@ class handler_threads {
   }
 
  private:
-  void loop() {
+  void loop(std::size_t slot) {
     std::vector<outgoing_event> outcomes;
     std::vector<delivery> handled;
+    run_hooks hooks;
+    if (auto activity = cfg_.activity) {
+      hooks.is_revoked = [activity](const std::string& wf) { return activity->is_revoked(wf); };
+      hooks.on_start = [activity, slot](const envelope& task) {
+        activity->started(slot, active_task{task.task, task.workflow_id, task.node, task.attempt,
+                                            std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count()});
+      };
+    }
     while (!stopping_) {
       auto batch = cfg_.bus->fetch_tasks(cfg_.queues, cfg_.fetch_batch, fetch_wait);
       auto last_report = clock::now();
@@ -63,7 +73,10 @@ class handler_threads {
         // A message the transport refused (unsigned, badly signed) is not
         // run: its bytes go to the dead-letter store with the reason.
         auto run = d.refused ? task_run{poison_outcome(d.bytes, *d.refused), "", std::nullopt}
-                             : run_task_message(d.bytes, *cfg_.tasks);
+                             : run_task_message(d.bytes, *cfg_.tasks, hooks);
+        if (cfg_.activity) {
+          cfg_.activity->finished(slot);
+        }
         if (run.queue_wait) {
           cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, *run.queue_wait);
         }

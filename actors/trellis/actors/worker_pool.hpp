@@ -12,6 +12,7 @@
 /// it in the dead-letter store; the worker keeps running.
 
 #include "trellis/actors/interfaces.hpp"
+#include "trellis/actors/worker_activity.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/task.hpp"
 #include "trellis/transport/transport.hpp"
@@ -38,6 +39,10 @@ struct worker_pool_config {
   /// Dispatcher partitions of the namespace: each outcome goes to the
   /// partition owning its workflow (transport/partition.hpp). 1 in-process.
   int partitions = 1;
+  /// Cluster mode: where the threads record what they run (for `inspect`)
+  /// and learn which workflows are revoked (their tasks are skipped). Its
+  /// slot count must be at least `concurrency`. Unset: neither.
+  std::shared_ptr<worker_activity> activity;
 };
 
 /// Spawns the pool's actor (detached: draining joins threads) and its threads.

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -17,6 +18,8 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
+
+#include <unistd.h>
 
 namespace trellis::detail {
 
@@ -67,6 +70,9 @@ constexpr milliseconds no_wait_expiry{200};
 // Pacing of the event thread after a broker error, so a dead connection does
 // not spin a core. Interrupted by close().
 constexpr milliseconds event_retry_pause{200};
+// Control requests received and not answered yet that a process remembers
+// the reply subject of; beyond this the oldest are forgotten.
+constexpr std::size_t max_open_control_requests = 10'000;
 
 std::int64_t to_nanos(milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; }
 
@@ -264,6 +270,23 @@ struct nats_transport::impl {
   std::mutex done_mutex;
   std::vector<std::unique_ptr<done_watch>> done_watches;
 
+  // Control (core NATS): requests with a reply subject, and notices.
+  struct control_watch {
+    impl* self = nullptr;
+    std::function<void(delivery)> sink;
+    subscription_ptr sub;
+  };
+  std::mutex control_mutex;
+  std::vector<std::unique_ptr<control_watch>> control_watches;
+  std::map<std::uint64_t, std::string> control_replies;  // token -> reply subject, oldest first
+  std::uint64_t next_control_token = 1;
+  bool dispatcher_control_subscribed = false;
+  std::mutex control_sink_mutex;
+  std::function<void(delivery)> dispatcher_control_sink;
+
+  std::mutex reconnect_mutex;
+  std::vector<std::function<void()>> reconnect_listeners;
+
   mutable std::mutex error_mutex;
   std::optional<error> last_error;
 
@@ -278,8 +301,15 @@ struct nats_transport::impl {
         natsSubscription_WaitForDrainCompletion(sub.get(), cfg.api_timeout.count());
       }
     };
+    {
+      std::lock_guard<std::mutex> guard{reconnect_mutex};
+      reconnect_listeners.clear();
+    }
     drain(submit_sub);
     for (auto& w : done_watches) {
+      drain(w->sub);
+    }
+    for (auto& w : control_watches) {
       drain(w->sub);
     }
     if (advisory_sub) {
@@ -306,6 +336,7 @@ struct nats_transport::impl {
     advisory_sub.reset();
     submit_sub.reset();
     done_watches.clear();
+    control_watches.clear();
     event_binding.reset();
     all_binding.reset();
     task_bindings.clear();
@@ -401,6 +432,7 @@ struct nats_transport::impl {
     // Management requests fail at once on a disconnect instead of waiting
     // out their timeout; publishes and pull requests are buffered instead.
     natsOptions_SetFailRequestsOnDisconnect(opts.get(), true);
+    natsOptions_SetReconnectedCB(opts.get(), &impl::on_reconnected, this);
     if (!cfg.user.empty()) {
       if (auto s = natsOptions_SetUserInfo(opts.get(), cfg.user.c_str(), cfg.password.c_str()); s != NATS_OK) {
         return fail("set the user", s);
@@ -1020,6 +1052,63 @@ struct nats_transport::impl {
     }
   }
 
+  static void on_reconnected(natsConnection*, void* closure) {
+    auto* self = static_cast<impl*>(closure);
+    std::vector<std::function<void()>> listeners;
+    {
+      std::lock_guard<std::mutex> guard{self->reconnect_mutex};
+      listeners = self->reconnect_listeners;
+    }
+    for (auto& l : listeners) {
+      l();
+    }
+  }
+
+  static void on_control(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    message_ptr owned{msg};
+    auto* w = static_cast<control_watch*>(closure);
+    std::uint64_t token = 0;
+    const char* reply = natsMsg_GetReply(msg);
+    if (reply != nullptr && *reply != '\0') {
+      std::lock_guard<std::mutex> guard{w->self->control_mutex};
+      token = w->self->next_control_token++;
+      w->self->control_replies.emplace(token, reply);
+      // A request whose answer never comes (its dispatcher died) must not
+      // pin memory forever; its client has long timed out.
+      while (w->self->control_replies.size() > max_open_control_requests) {
+        w->self->control_replies.erase(w->self->control_replies.begin());
+      }
+    }
+    w->sink(delivery{std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), token,
+                     1});
+  }
+
+  /// Subscribes `receiver` to `subject`, in `queue_group` unless it is
+  /// empty, and waits until the server knows the subscription.
+  expected<void> subscribe_control(const std::string& subject, const std::string& queue_group,
+                                   std::function<void(delivery)> receiver) {
+    auto w = std::make_unique<control_watch>();
+    w->self = this;
+    w->sink = std::move(receiver);
+    natsSubscription* sub = nullptr;
+    auto s = queue_group.empty()
+                 ? natsConnection_Subscribe(&sub, conn.get(), subject.c_str(), &impl::on_control, w.get())
+                 : natsConnection_QueueSubscribe(&sub, conn.get(), subject.c_str(), queue_group.c_str(),
+                                                 &impl::on_control, w.get());
+    if (s != NATS_OK) {
+      return broker_error("cannot subscribe to " + subject, s);
+    }
+    w->sub.reset(sub);
+    {
+      std::lock_guard<std::mutex> guard{control_mutex};
+      control_watches.push_back(std::move(w));
+    }
+    if (auto f = natsConnection_FlushTimeout(conn.get(), cfg.api_timeout.count()); f != NATS_OK) {
+      return broker_error("cannot confirm the subscription to " + subject, f);
+    }
+    return {};
+  }
+
   static void on_done(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     message_ptr owned{msg};
     auto* w = static_cast<done_watch*>(closure);
@@ -1384,6 +1473,176 @@ expected<void> nats_transport::watch_done(const std::string& workflow_id, std::f
     return impl_->broker_error("cannot confirm the subscription to " + *subject, s);
   }
   return {};
+}
+
+void nats_transport::consume_control(std::function<void(delivery)> sink) {
+  {
+    std::lock_guard<std::mutex> guard{impl_->control_sink_mutex};
+    impl_->dispatcher_control_sink = std::move(sink);
+  }
+  {
+    std::lock_guard<std::mutex> guard{impl_->control_mutex};
+    if (impl_->dispatcher_control_subscribed) {
+      return;
+    }
+    impl_->dispatcher_control_subscribed = true;
+  }
+  auto forward = [p = impl_.get()](delivery d) {
+    std::function<void(delivery)> deliver;
+    {
+      std::lock_guard<std::mutex> guard{p->control_sink_mutex};
+      deliver = p->dispatcher_control_sink;
+    }
+    if (deliver) {
+      deliver(std::move(d));
+    }
+  };
+  auto partition_subject = impl_->names.partition_control(impl_->cfg.partition);
+  if (!partition_subject) {
+    impl_->remember(partition_subject.error());
+    return;
+  }
+  // A queue group, as for submissions: one dispatcher of the partition
+  // answers (and revokes) once. Inspect goes to every process.
+  if (auto ok = impl_->subscribe_control(*partition_subject, "dispatchers", forward); !ok) {
+    impl_->remember(ok.error());
+  }
+  auto inspect_subject = impl_->names.control("inspect");
+  if (auto ok = impl_->subscribe_control(*inspect_subject, "", forward); !ok) {
+    impl_->remember(ok.error());
+  }
+}
+
+void nats_transport::answer_control(const delivery& d, const std::string& reply) {
+  std::string subject;
+  {
+    std::lock_guard<std::mutex> guard{impl_->control_mutex};
+    auto i = impl_->control_replies.find(d.token);
+    if (i == impl_->control_replies.end()) {
+      return;
+    }
+    subject = std::move(i->second);
+    impl_->control_replies.erase(i);
+  }
+  if (auto s = natsConnection_Publish(impl_->conn.get(), subject.c_str(), reply.data(), static_cast<int>(reply.size()));
+      s != NATS_OK) {
+    // The client times out and reports it; a control request changes
+    // nothing twice (status reads, revoke of a finished workflow refuses).
+    impl_->remember(impl_->broker_error("cannot answer a control request", s));
+  }
+}
+
+expected<void> nats_transport::serve_control(const std::string& verb, std::function<void(delivery)> sink) {
+  auto subject = impl_->names.control(verb);
+  if (!subject) {
+    return subject.error();
+  }
+  return impl_->subscribe_control(*subject, "", std::move(sink));
+}
+
+expected<std::string> nats_transport::request_control(const std::string& verb, int partition,
+                                                      const std::string& bytes, std::chrono::milliseconds timeout) {
+  auto subject = impl_->names.control(verb, partition);
+  if (!subject) {
+    return subject.error();
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return error{errc::broker_unavailable, "no dispatcher answered on " + *subject + " within " +
+                                                 std::to_string(timeout.count()) + " ms"};
+    }
+    natsMsg* raw = nullptr;
+    auto s = natsConnection_Request(&raw, impl_->conn.get(), subject->c_str(), bytes.data(),
+                                    static_cast<int>(bytes.size()), left.count());
+    message_ptr reply{raw};
+    if (s == NATS_OK) {
+      return std::string(natsMsg_GetData(reply.get()), static_cast<std::size_t>(natsMsg_GetDataLength(reply.get())));
+    }
+    if (s == NATS_TIMEOUT) {
+      return error{errc::timeout, "the dispatcher on " + *subject + " did not answer within " +
+                                      std::to_string(timeout.count()) + " ms"};
+    }
+    if (s != NATS_NO_RESPONDERS) {
+      return impl_->broker_error("cannot send a control request to " + *subject, s);
+    }
+    // No dispatcher for this partition yet (starting or restarting): pace.
+    std::this_thread::sleep_for(std::min(left, milliseconds{100}));
+  }
+}
+
+expected<std::vector<std::string>> nats_transport::gather_control(const std::string& verb, const std::string& bytes,
+                                                                  std::chrono::milliseconds window) {
+  auto subject = impl_->names.control(verb);
+  if (!subject) {
+    return subject.error();
+  }
+  natsInbox* raw_inbox = nullptr;
+  if (auto s = natsInbox_Create(&raw_inbox); s != NATS_OK) {
+    return impl_->broker_error("cannot create a reply inbox", s);
+  }
+  std::unique_ptr<natsInbox, void (*)(natsInbox*)> inbox{raw_inbox, natsInbox_Destroy};
+  natsSubscription* raw_sub = nullptr;
+  if (auto s = natsConnection_SubscribeSync(&raw_sub, impl_->conn.get(), inbox.get()); s != NATS_OK) {
+    return impl_->broker_error("cannot subscribe to a reply inbox", s);
+  }
+  subscription_ptr sub{raw_sub};
+  // Every process answers once; none is waited for by name, so the window
+  // is the only bound (a slow or absent process is simply not listed).
+  if (auto s = natsConnection_PublishRequest(impl_->conn.get(), subject->c_str(), inbox.get(), bytes.data(),
+                                             static_cast<int>(bytes.size()));
+      s != NATS_OK) {
+    return impl_->broker_error("cannot publish on " + *subject, s);
+  }
+  natsConnection_FlushTimeout(impl_->conn.get(), std::max<std::int64_t>(1, window.count()));
+  std::vector<std::string> replies;
+  auto deadline = std::chrono::steady_clock::now() + window;
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      break;
+    }
+    natsMsg* raw = nullptr;
+    auto s = natsSubscription_NextMsg(&raw, sub.get(), left.count());
+    message_ptr m{raw};
+    if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) {
+      // No responders: the server says nobody listens on the subject, so
+      // no answer will come (an empty cluster, or one still starting).
+      break;
+    }
+    if (s != NATS_OK) {
+      return impl_->broker_error("cannot read the answers on " + *subject, s);
+    }
+    replies.emplace_back(natsMsg_GetData(m.get()), static_cast<std::size_t>(natsMsg_GetDataLength(m.get())));
+  }
+  natsSubscription_Unsubscribe(sub.get());
+  return replies;
+}
+
+expected<void> nats_transport::publish_control(const std::string& verb, const std::string& bytes) {
+  auto subject = impl_->names.control(verb);
+  if (!subject) {
+    return subject.error();
+  }
+  auto s = natsConnection_Publish(impl_->conn.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()));
+  if (s != NATS_OK) {
+    return impl_->broker_error("cannot publish on " + *subject, s);
+  }
+  return {};
+}
+
+void nats_transport::on_reconnect(std::function<void()> listener) {
+  std::lock_guard<std::mutex> guard{impl_->reconnect_mutex};
+  impl_->reconnect_listeners.push_back(std::move(listener));
+}
+
+std::string nats_transport::process_name() const {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) {
+    std::snprintf(host, sizeof host, "unknown-host");
+  }
+  return impl_->cfg.client_name + "@" + host + ":" + std::to_string(static_cast<long long>(getpid()));
 }
 
 std::int32_t nats_transport::max_deliver() const noexcept { return impl_->cfg.max_deliver; }

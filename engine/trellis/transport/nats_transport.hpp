@@ -241,6 +241,55 @@ class nats_transport final : public transport {
   /// after the return is not missed.
   expected<void> watch_done(const std::string& workflow_id, std::function<void(std::string)> sink);
 
+  /// Dispatcher side of control (docs/cluster.md "Control"): subscribes on
+  /// core NATS to `trellis.<ns>.ctl.*.<partition>` (queue group
+  /// `dispatchers`) and to `trellis.<ns>.ctl.inspect` (every dispatcher), and
+  /// calls `sink` from a NATS thread with each request that carries a reply
+  /// subject. Installing a second sink replaces the first. A subscription
+  /// failure is kept in `last_error()`.
+  void consume_control(std::function<void(delivery)> sink) override;
+
+  /// Publishes `reply` on the reply subject of control request `d` (core
+  /// NATS). Unknown tokens, and notices that carry no reply subject, are
+  /// ignored.
+  void answer_control(const delivery& d, const std::string& reply) override;
+
+  /// Subscribes on core NATS to the broadcast subject `trellis.<ns>.ctl.<verb>`
+  /// (no queue group: every subscriber gets every message) and calls `sink`
+  /// from a NATS thread with each message. A message with a reply subject is
+  /// a request, answered with `answer_control`; one without is a notice (its
+  /// token is 0). Returns once the server knows the subscription. Errors:
+  /// `invalid_config` for a bad verb, `broker_unavailable`.
+  expected<void> serve_control(const std::string& verb, std::function<void(delivery)> sink);
+
+  /// Client side of a request to one dispatcher: sends `bytes` to
+  /// `trellis.<ns>.ctl.<verb>.<partition>` and returns the reply. While no
+  /// dispatcher listens the request is repeated until `timeout` has passed;
+  /// then `broker_unavailable`. A dispatcher that listened but did not
+  /// answer in time is `timeout`.
+  expected<std::string> request_control(const std::string& verb, int partition, const std::string& bytes,
+                                        std::chrono::milliseconds timeout);
+
+  /// Scatter-gather: publishes `bytes` once on `trellis.<ns>.ctl.<verb>` with
+  /// a fresh reply inbox and returns every reply that arrives within
+  /// `window` (none when nobody listens), in arrival order. Errors: `broker_unavailable`.
+  expected<std::vector<std::string>> gather_control(const std::string& verb, const std::string& bytes,
+                                                    std::chrono::milliseconds window);
+
+  /// Publishes a notice (core NATS, not stored, no reply) on
+  /// `trellis.<ns>.ctl.<verb>`. Does not wait for the server (the caller may
+  /// be the dispatcher's thread); nats.c sends it within about 1 ms.
+  expected<void> publish_control(const std::string& verb, const std::string& bytes);
+
+  /// Calls `listener` (from a NATS thread) each time the connection is
+  /// re-established after a loss. Core NATS subscriptions survive a
+  /// reconnect, but what was published meanwhile is gone; a listener asks
+  /// again for what it may have missed.
+  void on_reconnect(std::function<void()> listener);
+
+  /// A name for this process in control answers: `<client_name>@<host>:<pid>`.
+  std::string process_name() const;
+
   /// `max_deliver`: a delivery whose `delivery_count` equals it is the last
   /// one JetStream makes.
   std::int32_t max_deliver() const noexcept;

@@ -112,6 +112,24 @@ expected<std::string> subject_space::control(std::string_view verb) const {
   return prefix_ + "ctl." + std::string{verb};
 }
 
+expected<std::string> subject_space::control(std::string_view verb, int partition) const {
+  auto subject = control(verb);
+  if (!subject) {
+    return subject;
+  }
+  if (auto ok = validate_partition(partition); !ok) {
+    return ok.error();
+  }
+  return *subject + "." + std::to_string(partition);
+}
+
+expected<std::string> subject_space::partition_control(int partition) const {
+  if (auto ok = validate_partition(partition); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "ctl.*." + std::to_string(partition);
+}
+
 expected<std::string> subject_space::done(std::string_view workflow_id) const {
   if (auto ok = validate_token("workflow id", workflow_id); !ok) {
     return ok.error();

@@ -11,6 +11,7 @@
 /// | outcome events             | `trellis.<ns>.event.<partition>`  |
 /// | submissions                | `trellis.<ns>.submit.<partition>` |
 /// | control (ping, revoke ...) | `trellis.<ns>.ctl.>`              |
+/// | control of one partition   | `trellis.<ns>.ctl.<verb>.<partition>` |
 /// | workflow finished          | `trellis.<ns>.done.<workflow>`    |
 /// | task stream                | `TRELLIS_<NS>_TASKS`              |
 /// | event stream               | `TRELLIS_<NS>_EVENTS`             |
@@ -63,6 +64,13 @@ class subject_space {
   std::string control() const;
   /// `trellis.<ns>.ctl.<verb>`; fails when `verb` is not a valid token.
   expected<std::string> control(std::string_view verb) const;
+  /// `trellis.<ns>.ctl.<verb>.<partition>`: a control request for the
+  /// dispatcher owning `partition` (status, revoke, dlq); fails when `verb`
+  /// is not a valid token or the partition is negative.
+  expected<std::string> control(std::string_view verb, int partition) const;
+  /// `trellis.<ns>.ctl.*.<partition>`: every control verb addressed to the
+  /// dispatcher owning `partition`; fails for a negative partition.
+  expected<std::string> partition_control(int partition) const;
   /// `trellis.<ns>.done.<workflow>`; fails when the id is not a valid token.
   expected<std::string> done(std::string_view workflow_id) const;
 

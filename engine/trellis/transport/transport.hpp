@@ -117,6 +117,19 @@ class transport {
     (void)d;
     (void)reply;
   }
+
+  /// Installs the dispatcher's control sink, called with each control
+  /// request (control_messages.hpp) addressed to its partition or to every
+  /// process (cluster mode). The delivery's token is what `answer_control`
+  /// takes. Embedded mode has no control subjects: nothing to consume.
+  virtual void consume_control(std::function<void(delivery)> sink) { (void)sink; }
+
+  /// Answers control request `d` with `reply` (an encoded control reply).
+  /// The transport may forget the request then.
+  virtual void answer_control(const delivery& d, const std::string& reply) {
+    (void)d;
+    (void)reply;
+  }
 };
 
 }  // namespace trellis::detail

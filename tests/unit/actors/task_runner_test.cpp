@@ -160,3 +160,23 @@ TEST_CASE("a refused message becomes a nodeless rejected outcome with its reason
   const auto& bytes = wire->payload.as_binary().bytes;
   CHECK(std::string(bytes.begin(), bytes.end()) == original);
 }
+
+TEST_CASE("a task of a revoked workflow is rejected as revoked without running", "[unit][actors][worker]") {
+  static const auto tasks = sample_tasks();
+  run_hooks hooks;
+  bool started = false;
+  hooks.is_revoked = [](const std::string& wf) { return wf == "wf"; };
+  hooks.on_start = [&](const envelope&) { started = true; };
+  auto run = run_task_message(encode(task_message("add", {1, 2})), tasks, hooks);
+  CHECK_FALSE(started);
+  CHECK(run.outcome.status == outcome_status::rejected);
+  CHECK(run.outcome.error_type == "revoked");
+  CHECK(run.outcome.workflow_id == "wf");
+  CHECK(run.outcome.node == 3);
+  CHECK_FALSE(run.queue_wait);
+
+  hooks.is_revoked = [](const std::string&) { return false; };
+  run = run_task_message(encode(task_message("add", {1, 2})), tasks, hooks);
+  CHECK(started);
+  CHECK(run.outcome.status == outcome_status::success);
+}

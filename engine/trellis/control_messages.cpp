@@ -1,0 +1,187 @@
+#include "trellis/control_messages.hpp"
+
+#include "trellis/detail/value_codec.hpp"
+
+#include <array>
+#include <optional>
+#include <utility>
+
+namespace trellis::detail {
+
+namespace {
+
+// A reply's body holds workflow results: the envelope's depth limit, plus the
+// levels the status document and the reply map add around them.
+constexpr std::size_t max_control_depth = 64 + 4;
+
+constexpr std::array<control_op, 6> all_ops = {control_op::status,     control_op::revoke,  control_op::dlq_list,
+                                               control_op::dlq_replay, control_op::inspect, control_op::revoked};
+
+bool takes_workflow(control_op op) noexcept {
+  return op == control_op::status || op == control_op::revoke || op == control_op::revoked;
+}
+
+error malformed(const std::string& what) { return error{errc::malformed_envelope, "control message: " + what}; }
+
+/// The map inside `bytes`, with its version checked.
+expected<value::map> read_map(std::string_view bytes) {
+  if (bytes.size() > max_control_bytes) {
+    return error{errc::payload_too_large, "control message of " + std::to_string(bytes.size()) +
+                                              " bytes is over the limit of " + std::to_string(max_control_bytes)};
+  }
+  auto v = unpack_from_string(bytes, max_control_bytes, max_control_depth);
+  if (!v) {
+    return error{v.error().code(), "control message: " + v.error().message()};
+  }
+  if (!v->is_map()) {
+    return malformed("not a map");
+  }
+  auto m = std::move(*v).as_map();
+  auto version = m.find("v");
+  if (version == m.end() || !version->second.is_integer()) {
+    return malformed("no integer field 'v' (contract version)");
+  }
+  if (version->second.as_int() != control_version) {
+    return error{errc::unsupported_version, "control message version " + std::to_string(version->second.as_int()) +
+                                                " is not supported (this build speaks " +
+                                                std::to_string(control_version) + ")"};
+  }
+  m.erase(version);
+  return m;
+}
+
+std::optional<errc> errc_named(const std::string& name) {
+  for (int i = static_cast<int>(errc::malformed_envelope); i <= static_cast<int>(errc::revoked); ++i) {
+    auto code = static_cast<errc>(i);
+    if (name == to_string(code)) {
+      return code;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+const char* to_string(control_op op) noexcept {
+  switch (op) {
+    case control_op::status:
+      return "status";
+    case control_op::revoke:
+      return "revoke";
+    case control_op::dlq_list:
+      return "dlq_list";
+    case control_op::dlq_replay:
+      return "dlq_replay";
+    case control_op::inspect:
+      return "inspect";
+    case control_op::revoked:
+      return "revoked";
+  }
+  return "unknown";
+}
+
+const char* subject_verb(control_op op) noexcept {
+  switch (op) {
+    case control_op::dlq_list:
+    case control_op::dlq_replay:
+      return "dlq";
+    default:
+      return to_string(op);
+  }
+}
+
+std::string encode(const control_request& r) {
+  value::map m{{"v", control_version}, {"op", std::string{to_string(r.op)}}};
+  if (takes_workflow(r.op)) {
+    m.emplace("id", r.workflow_id);
+  }
+  if (r.op == control_op::dlq_replay) {
+    m.emplace("letter", r.letter);
+  }
+  return pack_to_string(value(std::move(m)));
+}
+
+expected<control_request> decode_control_request(std::string_view bytes) {
+  auto m = read_map(bytes);
+  if (!m) {
+    return m.error();
+  }
+  auto op_field = m->find("op");
+  if (op_field == m->end() || !op_field->second.is_string()) {
+    return malformed("no string field 'op'");
+  }
+  control_request r;
+  bool known = false;
+  for (auto op : all_ops) {
+    if (op_field->second.as_string() == to_string(op)) {
+      r.op = op;
+      known = true;
+    }
+  }
+  if (!known) {
+    return malformed("unknown op '" + op_field->second.as_string() + "'");
+  }
+  m->erase(op_field);
+  if (takes_workflow(r.op)) {
+    auto id = m->find("id");
+    if (id == m->end() || !id->second.is_string() || id->second.as_string().empty()) {
+      return malformed(std::string{"op '"} + to_string(r.op) + "' needs a non-empty string field 'id'");
+    }
+    r.workflow_id = id->second.as_string();
+    m->erase(id);
+  }
+  if (r.op == control_op::dlq_replay) {
+    auto letter = m->find("letter");
+    if (letter == m->end() || !letter->second.is_integer()) {
+      return malformed("op 'dlq_replay' needs an integer field 'letter'");
+    }
+    r.letter = letter->second.as_int();
+    m->erase(letter);
+  }
+  if (!m->empty()) {
+    return malformed("field '" + m->begin()->first + "' is not part of op '" + to_string(r.op) + "'");
+  }
+  return r;
+}
+
+std::string encode_control_reply(const value& body) {
+  return pack_to_string(value(value::map{{"v", control_version}, {"ok", body}}));
+}
+
+std::string encode_control_error(const error& e) {
+  value::map err{{"type", std::string{to_string(e.code())}}, {"message", e.message()}};
+  return pack_to_string(value(value::map{{"v", control_version}, {"error", std::move(err)}}));
+}
+
+expected<value> decode_control_reply(std::string_view bytes) {
+  auto m = read_map(bytes);
+  if (!m) {
+    return m.error();
+  }
+  if (m->size() != 1) {
+    return malformed("a reply holds exactly one of 'ok' and 'error'");
+  }
+  auto& [key, body] = *m->begin();
+  if (key == "ok") {
+    return std::move(body);
+  }
+  if (key != "error") {
+    return malformed("a reply holds 'ok' or 'error', not '" + key + "'");
+  }
+  if (!body.is_map()) {
+    return malformed("'error' is not a map");
+  }
+  const auto& err = body.as_map();
+  auto type = err.find("type");
+  auto message = err.find("message");
+  if (type == err.end() || !type->second.is_string() || message == err.end() || !message->second.is_string()) {
+    return malformed("'error' needs string fields 'type' and 'message'");
+  }
+  auto code = errc_named(type->second.as_string());
+  if (!code) {
+    return malformed("error of unknown type '" + type->second.as_string() + "': " + message->second.as_string());
+  }
+  return error{*code, message->second.as_string()};
+}
+
+}  // namespace trellis::detail

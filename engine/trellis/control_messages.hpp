@@ -1,0 +1,89 @@
+#pragma once
+
+/// @file
+/// The bodies of cluster control messages (core NATS request/reply under
+/// `trellis.<ns>.ctl.>`, docs/cluster.md "Control"): a request names one
+/// operation, a reply carries either a result or an error. Both are msgpack
+/// maps with a contract version `v` (1).
+///
+/// | op           | subject                          | request fields | reply `ok`                          |
+/// |--------------|----------------------------------|----------------|-------------------------------------|
+/// | `status`     | `ctl.status.<partition>`         | `id`           | the status document (`status_document`) |
+/// | `revoke`     | `ctl.revoke.<partition>`         | `id`           | {id, state, result, error} after the commit |
+/// | `dlq_list`   | `ctl.dlq.<partition>`            |                | {letters: [dead letter rows]}       |
+/// | `dlq_replay` | `ctl.dlq.<partition>`            | `letter`       | {id} of the reopened workflow       |
+/// | `inspect`    | `ctl.inspect` (every process)    |                | one answer per process (docs/cli.md)|
+/// | `revoked`    | `ctl.revoked` (every worker)     | `id`           | none: a notice, not a request       |
+///
+/// Decoding is strict, as for envelopes: an unknown version is
+/// `unsupported_version`; a missing, unknown or mistyped field, or bytes that
+/// are not one msgpack map, are `malformed_envelope`; more than
+/// `max_control_bytes` is `payload_too_large`. It never throws.
+
+#include "trellis/error.hpp"
+#include "trellis/value.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace trellis::detail {
+
+/// The control contract version this build speaks.
+inline constexpr std::int64_t control_version = 1;
+
+/// The largest control message (request or reply) this build reads. A
+/// `dlq list` answer holds one row per dead letter, hence the generous bound.
+inline constexpr std::size_t max_control_bytes = 64 * 1024 * 1024;
+
+/// What a control request asks for.
+enum class control_op {
+  /// A workflow's state, result, error, nodes and failed attempts.
+  status,
+  /// Finish a workflow as FAILURE with error type `revoked`.
+  revoke,
+  /// Every dead letter of the partition's store, replayed ones included.
+  dlq_list,
+  /// Run a dead-lettered node again.
+  dlq_replay,
+  /// Who is there: workers (queues, concurrency, active tasks), dispatchers.
+  inspect,
+  /// Notice to workers: skip queued tasks of this workflow.
+  revoked,
+};
+
+/// The wire name of `op` ("status", "dlq_list", ...).
+const char* to_string(control_op op) noexcept;
+
+/// The subject verb `op` travels under (`trellis.<ns>.ctl.<verb>...`):
+/// "status", "revoke", "dlq" (list and replay), "inspect", "revoked".
+const char* subject_verb(control_op op) noexcept;
+
+/// One control request.
+struct control_request {
+  control_op op = control_op::inspect;
+  /// The workflow (`status`, `revoke`, `revoked`); empty otherwise.
+  std::string workflow_id;
+  /// The dead letter (`dlq_replay`); 0 otherwise.
+  std::int64_t letter = 0;
+};
+
+/// The request as msgpack: {v, op} plus `id` or `letter` where `op` takes one.
+std::string encode(const control_request& r);
+
+/// Reads a request strictly (see the file comment for the errors).
+expected<control_request> decode_control_request(std::string_view bytes);
+
+/// A successful reply: {v, ok: body}.
+std::string encode_control_reply(const value& body);
+
+/// A failed reply: {v, error: {type: errc name, message}}.
+std::string encode_control_error(const error& e);
+
+/// Reads a reply: the `ok` body, or the error it carries (its `type` mapped
+/// back to an `errc`; an unknown type becomes `malformed_envelope`, keeping
+/// the message). A reply that cannot be read is `malformed_envelope`.
+expected<value> decode_control_reply(std::string_view bytes);
+
+}  // namespace trellis::detail

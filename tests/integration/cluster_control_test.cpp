@@ -1,0 +1,352 @@
+// Control over the broker (docs/cluster.md "Control"): `status`, `dlq`,
+// `inspect` and `revoke` answered by running processes over NATS, against a
+// real nats-server, a `trellis-demo dispatcher`, `trellis-demo worker`
+// processes and the generic `trellis` client.
+
+#include "support/control_cluster.hpp"
+#include "support/files.hpp"
+#include "support/outcome_line.hpp"
+#include "support/wait_until.hpp"
+
+#include "cli/control_commands.hpp"
+
+#include "trellis/control_messages.hpp"
+#include "trellis/detail/value_codec.hpp"
+#include "trellis/transport/nats_transport.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+using trellis::test::control_cluster;
+using trellis::test::max_test_wait;
+using trellis::test::wait_until;
+using trellis::test::worker_options;
+
+/// Every answer `inspect` printed, one JSON object per line.
+std::vector<json> inspect(control_cluster& c, const std::string& timeout_ms = "1000") {
+  auto r = c.client({"inspect", "--timeout-ms", timeout_ms});
+  INFO("inspect stderr:\n" << r.err);
+  REQUIRE(r.status == 0);
+  std::vector<json> answers;
+  for (const auto& line : r.lines()) {
+    answers.push_back(json::parse(line));
+  }
+  return answers;
+}
+
+std::vector<json> of_role(const std::vector<json>& answers, const std::string& role) {
+  std::vector<json> out;
+  for (const auto& a : answers) {
+    if (a.value("role", "") == role) {
+      out.push_back(a);
+    }
+  }
+  return out;
+}
+
+/// The active task `task` of workflow `id` on any worker, or null.
+json active_task(const std::vector<json>& answers, const std::string& id, const std::string& task) {
+  for (const auto& w : of_role(answers, "worker")) {
+    for (const auto& t : w["active"]) {
+      if (t["workflow_id"] == id && t["task"] == task) {
+        return t;
+      }
+    }
+  }
+  return nullptr;
+}
+
+std::string submit_no_wait(control_cluster& c, const std::string& file) {
+  auto r = c.client({"submit", file});
+  REQUIRE(r.status == 0);
+  return json::parse(r.last_line())["id"].get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("status over the broker prints status --db's line for a running and a finished workflow; an unknown id "
+          "is exit 2",
+          "[integration][nats]") {
+  control_cluster c{"ctlstatus", "30000"};
+  c.start_dispatcher();
+  c.start_worker();
+  auto file = trellis::test::write_file(
+      c.dir(), "chain.json",
+      R"({"chain": [{"task": "sleep_ms", "args": [3000]}, {"task": "add", "args": [1]}]})");
+  auto id = submit_no_wait(c, file);
+
+  auto running = c.client({"status", id});
+  REQUIRE(running.status == 0);
+  auto doc = json::parse(running.last_line());
+  CHECK(doc["id"] == id);
+  CHECK(doc["state"] == "STARTED");
+  CHECK(doc["result"].is_null());
+  CHECK(doc.contains("nodes"));
+  CHECK(doc.contains("failed_attempts"));
+
+  REQUIRE(wait_until([&] { return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS"; },
+                     max_test_wait, "the workflow to succeed, seen over the broker"));
+  auto over_broker = c.client({"status", id});
+  auto from_store = c.store_client({"status", id});
+  CHECK(over_broker.status == 0);
+  CHECK(from_store.status == 0);
+  CHECK(over_broker.last_line() == from_store.last_line());
+  CHECK(json::parse(over_broker.last_line())["result"] == 3001);
+  // The exact key order of the status line.
+  CHECK(over_broker.last_line().rfind("{\"id\":\"" + id + "\",\"state\":\"SUCCESS\",\"result\":3001,\"error\":null,"
+                                      "\"nodes\":[",
+                                      0) == 0);
+
+  auto unknown = c.client({"status", "no-such-workflow"});
+  CHECK(unknown.status == 2);
+  CHECK(unknown.out.empty());
+  CHECK(unknown.err.find("no workflow with id no-such-workflow") != std::string::npos);
+}
+
+TEST_CASE("dlq list and replay over the broker go through the running dispatcher", "[integration][nats]") {
+  control_cluster c{"ctldlq", "30000"};
+  c.start_dispatcher();
+  c.start_worker();
+  // Fails once with no retry left: one dead letter. Replayed, attempt 2 succeeds.
+  auto file = trellis::test::write_file(c.dir(), "flaky.json",
+                                        R"({"task": "flaky", "args": [1], "options": {"retry": {"max_retries": 0}}})");
+  auto failed = c.client({"submit", file, "--wait"});
+  REQUIRE(failed.status == 1);
+  auto id = trellis::test::parse_outcome_line(failed.last_line())["id"].get<std::string>();
+
+  auto listed = c.client({"dlq", "list"});
+  REQUIRE(listed.status == 0);
+  REQUIRE(listed.lines().size() == 1);
+  auto letter = json::parse(listed.lines()[0]);
+  CHECK(letter["id"] == 1);
+  CHECK(letter["workflow_id"] == id);
+  CHECK(letter["task"] == "flaky");
+  CHECK(letter["reason"] == "task_failed");
+  CHECK(letter["replayed"] == false);
+  CHECK(listed.out == c.store_client({"dlq", "list"}).out);
+
+  auto replayed = c.client({"dlq", "replay", "1"});
+  INFO("replay stderr:\n" << replayed.err << "\n" << c.logs());
+  CHECK(replayed.status == 0);
+  auto outcome = trellis::test::parse_outcome_line(replayed.last_line());
+  CHECK(outcome["id"] == id);
+  CHECK(outcome["state"] == "SUCCESS");
+  CHECK(outcome["result"] == 2);
+
+  auto after = c.client({"dlq", "list"});
+  REQUIRE(after.lines().size() == 1);
+  CHECK(json::parse(after.lines()[0])["replayed"] == true);
+
+  auto again = c.client({"dlq", "replay", "1"});
+  CHECK(again.status == 2);
+  CHECK(again.err.find("already replayed") != std::string::npos);
+  auto missing = c.client({"dlq", "replay", "99"});
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("no dead letter with id 99") != std::string::npos);
+}
+
+TEST_CASE("inspect sees two workers with their queues and an active sleep_ms task, and the dispatcher's "
+          "workflows in flight",
+          "[integration][nats]") {
+  control_cluster c{"ctlinspect", "30000"};
+  c.start_dispatcher();
+  worker_options opts;
+  opts.queues = "default,slow";
+  c.start_worker(opts);
+  c.start_worker(opts);
+  // Long enough to be seen running however slow the polling is; the test
+  // ends (and kills the worker) as soon as it has looked.
+  auto file = trellis::test::write_file(c.dir(), "sleep.json", R"({"task": "sleep_ms", "args": [30000]})");
+  auto id = submit_no_wait(c, file);
+
+  std::vector<json> answers;
+  REQUIRE(wait_until(
+      [&] {
+        answers = inspect(c);
+        return of_role(answers, "worker").size() == 2 && !active_task(answers, id, "sleep_ms").is_null();
+      },
+      max_test_wait, "inspect to list two workers, one running the sleep_ms task"));
+  INFO(json(answers).dump());
+  for (const auto& w : of_role(answers, "worker")) {
+    CHECK(w["queues"] == json({"default", "slow"}));
+    CHECK(w["all_queues"] == false);
+    CHECK(w["concurrency"] == 2);
+    CHECK(w["name"].get<std::string>().find("trellis-worker@") == 0);
+  }
+  CHECK(of_role(answers, "worker")[0]["name"] != of_role(answers, "worker")[1]["name"]);
+  auto task = active_task(answers, id, "sleep_ms");
+  CHECK(task["node"] == 0);
+  CHECK(task["attempt"] == 1);
+  CHECK(task["started_at"].get<std::int64_t>() > 0);
+  CHECK(task["running_ms"].get<std::int64_t>() >= 0);
+
+  auto dispatchers = of_role(answers, "dispatcher");
+  REQUIRE(dispatchers.size() == 1);
+  CHECK(dispatchers[0]["partition"] == 0);
+  CHECK(dispatchers[0]["workflows_in_flight"] == json({id}));
+}
+
+TEST_CASE("revoke stops a running workflow: queued and later steps never run, and it ends FAILURE/revoked",
+          "[integration][nats]") {
+  control_cluster c{"ctlrevoke", "30000"};
+  c.start_dispatcher();
+  // One handler thread taking one task at a time: the group's touches wait
+  // in the queue behind the sleep while it runs.
+  worker_options opts;
+  opts.concurrency = "1";
+  opts.fetch_batch = "1";
+  c.start_worker(opts);
+
+  auto queued_a = c.dir().file("queued-a");
+  auto queued_b = c.dir().file("queued-b");
+  auto later = c.dir().file("later");
+  json flow = {{"chain",
+                {{{"group",
+                   {{{"task", "sleep_ms"}, {"args", {6000}}},
+                    {{"task", "touch"}, {"args", {queued_a}}},
+                    {{"task", "touch"}, {"args", {queued_b}}}}}},
+                 {{"task", "touch"}, {"args", {later}}, {"options", {{"immutable", true}}}}}}};
+  auto file = trellis::test::write_file(c.dir(), "flow.json", flow.dump());
+  trellis::test::child_process waiting{
+      {TRELLIS_CLI_BIN, "submit", file, "--broker", c.url(), "--namespace", c.ns(), "--wait"},
+      c.dir().file("waiting.out"), c.dir().file("waiting.err")};
+
+  // The workflow id comes from the dispatcher's view: the one in flight.
+  std::vector<json> answers;
+  std::string id;
+  REQUIRE(wait_until(
+      [&] {
+        answers = inspect(c, "300");
+        auto d = of_role(answers, "dispatcher");
+        if (d.size() != 1 || d[0]["workflows_in_flight"].size() != 1) {
+          return false;
+        }
+        id = d[0]["workflows_in_flight"][0].get<std::string>();
+        return !active_task(answers, id, "sleep_ms").is_null();
+      },
+      max_test_wait, "the sleep_ms task to be running"));
+
+  auto revoked = c.client({"revoke", id});
+  INFO("revoke stderr:\n" << revoked.err << "\n" << c.logs());
+  REQUIRE(revoked.status == 0);
+  auto line = trellis::test::parse_outcome_line(revoked.last_line());
+  CHECK(line["id"] == id);
+  CHECK(line["state"] == "FAILURE");
+  CHECK(line["error"]["type"] == "revoked");
+
+  // The client waiting with --wait prints the same FAILURE line, as `run` would.
+  auto waited = waiting.wait_for(max_test_wait);
+  REQUIRE(waited);
+  CHECK(*waited == 1);
+  auto waited_line = trellis::test::parse_outcome_line(
+      trellis::test::command_result{1, false, waiting.stdout_text(), ""}.last_line());
+  CHECK(waited_line == line);
+
+  // The worker heard of it while the sleep still ran, so the touches queued
+  // behind it are skipped.
+  REQUIRE(wait_until(
+      [&] {
+        answers = inspect(c, "300");
+        auto w = of_role(answers, "worker");
+        return w.size() == 1 && w[0]["revoked_known"] == 1;
+      },
+      max_test_wait, "the worker to know the revoked workflow"));
+  REQUIRE_FALSE(active_task(answers, id, "sleep_ms").is_null());
+
+  // A later workflow on the same single-threaded worker finishes only after
+  // the revoked workflow's queued tasks were taken (FIFO) and its sleep's
+  // outcome was reported: then nothing of it can run any more.
+  auto sync = c.dir().file("sync");
+  auto sync_file = trellis::test::write_file(c.dir(), "sync.json", json{{"task", "touch"}, {"args", {sync}}}.dump());
+  auto synced = c.client({"submit", sync_file, "--wait"});
+  CHECK(synced.status == 0);
+  CHECK(trellis::test::read_file(sync).has_value());
+  CHECK_FALSE(trellis::test::read_file(queued_a).has_value());
+  CHECK_FALSE(trellis::test::read_file(queued_b).has_value());
+  CHECK_FALSE(trellis::test::read_file(later).has_value());
+
+  auto status = c.client({"status", id});
+  REQUIRE(status.status == 0);
+  auto doc = json::parse(status.last_line());
+  CHECK(doc["state"] == "FAILURE");
+  CHECK(doc["error"]["type"] == "revoked");
+
+  // Revoking it again, or revoking an unknown workflow, is refused with exit 2.
+  auto twice = c.client({"revoke", id});
+  CHECK(twice.status == 2);
+  CHECK(twice.err.find("already finished as FAILURE") != std::string::npos);
+  auto unknown = c.client({"revoke", "no-such-workflow"});
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err.find("no workflow with id no-such-workflow") != std::string::npos);
+}
+
+TEST_CASE("a garbage control request gets an error reply and the dispatcher keeps running", "[integration][nats]") {
+  control_cluster c{"ctlgarbage", "30000"};
+  c.start_dispatcher();
+  c.start_worker();
+
+  trellis::detail::nats_config cfg;
+  cfg.urls = {c.url()};
+  cfg.ns = c.ns();
+  cfg.client_name = "garbage-test";
+  auto bus = trellis::detail::nats_transport::connect(cfg);
+  REQUIRE(bus);
+  auto ask = [&](const std::string& verb, const std::string& bytes) {
+    auto reply = (*bus)->request_control(verb, 0, bytes, std::chrono::seconds{30});
+    INFO((reply ? std::string{} : to_string(reply.error())) << "\n" << c.logs());
+    REQUIRE(reply);
+    return trellis::detail::decode_control_reply(*reply);
+  };
+  auto garbage = ask("status", std::string{"\xc1 not msgpack at all", 20});
+  REQUIRE_FALSE(garbage);
+  CHECK(garbage.error().code() == trellis::errc::malformed_envelope);
+
+  auto future = ask("status", trellis::detail::pack_to_string(
+                                  trellis::value(trellis::value::map{{"v", 7}, {"op", "status"}, {"id", "x"}})));
+  REQUIRE_FALSE(future);
+  CHECK(future.error().code() == trellis::errc::unsupported_version);
+
+  // Workers answer a broken inspect request with an error too.
+  auto answers = (*bus)->gather_control("inspect", "garbage", std::chrono::milliseconds{1000});
+  REQUIRE(answers);
+  CHECK_FALSE(answers->empty());
+  for (const auto& a : *answers) {
+    auto body = trellis::detail::decode_control_reply(a);
+    REQUIRE_FALSE(body);
+    CHECK(body.error().code() == trellis::errc::malformed_envelope);
+  }
+
+  CHECK_FALSE(c.dispatcher().try_wait());
+  auto file = trellis::test::write_file(c.dir(), "add.json", R"({"task": "add", "args": [2, 3]})");
+  auto r = c.client({"submit", file, "--wait"});
+  CHECK(r.status == 0);
+  CHECK(trellis::test::parse_outcome_line(r.last_line())["result"] == 5);
+}
+
+TEST_CASE("a waiter that missed the done notice learns the outcome from the dispatcher's status",
+          "[integration][nats]") {
+  control_cluster c{"ctlmissed", "30000"};
+  c.start_dispatcher();
+  c.start_worker();
+  auto file = trellis::test::write_file(c.dir(), "add.json", R"({"task": "add", "args": [20, 22]})");
+  auto id = submit_no_wait(c, file);
+  REQUIRE(wait_until([&] { return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS"; },
+                     max_test_wait, "the workflow to succeed"));
+
+  // Its done notice went out before anyone listened: it is gone for good.
+  trellis::detail::cluster_options opts;
+  opts.broker_urls = {c.url()};
+  opts.ns = c.ns();
+  auto bus = trellis::cli::connect_client(opts, "missed-notice-test");
+  REQUIRE(bus);
+  auto waiter = trellis::cli::outcome_waiter::watch(**bus, id, opts);
+  REQUIRE(waiter);
+  CHECK(waiter->report(**bus) == 0);
+}

@@ -1,0 +1,269 @@
+// Control requests reach the dispatcher actor through its transport, as they
+// do over NATS: the test plays both the client (through the control sink)
+// and the workers (through the in-process queues), so it can revoke a
+// workflow mid-chain and then deliver its outcome late.
+
+#include "support/envelopes.hpp"
+#include "support/wait_until.hpp"
+
+#include "trellis/actors/dispatcher.hpp"
+#include "trellis/actors/supervisor.hpp"
+#include "trellis/control_messages.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/transport/inproc_transport.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/logger.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+using namespace trellis;
+using namespace trellis::detail;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// The in-process transport plus the control seam NATS provides in cluster
+/// mode: requests go to the dispatcher's control sink, answers are recorded.
+class control_transport final : public transport {
+ public:
+  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override {
+    return inner.publish_tasks(queue, messages);
+  }
+  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                    std::chrono::milliseconds wait) override {
+    return inner.fetch_tasks(queues, max, wait);
+  }
+  void ack_task(const delivery& d) override { inner.ack_task(d); }
+  expected<void> publish_events(std::vector<outgoing_event> messages) override {
+    return inner.publish_events(std::move(messages));
+  }
+  void consume_events(std::function<void(std::vector<delivery>)> sink) override {
+    inner.consume_events(std::move(sink));
+  }
+  void ack_event(const delivery& d) override { inner.ack_event(d); }
+  void close() override { inner.close(); }
+
+  void consume_control(std::function<void(delivery)> sink) override {
+    std::lock_guard<std::mutex> guard{mutex_};
+    sink_ = std::move(sink);
+  }
+  void answer_control(const delivery& d, const std::string& reply) override {
+    std::lock_guard<std::mutex> guard{mutex_};
+    answers_[d.token] = reply;
+  }
+
+  /// Sends `request` as token `token` and waits for its decoded answer.
+  expected<value> ask(std::uint64_t token, const std::string& request) {
+    std::function<void(delivery)> sink;
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      sink = sink_;
+    }
+    REQUIRE(sink);
+    sink(delivery{request, token, 1});
+    std::string reply;
+    REQUIRE(test::wait_until(
+        [&] {
+          std::lock_guard<std::mutex> guard{mutex_};
+          auto i = answers_.find(token);
+          if (i == answers_.end()) {
+            return false;
+          }
+          reply = i->second;
+          return true;
+        },
+        test::max_test_wait, "the dispatcher's control answer"));
+    return decode_control_reply(reply);
+  }
+
+  inproc_transport inner;
+
+ private:
+  std::mutex mutex_;
+  std::function<void(delivery)> sink_;
+  std::map<std::uint64_t, std::string> answers_;
+};
+
+class fixture {
+ public:
+  fixture() {
+    supervisor_config cfg;
+    cfg.dispatcher.store = sqlite_store::open(":memory:");
+    cfg.dispatcher.bus = bus;
+    cfg.dispatcher.stats = stats;
+    cfg.dispatcher.on_finished = [this](const workflow_outcome& o) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      finished.push_back(o);
+    };
+    cfg.dispatcher.on_revoked = [this](const std::string& id) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      revoked.push_back(id);
+    };
+    cfg.dispatcher.inspect_identity = value::map{{"name", "test-dispatcher"}};
+    sys_ = std::make_unique<caf::actor_system>(caf_cfg_);
+    supervisor = spawn_supervisor(*sys_, std::move(cfg));
+    settle();
+  }
+
+  ~fixture() {
+    {
+      caf::scoped_actor self{*sys_};
+      self->request(supervisor, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
+      self->send_exit(supervisor, caf::exit_reason::user_shutdown);
+    }
+    bus->close();
+    caf::logger::set_current_actor_system(nullptr);
+    sys_.reset();
+  }
+
+  dispatcher_actor dispatcher() {
+    caf::scoped_actor self{*sys_};
+    dispatcher_actor d;
+    self->request(supervisor, caf::infinite, start_atom::value)
+        .receive([&](dispatcher_actor& x) { d = x; }, [](caf::error&) {});
+    return d;
+  }
+
+  std::string submit(const canvas& flow, const std::string& id) {
+    envelope e;
+    e.type = envelope_type::submit;
+    e.workflow_id = id;
+    e.id = id + ":submit";
+    e.payload = to_value(flow);
+    std::string out;
+    caf::scoped_actor self{*sys_};
+    self->request(dispatcher(), caf::infinite, submit_atom::value, encode(e))
+        .receive([&](std::string& x) { out = x; }, [](caf::error&) {});
+    return out;
+  }
+
+  void settle() {
+    caf::scoped_actor self{*sys_};
+    self->request(dispatcher(), caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
+  }
+
+  std::vector<envelope> take_tasks() {
+    std::vector<envelope> out;
+    for (auto& d : bus->fetch_tasks({}, 1000, 0ms)) {
+      auto e = decode(d.bytes);
+      REQUIRE(e);
+      out.push_back(*e);
+    }
+    return out;
+  }
+
+  void report_success(const envelope& task, value result) {
+    auto out = test::outcome_envelope(task.id + ":out", {task.workflow_id, task.node, task.attempt, task.task},
+                                      outcome_status::success, std::move(result), "", "");
+    REQUIRE(bus->publish_events({{0, encode(out)}}));
+  }
+
+  static std::string request(control_op op, const std::string& id = "") {
+    control_request r;
+    r.op = op;
+    r.workflow_id = id;
+    return encode(r);
+  }
+
+  std::shared_ptr<control_transport> bus = std::make_shared<control_transport>();
+  std::shared_ptr<metrics> stats = std::make_shared<metrics>();
+  supervisor_actor supervisor;
+  std::mutex mutex_;
+  std::vector<workflow_outcome> finished;
+  std::vector<std::string> revoked;
+
+ private:
+  caf::actor_system_config caf_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+};
+
+}  // namespace
+
+TEST_CASE("a revoked chain publishes no more of its nodes and its late outcome is a duplicate",
+          "[unit][actors][dispatcher][control][once]") {
+  fixture f;
+  f.submit(chain(signature("a"), signature("b"), signature("c")), "wf-r");
+  f.settle();
+  auto first = f.take_tasks();
+  REQUIRE(first.size() == 1);
+
+  auto answer = f.bus->ask(1, fixture::request(control_op::revoke, "wf-r"));
+  REQUIRE(answer);
+  REQUIRE(answer->is_map());
+  CHECK(answer->as_map().at("state") == value("FAILURE"));
+  CHECK(answer->as_map().at("error").as_map().at("type") == value("revoked"));
+  {
+    std::lock_guard<std::mutex> guard{f.mutex_};
+    REQUIRE(f.finished.size() == 1);
+    CHECK(f.finished[0].state == node_state::failure);
+    CHECK(f.revoked == std::vector<std::string>{"wf-r"});
+  }
+
+  // The first step's outcome comes in after the revocation: nothing advances.
+  f.report_success(first[0], 1);
+  f.settle();
+  CHECK(f.take_tasks().empty());
+  CHECK(f.stats->total(counter::duplicates) == 1);
+  CHECK(f.stats->total(counter::tasks_succeeded) == 0);
+
+  auto status = f.bus->ask(2, fixture::request(control_op::status, "wf-r"));
+  REQUIRE(status);
+  CHECK(status->as_map().at("state") == value("FAILURE"));
+  CHECK(status->as_map().at("nodes") == value(value::array{}));
+
+  auto again = f.bus->ask(3, fixture::request(control_op::revoke, "wf-r"));
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code() == errc::invalid_workflow);
+  CHECK(again.error().message().find("already finished as FAILURE") != std::string::npos);
+}
+
+TEST_CASE("the dispatcher answers status, inspect and bad control requests without touching workflows",
+          "[unit][actors][dispatcher][control]") {
+  fixture f;
+  f.submit(signature("a"), "wf-s");
+  f.settle();
+
+  auto unknown = f.bus->ask(1, fixture::request(control_op::status, "nope"));
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().code() == errc::not_found);
+  auto unknown_revoke = f.bus->ask(2, fixture::request(control_op::revoke, "nope"));
+  REQUIRE_FALSE(unknown_revoke);
+  CHECK(unknown_revoke.error().code() == errc::not_found);
+
+  auto garbage = f.bus->ask(3, "\xc1");
+  REQUIRE_FALSE(garbage);
+  CHECK(garbage.error().code() == errc::malformed_envelope);
+  auto notice = f.bus->ask(4, fixture::request(control_op::revoked, "wf-s"));
+  REQUIRE_FALSE(notice);
+  CHECK(notice.error().code() == errc::malformed_envelope);
+
+  auto inspect = f.bus->ask(5, fixture::request(control_op::inspect));
+  REQUIRE(inspect);
+  const auto& m = inspect->as_map();
+  CHECK(m.at("role") == value("dispatcher"));
+  CHECK(m.at("name") == value("test-dispatcher"));
+  CHECK(m.at("workflows_in_flight") == value(value::array{"wf-s"}));
+
+  auto running = f.bus->ask(6, fixture::request(control_op::status, "wf-s"));
+  REQUIRE(running);
+  CHECK(running->as_map().at("state") == value("STARTED"));
+  // None of it changed the workflow: its task is still there to run.
+  auto tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 1);
+  f.report_success(tasks[0], 7);
+  f.settle();
+  auto done = f.bus->ask(7, fixture::request(control_op::status, "wf-s"));
+  REQUIRE(done);
+  CHECK(done->as_map().at("state") == value("SUCCESS"));
+  CHECK(done->as_map().at("result") == value(7));
+}

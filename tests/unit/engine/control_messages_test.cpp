@@ -1,0 +1,131 @@
+// The control contract: requests and replies round-trip, and every kind of
+// bad input is a specific error, never a throw.
+
+#include "trellis/control_messages.hpp"
+
+#include "trellis/detail/value_codec.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace trellis;
+using namespace trellis::detail;
+
+namespace {
+
+std::string pack(value::map m) { return pack_to_string(value(std::move(m))); }
+
+}  // namespace
+
+TEST_CASE("every control request round-trips with its fields", "[unit][control]") {
+  for (auto op : {control_op::status, control_op::revoke, control_op::dlq_list, control_op::dlq_replay,
+                  control_op::inspect, control_op::revoked}) {
+    control_request r;
+    r.op = op;
+    if (op == control_op::status || op == control_op::revoke || op == control_op::revoked) {
+      r.workflow_id = "wf-1";
+    }
+    if (op == control_op::dlq_replay) {
+      r.letter = 42;
+    }
+    auto back = decode_control_request(encode(r));
+    INFO(to_string(op));
+    REQUIRE(back);
+    CHECK(back->op == op);
+    CHECK(back->workflow_id == r.workflow_id);
+    CHECK(back->letter == r.letter);
+  }
+}
+
+TEST_CASE("control ops travel under their subject verbs", "[unit][control]") {
+  CHECK(std::string{subject_verb(control_op::status)} == "status");
+  CHECK(std::string{subject_verb(control_op::revoke)} == "revoke");
+  CHECK(std::string{subject_verb(control_op::dlq_list)} == "dlq");
+  CHECK(std::string{subject_verb(control_op::dlq_replay)} == "dlq");
+  CHECK(std::string{subject_verb(control_op::inspect)} == "inspect");
+  CHECK(std::string{subject_verb(control_op::revoked)} == "revoked");
+}
+
+TEST_CASE("a control request of an unknown version is unsupported_version", "[unit][control]") {
+  auto r = decode_control_request(pack({{"v", 2}, {"op", "inspect"}}));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == errc::unsupported_version);
+  CHECK(r.error().message().find("version 2") != std::string::npos);
+}
+
+TEST_CASE("malformed control requests are malformed_envelope with the reason", "[unit][control]") {
+  struct bad_case {
+    const char* name;
+    std::string bytes;
+    const char* says;
+  };
+  bad_case cases[] = {
+      {"not msgpack", std::string{"\xc1garbage", 8}, ""},
+      {"empty", std::string{}, ""},
+      {"not a map", pack_to_string(value(value::array{1, 2})), "not a map"},
+      {"no version", pack({{"op", "inspect"}}), "'v'"},
+      {"version not an int", pack({{"v", "1"}, {"op", "inspect"}}), "'v'"},
+      {"no op", pack({{"v", 1}}), "'op'"},
+      {"unknown op", pack({{"v", 1}, {"op", "shutdown"}}), "unknown op 'shutdown'"},
+      {"status without id", pack({{"v", 1}, {"op", "status"}}), "'id'"},
+      {"status with an empty id", pack({{"v", 1}, {"op", "status"}, {"id", ""}}), "'id'"},
+      {"revoke with an int id", pack({{"v", 1}, {"op", "revoke"}, {"id", 7}}), "'id'"},
+      {"replay without letter", pack({{"v", 1}, {"op", "dlq_replay"}}), "'letter'"},
+      {"replay with a string letter", pack({{"v", 1}, {"op", "dlq_replay"}, {"letter", "1"}}), "'letter'"},
+      {"an extra field", pack({{"v", 1}, {"op", "inspect"}, {"id", "wf"}}), "field 'id' is not part of op"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto r = decode_control_request(c.bytes);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == errc::malformed_envelope);
+    CHECK(r.error().message().find(c.says) != std::string::npos);
+  }
+}
+
+TEST_CASE("a control message over the size limit is payload_too_large", "[unit][control]") {
+  std::string huge(max_control_bytes + 1, 'x');
+  auto r = decode_control_request(huge);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == errc::payload_too_large);
+  auto reply = decode_control_reply(huge);
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code() == errc::payload_too_large);
+}
+
+TEST_CASE("a control reply carries a body or an error with its code", "[unit][control]") {
+  value body = value::map{{"id", "wf"}, {"nodes", value::array{1, 2}}};
+  auto ok = decode_control_reply(encode_control_reply(body));
+  REQUIRE(ok);
+  CHECK(*ok == body);
+
+  auto failed = decode_control_reply(encode_control_error(error{errc::not_found, "no workflow with id wf"}));
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().code() == errc::not_found);
+  CHECK(failed.error().message() == "no workflow with id wf");
+}
+
+TEST_CASE("unreadable control replies are malformed_envelope", "[unit][control]") {
+  struct bad_case {
+    const char* name;
+    std::string bytes;
+  };
+  bad_case cases[] = {
+      {"neither ok nor error", pack({{"v", 1}})},
+      {"both ok and error", pack({{"v", 1}, {"ok", 1}, {"error", value::map{}}})},
+      {"another key", pack({{"v", 1}, {"result", 1}})},
+      {"error not a map", pack({{"v", 1}, {"error", "boom"}})},
+      {"error without message", pack({{"v", 1}, {"error", value::map{{"type", "not_found"}}}})},
+      {"error of unknown type", pack({{"v", 1}, {"error", value::map{{"type", "nope"}, {"message", "m"}}}})},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto r = decode_control_reply(c.bytes);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == errc::malformed_envelope);
+  }
+  auto future = decode_control_reply(pack({{"v", 9}, {"ok", 1}}));
+  REQUIRE_FALSE(future);
+  CHECK(future.error().code() == errc::unsupported_version);
+}
