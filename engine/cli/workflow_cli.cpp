@@ -4,6 +4,7 @@
 
 #include "trellis/cli_main.hpp"
 
+#include "trellis/cluster_client.hpp"
 #include "trellis/cluster_node.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/engine.hpp"
@@ -323,15 +324,6 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
   return exit_terminated;
 }
 
-std::string new_workflow_id() {
-  std::random_device seed;
-  std::mt19937_64 ids{(static_cast<std::uint64_t>(seed()) << 32) ^ seed()};
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids()),
-                static_cast<unsigned long long>(ids()));
-  return buf;
-}
-
 /// How long a submission waits for a dispatcher to commit it (and, while
 /// none listens, for one to appear).
 constexpr auto submit_timeout = std::chrono::seconds{30};
@@ -342,87 +334,37 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
     std::cerr << "error: " << flow.error().message() << '\n';
     return exit_bad_input;
   }
-  detail::envelope e;
-  e.type = detail::envelope_type::submit;
-  e.workflow_id = new_workflow_id();
-  e.id = e.workflow_id + ":submit";
-  e.payload = to_value(*flow);
-  e.sent_at = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-
-  // Declared before the transport, whose destructor waits for the callback.
-  std::mutex mutex;
-  std::condition_variable done_cv;
-  std::optional<std::string> note;
-
-  detail::nats_config cfg;
-  cfg.urls = opts.broker_urls;
-  cfg.ns = opts.ns;
-  cfg.client_name = "trellis-submit";
-  auto bus = detail::nats_transport::connect(std::move(cfg));
-  if (!bus) {
-    std::cerr << "error: " << to_string(bus.error()) << '\n';
-    return exit_code_for(bus.error().code());
+  auto client = detail::cluster_client::connect(opts);
+  if (!client) {
+    std::cerr << "error: " << to_string(client.error()) << '\n';
+    return exit_code_for(client.error().code());
   }
-  if (wait) {
-    // Subscribed before the submission goes out, so the notice cannot be missed.
-    auto watching = (*bus)->watch_done(e.workflow_id, [&](std::string bytes) {
-      {
-        std::lock_guard<std::mutex> guard{mutex};
-        if (!note) {
-          note = std::move(bytes);
-        }
-      }
-      done_cv.notify_all();
-    });
-    if (!watching) {
-      std::cerr << "error: " << to_string(watching.error()) << '\n';
-      return exit_code_for(watching.error().code());
+  auto id = (*client)->submit(*flow, wait, submit_timeout);
+  if (!id) {
+    switch (id.error().code()) {
+      case errc::invalid_workflow:
+        std::cerr << "error: " << id.error().message() << '\n';
+        return exit_bad_input;
+      case errc::malformed_envelope:
+        std::cerr << "error: " << id.error().message() << '\n';
+        return exit_broker;
+      default:
+        std::cerr << "error: " << to_string(id.error()) << '\n';
+        return exit_code_for(id.error().code());
     }
   }
-  auto reply = (*bus)->request_submission(detail::encode(e), submit_timeout);
-  if (!reply) {
-    std::cerr << "error: " << to_string(reply.error()) << '\n';
-    return exit_code_for(reply.error().code());
-  }
-  auto answer = detail::unpack_from_string(*reply, reply->size(), 16);
-  if (!answer || !answer->is_map()) {
-    std::cerr << "error: unreadable answer from the dispatcher\n";
-    return exit_broker;
-  }
-  const auto& m = answer->as_map();
-  if (auto err = m.find("error"); err != m.end()) {
-    std::cerr << "error: the dispatcher refused the workflow: " << to_json(err->second) << '\n';
-    return exit_bad_input;
-  }
-  auto id = m.find("id");
-  if (id == m.end() || !id->second.is_string()) {
-    std::cerr << "error: the dispatcher's answer names no workflow\n";
-    return exit_broker;
-  }
   if (!wait) {
-    std::cout << "{\"id\":" << json_string(id->second.as_string()) << "}" << std::endl;
+    std::cout << "{\"id\":" << json_string(*id) << "}" << std::endl;
     return exit_success;
   }
-  std::unique_lock<std::mutex> lock{mutex};
   // No deadline, as `run`: the workflow may legitimately take long.
-  done_cv.wait(lock, [&] { return note.has_value(); });
-  auto outcome = detail::unpack_from_string(*note, note->size(), 1024);
-  if (!outcome || !outcome->is_map()) {
-    std::cerr << "error: unreadable completion notice for workflow " << e.workflow_id << '\n';
+  auto outcome = (*client)->wait(*id, std::chrono::hours{24 * 365});
+  if (!outcome) {
+    std::cerr << "error: " << outcome.error().message() << '\n';
     return exit_broker;
   }
-  const auto& o = outcome->as_map();
-  auto field = [&](const char* k) { return o.count(k) != 0 ? o.at(k) : value{}; };
-  auto state_name = field("state");
-  auto state = state_name.is_string() ? node_state_from_string(state_name.as_string()) : std::nullopt;
-  if (!state) {
-    std::cerr << "error: completion notice without a state for workflow " << e.workflow_id << '\n';
-    return exit_broker;
-  }
-  std::cout << outcome_line(id->second.as_string(), *state, field("result"), field("error")) << std::endl;
-  return *state == node_state::success ? exit_success : exit_workflow_failed;
+  std::cout << outcome_line(*id, outcome->state, outcome->result, outcome->error) << std::endl;
+  return outcome->state == node_state::success ? exit_success : exit_workflow_failed;
 }
 
 }  // namespace

@@ -218,8 +218,12 @@ struct nats_transport::impl {
 
   // Completion notifications (client side): one subscription per workflow watched.
   struct done_watch {
+    std::string workflow_id;
     std::function<void(std::string)> sink;
     subscription_ptr sub;
+    // Unsubscribed by unwatch_done; the object stays until the transport
+    // goes, since a callback may still be running when unwatch returns.
+    bool ended = false;
   };
   std::mutex done_mutex;
   std::vector<std::unique_ptr<done_watch>> done_watches;
@@ -240,7 +244,9 @@ struct nats_transport::impl {
     };
     drain(submit_sub);
     for (auto& w : done_watches) {
-      drain(w->sub);
+      if (!w->ended) {
+        drain(w->sub);
+      }
     }
     if (advisory_sub) {
       // The advisory callback uses this object: let a running one finish
@@ -1289,6 +1295,7 @@ expected<void> nats_transport::watch_done(const std::string& workflow_id, std::f
     return subject.error();
   }
   auto w = std::make_unique<impl::done_watch>();
+  w->workflow_id = workflow_id;
   w->sink = std::move(sink);
   natsSubscription* sub = nullptr;
   if (auto s = natsConnection_Subscribe(&sub, impl_->conn.get(), subject->c_str(), &impl::on_done, w.get());
@@ -1304,6 +1311,19 @@ expected<void> nats_transport::watch_done(const std::string& workflow_id, std::f
     return impl_->broker_error("cannot confirm the subscription to " + *subject, s);
   }
   return {};
+}
+
+void nats_transport::unwatch_done(const std::string& workflow_id) {
+  std::lock_guard<std::mutex> guard{impl_->done_mutex};
+  for (auto& w : impl_->done_watches) {
+    if (!w->ended && w->workflow_id == workflow_id) {
+      // Closes the subscription; nats.c ends its delivery thread once a
+      // running callback returns. A failure (connection closed) leaves
+      // nothing to end.
+      natsSubscription_Unsubscribe(w->sub.get());
+      w->ended = true;
+    }
+  }
 }
 
 std::int32_t nats_transport::max_deliver() const noexcept { return impl_->cfg.max_deliver; }

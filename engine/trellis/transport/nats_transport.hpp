@@ -229,6 +229,11 @@ class nats_transport final : public transport {
   /// after the return is not missed.
   expected<void> watch_done(const std::string& workflow_id, std::function<void(std::string)> sink);
 
+  /// Ends the watch of `workflow_id` (every one, if it was watched more than
+  /// once): its sink is not called any more and the subscription's delivery
+  /// thread ends. A client that waits for many workflows calls it after each.
+  void unwatch_done(const std::string& workflow_id);
+
   /// `max_deliver`: a delivery whose `delivery_count` equals it is the last
   /// one JetStream makes.
   std::int32_t max_deliver() const noexcept;
