@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -148,11 +150,71 @@ void on_publish_error(jsCtx*, jsPubAckErr* pae, void* closure) {
   }
 }
 
-/// One message to publish: payload and optional `Nats-Msg-Id`.
+/// One message to publish: payload, optional `Nats-Msg-Id`, and for a pack
+/// of events the number of events in it (the `Trellis-Event-Pack` header).
 struct outgoing {
   const std::string* bytes;
   const std::string* id;
+  const std::string* pack_count = nullptr;
 };
+
+// ---------------------------------------------------------------------------
+// Event packs. A worker reports the outcomes of a fetched batch together; as
+// one NATS message each they cost JetStream a store, a PubAck, a delivery and
+// an ack apiece, which made the broker the cluster's bottleneck (see
+// docs/performance.md). So publish_events packs the events of one call into
+// as few messages as possible, and the event consumer unpacks them into one
+// delivery each; the pack is acked once every event in it is acked, so the
+// dispatcher's ack-after-commit promise holds event by event. A single event
+// still travels as itself, and a message without the header is one event.
+
+constexpr const char* event_pack_header = "Trellis-Event-Pack";
+// Below NATS's default 1 MiB max_payload, so a pack never fails where its
+// events alone would not; a larger event travels alone.
+constexpr std::size_t max_event_pack_bytes = 512 * 1024;
+constexpr std::size_t pack_frame_header = 4;  // little-endian length of each event
+
+/// Frames `events[first..last)` as length-prefixed bytes.
+std::string pack_events(const std::vector<std::string>& events, std::size_t first, std::size_t last) {
+  std::size_t total = 0;
+  for (auto i = first; i < last; ++i) {
+    total += pack_frame_header + events[i].size();
+  }
+  std::string out;
+  out.reserve(total);
+  for (auto i = first; i < last; ++i) {
+    auto n = static_cast<std::uint32_t>(events[i].size());
+    char len[pack_frame_header] = {static_cast<char>(n & 0xFF), static_cast<char>((n >> 8) & 0xFF),
+                                   static_cast<char>((n >> 16) & 0xFF), static_cast<char>((n >> 24) & 0xFF)};
+    out.append(len, pack_frame_header);
+    out.append(events[i]);
+  }
+  return out;
+}
+
+/// The events of a pack, or nothing if the bytes are not `count` whole frames.
+std::optional<std::vector<std::string>> unpack_events(const char* data, std::size_t size, std::size_t count) {
+  std::vector<std::string> out;
+  out.reserve(count);
+  std::size_t at = 0;
+  while (at < size) {
+    if (size - at < pack_frame_header) {
+      return std::nullopt;
+    }
+    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[at + k])); };
+    std::size_t n = byte(0) | (byte(1) << 8) | (byte(2) << 16) | (byte(3) << 24);
+    at += pack_frame_header;
+    if (size - at < n) {
+      return std::nullopt;
+    }
+    out.emplace_back(data + at, n);
+    at += n;
+  }
+  if (out.size() != count) {
+    return std::nullopt;
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------
 // Pull subscriptions. nats.c refuses concurrent fetches on one subscription,
@@ -193,8 +255,14 @@ struct nats_transport::impl {
   std::unique_ptr<consumer_binding> event_binding;
   std::atomic<std::size_t> rotation{0};
 
+  /// A delivered message and how many of its deliveries (one, or the events
+  /// of a pack) are not acked yet.
+  struct inflight_message {
+    message_ptr msg;
+    std::size_t unacked = 1;
+  };
   std::mutex inflight_mutex;
-  std::unordered_map<std::uint64_t, message_ptr> inflight;
+  std::unordered_map<std::uint64_t, std::shared_ptr<inflight_message>> inflight;
   std::uint64_t next_token = 1;
 
   std::atomic<bool> closed{false};
@@ -645,8 +713,23 @@ struct nats_transport::impl {
       // The broker drops a message whose id it stored within the dedup
       // window: re-publishing after a crash or a failed call is safe.
       po.MsgId = item.id != nullptr ? item.id->c_str() : nullptr;
-      auto s = js_PublishAsync(p->ctx.get(), subject.c_str(), item.bytes->data(), static_cast<int>(item.bytes->size()),
-                               &po);
+      natsStatus s = NATS_OK;
+      if (item.pack_count == nullptr) {
+        s = js_PublishAsync(p->ctx.get(), subject.c_str(), item.bytes->data(), static_cast<int>(item.bytes->size()),
+                            &po);
+      } else {
+        natsMsg* raw = nullptr;
+        s = natsMsg_Create(&raw, subject.c_str(), nullptr, item.bytes->data(), static_cast<int>(item.bytes->size()));
+        message_ptr msg{raw};
+        if (s == NATS_OK) {
+          s = natsMsgHeader_Set(msg.get(), event_pack_header, item.pack_count->c_str());
+        }
+        if (s == NATS_OK) {
+          raw = msg.release();
+          s = js_PublishMsgAsync(p->ctx.get(), &raw, &po);
+          msg.reset(raw);  // nats.c took it (and cleared raw) unless it failed
+        }
+      }
       if (s != NATS_OK) {
         auto id = item.id != nullptr ? " (message id " + *item.id + ")" : std::string{};
         failed = broker_error("cannot publish " + what + id + " to " + subject, s);
@@ -755,10 +838,29 @@ struct nats_transport::impl {
         metadata_ptr meta{raw};
         count = static_cast<std::int32_t>(std::min<std::uint64_t>(meta->NumDelivered, INT32_MAX));
       }
-      auto token = next_token++;
-      out.push_back(delivery{std::string{natsMsg_GetData(m.get()), static_cast<std::size_t>(natsMsg_GetDataLength(m.get()))},
-                             token, count});
-      inflight.emplace(token, std::move(m));
+      const char* data = natsMsg_GetData(m.get());
+      auto size = static_cast<std::size_t>(natsMsg_GetDataLength(m.get()));
+      auto entry = std::make_shared<inflight_message>();
+      const char* pack_count = nullptr;
+      std::optional<std::vector<std::string>> events;
+      if (natsMsgHeader_Get(m.get(), event_pack_header, &pack_count) == NATS_OK && pack_count != nullptr) {
+        // A pack that does not parse goes on whole, as one delivery: the
+        // dispatcher dead-letters what it cannot read.
+        events = unpack_events(data, size, static_cast<std::size_t>(std::strtoull(pack_count, nullptr, 10)));
+      }
+      entry->msg = std::move(m);
+      if (events && !events->empty()) {
+        entry->unacked = events->size();
+        for (auto& e : *events) {
+          auto token = next_token++;
+          out.push_back(delivery{std::move(e), token, count});
+          inflight.emplace(token, entry);
+        }
+      } else {
+        auto token = next_token++;
+        out.push_back(delivery{std::string{data, size}, token, count});
+        inflight.emplace(token, std::move(entry));
+      }
     }
   }
 
@@ -769,6 +871,33 @@ struct nats_transport::impl {
     if (!sub) {
       remember(sub.error());
       return NATS_ERR;
+    }
+    // nats.c 3.4.1 overruns the message array of a fetch that finds more
+    // than half its batch already waiting in the subscription (js.c _fetch
+    // lowers req->Batch by what it collected, then loops until the count
+    // equals the lowered value), which corrupted the heap of busy workers.
+    // Such leftovers are messages a previous fetch's request brought after
+    // that fetch timed out. Take them one at a time first: a batch of one
+    // cannot overrun.
+    auto taken = out.size();
+    int waiting = 0;
+    int waiting_bytes = 0;
+    while (out.size() - taken < static_cast<std::size_t>(batch) &&
+           natsSubscription_GetPending(*sub, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
+      jsFetchRequest one;
+      jsFetchRequest_Init(&one);
+      one.Batch = 1;
+      one.NoWait = true;
+      one.Expires = to_nanos(no_wait_expiry);
+      message_list leftover;
+      if (natsSubscription_FetchRequest(&leftover.list, *sub, &one) != NATS_OK) {
+        break;
+      }
+      adopt(leftover.list, out);
+    }
+    if (out.size() > taken) {
+      give_back(b, *sub);
+      return NATS_OK;
     }
     message_list fetched;
     natsStatus s = NATS_OK;
@@ -875,16 +1004,23 @@ struct nats_transport::impl {
   }
 
   void ack(const delivery& d) {
-    message_ptr m;
+    std::shared_ptr<inflight_message> done;
     {
       std::lock_guard<std::mutex> guard{inflight_mutex};
       auto i = inflight.find(d.token);
       if (i == inflight.end()) {
         return;
       }
-      m = std::move(i->second);
+      auto entry = std::move(i->second);
       inflight.erase(i);
+      // A pack is acked with its last event: until then JetStream may
+      // deliver it again, and the dispatcher ignores the events it committed.
+      if (--entry->unacked != 0) {
+        return;
+      }
+      done = std::move(entry);
     }
+    auto& m = done->msg;
     // Does not wait for the server: the ack rides the connection's buffered
     // writes. If it is lost, JetStream delivers once more after AckWait.
     if (auto s = natsMsg_Ack(m.get(), nullptr); s != NATS_OK) {
@@ -1180,9 +1316,28 @@ void nats_transport::ack_task(const delivery& d) { impl_->ack(d); }
 
 expected<void> nats_transport::publish_events(std::vector<std::string> messages) {
   std::vector<outgoing> items;
-  items.reserve(messages.size());
-  for (const auto& m : messages) {
-    items.push_back(outgoing{&m, nullptr});
+  // Packs of consecutive events up to max_event_pack_bytes (see pack_events);
+  // reserved up front, since items point into them.
+  std::vector<std::string> packs;
+  std::vector<std::string> counts;
+  packs.reserve(messages.size());
+  counts.reserve(messages.size());
+  for (std::size_t first = 0; first < messages.size();) {
+    auto last = first;
+    std::size_t bytes = 0;
+    while (last < messages.size() &&
+           (last == first || bytes + pack_frame_header + messages[last].size() <= max_event_pack_bytes)) {
+      bytes += pack_frame_header + messages[last].size();
+      ++last;
+    }
+    if (last - first == 1) {
+      items.push_back(outgoing{&messages[first], nullptr});
+    } else {
+      packs.push_back(pack_events(messages, first, last));
+      counts.push_back(std::to_string(last - first));
+      items.push_back(outgoing{&packs.back(), nullptr, &counts.back()});
+    }
+    first = last;
   }
   return impl_->publish(impl_->event_subject, items,
                         "outcome events for partition " + std::to_string(impl_->cfg.partition));
