@@ -174,7 +174,10 @@ TEST_CASE("published events reach the sink and an unacked event is delivered aga
   auto t = connect(cfg);
   event_log log;
   t->consume_events(log.sink());
-  REQUIRE(t->publish_events({"event-acked", "event-dropped"}));
+  // One call each: the events of one call travel as one pack, acked as one
+  // (the next test), and this one is about single events.
+  REQUIRE(t->publish_events({"event-acked"}));
+  REQUIRE(t->publish_events({"event-dropped"}));
 
   REQUIRE(wait_until([&] { return log.snapshot().size() >= 2; }, 10s, "both events at the sink"));
   auto first = log.snapshot();
@@ -197,6 +200,46 @@ TEST_CASE("published events reach the sink and an unacked event is delivered aga
   for (std::size_t i = 2; i < log.snapshot().size(); ++i) {
     CHECK(log.snapshot()[i].bytes != "event-acked");
   }
+}
+
+TEST_CASE("events published together arrive one by one and come again together until every one is acked",
+          "[integration][nats][events]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 500ms;
+  auto t = connect(cfg);
+  event_log log;
+  t->consume_events(log.sink());
+  std::vector<std::string> events{"first", std::string(1000, 'x'), "", "last"};
+  REQUIRE(t->publish_events(events));
+
+  REQUIRE(wait_until([&] { return log.snapshot().size() >= 4; }, 10s, "the four events at the sink"));
+  auto first = log.snapshot();
+  REQUIRE(first.size() == 4);
+  std::set<std::uint64_t> tokens;
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    CHECK(first[i].bytes == events[i]);  // in publish order, each its own delivery
+    CHECK(first[i].delivery_count == 1);
+    tokens.insert(first[i].token);
+  }
+  CHECK(tokens.size() == 4);
+  // The dispatcher committed three; the pack stays unacked for the fourth.
+  for (std::size_t i = 0; i < 3; ++i) {
+    t->ack_event(first[i]);
+  }
+  REQUIRE(wait_until([&] { return log.snapshot().size() >= 8; }, 10s, "the pack again"));
+  auto again = log.snapshot();
+  for (std::size_t i = 4; i < 8; ++i) {
+    CHECK(again[i].bytes == events[i - 4]);
+    CHECK(again[i].delivery_count == 2);
+    t->ack_event(again[i]);
+  }
+  // Every event of the second delivery acked: the pack does not come again.
+  // An absence has no event to wait for; three times ack_wait would have
+  // brought a third delivery.
+  std::this_thread::sleep_for(3 * cfg.ack_wait);
+  CHECK(log.snapshot().size() == 8);
+  t->close();
 }
 
 TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, and the transport reconnects",
