@@ -266,7 +266,7 @@ struct cluster_flags {
   std::string ns;
   std::vector<std::string> queues;
   std::int64_t ack_wait_ms = 30'000;
-  std::size_t fetch_batch = 16;
+  std::size_t fetch_batch = 64;  // detail::cluster_options::fetch_batch says why
 };
 
 std::vector<std::string> split_urls(const std::string& text) {
