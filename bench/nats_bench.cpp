@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <ctime>
 #include <fstream>
 #include <iomanip>
@@ -91,6 +92,8 @@ struct bench_options {
   std::size_t queued = 100'000;
   bool json = false;
   bool print_windows = false;
+  /// Where to copy each cluster's logs before its directory goes (empty: nowhere).
+  std::string keep_logs;
 };
 
 // -- small helpers ---------------------------------------------------------------------
@@ -161,6 +164,41 @@ long peak_rss_kb(pid_t pid) {
   return 0;
 }
 
+/// CPU time a process used so far (user + system), in milliseconds; 0 when
+/// unknown.
+double cpu_ms(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string text;
+  std::getline(in, text);
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  auto close = text.rfind(')');
+  if (close == std::string::npos) {
+    return 0.0;
+  }
+  std::istringstream fields{text.substr(close + 2)};
+  std::string field;
+  double ticks = 0.0;
+  for (int i = 3; fields >> field; ++i) {
+    if (i == 14 || i == 15) {  // utime, stime
+      ticks += std::atof(field.c_str());
+    }
+  }
+  return ticks * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// CPU time of each part of the cluster.
+struct cluster_cpu {
+  double dispatcher = 0.0;
+  double workers = 0.0;
+  double server = 0.0;
+  double client = 0.0;
+
+  cluster_cpu since(const cluster_cpu& before) const {
+    return cluster_cpu{dispatcher - before.dispatcher, workers - before.workers, server - before.server,
+                       client - before.client};
+  }
+};
+
 /// Polls `done` with a growing pause until it holds or `limit` passes; the
 /// pause paces the polling and never stands in for the condition.
 template <class Predicate>
@@ -222,6 +260,9 @@ class bench_cluster {
     if (dispatcher_) {
       dispatcher_->kill(SIGTERM);
       dispatcher_->wait_for(std::chrono::seconds{30});
+    }
+    if (!opts_.keep_logs.empty()) {
+      keep_logs();
     }
     // server_ stops itself (by PID) when it goes.
   }
@@ -285,6 +326,17 @@ class bench_cluster {
     return *depth;
   }
 
+  cluster_cpu cpu() const {
+    cluster_cpu c;
+    c.dispatcher = cpu_ms(dispatcher_->pid());
+    for (const auto& w : workers_) {
+      c.workers += cpu_ms(w->pid());
+    }
+    c.server = cpu_ms(server_->pid());
+    c.client = cpu_ms(::getpid());
+    return c;
+  }
+
   long dispatcher_peak_rss_kb() const { return peak_rss_kb(dispatcher_->pid()); }
   long worker_peak_rss_kb() const {
     long peak = 0;
@@ -319,6 +371,22 @@ class bench_cluster {
     if (!up || p.try_wait()) {
       fail("the " + what + " did not start: " + p.stderr_text());
     }
+  }
+
+  /// Copies the children's stderr and the server's log to a new directory
+  /// under --keep-logs, for a run that needs explaining.
+  void keep_logs() const {
+    namespace fs = std::filesystem;
+    fs::path to = fs::path{opts_.keep_logs} / dir_.path().filename();
+    std::error_code ec;
+    fs::create_directories(to, ec);
+    for (const auto& entry : fs::directory_iterator(dir_.path(), ec)) {
+      auto name = entry.path().filename().string();
+      if (name.size() > 4 && name.substr(name.size() - 4) == ".err") {
+        fs::copy_file(entry.path(), to / name, fs::copy_options::overwrite_existing, ec);
+      }
+    }
+    std::ofstream{to / "nats-server.log"} << server_->log();
   }
 
   static void stop(std::vector<std::unique_ptr<trellis::test::child_process>>& children) {
@@ -356,6 +424,8 @@ struct measurement {
   std::optional<std::size_t> payload_bytes;
   long dispatcher_rss_kb = 0;
   long worker_rss_kb = 0;
+  /// CPU used inside the timed window, by part (informational).
+  std::optional<cluster_cpu> cpu;
   std::string value_text;
   std::string target;
   std::optional<bool> met;
@@ -390,11 +460,18 @@ std::string json_line(const measurement& m) {
 
 void print_table(std::ostream& out, const std::vector<measurement>& rows) {
   std::vector<std::vector<std::string>> cells{
-      {"workload", "value", "target", "met?", "dispatcher peak RSS", "worker peak RSS"}};
+      {"workload", "value", "target", "met?", "dispatcher peak RSS", "worker peak RSS",
+       "CPU us/task: dispatcher, workers, nats-server, client"}};
   for (const auto& r : rows) {
+    std::string cpu;
+    if (r.cpu && r.tasks != 0) {
+      auto per_task = [&](double ms) { return fixed(ms * 1000.0 / static_cast<double>(r.tasks), 1); };
+      cpu = per_task(r.cpu->dispatcher) + ", " + per_task(r.cpu->workers) + ", " + per_task(r.cpu->server) + ", " +
+            per_task(r.cpu->client);
+    }
     cells.push_back({r.label, r.value_text, r.target, r.met ? (*r.met ? "yes" : "**no**") : "",
                      thousands(static_cast<double>(r.dispatcher_rss_kb) / 1024.0) + " MiB",
-                     thousands(static_cast<double>(r.worker_rss_kb) / 1024.0) + " MiB"});
+                     thousands(static_cast<double>(r.worker_rss_kb) / 1024.0) + " MiB", cpu});
   }
   std::vector<std::size_t> width(cells.front().size(), 0);
   for (const auto& line : cells) {
@@ -436,7 +513,8 @@ void report_window(const bench_options& opts, const std::string& workload, bench
 /// timed run measures the steady state.
 void warm_up(bench_cluster& c) { c.run(trellis::group(std::vector<canvas>(100, noop()))); }
 
-void finish(measurement& m, const bench_cluster& c) {
+void finish(measurement& m, const bench_cluster& c, const cluster_cpu& cpu_before) {
+  m.cpu = c.cpu().since(cpu_before);
   m.dispatcher_rss_kb = c.dispatcher_peak_rss_kb();
   m.worker_rss_kb = c.worker_peak_rss_kb();
 }
@@ -458,8 +536,11 @@ measurement noop_group(const bench_options& opts, std::size_t workers) {
   bench_cluster c{opts, workers, true};
   warm_up(c);
   auto flow = trellis::group(std::vector<canvas>(opts.noop, noop()));
+  auto cpu_before = c.cpu();
   auto t0 = bench_clock::now();
-  auto done = c.run(flow);
+  auto id = c.submit(flow);
+  auto committed = bench_clock::now();
+  auto done = c.wait(id);
   auto t1 = bench_clock::now();
   report_window(opts, "noop", t0, t1);
   if (!done.result.is_array() || done.result.as_array().size() != opts.noop) {
@@ -468,11 +549,12 @@ measurement noop_group(const bench_options& opts, std::size_t workers) {
   }
   auto m = rate_row("noop", "group of " + thousands(static_cast<double>(opts.noop)) + " noop: throughput", workers,
                     opts.noop, seconds_between(t0, t1));
+  m.value_text += ", submit answered after " + fixed(seconds_between(t0, committed) * 1000.0, 0) + " ms";
   if (workers == 2) {
     m.target = ">= 40,000 tasks/s";
     m.met = *m.tasks_per_s >= 40'000.0;
   }
-  finish(m, c);
+  finish(m, c, cpu_before);
   return m;
 }
 
@@ -485,6 +567,7 @@ measurement results_group(const bench_options& opts, std::size_t workers) {
     members.emplace_back(identity(value{static_cast<std::int64_t>(i)}));
   }
   auto flow = trellis::group(std::move(members));
+  auto cpu_before = c.cpu();
   auto t0 = bench_clock::now();
   auto done = c.run(flow);
   auto t1 = bench_clock::now();
@@ -501,7 +584,7 @@ measurement results_group(const bench_options& opts, std::size_t workers) {
   }
   auto m = rate_row("results", thousands(static_cast<double>(opts.results)) + " identity tasks, results read back",
                     workers, opts.results, seconds_between(t0, t1));
-  finish(m, c);
+  finish(m, c, cpu_before);
   return m;
 }
 
@@ -513,6 +596,7 @@ measurement latency(const bench_options& opts, std::size_t workers) {
   }
   std::vector<double> samples;
   samples.reserve(opts.latency_runs);
+  auto cpu_before = c.cpu();
   auto first = bench_clock::now();
   for (std::size_t i = 0; i < opts.latency_runs; ++i) {
     auto t0 = bench_clock::now();
@@ -531,7 +615,7 @@ measurement latency(const bench_options& opts, std::size_t workers) {
   m.p50_ms = percentile(samples, 50);
   m.p99_ms = percentile(samples, 99);
   m.value_text = "p50 " + fixed(*m.p50_ms, 2) + " ms, p99 " + fixed(*m.p99_ms, 2) + " ms";
-  finish(m, c);
+  finish(m, c, cpu_before);
   return m;
 }
 
@@ -539,6 +623,7 @@ measurement timed_flow(const bench_options& opts, std::size_t workers, const std
                        const std::string& label, const canvas& flow, std::size_t tasks) {
   bench_cluster c{opts, workers, true};
   warm_up(c);
+  auto cpu_before = c.cpu();
   auto t0 = bench_clock::now();
   c.run(flow);
   auto t1 = bench_clock::now();
@@ -551,7 +636,7 @@ measurement timed_flow(const bench_options& opts, std::size_t workers, const std
   m.seconds = seconds_between(t0, t1);
   m.value_text = fixed(m.seconds, 3) + " s (" + fixed(m.seconds * 1000.0 / static_cast<double>(tasks), 3) +
                  " ms/task)";
-  finish(m, c);
+  finish(m, c, cpu_before);
   return m;
 }
 
@@ -570,6 +655,7 @@ measurement payload(const bench_options& opts, std::size_t workers, std::size_t 
     std::vector<canvas> members(std::min(per_workflow, tasks - done), identity(value{blob}));
     flows.push_back(trellis::group(std::move(members)));
   }
+  auto cpu_before = c.cpu();
   auto t0 = bench_clock::now();
   std::vector<std::string> ids;
   for (const auto& f : flows) {
@@ -595,7 +681,7 @@ measurement payload(const bench_options& opts, std::size_t workers, std::size_t 
                         thousands(static_cast<double>(bytes)) + " bytes in and out",
                     workers, tasks, seconds_between(t0, t1));
   m.payload_bytes = bytes;
-  finish(m, c);
+  finish(m, c, cpu_before);
   return m;
 }
 
@@ -610,6 +696,7 @@ measurement queued(const bench_options& opts, std::size_t workers) {
   if (!poll_until([&] { return c.queue_depth() >= opts.queued; }, std::chrono::duration_cast<std::chrono::milliseconds>(generous))) {
     c.fail("the dispatcher did not publish " + std::to_string(opts.queued) + " task messages");
   }
+  auto cpu_before = c.cpu();
   auto t0 = bench_clock::now();
   c.start_workers(false);
   for (const auto& id : ids) {
@@ -620,7 +707,7 @@ measurement queued(const bench_options& opts, std::size_t workers) {
   auto m = rate_row("queued",
                     thousands(static_cast<double>(opts.queued)) + " queued noop drained (workers started after)",
                     workers, opts.queued, seconds_between(t0, t1));
-  finish(m, c);
+  finish(m, c, cpu_before);
   return m;
 }
 
@@ -708,6 +795,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--queued", opts.queued, "noop tasks queued before the workers start")->check(CLI::PositiveNumber);
   app.add_flag("--json", opts.json, "one JSON object per measurement on stdout (the tables go to stderr)");
+  app.add_option("--keep-logs", opts.keep_logs, "copy each cluster's process logs under this directory");
   app.add_flag("--print-windows", opts.print_windows, "print each timed window (CLOCK_MONOTONIC) to stderr");
   CLI11_PARSE(app, argc, argv);
   if (!workers.empty()) {
