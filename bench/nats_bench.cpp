@@ -714,6 +714,7 @@ measurement queued(const bench_options& opts, std::size_t workers) {
 std::vector<measurement> run_all(const bench_options& opts, std::size_t workers) {
   std::vector<measurement> rows;
   for (const auto& w : opts.workloads) {
+    auto before = rows.size();
     if (w == "noop") {
       rows.push_back(noop_group(opts, workers));
     } else if (w == "results") {
@@ -741,7 +742,9 @@ std::vector<measurement> run_all(const bench_options& opts, std::size_t workers)
     if (opts.json) {
       // As each finishes, so a long run shows progress and a failure keeps
       // what was measured.
-      std::cout << json_line(rows.back()) << std::endl;
+      for (auto i = before; i < rows.size(); ++i) {
+        std::cout << json_line(rows[i]) << std::endl;
+      }
     }
   }
   return rows;
