@@ -534,3 +534,41 @@ TEST_CASE("names that are not one NATS token are refused before anything is publ
     CHECK(c.error().code() == errc::invalid_config);
   }
 }
+
+TEST_CASE("a completion notice reaches its watcher and none comes after unwatch_done", "[integration][nats][transport]") {
+  nats_server server;
+  auto t = connect(config_for(server));
+  std::mutex mutex;
+  std::vector<std::string> seen_a;
+  std::vector<std::string> seen_b;
+  auto record = [&](std::vector<std::string>& into) {
+    return [&mutex, &into](std::string bytes) {
+      std::lock_guard<std::mutex> guard{mutex};
+      into.push_back(std::move(bytes));
+    };
+  };
+  REQUIRE(t->watch_done("wf-a", record(seen_a)));
+  REQUIRE(t->watch_done("wf-b", record(seen_b)));
+  REQUIRE(t->publish_done("wf-a", "first"));
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> guard{mutex};
+        return !seen_a.empty();
+      },
+      10s, "the notice of wf-a"));
+  t->unwatch_done("wf-a");
+  // The unsubscription precedes both publishes on this connection, so the
+  // server routes neither to it; wf-b's notice, sent last, marks the end.
+  REQUIRE(t->publish_done("wf-a", "second"));
+  REQUIRE(t->publish_done("wf-b", "only"));
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> guard{mutex};
+        return !seen_b.empty();
+      },
+      10s, "the notice of wf-b"));
+  std::lock_guard<std::mutex> guard{mutex};
+  CHECK(seen_a == std::vector<std::string>{"first"});
+  CHECK(seen_b == std::vector<std::string>{"only"});
+  t->unwatch_done("wf-unknown");  // nothing to end: no effect
+}
