@@ -24,7 +24,7 @@ const std::vector<cluster_setting> settings_table{
     {"concurrency", "--concurrency", "N", "TRELLIS_CONCURRENCY",
      "Handler threads, 1 to 1024 (default: one per hardware thread)", false, true, false, false},
     {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH",
-     "Task messages a handler thread takes per fetch, 1 to 256 (default: 16)", false, true, false, false},
+     "Task messages a handler thread takes per fetch, 1 to 256 (default: 64)", false, true, false, false},
     {"ack_wait_ms", "--ack-wait-ms", "MS", "TRELLIS_ACK_WAIT_MS",
      "JetStream AckWait of this process's consumers, 100 to 3600000 ms (default: 30000)", false, true, true, false},
     {"db", "--db", "PATH", "TRELLIS_DB",
@@ -311,7 +311,7 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
     out.queues = split_list(queues->text);
   }
   auto concurrency = r.number("concurrency", 0, 1, 1024);
-  auto fetch_batch = r.number("fetch_batch", 16, 1, 256);
+  auto fetch_batch = r.number("fetch_batch", static_cast<std::int64_t>(cluster_options{}.fetch_batch), 1, 256);
   auto ack_wait = r.number("ack_wait_ms", 30'000, 100, 3'600'000);
   auto partitions = r.number("partitions", 1, 1, 1024);
   auto max_deliver = r.number("max_deliver", 5, 1, 1000);

@@ -8,6 +8,7 @@
 #include "cli/cluster_settings.hpp"
 #include "cli/control_commands.hpp"
 
+#include "trellis/cluster_client.hpp"
 #include "trellis/cluster_node.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/engine.hpp"
@@ -296,15 +297,6 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
   return exit_terminated;
 }
 
-std::string new_workflow_id() {
-  std::random_device seed;
-  std::mt19937_64 ids{(static_cast<std::uint64_t>(seed()) << 32) ^ seed()};
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids()),
-                static_cast<unsigned long long>(ids()));
-  return buf;
-}
-
 /// How long a submission waits for a dispatcher to commit it (and, while
 /// none listens, for one to appear).
 constexpr auto submit_timeout = std::chrono::seconds{30};
@@ -317,7 +309,7 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
   }
   detail::envelope e;
   e.type = detail::envelope_type::submit;
-  e.workflow_id = new_workflow_id();
+  e.workflow_id = detail::new_workflow_id();
   e.id = e.workflow_id + ":submit";
   e.payload = to_value(*flow);
   e.sent_at = std::chrono::duration_cast<std::chrono::milliseconds>(

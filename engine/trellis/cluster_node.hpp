@@ -38,9 +38,13 @@ struct cluster_options {
   std::vector<std::string> queues;
   /// Worker: handler threads (0: one per hardware thread).
   std::size_t concurrency = 0;
-  /// Worker: task messages one handler thread takes per fetch. Small, so a
-  /// slow batch does not hold many unacked messages past the AckWait.
-  std::size_t fetch_batch = 16;
+  /// Worker: task messages one handler thread takes per fetch. 64, not
+  /// more, so a slow batch does not hold many unacked messages past the
+  /// AckWait (outcomes of quick tasks still go out every 2 ms); not less,
+  /// since each fetch is a pull request and each batch's outcomes one
+  /// publish: at 16 the workers and nats-server spent about twice the CPU
+  /// per no-op task (docs/performance.md, cluster mode).
+  std::size_t fetch_batch = 64;
   /// JetStream AckWait of the consumers this process declares: how long an
   /// unacked task (worker) or event (dispatcher) waits before redelivery.
   std::chrono::milliseconds ack_wait{30'000};

@@ -30,6 +30,7 @@ using trellis::detail::delivery;
 using trellis::detail::exhausted_task;
 using trellis::detail::nats_config;
 using trellis::detail::nats_transport;
+using trellis::detail::outgoing_event;
 using trellis::detail::outgoing_task;
 using trellis::test::max_test_wait;
 using trellis::test::nats_server;
@@ -211,7 +212,10 @@ TEST_CASE("published events reach the sink and an unacked event is delivered aga
   auto t = connect(cfg);
   event_log log;
   t->consume_events(log.sink());
-  REQUIRE(t->publish_events({{0, "event-acked"}, {0, "event-dropped"}}));
+  // One call each: the events of one call travel as one pack, acked as one
+  // (the next test), and this one is about single events.
+  REQUIRE(t->publish_events({{0, "event-acked"}}));
+  REQUIRE(t->publish_events({{0, "event-dropped"}}));
 
   REQUIRE(wait_until([&] { return log.snapshot().size() >= 2; }, 10s, "both events at the sink"));
   auto first = log.snapshot();
@@ -234,6 +238,50 @@ TEST_CASE("published events reach the sink and an unacked event is delivered aga
   for (std::size_t i = 2; i < log.snapshot().size(); ++i) {
     CHECK(log.snapshot()[i].bytes != "event-acked");
   }
+}
+
+TEST_CASE("events published together arrive one by one and come again together until every one is acked",
+          "[integration][nats][events]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 500ms;
+  auto t = connect(cfg);
+  event_log log;
+  t->consume_events(log.sink());
+  std::vector<std::string> events{"first", std::string(1000, 'x'), "", "last"};
+  std::vector<outgoing_event> pack;
+  for (const auto& e : events) {
+    pack.push_back(outgoing_event{0, e});
+  }
+  REQUIRE(t->publish_events(pack));
+
+  REQUIRE(wait_until([&] { return log.snapshot().size() >= 4; }, 10s, "the four events at the sink"));
+  auto first = log.snapshot();
+  REQUIRE(first.size() == 4);
+  std::set<std::uint64_t> tokens;
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    CHECK(first[i].bytes == events[i]);  // in publish order, each its own delivery
+    CHECK(first[i].delivery_count == 1);
+    tokens.insert(first[i].token);
+  }
+  CHECK(tokens.size() == 4);
+  // The dispatcher committed three; the pack stays unacked for the fourth.
+  for (std::size_t i = 0; i < 3; ++i) {
+    t->ack_event(first[i]);
+  }
+  REQUIRE(wait_until([&] { return log.snapshot().size() >= 8; }, 10s, "the pack again"));
+  auto again = log.snapshot();
+  for (std::size_t i = 4; i < 8; ++i) {
+    CHECK(again[i].bytes == events[i - 4]);
+    CHECK(again[i].delivery_count == 2);
+    t->ack_event(again[i]);
+  }
+  // Every event of the second delivery acked: the pack does not come again.
+  // An absence has no event to wait for; three times ack_wait would have
+  // brought a third delivery.
+  std::this_thread::sleep_for(3 * cfg.ack_wait);
+  CHECK(log.snapshot().size() == 8);
+  t->close();
 }
 
 TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, and the transport reconnects",
@@ -527,4 +575,42 @@ TEST_CASE("names that are not one NATS token are refused before anything is publ
     REQUIRE_FALSE(c);
     CHECK(c.error().code() == errc::invalid_config);
   }
+}
+
+TEST_CASE("a completion notice reaches its watcher and none comes after unwatch_done", "[integration][nats][transport]") {
+  nats_server server;
+  auto t = connect(config_for(server));
+  std::mutex mutex;
+  std::vector<std::string> seen_a;
+  std::vector<std::string> seen_b;
+  auto record = [&](std::vector<std::string>& into) {
+    return [&mutex, &into](std::string bytes) {
+      std::lock_guard<std::mutex> guard{mutex};
+      into.push_back(std::move(bytes));
+    };
+  };
+  REQUIRE(t->watch_done("wf-a", record(seen_a)));
+  REQUIRE(t->watch_done("wf-b", record(seen_b)));
+  REQUIRE(t->publish_done("wf-a", "first"));
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> guard{mutex};
+        return !seen_a.empty();
+      },
+      10s, "the notice of wf-a"));
+  t->unwatch_done("wf-a");
+  // The unsubscription precedes both publishes on this connection, so the
+  // server routes neither to it; wf-b's notice, sent last, marks the end.
+  REQUIRE(t->publish_done("wf-a", "second"));
+  REQUIRE(t->publish_done("wf-b", "only"));
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> guard{mutex};
+        return !seen_b.empty();
+      },
+      10s, "the notice of wf-b"));
+  std::lock_guard<std::mutex> guard{mutex};
+  CHECK(seen_a == std::vector<std::string>{"first"});
+  CHECK(seen_b == std::vector<std::string>{"only"});
+  t->unwatch_done("wf-unknown");  // nothing to end: no effect
 }

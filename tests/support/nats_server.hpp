@@ -88,6 +88,9 @@ class nats_server {
   /// Whether the process runs.
   bool is_running() const noexcept { return process_ != nullptr; }
 
+  /// The server's PID while it runs, else 0 (for /proc readings).
+  pid_t pid() const noexcept { return process_ ? process_->pid() : 0; }
+
   /// Starts the server if it is stopped: on a port the kernel picks the first
   /// time, on that same port afterwards, always with the same store.
   void start() {

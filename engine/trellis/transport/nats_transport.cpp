@@ -11,9 +11,11 @@
 #include <atomic>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -119,18 +121,30 @@ std::string join_urls(const std::vector<std::string>& urls) {
   return out;
 }
 
+/// The header that marks a message as a pack of events and counts them (see
+/// "Event packs" below).
+constexpr const char* event_pack_header = "Trellis-Event-Pack";
+
 // ---------------------------------------------------------------------------
 // Signing (trellis/signing.hpp): the signature rides in a header, so a
 // signed message is published as a natsMsg; unsigned ones keep the plain path.
 
-/// js_PublishAsync with `body`'s signature in the Trellis-Signature header.
-natsStatus publish_signed_async(jsCtx* js, const std::string& subject, const std::string& body,
-                                const message_signer& signer, jsPubOptions* po) {
+/// js_PublishAsync of `body`, with headers when there are any: its signature
+/// (Trellis-Signature) when `signer` is set, and the number of events of a
+/// pack (Trellis-Event-Pack, see pack_events) when `pack_count` is set.
+natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::string& body,
+                             const message_signer* signer, const std::string* pack_count, jsPubOptions* po) {
+  if (signer == nullptr && pack_count == nullptr) {
+    return js_PublishAsync(js, subject.c_str(), body.data(), static_cast<int>(body.size()), po);
+  }
   natsMsg* raw = nullptr;
   auto s = natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
   message_ptr msg{raw};
-  if (s == NATS_OK) {
-    s = natsMsgHeader_Set(msg.get(), signature_header, signer.sign(body).c_str());
+  if (s == NATS_OK && signer != nullptr) {
+    s = natsMsgHeader_Set(msg.get(), signature_header, signer->sign(body).c_str());
+  }
+  if (s == NATS_OK && pack_count != nullptr) {
+    s = natsMsgHeader_Set(msg.get(), event_pack_header, pack_count->c_str());
   }
   if (s == NATS_OK) {
     raw = msg.release();
@@ -194,11 +208,70 @@ void on_publish_error(jsCtx*, jsPubAckErr* pae, void* closure) {
   }
 }
 
-/// One message to publish: payload and optional `Nats-Msg-Id`.
+/// One message to publish: payload, optional `Nats-Msg-Id`, and for a pack
+/// of events the number of events in it (the `Trellis-Event-Pack` header).
 struct outgoing {
   const std::string* bytes;
   const std::string* id;
+  const std::string* pack_count = nullptr;
 };
+
+// ---------------------------------------------------------------------------
+// Event packs. A worker reports the outcomes of a fetched batch together; as
+// one NATS message each they cost JetStream a store, a PubAck, a delivery and
+// an ack apiece, which made the broker the cluster's bottleneck (see
+// docs/performance.md). So publish_events packs the events of one call into
+// as few messages as possible, and the event consumer unpacks them into one
+// delivery each; the pack is acked once every event in it is acked, so the
+// dispatcher's ack-after-commit promise holds event by event. A single event
+// still travels as itself, and a message without the header is one event.
+
+// Below NATS's default 1 MiB max_payload, so a pack never fails where its
+// events alone would not; a larger event travels alone.
+constexpr std::size_t max_event_pack_bytes = 512 * 1024;
+constexpr std::size_t pack_frame_header = 4;  // little-endian length of each event
+
+/// Frames `events[first..last)` as length-prefixed bytes.
+std::string pack_events(const std::vector<std::string>& events, std::size_t first, std::size_t last) {
+  std::size_t total = 0;
+  for (auto i = first; i < last; ++i) {
+    total += pack_frame_header + events[i].size();
+  }
+  std::string out;
+  out.reserve(total);
+  for (auto i = first; i < last; ++i) {
+    auto n = static_cast<std::uint32_t>(events[i].size());
+    char len[pack_frame_header] = {static_cast<char>(n & 0xFF), static_cast<char>((n >> 8) & 0xFF),
+                                   static_cast<char>((n >> 16) & 0xFF), static_cast<char>((n >> 24) & 0xFF)};
+    out.append(len, pack_frame_header);
+    out.append(events[i]);
+  }
+  return out;
+}
+
+/// The events of a pack, or nothing if the bytes are not `count` whole frames.
+std::optional<std::vector<std::string>> unpack_events(const char* data, std::size_t size, std::size_t count) {
+  std::vector<std::string> out;
+  out.reserve(count);
+  std::size_t at = 0;
+  while (at < size) {
+    if (size - at < pack_frame_header) {
+      return std::nullopt;
+    }
+    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[at + k])); };
+    std::size_t n = byte(0) | (byte(1) << 8) | (byte(2) << 16) | (byte(3) << 24);
+    at += pack_frame_header;
+    if (size - at < n) {
+      return std::nullopt;
+    }
+    out.emplace_back(data + at, n);
+    at += n;
+  }
+  if (out.size() != count) {
+    return std::nullopt;
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------------------
 // Pull subscriptions. nats.c refuses concurrent fetches on one subscription,
@@ -239,8 +312,14 @@ struct nats_transport::impl {
   std::unique_ptr<consumer_binding> event_binding;
   std::atomic<std::size_t> rotation{0};
 
+  /// A delivered message and how many of its deliveries (one, or the events
+  /// of a pack) are not acked yet.
+  struct inflight_message {
+    message_ptr msg;
+    std::size_t unacked = 1;
+  };
   std::mutex inflight_mutex;
-  std::unordered_map<std::uint64_t, message_ptr> inflight;
+  std::unordered_map<std::uint64_t, std::shared_ptr<inflight_message>> inflight;
   std::uint64_t next_token = 1;
 
   std::atomic<bool> closed{false};
@@ -264,8 +343,12 @@ struct nats_transport::impl {
 
   // Completion notifications (client side): one subscription per workflow watched.
   struct done_watch {
+    std::string workflow_id;
     std::function<void(std::string)> sink;
     subscription_ptr sub;
+    // Unsubscribed by unwatch_done; the object stays until the transport
+    // goes, since a callback may still be running when unwatch returns.
+    bool ended = false;
   };
   std::mutex done_mutex;
   std::vector<std::unique_ptr<done_watch>> done_watches;
@@ -307,7 +390,9 @@ struct nats_transport::impl {
     }
     drain(submit_sub);
     for (auto& w : done_watches) {
-      drain(w->sub);
+      if (!w->ended) {
+        drain(w->sub);
+      }
     }
     for (auto& w : control_watches) {
       drain(w->sub);
@@ -720,9 +805,7 @@ struct nats_transport::impl {
       // The broker drops a message whose id it stored within the dedup
       // window: re-publishing after a crash or a failed call is safe.
       po.MsgId = item.id != nullptr ? item.id->c_str() : nullptr;
-      auto s = cfg.signer ? publish_signed_async(p->ctx.get(), subject, *item.bytes, *cfg.signer, &po)
-                          : js_PublishAsync(p->ctx.get(), subject.c_str(), item.bytes->data(),
-                                            static_cast<int>(item.bytes->size()), &po);
+      auto s = publish_one_async(p->ctx.get(), subject, *item.bytes, cfg.signer.get(), item.pack_count, &po);
       if (s != NATS_OK) {
         auto id = item.id != nullptr ? " (message id " + *item.id + ")" : std::string{};
         failed = broker_error("cannot publish " + what + id + " to " + subject, s);
@@ -831,10 +914,33 @@ struct nats_transport::impl {
         metadata_ptr meta{raw};
         count = static_cast<std::int32_t>(std::min<std::uint64_t>(meta->NumDelivered, INT32_MAX));
       }
-      auto token = next_token++;
-      out.push_back(delivery{std::string{natsMsg_GetData(m.get()), static_cast<std::size_t>(natsMsg_GetDataLength(m.get()))},
-                             token, count, refusal_of(cfg.signer.get(), m.get())});
-      inflight.emplace(token, std::move(m));
+      const char* data = natsMsg_GetData(m.get());
+      auto size = static_cast<std::size_t>(natsMsg_GetDataLength(m.get()));
+      auto entry = std::make_shared<inflight_message>();
+      // The signature covers the whole message, a pack included: a refused
+      // pack goes on whole, as one refused delivery, unread.
+      auto refused = refusal_of(cfg.signer.get(), m.get());
+      const char* pack_count = nullptr;
+      std::optional<std::vector<std::string>> events;
+      if (!refused && natsMsgHeader_Get(m.get(), event_pack_header, &pack_count) == NATS_OK &&
+          pack_count != nullptr) {
+        // A pack that does not parse goes on whole, as one delivery: the
+        // dispatcher dead-letters what it cannot read.
+        events = unpack_events(data, size, static_cast<std::size_t>(std::strtoull(pack_count, nullptr, 10)));
+      }
+      entry->msg = std::move(m);
+      if (events && !events->empty()) {
+        entry->unacked = events->size();
+        for (auto& e : *events) {
+          auto token = next_token++;
+          out.push_back(delivery{std::move(e), token, count});
+          inflight.emplace(token, entry);
+        }
+      } else {
+        auto token = next_token++;
+        out.push_back(delivery{std::string{data, size}, token, count, std::move(refused)});
+        inflight.emplace(token, std::move(entry));
+      }
     }
   }
 
@@ -845,6 +951,33 @@ struct nats_transport::impl {
     if (!sub) {
       remember(sub.error());
       return NATS_ERR;
+    }
+    // nats.c 3.4.1 overruns the message array of a fetch that finds more
+    // than half its batch already waiting in the subscription (js.c _fetch
+    // lowers req->Batch by what it collected, then loops until the count
+    // equals the lowered value), which corrupted the heap of busy workers.
+    // Such leftovers are messages a previous fetch's request brought after
+    // that fetch timed out. Take them one at a time first: a batch of one
+    // cannot overrun.
+    auto taken = out.size();
+    int waiting = 0;
+    int waiting_bytes = 0;
+    while (out.size() - taken < static_cast<std::size_t>(batch) &&
+           natsSubscription_GetPending(*sub, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
+      jsFetchRequest one;
+      jsFetchRequest_Init(&one);
+      one.Batch = 1;
+      one.NoWait = true;
+      one.Expires = to_nanos(no_wait_expiry);
+      message_list leftover;
+      if (natsSubscription_FetchRequest(&leftover.list, *sub, &one) != NATS_OK) {
+        break;
+      }
+      adopt(leftover.list, out);
+    }
+    if (out.size() > taken) {
+      give_back(b, *sub);
+      return NATS_OK;
     }
     message_list fetched;
     natsStatus s = NATS_OK;
@@ -951,16 +1084,23 @@ struct nats_transport::impl {
   }
 
   void ack(const delivery& d) {
-    message_ptr m;
+    std::shared_ptr<inflight_message> done;
     {
       std::lock_guard<std::mutex> guard{inflight_mutex};
       auto i = inflight.find(d.token);
       if (i == inflight.end()) {
         return;
       }
-      m = std::move(i->second);
+      auto entry = std::move(i->second);
       inflight.erase(i);
+      // A pack is acked with its last event: until then JetStream may
+      // deliver it again, and the dispatcher ignores the events it committed.
+      if (--entry->unacked != 0) {
+        return;
+      }
+      done = std::move(entry);
     }
+    auto& m = done->msg;
     // Does not wait for the server: the ack rides the connection's buffered
     // writes. If it is lost, JetStream delivers once more after AckWait.
     if (auto s = natsMsg_Ack(m.get(), nullptr); s != NATS_OK) {
@@ -1322,14 +1462,38 @@ void nats_transport::ack_task(const delivery& d) { impl_->ack(d); }
 
 expected<void> nats_transport::publish_events(std::vector<outgoing_event> messages) {
   // Grouped by partition, keeping the order within each: usually one group.
-  std::map<int, std::vector<outgoing>> by_partition;
-  for (const auto& m : messages) {
-    by_partition[m.partition].push_back(outgoing{&m.bytes, nullptr});
+  std::map<int, std::vector<std::string>> by_partition;
+  for (auto& m : messages) {
+    by_partition[m.partition].push_back(std::move(m.bytes));
   }
-  for (const auto& [partition, items] : by_partition) {
+  for (const auto& [partition, events] : by_partition) {
     auto subject = impl_->names.event(partition);
     if (!subject) {
       return subject.error();
+    }
+    std::vector<outgoing> items;
+    // Packs of consecutive events up to max_event_pack_bytes (see
+    // pack_events); reserved up front, since items point into them.
+    std::vector<std::string> packs;
+    std::vector<std::string> counts;
+    packs.reserve(events.size());
+    counts.reserve(events.size());
+    for (std::size_t first = 0; first < events.size();) {
+      auto last = first;
+      std::size_t bytes = 0;
+      while (last < events.size() &&
+             (last == first || bytes + pack_frame_header + events[last].size() <= max_event_pack_bytes)) {
+        bytes += pack_frame_header + events[last].size();
+        ++last;
+      }
+      if (last - first == 1) {
+        items.push_back(outgoing{&events[first], nullptr});
+      } else {
+        packs.push_back(pack_events(events, first, last));
+        counts.push_back(std::to_string(last - first));
+        items.push_back(outgoing{&packs.back(), nullptr, &counts.back()});
+      }
+      first = last;
     }
     if (auto ok = impl_->publish(*subject, items, "outcome events for partition " + std::to_string(partition)); !ok) {
       return ok;
@@ -1395,8 +1559,9 @@ void nats_transport::answer_submission(const delivery& d, const std::string& rep
   }
 }
 
-expected<std::string> nats_transport::request_submission(const std::string& bytes, std::chrono::milliseconds timeout) {
-  auto subject = impl_->names.submit(impl_->cfg.partition);
+expected<std::string> nats_transport::request_submission(const std::string& bytes, std::chrono::milliseconds timeout,
+                                                         std::optional<int> partition) {
+  auto subject = impl_->names.submit(partition.value_or(impl_->cfg.partition));
   if (!subject) {
     return subject.error();
   }
@@ -1458,6 +1623,7 @@ expected<void> nats_transport::watch_done(const std::string& workflow_id, std::f
     return subject.error();
   }
   auto w = std::make_unique<impl::done_watch>();
+  w->workflow_id = workflow_id;
   w->sink = std::move(sink);
   natsSubscription* sub = nullptr;
   if (auto s = natsConnection_Subscribe(&sub, impl_->conn.get(), subject->c_str(), &impl::on_done, w.get());
@@ -1643,6 +1809,19 @@ std::string nats_transport::process_name() const {
     std::snprintf(host, sizeof host, "unknown-host");
   }
   return impl_->cfg.client_name + "@" + host + ":" + std::to_string(static_cast<long long>(getpid()));
+}
+
+void nats_transport::unwatch_done(const std::string& workflow_id) {
+  std::lock_guard<std::mutex> guard{impl_->done_mutex};
+  for (auto& w : impl_->done_watches) {
+    if (!w->ended && w->workflow_id == workflow_id) {
+      // Closes the subscription; nats.c ends its delivery thread once a
+      // running callback returns. A failure (connection closed) leaves
+      // nothing to end.
+      natsSubscription_Unsubscribe(w->sub.get());
+      w->ended = true;
+    }
+  }
 }
 
 std::int32_t nats_transport::max_deliver() const noexcept { return impl_->cfg.max_deliver; }

@@ -230,7 +230,10 @@ class nats_transport final : public transport {
   /// ("no responders") the request is repeated until `timeout` has passed;
   /// then `errc::broker_unavailable`, as for any other failure (also
   /// `errc::timeout` when a dispatcher listened but did not answer in time).
-  expected<std::string> request_submission(const std::string& bytes, std::chrono::milliseconds timeout);
+  /// `partition` chooses the dispatcher (`partition_of` the workflow id);
+  /// by default, the configured `nats_config::partition`.
+  expected<std::string> request_submission(const std::string& bytes, std::chrono::milliseconds timeout,
+                                           std::optional<int> partition = std::nullopt);
 
   /// Publishes `bytes` (core NATS, not stored) on `trellis.<ns>.done.<workflow_id>`.
   expected<void> publish_done(const std::string& workflow_id, const std::string& bytes);
@@ -289,6 +292,11 @@ class nats_transport final : public transport {
 
   /// A name for this process in control answers: `<client_name>@<host>:<pid>`.
   std::string process_name() const;
+
+  /// Ends the watch of `workflow_id` (every one, if it was watched more than
+  /// once): its sink is not called any more and the subscription's delivery
+  /// thread ends. A client that waits for many workflows calls it after each.
+  void unwatch_done(const std::string& workflow_id);
 
   /// `max_deliver`: a delivery whose `delivery_count` equals it is the last
   /// one JetStream makes.

@@ -92,7 +92,7 @@ TEST_CASE("Each cluster setting takes the flag over the environment over the con
   CHECK(defaults->ns == "default");
   CHECK(defaults->queues.empty());
   CHECK(defaults->ack_wait.count() == 30'000);
-  CHECK(defaults->fetch_batch == 16);
+  CHECK(defaults->fetch_batch == 64);
   CHECK(defaults->concurrency == 0);
   CHECK(defaults->signer == nullptr);
 }

@@ -1,0 +1,146 @@
+#include "trellis/cluster_client.hpp"
+
+#include "trellis/detail/value_codec.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/partition.hpp"
+
+#include <cstdio>
+#include <random>
+
+namespace trellis::detail {
+
+namespace {
+
+// A completion notice carries the workflow's result, which may be large; the
+// depth bound is the codec's guard against hostile nesting.
+constexpr std::size_t max_notice_depth = 1024;
+constexpr std::size_t max_answer_depth = 16;
+
+}  // namespace
+
+std::string new_workflow_id() {
+  std::random_device seed;
+  std::mt19937_64 ids{(static_cast<std::uint64_t>(seed()) << 32) ^ seed()};
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids()),
+                static_cast<unsigned long long>(ids()));
+  return buf;
+}
+
+expected<std::unique_ptr<cluster_client>> cluster_client::connect(const cluster_options& opts,
+                                                                  const std::string& client_name) {
+  // Credentials, TLS and the signing key come with the options.
+  auto bus = nats_transport::connect(nats_config_for(opts, client_name));
+  if (!bus) {
+    return bus.error();
+  }
+  return std::unique_ptr<cluster_client>{new cluster_client{std::move(*bus), opts.partitions}};
+}
+
+cluster_client::cluster_client(std::unique_ptr<nats_transport> bus, int partitions)
+    : partitions_(partitions), bus_(std::move(bus)) {}
+
+cluster_client::~cluster_client() {
+  // The transport first: its destructor drains the notice subscriptions,
+  // whose callbacks use the members above.
+  bus_.reset();
+}
+
+expected<std::string> cluster_client::submit(const canvas& flow, bool watch, std::chrono::milliseconds timeout) {
+  envelope e;
+  e.type = envelope_type::submit;
+  e.workflow_id = new_workflow_id();
+  e.id = e.workflow_id + ":submit";
+  e.payload = to_value(flow);
+  e.sent_at =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  if (watch) {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      watched_.emplace(e.workflow_id, std::nullopt);
+    }
+    // Subscribed before the submission goes out, so the notice cannot be missed.
+    auto watching = bus_->watch_done(e.workflow_id, [this, id = e.workflow_id](std::string bytes) {
+      {
+        std::lock_guard<std::mutex> guard{mutex_};
+        auto w = watched_.find(id);
+        if (w == watched_.end() || w->second) {
+          return;  // a duplicate notice, or one nobody waits for any more
+        }
+        w->second = std::move(bytes);
+      }
+      done_cv_.notify_all();
+    });
+    if (!watching) {
+      bus_->unwatch_done(e.workflow_id);
+      std::lock_guard<std::mutex> guard{mutex_};
+      watched_.erase(e.workflow_id);
+      return watching.error();
+    }
+  }
+  auto forget = [&] {
+    if (watch) {
+      bus_->unwatch_done(e.workflow_id);
+      std::lock_guard<std::mutex> guard{mutex_};
+      watched_.erase(e.workflow_id);
+    }
+  };
+  // The dispatcher owning this workflow's partition takes it.
+  auto reply = bus_->request_submission(encode(e), timeout, partition_of(e.workflow_id, partitions_));
+  if (!reply) {
+    forget();
+    return reply.error();
+  }
+  auto answer = unpack_from_string(*reply, reply->size(), max_answer_depth);
+  if (!answer || !answer->is_map()) {
+    forget();
+    return error{errc::malformed_envelope, "unreadable answer from the dispatcher"};
+  }
+  const auto& m = answer->as_map();
+  if (auto err = m.find("error"); err != m.end()) {
+    forget();
+    return error{errc::invalid_workflow, "the dispatcher refused the workflow: " + to_json(err->second)};
+  }
+  auto id = m.find("id");
+  if (id == m.end() || !id->second.is_string()) {
+    forget();
+    return error{errc::malformed_envelope, "the dispatcher's answer names no workflow"};
+  }
+  return id->second.as_string();
+}
+
+expected<finished_workflow> cluster_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
+  std::string note;
+  {
+    std::unique_lock<std::mutex> lock{mutex_};
+    auto w = watched_.find(id);
+    if (w == watched_.end()) {
+      return error{errc::not_found, "workflow " + id + " is not watched by this client"};
+    }
+    if (!done_cv_.wait_for(lock, timeout, [&] { return w->second.has_value(); })) {
+      return error{errc::timeout, "workflow " + id + " did not finish within " + std::to_string(timeout.count()) +
+                                      " ms; it goes on"};
+    }
+    note = std::move(*w->second);
+    watched_.erase(w);
+  }
+  // One subscription (and nats.c delivery thread) per watched workflow: end
+  // it, so a client that waits for thousands does not keep thousands.
+  bus_->unwatch_done(id);
+  auto outcome = unpack_from_string(note, note.size(), max_notice_depth);
+  if (!outcome || !outcome->is_map()) {
+    return error{errc::malformed_envelope, "unreadable completion notice for workflow " + id};
+  }
+  auto& o = outcome->as_map();
+  auto field = [&](const char* k) { return o.count(k) != 0 ? std::move(o.at(k)) : value{}; };
+  auto state_name = field("state");
+  auto state = state_name.is_string() ? node_state_from_string(state_name.as_string()) : std::nullopt;
+  if (!state) {
+    return error{errc::malformed_envelope, "completion notice without a state for workflow " + id};
+  }
+  return finished_workflow{id, *state, field("result"), field("error")};
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,87 @@
+#pragma once
+
+/// @file
+/// The client side of cluster mode, as `trellis submit` uses it: submit a
+/// workflow to the dispatcher over NATS (core request/reply, answered after
+/// the dispatcher's commit) and hear when it finished, on
+/// `trellis.<ns>.done.<id>` (docs/cluster.md). The benchmark in bench/
+/// drives a cluster through this same code.
+
+#include "trellis/canvas.hpp"
+#include "trellis/cluster_node.hpp"
+#include "trellis/error.hpp"
+#include "trellis/node_state.hpp"
+#include "trellis/value.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace trellis::detail {
+
+class nats_transport;
+
+/// What the dispatcher announces once a workflow finished.
+struct finished_workflow {
+  std::string id;
+  node_state state = node_state::pending;
+  value result;
+  value error;
+};
+
+/// One NATS connection that submits workflows and waits for their outcomes.
+/// Thread-safe: several threads may submit and wait at once.
+class cluster_client {
+ public:
+  /// Connects to `opts.broker_urls` in namespace `opts.ns`, with its
+  /// credentials, TLS and signing key, and submits to the partition of each
+  /// workflow among `opts.partitions` (the other fields are ignored). Errors: `invalid_config`, `broker_unavailable`.
+  static expected<std::unique_ptr<cluster_client>> connect(const cluster_options& opts,
+                                                           const std::string& client_name = "trellis-submit");
+
+  ~cluster_client();
+  cluster_client(const cluster_client&) = delete;
+  cluster_client& operator=(const cluster_client&) = delete;
+
+  /// Submits `flow` under a new random workflow id and returns that id once
+  /// the dispatcher committed the workflow. With `watch`, it first
+  /// subscribes to the workflow's completion notice (so the notice cannot be
+  /// missed), which `wait` then returns. While no dispatcher listens the
+  /// request is repeated until `timeout`. Errors: `broker_unavailable` and
+  /// `timeout` (as nats_transport::request_submission), `invalid_workflow`
+  /// when the dispatcher refused it (the message says why),
+  /// `malformed_envelope` for an answer that cannot be read.
+  expected<std::string> submit(const canvas& flow, bool watch,
+                               std::chrono::milliseconds timeout = std::chrono::seconds{30});
+
+  /// Waits up to `timeout` for the completion notice of a workflow submitted
+  /// with `watch`, and forgets it. Errors: `timeout` (the workflow goes on),
+  /// `not_found` (not watched, or already waited for),
+  /// `malformed_envelope` for a notice that cannot be read.
+  expected<finished_workflow> wait(const std::string& id, std::chrono::milliseconds timeout);
+
+  /// The connection, for callers that need more (e.g. queue depth).
+  nats_transport& transport() noexcept { return *bus_; }
+
+ private:
+  cluster_client(std::unique_ptr<nats_transport> bus, int partitions);
+
+  int partitions_;
+
+  // Declared before the transport, whose destructor waits for the callbacks
+  // that use them.
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  /// Watched workflows, by id: their notice once it arrived.
+  std::map<std::string, std::optional<std::string>> watched_;
+  std::unique_ptr<nats_transport> bus_;
+};
+
+/// A new random workflow id: 32 hex digits.
+std::string new_workflow_id();
+
+}  // namespace trellis::detail
