@@ -10,13 +10,9 @@
 
 #include "trellis/cluster_client.hpp"
 #include "trellis/cluster_node.hpp"
-#include "trellis/detail/value_codec.hpp"
 #include "trellis/engine.hpp"
-#include "trellis/envelope.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_reports.hpp"
-#include "trellis/transport/nats_transport.hpp"
-#include "trellis/transport/partition.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -29,7 +25,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <thread>
 
@@ -307,60 +302,47 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
     std::cerr << "error: " << flow.error().message() << '\n';
     return exit_bad_input;
   }
-  detail::envelope e;
-  e.type = detail::envelope_type::submit;
-  e.workflow_id = detail::new_workflow_id();
-  e.id = e.workflow_id + ":submit";
-  e.payload = to_value(*flow);
-  e.sent_at = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-
-  auto cfg = detail::nats_config_for(opts, "trellis-submit");
-  // The dispatcher owning this workflow's partition takes it.
-  cfg.partition = detail::partition_of(e.workflow_id, opts.partitions);
-  auto bus = detail::nats_transport::connect(std::move(cfg));
-  if (!bus) {
-    std::cerr << "error: " << to_string(bus.error()) << '\n';
-    return exit_code_for(bus.error().code());
+  auto client = detail::cluster_client::connect(opts, "trellis-submit");
+  if (!client) {
+    std::cerr << "error: " << to_string(client.error()) << '\n';
+    return exit_code_for(client.error().code());
   }
+  auto& bus = (*client)->transport();
+  // The id is chosen here, so that --wait can subscribe before the
+  // submission goes out: a notice that arrives is not missed, and the
+  // waiter's status requests cover a lost one.
+  auto workflow_id = detail::new_workflow_id();
   std::optional<cli::outcome_waiter> waiter;
   if (wait) {
-    // Subscribed before the submission goes out, so a notice that arrives
-    // is not missed; the waiter's status requests cover a lost one.
-    auto watching = cli::outcome_waiter::watch(**bus, e.workflow_id, opts);
+    auto watching = cli::outcome_waiter::watch(bus, workflow_id, opts);
     if (!watching) {
       std::cerr << "error: " << to_string(watching.error()) << '\n';
       return exit_code_for(watching.error().code());
     }
     waiter.emplace(std::move(*watching));
   }
-  auto reply = (*bus)->request_submission(detail::encode(e), submit_timeout);
-  if (!reply) {
-    std::cerr << "error: " << to_string(reply.error()) << '\n';
-    return exit_code_for(reply.error().code());
-  }
-  auto answer = detail::unpack_from_string(*reply, reply->size(), 16);
-  if (!answer || !answer->is_map()) {
-    std::cerr << "error: unreadable answer from the dispatcher\n";
-    return exit_broker;
-  }
-  const auto& m = answer->as_map();
-  if (auto err = m.find("error"); err != m.end()) {
-    std::cerr << "error: the dispatcher refused the workflow: " << to_json(err->second) << '\n';
-    return exit_bad_input;
-  }
-  auto id = m.find("id");
-  if (id == m.end() || !id->second.is_string()) {
-    std::cerr << "error: the dispatcher's answer names no workflow\n";
-    return exit_broker;
+  // To the dispatcher owning the workflow's partition, signed when the
+  // options carry a key.
+  auto id = (*client)->submit_as(workflow_id, *flow, false, submit_timeout);
+  if (!id) {
+    switch (id.error().code()) {
+      case errc::invalid_workflow:  // the dispatcher refused it
+        std::cerr << "error: " << id.error().message() << '\n';
+        return exit_bad_input;
+      case errc::malformed_envelope:  // an answer that cannot be read
+        std::cerr << "error: " << id.error().message() << '\n';
+        return exit_broker;
+      default:
+        std::cerr << "error: " << to_string(id.error()) << '\n';
+        return exit_code_for(id.error().code());
+    }
   }
   if (!wait) {
-    std::cout << "{\"id\":" << json_string(id->second.as_string()) << "}" << std::endl;
+    std::cout << "{\"id\":" << json_string(*id) << "}" << std::endl;
     return exit_success;
   }
   // No deadline, as `run`: the workflow may legitimately take long.
-  return waiter->report(**bus);
+  return waiter->report(bus);
 }
 
 }  // namespace

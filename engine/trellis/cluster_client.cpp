@@ -48,9 +48,14 @@ cluster_client::~cluster_client() {
 }
 
 expected<std::string> cluster_client::submit(const canvas& flow, bool watch, std::chrono::milliseconds timeout) {
+  return submit_as(new_workflow_id(), flow, watch, timeout);
+}
+
+expected<std::string> cluster_client::submit_as(const std::string& workflow_id, const canvas& flow, bool watch,
+                                                std::chrono::milliseconds timeout) {
   envelope e;
   e.type = envelope_type::submit;
-  e.workflow_id = new_workflow_id();
+  e.workflow_id = workflow_id;
   e.id = e.workflow_id + ":submit";
   e.payload = to_value(flow);
   e.sent_at =

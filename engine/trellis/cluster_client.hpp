@@ -58,6 +58,14 @@ class cluster_client {
   expected<std::string> submit(const canvas& flow, bool watch,
                                std::chrono::milliseconds timeout = std::chrono::seconds{30});
 
+  /// As `submit`, under the caller's `workflow_id` (a new one, from
+  /// `new_workflow_id`): a caller that knows the id before the request goes
+  /// out can subscribe to what it needs first, as `trellis submit --wait`
+  /// does. An id the dispatcher already knows is answered with that id and
+  /// submits nothing (the dispatcher deduplicates by workflow id).
+  expected<std::string> submit_as(const std::string& workflow_id, const canvas& flow, bool watch,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds{30});
+
   /// Waits up to `timeout` for the completion notice of a workflow submitted
   /// with `watch`, and forgets it. Errors: `timeout` (the workflow goes on),
   /// `not_found` (not watched, or already waited for),
