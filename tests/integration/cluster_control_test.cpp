@@ -3,7 +3,7 @@
 // real nats-server, a `trellis-demo dispatcher`, `trellis-demo worker`
 // processes and the generic `trellis` client.
 
-#include "support/control_cluster.hpp"
+#include "support/cluster_processes.hpp"
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
 #include "support/wait_until.hpp"
@@ -24,13 +24,21 @@
 namespace {
 
 using nlohmann::json;
-using trellis::test::control_cluster;
+using trellis::test::cluster_processes;
 using trellis::test::max_test_wait;
 using trellis::test::wait_until;
-using trellis::test::worker_options;
+
+/// Each test's one dispatcher keeps its store here.
+std::string db_of(const cluster_processes& c) { return c.dir().file("dispatcher.db"); }
+
+/// A worker's flags: two handler threads taking four tasks a pull, unless a
+/// test needs others.
+std::vector<std::string> worker_flags(const std::string& concurrency = "2", const std::string& fetch_batch = "4") {
+  return {"--concurrency", concurrency, "--fetch-batch", fetch_batch};
+}
 
 /// Every answer `inspect` printed, one JSON object per line.
-std::vector<json> inspect(control_cluster& c, const std::string& timeout_ms = "1000") {
+std::vector<json> inspect(cluster_processes& c, const std::string& timeout_ms = "1000") {
   auto r = c.client({"inspect", "--timeout-ms", timeout_ms});
   INFO("inspect stderr:\n" << r.err);
   REQUIRE(r.status == 0);
@@ -63,7 +71,7 @@ json active_task(const std::vector<json>& answers, const std::string& id, const 
   return nullptr;
 }
 
-std::string submit_no_wait(control_cluster& c, const std::string& file) {
+std::string submit_no_wait(cluster_processes& c, const std::string& file) {
   auto r = c.client({"submit", file});
   REQUIRE(r.status == 0);
   return json::parse(r.last_line())["id"].get<std::string>();
@@ -74,9 +82,9 @@ std::string submit_no_wait(control_cluster& c, const std::string& file) {
 TEST_CASE("status over the broker prints status --db's line for a running and a finished workflow; an unknown id "
           "is exit 2",
           "[integration][nats]") {
-  control_cluster c{"ctlstatus", "30000"};
-  c.start_dispatcher();
-  c.start_worker();
+  cluster_processes c{"ctlstatus", {}, {"--ack-wait-ms", "30000"}};
+  c.start_dispatcher(db_of(c));
+  c.start_worker(worker_flags());
   auto file = trellis::test::write_file(
       c.dir(), "chain.json",
       R"({"chain": [{"task": "sleep_ms", "args": [3000]}, {"task": "add", "args": [1]}]})");
@@ -94,7 +102,7 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
   REQUIRE(wait_until([&] { return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS"; },
                      max_test_wait, "the workflow to succeed, seen over the broker"));
   auto over_broker = c.client({"status", id});
-  auto from_store = c.store_client({"status", id});
+  auto from_store = c.cli({"status", id, "--db", db_of(c)});
   CHECK(over_broker.status == 0);
   CHECK(from_store.status == 0);
   CHECK(over_broker.last_line() == from_store.last_line());
@@ -111,9 +119,9 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
 }
 
 TEST_CASE("dlq list and replay over the broker go through the running dispatcher", "[integration][nats]") {
-  control_cluster c{"ctldlq", "30000"};
-  c.start_dispatcher();
-  c.start_worker();
+  cluster_processes c{"ctldlq", {}, {"--ack-wait-ms", "30000"}};
+  c.start_dispatcher(db_of(c));
+  c.start_worker(worker_flags());
   // Fails once with no retry left: one dead letter. Replayed, attempt 2 succeeds.
   auto file = trellis::test::write_file(c.dir(), "flaky.json",
                                         R"({"task": "flaky", "args": [1], "options": {"retry": {"max_retries": 0}}})");
@@ -130,7 +138,7 @@ TEST_CASE("dlq list and replay over the broker go through the running dispatcher
   CHECK(letter["task"] == "flaky");
   CHECK(letter["reason"] == "task_failed");
   CHECK(letter["replayed"] == false);
-  CHECK(listed.out == c.store_client({"dlq", "list"}).out);
+  CHECK(listed.out == c.cli({"dlq", "list", "--db", db_of(c)}).out);
 
   auto replayed = c.client({"dlq", "replay", "1"});
   INFO("replay stderr:\n" << replayed.err << "\n" << c.logs());
@@ -155,12 +163,12 @@ TEST_CASE("dlq list and replay over the broker go through the running dispatcher
 TEST_CASE("inspect sees two workers with their queues and an active sleep_ms task, and the dispatcher's "
           "workflows in flight",
           "[integration][nats]") {
-  control_cluster c{"ctlinspect", "30000"};
-  c.start_dispatcher();
-  worker_options opts;
-  opts.queues = "default,slow";
-  c.start_worker(opts);
-  c.start_worker(opts);
+  cluster_processes c{"ctlinspect", {}, {"--ack-wait-ms", "30000"}};
+  c.start_dispatcher(db_of(c));
+  auto flags = worker_flags();
+  flags.insert(flags.end(), {"--queues", "default,slow"});
+  c.start_worker(flags);
+  c.start_worker(flags);
   // Long enough to be seen running however slow the polling is; the test
   // ends (and kills the worker) as soon as it has looked.
   auto file = trellis::test::write_file(c.dir(), "sleep.json", R"({"task": "sleep_ms", "args": [30000]})");
@@ -195,14 +203,11 @@ TEST_CASE("inspect sees two workers with their queues and an active sleep_ms tas
 
 TEST_CASE("revoke stops a running workflow: queued and later steps never run, and it ends FAILURE/revoked",
           "[integration][nats]") {
-  control_cluster c{"ctlrevoke", "30000"};
-  c.start_dispatcher();
+  cluster_processes c{"ctlrevoke", {}, {"--ack-wait-ms", "30000"}};
+  c.start_dispatcher(db_of(c));
   // One handler thread taking one task at a time: the group's touches wait
   // in the queue behind the sleep while it runs.
-  worker_options opts;
-  opts.concurrency = "1";
-  opts.fetch_batch = "1";
-  c.start_worker(opts);
+  c.start_worker(worker_flags("1", "1"));
 
   auto queued_a = c.dir().file("queued-a");
   auto queued_b = c.dir().file("queued-b");
@@ -214,9 +219,7 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
                     {{"task", "touch"}, {"args", {queued_b}}}}}},
                  {{"task", "touch"}, {"args", {later}}, {"options", {{"immutable", true}}}}}}};
   auto file = trellis::test::write_file(c.dir(), "flow.json", flow.dump());
-  trellis::test::child_process waiting{
-      {TRELLIS_CLI_BIN, "submit", file, "--broker", c.url(), "--namespace", c.ns(), "--wait"},
-      c.dir().file("waiting.out"), c.dir().file("waiting.err")};
+  auto& waiting = c.start_client(file, {"--wait"});
 
   // The workflow id comes from the dispatcher's view: the one in flight.
   std::vector<json> answers;
@@ -288,9 +291,9 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
 }
 
 TEST_CASE("a garbage control request gets an error reply and the dispatcher keeps running", "[integration][nats]") {
-  control_cluster c{"ctlgarbage", "30000"};
-  c.start_dispatcher();
-  c.start_worker();
+  cluster_processes c{"ctlgarbage", {}, {"--ack-wait-ms", "30000"}};
+  auto& dispatcher = c.start_dispatcher(db_of(c));
+  c.start_worker(worker_flags());
 
   trellis::detail::nats_config cfg;
   cfg.urls = {c.url()};
@@ -323,7 +326,7 @@ TEST_CASE("a garbage control request gets an error reply and the dispatcher keep
     CHECK(body.error().code() == trellis::errc::malformed_envelope);
   }
 
-  CHECK_FALSE(c.dispatcher().try_wait());
+  CHECK_FALSE(dispatcher.try_wait());
   auto file = trellis::test::write_file(c.dir(), "add.json", R"({"task": "add", "args": [2, 3]})");
   auto r = c.client({"submit", file, "--wait"});
   CHECK(r.status == 0);
@@ -332,9 +335,9 @@ TEST_CASE("a garbage control request gets an error reply and the dispatcher keep
 
 TEST_CASE("a waiter that missed the done notice learns the outcome from the dispatcher's status",
           "[integration][nats]") {
-  control_cluster c{"ctlmissed", "30000"};
-  c.start_dispatcher();
-  c.start_worker();
+  cluster_processes c{"ctlmissed", {}, {"--ack-wait-ms", "30000"}};
+  c.start_dispatcher(db_of(c));
+  c.start_worker(worker_flags());
   auto file = trellis::test::write_file(c.dir(), "add.json", R"({"task": "add", "args": [20, 22]})");
   auto id = submit_no_wait(c, file);
   REQUIRE(wait_until([&] { return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS"; },

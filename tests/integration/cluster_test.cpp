@@ -3,11 +3,10 @@
 // submit` client. The same actors as embedded mode, on the NATS transport.
 
 #include "support/child_process.hpp"
-#include "support/outcome_line.hpp"
+#include "support/cluster_processes.hpp"
 #include "support/files.hpp"
-#include "support/nats_server.hpp"
+#include "support/outcome_line.hpp"
 #include "support/store_reader.hpp"
-#include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,70 +21,11 @@
 namespace {
 
 using nlohmann::json;
-using trellis::test::child_process;
+using trellis::test::cluster_processes;
 using trellis::test::command_result;
-using trellis::test::nats_server;
-using trellis::test::temp_dir;
 
-/// A dispatcher process and any number of worker processes on one server.
-/// Every process is stopped by its PID: by the test, or by the destructors
-/// (SIGKILL) when a check fails first.
-class cluster {
- public:
-  explicit cluster(std::string ns, std::string ack_wait_ms)
-      : ns_(std::move(ns)), ack_wait_ms_(std::move(ack_wait_ms)) {}
-
-  const temp_dir& dir() const { return dir_; }
-  std::string url() const { return server_.url(); }
-  const std::string& ns() const { return ns_; }
-  std::string db() const { return dir_.file("dispatcher.db"); }
-
-  child_process& start_dispatcher() {
-    dispatcher_ = std::make_unique<child_process>(
-        std::vector<std::string>{TRELLIS_DEMO_BIN, "dispatcher", "--broker", url(), "--namespace", ns_, "--db", db(),
-                                 "--ack-wait-ms", ack_wait_ms_},
-        dir_.file("dispatcher.out"), dir_.file("dispatcher.err"));
-    return *dispatcher_;
-  }
-
-  child_process& start_worker() {
-    auto n = std::to_string(workers_.size());
-    workers_.push_back(std::make_unique<child_process>(
-        std::vector<std::string>{TRELLIS_DEMO_BIN, "worker", "--broker", url(), "--namespace", ns_, "--concurrency",
-                                 "2", "--fetch-batch", "4", "--ack-wait-ms", ack_wait_ms_},
-        dir_.file("worker-" + n + ".out"), dir_.file("worker-" + n + ".err")));
-    return *workers_.back();
-  }
-
-  child_process& dispatcher() { return *dispatcher_; }
-
-  /// Runs the generic client: `trellis submit FILE --broker URL --namespace NS ...`.
-  command_result submit(const std::string& file, std::vector<std::string> extra) {
-    std::vector<std::string> argv{TRELLIS_CLI_BIN, "submit", file, "--broker", url(), "--namespace", ns_};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto r = trellis::test::run_command(std::move(argv), dir_.file("submit"), trellis::test::max_test_wait);
-    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << logs());
-    REQUIRE_FALSE(r.timed_out);
-    return r;
-  }
-
-  /// What every process wrote to stderr, for failure messages.
-  std::string logs() const {
-    std::string text = "dispatcher stderr:\n" + (dispatcher_ ? dispatcher_->stderr_text() : std::string{});
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-      text += "worker " + std::to_string(i) + " stderr:\n" + workers_[i]->stderr_text();
-    }
-    return text;
-  }
-
- private:
-  temp_dir dir_;
-  nats_server server_;
-  std::string ns_;
-  std::string ack_wait_ms_;
-  std::unique_ptr<child_process> dispatcher_;
-  std::vector<std::unique_ptr<child_process>> workers_;
-};
+/// A worker's flags: two handler threads taking four tasks a pull.
+const std::vector<std::string> worker_flags{"--concurrency", "2", "--fetch-batch", "4"};
 
 /// The outcome line of `run`: exactly id, state, result and error.
 json outcome_of(const std::string& line) { return trellis::test::parse_outcome_line(line); }
@@ -102,10 +42,11 @@ std::int64_t count_rows(const std::string& db, const std::string& sql) {
 TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker processes and print run's "
           "outcome line",
           "[integration][nats]") {
-  cluster c{"clusterrun", "30000"};
-  c.start_dispatcher();
-  auto& first_worker = c.start_worker();
-  auto& second_worker = c.start_worker();
+  cluster_processes c{"clusterrun", {}, {"--ack-wait-ms", "30000"}};
+  auto db = c.dir().file("dispatcher.db");
+  auto& dispatcher = c.start_dispatcher(db);
+  auto& first_worker = c.start_worker(worker_flags);
+  auto& second_worker = c.start_worker(worker_flags);
 
   json header = json::array();
   std::int64_t expected = 0;
@@ -152,7 +93,7 @@ TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker
   auto id_line = json::parse(env_run.last_line());
   REQUIRE(id_line.size() == 1);
   auto id = id_line["id"].get<std::string>();
-  CHECK(count_rows(c.db(), "SELECT count(*) FROM workflows WHERE id = '" + id + "'") == 1);
+  CHECK(count_rows(db, "SELECT count(*) FROM workflows WHERE id = '" + id + "'") == 1);
 
   // Flags win over the environment: a wrong broker and namespace there change nothing.
   auto flag_run = trellis::test::run_command(
@@ -175,8 +116,8 @@ TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker
     REQUIRE(worker_status);
     CHECK(*worker_status == 143);
   }
-  c.dispatcher().kill(SIGTERM);
-  auto status = c.dispatcher().wait_for(trellis::test::max_test_wait);
+  dispatcher.kill(SIGTERM);
+  auto status = dispatcher.wait_for(trellis::test::max_test_wait);
   REQUIRE(status);
   CHECK(*status == 143);
 }
@@ -184,9 +125,10 @@ TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker
 TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker gets its tasks after AckWait and each "
           "node is recorded once",
           "[integration][nats]") {
-  cluster c{"clusterkill", "1000"};
-  c.start_dispatcher();
-  auto& doomed = c.start_worker();
+  cluster_processes c{"clusterkill", {}, {"--ack-wait-ms", "1000"}};
+  auto db = c.dir().file("dispatcher.db");
+  auto& dispatcher = c.start_dispatcher(db);
+  auto& doomed = c.start_worker(worker_flags);
 
   constexpr int tasks = 12;
   json group = json::array();
@@ -194,21 +136,20 @@ TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker ge
     group.push_back({{"task", "sleep_ms"}, {"args", {150}}});
   }
   auto file = trellis::test::write_file(c.dir(), "group.json", json{{"group", group}}.dump());
-  child_process client{{TRELLIS_CLI_BIN, "submit", file, "--broker", c.url(), "--namespace", c.ns(), "--wait"},
-                       c.dir().file("client.out"), c.dir().file("client.err")};
+  auto& client = c.start_client(file, {"--wait"});
 
   auto done_sql = "SELECT count(*) FROM nodes WHERE task = 'sleep_ms' AND state = 3";
   // Mid-run: the only worker has finished some tasks and holds others.
   REQUIRE(trellis::test::wait_until(
-      [&] { return trellis::test::try_count(c.db(), done_sql).value_or(0) >= 2; }, trellis::test::max_test_wait,
+      [&] { return trellis::test::try_count(db, done_sql).value_or(0) >= 2; }, trellis::test::max_test_wait,
       "the first sleep_ms tasks to succeed"));
-  auto done_before_kill = count_rows(c.db(), done_sql);
+  auto done_before_kill = count_rows(db, done_sql);
   INFO(c.logs());
   REQUIRE(done_before_kill < tasks);
   doomed.kill(SIGKILL);
   CHECK(doomed.wait() == 128 + SIGKILL);
 
-  c.start_worker();
+  c.start_worker(worker_flags);
   auto status = client.wait_for(trellis::test::max_test_wait);
   INFO("client stdout:\n" << client.stdout_text() << "\nclient stderr:\n" << client.stderr_text());
   REQUIRE(status);
@@ -218,8 +159,8 @@ TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker ge
   CHECK(out["result"] == json(std::vector<int>(tasks, 150)));
   auto id = out["id"].get<std::string>();
 
-  c.dispatcher().kill(SIGTERM);
-  auto stopped = c.dispatcher().wait_for(trellis::test::max_test_wait);
+  dispatcher.kill(SIGTERM);
+  auto stopped = dispatcher.wait_for(trellis::test::max_test_wait);
   REQUIRE(stopped);
   CHECK(*stopped == 143);
 
@@ -227,9 +168,9 @@ TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker ge
   // tasks ran again under the same attempt, and whichever outcome came
   // second changed nothing.
   auto where = " WHERE workflow_id = '" + id + "'";
-  CHECK(count_rows(c.db(), "SELECT count(*) FROM nodes" + where) == tasks);
-  CHECK(count_rows(c.db(), "SELECT count(*) FROM nodes" + where + " AND state = 3 AND attempt = 1") == tasks);
-  CHECK(count_rows(c.db(), "SELECT count(DISTINCT node) FROM nodes" + where) == tasks);
-  CHECK(count_rows(c.db(), "SELECT count(*) FROM attempts" + where) == 0);
-  CHECK(count_rows(c.db(), "SELECT count(*) FROM dead_letters") == 0);
+  CHECK(count_rows(db, "SELECT count(*) FROM nodes" + where) == tasks);
+  CHECK(count_rows(db, "SELECT count(*) FROM nodes" + where + " AND state = 3 AND attempt = 1") == tasks);
+  CHECK(count_rows(db, "SELECT count(DISTINCT node) FROM nodes" + where) == tasks);
+  CHECK(count_rows(db, "SELECT count(*) FROM attempts" + where) == 0);
+  CHECK(count_rows(db, "SELECT count(*) FROM dead_letters") == 0);
 }

@@ -5,7 +5,9 @@
 /// that start, kill and restart dispatchers and workers: any number of each,
 /// every one started with the flags the test gives and stopped by its PID
 /// (SIGKILL from the destructors when a check fails first). The generic
-/// `trellis submit` client runs to completion or in the background.
+/// `trellis` client runs its commands to completion, and `trellis submit`
+/// also in the background. Needs the CMake definitions TRELLIS_DEMO_BIN and
+/// TRELLIS_CLI_BIN.
 
 #include "support/child_process.hpp"
 #include "support/nats_server.hpp"
@@ -43,11 +45,25 @@ class cluster_processes {
 
   /// Runs `trellis submit FILE` with the common and `extra` flags to the end.
   command_result submit(const std::string& file, std::vector<std::string> extra = {}) {
-    auto argv = client_argv(file, std::move(extra));
-    auto r = run_command(std::move(argv), dir_.file("submit-" + std::to_string(++clients_)), max_test_wait);
-    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << logs());
-    REQUIRE_FALSE(r.timed_out);
-    return r;
+    return run_to_end(client_argv(file, std::move(extra)), "submit-");
+  }
+
+  /// Runs the generic client, `trellis ARGS... --broker URL --namespace NS`
+  /// with the common flags, to the end (e.g. {"status", id}).
+  command_result client(std::vector<std::string> args) {
+    std::vector<std::string> argv{TRELLIS_CLI_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--broker", url(), "--namespace", ns_});
+    argv.insert(argv.end(), common_.begin(), common_.end());
+    return run_to_end(std::move(argv), "client-");
+  }
+
+  /// Runs `trellis ARGS...` with no flag added to the end, e.g. a command
+  /// on a dispatcher's store: {"status", id, "--db", db}.
+  command_result cli(std::vector<std::string> args) {
+    std::vector<std::string> argv{TRELLIS_CLI_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_to_end(std::move(argv), "cli-");
   }
 
   /// Starts `trellis submit FILE` in the background (for `--wait` clients
@@ -70,6 +86,15 @@ class cluster_processes {
   }
 
  private:
+  /// Runs `argv` to the end (bounded by `max_test_wait`), its output kept
+  /// in files named `capture` and a number.
+  command_result run_to_end(std::vector<std::string> argv, const std::string& capture) {
+    auto r = run_command(std::move(argv), dir_.file(capture + std::to_string(++clients_)), max_test_wait);
+    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << logs());
+    REQUIRE_FALSE(r.timed_out);
+    return r;
+  }
+
   child_process& start(const std::string& command, std::vector<std::string> own, std::vector<std::string> extra) {
     std::vector<std::string> argv{TRELLIS_DEMO_BIN, command, "--broker", url(), "--namespace", ns_};
     argv.insert(argv.end(), own.begin(), own.end());
