@@ -3,20 +3,12 @@
 // and the workers (through the in-process queues), so it can revoke a
 // workflow mid-chain and then deliver its outcome late.
 
-#include "support/envelopes.hpp"
+#include "support/dispatcher_harness.hpp"
 #include "support/wait_until.hpp"
 
-#include "trellis/actors/dispatcher.hpp"
-#include "trellis/actors/supervisor.hpp"
 #include "trellis/control_messages.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/transport/inproc_transport.hpp"
-
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/exit_reason.hpp>
-#include <caf/logger.hpp>
-#include <caf/scoped_actor.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -94,120 +86,38 @@ class control_transport final : public transport {
   std::map<std::uint64_t, std::string> answers_;
 };
 
-class fixture {
- public:
-  fixture() {
-    supervisor_config cfg;
-    cfg.dispatcher.store = sqlite_store::open(":memory:");
-    cfg.dispatcher.bus = bus;
-    cfg.dispatcher.stats = stats;
-    cfg.dispatcher.on_finished = [this](const workflow_outcome& o) {
-      std::lock_guard<std::mutex> guard{mutex_};
-      finished.push_back(o);
-    };
-    cfg.dispatcher.on_revoked = [this](const std::string& id) {
-      std::lock_guard<std::mutex> guard{mutex_};
-      revoked.push_back(id);
-    };
-    cfg.dispatcher.inspect_identity = value::map{{"name", "test-dispatcher"}};
-    sys_ = std::make_unique<caf::actor_system>(caf_cfg_);
-    supervisor = spawn_supervisor(*sys_, std::move(cfg));
-    settle();
-  }
+/// The dispatcher with the test standing in for workers and control clients.
+using fixture = test::dispatcher_harness<control_transport>;
 
-  ~fixture() {
-    {
-      caf::scoped_actor self{*sys_};
-      self->request(supervisor, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
-      self->send_exit(supervisor, caf::exit_reason::user_shutdown);
-    }
-    bus->close();
-    caf::logger::set_current_actor_system(nullptr);
-    sys_.reset();
-  }
+/// The dispatcher's name in its inspect answer.
+void name_dispatcher(dispatcher_config& cfg) { cfg.inspect_identity = value::map{{"name", "test-dispatcher"}}; }
 
-  dispatcher_actor dispatcher() {
-    caf::scoped_actor self{*sys_};
-    dispatcher_actor d;
-    self->request(supervisor, caf::infinite, start_atom::value)
-        .receive([&](dispatcher_actor& x) { d = x; }, [](caf::error&) {});
-    return d;
-  }
-
-  std::string submit(const canvas& flow, const std::string& id) {
-    envelope e;
-    e.type = envelope_type::submit;
-    e.workflow_id = id;
-    e.id = id + ":submit";
-    e.payload = to_value(flow);
-    std::string out;
-    caf::scoped_actor self{*sys_};
-    self->request(dispatcher(), caf::infinite, submit_atom::value, encode(e))
-        .receive([&](std::string& x) { out = x; }, [](caf::error&) {});
-    return out;
-  }
-
-  void settle() {
-    caf::scoped_actor self{*sys_};
-    self->request(dispatcher(), caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
-  }
-
-  std::vector<envelope> take_tasks() {
-    std::vector<envelope> out;
-    for (auto& d : bus->fetch_tasks({}, 1000, 0ms)) {
-      auto e = decode(d.bytes);
-      REQUIRE(e);
-      out.push_back(*e);
-    }
-    return out;
-  }
-
-  void report_success(const envelope& task, value result) {
-    auto out = test::outcome_envelope(task.id + ":out", {task.workflow_id, task.node, task.attempt, task.task},
-                                      outcome_status::success, std::move(result), "", "");
-    REQUIRE(bus->publish_events({{0, encode(out)}}));
-  }
-
-  static std::string request(control_op op, const std::string& id = "") {
-    control_request r;
-    r.op = op;
-    r.workflow_id = id;
-    return encode(r);
-  }
-
-  std::shared_ptr<control_transport> bus = std::make_shared<control_transport>();
-  std::shared_ptr<metrics> stats = std::make_shared<metrics>();
-  supervisor_actor supervisor;
-  std::mutex mutex_;
-  std::vector<workflow_outcome> finished;
-  std::vector<std::string> revoked;
-
- private:
-  caf::actor_system_config caf_cfg_;
-  std::unique_ptr<caf::actor_system> sys_;
-};
+/// An encoded control request.
+std::string request(control_op op, const std::string& id = "") {
+  control_request r;
+  r.op = op;
+  r.workflow_id = id;
+  return encode(r);
+}
 
 }  // namespace
 
 TEST_CASE("a revoked chain publishes no more of its nodes and its late outcome is a duplicate",
           "[unit][actors][dispatcher][control][once]") {
-  fixture f;
+  fixture f{":memory:", name_dispatcher};
   f.submit(chain(signature("a"), signature("b"), signature("c")), "wf-r");
   f.settle();
   auto first = f.take_tasks();
   REQUIRE(first.size() == 1);
 
-  auto answer = f.bus->ask(1, fixture::request(control_op::revoke, "wf-r"));
+  auto answer = f.bus->ask(1, request(control_op::revoke, "wf-r"));
   REQUIRE(answer);
   REQUIRE(answer->is_map());
   CHECK(answer->as_map().at("state") == value("FAILURE"));
   CHECK(answer->as_map().at("error").as_map().at("type") == value("revoked"));
-  {
-    std::lock_guard<std::mutex> guard{f.mutex_};
-    REQUIRE(f.finished.size() == 1);
-    CHECK(f.finished[0].state == node_state::failure);
-    CHECK(f.revoked == std::vector<std::string>{"wf-r"});
-  }
+  REQUIRE(f.finished().size() == 1);
+  CHECK(f.finished()[0].state == node_state::failure);
+  CHECK(f.revoked() == std::vector<std::string>{"wf-r"});
 
   // The first step's outcome comes in after the revocation: nothing advances.
   f.report_success(first[0], 1);
@@ -216,12 +126,12 @@ TEST_CASE("a revoked chain publishes no more of its nodes and its late outcome i
   CHECK(f.stats->total(counter::duplicates) == 1);
   CHECK(f.stats->total(counter::tasks_succeeded) == 0);
 
-  auto status = f.bus->ask(2, fixture::request(control_op::status, "wf-r"));
+  auto status = f.bus->ask(2, request(control_op::status, "wf-r"));
   REQUIRE(status);
   CHECK(status->as_map().at("state") == value("FAILURE"));
   CHECK(status->as_map().at("nodes") == value(value::array{}));
 
-  auto again = f.bus->ask(3, fixture::request(control_op::revoke, "wf-r"));
+  auto again = f.bus->ask(3, request(control_op::revoke, "wf-r"));
   REQUIRE_FALSE(again);
   CHECK(again.error().code() == errc::invalid_workflow);
   CHECK(again.error().message().find("already finished as FAILURE") != std::string::npos);
@@ -229,32 +139,32 @@ TEST_CASE("a revoked chain publishes no more of its nodes and its late outcome i
 
 TEST_CASE("the dispatcher answers status, inspect and bad control requests without touching workflows",
           "[unit][actors][dispatcher][control]") {
-  fixture f;
+  fixture f{":memory:", name_dispatcher};
   f.submit(signature("a"), "wf-s");
   f.settle();
 
-  auto unknown = f.bus->ask(1, fixture::request(control_op::status, "nope"));
+  auto unknown = f.bus->ask(1, request(control_op::status, "nope"));
   REQUIRE_FALSE(unknown);
   CHECK(unknown.error().code() == errc::not_found);
-  auto unknown_revoke = f.bus->ask(2, fixture::request(control_op::revoke, "nope"));
+  auto unknown_revoke = f.bus->ask(2, request(control_op::revoke, "nope"));
   REQUIRE_FALSE(unknown_revoke);
   CHECK(unknown_revoke.error().code() == errc::not_found);
 
   auto garbage = f.bus->ask(3, "\xc1");
   REQUIRE_FALSE(garbage);
   CHECK(garbage.error().code() == errc::malformed_envelope);
-  auto notice = f.bus->ask(4, fixture::request(control_op::revoked, "wf-s"));
+  auto notice = f.bus->ask(4, request(control_op::revoked, "wf-s"));
   REQUIRE_FALSE(notice);
   CHECK(notice.error().code() == errc::malformed_envelope);
 
-  auto inspect = f.bus->ask(5, fixture::request(control_op::inspect));
+  auto inspect = f.bus->ask(5, request(control_op::inspect));
   REQUIRE(inspect);
   const auto& m = inspect->as_map();
   CHECK(m.at("role") == value("dispatcher"));
   CHECK(m.at("name") == value("test-dispatcher"));
   CHECK(m.at("workflows_in_flight") == value(value::array{"wf-s"}));
 
-  auto running = f.bus->ask(6, fixture::request(control_op::status, "wf-s"));
+  auto running = f.bus->ask(6, request(control_op::status, "wf-s"));
   REQUIRE(running);
   CHECK(running->as_map().at("state") == value("STARTED"));
   // None of it changed the workflow: its task is still there to run.
@@ -262,7 +172,7 @@ TEST_CASE("the dispatcher answers status, inspect and bad control requests witho
   REQUIRE(tasks.size() == 1);
   f.report_success(tasks[0], 7);
   f.settle();
-  auto done = f.bus->ask(7, fixture::request(control_op::status, "wf-s"));
+  auto done = f.bus->ask(7, request(control_op::status, "wf-s"));
   REQUIRE(done);
   CHECK(done->as_map().at("state") == value("SUCCESS"));
   CHECK(done->as_map().at("result") == value(7));

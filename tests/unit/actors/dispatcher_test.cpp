@@ -2,27 +2,19 @@
 // in-process transport and a real SQLite store, and no worker pool: the test
 // plays the worker, so it can deliver outcomes twice, late or malformed.
 
+#include "support/dispatcher_harness.hpp"
 #include "support/envelopes.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
-#include "trellis/actors/dispatcher.hpp"
-#include "trellis/actors/supervisor.hpp"
-#include "trellis/envelope.hpp"
-#include "trellis/transport/inproc_transport.hpp"
 #include "trellis/transport/partition.hpp"
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/exit_reason.hpp>
-#include <caf/logger.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <string>
 
@@ -33,103 +25,7 @@ using namespace std::chrono_literals;
 namespace {
 
 /// One dispatcher (under a supervisor) with the test standing in for workers.
-class fixture {
- public:
-  /// `configure` adjusts the dispatcher's configuration before it starts.
-  explicit fixture(const std::string& store_path, std::function<void(dispatcher_config&)> configure = {}) {
-    supervisor_config cfg;
-    cfg.dispatcher.store = sqlite_store::open(store_path);
-    cfg.dispatcher.bus = bus;
-    cfg.dispatcher.stats = stats;
-    cfg.dispatcher.on_finished = [this](const workflow_outcome& o) {
-      std::lock_guard<std::mutex> guard{mutex_};
-      finished_.push_back(o);
-    };
-    cfg.dispatcher.jitter_seed = 1;
-    if (configure) {
-      configure(cfg.dispatcher);
-    }
-    sys_ = std::make_unique<caf::actor_system>(caf_cfg_);
-    supervisor = spawn_supervisor(*sys_, std::move(cfg));
-    settle();  // the dispatcher has installed its event sink once it answers
-  }
-
-  ~fixture() {
-    {
-      caf::scoped_actor self{*sys_};
-      self->request(supervisor, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
-      self->send_exit(supervisor, caf::exit_reason::user_shutdown);
-    }
-    bus->close();
-    caf::logger::set_current_actor_system(nullptr);
-    sys_.reset();
-  }
-
-  dispatcher_actor dispatcher() {
-    caf::scoped_actor self{*sys_};
-    dispatcher_actor d;
-    self->request(supervisor, caf::infinite, start_atom::value)
-        .receive([&](dispatcher_actor& x) { d = x; }, [](caf::error&) {});
-    return d;
-  }
-
-  std::string submit(const canvas& flow) {
-    envelope e;
-    e.type = envelope_type::submit;
-    e.workflow_id = "wf-" + std::to_string(++submitted_);
-    e.id = e.workflow_id + ":submit";
-    e.payload = to_value(flow);
-    std::string id;
-    caf::scoped_actor self{*sys_};
-    self->request(dispatcher(), caf::infinite, submit_atom::value, encode(e))
-        .receive([&](std::string& x) { id = x; }, [](caf::error&) {});
-    return id;
-  }
-
-  /// Commits and publishes everything the dispatcher has taken in so far.
-  void settle() {
-    caf::scoped_actor self{*sys_};
-    self->request(dispatcher(), caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
-  }
-
-  /// Task messages currently waiting in the queues, decoded.
-  std::vector<envelope> take_tasks() {
-    std::vector<envelope> out;
-    for (auto& d : bus->fetch_tasks({}, 1000, 0ms)) {
-      auto e = decode(d.bytes);
-      REQUIRE(e);
-      out.push_back(*e);
-    }
-    return out;
-  }
-
-  void report_success(const envelope& task, value result) {
-    auto out = test::outcome_envelope(task.id + ":out", {task.workflow_id, task.node, task.attempt, task.task},
-                                      outcome_status::success, std::move(result), "", "");
-    REQUIRE(bus->publish_events({{0, encode(out)}}));
-  }
-
-  void kill(const dispatcher_actor& d) {
-    caf::scoped_actor self{*sys_};
-    self->send_exit(d, caf::exit_reason::kill);
-  }
-
-  std::vector<workflow_outcome> finished() {
-    std::lock_guard<std::mutex> guard{mutex_};
-    return finished_;
-  }
-
-  std::shared_ptr<inproc_transport> bus = std::make_shared<inproc_transport>();
-  std::shared_ptr<metrics> stats = std::make_shared<metrics>();
-  supervisor_actor supervisor;
-
- private:
-  caf::actor_system_config caf_cfg_;
-  std::unique_ptr<caf::actor_system> sys_;
-  std::mutex mutex_;
-  std::vector<workflow_outcome> finished_;
-  int submitted_ = 0;
-};
+using fixture = test::dispatcher_harness<>;
 
 }  // namespace
 
