@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "support/child_process.hpp"
+#include "support/cluster_processes.hpp"
 #include "support/envelopes.hpp"
 #include "support/files.hpp"
 #include "support/nats_server.hpp"
@@ -29,6 +30,7 @@ namespace {
 
 using nlohmann::json;
 using trellis::test::child_process;
+using trellis::test::cluster_processes;
 using trellis::test::command_result;
 using trellis::test::nats_server;
 using trellis::test::nats_server_options;
@@ -39,57 +41,14 @@ const std::string wrong_password = "wrong-donkey-staple";
 const std::string token = "s3cr3t-token-for-tests";
 const std::string signing_key = "trellis-test-signing-key-0123456789abcdef";
 
-/// A dispatcher and workers of the demo binary plus the generic client, all
-/// started with `common` arguments (and `env`) after their own. Processes
-/// are stopped by their PIDs.
-class secured_cluster {
- public:
-  secured_cluster(const nats_server& server, const temp_dir& dir, std::vector<std::string> common,
-                  std::vector<std::string> env = {})
-      : server_(server), dir_(dir), common_(std::move(common)), env_(std::move(env)) {}
+/// The cluster's one dispatcher keeps its store here.
+std::string db_of(const cluster_processes& c) { return c.dir().file("dispatcher.db"); }
 
-  std::string db() const { return dir_.file("dispatcher.db"); }
-
-  void start_dispatcher() { dispatcher_ = start({TRELLIS_DEMO_BIN, "dispatcher", "--db", db()}, "dispatcher"); }
-
-  child_process& start_worker() {
-    workers_.push_back(
-        start({TRELLIS_DEMO_BIN, "worker", "--concurrency", "2"}, "worker-" + std::to_string(workers_.size())));
-    return *workers_.back();
-  }
-
-  command_result submit(const std::string& file, std::vector<std::string> extra = {"--wait"}) {
-    std::vector<std::string> argv{TRELLIS_CLI_BIN, "submit", file, "--broker", server_.url()};
-    argv.insert(argv.end(), common_.begin(), common_.end());
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto r = trellis::test::run_command(std::move(argv), dir_.file("submit"), trellis::test::max_test_wait, env_);
-    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << logs());
-    REQUIRE_FALSE(r.timed_out);
-    return r;
-  }
-
-  std::string logs() const {
-    std::string text = "dispatcher stderr:\n" + (dispatcher_ ? dispatcher_->stderr_text() : std::string{});
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-      text += "worker " + std::to_string(i) + " stderr:\n" + workers_[i]->stderr_text();
-    }
-    return text;
-  }
-
- private:
-  std::unique_ptr<child_process> start(std::vector<std::string> argv, const std::string& name) {
-    argv.insert(argv.end(), {"--broker", server_.url()});
-    argv.insert(argv.end(), common_.begin(), common_.end());
-    return std::make_unique<child_process>(std::move(argv), dir_.file(name + ".out"), dir_.file(name + ".err"), env_);
-  }
-
-  const nats_server& server_;
-  const temp_dir& dir_;
-  std::vector<std::string> common_;
-  std::vector<std::string> env_;
-  std::unique_ptr<child_process> dispatcher_;
-  std::vector<std::unique_ptr<child_process>> workers_;
-};
+/// Starts the cluster's dispatcher and a worker with two handler threads.
+child_process& start_cluster(cluster_processes& c) {
+  c.start_dispatcher(db_of(c));
+  return c.start_worker({"--concurrency", "2"});
+}
 
 std::string chain_file(const temp_dir& dir) {
   json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}};
@@ -97,8 +56,8 @@ std::string chain_file(const temp_dir& dir) {
 }
 
 /// Submits the chain add(2,2) -> add(_,3) and checks that it printed SUCCESS 7.
-void check_chain_runs(secured_cluster& c, const temp_dir& dir) {
-  auto r = c.submit(chain_file(dir));
+void check_chain_runs(cluster_processes& c) {
+  auto r = c.submit(chain_file(c.dir()), {"--wait"});
   INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << c.logs());
   REQUIRE(r.status == 0);
   auto out = trellis::test::parse_outcome_line(r.last_line());
@@ -162,27 +121,25 @@ TEST_CASE(
 }
 
 TEST_CASE("User and password from the environment run a workflow end to end", "[integration][nats]") {
-  nats_server server{with_config(user_config())};
-  temp_dir dir;
-  secured_cluster c{server, dir, {}, {"TRELLIS_NATS_USER=alice", "TRELLIS_NATS_PASSWORD=" + password}};
-  c.start_dispatcher();
-  c.start_worker();
-  check_chain_runs(c, dir);
+  cluster_processes c{"secenv", {}, {}, with_config(user_config()),
+                      {"TRELLIS_NATS_USER=alice", "TRELLIS_NATS_PASSWORD=" + password}};
+  start_cluster(c);
+  check_chain_runs(c);
 }
 
 TEST_CASE("Token authentication from a file runs a workflow end to end", "[integration][nats]") {
-  nats_server server{with_config("authorization { token: \"" + token + "\" }\n")};
-  temp_dir dir;
-  auto token_file = trellis::test::write_file(dir, "token", token + "\n");
-  secured_cluster c{server, dir, {"--token-file", token_file}};
-  c.start_dispatcher();
-  c.start_worker();
-  check_chain_runs(c, dir);
+  // The token file lives outside the cluster, which needs it to start.
+  temp_dir files;
+  auto token_file = trellis::test::write_file(files, "token", token + "\n");
+  cluster_processes c{"sectoken", {"--token-file", token_file}, {},
+                      with_config("authorization { token: \"" + token + "\" }\n")};
+  start_cluster(c);
+  check_chain_runs(c);
 
-  auto wrong = trellis::test::write_file(dir, "wrong-token", "not-the-token\n");
+  auto wrong = trellis::test::write_file(files, "wrong-token", "not-the-token\n");
   auto r = trellis::test::run_command(
-      {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--token-file", wrong},
-      dir.file("submit-wrong"), std::chrono::seconds{20});
+      {TRELLIS_CLI_BIN, "submit", chain_file(c.dir()), "--broker", c.url(), "--token-file", wrong},
+      c.dir().file("submit-wrong"), std::chrono::seconds{20});
   CHECK(r.status == 4);
   CHECK_THAT(r.err, Catch::Contains("authorization violation"));
   CHECK(r.err.find("not-the-token") == std::string::npos);
@@ -195,31 +152,26 @@ TEST_CASE(
   temp_dir certs;
   auto tls = trellis::test::make_tls_files(certs);
   SECTION("server certificate checked against --tls-ca") {
-    nats_server server{with_config(tls.server_config())};
-    temp_dir dir;
-    secured_cluster c{server, dir, {"--tls-ca", tls.ca}};
-    c.start_dispatcher();
-    c.start_worker();
-    check_chain_runs(c, dir);
+    cluster_processes c{"sectls", {"--tls-ca", tls.ca}, {}, with_config(tls.server_config())};
+    start_cluster(c);
+    check_chain_runs(c);
 
     // A CA that did not sign the server's certificate: refused, exit 4.
     auto r = trellis::test::run_command(
-        {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--tls-ca", tls.client_cert},
-        dir.file("submit-wrong-ca"), std::chrono::seconds{20});
+        {TRELLIS_CLI_BIN, "submit", chain_file(c.dir()), "--broker", c.url(), "--tls-ca", tls.client_cert},
+        c.dir().file("submit-wrong-ca"), std::chrono::seconds{20});
     CHECK(r.status == 4);
     CHECK_THAT(r.err, Catch::Contains("SSL"));
   }
   SECTION("mutual TLS with --tls-cert and --tls-key") {
-    nats_server server{with_config(tls.server_config(true))};
-    temp_dir dir;
-    secured_cluster c{server, dir, {"--tls-ca", tls.ca, "--tls-cert", tls.client_cert, "--tls-key", tls.client_key}};
-    c.start_dispatcher();
-    c.start_worker();
-    check_chain_runs(c, dir);
+    cluster_processes c{"secmtls", {"--tls-ca", tls.ca, "--tls-cert", tls.client_cert, "--tls-key", tls.client_key},
+                        {}, with_config(tls.server_config(true))};
+    start_cluster(c);
+    check_chain_runs(c);
 
     auto r = trellis::test::run_command(
-        {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--tls-ca", tls.ca},
-        dir.file("submit-no-cert"), std::chrono::seconds{20});
+        {TRELLIS_CLI_BIN, "submit", chain_file(c.dir()), "--broker", c.url(), "--tls-ca", tls.ca},
+        c.dir().file("submit-no-cert"), std::chrono::seconds{20});
     CHECK(r.status == 4);
   }
 }
@@ -228,13 +180,11 @@ TEST_CASE(
     "A signed cluster runs workflows and dead-letters unsigned and badly signed messages while its "
     "worker keeps running",
     "[integration][nats]") {
-  nats_server server;
-  temp_dir dir;
-  auto key_file = trellis::test::write_file(dir, "signing.key", signing_key + "\n");
-  secured_cluster c{server, dir, {"--namespace", "signed"}, {"TRELLIS_SIGNING_KEY_FILE=" + key_file}};
-  c.start_dispatcher();
-  auto& worker = c.start_worker();
-  check_chain_runs(c, dir);
+  temp_dir files;
+  auto key_file = trellis::test::write_file(files, "signing.key", signing_key + "\n");
+  cluster_processes c{"signed", {}, {}, {}, {"TRELLIS_SIGNING_KEY_FILE=" + key_file}};
+  auto& worker = start_cluster(c);
+  check_chain_runs(c);
 
   // Task messages published straight onto the task subject: one unsigned,
   // one signed with another key.
@@ -247,7 +197,7 @@ TEST_CASE(
   auto unsigned_bytes = bytes_of("forged:0:1");
   auto forged_bytes = bytes_of("forged:0:2");
   nats_config plain;
-  plain.urls = {server.url()};
+  plain.urls = {c.url()};
   plain.ns = "signed";
   plain.client_name = "forger";
   auto unsigned_bus = nats_transport::connect(plain);
@@ -267,9 +217,9 @@ TEST_CASE(
   REQUIRE((*unsigned_bus)->publish_events({outgoing_event{0, event_bytes}}));
 
   REQUIRE(trellis::test::wait_until(
-      [&] { return trellis::test::try_count(c.db(), "SELECT count(*) FROM dead_letters").value_or(0) >= 3; },
+      [&] { return trellis::test::try_count(db_of(c), "SELECT count(*) FROM dead_letters").value_or(0) >= 3; },
       trellis::test::max_test_wait, "three dead letters"));
-  auto store = trellis::test::open_store(c.db());
+  auto store = trellis::test::open_store(db_of(c));
   auto letters = store->dead_letters(true);
   REQUIRE(letters);
   REQUIRE(letters->size() == 3);
@@ -288,12 +238,12 @@ TEST_CASE(
 
   // The worker still runs and the cluster still works.
   CHECK_FALSE(worker.try_wait());
-  check_chain_runs(c, dir);
+  check_chain_runs(c);
 
   // A client without the key is answered with the reason and exit 2.
   auto r = trellis::test::run_command(
-      {TRELLIS_CLI_BIN, "submit", chain_file(dir), "--broker", server.url(), "--namespace", "signed"},
-      dir.file("submit-unsigned"), std::chrono::seconds{40});
+      {TRELLIS_CLI_BIN, "submit", chain_file(c.dir()), "--broker", c.url(), "--namespace", "signed"},
+      c.dir().file("submit-unsigned"), std::chrono::seconds{40});
   INFO("stderr:\n" << r.err);
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Catch::Contains("unsigned_message"));

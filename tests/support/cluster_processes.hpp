@@ -27,9 +27,16 @@ class cluster_processes {
  public:
   /// `common` goes to every dispatcher, worker and client of the cluster,
   /// e.g. {"--partitions", "2"}; `servers` to every dispatcher and worker
-  /// only, e.g. {"--ack-wait-ms", "2000"}.
-  cluster_processes(std::string ns, std::vector<std::string> common, std::vector<std::string> servers = {})
-      : ns_(std::move(ns)), common_(std::move(common)), servers_(std::move(servers)) {}
+  /// only, e.g. {"--ack-wait-ms", "2000"}. `server` configures the
+  /// nats-server (authorization, TLS); `env` ("NAME=value") is set for every
+  /// process and client of the cluster, e.g. credentials.
+  cluster_processes(std::string ns, std::vector<std::string> common, std::vector<std::string> servers = {},
+                    nats_server_options server = {}, std::vector<std::string> env = {})
+      : server_(std::move(server)),
+        ns_(std::move(ns)),
+        common_(std::move(common)),
+        servers_(std::move(servers)),
+        env_(std::move(env)) {}
 
   const temp_dir& dir() const { return dir_; }
   std::string url() const { return server_.url(); }
@@ -72,7 +79,7 @@ class cluster_processes {
     auto n = std::to_string(++clients_);
     clients_running_.push_back(std::make_unique<child_process>(client_argv(file, std::move(extra)),
                                                                dir_.file("client-" + n + ".out"),
-                                                               dir_.file("client-" + n + ".err")));
+                                                               dir_.file("client-" + n + ".err"), env_));
     return *clients_running_.back();
   }
 
@@ -89,7 +96,7 @@ class cluster_processes {
   /// Runs `argv` to the end (bounded by `max_test_wait`), its output kept
   /// in files named `capture` and a number.
   command_result run_to_end(std::vector<std::string> argv, const std::string& capture) {
-    auto r = run_command(std::move(argv), dir_.file(capture + std::to_string(++clients_)), max_test_wait);
+    auto r = run_command(std::move(argv), dir_.file(capture + std::to_string(++clients_)), max_test_wait, env_);
     INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << logs());
     REQUIRE_FALSE(r.timed_out);
     return r;
@@ -103,7 +110,7 @@ class cluster_processes {
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto name = command + "-" + std::to_string(processes_.size());
     processes_.emplace_back(name, std::make_unique<child_process>(argv, dir_.file(name + ".out"),
-                                                                  dir_.file(name + ".err")));
+                                                                  dir_.file(name + ".err"), env_));
     return *processes_.back().second;
   }
 
@@ -119,6 +126,7 @@ class cluster_processes {
   std::string ns_;
   std::vector<std::string> common_;
   std::vector<std::string> servers_;
+  std::vector<std::string> env_;
   std::vector<std::pair<std::string, std::unique_ptr<child_process>>> processes_;
   std::vector<std::unique_ptr<child_process>> clients_running_;
   int clients_ = 0;
