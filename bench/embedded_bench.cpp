@@ -23,6 +23,8 @@
 
 #include "trellis/trellis.hpp"
 
+#include "bench_report.hpp"
+
 #include <CLI/CLI.hpp>
 #include <sqlite3.h>
 #include <sys/vfs.h>
@@ -49,6 +51,10 @@
 #include <vector>
 
 namespace {
+
+using trellis::bench::fixed;
+using trellis::bench::percentile;
+using trellis::bench::thousands;
 
 namespace fs = std::filesystem;
 using bench_clock = std::chrono::steady_clock;
@@ -268,12 +274,6 @@ class temp_dir {
   fs::path path_;
 };
 
-std::string fixed(double x, int digits) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(digits) << x;
-  return out.str();
-}
-
 std::string cpu_model() {
   std::ifstream in{"/proc/cpuinfo"};
   std::string line;
@@ -335,23 +335,6 @@ double ms_between(bench_clock::time_point a, bench_clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-/// Nearest-rank percentile of sorted samples.
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) {
-    return 0.0;
-  }
-  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
-}
-
-std::string thousands(double x) {
-  auto s = std::to_string(static_cast<long long>(std::llround(x)));
-  for (auto i = static_cast<long>(s.size()) - 3; i > 0; i -= 3) {
-    s.insert(static_cast<std::size_t>(i), ",");
-  }
-  return s;
-}
-
 /// One line of the result table.
 struct row {
   std::string workload;
@@ -366,28 +349,7 @@ void print_table(std::ostream& out, const std::vector<row>& rows) {
   for (const auto& r : rows) {
     cells.push_back({r.workload, r.value, r.target, r.met ? (*r.met ? "yes" : "**no**") : "", r.syncs_per_task});
   }
-  std::vector<std::size_t> width(cells.front().size(), 0);
-  for (const auto& line : cells) {
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      width[i] = std::max(width[i], line[i].size());
-    }
-  }
-  auto print_line = [&](const std::vector<std::string>& line) {
-    out << '|';
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      out << ' ' << line[i] << std::string(width[i] - line[i].size(), ' ') << " |";
-    }
-    out << '\n';
-  };
-  print_line(cells.front());
-  out << '|';
-  for (auto w : width) {
-    out << std::string(w + 2, '-') << '|';
-  }
-  out << '\n';
-  for (std::size_t i = 1; i < cells.size(); ++i) {
-    print_line(cells[i]);
-  }
+  trellis::bench::print_markdown_table(out, cells);
 }
 
 // -- the workloads ------------------------------------------------------------------

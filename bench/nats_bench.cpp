@@ -31,6 +31,8 @@
 #include "support/nats_server.hpp"
 #include "support/temp_dir.hpp"
 
+#include "bench_report.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -54,6 +56,10 @@
 #endif
 
 namespace {
+
+using trellis::bench::fixed;
+using trellis::bench::percentile;
+using trellis::bench::thousands;
 
 using bench_clock = std::chrono::steady_clock;
 using trellis::canvas;
@@ -98,31 +104,8 @@ struct bench_options {
 
 // -- small helpers ---------------------------------------------------------------------
 
-std::string fixed(double x, int digits) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(digits) << x;
-  return out.str();
-}
-
-std::string thousands(double x) {
-  auto s = std::to_string(static_cast<long long>(std::llround(x)));
-  for (auto i = static_cast<long>(s.size()) - 3; i > 0; i -= 3) {
-    s.insert(static_cast<std::size_t>(i), ",");
-  }
-  return s;
-}
-
 double seconds_between(bench_clock::time_point a, bench_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-/// Nearest-rank percentile of sorted samples.
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) {
-    return 0.0;
-  }
-  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
 std::string cpu_model() {
@@ -473,28 +456,7 @@ void print_table(std::ostream& out, const std::vector<measurement>& rows) {
                      thousands(static_cast<double>(r.dispatcher_rss_kb) / 1024.0) + " MiB",
                      thousands(static_cast<double>(r.worker_rss_kb) / 1024.0) + " MiB", cpu});
   }
-  std::vector<std::size_t> width(cells.front().size(), 0);
-  for (const auto& line : cells) {
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      width[i] = std::max(width[i], line[i].size());
-    }
-  }
-  auto print_line = [&](const std::vector<std::string>& line) {
-    out << '|';
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      out << ' ' << line[i] << std::string(width[i] - line[i].size(), ' ') << " |";
-    }
-    out << '\n';
-  };
-  print_line(cells.front());
-  out << '|';
-  for (auto w : width) {
-    out << std::string(w + 2, '-') << '|';
-  }
-  out << '\n';
-  for (std::size_t i = 1; i < cells.size(); ++i) {
-    print_line(cells[i]);
-  }
+  trellis::bench::print_markdown_table(out, cells);
 }
 
 void report_window(const bench_options& opts, const std::string& workload, bench_clock::time_point begin,
