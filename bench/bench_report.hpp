@@ -1,13 +1,16 @@
 #pragma once
 
 /// @file
-/// What the benchmarks share to report their numbers: number formats, the
-/// percentile of samples, and the Markdown table their results are printed
-/// as (docs/performance.md quotes these tables).
+/// What the benchmarks share to report their numbers: the machine they ran
+/// on, number formats, the percentile of samples, and the Markdown table
+/// their results are printed as (docs/performance.md quotes these tables).
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
@@ -30,6 +33,38 @@ inline std::string thousands(double x) {
     s.insert(static_cast<std::size_t>(i), ",");
   }
   return s;
+}
+
+/// The CPU's model name from /proc/cpuinfo, or "unknown".
+inline std::string cpu_model() {
+  std::ifstream in{"/proc/cpuinfo"};
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(colon + 2);
+    }
+  }
+  return "unknown";
+}
+
+/// The 1, 5 and 15-minute load averages: the benchmark wants the machine to
+/// itself, and a busy machine explains a slow number.
+inline std::string load_average() {
+  double load[3] = {0.0, 0.0, 0.0};
+  if (::getloadavg(load, 3) != 3) {
+    return "unknown";
+  }
+  return fixed(load[0], 2) + " " + fixed(load[1], 2) + " " + fixed(load[2], 2);
+}
+
+/// The date and time now, in UTC: "2026-01-31 12:00 UTC".
+inline std::string today() {
+  auto t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
 }
 
 /// Nearest-rank percentile of sorted samples.

@@ -52,9 +52,12 @@
 
 namespace {
 
+using trellis::bench::cpu_model;
 using trellis::bench::fixed;
+using trellis::bench::load_average;
 using trellis::bench::percentile;
 using trellis::bench::thousands;
+using trellis::bench::today;
 
 namespace fs = std::filesystem;
 using bench_clock = std::chrono::steady_clock;
@@ -274,18 +277,6 @@ class temp_dir {
   fs::path path_;
 };
 
-std::string cpu_model() {
-  std::ifstream in{"/proc/cpuinfo"};
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      auto colon = line.find(':');
-      return colon == std::string::npos ? line : line.substr(colon + 2);
-    }
-  }
-  return "unknown";
-}
-
 std::string filesystem_of(const fs::path& dir) {
   struct statfs info {};
   if (::statfs(dir.c_str(), &info) != 0) {
@@ -308,25 +299,6 @@ std::string filesystem_of(const fs::path& dir) {
       return out.str();
     }
   }
-}
-
-/// The 1-minute load average: the benchmark wants the machine to itself, and
-/// a busy machine explains a slow number.
-std::string load_average() {
-  double load[3] = {0.0, 0.0, 0.0};
-  if (::getloadavg(load, 3) != 3) {
-    return "unknown";
-  }
-  return fixed(load[0], 2) + " " + fixed(load[1], 2) + " " + fixed(load[2], 2);
-}
-
-std::string today() {
-  auto t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
 }
 
 // -- statistics and formatting -----------------------------------------------------------

@@ -57,9 +57,12 @@
 
 namespace {
 
+using trellis::bench::cpu_model;
 using trellis::bench::fixed;
+using trellis::bench::load_average;
 using trellis::bench::percentile;
 using trellis::bench::thousands;
+using trellis::bench::today;
 
 using bench_clock = std::chrono::steady_clock;
 using trellis::canvas;
@@ -106,34 +109,6 @@ struct bench_options {
 
 double seconds_between(bench_clock::time_point a, bench_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-std::string cpu_model() {
-  std::ifstream in{"/proc/cpuinfo"};
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      auto colon = line.find(':');
-      return colon == std::string::npos ? line : line.substr(colon + 2);
-    }
-  }
-  return "unknown";
-}
-
-std::string load_average() {
-  double load[3] = {0.0, 0.0, 0.0};
-  if (::getloadavg(load, 3) != 3) {
-    return "unknown";
-  }
-  return fixed(load[0], 2) + " " + fixed(load[1], 2) + " " + fixed(load[2], 2);
-}
-
-std::string today() {
-  auto t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
 }
 
 /// Peak resident set of a process, in KiB (VmHWM); 0 when unknown.
