@@ -52,12 +52,8 @@
 
 namespace {
 
-using trellis::bench::cpu_model;
-using trellis::bench::fixed;
-using trellis::bench::load_average;
-using trellis::bench::percentile;
-using trellis::bench::thousands;
-using trellis::bench::today;
+// The shared report helpers (bench_report.hpp).
+using namespace trellis::bench;
 
 namespace fs = std::filesystem;
 using bench_clock = std::chrono::steady_clock;
