@@ -266,6 +266,7 @@ struct cluster_flags {
   std::vector<std::string> queues;
   std::int64_t ack_wait_ms = 30'000;
   std::size_t fetch_batch = 16;
+  int replicas = 0;  // 0: not given
 };
 
 std::vector<std::string> split_urls(const std::string& text) {
@@ -301,6 +302,18 @@ detail::cluster_options cluster_options_for(const cluster_flags& f, const run_op
   out.concurrency = opts.concurrency;
   out.fetch_batch = f.fetch_batch;
   out.ack_wait = std::chrono::milliseconds{f.ack_wait_ms};
+  out.replicas = f.replicas;
+  if (out.replicas == 0) {
+    const char* env = std::getenv("TRELLIS_REPLICAS");
+    std::string text = env != nullptr ? env : "";
+    out.replicas = 1;
+    if (!text.empty()) {
+      if (text.size() != 1 || text[0] < '1' || text[0] > '5') {
+        throw usage_error("TRELLIS_REPLICAS is '" + text + "'; it must be a number from 1 to 5");
+      }
+      out.replicas = text[0] - '0';
+    }
+  }
   out.db = opts.db;
   return out;
 }
@@ -360,6 +373,7 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
   cfg.urls = opts.broker_urls;
   cfg.ns = opts.ns;
   cfg.client_name = "trellis-submit";
+  cfg.declare_streams = false;  // it only sends a core NATS request; the streams are the cluster's business
   auto bus = detail::nats_transport::connect(std::move(cfg));
   if (!bus) {
     std::cerr << "error: " << to_string(bus.error()) << '\n';
@@ -468,6 +482,12 @@ int cli_main(int argc, char** argv, task_registry tasks) {
                     "NATS server URL, or several comma-separated (default: $TRELLIS_BROKER)");
     cmd->add_option("--namespace", cluster.ns, "Trellis namespace (default: $TRELLIS_NAMESPACE, else default)");
   };
+  auto replicas_flag = [&](CLI::App* cmd) {
+    cmd->add_option("--replicas", cluster.replicas,
+                    "JetStream replicas of the streams: 1, or 3 in a 3-node cluster (default: $TRELLIS_REPLICAS, "
+                    "else 1)")
+        ->check(CLI::Range(1, 5));
+  };
   auto ack_wait_flag = [&](CLI::App* cmd) {
     cmd->add_option("--ack-wait-ms", cluster.ack_wait_ms,
                     "JetStream AckWait of this process's consumers: redelivery after this long unacked")
@@ -484,11 +504,13 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   ack_wait_flag(worker);
+  replicas_flag(worker);
 
   auto* dispatcher = app.add_subcommand("dispatcher", "Run the dispatcher of a cluster, owning the store");
   broker_flags(dispatcher);
   dispatcher->add_option("--db", db, "SQLite store")->required();
   ack_wait_flag(dispatcher);
+  replicas_flag(dispatcher);
 
   bool wait = false;
   auto* submit = app.add_subcommand("submit", "Submit a workflow file to a cluster dispatcher over NATS");

@@ -29,6 +29,7 @@ nats_config nats_config_for(const cluster_options& opts, const std::string& clie
   cfg.ns = opts.ns;
   cfg.client_name = client_name;
   cfg.ack_wait = opts.ack_wait;
+  cfg.replicas = opts.replicas;
   return cfg;
 }
 

@@ -531,11 +531,13 @@ struct nats_transport::impl {
   }
 
   expected<void> declare_all() {
-    if (auto ok = declare_stream(names.task_stream(), names.all_tasks()); !ok) {
-      return ok;
-    }
-    if (auto ok = declare_stream(names.event_stream(), names.all_events()); !ok) {
-      return ok;
+    if (cfg.declare_streams) {
+      if (auto ok = declare_stream(names.task_stream(), names.all_tasks()); !ok) {
+        return ok;
+      }
+      if (auto ok = declare_stream(names.event_stream(), names.all_events()); !ok) {
+        return ok;
+      }
     }
     std::lock_guard<std::mutex> guard{bindings_mutex};
     if (cfg.all_task_queues) {

@@ -60,6 +60,11 @@ struct nats_config {
   /// Declare the dispatcher's event consumer (`dispatcher-<partition>`) at
   /// connect. `consume_events` declares it too, but cannot report a failure.
   bool consume_events = false;
+  /// Create or update the task and event streams at connect. A process that
+  /// only submits over core NATS (`trellis submit`) turns this off: it has
+  /// no business changing the streams, and in a loaded cluster the stream
+  /// request alone can outlast `api_timeout`.
+  bool declare_streams = true;
 
   /// User name for user/password authentication (empty: none).
   std::string user;
