@@ -150,7 +150,10 @@ TEST_CASE("A NATS server restarted mid-run on the same port and store loses no w
   cluster_process_options opts;
   opts.broker = server.url();
   opts.ns = "restart";
-  opts.ack_wait_ms = "2000";  // tasks whose outcome could not be reported come again soon
+  // Deliveries lost with the server come again after this. Longer than a
+  // worker's failed outcome report (publish timeout 5 s), so the tasks it
+  // marks in progress meanwhile are not delivered again.
+  opts.ack_wait_ms = "8000";
   cluster_processes procs{dir, opts};
   procs.wait_running(procs.start_dispatcher());
   procs.wait_running(procs.start_worker());
@@ -221,7 +224,7 @@ TEST_CASE("In a three-node JetStream cluster with replicated streams, killing th
   cluster_process_options opts;
   opts.broker = nodes.urls();
   opts.ns = "replicated";
-  opts.ack_wait_ms = "2000";
+  opts.ack_wait_ms = "8000";  // as in the restart test: leader elections take seconds
   opts.replicas = "3";
   cluster_processes procs{dir, opts};
   procs.wait_running(procs.start_dispatcher());

@@ -888,6 +888,19 @@ struct nats_transport::impl {
     }
   }
 
+  void in_progress(const delivery& d) {
+    // Under the lock: the natsMsg must outlive the call, and an ack may
+    // take it out of the map at any time. The call only buffers a publish.
+    std::lock_guard<std::mutex> guard{inflight_mutex};
+    auto i = inflight.find(d.token);
+    if (i == inflight.end()) {
+      return;
+    }
+    if (auto s = natsMsg_InProgress(i->second.get(), nullptr); s != NATS_OK) {
+      remember(broker_error("cannot mark a delivery in progress (it may be delivered again after ack_wait)", s));
+    }
+  }
+
   // --- events --------------------------------------------------------------------
 
   void event_loop() {
@@ -1173,6 +1186,8 @@ std::vector<delivery> nats_transport::fetch_tasks(const std::vector<std::string>
 }
 
 void nats_transport::ack_task(const delivery& d) { impl_->ack(d); }
+
+void nats_transport::touch_task(const delivery& d) { impl_->in_progress(d); }
 
 expected<void> nats_transport::publish_events(std::vector<std::string> messages) {
   std::vector<outgoing> items;

@@ -189,6 +189,11 @@ class nats_transport final : public transport {
   /// Unknown or already acked tokens are ignored.
   void ack_task(const delivery& d) override;
 
+  /// Sends JetStream's "in progress" for `d` (`+WPI`, not waiting): its
+  /// AckWait starts again and its delivery count stays. Lost while
+  /// disconnected, which costs one redelivery at most.
+  void touch_task(const delivery& d) override;
+
   /// Publishes to `trellis.<ns>.event.<partition>` and waits for every
   /// PubAck, so the events are stored before the caller acks its tasks
   /// (promise 1). Events carry no `Nats-Msg-Id`: the dispatcher tolerates
