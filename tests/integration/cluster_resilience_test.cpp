@@ -338,3 +338,21 @@ TEST_CASE("Garbage bytes and a version 2 envelope published on a task subject ar
   CHECK(out["result"] == 7);
   CHECK(procs.stop_all());
 }
+
+TEST_CASE("A replica count outside 1 to 5, from --replicas or TRELLIS_REPLICAS, is refused with exit 2 before "
+          "anything connects",
+          "[integration][cli]") {
+  temp_dir dir;
+  // Port 1 has no server: reaching it would fail with exit 4, not 2.
+  auto flag = trellis::test::run_command(
+      {TRELLIS_DEMO_BIN, "worker", "--broker", "nats://127.0.0.1:1", "--replicas", "9"}, dir.file("flag"),
+      max_test_wait);
+  INFO("stderr:\n" << flag.err);
+  CHECK(flag.status == 2);
+  auto env = trellis::test::run_command({"/usr/bin/env", "TRELLIS_REPLICAS=7", TRELLIS_DEMO_BIN, "dispatcher",
+                                         "--broker", "nats://127.0.0.1:1", "--db", dir.file("d.db")},
+                                        dir.file("env"), max_test_wait);
+  INFO("stderr:\n" << env.err);
+  CHECK(env.status == 2);
+  CHECK(env.err.find("TRELLIS_REPLICAS is '7'") != std::string::npos);
+}
