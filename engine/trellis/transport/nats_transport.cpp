@@ -65,6 +65,9 @@ constexpr milliseconds no_wait_expiry{200};
 // Pacing of the event thread after a broker error, so a dead connection does
 // not spin a core. Interrupted by close().
 constexpr milliseconds event_retry_pause{200};
+// Tries of the stream and consumer declarations at connect when JetStream
+// does not answer in time (each bounded by api_timeout).
+constexpr int declare_attempts = 3;
 
 std::int64_t to_nanos(milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; }
 
@@ -1151,8 +1154,18 @@ expected<std::unique_ptr<nats_transport>> nats_transport::connect(nats_config cf
   if (auto ok = p->connect(); !ok) {
     return ok.error();
   }
-  if (auto ok = p->declare_all(); !ok) {
-    return ok.error();
+  // A JetStream cluster that is busy or electing a leader can answer an API
+  // request after api_timeout, or not at all. Declaring is idempotent, so a
+  // request that went unanswered is tried again; a refusal is final.
+  for (int attempt = 1;; ++attempt) {
+    auto ok = p->declare_all();
+    if (ok) {
+      break;
+    }
+    if (ok.error().code() != errc::broker_unavailable || attempt == declare_attempts) {
+      return ok.error();
+    }
+    std::this_thread::sleep_for(p->cfg.reconnect_wait);  // pacing; the cluster answering is the condition
   }
   return std::unique_ptr<nats_transport>{new nats_transport{std::move(p)}};
 }

@@ -162,7 +162,9 @@ class nats_transport final : public transport {
   /// and event streams and the consumers `cfg` asks for. Fails with
   /// `errc::invalid_config` for a bad `cfg` or an asset JetStream refuses,
   /// and `errc::broker_unavailable` when no server accepts the connection
-  /// (bad credentials included); messages never contain a secret.
+  /// (bad credentials included) or JetStream leaves the declarations
+  /// unanswered three times (`api_timeout` each); messages never contain a
+  /// secret.
   static expected<std::unique_ptr<nats_transport>> connect(nats_config cfg);
 
   ~nats_transport() override;
