@@ -34,6 +34,9 @@ const std::vector<cluster_setting> settings_table{
      true, true},
     {"owns", "--owns", "P[,P...]", "TRELLIS_OWNS", "Partitions this dispatcher owns, comma-separated (default: all)",
      false, false, true, false},
+    {"replicas", "--replicas", "N", "TRELLIS_REPLICAS",
+     "JetStream replicas of the streams this process declares: 1, or 3 in a 3-node cluster; 1 to 5 (default: 1)",
+     false, true, true, false},
     {"max_deliver", "--max-deliver", "N", "TRELLIS_MAX_DELIVER",
      "Deliveries of a task without an ack before it is 'worker lost', 1 to 1000 (default: 5)", false, true, false,
      false},
@@ -315,7 +318,8 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   auto ack_wait = r.number("ack_wait_ms", 30'000, 100, 3'600'000);
   auto partitions = r.number("partitions", 1, 1, 1024);
   auto max_deliver = r.number("max_deliver", 5, 1, 1000);
-  for (const auto* n : {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver}) {
+  auto replicas = r.number("replicas", 1, 1, 5);
+  for (const auto* n : {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas}) {
     if (!*n) {
       return n->error();
     }
@@ -325,6 +329,7 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   out.ack_wait = std::chrono::milliseconds{*ack_wait};
   out.partitions = static_cast<int>(*partitions);
   out.max_deliver = static_cast<int>(*max_deliver);
+  out.replicas = static_cast<int>(*replicas);
   if (auto owns = r.get("owns")) {
     // Range and duplicates are checked against the partition count when the
     // dispatcher starts (cluster_node), which names the partition.

@@ -61,7 +61,9 @@ std::optional<final_outcome> terminal_line(const std::string& id, const value& d
 expected<std::unique_ptr<detail::nats_transport>> connect_client(const detail::cluster_options& opts,
                                                                  const std::string& client_name) {
   // Credentials, TLS and the signing key come with the options.
-  return detail::nats_transport::connect(detail::nats_config_for(opts, client_name));
+  auto cfg = detail::nats_config_for(opts, client_name);
+  cfg.declare_streams = false;  // a client: see cluster_client::connect
+  return detail::nats_transport::connect(std::move(cfg));
 }
 
 int status_over_broker(const std::string& id, const detail::cluster_options& opts) {

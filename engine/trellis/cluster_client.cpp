@@ -31,7 +31,11 @@ std::string new_workflow_id() {
 expected<std::unique_ptr<cluster_client>> cluster_client::connect(const cluster_options& opts,
                                                                   const std::string& client_name) {
   // Credentials, TLS and the signing key come with the options.
-  auto bus = nats_transport::connect(nats_config_for(opts, client_name));
+  auto cfg = nats_config_for(opts, client_name);
+  // A client only sends core NATS requests: the streams are the cluster's
+  // business, and declaring them can outlast the API timeout under load.
+  cfg.declare_streams = false;
+  auto bus = nats_transport::connect(std::move(cfg));
   if (!bus) {
     return bus.error();
   }

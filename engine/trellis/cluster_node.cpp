@@ -43,6 +43,7 @@ nats_config nats_config_for(const cluster_options& opts, const std::string& clie
   cfg.tls_cert_file = opts.tls_cert_file;
   cfg.tls_key_file = opts.tls_key_file;
   cfg.signer = opts.signer;
+  cfg.replicas = opts.replicas;
   return cfg;
 }
 

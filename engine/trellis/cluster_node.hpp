@@ -48,6 +48,10 @@ struct cluster_options {
   /// JetStream AckWait of the consumers this process declares: how long an
   /// unacked task (worker) or event (dispatcher) waits before redelivery.
   std::chrono::milliseconds ack_wait{30'000};
+  /// JetStream replicas of the task and event streams this process declares:
+  /// 1 on a single server, 3 in a 3-node cluster (survives losing one node).
+  /// Give every process the same value; the last one to start sets it.
+  int replicas = 1;
   /// Dispatcher: the SQLite store; with several partitions, the name the
   /// store of each partition is derived from (`partition_store_path`).
   std::string db = "trellis.db";

@@ -334,7 +334,8 @@ TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, an
   };
 
   std::set<std::string> fetched;
-  for (auto& d : fetch_n(*t, {"q"}, 300, "300 tasks before the restart")) {
+  constexpr std::size_t acked_before_restart = 300;
+  for (auto& d : fetch_n(*t, {"q"}, acked_before_restart, "300 tasks before the restart")) {
     fetched.insert(d.bytes);
     t->ack_task(d);
   }
@@ -361,17 +362,26 @@ TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, an
       max_test_wait, "every published task after the restart"));
   CHECK(fetched == published);
   // Acks sent just before the restart may be lost with it; those tasks come
-  // again after ack_wait (at least once) and are acked then.
-  CHECK(wait_until(
+  // again after ack_wait (at least once) and are acked then. Done means the
+  // consumer owes nothing: nothing left to deliver, nothing delivered unacked.
+  bool drained = wait_until(
       [&] {
         for (auto& d : t->fetch_tasks({"q"}, 256, 200ms)) {
           CHECK(d.delivery_count > 1);
           CHECK(published.count(d.bytes) == 1);
           t->ack_task(d);
         }
-        return t->queue_depth("q").value() == 0;
+        return server.consumer_backlog("TRELLIS_TEST_TASKS", "worker-q") == std::uint64_t{0};
       },
-      max_test_wait, "every task acked"));
+      max_test_wait, "every task acked");
+  INFO("after the drain:\n" << server.jetstream_summary());
+  CHECK(drained);
+  // Not the stream's message count (queue_depth): nats-server 2.9.10 can keep
+  // messages whose acks it processed just before a shutdown in a work-queue
+  // stream, with the consumer's ack floor already past them (fixed upstream
+  // in 2.10, nats-server#5227). They are never delivered again, so nothing
+  // runs twice; only tasks acked before the restart can be among them.
+  CHECK(t->queue_depth("q").value() <= acked_before_restart);
 }
 
 TEST_CASE("publishing while the server is down fails with broker_unavailable and keeps the messages",

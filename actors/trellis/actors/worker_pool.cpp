@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -22,6 +23,10 @@ using clock = std::chrono::steady_clock;
 // not wait behind the rest of its batch for longer than this.
 constexpr auto max_outcome_delay = std::chrono::milliseconds{2};
 constexpr auto fetch_wait = std::chrono::milliseconds{100};
+// Pacing of outcome reports the broker refused (no stream leader during a
+// failover, a restarting server); the broker coming back is the condition.
+constexpr auto first_report_retry = std::chrono::milliseconds{50};
+constexpr auto max_report_retry = std::chrono::milliseconds{1000};
 
 class handler_threads {
  public:
@@ -98,10 +103,30 @@ class handler_threads {
     }
     // Ack only once the outcome is handed over: a worker dying in between
     // leaves the task unacked, and it is delivered again.
-    if (cfg_.bus->publish_events(std::move(outcomes))) {
-      for (const auto& d : handled) {
-        cfg_.bus->ack_task(d);
+    //
+    // While the broker is away the outcomes are kept and published again,
+    // and the tasks are marked in progress so that JetStream neither runs
+    // them again elsewhere nor counts the outage against MaxDeliver (which
+    // would end in "worker lost"). Draining gives up: the tasks stay
+    // unacked and are delivered again. Any other failure (an outcome too
+    // large to publish) is not waited out either.
+    auto pause = first_report_retry;
+    for (;;) {
+      auto published = cfg_.bus->publish_events(outcomes);
+      if (published) {
+        for (const auto& d : handled) {
+          cfg_.bus->ack_task(d);
+        }
+        break;
       }
+      if (published.error().code() != errc::broker_unavailable || stopping_) {
+        break;
+      }
+      for (const auto& d : handled) {
+        cfg_.bus->touch_task(d);
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, max_report_retry);
     }
     outcomes.clear();
     handled.clear();

@@ -75,6 +75,9 @@ constexpr milliseconds event_retry_pause{200};
 // Control requests received and not answered yet that a process remembers
 // the reply subject of; beyond this the oldest are forgotten.
 constexpr std::size_t max_open_control_requests = 10'000;
+// Tries of the stream and consumer declarations at connect when JetStream
+// does not answer in time (each bounded by api_timeout).
+constexpr int declare_attempts = 3;
 
 std::int64_t to_nanos(milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; }
 
@@ -697,11 +700,13 @@ struct nats_transport::impl {
   }
 
   expected<void> declare_all() {
-    if (auto ok = declare_stream(names.task_stream(), names.all_tasks()); !ok) {
-      return ok;
-    }
-    if (auto ok = declare_stream(names.event_stream(), names.all_events()); !ok) {
-      return ok;
+    if (cfg.declare_streams) {
+      if (auto ok = declare_stream(names.task_stream(), names.all_tasks()); !ok) {
+        return ok;
+      }
+      if (auto ok = declare_stream(names.event_stream(), names.all_events()); !ok) {
+        return ok;
+      }
     }
     std::lock_guard<std::mutex> guard{bindings_mutex};
     if (cfg.all_task_queues) {
@@ -1108,6 +1113,19 @@ struct nats_transport::impl {
     }
   }
 
+  void in_progress(const delivery& d) {
+    // Under the lock: the natsMsg must outlive the call, and an ack may
+    // take it out of the map at any time. The call only buffers a publish.
+    std::lock_guard<std::mutex> guard{inflight_mutex};
+    auto i = inflight.find(d.token);
+    if (i == inflight.end()) {
+      return;
+    }
+    if (auto s = natsMsg_InProgress(i->second->msg.get(), nullptr); s != NATS_OK) {
+      remember(broker_error("cannot mark a delivery in progress (it may be delivered again after ack_wait)", s));
+    }
+  }
+
   // --- events --------------------------------------------------------------------
 
   void event_loop() {
@@ -1424,8 +1442,18 @@ expected<std::unique_ptr<nats_transport>> nats_transport::connect(nats_config cf
   if (auto ok = p->connect(); !ok) {
     return ok.error();
   }
-  if (auto ok = p->declare_all(); !ok) {
-    return ok.error();
+  // A JetStream cluster that is busy or electing a leader can answer an API
+  // request after api_timeout, or not at all. Declaring is idempotent, so a
+  // request that went unanswered is tried again; a refusal is final.
+  for (int attempt = 1;; ++attempt) {
+    auto ok = p->declare_all();
+    if (ok) {
+      break;
+    }
+    if (ok.error().code() != errc::broker_unavailable || attempt == declare_attempts) {
+      return ok.error();
+    }
+    std::this_thread::sleep_for(p->cfg.reconnect_wait);  // pacing; the cluster answering is the condition
   }
   return std::unique_ptr<nats_transport>{new nats_transport{std::move(p)}};
 }
@@ -1459,6 +1487,8 @@ std::vector<delivery> nats_transport::fetch_tasks(const std::vector<std::string>
 }
 
 void nats_transport::ack_task(const delivery& d) { impl_->ack(d); }
+
+void nats_transport::touch_task(const delivery& d) { impl_->in_progress(d); }
 
 expected<void> nats_transport::publish_events(std::vector<outgoing_event> messages) {
   // Grouped by partition, keeping the order within each: usually one group.

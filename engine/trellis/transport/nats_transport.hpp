@@ -64,6 +64,11 @@ struct nats_config {
   /// Declare the dispatcher's event consumer (`dispatcher-<partition>`) at
   /// connect. `consume_events` declares it too, but cannot report a failure.
   bool consume_events = false;
+  /// Create or update the task and event streams at connect. A process that
+  /// only submits over core NATS (`trellis submit`) turns this off: it has
+  /// no business changing the streams, and in a loaded cluster the stream
+  /// request alone can outlast `api_timeout`.
+  bool declare_streams = true;
 
   /// User name for user/password authentication (empty: none).
   std::string user;
@@ -168,7 +173,9 @@ class nats_transport final : public transport {
   /// and event streams and the consumers `cfg` asks for. Fails with
   /// `errc::invalid_config` for a bad `cfg` or an asset JetStream refuses,
   /// and `errc::broker_unavailable` when no server accepts the connection
-  /// (bad credentials included); messages never contain a secret.
+  /// (bad credentials included) or JetStream leaves the declarations
+  /// unanswered three times (`api_timeout` each); messages never contain a
+  /// secret.
   static expected<std::unique_ptr<nats_transport>> connect(nats_config cfg);
 
   ~nats_transport() override;
@@ -194,6 +201,11 @@ class nats_transport final : public transport {
   /// to a disconnect means one more delivery after `ack_wait`, never a loss.
   /// Unknown or already acked tokens are ignored.
   void ack_task(const delivery& d) override;
+
+  /// Sends JetStream's "in progress" for `d` (`+WPI`, not waiting): its
+  /// AckWait starts again and its delivery count stays. Lost while
+  /// disconnected, which costs one redelivery at most.
+  void touch_task(const delivery& d) override;
 
   /// Publishes each event to `trellis.<ns>.event.<its partition>` (one
   /// publish call per partition, in order) and waits for every PubAck, so

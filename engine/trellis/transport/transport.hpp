@@ -93,6 +93,12 @@ class transport {
   /// again (the dispatcher tolerates duplicates).
   virtual expected<void> publish_events(std::vector<outgoing_event> messages) = 0;
 
+  /// The task of `d` is still being worked on (its outcome is not stored
+  /// yet, e.g. while the broker refuses the outcome event): restart its
+  /// redelivery clock without counting a delivery. Unknown tokens are
+  /// ignored. By default nothing, for transports that never redeliver.
+  virtual void touch_task(const delivery& d) { (void)d; }
+
   /// Installs the dispatcher's event sink, called with batches of events from
   /// a transport thread (or from the publisher's thread, in-process).
   virtual void consume_events(std::function<void(std::vector<delivery>)> sink) = 0;

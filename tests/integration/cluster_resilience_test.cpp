@@ -1,0 +1,358 @@
+// Cluster mode when the broker fails or lies: the NATS server restarted
+// mid-run, one node of a three-node JetStream cluster killed mid-run, and
+// poison published straight onto a task subject. Every process is a real
+// one (`trellis-demo dispatcher`, `trellis-demo worker`, `trellis submit`),
+// started and stopped by its PID.
+
+#include "support/processes_on_broker.hpp"
+#include "support/files.hpp"
+#include "support/nats_server.hpp"
+#include "support/store_reader.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+
+#include "trellis/envelope.hpp"
+#include "trellis/transport/nats_transport.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using namespace std::string_literals;
+using nlohmann::json;
+using trellis::test::cluster_process_options;
+using trellis::test::processes_on_broker;
+using trellis::test::max_test_wait;
+using trellis::test::temp_dir;
+using trellis::test::try_count;
+using trellis::test::wait_until;
+
+std::int64_t count_rows(const std::string& db, const std::string& sql) {
+  auto n = try_count(db, sql.c_str());
+  INFO("query: " << sql);
+  REQUIRE(n);
+  return *n;
+}
+
+/// A workflow submitted for a test: its file, what it must end with and how
+/// many task nodes it has.
+struct planned_workflow {
+  std::string name;
+  json canvas;
+  json result;
+  int leaves = 0;
+  std::string id;  // once submitted
+};
+
+/// Three workflows that run for a while on a few handler threads, so a
+/// failure in the middle finds all of them in flight: a group of sleeps, a
+/// chain of sleeps (each step passes its result on) and a chord of sleeps.
+std::vector<planned_workflow> workflows_in_flight() {
+  std::vector<planned_workflow> out;
+  json group = json::array();
+  for (int i = 0; i < 16; ++i) {
+    group.push_back({{"task", "sleep_ms"}, {"args", {100}}});
+  }
+  out.push_back({"group", {{"group", group}}, json(std::vector<int>(16, 100)), 16, ""});
+
+  json chain = json::array({{{"task", "sleep_ms"}, {"args", {80}}}});
+  for (int i = 1; i < 10; ++i) {
+    chain.push_back({{"task", "sleep_ms"}});
+  }
+  out.push_back({"chain", {{"chain", chain}}, 80, 10, ""});
+
+  json header = json::array();
+  for (int i = 0; i < 12; ++i) {
+    header.push_back({{"task", "sleep_ms"}, {"args", {60}}});
+  }
+  out.push_back({"chord", {{"chord", {{"header", header}, {"body", {{"task", "xsum"}}}}}}, 720, 13, ""});
+  return out;
+}
+
+/// Submits each workflow without waiting for it: the id comes back once
+/// the dispatcher committed it.
+void submit_all(processes_on_broker& procs, const temp_dir& dir, std::vector<planned_workflow>& flows) {
+  for (auto& f : flows) {
+    auto file = trellis::test::write_file(dir, f.name + ".json", f.canvas.dump());
+    auto r = procs.submit(file);
+    INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << procs.logs());
+    REQUIRE(r.status == 0);
+    f.id = json::parse(r.last_line()).at("id").get<std::string>();
+  }
+}
+
+std::string sql_list(const std::vector<planned_workflow>& flows) {
+  std::string ids;
+  for (const auto& f : flows) {
+    ids += (ids.empty() ? "'" : ",'") + f.id + "'";
+  }
+  return "(" + ids + ")";
+}
+
+/// Task nodes of `flows` that succeeded so far (0 while the store is busy).
+std::int64_t nodes_done(const std::string& db, const std::vector<planned_workflow>& flows) {
+  auto sql = "SELECT count(*) FROM nodes WHERE state = 3 AND workflow_id IN " + sql_list(flows);
+  return try_count(db, sql.c_str()).value_or(0);
+}
+
+std::int64_t total_leaves(const std::vector<planned_workflow>& flows) {
+  std::int64_t n = 0;
+  for (const auto& f : flows) {
+    n += f.leaves;
+  }
+  return n;
+}
+
+/// Waits until every workflow of `flows` finished, then checks that each
+/// succeeded with its result and that each node was recorded once: one row
+/// per node, every one a success of attempt 1 (a redelivered task ran again
+/// under the same attempt, and the outcome that came second changed
+/// nothing), no failed attempt and no dead letter.
+void check_completed_once(processes_on_broker& procs, const std::vector<planned_workflow>& flows,
+                          const std::string& context) {
+  auto finished_sql = "SELECT count(*) FROM workflows WHERE state IN (3, 4, 6) AND id IN " + sql_list(flows);
+  bool finished = wait_until(
+      [&] { return try_count(procs.db(), finished_sql.c_str()).value_or(0) == static_cast<std::int64_t>(flows.size()); },
+      max_test_wait, "every workflow to finish");
+  INFO(context << "\n" << procs.logs());
+  REQUIRE(finished);
+  auto store = trellis::test::open_store(procs.db());
+  for (const auto& f : flows) {
+    INFO("workflow " << f.name << " (" << f.id << ")");
+    auto wf = store->find_workflow(f.id);
+    REQUIRE(wf);
+    REQUIRE(*wf);
+    CHECK(trellis::to_string((*wf)->state) == "SUCCESS");
+    CHECK(json::parse(trellis::to_json((*wf)->result)) == f.result);
+    auto where = " WHERE workflow_id = '" + f.id + "'";
+    CHECK(count_rows(procs.db(), "SELECT count(*) FROM nodes" + where) == f.leaves);
+    CHECK(count_rows(procs.db(), "SELECT count(*) FROM nodes" + where + " AND state = 3 AND attempt = 1") ==
+          f.leaves);
+    CHECK(count_rows(procs.db(), "SELECT count(*) FROM attempts" + where) == 0);
+  }
+  CHECK(count_rows(procs.db(), "SELECT count(*) FROM dead_letters") == 0);
+}
+
+}  // namespace
+
+TEST_CASE("A NATS server restarted mid-run on the same port and store loses no workflow in flight, and every node "
+          "is recorded once",
+          "[integration][nats][recovery]") {
+  temp_dir dir;
+  trellis::test::nats_server server;
+  cluster_process_options opts;
+  opts.broker = server.url();
+  opts.ns = "restart";
+  // Deliveries lost with the server come again after this. Longer than a
+  // worker's failed outcome report (publish timeout 5 s), so the tasks it
+  // marks in progress meanwhile are not delivered again.
+  opts.ack_wait_ms = "8000";
+  processes_on_broker procs{dir, opts};
+  procs.wait_running(procs.start_dispatcher());
+  procs.wait_running(procs.start_worker());
+  procs.wait_running(procs.start_worker());
+
+  auto flows = workflows_in_flight();
+  submit_all(procs, dir, flows);
+  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait,
+                     "the first task nodes to succeed"));
+  auto done_before = nodes_done(procs.db(), flows);
+  INFO(procs.logs());
+  REQUIRE(done_before < total_leaves(flows));
+
+  std::string how;
+  SECTION("stopped with SIGTERM") {
+    how = "SIGTERM";
+    server.stop();
+  }
+  SECTION("killed with SIGKILL") {
+    how = "SIGKILL";
+    server.kill();
+  }
+  server.start();  // same port, same store directory
+  check_completed_once(procs, flows,
+                       "server " + how + " after " + std::to_string(done_before) + " nodes; server log:\n" +
+                           server.log() + "\n" + server.jetstream_summary());
+  // The processes rode out the restart: none of them exited, and each drains.
+  CHECK(procs.stop_all());
+}
+
+TEST_CASE("A dispatcher killed with SIGKILL mid-run and started again on its store finishes every workflow in "
+          "flight, and every node is recorded once",
+          "[integration][nats][recovery]") {
+  temp_dir dir;
+  trellis::test::nats_server server;
+  cluster_process_options opts;
+  opts.broker = server.url();
+  opts.ns = "dispatcherkill";
+  opts.ack_wait_ms = "2000";  // events the dead dispatcher never acked come again soon
+  processes_on_broker procs{dir, opts};
+  procs.wait_running(procs.start_dispatcher());
+  procs.wait_running(procs.start_worker());
+  procs.wait_running(procs.start_worker());
+
+  auto flows = workflows_in_flight();
+  submit_all(procs, dir, flows);
+  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait,
+                     "the first task nodes to succeed"));
+  auto done_before = nodes_done(procs.db(), flows);
+  INFO(procs.logs());
+  REQUIRE(done_before < total_leaves(flows));
+  procs.dispatcher().kill(SIGKILL);
+  CHECK(procs.dispatcher().wait() == 128 + SIGKILL);
+
+  // The workers keep running and reporting into the event stream meanwhile.
+  procs.wait_running(procs.start_dispatcher());
+  check_completed_once(procs, flows,
+                       "dispatcher killed after " + std::to_string(done_before) + " nodes\n" +
+                           server.jetstream_summary());
+  CHECK(procs.stop_all());
+}
+
+TEST_CASE("In a three-node JetStream cluster with replicated streams, killing the node that leads the task stream "
+          "mid-run loses no workflow in flight",
+          "[integration][nats][recovery]") {
+  temp_dir dir;
+  trellis::test::nats_cluster nodes;
+  cluster_process_options opts;
+  opts.broker = nodes.urls();
+  opts.ns = "replicated";
+  opts.ack_wait_ms = "8000";  // as in the restart test: leader elections take seconds
+  opts.replicas = "3";
+  processes_on_broker procs{dir, opts};
+  procs.wait_running(procs.start_dispatcher());
+  procs.wait_running(procs.start_worker());
+  procs.wait_running(procs.start_worker());
+
+  auto flows = workflows_in_flight();
+  submit_all(procs, dir, flows);
+  // Both streams are replicated on all three nodes.
+  auto report = nodes.node(0).jetstream_report();
+  int replicated = 0;
+  for (const auto& account : report.value("account_details", json::array())) {
+    for (const auto& s : account.value("stream_detail", json::array())) {
+      INFO("stream " << s.dump());
+      auto name = s.value("name", "");
+      if (name == "TRELLIS_REPLICATED_TASKS" || name == "TRELLIS_REPLICATED_EVENTS") {
+        CHECK(s.value("config", json::object()).value("num_replicas", 0) == 3);
+        ++replicated;
+      }
+    }
+  }
+  CHECK(replicated == 2);
+
+  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait,
+                     "the first task nodes to succeed"));
+  auto done_before = nodes_done(procs.db(), flows);
+  INFO(procs.logs());
+  REQUIRE(done_before < total_leaves(flows));
+  auto leader = nodes.stream_leader("TRELLIS_REPLICATED_TASKS");
+  auto doomed = nodes.index_of(leader);
+  INFO("task stream leader: '" << leader << "'");
+  REQUIRE(doomed);
+  nodes.node(*doomed).kill();
+
+  check_completed_once(procs, flows,
+                       "killed node " + leader + " after " + std::to_string(done_before) + " nodes\n" +
+                           nodes.jetstream_summary());
+  CHECK(procs.stop_all());
+}
+
+TEST_CASE("Garbage bytes and a version 2 envelope published on a task subject are dead-lettered with their reasons "
+          "and bytes, and the workers keep running",
+          "[integration][nats][recovery]") {
+  temp_dir dir;
+  trellis::test::nats_server server;
+  cluster_process_options opts;
+  opts.broker = server.url();
+  opts.ns = "poison";
+  processes_on_broker procs{dir, opts};
+  procs.wait_running(procs.start_dispatcher());
+  procs.wait_running(procs.start_worker());
+
+  // Straight onto the task subject `trellis.poison.task.default`, as a
+  // foreign or newer publisher would: no dispatcher saw these.
+  const std::string garbage = "\xc1\xff not msgpack at all \x00\x01"s;
+  trellis::detail::envelope future;
+  future.v = 2;
+  future.type = trellis::detail::envelope_type::task;
+  future.id = "future:0:1";
+  future.workflow_id = "future";
+  future.node = 0;
+  future.attempt = 1;
+  future.task = "add";
+  future.queue = "default";
+  future.args = {trellis::value{std::int64_t{1}}, trellis::value{std::int64_t{2}}};
+  auto future_bytes = trellis::detail::encode(future);
+  {
+    trellis::detail::nats_config cfg;
+    cfg.urls = {server.url()};
+    cfg.ns = opts.ns;
+    cfg.client_name = "poisoner";
+    auto bus = trellis::detail::nats_transport::connect(cfg);
+    INFO("connect: " << (bus ? std::string{"ok"} : to_string(bus.error())));
+    REQUIRE(bus);
+    std::vector<trellis::detail::outgoing_task> poison{{"poison-garbage", garbage, 0, {}},
+                                                       {"poison-future", future_bytes, 0, {}}};
+    auto sent = (*bus)->publish_tasks("default", poison);
+    INFO("publish: " << (sent ? std::string{"ok"} : to_string(sent.error())));
+    REQUIRE(sent);
+  }
+
+  auto letters_sql = "SELECT count(*) FROM dead_letters";
+  bool both = wait_until([&] { return try_count(procs.db(), letters_sql).value_or(0) >= 2; }, max_test_wait,
+                         "both poison messages to be dead-lettered");
+  INFO(procs.logs());
+  REQUIRE(both);
+  auto letters = trellis::test::open_store(procs.db())->dead_letters(true);
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 2);
+  for (const auto& d : *letters) {
+    INFO("dead letter: reason " << d.reason << ", error " << d.error);
+    if (d.reason == "malformed_envelope") {
+      CHECK(d.envelope == garbage);
+    } else {
+      CHECK(d.reason == "unsupported_version");
+      CHECK(d.envelope == future_bytes);
+      CHECK(d.error.find("version 2") != std::string::npos);
+    }
+    CHECK_FALSE(d.error.empty());
+  }
+  CHECK(letters->at(0).reason != letters->at(1).reason);
+
+  // The worker is still there and serves the next workflow.
+  REQUIRE_FALSE(procs.worker(0).try_wait());
+  auto file = trellis::test::write_file(
+      dir, "after.json", json{{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}}.dump());
+  auto r = procs.submit(file, {"--wait"});
+  CHECK(r.status == 0);
+  auto out = json::parse(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 7);
+  CHECK(procs.stop_all());
+}
+
+TEST_CASE("A replica count outside 1 to 5, from --replicas or TRELLIS_REPLICAS, is refused with exit 2 before "
+          "anything connects",
+          "[integration][cli]") {
+  temp_dir dir;
+  // Port 1 has no server: reaching it would fail with exit 4, not 2.
+  auto flag = trellis::test::run_command(
+      {TRELLIS_DEMO_BIN, "worker", "--broker", "nats://127.0.0.1:1", "--replicas", "9"}, dir.file("flag"),
+      max_test_wait);
+  INFO("stderr:\n" << flag.err);
+  CHECK(flag.status == 2);
+  auto env = trellis::test::run_command({"/usr/bin/env", "TRELLIS_REPLICAS=7", TRELLIS_DEMO_BIN, "dispatcher",
+                                         "--broker", "nats://127.0.0.1:1", "--db", dir.file("d.db")},
+                                        dir.file("env"), max_test_wait);
+  INFO("stderr:\n" << env.err);
+  CHECK(env.status == 2);
+  CHECK(env.err.find("TRELLIS_REPLICAS: '7' is not a whole number") != std::string::npos);
+}

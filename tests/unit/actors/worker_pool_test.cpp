@@ -1,0 +1,208 @@
+// The worker pool on a real actor system, over a transport that refuses
+// outcome events for a while, as a broker does while it restarts or elects a
+// stream leader: the outcome is kept and published again, the task is marked
+// in progress meanwhile, and it is acked only once its outcome is out.
+
+#include "support/wait_until.hpp"
+
+#include "trellis/actors/worker_pool.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/transport/inproc_transport.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/logger.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace trellis;
+using namespace trellis::detail;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// In-process queues whose event side refuses the first `refusals` publishes
+/// with broker_unavailable, and which records, in order, every publish
+/// attempt, touch and ack the worker makes.
+class refusing_broker final : public transport {
+ public:
+  explicit refusing_broker(int refusals) : refusals_(refusals) {}
+
+  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override {
+    return queues_.publish_tasks(queue, messages);
+  }
+  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                    std::chrono::milliseconds wait) override {
+    return queues_.fetch_tasks(queues, max, wait);
+  }
+  void ack_task(const delivery& d) override {
+    record("ack " + std::to_string(d.token));
+    queues_.ack_task(d);
+  }
+  void touch_task(const delivery& d) override { record("touch " + std::to_string(d.token)); }
+  expected<void> publish_events(std::vector<outgoing_event> messages) override {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (refusals_ > 0) {
+      --refusals_;
+      log_.push_back("refused");
+      return error{errc::broker_unavailable, "no stream leader (test)"};
+    }
+    log_.push_back("published");
+    for (auto& m : messages) {
+      events_.push_back(std::move(m.bytes));
+    }
+    return {};
+  }
+  void consume_events(std::function<void(std::vector<delivery>)>) override {}
+  void ack_event(const delivery&) override {}
+  void close() override { queues_.close(); }
+
+  std::vector<std::string> log() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return log_;
+  }
+  std::vector<std::string> events() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return events_;
+  }
+
+ private:
+  void record(std::string what) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    log_.push_back(std::move(what));
+  }
+
+  inproc_transport queues_;
+  std::mutex mutex_;
+  int refusals_;
+  std::vector<std::string> log_;
+  std::vector<std::string> events_;
+};
+
+std::string add_task() {
+  envelope e;
+  e.type = envelope_type::task;
+  e.id = "wf:0:1";
+  e.workflow_id = "wf";
+  e.node = 0;
+  e.attempt = 1;
+  e.task = "add";
+  e.queue = "default";
+  e.args = {2, 3};
+  return encode(e);
+}
+
+/// Runs a one-thread worker pool with the handler `add` over `bus` until
+/// `done` holds (or the test's bound passes), then drains and stops it.
+/// Returns whether `done` came true.
+template <class Predicate>
+bool run_worker_until(const std::shared_ptr<transport>& bus, Predicate done, const char* what) {
+  task_registry tasks;
+  tasks.add("add", [](task_context&, std::int64_t x, std::int64_t y) { return x + y; });
+  worker_pool_config cfg;
+  cfg.bus = bus;
+  cfg.stats = std::make_shared<metrics>();
+  cfg.tasks = std::make_shared<const task_registry>(std::move(tasks));
+  cfg.concurrency = 1;
+  cfg.fetch_batch = 1;
+  caf::actor_system_config caf_cfg;
+  auto sys = std::make_unique<caf::actor_system>(caf_cfg);
+  auto pool = spawn_worker_pool(*sys, cfg);
+  bool happened = test::wait_until(done, test::max_test_wait, what);
+  {
+    caf::scoped_actor self{*sys};
+    self->request(pool, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
+    self->send_exit(pool, caf::exit_reason::user_shutdown);
+  }
+  pool = nullptr;  // a detached actor's thread ends only once no handle is left
+  bus->close();
+  caf::logger::set_current_actor_system(nullptr);
+  sys.reset();
+  return happened;
+}
+
+/// In-process queues whose event side refuses every publish with
+/// payload_too_large, counting attempts and acks.
+class oversize_broker final : public transport {
+ public:
+  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override {
+    return queues_.publish_tasks(queue, messages);
+  }
+  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                    std::chrono::milliseconds wait) override {
+    return queues_.fetch_tasks(queues, max, wait);
+  }
+  void ack_task(const delivery&) override { ++acks; }
+  expected<void> publish_events(std::vector<outgoing_event>) override {
+    ++attempts;
+    return error{errc::payload_too_large, "outcome too large (test)"};
+  }
+  void consume_events(std::function<void(std::vector<delivery>)>) override {}
+  void ack_event(const delivery&) override {}
+  void close() override { queues_.close(); }
+
+  std::atomic<int> acks{0};
+  std::atomic<int> attempts{0};
+
+ private:
+  inproc_transport queues_;
+};
+
+}  // namespace
+
+TEST_CASE("a worker keeps an outcome the broker refuses, marks its task in progress meanwhile and acks it once the "
+          "outcome is published",
+          "[unit][actors][worker]") {
+  auto bus = std::make_shared<refusing_broker>(3);
+  std::vector<outgoing_task> task{{"wf:0:1", add_task(), 0, {}}};
+  REQUIRE(bus->publish_tasks("default", task));
+  bool acked = run_worker_until(
+      bus,
+      [&] {
+        auto log = bus->log();
+        return !log.empty() && log.back().rfind("ack ", 0) == 0;
+      },
+      "the task to be acked");
+  REQUIRE(acked);
+
+  // Three refusals, each followed by a touch; then the outcome goes out once
+  // and only then is the task acked.
+  auto log = bus->log();
+  INFO("log: " << Catch::Detail::stringify(log));
+  REQUIRE(log.size() == 8);
+  for (std::size_t i = 0; i < 6; i += 2) {
+    CHECK(log[i] == "refused");
+    CHECK(log[i + 1].rfind("touch ", 0) == 0);
+  }
+  CHECK(log[6] == "published");
+  CHECK(log[7].rfind("ack ", 0) == 0);
+  auto events = bus->events();
+  REQUIRE(events.size() == 1);
+  auto outcome = decode(events[0]);
+  REQUIRE(outcome);
+  CHECK(outcome->status == outcome_status::success);
+  CHECK(outcome->payload == value(5));
+}
+
+TEST_CASE("a worker does not wait out an outcome refused for another reason than an absent broker, and leaves its "
+          "task unacked",
+          "[unit][actors][worker]") {
+  // payload_too_large will not pass on a second try: the task stays unacked,
+  // so a broker delivers it again (and, past MaxDeliver, reports it exhausted).
+  auto bus = std::make_shared<oversize_broker>();
+  std::vector<outgoing_task> task{{"wf:0:1", add_task(), 0, {}}};
+  REQUIRE(bus->publish_tasks("default", task));
+  bool offered = run_worker_until(bus, [&] { return bus->attempts.load() >= 1; }, "the outcome to be offered");
+  REQUIRE(offered);
+  CHECK(bus->attempts.load() == 1);
+  CHECK(bus->acks.load() == 0);
+}
