@@ -43,7 +43,7 @@ TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker
           "outcome line",
           "[integration][nats]") {
   cluster_processes c{"clusterrun", {}, {"--ack-wait-ms", "30000"}};
-  auto db = c.dir().file("dispatcher.db");
+  auto db = c.db();
   auto& dispatcher = c.start_dispatcher(db);
   auto& first_worker = c.start_worker(worker_flags);
   auto& second_worker = c.start_worker(worker_flags);
@@ -126,7 +126,7 @@ TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker ge
           "node is recorded once",
           "[integration][nats]") {
   cluster_processes c{"clusterkill", {}, {"--ack-wait-ms", "1000"}};
-  auto db = c.dir().file("dispatcher.db");
+  auto db = c.db();
   auto& dispatcher = c.start_dispatcher(db);
   auto& doomed = c.start_worker(worker_flags);
 
