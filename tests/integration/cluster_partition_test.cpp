@@ -27,15 +27,9 @@ using nlohmann::json;
 using trellis::test::child_process;
 using trellis::test::cluster_processes;
 using trellis::test::command_result;
+using trellis::test::count_rows;
 using trellis::test::max_test_wait;
 using trellis::test::wait_until;
-
-std::int64_t count_rows(const std::string& db, const std::string& sql) {
-  auto n = trellis::test::try_count(db, sql.c_str());
-  INFO("query: " << sql);
-  REQUIRE(n);
-  return *n;
-}
 
 /// A chain of `length` adds: add(0, 1) -> add(_, 1) -> ...; its result is `length`.
 json chain_of_adds(int length) {

@@ -29,17 +29,11 @@ using namespace std::string_literals;
 using nlohmann::json;
 using trellis::test::child_process;
 using trellis::test::cluster_processes;
+using trellis::test::count_rows;
 using trellis::test::max_test_wait;
 using trellis::test::temp_dir;
 using trellis::test::try_count;
 using trellis::test::wait_until;
-
-std::int64_t count_rows(const std::string& db, const std::string& sql) {
-  auto n = try_count(db, sql.c_str());
-  INFO("query: " << sql);
-  REQUIRE(n);
-  return *n;
-}
 
 /// A workflow submitted for a test: its file, what it must end with and how
 /// many task nodes it has.

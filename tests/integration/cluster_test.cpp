@@ -23,19 +23,13 @@ namespace {
 using nlohmann::json;
 using trellis::test::cluster_processes;
 using trellis::test::command_result;
+using trellis::test::count_rows;
 
 /// A worker's flags: two handler threads taking four tasks a pull.
 const std::vector<std::string> worker_flags{"--concurrency", "2", "--fetch-batch", "4"};
 
 /// The outcome line of `run`: exactly id, state, result and error.
 json outcome_of(const std::string& line) { return trellis::test::parse_outcome_line(line); }
-
-std::int64_t count_rows(const std::string& db, const std::string& sql) {
-  auto n = trellis::test::try_count(db, sql.c_str());
-  INFO("query: " << sql);
-  REQUIRE(n);
-  return *n;
-}
 
 }  // namespace
 
