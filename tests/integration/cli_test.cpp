@@ -22,6 +22,7 @@ namespace {
 
 using nlohmann::json;
 using trellis::test::command_result;
+using trellis::test::count_rows;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
 
@@ -40,14 +41,6 @@ command_result demo(const temp_dir& dir, std::vector<std::string> args) {
 json outcome_of(const command_result& r) {
   INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
   return trellis::test::parse_outcome_line(r.last_line());
-}
-
-/// Runs a `SELECT count(*) ...` on the store the CLI left behind, read-only.
-std::int64_t count_rows(const std::string& db, const char* sql) {
-  auto n = trellis::test::try_count(db, sql);
-  INFO("query: " << sql);
-  REQUIRE(n);
-  return *n;
 }
 
 std::vector<json> dead_letter_lines(const command_result& r) {

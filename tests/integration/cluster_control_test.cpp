@@ -28,9 +28,6 @@ using trellis::test::cluster_processes;
 using trellis::test::max_test_wait;
 using trellis::test::wait_until;
 
-/// Each test's one dispatcher keeps its store here.
-std::string db_of(const cluster_processes& c) { return c.dir().file("dispatcher.db"); }
-
 /// A worker's flags: two handler threads taking four tasks a pull, unless a
 /// test needs others.
 std::vector<std::string> worker_flags(const std::string& concurrency = "2", const std::string& fetch_batch = "4") {
@@ -83,7 +80,7 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
           "is exit 2",
           "[integration][nats]") {
   cluster_processes c{"ctlstatus", {}, {"--ack-wait-ms", "30000"}};
-  c.start_dispatcher(db_of(c));
+  c.start_dispatcher(c.db());
   c.start_worker(worker_flags());
   auto file = trellis::test::write_file(
       c.dir(), "chain.json",
@@ -102,7 +99,7 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
   REQUIRE(wait_until([&] { return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS"; },
                      max_test_wait, "the workflow to succeed, seen over the broker"));
   auto over_broker = c.client({"status", id});
-  auto from_store = c.cli({"status", id, "--db", db_of(c)});
+  auto from_store = c.cli({"status", id, "--db", c.db()});
   CHECK(over_broker.status == 0);
   CHECK(from_store.status == 0);
   CHECK(over_broker.last_line() == from_store.last_line());
@@ -120,7 +117,7 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
 
 TEST_CASE("dlq list and replay over the broker go through the running dispatcher", "[integration][nats]") {
   cluster_processes c{"ctldlq", {}, {"--ack-wait-ms", "30000"}};
-  c.start_dispatcher(db_of(c));
+  c.start_dispatcher(c.db());
   c.start_worker(worker_flags());
   // Fails once with no retry left: one dead letter. Replayed, attempt 2 succeeds.
   auto file = trellis::test::write_file(c.dir(), "flaky.json",
@@ -138,7 +135,7 @@ TEST_CASE("dlq list and replay over the broker go through the running dispatcher
   CHECK(letter["task"] == "flaky");
   CHECK(letter["reason"] == "task_failed");
   CHECK(letter["replayed"] == false);
-  CHECK(listed.out == c.cli({"dlq", "list", "--db", db_of(c)}).out);
+  CHECK(listed.out == c.cli({"dlq", "list", "--db", c.db()}).out);
 
   auto replayed = c.client({"dlq", "replay", "1"});
   INFO("replay stderr:\n" << replayed.err << "\n" << c.logs());
@@ -164,7 +161,7 @@ TEST_CASE("inspect sees two workers with their queues and an active sleep_ms tas
           "workflows in flight",
           "[integration][nats]") {
   cluster_processes c{"ctlinspect", {}, {"--ack-wait-ms", "30000"}};
-  c.start_dispatcher(db_of(c));
+  c.start_dispatcher(c.db());
   auto flags = worker_flags();
   flags.insert(flags.end(), {"--queues", "default,slow"});
   c.start_worker(flags);
@@ -204,7 +201,7 @@ TEST_CASE("inspect sees two workers with their queues and an active sleep_ms tas
 TEST_CASE("revoke stops a running workflow: queued and later steps never run, and it ends FAILURE/revoked",
           "[integration][nats]") {
   cluster_processes c{"ctlrevoke", {}, {"--ack-wait-ms", "30000"}};
-  c.start_dispatcher(db_of(c));
+  c.start_dispatcher(c.db());
   // One handler thread taking one task at a time: the group's touches wait
   // in the queue behind the sleep while it runs.
   c.start_worker(worker_flags("1", "1"));
@@ -292,7 +289,7 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
 
 TEST_CASE("a garbage control request gets an error reply and the dispatcher keeps running", "[integration][nats]") {
   cluster_processes c{"ctlgarbage", {}, {"--ack-wait-ms", "30000"}};
-  auto& dispatcher = c.start_dispatcher(db_of(c));
+  auto& dispatcher = c.start_dispatcher(c.db());
   c.start_worker(worker_flags());
 
   trellis::detail::nats_config cfg;
@@ -336,7 +333,7 @@ TEST_CASE("a garbage control request gets an error reply and the dispatcher keep
 TEST_CASE("a waiter that missed the done notice learns the outcome from the dispatcher's status",
           "[integration][nats]") {
   cluster_processes c{"ctlmissed", {}, {"--ack-wait-ms", "30000"}};
-  c.start_dispatcher(db_of(c));
+  c.start_dispatcher(c.db());
   c.start_worker(worker_flags());
   auto file = trellis::test::write_file(c.dir(), "add.json", R"({"task": "add", "args": [20, 22]})");
   auto id = submit_no_wait(c, file);

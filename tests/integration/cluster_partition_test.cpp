@@ -27,15 +27,9 @@ using nlohmann::json;
 using trellis::test::child_process;
 using trellis::test::cluster_processes;
 using trellis::test::command_result;
+using trellis::test::count_rows;
 using trellis::test::max_test_wait;
 using trellis::test::wait_until;
-
-std::int64_t count_rows(const std::string& db, const std::string& sql) {
-  auto n = trellis::test::try_count(db, sql.c_str());
-  INFO("query: " << sql);
-  REQUIRE(n);
-  return *n;
-}
 
 /// A chain of `length` adds: add(0, 1) -> add(_, 1) -> ...; its result is `length`.
 json chain_of_adds(int length) {
@@ -47,8 +41,14 @@ json chain_of_adds(int length) {
   return {{"chain", steps}};
 }
 
-/// The outcome line a finished `submit --wait` client printed.
-json outcome_of(child_process& client) {
+/// Waits for a background `submit --wait` client to end, checks that it
+/// exited with `status` and returns the outcome line it printed.
+json outcome_of(child_process& client, const cluster_processes& c, int status = 0) {
+  auto ended = client.wait_for(max_test_wait);
+  INFO("client stdout:\n" << client.stdout_text() << "\nclient stderr:\n" << client.stderr_text() << "\n"
+                          << c.logs());
+  REQUIRE(ended);
+  CHECK(*ended == status);
   return trellis::test::parse_outcome_line(command_result{0, false, client.stdout_text(), ""}.last_line());
 }
 
@@ -98,7 +98,7 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-chord and restarted on its store
           "chains: the chord body runs once and every header node is recorded once",
           "[integration][nats][recovery]") {
   cluster_processes c{"partkill", {}, {"--ack-wait-ms", "2000"}};
-  auto db = c.dir().file("dispatcher.db");
+  auto db = c.db();
   auto& first = c.start_dispatcher(db);
 
   // The header members sleep a little (about 3 s in all on six handler
@@ -143,11 +143,7 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-chord and restarted on its store
   // Events of the dead dispatcher wait in JetStream; the new one restores
   // the unfinished workflows from the store and takes them.
   auto& second = c.start_dispatcher(db);
-  auto status = chord_client.wait_for(max_test_wait);
-  INFO("client stdout:\n" << chord_client.stdout_text() << "\nclient stderr:\n" << chord_client.stderr_text());
-  REQUIRE(status);
-  CHECK(*status == 0);
-  auto out = outcome_of(chord_client);
+  auto out = outcome_of(chord_client, c);
   CHECK(out["state"] == "SUCCESS");
   CHECK(out["result"] == 1);  // touch returns the file's line count
   auto chord_id = out["id"].get<std::string>();
@@ -195,12 +191,7 @@ TEST_CASE("Two dispatchers owning one partition each of two complete the workflo
   std::vector<std::string> in_0;
   std::vector<std::string> in_1;
   for (auto* client : clients) {
-    auto status = client->wait_for(max_test_wait);
-    INFO("client stdout:\n" << client->stdout_text() << "\nclient stderr:\n" << client->stderr_text() << "\n"
-                            << c.logs());
-    REQUIRE(status);
-    CHECK(*status == 0);
-    auto out = outcome_of(*client);
+    auto out = outcome_of(*client, c);
     CHECK(out["state"] == "SUCCESS");
     CHECK(out["result"] == 10);
     auto id = out["id"].get<std::string>();
@@ -263,8 +254,7 @@ TEST_CASE("A standby dispatcher takes over the partitions of an active one kille
   cluster_processes c{"partstandby", {"--partitions", "2"}, {"--ack-wait-ms", "2000"}};
   auto db = c.dir().file("cluster.db");
   auto& active = c.start_dispatcher(db);
-  REQUIRE(wait_until([&] { return active.stderr_text().find("dispatcher running") != std::string::npos; },
-                     max_test_wait, "the active dispatcher to run"));
+  c.wait_running(active);
   auto& standby = c.start_dispatcher(db, {"--standby"});
   REQUIRE(wait_until([&] { return standby.stderr_text().find("standing by") != std::string::npos; }, max_test_wait,
                      "the second dispatcher to stand by"));
@@ -300,11 +290,7 @@ TEST_CASE("A standby dispatcher takes over the partitions of an active one kille
   REQUIRE(done() < members);  // mid-chord, or the takeover proves nothing
 
   auto& chord_client = *clients.front();
-  auto status = chord_client.wait_for(max_test_wait);
-  INFO("client stdout:\n" << chord_client.stdout_text() << "\nclient stderr:\n" << chord_client.stderr_text());
-  REQUIRE(status);
-  CHECK(*status == 0);
-  auto out = outcome_of(chord_client);
+  auto out = outcome_of(chord_client, c);
   CHECK(out["state"] == "SUCCESS");
   CHECK(out["result"] == 30 * members);
   auto chord_id = out["id"].get<std::string>();
@@ -364,9 +350,7 @@ TEST_CASE("A task that kills its worker on every delivery ends in the dead-lette
         return crash_client.try_wait().has_value();
       },
       max_test_wait, "the crashing workflow to be decided"));
-  INFO("client stdout:\n" << crash_client.stdout_text() << "\nclient stderr:\n" << crash_client.stderr_text());
-  CHECK(*crash_client.try_wait() == 1);
-  auto out = outcome_of(crash_client);
+  auto out = outcome_of(crash_client, c, 1);
   CHECK(out["state"] == "FAILURE");
   CHECK(out["error"]["type"] == "worker_lost");
   auto crash_id = out["id"].get<std::string>();
@@ -375,11 +359,7 @@ TEST_CASE("A task that kills its worker on every delivery ends in the dead-lette
   CHECK(deaths <= max_deliver);
 
   for (auto* client : others) {
-    auto status = client->wait_for(max_test_wait);
-    INFO("client stdout:\n" << client->stdout_text() << "\nclient stderr:\n" << client->stderr_text());
-    REQUIRE(status);
-    CHECK(*status == 0);
-    auto chain_out = outcome_of(*client);
+    auto chain_out = outcome_of(*client, c);
     CHECK(chain_out["state"] == "SUCCESS");
     CHECK(chain_out["result"] == 10);
   }

@@ -4,7 +4,7 @@
 // one (`trellis-demo dispatcher`, `trellis-demo worker`, `trellis submit`),
 // started and stopped by its PID.
 
-#include "support/processes_on_broker.hpp"
+#include "support/cluster_processes.hpp"
 #include "support/files.hpp"
 #include "support/nats_server.hpp"
 #include "support/store_reader.hpp"
@@ -27,19 +27,13 @@ namespace {
 
 using namespace std::string_literals;
 using nlohmann::json;
-using trellis::test::cluster_process_options;
-using trellis::test::processes_on_broker;
+using trellis::test::child_process;
+using trellis::test::cluster_processes;
+using trellis::test::count_rows;
 using trellis::test::max_test_wait;
 using trellis::test::temp_dir;
 using trellis::test::try_count;
 using trellis::test::wait_until;
-
-std::int64_t count_rows(const std::string& db, const std::string& sql) {
-  auto n = try_count(db, sql.c_str());
-  INFO("query: " << sql);
-  REQUIRE(n);
-  return *n;
-}
 
 /// A workflow submitted for a test: its file, what it must end with and how
 /// many task nodes it has.
@@ -76,11 +70,25 @@ std::vector<planned_workflow> workflows_in_flight() {
   return out;
 }
 
+/// The flags of every worker: two handler threads, a few tasks fetched at once.
+const std::vector<std::string> worker_flags{"--concurrency", "2", "--fetch-batch", "4"};
+
+/// Starts the cluster's one dispatcher (on `c.db()`) and `workers` workers,
+/// and waits until each of them runs. Returns the dispatcher.
+child_process& start_running(cluster_processes& c, int workers) {
+  auto& dispatcher = c.start_dispatcher(c.db());
+  c.wait_running(dispatcher);
+  for (int i = 0; i < workers; ++i) {
+    c.wait_running(c.start_worker(worker_flags));
+  }
+  return dispatcher;
+}
+
 /// Submits each workflow without waiting for it: the id comes back once
 /// the dispatcher committed it.
-void submit_all(processes_on_broker& procs, const temp_dir& dir, std::vector<planned_workflow>& flows) {
+void submit_all(cluster_processes& procs, std::vector<planned_workflow>& flows) {
   for (auto& f : flows) {
-    auto file = trellis::test::write_file(dir, f.name + ".json", f.canvas.dump());
+    auto file = trellis::test::write_file(procs.dir(), f.name + ".json", f.canvas.dump());
     auto r = procs.submit(file);
     INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << procs.logs());
     REQUIRE(r.status == 0);
@@ -110,12 +118,25 @@ std::int64_t total_leaves(const std::vector<planned_workflow>& flows) {
   return n;
 }
 
+/// Submits `flows` and waits until they are under way: a few task nodes
+/// succeeded, but not all of them, or a failure now would prove nothing.
+/// Returns how many succeeded.
+std::int64_t submit_and_wait_mid_run(cluster_processes& procs, std::vector<planned_workflow>& flows) {
+  submit_all(procs, flows);
+  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait,
+                     "the first task nodes to succeed"));
+  auto done_before = nodes_done(procs.db(), flows);
+  INFO(procs.logs());
+  REQUIRE(done_before < total_leaves(flows));
+  return done_before;
+}
+
 /// Waits until every workflow of `flows` finished, then checks that each
 /// succeeded with its result and that each node was recorded once: one row
 /// per node, every one a success of attempt 1 (a redelivered task ran again
 /// under the same attempt, and the outcome that came second changed
 /// nothing), no failed attempt and no dead letter.
-void check_completed_once(processes_on_broker& procs, const std::vector<planned_workflow>& flows,
+void check_completed_once(cluster_processes& procs, const std::vector<planned_workflow>& flows,
                           const std::string& context) {
   auto finished_sql = "SELECT count(*) FROM workflows WHERE state IN (3, 4, 6) AND id IN " + sql_list(flows);
   bool finished = wait_until(
@@ -145,27 +166,15 @@ void check_completed_once(processes_on_broker& procs, const std::vector<planned_
 TEST_CASE("A NATS server restarted mid-run on the same port and store loses no workflow in flight, and every node "
           "is recorded once",
           "[integration][nats][recovery]") {
-  temp_dir dir;
   trellis::test::nats_server server;
-  cluster_process_options opts;
-  opts.broker = server.url();
-  opts.ns = "restart";
-  // Deliveries lost with the server come again after this. Longer than a
-  // worker's failed outcome report (publish timeout 5 s), so the tasks it
-  // marks in progress meanwhile are not delivered again.
-  opts.ack_wait_ms = "8000";
-  processes_on_broker procs{dir, opts};
-  procs.wait_running(procs.start_dispatcher());
-  procs.wait_running(procs.start_worker());
-  procs.wait_running(procs.start_worker());
+  // Deliveries lost with the server come again after the AckWait. Longer
+  // than a worker's failed outcome report (publish timeout 5 s), so the
+  // tasks it marks in progress meanwhile are not delivered again.
+  auto procs = cluster_processes::on_broker(server.url(), "restart", {}, {"--ack-wait-ms", "8000"});
+  start_running(procs, 2);
 
   auto flows = workflows_in_flight();
-  submit_all(procs, dir, flows);
-  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait,
-                     "the first task nodes to succeed"));
-  auto done_before = nodes_done(procs.db(), flows);
-  INFO(procs.logs());
-  REQUIRE(done_before < total_leaves(flows));
+  auto done_before = submit_and_wait_mid_run(procs, flows);
 
   std::string how;
   SECTION("stopped with SIGTERM") {
@@ -187,29 +196,18 @@ TEST_CASE("A NATS server restarted mid-run on the same port and store loses no w
 TEST_CASE("A dispatcher killed with SIGKILL mid-run and started again on its store finishes every workflow in "
           "flight, and every node is recorded once",
           "[integration][nats][recovery]") {
-  temp_dir dir;
   trellis::test::nats_server server;
-  cluster_process_options opts;
-  opts.broker = server.url();
-  opts.ns = "dispatcherkill";
-  opts.ack_wait_ms = "2000";  // events the dead dispatcher never acked come again soon
-  processes_on_broker procs{dir, opts};
-  procs.wait_running(procs.start_dispatcher());
-  procs.wait_running(procs.start_worker());
-  procs.wait_running(procs.start_worker());
+  // Events the dead dispatcher never acked come again soon.
+  auto procs = cluster_processes::on_broker(server.url(), "dispatcherkill", {}, {"--ack-wait-ms", "2000"});
+  auto& first = start_running(procs, 2);
 
   auto flows = workflows_in_flight();
-  submit_all(procs, dir, flows);
-  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait,
-                     "the first task nodes to succeed"));
-  auto done_before = nodes_done(procs.db(), flows);
-  INFO(procs.logs());
-  REQUIRE(done_before < total_leaves(flows));
-  procs.dispatcher().kill(SIGKILL);
-  CHECK(procs.dispatcher().wait() == 128 + SIGKILL);
+  auto done_before = submit_and_wait_mid_run(procs, flows);
+  first.kill(SIGKILL);
+  CHECK(first.wait() == 128 + SIGKILL);
 
   // The workers keep running and reporting into the event stream meanwhile.
-  procs.wait_running(procs.start_dispatcher());
+  procs.wait_running(procs.start_dispatcher(procs.db()));
   check_completed_once(procs, flows,
                        "dispatcher killed after " + std::to_string(done_before) + " nodes\n" +
                            server.jetstream_summary());
@@ -219,20 +217,14 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-run and started again on its sto
 TEST_CASE("In a three-node JetStream cluster with replicated streams, killing the node that leads the task stream "
           "mid-run loses no workflow in flight",
           "[integration][nats][recovery]") {
-  temp_dir dir;
   trellis::test::nats_cluster nodes;
-  cluster_process_options opts;
-  opts.broker = nodes.urls();
-  opts.ns = "replicated";
-  opts.ack_wait_ms = "8000";  // as in the restart test: leader elections take seconds
-  opts.replicas = "3";
-  processes_on_broker procs{dir, opts};
-  procs.wait_running(procs.start_dispatcher());
-  procs.wait_running(procs.start_worker());
-  procs.wait_running(procs.start_worker());
+  // The AckWait as in the restart test: leader elections take seconds.
+  auto procs = cluster_processes::on_broker(nodes.urls(), "replicated", {},
+                                            {"--ack-wait-ms", "8000", "--replicas", "3"});
+  start_running(procs, 2);
 
   auto flows = workflows_in_flight();
-  submit_all(procs, dir, flows);
+  auto done_before = submit_and_wait_mid_run(procs, flows);
   // Both streams are replicated on all three nodes.
   auto report = nodes.node(0).jetstream_report();
   int replicated = 0;
@@ -248,11 +240,6 @@ TEST_CASE("In a three-node JetStream cluster with replicated streams, killing th
   }
   CHECK(replicated == 2);
 
-  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait,
-                     "the first task nodes to succeed"));
-  auto done_before = nodes_done(procs.db(), flows);
-  INFO(procs.logs());
-  REQUIRE(done_before < total_leaves(flows));
   auto leader = nodes.stream_leader("TRELLIS_REPLICATED_TASKS");
   auto doomed = nodes.index_of(leader);
   INFO("task stream leader: '" << leader << "'");
@@ -268,14 +255,11 @@ TEST_CASE("In a three-node JetStream cluster with replicated streams, killing th
 TEST_CASE("Garbage bytes and a version 2 envelope published on a task subject are dead-lettered with their reasons "
           "and bytes, and the workers keep running",
           "[integration][nats][recovery]") {
-  temp_dir dir;
   trellis::test::nats_server server;
-  cluster_process_options opts;
-  opts.broker = server.url();
-  opts.ns = "poison";
-  processes_on_broker procs{dir, opts};
-  procs.wait_running(procs.start_dispatcher());
-  procs.wait_running(procs.start_worker());
+  auto procs = cluster_processes::on_broker(server.url(), "poison", {}, {"--ack-wait-ms", "30000"});
+  procs.wait_running(procs.start_dispatcher(procs.db()));
+  auto& worker = procs.start_worker(worker_flags);
+  procs.wait_running(worker);
 
   // Straight onto the task subject `trellis.poison.task.default`, as a
   // foreign or newer publisher would: no dispatcher saw these.
@@ -294,7 +278,7 @@ TEST_CASE("Garbage bytes and a version 2 envelope published on a task subject ar
   {
     trellis::detail::nats_config cfg;
     cfg.urls = {server.url()};
-    cfg.ns = opts.ns;
+    cfg.ns = procs.ns();
     cfg.client_name = "poisoner";
     auto bus = trellis::detail::nats_transport::connect(cfg);
     INFO("connect: " << (bus ? std::string{"ok"} : to_string(bus.error())));
@@ -328,9 +312,9 @@ TEST_CASE("Garbage bytes and a version 2 envelope published on a task subject ar
   CHECK(letters->at(0).reason != letters->at(1).reason);
 
   // The worker is still there and serves the next workflow.
-  REQUIRE_FALSE(procs.worker(0).try_wait());
-  auto file = trellis::test::write_file(
-      dir, "after.json", json{{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}}.dump());
+  REQUIRE_FALSE(worker.try_wait());
+  json chain{{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}};
+  auto file = trellis::test::write_file(procs.dir(), "after.json", chain.dump());
   auto r = procs.submit(file, {"--wait"});
   CHECK(r.status == 0);
   auto out = json::parse(r.last_line());

@@ -23,6 +23,7 @@ namespace {
 using nlohmann::json;
 using trellis::test::cluster_processes;
 using trellis::test::command_result;
+using trellis::test::count_rows;
 
 /// A worker's flags: two handler threads taking four tasks a pull.
 const std::vector<std::string> worker_flags{"--concurrency", "2", "--fetch-batch", "4"};
@@ -30,20 +31,13 @@ const std::vector<std::string> worker_flags{"--concurrency", "2", "--fetch-batch
 /// The outcome line of `run`: exactly id, state, result and error.
 json outcome_of(const std::string& line) { return trellis::test::parse_outcome_line(line); }
 
-std::int64_t count_rows(const std::string& db, const std::string& sql) {
-  auto n = trellis::test::try_count(db, sql.c_str());
-  INFO("query: " << sql);
-  REQUIRE(n);
-  return *n;
-}
-
 }  // namespace
 
 TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker processes and print run's "
           "outcome line",
           "[integration][nats]") {
   cluster_processes c{"clusterrun", {}, {"--ack-wait-ms", "30000"}};
-  auto db = c.dir().file("dispatcher.db");
+  auto db = c.db();
   auto& dispatcher = c.start_dispatcher(db);
   auto& first_worker = c.start_worker(worker_flags);
   auto& second_worker = c.start_worker(worker_flags);
@@ -126,7 +120,7 @@ TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker ge
           "node is recorded once",
           "[integration][nats]") {
   cluster_processes c{"clusterkill", {}, {"--ack-wait-ms", "1000"}};
-  auto db = c.dir().file("dispatcher.db");
+  auto db = c.db();
   auto& dispatcher = c.start_dispatcher(db);
   auto& doomed = c.start_worker(worker_flags);
 

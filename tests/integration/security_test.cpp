@@ -41,12 +41,9 @@ const std::string wrong_password = "wrong-donkey-staple";
 const std::string token = "s3cr3t-token-for-tests";
 const std::string signing_key = "trellis-test-signing-key-0123456789abcdef";
 
-/// The cluster's one dispatcher keeps its store here.
-std::string db_of(const cluster_processes& c) { return c.dir().file("dispatcher.db"); }
-
 /// Starts the cluster's dispatcher and a worker with two handler threads.
 child_process& start_cluster(cluster_processes& c) {
-  c.start_dispatcher(db_of(c));
+  c.start_dispatcher(c.db());
   return c.start_worker({"--concurrency", "2"});
 }
 
@@ -217,9 +214,9 @@ TEST_CASE(
   REQUIRE((*unsigned_bus)->publish_events({outgoing_event{0, event_bytes}}));
 
   REQUIRE(trellis::test::wait_until(
-      [&] { return trellis::test::try_count(db_of(c), "SELECT count(*) FROM dead_letters").value_or(0) >= 3; },
+      [&] { return trellis::test::try_count(c.db(), "SELECT count(*) FROM dead_letters").value_or(0) >= 3; },
       trellis::test::max_test_wait, "three dead letters"));
-  auto store = trellis::test::open_store(db_of(c));
+  auto store = trellis::test::open_store(c.db());
   auto letters = store->dead_letters(true);
   REQUIRE(letters);
   REQUIRE(letters->size() == 3);

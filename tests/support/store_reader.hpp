@@ -55,4 +55,13 @@ inline std::optional<std::int64_t> try_count(const std::string& db, const char* 
   return sqlite3_column_int64(stmt.get(), 0);
 }
 
+/// `try_count` on a store that must be readable now: one that cannot be
+/// read fails the test, naming the query.
+inline std::int64_t count_rows(const std::string& db, const std::string& sql) {
+  auto n = try_count(db, sql.c_str());
+  INFO("query: " << sql);
+  REQUIRE(n);
+  return *n;
+}
+
 }  // namespace trellis::test
