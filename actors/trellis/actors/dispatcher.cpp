@@ -236,10 +236,6 @@ void dispatcher_logic::flush() {
       r.promise.deliver(std::move(r.workflow_id));
     }
     st_.replies.clear();
-    for (auto& [token, reply] : st_.control_answers) {
-      st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
-    }
-    st_.control_answers.clear();
     auto revoked = std::move(st_.revoked);
     st_.revoked.clear();
     for (const auto& wf : revoked) {
@@ -255,6 +251,12 @@ void dispatcher_logic::flush() {
         st_.cfg.on_finished(f);
       }
     }
+    // Last, so that a client told "revoked" knows the workers were told and
+    // the done notice is out.
+    for (auto& [token, reply] : st_.control_answers) {
+      st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+    }
+    st_.control_answers.clear();
   }
   publish_unsent();
   // Reads that waited for this commit. Answering one never opens a batch.
