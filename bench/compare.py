@@ -74,31 +74,31 @@ def celery_side(run, procs, args):
     run.redis_version = rig.version()
     timeout = args.celery_timeout
 
-    def measure(workload, fn, *fn_args, **extra):
+    def measure(workload, args, **extra):
         rig.reset()
-        run.log(f"celery {workload} {extra or ''}".rstrip())
+        run.log(f"celery {workload} {args} {extra or ''}".rstrip())
         try:
-            row = fn(rig, *fn_args)
+            row = rig.run_client(workload, args, timeout)
             row.update(extra)
             run.add(row)
         except Exception as e:  # a failed or timed-out workload is reported, and the worker restarted
             run.failed("celery", workload, f"{type(e).__name__}: {e}".strip(), **extra)
             rig.stop_workers()
             rig.reset()
-            rig.start_worker("main", 2)
+            rig.start_worker("main", extra.get("workers", 2))
 
     try:
         rig.start_worker("main", 2)
-        measure("noop", compare_celery.noop, s["noop"], timeout, workers=2)
+        measure("noop", [s["noop"], timeout], workers=2)
         run.redis_peak_after_noop = rig.memory_peak_bytes()
-        measure("results", compare_celery.results, s["results"], timeout)
-        measure("latency", compare_celery.latency, s["latency"], s["warmup"], timeout)
+        measure("results", [s["results"], timeout])
+        measure("latency", [s["latency"], s["warmup"], timeout])
         for n in s["chords"]:
-            measure("chord", compare_celery.chord, n, timeout)
+            measure("chord", [n, timeout])
         for n in s["chains"]:
-            measure("chain", compare_celery.chain, n, timeout)
+            measure("chain", [n, timeout])
         for size, n in s["payloads"]:
-            measure("payload", compare_celery.payload, n, size, timeout)
+            measure("payload", [n, size, timeout])
         # Queued: published while no worker runs, then drained by a new one.
         rig.stop_workers()
         rig.reset()
@@ -110,7 +110,7 @@ def celery_side(run, procs, args):
         rig.stop_workers()
         rig.reset()
         rig.start_worker("one", 1)
-        measure("noop", compare_celery.noop, s["noop"], timeout, workers=1)
+        measure("noop", [s["noop"], timeout], workers=1)
         rig.stop_workers()
         for variant in ("node", "child"):
             rig.reset()
@@ -134,7 +134,10 @@ def embedded_side(run, procs, args):
     common = ["--synchronous", "FULL", "--dir", run.work_dir]
 
     def bench(name, extra, timeout, tag=None):
-        lines, error, rss = compare_trellis.run_bench(binary, common + extra, timeout, run.work_dir, name, run.log)
+        # 2 handler threads, as Celery has 2 prefork processes, unless the run says otherwise.
+        threads = [] if "--concurrency" in extra else ["--concurrency", "2"]
+        lines, error, rss = compare_trellis.run_bench(binary, common + threads + extra, timeout, run.work_dir, name,
+                                                      run.log)
         for line in lines:
             line["process_peak_rss_kb"] = rss
             if tag:
@@ -226,7 +229,7 @@ def main():
     p.add_argument("--queued-timeout", type=float, default=300.0, help="seconds for the NATS 1M queued run")
     p.add_argument("--ack-wait-ms", type=int, default=5000, help="AckWait of the NATS kill workload")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, stores)")
-    p.add_argument("--command", default="bench/compare", help=argparse.SUPPRESS)
+    p.add_argument("--command", help=argparse.SUPPRESS)  # how bench/compare was called, for the doc
     args = p.parse_args()
     args.build = os.path.abspath(args.build)
     if args.doc is None and not args.quick:
@@ -238,7 +241,8 @@ def main():
     # On a real disk next to the build, not tmpfs: SQLite's fsyncs must cost what they cost.
     work_dir = tempfile.mkdtemp(prefix="compare-", dir=args.build)
     run = Run(QUICK if args.quick else FULL, work_dir)
-    run.command = " ".join([args.command] + sys.argv[1:])
+    run.command = args.command or " ".join(["bench/compare.py"] + sys.argv[1:])
+    run.commit = compare_report.commit_of(REPO)
     run.date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     run.load_before = os.getloadavg()
     run.redis_version = None

@@ -6,8 +6,10 @@ contract, with "system": "celery"."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
+import types
 
 from compare_procs import children_of, free_port, wait_for_port
 
@@ -66,6 +68,20 @@ class CeleryRig:
         for w in self.workers:
             self.procs.stop(w)
         self.workers = []
+
+    def run_client(self, workload, args, timeout):
+        """Runs one workload in a fresh client process (this file's main) and
+        returns its result line. A fresh process each time, because Celery's
+        client keeps a Redis subscription per task it sent until the result
+        object is collected: after a chord of 10,000, the next workload in the
+        same process first drains 10,000 stale notifications."""
+        out = subprocess.run([PYTHON, os.path.abspath(__file__), self.url, workload, json.dumps(args)],
+                             capture_output=True, text=True, timeout=timeout + 30, cwd=BENCH_DIR)
+        lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+        if out.returncode != 0 or not lines:
+            tail = [l for l in out.stderr.splitlines() if l.strip()][-1:]
+            raise RuntimeError(tail[0] if tail else f"client exited with {out.returncode}")
+        return json.loads(lines[-1])
 
     def reset(self):
         """Empties Redis between workloads: queues, results, counters."""
@@ -240,8 +256,7 @@ def queued(rig, n, timeout):
     the queued tasks cost Redis in memory and the worker's peak RSS."""
     from compare_procs import peak_rss_kb
     before = int(rig.client.info("memory")["used_memory"])
-    for _ in range(n):
-        rig.tasks.noop.apply_async()
+    rig.run_client("publish_noop", [n], timeout)
     queued_bytes = int(rig.client.info("memory")["used_memory"]) - before
     worker = rig.start_worker("drain", 2)
     t0 = time.perf_counter()
@@ -255,3 +270,34 @@ def queued(rig, n, timeout):
     return _line("queued", n, seconds, tasks_per_s=n / seconds, workers=2,
                  worker_peak_rss_kb=sum(r for r in rss if r), redis_bytes_per_queued_task=queued_bytes / n,
                  broker_peak_rss_kb=int(rig.client.info("memory")["used_memory_peak"]) // 1024)
+
+
+def publish_noop(rig, n):
+    """Publishes `n` noop (results stored, as usual) and returns."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        rig.tasks.noop.apply_async()
+    return _line("publish_noop", n, time.perf_counter() - t0)
+
+
+CLIENT_WORKLOADS = {"noop": noop, "results": results, "latency": latency, "chord": chord, "chain": chain,
+                    "payload": payload, "publish_noop": publish_noop}
+
+
+def client_main(argv):
+    """`compare_celery.py REDIS_URL WORKLOAD ARGS_JSON`: one workload as a
+    fresh Celery client; prints its result line."""
+    url, workload, args = argv[1], argv[2], json.loads(argv[3])
+    os.environ["COMPARE_REDIS_URL"] = url
+    sys.path.insert(0, BENCH_DIR)
+    import redis
+    from celery_app import tasks
+    rig = types.SimpleNamespace(tasks=tasks, app=tasks.app, client=redis.Redis.from_url(url))
+    print(json.dumps(CLIENT_WORKLOADS[workload](rig, *args)), flush=True)
+    # No interpreter teardown: Celery's result objects would unsubscribe from
+    # Redis one by one in their finalizers, which is not part of any workload.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    client_main(sys.argv)

@@ -32,6 +32,12 @@ def ratio_text(r):
     return f"{r:.1f}x" if r < 100 else f"{r:,.0f}x"
 
 
+def commit_of(repo):
+    """The commit the run measured, with -dirty when the tree had changes."""
+    out = subprocess.run(["git", "-C", repo, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
 class Report:
     def __init__(self, run, repo, build):
         self.run = run
@@ -174,8 +180,6 @@ class Report:
             r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg], capture_output=True, text=True)
             return r.stdout.strip() or "not installed"
 
-        commit = subprocess.run(["git", "-C", self.repo, "describe", "--always", "--dirty"], capture_output=True,
-                                text=True).stdout.strip() or "unknown"
         return [
             ("CPU", f"{cpu} ({os.cpu_count()} hardware threads, `nproc` {len(os.sched_getaffinity(0))})"),
             ("memory", f"{mem_kb / 1024 / 1024:.1f} GiB"),
@@ -185,7 +189,7 @@ class Report:
                 "python3-celery", "python3-kombu", "python3-redis", "python3-msgpack", "redis-server",
                 "nats-server", "libcaf-dev", "libsqlite3-dev"))),
             ("date", self.run.date),
-            ("commit", commit),
+            ("commit", self.run.commit),
             ("command", f"`{self.run.command}`"),
             ("load average", "before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
                 *self.run.load_before, *self.run.load_after)),
@@ -263,10 +267,15 @@ class Report:
         out.append("")
         out.append("**Celery.**")
         if c_rate:
-            out.append(f"- Throughput is flat in the load, so time grows linearly: at {thousands(c_rate)} tasks/s "
-                       f"10x takes {n * 10 / c_rate:,.0f} s and 100x {n * 100 / c_rate:,.0f} s. The 2 prefork "
-                       "processes and the client's per-message publish (one Redis round trip and a result key per "
-                       "task) are the limit, not Redis.")
+            out.append(f"- Time grows linearly with the load: at {thousands(c_rate)} tasks/s 10x takes "
+                       f"{n * 10 / c_rate:,.0f} s and 100x {n * 100 / c_rate:,.0f} s.")
+            c_one = self.value("celery", "noop", n, "tasks_per_s", {"workers": 1})
+            if c_one:
+                out.append(f"- More worker processes do not fix that: 1 process ran {thousands(c_one)} tasks/s and "
+                           f"2 ran {thousands(c_rate)}. The per-message work outside the pool (the client's publish, "
+                           "a Redis round trip per message and per result, the worker's main process receiving, "
+                           "acking and handing every message to a child) sets the pace, and more nodes would add "
+                           "Redis round trips, not remove them.")
         if c_q:
             per = c_q["redis_bytes_per_queued_task"]
             out.append(f"- What breaks first is Redis memory: every queued task costs {per:,.0f} B in Redis "
@@ -276,10 +285,14 @@ class Report:
                        "with maxmemory set it refuses writes, without it the kernel's OOM killer decides.")
         if all(c_chain) and len(c_chain) == 2 and s["chains"][1] > s["chains"][0]:
             growth = c_chain[1] / c_chain[0]
-            out.append(f"- Long chains break before throughput does: a chain of {s['chains'][0]:,} took "
-                       f"{c_chain[0]:.2f} s and one of {s['chains'][1]:,} {c_chain[1]:.2f} s ({growth:.1f}x for "
-                       f"{s['chains'][1] // s['chains'][0]}x the steps), because every message carries the rest "
-                       "of the chain, so the bytes sent grow with the square of the length.")
+            factor = s["chains"][1] // s["chains"][0]
+            text = (f"- Chains: one of {s['chains'][0]:,} took {c_chain[0]:.2f} s and one of {s['chains'][1]:,} "
+                    f"{c_chain[1]:.2f} s ({growth:.1f}x for {factor}x the steps). Every Celery chain message "
+                    "carries the rest of the chain, so the bytes sent grow with the square of the length")
+            text += (": that is what breaks first for long chains." if growth > 1.5 * factor else
+                     "; at these lengths the per-step round trips still dominate, at 100x the length the "
+                     "quadratic part takes over.")
+            out.append(text)
         k = self.kill("celery", "node")
         if k:
             out.append(f"- A killed worker node strands what it had reserved: {k['late']} task(s) sat in Redis's "
@@ -349,11 +362,13 @@ class Report:
             "ran) and `task_reject_on_worker_lost=True` (requeue the task of a prefork child that died). The "
             "prefetch multiplier (4) and the Redis `visibility_timeout` (3,600 s) keep their defaults: a shorter "
             "timeout hands still-running tasks to a second worker. Redis runs without persistence (`--save \"\"`, "
-            "no AOF), as Celery deployments usually do: a Redis crash loses the queue. The client is the driver "
-            "itself: groups for the no-op, results and payload rows (`group(...).apply_async().get()`), "
-            "`echo.delay(i).get()` for round trips, `chord(...)(body)` and `chain(...)`.\n"
+            "no AOF), as Celery deployments usually do: a Redis crash loses the queue. Each workload runs in a fresh "
+            "client process (Celery's client keeps a Redis subscription per task it sent, and one workload's "
+            "leftovers would slow the next): groups for the no-op, results and payload rows "
+            "(`group(...).apply_async().get()`), `echo.delay(i).get()` for round trips, `chord(...)(body)` and "
+            "`chain(...)`.\n"
             "- **Trellis embedded**: `trellis_bench_embedded --json` (bench/embedded_bench.cpp), one process, "
-            "`synchronous=FULL` (every commit fsynced), 2 handler threads (the machine's hardware threads), the "
+            "`synchronous=FULL` (every commit fsynced), `--concurrency 2` (2 handler threads), the "
             "store on the same disk as the build. Groups for the no-op, results and payload rows (payloads in "
             "groups of at most 4 MiB of arguments, a submission's limit being 8 MiB).\n"
             "- **Trellis over NATS**: `trellis_bench_nats --json --workers 2` (a nats-server, one dispatcher and 2 "
@@ -394,7 +409,7 @@ class Report:
         parts.append(self.workers_table() + "\n")
         parts.append("### Payload sizes\n")
         parts.append("Each task takes a string of the given size and returns it; every result is read back and "
-                     "compared. Fewer 1 MB tasks, so that each system moves about the same 100 MB each way.\n")
+                     "compared. Fewer 1 MB tasks (100 MB each way) keep that row within the time budget.\n")
         parts.append(self.payload_table() + "\n")
         parts.append("## What breaks first at 10x and 100x\n")
         parts.append(self.breaks_text() + "\n")
