@@ -274,7 +274,7 @@ def queued(rig, n, timeout):
     the queued tasks cost Redis in memory and the worker's peak RSS."""
     from compare_procs import peak_rss_kb
     before = int(rig.client.info("memory")["used_memory"])
-    rig.run_client("publish_noop", [n], timeout)
+    published = rig.run_client("publish_noop", [n], timeout)
     queued_bytes = int(rig.client.info("memory")["used_memory"]) - before
     worker = rig.start_worker("drain", 2)
     t0 = time.perf_counter()
@@ -287,6 +287,7 @@ def queued(rig, n, timeout):
     rss = [peak_rss_kb(pid) for pid in [worker.pid] + children_of(worker.pid)]
     return _line("queued", n, seconds, tasks_per_s=n / seconds, workers=2,
                  worker_peak_rss_kb=sum(r for r in rss if r), redis_bytes_per_queued_task=queued_bytes / n,
+                 publish_tasks_per_s=n / published["seconds"],
                  broker_peak_rss_kb=int(rig.client.info("memory")["used_memory_peak"]) // 1024)
 
 

@@ -6,6 +6,7 @@ import platform
 import subprocess
 
 SYSTEMS = ("celery", "trellis-embedded", "trellis-nats")
+COLORS = {"celery": "tab:green", "trellis-embedded": "tab:blue", "trellis-nats": "tab:orange"}
 NAMES = {"celery": "Celery", "trellis-embedded": "Trellis embedded", "trellis-nats": "Trellis NATS"}
 # Rows of the noop workload that are the main configuration: Celery and Trellis
 # NATS with 2 worker processes, Trellis embedded with 2 handler threads.
@@ -317,8 +318,8 @@ class Report:
                 out.append(f"- {factor}x as one group of {n * factor:,} does not run: `{err['error']}`"
                            + (f" (peak RSS {rss / 1024:.0f} MiB)" if rss else "") +
                            ". This is what breaks first: one submission is one envelope, and envelopes are capped "
-                           "so that a single message cannot exhaust a process. The same load as several groups, or "
-                           "as separate workflows, is accepted.")
+                           "(8 MiB) so that a single message cannot exhaust a process. The load has to be split "
+                           "into several submissions, as the payload rows do with groups of at most 4 MiB.")
         out.append("- Separate durable submissions are bound by the disk: each one commits with an fsync (see the "
                    "embedded benchmark's syncs/task in docs/performance.md), so many small workflows run at the "
                    "disk's commit rate unless they are grouped.")
@@ -400,11 +401,14 @@ class Report:
                      "here.\n")
         parts.append("## Scale\n")
         parts.append("### Queued tasks and memory\n")
+        c_q = self.find("celery", "queued")
+        rate = (f" ({thousands(c_q['publish_tasks_per_s'])} a second in this run)"
+                if c_q and c_q.get("publish_tasks_per_s") else "")
         parts.append(f"Trellis over NATS publishes {s['queued']:,} no-op tasks while no worker runs, then starts "
-                     f"the workers and drains them. Celery publishes {s['celery_queued']:,} (fewer: publishing one "
-                     "message per call runs at a few thousand a second, and a million would not fit the 15-minute "
-                     "budget), then starts a 2-process node; its Redis memory per queued task is measured and "
-                     "projected in the next section.\n")
+                     f"the workers and drains them. Celery publishes {s['celery_queued']:,}: fewer, because its "
+                     f"client publishes one message per call{rate} and a million would not fit the 15-minute "
+                     "budget. Then a 2-process node starts and drains them; Redis's memory per queued task is "
+                     "projected to larger backlogs in the next section.\n")
         parts.append(self.queued_table() + "\n")
         parts.append("### 1 and 2 worker processes\n")
         parts.append(f"The no-op row ({s['noop']:,} tasks) with one worker process and with two.\n")
@@ -437,7 +441,7 @@ class Report:
         for i, system in enumerate(("trellis-embedded", "trellis-nats")):
             ratios = [self.ratio(system, r[1], r[2], r[3], r[5], r[6]) for r in self.rows]
             xs = [k + (i - 0.5) * width for k in range(len(self.rows))]
-            bars = left.bar(xs, [r or 0 for r in ratios], width, label=NAMES[system])
+            bars = left.bar(xs, [r or 0 for r in ratios], width, label=NAMES[system], color=COLORS[system])
             for x, r in zip(xs, ratios):
                 left.text(x, r if r else 1, ratio_text(r) if r else "not run", ha="center", va="bottom",
                           fontsize=7, rotation=90)
@@ -456,7 +460,8 @@ class Report:
                   for size, n in self.run.sizes["payloads"]]
             points = [(x, y) for x, y in zip(sizes, ys) if y]
             if points:
-                right.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=NAMES[system])
+                right.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=NAMES[system],
+                           color=COLORS[system])
         right.set_xscale("log")
         right.set_yscale("log")
         right.set_xlabel("payload per task (bytes, log)")
