@@ -33,14 +33,14 @@ FULL = {
     "chords": [1_000, 10_000], "chains": [100, 1_000],
     "kill_tasks": 200, "kill_sleep_ms": 100, "kill_after": 2.0, "kill_horizon": 40.0,
     "payloads": [(100, 2_000), (10_240, 2_000), (1_048_576, 100)],
-    "queued": 1_000_000, "celery_queued": 20_000,
+    "queued": 1_000_000, "celery_queued": 20_000, "embedded_repeat": 3,
 }
 QUICK = {
     "noop": 2_000, "results": 500, "latency": 100, "warmup": 10,
     "chords": [100, 1_000], "chains": [10, 100],
     "kill_tasks": 40, "kill_sleep_ms": 100, "kill_after": 1.0, "kill_horizon": 10.0,
     "payloads": [(100, 200), (10_240, 200), (1_048_576, 10)],
-    "queued": 10_000, "celery_queued": 2_000,
+    "queued": 10_000, "celery_queued": 2_000, "embedded_repeat": 1,
 }
 
 
@@ -131,13 +131,16 @@ def embedded_side(run, procs, args):
     if not os.access(binary, os.X_OK):
         run.notes.append(f"Trellis embedded: not run ({os.path.relpath(binary, REPO)} is missing).")
         return
+    # The median of 3 runs of each workload (latency pools the samples of 3
+    # engines): one run of a 20,000-task group lasts a fraction of a second
+    # and varies by tens of percent on a busy machine.
     common = ["--synchronous", "FULL", "--dir", run.work_dir]
 
-    def bench(name, extra, timeout, tag=None):
+    def bench(name, extra, timeout, tag=None, repeat=s["embedded_repeat"]):
         # 2 handler threads, as Celery has 2 prefork processes, unless the run says otherwise.
         threads = [] if "--concurrency" in extra else ["--concurrency", "2"]
-        lines, error, rss = compare_trellis.run_bench(binary, common + threads + extra, timeout, run.work_dir, name,
-                                                      run.log)
+        argv = common + ["--repeat", str(repeat)] + threads + extra
+        lines, error, rss = compare_trellis.run_bench(binary, argv, timeout, run.work_dir, name, run.log)
         for line in lines:
             line["process_peak_rss_kb"] = rss
             if tag:
@@ -163,7 +166,7 @@ def embedded_side(run, procs, args):
     # 10x and 100x the no-op group, in one submission each: what breaks first.
     for factor in (10, 100):
         bench(f"embedded-noop-{factor}x", ["--workload", "noop", "--noop", str(s["noop"] * factor)], 120,
-              {"scale": factor})
+              {"scale": factor}, repeat=1)
 
 
 def nats_side(run, procs, args):

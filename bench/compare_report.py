@@ -315,11 +315,23 @@ class Report:
                            "of workflows.")
             elif err:
                 rss = err.get("process_peak_rss_kb")
-                out.append(f"- {factor}x as one group of {n * factor:,} does not run: `{err['error']}`"
-                           + (f" (peak RSS {rss / 1024:.0f} MiB)" if rss else "") +
-                           ". This is what breaks first: one submission is one envelope, and envelopes are capped "
-                           "(8 MiB) so that a single message cannot exhaust a process. The load has to be split "
-                           "into several submissions, as the payload rows do with groups of at most 4 MiB.")
+                text = (f"- {factor}x as one group of {n * factor:,} does not run: `{err['error']}`"
+                        + (f" (peak RSS {rss / 1024:.0f} MiB)." if rss else "."))
+                if "envelope" in err["error"]:
+                    text += (" This is what breaks first: one submission is one envelope, and envelopes are "
+                             "capped (8 MiB) so that a single message cannot exhaust a process. The load has to "
+                             "be split into several submissions, as the payload rows do with groups of at most "
+                             "4 MiB.")
+                out.append(text)
+        big = self.run.sizes["payloads"][-1]
+        e_big = self.value("trellis-embedded", "payload", big[1], "tasks_per_s", {"payload_bytes": big[0]})
+        c_big = self.value("celery", "payload", big[1], "tasks_per_s", {"payload_bytes": big[0]})
+        if e_big and c_big:
+            out.append(f"- Large payloads shrink the lead to nothing: at {big[0]:,} B per task Trellis ran "
+                       f"{e_big:,.1f} tasks/s and Celery {c_big:,.1f}. Trellis writes every argument and every "
+                       "result into SQLite and fsyncs it before it acknowledges, so its cost per task becomes "
+                       "the disk's bandwidth; Redis keeps both in memory only. Larger payloads belong in a blob "
+                       "store, with a reference in the task.")
         out.append("- Separate durable submissions are bound by the disk: each one commits with an fsync (see the "
                    "embedded benchmark's syncs/task in docs/performance.md), so many small workflows run at the "
                    "disk's commit rate unless they are grouped.")
@@ -370,7 +382,9 @@ class Report:
             "`chain(...)` timed until the body's (last step's) result is stored in Redis, polled every 10 ms: "
             "`.get()` on a chord of 10,000 spent minutes in the client after the chord had finished, handling one "
             "notification per header task.\n"
-            "- **Trellis embedded**: `trellis_bench_embedded --json` (bench/embedded_bench.cpp), one process, "
+            "- **Trellis embedded**: `trellis_bench_embedded --json --repeat "
+            f"{s.get('embedded_repeat', 1)}` (bench/embedded_bench.cpp: the median run of each workload, the "
+            "round trips of all runs pooled; Celery's rows are single runs, each lasting seconds), one process, "
             "`synchronous=FULL` (every commit fsynced), `--concurrency 2` (2 handler threads), the "
             "store on the same disk as the build. Groups for the no-op, results and payload rows (payloads in "
             "groups of at most 4 MiB of arguments, a submission's limit being 8 MiB).\n"
