@@ -261,10 +261,11 @@ def kill_run(rig, variant, tasks, sleep_ms, kill_after, horizon, log):
     pending = [i for i in ids if i not in done]
     late = [i for i in pending if i in held]
     lost = [i for i in pending if i not in held]
+    failed = sum(1 for i in lost if rig.app.AsyncResult(i).state == "FAILURE")
     twice = sum(1 for i in ids if runs.get(i, 0) > 1)
     rig.stop_workers()
     return {"system": "celery", "workload": "kill", "variant": variant, "tasks": tasks, "done": len(done),
-            "late": len(late), "lost": len(lost), "ran_twice": twice,
+            "late": len(late), "lost": len(lost), "lost_as_failure": failed, "ran_twice": twice,
             "seconds_after_kill": round(time.monotonic() - killed_at, 1), "killed": what}
 
 

@@ -296,9 +296,16 @@ class Report:
             out.append(text)
         k = self.kill("celery", "node")
         if k:
-            out.append(f"- A killed worker node strands what it had reserved: {k['late']} task(s) sat in Redis's "
-                       "`unacked` hash at the end of the kill workload and come back only after visibility_timeout "
-                       "(1 hour). More load means more reserved messages per node, so more late work per crash.")
+            text = (f"- A killed worker node strands what it had reserved: {k['late']} task(s) sat in Redis's "
+                    "`unacked` hash at the end of the kill workload and come back only after visibility_timeout "
+                    "(1 hour). More load means more reserved messages per node, so more late work per crash.")
+            if k["lost"]:
+                how = (f"{k['lost_as_failure']} of them stored as FAILURE" if k.get("lost_as_failure") else
+                       "none stored as a failure: most likely a message the node had taken from the queue "
+                       "(BRPOP) but not yet recorded in `unacked` when it died")
+                text += (f" {k['lost']} task(s) were in neither the queue nor `unacked` and had no result "
+                         f"({how}): they will never run.")
+            out.append(text)
         out.append("")
         out.append("**Trellis embedded.**")
         e_rate = self.value("trellis-embedded", "noop", n, "tasks_per_s", MAIN)
