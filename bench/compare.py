@@ -123,6 +123,13 @@ def celery_side(run, procs, args):
                 rig.stop_workers()
     finally:
         rig.stop()
+        overflows = compare_celery.pubsub_overflows(getattr(rig, "redis_log", ""))
+        if overflows:
+            run.notes.append(
+                f"Redis closed a Celery client's connection {overflows} time(s) for exceeding the pub/sub output "
+                "buffer limit (32 MiB, Redis's default): the client gets every result it waits for through "
+                "pub/sub, and 1 MB results overflow it. Celery reconnects and reads the results again; a payload "
+                "row that timed out is most likely this.")
 
 
 def embedded_side(run, procs, args):

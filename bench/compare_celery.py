@@ -36,6 +36,7 @@ class CeleryRig:
         self.redis = self.procs.start("redis", [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", self.work_dir, "--daemonize", "no", "--protected-mode", "yes"])
+        self.redis_log = self.redis.out_path
         if not wait_for_port(self.port, 15):
             raise RuntimeError("redis-server did not start; see " + self.redis.err_path)
         os.environ["COMPARE_REDIS_URL"] = self.url
@@ -321,3 +322,14 @@ def client_main(argv):
 
 if __name__ == "__main__":
     client_main(sys.argv)
+
+
+def pubsub_overflows(redis_log):
+    """How often Redis closed a client for exceeding its output buffer limit
+    (32 MiB for pub/sub): Celery's client receives every result it waits for
+    through pub/sub, so large results overflow it."""
+    try:
+        with open(redis_log, errors="replace") as f:
+            return sum(1 for line in f if "overcoming of output buffer limits" in line)
+    except OSError:
+        return 0
