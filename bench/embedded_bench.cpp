@@ -10,11 +10,19 @@
 ///               row after a warm-up; p50 and p99 of the round trip;
 ///   chord       chord(10,000 noop, noop), submit to result;
 ///   chain       chain of 1,000 noop, submit to result;
+///   noop        a group of 20,000 noop (bench/compare's size), submit to result;
+///   results     a group of 5,000 echo(i), every result read back and checked;
+///   payload     2,000 echo(B bytes) returning their argument, per size B, in
+///               groups of at most 4 MiB of arguments each;
 ///   disk        what one small write + fdatasync costs where the store lives;
 ///   lifecycle   opening an engine on a new file, and shutting it down.
 /// Each runs under synchronous=FULL (the default) and NORMAL. The output is a
 /// markdown table per mode (workload | value | target | met? | syncs/task,
 /// with the mean time of one sync).
+///
+/// With --json, the markdown goes to stderr and stdout gets one JSON object
+/// per measured workload, in the shape bench/compare reads (see
+/// bench/README.md): {"system":"trellis-embedded","workload":...,"tasks":...}.
 ///
 /// "syncs" are calls of the SQLite VFS's xSync inside the timed window,
 /// counted by a pass-through VFS this program installs as the default; each
@@ -328,8 +336,12 @@ struct bench_options {
   std::size_t group_size = 100'000;
   std::size_t latency_runs = 1'000;
   std::size_t warmup = 200;
-  std::size_t chord_size = 10'000;
-  std::size_t chain_length = 1'000;
+  std::vector<std::size_t> chord_sizes{10'000};
+  std::vector<std::size_t> chain_lengths{1'000};
+  std::size_t noop_count = 20'000;
+  std::size_t results_count = 5'000;
+  std::size_t payload_count = 2'000;
+  std::vector<std::size_t> payload_bytes{100};
   std::size_t repeat = 1;
   std::size_t concurrency = 0;
   std::size_t fetch_batch = 0;
@@ -339,6 +351,37 @@ struct bench_options {
   /// profile recorded with `perf record -k CLOCK_MONOTONIC` can keep only the
   /// samples inside them (bench/profile_embedded.sh does).
   bool print_windows = false;
+  /// Markdown to stderr, one JSON object per workload to stdout.
+  bool json = false;
+};
+
+/// Where the markdown tables go: stdout, or stderr when stdout carries JSON.
+std::ostream& markdown_out(const bench_options& opts) { return opts.json ? std::cerr : std::cout; }
+
+/// One JSON line of the benchmark contract. Only numbers and fixed names go
+/// in, so no string needs escaping.
+class json_line {
+ public:
+  json_line(const std::string& workload, const std::string& mode, std::size_t tasks) {
+    text_ = "{\"system\":\"trellis-embedded\",\"workload\":\"" + workload + "\",\"synchronous\":\"" + mode +
+            "\",\"tasks\":" + std::to_string(tasks);
+  }
+  json_line& number(const std::string& field, double x) {
+    std::ostringstream out;
+    out << std::setprecision(9) << x;
+    text_ += ",\"" + field + "\":" + out.str();
+    return *this;
+  }
+  /// Prints the line when --json is on, at once, so a driver sees it even if
+  /// a later workload fails.
+  void emit(const bench_options& opts) const {
+    if (opts.json) {
+      std::cout << text_ << "}\n" << std::flush;
+    }
+  }
+
+ private:
+  std::string text_;
 };
 
 /// Reports a timed window when asked to; steady_clock is CLOCK_MONOTONIC on Linux.
@@ -355,6 +398,7 @@ void report_window(const bench_options& opts, const std::string& workload, bench
 }
 
 constexpr const char* noop_name = "bench.noop";
+constexpr const char* echo_name = "bench.echo";
 constexpr auto generous = std::chrono::minutes{10};
 
 /// A task that takes any arguments and returns nil: chain steps and the chord
@@ -365,10 +409,16 @@ trellis::task_registry bench_tasks() {
                 [](trellis::task_context&, const trellis::value::array&) -> trellis::task_result<trellis::value> {
                   return trellis::value{};
                 });
+  // Returns its first argument: the results and payload workloads read it back.
+  tasks.add_raw(echo_name,
+                [](trellis::task_context&, const trellis::value::array& args) -> trellis::task_result<trellis::value> {
+                  return args.empty() ? trellis::value{} : args.front();
+                });
   return tasks;
 }
 
 trellis::signature noop() { return trellis::signature{noop_name}; }
+trellis::signature echo(trellis::value arg) { return trellis::signature{echo_name, trellis::value::array{std::move(arg)}}; }
 
 /// An engine on a fresh store file, for one measurement.
 class bench_engine {
@@ -585,30 +635,141 @@ void latency(const bench_options& opts, const std::string& mode, std::vector<row
   auto p50 = percentile(samples, 50);
   auto name = std::string{"one-task workflow round trip"};
   rows.push_back(row{name + ": p50", fixed(p50, 3) + " ms", "<= 0.3 ms", p50 <= 0.3, per_task(syncs, samples.size())});
+  json_line{"latency", mode, samples.size()}
+      .number("p50_ms", p50)
+      .number("p99_ms", percentile(samples, 99))
+      .emit(opts);
   rows.push_back(row{name + ": p99", fixed(percentile(samples, 99), 3) + " ms", "", {}, ""});
   rows.push_back(row{name + ": max", fixed(samples.back(), 3) + " ms", "", {}, ""});
   cpu_rows(name, "round trip", cpu, samples.size(), rows);
 }
 
-void chord_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
-  auto flow = trellis::chord(std::vector<trellis::canvas>(opts.chord_size, noop()), noop());
+void chord_bench(const bench_options& opts, const std::string& mode, std::size_t size, std::vector<row>& rows) {
+  auto flow = trellis::chord(std::vector<trellis::canvas>(size, noop()), noop());
   auto r = median_run(opts, mode, "chord", flow, 0);
   auto seconds = r.ms / 1000.0;
-  auto name = "chord of " + thousands(static_cast<double>(opts.chord_size)) + " noop + body";
-  rows.push_back(row{name + ": wall", fixed(seconds, 3) + " s", "<= 0.3 s", seconds <= 0.3,
-                     per_task(r.syncs, opts.chord_size + 1)});
-  cpu_rows(name, "task", r.cpu, opts.chord_size + 1, rows);
+  auto name = "chord of " + thousands(static_cast<double>(size)) + " noop + body";
+  rows.push_back(
+      row{name + ": wall", fixed(seconds, 3) + " s", "<= 0.3 s", seconds <= 0.3, per_task(r.syncs, size + 1)});
+  cpu_rows(name, "task", r.cpu, size + 1, rows);
+  json_line{"chord", mode, size}.number("seconds", seconds).emit(opts);
 }
 
-void chain_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
-  auto flow = trellis::chain(std::vector<trellis::canvas>(opts.chain_length, noop()));
+void chain_bench(const bench_options& opts, const std::string& mode, std::size_t length, std::vector<row>& rows) {
+  auto flow = trellis::chain(std::vector<trellis::canvas>(length, noop()));
   auto r = median_run(opts, mode, "chain", flow, 0);
-  auto name = "chain of " + thousands(static_cast<double>(opts.chain_length)) + " noop";
+  auto name = "chain of " + thousands(static_cast<double>(length)) + " noop";
   rows.push_back(row{name + ": wall",
-                     fixed(r.ms / 1000.0, 3) + " s (" + fixed(r.ms / static_cast<double>(opts.chain_length), 3) +
-                         " ms/step)",
-                     "", {}, per_task(r.syncs, opts.chain_length)});
-  cpu_rows(name, "step", r.cpu, opts.chain_length, rows);
+                     fixed(r.ms / 1000.0, 3) + " s (" + fixed(r.ms / static_cast<double>(length), 3) + " ms/step)",
+                     "", {}, per_task(r.syncs, length)});
+  cpu_rows(name, "step", r.cpu, length, rows);
+  json_line{"chain", mode, length}.number("seconds", r.ms / 1000.0).emit(opts);
+}
+
+/// A group of `--noop` noop, submit to result: bench/compare's no-op row.
+void noop_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
+  auto n = opts.noop_count;
+  auto flow = trellis::group(std::vector<trellis::canvas>(n, noop()));
+  auto r = median_run(opts, mode, "noop", flow, n);
+  auto rate = static_cast<double>(n) / (r.ms / 1000.0);
+  auto name = "group of " + thousands(static_cast<double>(n)) + " noop";
+  rows.push_back(row{name + ": throughput", thousands(rate) + " tasks/s", "", {}, per_task(r.syncs, n)});
+  json_line{"noop", mode, n}.number("seconds", r.ms / 1000.0).number("tasks_per_s", rate).emit(opts);
+}
+
+/// Submits the echo tasks as groups of at most `per_group` members, all
+/// before waiting for any, then reads every result back and checks it: a run
+/// that lost or mixed up a result has no rate to report. Large arguments go
+/// in several groups because one submission must stay under the envelope
+/// size limit.
+timed_run echo_groups(const bench_options& opts, const std::string& mode, const std::string& workload,
+                      const std::vector<trellis::value>& args, std::size_t per_group) {
+  std::vector<trellis::canvas> flows;
+  for (std::size_t first = 0; first < args.size(); first += per_group) {
+    std::vector<trellis::canvas> members;
+    for (std::size_t k = first; k < std::min(args.size(), first + per_group); ++k) {
+      members.emplace_back(echo(args[k]));
+    }
+    flows.push_back(trellis::group(std::move(members)));
+  }
+  std::vector<timed_run> runs;
+  for (std::size_t i = 0; i < opts.repeat; ++i) {
+    bench_engine e{opts, mode};
+    auto syncs_before = sync_tally::now();
+    auto threads_before = thread_times::now();
+    auto t0 = bench_clock::now();
+    std::vector<trellis::workflow_handle> handles;
+    handles.reserve(flows.size());
+    for (const auto& flow : flows) {
+      auto handle = e.get().submit(flow);
+      if (!handle) {
+        throw std::runtime_error("submit failed: " + handle.error().message());
+      }
+      handles.push_back(std::move(*handle));
+    }
+    auto t1 = bench_clock::now();
+    std::size_t next = 0;
+    for (const auto& handle : handles) {
+      auto result = handle.wait_for(generous);
+      if (!result) {
+        throw std::runtime_error("workflow did not succeed: " + result.error().message());
+      }
+      if (!result->is_array()) {
+        throw std::runtime_error(workload + ": a group returned " + trellis::to_json(*result));
+      }
+      for (const auto& r : result->as_array()) {
+        if (next >= args.size() || r != args[next]) {
+          throw std::runtime_error(workload + ": a result differs from its argument");
+        }
+        ++next;
+      }
+    }
+    if (next != args.size()) {
+      throw std::runtime_error(workload + ": " + std::to_string(args.size() - next) + " results are missing");
+    }
+    auto t2 = bench_clock::now();
+    report_window(opts, workload, t0, t2);
+    runs.push_back(timed_run{ms_between(t0, t2), ms_between(t0, t1), sync_tally::now().since(syncs_before),
+                             thread_times::now().since(threads_before)});
+  }
+  std::sort(runs.begin(), runs.end(), [](const timed_run& a, const timed_run& b) { return a.ms < b.ms; });
+  return runs[(runs.size() - 1) / 2];
+}
+
+/// `--results` echo(i) tasks whose results are all read back and checked.
+void results_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
+  auto n = opts.results_count;
+  std::vector<trellis::value> args;
+  args.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    args.emplace_back(static_cast<std::int64_t>(i));
+  }
+  auto r = echo_groups(opts, mode, "results", args, n);
+  auto rate = static_cast<double>(n) / (r.ms / 1000.0);
+  rows.push_back(row{"group of " + thousands(static_cast<double>(n)) + " echo(i), every result read back",
+                     thousands(rate) + " tasks/s", "", {}, per_task(r.syncs, n)});
+  json_line{"results", mode, n}.number("seconds", r.ms / 1000.0).number("tasks_per_s", rate).emit(opts);
+}
+
+/// `--payload-count` echo tasks per `--payload-bytes` size, each taking a
+/// string of that many bytes and returning it.
+void payload_bench(const bench_options& opts, const std::string& mode, std::vector<row>& rows) {
+  auto n = opts.payload_count;
+  for (auto bytes : opts.payload_bytes) {
+    std::vector<trellis::value> args(n, trellis::value{std::string(bytes, 'x')});
+    // 4 MiB of arguments per submission, half the envelope limit.
+    auto per_group = std::max<std::size_t>(1, (std::size_t{4} << 20) / bytes);
+    auto r = echo_groups(opts, mode, "payload", args, per_group);
+    auto rate = static_cast<double>(n) / (r.ms / 1000.0);
+    rows.push_back(row{thousands(static_cast<double>(n)) + " echo(" + thousands(static_cast<double>(bytes)) +
+                           " bytes) in groups of <= 4 MiB: throughput",
+                       thousands(rate) + " tasks/s", "", {}, per_task(r.syncs, n)});
+    json_line{"payload", mode, n}
+        .number("seconds", r.ms / 1000.0)
+        .number("tasks_per_s", rate)
+        .number("payload_bytes", static_cast<double>(bytes))
+        .emit(opts);
+  }
 }
 
 /// Tasks the chosen workloads run in this process, warm-up included: what
@@ -621,23 +782,44 @@ std::size_t tasks_run(const bench_options& opts) {
     } else if (w == "latency") {
       n += (opts.warmup + opts.latency_runs) * opts.repeat;
     } else if (w == "chord") {
-      n += (opts.chord_size + 1) * opts.repeat;
+      for (auto size : opts.chord_sizes) {
+        n += (size + 1) * opts.repeat;
+      }
     } else if (w == "chain") {
-      n += opts.chain_length * opts.repeat;
+      for (auto length : opts.chain_lengths) {
+        n += length * opts.repeat;
+      }
+    } else if (w == "noop") {
+      n += opts.noop_count * opts.repeat;
+    } else if (w == "results") {
+      n += opts.results_count * opts.repeat;
+    } else if (w == "payload") {
+      n += opts.payload_count * opts.payload_bytes.size() * opts.repeat;
     }
   }
   return n * opts.modes.size();
 }
 
+/// "10000" or "1000, 10000": the sizes a repeatable flag was given.
+std::string sizes(const std::vector<std::size_t>& xs) {
+  std::string text;
+  for (auto x : xs) {
+    text += (text.empty() ? "" : ", ") + std::to_string(x);
+  }
+  return text;
+}
+
 int run(const bench_options& opts) {
   sync_counting_vfs::install();
-  std::cout << "## Trellis embedded benchmark\n\n"
+  auto& out = markdown_out(opts);
+  out << "## Trellis embedded benchmark\n\n"
             << "- machine: " << std::thread::hardware_concurrency() << " hardware threads, " << cpu_model() << '\n'
             << "- date: " << today() << '\n'
             << "- SQLite " << sqlite3_libversion() << ", store in " << opts.dir.string() << " ("
             << filesystem_of(opts.dir) << ")\n"
             << "- group " << opts.group_size << ", latency " << opts.latency_runs << " runs after " << opts.warmup
-            << " warm-up, chord " << opts.chord_size << ", chain " << opts.chain_length << "; median of "
+            << " warm-up, chord " << sizes(opts.chord_sizes) << ", chain " << sizes(opts.chain_lengths)
+            << "; median of "
             << opts.repeat << " run(s) each\n"
             << "- load average before: " << load_average() << "\n\n";
   for (const auto& mode : opts.modes) {
@@ -652,17 +834,27 @@ int run(const bench_options& opts) {
       } else if (w == "latency") {
         latency(opts, mode, rows);
       } else if (w == "chord") {
-        chord_bench(opts, mode, rows);
+        for (auto size : opts.chord_sizes) {
+          chord_bench(opts, mode, size, rows);
+        }
       } else if (w == "chain") {
-        chain_bench(opts, mode, rows);
+        for (auto length : opts.chain_lengths) {
+          chain_bench(opts, mode, length, rows);
+        }
+      } else if (w == "noop") {
+        noop_bench(opts, mode, rows);
+      } else if (w == "results") {
+        results_bench(opts, mode, rows);
+      } else if (w == "payload") {
+        payload_bench(opts, mode, rows);
       }
     }
-    std::cout << "### synchronous=" << mode << "\n\n";
-    print_table(std::cout, rows);
-    std::cout << '\n' << std::flush;
+    out << "### synchronous=" << mode << "\n\n";
+    print_table(out, rows);
+    out << '\n' << std::flush;
   }
-  std::cout << "- load average after: " << load_average() << "\n\n";
-  std::cout << "tasks run in this process: " << tasks_run(opts) << '\n';
+  out << "- load average after: " << load_average() << "\n\n";
+  out << "tasks run in this process: " << tasks_run(opts) << '\n';
   return 0;
 }
 
@@ -674,13 +866,23 @@ int main(int argc, char** argv) {
   CLI::App app{"Trellis embedded benchmark: throughput, latency, chord and chain on a real SQLite file"};
   app.add_option("--synchronous", synchronous, "FULL, NORMAL or both")
       ->check(CLI::IsMember({"FULL", "NORMAL", "both"}));
-  app.add_option("--workload", opts.workloads, "disk, lifecycle, throughput, latency, chord, chain (repeatable)")
-      ->check(CLI::IsMember({"disk", "lifecycle", "throughput", "latency", "chord", "chain"}));
+  app.add_option("--workload", opts.workloads,
+                 "disk, lifecycle, throughput, latency, chord, chain, noop, results, payload (repeatable)")
+      ->check(CLI::IsMember(
+          {"disk", "lifecycle", "throughput", "latency", "chord", "chain", "noop", "results", "payload"}));
   app.add_option("--group", opts.group_size, "tasks in the throughput group")->check(CLI::PositiveNumber);
   app.add_option("--latency-runs", opts.latency_runs, "measured round trips")->check(CLI::PositiveNumber);
   app.add_option("--warmup", opts.warmup, "unmeasured round trips first");
-  app.add_option("--chord", opts.chord_size, "chord header size")->check(CLI::PositiveNumber);
-  app.add_option("--chain", opts.chain_length, "chain length")->check(CLI::PositiveNumber);
+  app.add_option("--chord", opts.chord_sizes, "chord header size (repeatable: one chord per size)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--chain", opts.chain_lengths, "chain length (repeatable: one chain per length)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--noop", opts.noop_count, "tasks in the noop workload's group")->check(CLI::PositiveNumber);
+  app.add_option("--results", opts.results_count, "echo tasks in the results workload")->check(CLI::PositiveNumber);
+  app.add_option("--payload-count", opts.payload_count, "echo tasks per payload size")->check(CLI::PositiveNumber);
+  app.add_option("--payload-bytes", opts.payload_bytes, "payload size in bytes (repeatable)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--json", opts.json, "one JSON object per workload on stdout; the markdown goes to stderr");
   app.add_option("--repeat", opts.repeat,
                  "runs of each workload: the median run of group/chord/chain, pooled samples for latency")
       ->check(CLI::PositiveNumber);

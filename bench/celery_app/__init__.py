@@ -1,0 +1,1 @@
+"""The Celery side of bench/compare: the tasks and the configuration it runs."""
