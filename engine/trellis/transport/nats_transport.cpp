@@ -318,9 +318,9 @@ struct consumer_binding {
   // handed out first by the next call (they are unacked, so a process that
   // stops lets JetStream deliver their packs again).
   std::deque<delivery> ready;
-  // Tasks per message of the last task fetch, to size the next pull request
-  // in messages.
-  std::size_t envelopes_per_message = 1;
+  // Tasks per message expected of the next task fetch, to size its pull
+  // request in messages (see keep_batch); 0 until the first fetch.
+  std::size_t envelopes_per_message = 0;
 };
 
 }  // namespace
@@ -989,14 +989,20 @@ struct nats_transport::impl {
   }
 
   /// After a task fetch appended `out[taken..)`: keeps the first `batch` of
-  /// them in `out`, moves the rest to `b.ready`, and remembers how many tasks
-  /// a message held, for sizing the next pull request.
+  /// them in `out`, moves the rest to `b.ready`, and updates how many tasks
+  /// a message is expected to hold. The estimate follows larger packs at
+  /// once and smaller ones by halving, so that a queue of single tasks is
+  /// still fetched in large requests while one switch from single tasks to
+  /// full packs cannot make a request bring `batch` packs: a process holds
+  /// few tasks beyond what its handlers asked for, and their AckWait does
+  /// not run out while they wait.
   void keep_batch(consumer_binding& b, std::size_t taken, std::size_t messages, int batch,
                   std::vector<delivery>& out) {
     std::lock_guard<std::mutex> guard{b.mutex};
     auto got = out.size() - taken;
     if (messages > 0) {
-      b.envelopes_per_message = std::max<std::size_t>(1, got / messages);
+      auto seen = std::max<std::size_t>(1, (got + messages - 1) / messages);
+      b.envelopes_per_message = std::max(seen, b.envelopes_per_message / 2);
     }
     auto keep = taken + static_cast<std::size_t>(batch);
     for (auto i = keep; i < out.size(); ++i) {
@@ -1021,6 +1027,10 @@ struct nats_transport::impl {
       std::size_t per_message = 1;
       {
         std::lock_guard<std::mutex> guard{b.mutex};
+        if (b.envelopes_per_message == 0) {
+          // First fetch: assume full packs rather than grab `batch` of them.
+          b.envelopes_per_message = static_cast<std::size_t>(std::max(1, cfg.task_pack_max));
+        }
         per_message = b.envelopes_per_message;
       }
       auto wanted = (static_cast<std::size_t>(batch) + per_message - 1) / per_message;
