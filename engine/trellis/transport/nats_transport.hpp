@@ -331,7 +331,7 @@ class nats_transport final : public transport {
   expected<void> discard_exhausted_task(std::uint64_t stream_sequence);
 
   /// Messages of `queue` not yet delivered plus those delivered and not
-  /// acked (consumer lag, for metrics).
+  /// acked (consumer lag, for metrics). A pack of tasks counts once.
   expected<std::uint64_t> queue_depth(const std::string& queue);
 
   /// Whether the connection is up right now (false while reconnecting).
