@@ -492,17 +492,18 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   st_.cfg.stats->add(counter::workflows_submitted, "", "");
   auto [it, inserted] = st_.active.try_emplace(rec.id, std::move(*parsed));
   auto fx = it->second.graph.start();
+  auto promise = self_->make_response_promise<std::string>();
+  st_.replies.push_back(pending_reply{promise, rec.id, st_.submission_token});
   if (fx.ready.size() >= publish_early_chunk) {
     // A large workflow: commit its row now, so that it is durable (a
-    // restore publishes every ready node again), and publish its first tasks
-    // in chunks while the rest are still being encoded, so workers start
-    // early. What this batch held before is committed and published too.
+    // restore publishes every ready node again) and the submitter can be
+    // answered, and publish its first tasks in chunks while the rest are
+    // still being encoded, so workers start early. What this batch held
+    // before is committed and published too.
     flush();
     open_batch();
     st_.publish_early_every = publish_early_chunk;
   }
-  auto promise = self_->make_response_promise<std::string>();
-  st_.replies.push_back(pending_reply{promise, rec.id, st_.submission_token});
   process(rec.id, it->second, fx);
   st_.publish_early_every = 0;
   return promise;
