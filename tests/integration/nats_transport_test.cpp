@@ -7,6 +7,7 @@
 #include "support/nats_server.hpp"
 #include "support/wait_until.hpp"
 
+#include "trellis/signing.hpp"
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/subjects.hpp"
 
@@ -745,4 +746,40 @@ TEST_CASE("every task of a pack never acked within max_deliver deliveries is rep
   for (const auto& [sequence, count] : per_sequence) {
     CHECK(count == 2);
   }
+}
+
+TEST_CASE("a signed task pack is verified whole: with the key its tasks arrive usable, with another key it is one "
+          "refused delivery, unread",
+          "[integration][nats][transport]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.task_pack_max = 4;
+  cfg.signer = std::make_shared<const trellis::detail::message_signer>(std::string(40, 'k'));
+  auto t = connect(cfg);
+  auto tasks = numbered_tasks(256);
+  REQUIRE(t->publish_tasks("q", tasks));
+  CHECK(t->queue_depth("q").value() == 64);
+  std::set<std::string> bytes;
+  for (const auto& d : fetch_n(*t, {"q"}, 256, "the signed packs' tasks")) {
+    CHECK_FALSE(d.refused);
+    bytes.insert(d.bytes);
+    t->ack_task(d);
+  }
+  CHECK(bytes.size() == 256);
+  REQUIRE(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the signed packs acked"));
+
+  auto other_key = cfg;
+  other_key.signer = std::make_shared<const trellis::detail::message_signer>(std::string(40, 'x'));
+  auto forger = connect(other_key);
+  auto forged = numbered_tasks(256, "forged");
+  REQUIRE(forger->publish_tasks("q", forged));
+  auto refused = fetch_n(*t, {"q"}, 64, "the forged packs, one delivery each");
+  REQUIRE(refused.size() == 64);
+  for (const auto& d : refused) {
+    REQUIRE(d.refused);
+    CHECK(d.refused->code() == errc::bad_signature);
+    CHECK(d.bytes.rfind("forged-", 0) != 0);  // the pack's framing, not one of its tasks
+    t->ack_task(d);
+  }
+  CHECK(t->fetch_tasks({"q"}, 10, 200ms).empty());
 }
