@@ -271,7 +271,8 @@ class bench_cluster {
     return std::move(*done);
   }
 
-  /// Task messages waiting in the `default` queue (or delivered, not acked).
+  /// Task messages waiting in the `default` queue (or delivered, not acked);
+  /// a pack of tasks counts once.
   std::uint64_t queue_depth() {
     auto depth = client_->transport().queue_depth("default");
     if (!depth) {
@@ -627,10 +628,21 @@ measurement queued(const bench_options& opts, std::size_t workers) {
     ids.push_back(c.submit(trellis::group(std::vector<canvas>(n, noop()))));
   }
   auto submitted = bench_clock::now();
-  // Every task message is in the stream before the first worker starts.
-  if (!poll_until([&] { return c.queue_depth() >= opts.queued; },
-                  std::chrono::duration_cast<std::chrono::milliseconds>(generous))) {
-    c.fail("the dispatcher did not publish " + std::to_string(opts.queued) + " task messages");
+  // Every task message is in the stream before the first worker starts. The
+  // depth counts messages, and a large submission's tasks travel in packs of
+  // several (docs/wire-protocol.md, "Packs"), so the count to expect is not
+  // known here: wait until it has not grown for 50 polls (at least a second).
+  std::uint64_t last_depth = 0;
+  int unchanged = 0;
+  if (!poll_until(
+          [&] {
+            auto depth = c.queue_depth();
+            unchanged = depth > 0 && depth == last_depth ? unchanged + 1 : 0;
+            last_depth = depth;
+            return unchanged >= 50;
+          },
+          std::chrono::duration_cast<std::chrono::milliseconds>(generous))) {
+    c.fail("the dispatcher did not finish publishing " + std::to_string(opts.queued) + " tasks");
   }
   auto published = bench_clock::now();
   auto cpu_before = c.cpu();

@@ -25,6 +25,9 @@ const std::vector<cluster_setting> settings_table{
      "Handler threads, 1 to 1024 (default: one per hardware thread)", false, true, false, false},
     {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH",
      "Task messages a handler thread takes per fetch, 1 to 256 (default: 64)", false, true, false, false},
+    {"task_pack", "--task-pack", "N", "TRELLIS_TASK_PACK",
+     "Most tasks of a large submission packed into one JetStream message, 1 (never pack) to 1000 (default: 32)",
+     false, true, true, false},
     {"ack_wait_ms", "--ack-wait-ms", "MS", "TRELLIS_ACK_WAIT_MS",
      "JetStream AckWait of this process's consumers, 100 to 3600000 ms (default: 30000)", false, true, true, false},
     {"db", "--db", "PATH", "TRELLIS_DB",
@@ -319,7 +322,8 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   auto partitions = r.number("partitions", 1, 1, 1024);
   auto max_deliver = r.number("max_deliver", 5, 1, 1000);
   auto replicas = r.number("replicas", 1, 1, 5);
-  for (const auto* n : {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas}) {
+  auto task_pack = r.number("task_pack", cluster_options{}.task_pack, 1, 1000);
+  for (const auto* n : {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas, &task_pack}) {
     if (!*n) {
       return n->error();
     }
@@ -330,6 +334,7 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   out.partitions = static_cast<int>(*partitions);
   out.max_deliver = static_cast<int>(*max_deliver);
   out.replicas = static_cast<int>(*replicas);
+  out.task_pack = static_cast<int>(*task_pack);
   if (auto owns = r.get("owns")) {
     // Range and duplicates are checked against the partition count when the
     // dispatcher starts (cluster_node), which names the partition.

@@ -35,6 +35,7 @@ nats_config nats_config_for(const cluster_options& opts, const std::string& clie
   cfg.client_name = client_name;
   cfg.ack_wait = opts.ack_wait;
   cfg.max_deliver = opts.max_deliver;
+  cfg.task_pack_max = opts.task_pack;
   cfg.user = opts.user;
   cfg.password = opts.password;
   cfg.token = opts.token;

@@ -45,6 +45,10 @@ struct cluster_options {
   /// publish: at 16 the workers and nats-server spent about twice the CPU
   /// per no-op task (docs/performance.md, cluster mode).
   std::size_t fetch_batch = 64;
+  /// Dispatcher: the most tasks of a large submission packed into one
+  /// JetStream message (`nats_config::task_pack_max`; 1 never packs).
+  /// Worker: the pack size its first pull request assumes.
+  int task_pack = 32;
   /// JetStream AckWait of the consumers this process declares: how long an
   /// unacked task (worker) or event (dispatcher) waits before redelivery.
   std::chrono::milliseconds ack_wait{30'000};

@@ -7,6 +7,7 @@
 #include "support/nats_server.hpp"
 #include "support/wait_until.hpp"
 
+#include "trellis/signing.hpp"
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/subjects.hpp"
 
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -623,4 +625,171 @@ TEST_CASE("a completion notice reaches its watcher and none comes after unwatch_
   CHECK(seen_a == std::vector<std::string>{"first"});
   CHECK(seen_b == std::vector<std::string>{"only"});
   t->unwatch_done("wf-unknown");  // nothing to end: no effect
+}
+
+namespace {
+
+/// `n` tasks "<name>-0" .. "<name>-<n-1>", with ids "<name>:<i>:1".
+std::vector<outgoing_task> numbered_tasks(std::size_t n, const std::string& name = "task") {
+  std::vector<outgoing_task> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(task(name + ":" + std::to_string(i) + ":1", name + "-" + std::to_string(i)));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a large task publish goes out in packs that arrive task by task, at most max per fetch, and a pack comes "
+          "again whole until every task in it is acked",
+          "[integration][nats][transport]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.task_pack_max = 4;
+  auto t = connect(cfg);
+
+  auto small = numbered_tasks(63, "small");
+  REQUIRE(t->publish_tasks("q", small));
+  CHECK(t->queue_depth("q").value() == 63);  // fewer than 64 messages' worth: not packed
+  for (const auto& d : fetch_n(*t, {"q"}, 63, "the unpacked small publish")) {
+    t->ack_task(d);
+  }
+  REQUIRE(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the small publish acked"));
+
+  auto tasks = numbered_tasks(256);
+  REQUIRE(t->publish_tasks("q", tasks));
+  CHECK(tasks.empty());
+  CHECK(t->queue_depth("q").value() == 64);  // 256 tasks in packs of 4
+
+  std::vector<delivery> got;
+  REQUIRE(wait_until(
+      [&] {
+        auto batch = t->fetch_tasks({"q"}, 3, 200ms);
+        CHECK(batch.size() <= 3);
+        for (auto& d : batch) {
+          // Acked as they come, as a worker does, but for the last task:
+          // every pack is acked but the last one, whose three other tasks
+          // being acked does not ack it.
+          if (d.bytes != "task-255") {
+            t->ack_task(d);
+          }
+          got.push_back(std::move(d));
+        }
+        return got.size() >= 256;
+      },
+      max_test_wait, "every task of the packs"));
+  REQUIRE(got.size() == 256);
+  std::set<std::uint64_t> tokens;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].bytes == "task-" + std::to_string(i));  // in publish order, each its own delivery
+    CHECK(got[i].delivery_count == 1);
+    tokens.insert(got[i].token);
+  }
+  CHECK(tokens.size() == 256);
+
+  // Every task acked but the last: its pack (the last four) comes again.
+  auto again = fetch_n(*t, {"q"}, 4, "the last pack again");
+  REQUIRE(again.size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(again[i].bytes == "task-" + std::to_string(252 + i));
+    CHECK(again[i].delivery_count == 2);
+    t->ack_task(again[i]);
+  }
+  CHECK(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "every pack acked"));
+  CHECK(t->fetch_tasks({"q"}, 10, 200ms).empty());
+}
+
+TEST_CASE("a large task publish made again packs the same way and is stored once", "[integration][nats][transport]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.task_pack_max = 8;
+  auto t = connect(cfg);
+  auto first = numbered_tasks(512);
+  auto again = first;
+  REQUIRE(t->publish_tasks("q", first));
+  REQUIRE(t->publish_tasks("q", again));  // a retry after a failed call: the broker drops the packs
+  CHECK(t->queue_depth("q").value() == 64);
+  std::set<std::string> bytes;
+  for (const auto& d : fetch_n(*t, {"q"}, 512, "every task once")) {
+    bytes.insert(d.bytes);
+  }
+  CHECK(bytes.size() == 512);
+  CHECK(t->fetch_tasks({"q"}, 10, 200ms).empty());
+}
+
+TEST_CASE("every task of a pack never acked within max_deliver deliveries is reported as exhausted",
+          "[integration][nats][dead_letter]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 300ms;
+  cfg.max_deliver = 2;
+  cfg.task_pack_max = 2;
+  auto t = connect(cfg);
+  std::mutex mutex;
+  std::vector<exhausted_task> exhausted;
+  REQUIRE(t->watch_exhausted_tasks([&](exhausted_task e) {
+    std::lock_guard<std::mutex> guard{mutex};
+    exhausted.push_back(std::move(e));
+  }));
+  auto tasks = numbered_tasks(128);
+  REQUIRE(t->publish_tasks("q", tasks));
+  REQUIRE(t->queue_depth("q").value() == 64);
+
+  REQUIRE(wait_until(
+      [&] {
+        t->fetch_tasks({"q"}, 64, 100ms);  // never acked, as by workers that die on them
+        std::lock_guard<std::mutex> guard{mutex};
+        return exhausted.size() >= 128;
+      },
+      30s, "a MAX_DELIVERIES advisory for every pack"));
+  std::lock_guard<std::mutex> guard{mutex};
+  std::set<std::string> bytes;
+  std::map<std::uint64_t, int> per_sequence;
+  for (const auto& e : exhausted) {
+    bytes.insert(e.bytes);
+    ++per_sequence[e.stream_sequence];
+    CHECK(e.queue == "q");
+    CHECK(e.deliveries == 2);
+  }
+  CHECK(bytes.size() == 128);
+  CHECK(per_sequence.size() == 64);
+  for (const auto& [sequence, count] : per_sequence) {
+    CHECK(count == 2);
+  }
+}
+
+TEST_CASE("a signed task pack is verified whole: with the key its tasks arrive usable, with another key it is one "
+          "refused delivery, unread",
+          "[integration][nats][transport]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.task_pack_max = 4;
+  cfg.signer = std::make_shared<const trellis::detail::message_signer>(std::string(40, 'k'));
+  auto t = connect(cfg);
+  auto tasks = numbered_tasks(256);
+  REQUIRE(t->publish_tasks("q", tasks));
+  CHECK(t->queue_depth("q").value() == 64);
+  std::set<std::string> bytes;
+  for (const auto& d : fetch_n(*t, {"q"}, 256, "the signed packs' tasks")) {
+    CHECK_FALSE(d.refused);
+    bytes.insert(d.bytes);
+    t->ack_task(d);
+  }
+  CHECK(bytes.size() == 256);
+  REQUIRE(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the signed packs acked"));
+
+  auto other_key = cfg;
+  other_key.signer = std::make_shared<const trellis::detail::message_signer>(std::string(40, 'x'));
+  auto forger = connect(other_key);
+  auto forged = numbered_tasks(256, "forged");
+  REQUIRE(forger->publish_tasks("q", forged));
+  auto refused = fetch_n(*t, {"q"}, 64, "the forged packs, one delivery each");
+  REQUIRE(refused.size() == 64);
+  for (const auto& d : refused) {
+    REQUIRE(d.refused);
+    CHECK(d.refused->code() == errc::bad_signature);
+    CHECK(d.bytes.rfind("forged-", 0) != 0);  // the pack's framing, not one of its tasks
+    t->ack_task(d);
+  }
+  CHECK(t->fetch_tasks({"q"}, 10, 200ms).empty());
 }

@@ -24,6 +24,12 @@ namespace trellis::detail {
 
 namespace {
 
+/// A submission with at least this many tasks ready at once is committed
+/// before they are encoded and published in chunks of this size (see
+/// `dispatcher_logic::submit`); below it, one commit after the encoding is
+/// cheaper than the extra sync.
+constexpr std::size_t publish_early_chunk = 1024;
+
 epoch_ms now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -79,6 +85,10 @@ struct dispatcher_state {
   bool in_batch = false;
   std::size_t batch_changes = 0;
   std::map<std::string, std::vector<outgoing_task>> outbox;
+  /// Non-zero while a large submission whose workflow row is committed
+  /// dispatches its first tasks: each queue's outbox is published as soon
+  /// as it holds this many (see `submit`).
+  std::size_t publish_early_every = 0;
   std::vector<pending_reply> replies;
   std::vector<workflow_outcome> finished;
   std::vector<std::uint64_t> events_to_ack;
@@ -334,7 +344,14 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   aw.graph.mark_dispatched(leaf, attempt);
   auto e = task_envelope(wf, aw, leaf, attempt);
   auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
-  st_.outbox[e.queue].push_back(outgoing_task{e.id, encode(e), priority, std::chrono::steady_clock::now()});
+  auto& box = st_.outbox[e.queue];
+  box.push_back(outgoing_task{e.id, encode(e), priority, std::chrono::steady_clock::now()});
+  if (st_.publish_early_every != 0 && box.size() >= st_.publish_early_every) {
+    auto& unsent = st_.unsent[e.queue];
+    unsent.insert(unsent.end(), std::make_move_iterator(box.begin()), std::make_move_iterator(box.end()));
+    box.clear();
+    publish_unsent();
+  }
 }
 
 void dispatcher_logic::schedule(const std::string& wf, node_id leaf, std::int32_t attempt, epoch_ms due_at) {
@@ -479,7 +496,18 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   auto fx = it->second.graph.start();
   auto promise = self_->make_response_promise<std::string>();
   st_.replies.push_back(pending_reply{promise, rec.id, st_.submission_token});
+  if (fx.ready.size() >= publish_early_chunk) {
+    // A large workflow: commit its row now, so that it is durable (a
+    // restore publishes every ready node again) and the submitter can be
+    // answered, and publish its first tasks in chunks while the rest are
+    // still being encoded, so workers start early. What this batch held
+    // before is committed and published too.
+    flush();
+    open_batch();
+    st_.publish_early_every = publish_early_chunk;
+  }
   process(rec.id, it->second, fx);
+  st_.publish_early_every = 0;
   return promise;
 }
 

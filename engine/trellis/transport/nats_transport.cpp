@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -124,19 +125,21 @@ std::string join_urls(const std::vector<std::string>& urls) {
   return out;
 }
 
-/// The header that marks a message as a pack of events and counts them (see
-/// "Event packs" below).
+/// The headers that mark a message as a pack of events or of tasks and count
+/// them (see "Packs" below).
 constexpr const char* event_pack_header = "Trellis-Event-Pack";
+constexpr const char* task_pack_header = "Trellis-Task-Pack";
 
 // ---------------------------------------------------------------------------
 // Signing (trellis/signing.hpp): the signature rides in a header, so a
 // signed message is published as a natsMsg; unsigned ones keep the plain path.
 
 /// js_PublishAsync of `body`, with headers when there are any: its signature
-/// (Trellis-Signature) when `signer` is set, and the number of events of a
-/// pack (Trellis-Event-Pack, see pack_events) when `pack_count` is set.
+/// (Trellis-Signature) when `signer` is set, and the number of envelopes of
+/// a pack (header `pack_header`, see pack_frames) when `pack_count` is set.
 natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::string& body,
-                             const message_signer* signer, const std::string* pack_count, jsPubOptions* po) {
+                             const message_signer* signer, const char* pack_header, const std::string* pack_count,
+                             jsPubOptions* po) {
   if (signer == nullptr && pack_count == nullptr) {
     return js_PublishAsync(js, subject.c_str(), body.data(), static_cast<int>(body.size()), po);
   }
@@ -147,7 +150,7 @@ natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::s
     s = natsMsgHeader_Set(msg.get(), signature_header, signer->sign(body).c_str());
   }
   if (s == NATS_OK && pack_count != nullptr) {
-    s = natsMsgHeader_Set(msg.get(), event_pack_header, pack_count->c_str());
+    s = natsMsgHeader_Set(msg.get(), pack_header, pack_count->c_str());
   }
   if (s == NATS_OK) {
     raw = msg.release();
@@ -212,44 +215,67 @@ void on_publish_error(jsCtx*, jsPubAckErr* pae, void* closure) {
 }
 
 /// One message to publish: payload, optional `Nats-Msg-Id`, and for a pack
-/// of events the number of events in it (the `Trellis-Event-Pack` header).
+/// the header that says what it packs and the number of envelopes in it.
 struct outgoing {
   const std::string* bytes;
   const std::string* id;
   const std::string* pack_count = nullptr;
+  const char* pack_header = event_pack_header;
 };
 
 // ---------------------------------------------------------------------------
-// Event packs. A worker reports the outcomes of a fetched batch together; as
-// one NATS message each they cost JetStream a store, a PubAck, a delivery and
-// an ack apiece, which made the broker the cluster's bottleneck (see
-// docs/performance.md). So publish_events packs the events of one call into
-// as few messages as possible, and the event consumer unpacks them into one
-// delivery each; the pack is acked once every event in it is acked, so the
-// dispatcher's ack-after-commit promise holds event by event. A single event
-// still travels as itself, and a message without the header is one event.
+// Packs. Every JetStream message costs the broker a store, a PubAck, a
+// delivery and an ack, which made it the cluster's bottleneck (see
+// docs/performance.md). So publish_events packs the events of one call, and
+// publish_tasks the tasks of a large call, into fewer messages; the consumer
+// unpacks them into one delivery each, and the pack is acked once every
+// envelope in it is acked, so ack-after-commit (events) and
+// ack-after-outcome-stored (tasks) hold envelope by envelope. An unacked
+// envelope brings the whole pack again; the dispatcher ignores what it
+// already committed. A message without a pack header is one envelope.
 
 // Below NATS's default 1 MiB max_payload, so a pack never fails where its
-// events alone would not; a larger event travels alone.
+// envelopes alone would not; a larger one travels alone.
 constexpr std::size_t max_event_pack_bytes = 512 * 1024;
-constexpr std::size_t pack_frame_header = 4;  // little-endian length of each event
+constexpr std::size_t pack_frame_header = 4;  // little-endian length of each envelope
+// publish_tasks packs only while the call still leaves this many messages,
+// so that a small group spreads over every worker thread.
+constexpr std::size_t min_task_messages_per_call = 64;
 
-/// Frames `events[first..last)` as length-prefixed bytes.
-std::string pack_events(const std::vector<std::string>& events, std::size_t first, std::size_t last) {
+/// Frames `bytes_of(first) .. bytes_of(last - 1)` as length-prefixed bytes.
+template <class BytesOf>
+std::string pack_frames(std::size_t first, std::size_t last, BytesOf bytes_of) {
   std::size_t total = 0;
   for (auto i = first; i < last; ++i) {
-    total += pack_frame_header + events[i].size();
+    total += pack_frame_header + bytes_of(i).size();
   }
   std::string out;
   out.reserve(total);
   for (auto i = first; i < last; ++i) {
-    auto n = static_cast<std::uint32_t>(events[i].size());
+    const std::string& bytes = bytes_of(i);
+    auto n = static_cast<std::uint32_t>(bytes.size());
     char len[pack_frame_header] = {static_cast<char>(n & 0xFF), static_cast<char>((n >> 8) & 0xFF),
                                    static_cast<char>((n >> 16) & 0xFF), static_cast<char>((n >> 24) & 0xFF)};
     out.append(len, pack_frame_header);
-    out.append(events[i]);
+    out.append(bytes);
   }
   return out;
+}
+
+std::string pack_events(const std::vector<std::string>& events, std::size_t first, std::size_t last) {
+  return pack_frames(first, last, [&](std::size_t i) -> const std::string& { return events[i]; });
+}
+
+/// The envelope count of a pack, from whichever pack header `m` carries;
+/// nothing for a message that is not a pack.
+std::optional<std::size_t> pack_count_of(natsMsg* m) {
+  for (const char* header : {event_pack_header, task_pack_header}) {
+    const char* count = nullptr;
+    if (natsMsgHeader_Get(m, header, &count) == NATS_OK && count != nullptr) {
+      return static_cast<std::size_t>(std::strtoull(count, nullptr, 10));
+    }
+  }
+  return std::nullopt;
 }
 
 /// The events of a pack, or nothing if the bytes are not `count` whole frames.
@@ -291,6 +317,13 @@ struct consumer_binding {
   // one fetch.
   std::vector<subscription_ptr> owned;
   std::vector<natsSubscription*> idle;
+  // Tasks of packs fetched beyond what their fetch_tasks call asked for,
+  // handed out first by the next call (they are unacked, so a process that
+  // stops lets JetStream deliver their packs again).
+  std::deque<delivery> ready;
+  // Tasks per message expected of the next task fetch, to size its pull
+  // request in messages (see keep_batch); 0 until the first fetch.
+  std::size_t envelopes_per_message = 0;
 };
 
 }  // namespace
@@ -810,7 +843,8 @@ struct nats_transport::impl {
       // The broker drops a message whose id it stored within the dedup
       // window: re-publishing after a crash or a failed call is safe.
       po.MsgId = item.id != nullptr ? item.id->c_str() : nullptr;
-      auto s = publish_one_async(p->ctx.get(), subject, *item.bytes, cfg.signer.get(), item.pack_count, &po);
+      auto s = publish_one_async(p->ctx.get(), subject, *item.bytes, cfg.signer.get(), item.pack_header,
+                                 item.pack_count, &po);
       if (s != NATS_OK) {
         auto id = item.id != nullptr ? " (message id " + *item.id + ")" : std::string{};
         failed = broker_error("cannot publish " + what + id + " to " + subject, s);
@@ -925,13 +959,11 @@ struct nats_transport::impl {
       // The signature covers the whole message, a pack included: a refused
       // pack goes on whole, as one refused delivery, unread.
       auto refused = refusal_of(cfg.signer.get(), m.get());
-      const char* pack_count = nullptr;
       std::optional<std::vector<std::string>> events;
-      if (!refused && natsMsgHeader_Get(m.get(), event_pack_header, &pack_count) == NATS_OK &&
-          pack_count != nullptr) {
+      if (auto pack_count = refused ? std::nullopt : pack_count_of(m.get())) {
         // A pack that does not parse goes on whole, as one delivery: the
-        // dispatcher dead-letters what it cannot read.
-        events = unpack_events(data, size, static_cast<std::size_t>(std::strtoull(pack_count, nullptr, 10)));
+        // dispatcher (or, for tasks, the worker) dead-letters what it cannot read.
+        events = unpack_events(data, size, *pack_count);
       }
       entry->msg = std::move(m);
       if (events && !events->empty()) {
@@ -949,13 +981,81 @@ struct nats_transport::impl {
     }
   }
 
+  /// Moves up to `batch` tasks left over from earlier packs into `out`;
+  /// whether there were any.
+  bool take_ready(consumer_binding& b, int batch, std::vector<delivery>& out) {
+    std::lock_guard<std::mutex> guard{b.mutex};
+    auto before = out.size();
+    while (!b.ready.empty() && out.size() - before < static_cast<std::size_t>(batch)) {
+      out.push_back(std::move(b.ready.front()));
+      b.ready.pop_front();
+    }
+    return out.size() > before;
+  }
+
+  /// After a task fetch appended `out[taken..)`: keeps the first `batch` of
+  /// them in `out`, moves the rest to `b.ready`, and updates how many tasks
+  /// a message is expected to hold. The estimate follows larger packs at
+  /// once and smaller ones by halving, so that a queue of single tasks is
+  /// still fetched in large requests while one switch from single tasks to
+  /// full packs cannot make a request bring `batch` packs: a process holds
+  /// few tasks beyond what its handlers asked for, and their AckWait does
+  /// not run out while they wait.
+  void keep_batch(consumer_binding& b, std::size_t taken, std::size_t messages, int batch,
+                  std::vector<delivery>& out) {
+    std::lock_guard<std::mutex> guard{b.mutex};
+    auto got = out.size() - taken;
+    if (messages > 0) {
+      auto seen = std::max<std::size_t>(1, (got + messages - 1) / messages);
+      b.envelopes_per_message = std::max(seen, b.envelopes_per_message / 2);
+    }
+    auto keep = taken + static_cast<std::size_t>(batch);
+    for (auto i = keep; i < out.size(); ++i) {
+      b.ready.push_back(std::move(out[i]));
+    }
+    if (out.size() > keep) {
+      out.resize(keep);
+    }
+  }
+
   /// One pull request on `b`. Returns the status: OK (messages appended),
-  /// no message (timeout or 404), or a broker error (remembered).
-  natsStatus fetch_once(consumer_binding& b, int batch, milliseconds wait, bool no_wait, std::vector<delivery>& out) {
+  /// no message (timeout or 404), or a broker error (remembered). With
+  /// `tasks`, at most `batch` deliveries are appended: tasks left over from
+  /// a pack go first, the pull request asks for about `batch` tasks' worth
+  /// of messages, and what a pack brings beyond `batch` waits in the binding.
+  natsStatus fetch_once(consumer_binding& b, int batch, milliseconds wait, bool no_wait, std::vector<delivery>& out,
+                        bool tasks = false) {
+    if (tasks) {
+      if (take_ready(b, batch, out)) {
+        return NATS_OK;
+      }
+      std::size_t per_message = 1;
+      {
+        std::lock_guard<std::mutex> guard{b.mutex};
+        if (b.envelopes_per_message == 0) {
+          // First fetch: assume full packs rather than grab `batch` of them.
+          b.envelopes_per_message = static_cast<std::size_t>(std::max(1, cfg.task_pack_max));
+        }
+        per_message = b.envelopes_per_message;
+      }
+      auto wanted = (static_cast<std::size_t>(batch) + per_message - 1) / per_message;
+      auto messages = static_cast<int>(std::max<std::size_t>(1, wanted));
+      auto taken = out.size();
+      auto s = fetch_messages(b, messages, wait, no_wait, out);
+      keep_batch(b, taken, static_cast<std::size_t>(s.second), batch, out);
+      return s.first;
+    }
+    return fetch_messages(b, batch, wait, no_wait, out).first;
+  }
+
+  /// One pull request for up to `batch` messages on `b`, every envelope of
+  /// them appended to `out`. Returns the status and the messages received.
+  std::pair<natsStatus, int> fetch_messages(consumer_binding& b, int batch, milliseconds wait, bool no_wait,
+                                            std::vector<delivery>& out) {
     auto sub = borrow(b);
     if (!sub) {
       remember(sub.error());
-      return NATS_ERR;
+      return {NATS_ERR, 0};
     }
     // nats.c 3.4.1 overruns the message array of a fetch that finds more
     // than half its batch already waiting in the subscription (js.c _fetch
@@ -964,10 +1064,10 @@ struct nats_transport::impl {
     // Such leftovers are messages a previous fetch's request brought after
     // that fetch timed out. Take them one at a time first: a batch of one
     // cannot overrun.
-    auto taken = out.size();
+    int received = 0;
     int waiting = 0;
     int waiting_bytes = 0;
-    while (out.size() - taken < static_cast<std::size_t>(batch) &&
+    while (received < batch &&
            natsSubscription_GetPending(*sub, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
       jsFetchRequest one;
       jsFetchRequest_Init(&one);
@@ -978,11 +1078,12 @@ struct nats_transport::impl {
       if (natsSubscription_FetchRequest(&leftover.list, *sub, &one) != NATS_OK) {
         break;
       }
+      received += leftover.list.Count;
       adopt(leftover.list, out);
     }
-    if (out.size() > taken) {
+    if (received > 0) {
       give_back(b, *sub);
-      return NATS_OK;
+      return {NATS_OK, received};
     }
     message_list fetched;
     natsStatus s = NATS_OK;
@@ -999,11 +1100,12 @@ struct nats_transport::impl {
     }
     give_back(b, *sub);
     if (s == NATS_OK) {
+      received = fetched.list.Count;
       adopt(fetched.list, out);
     } else if (!is_no_message(s)) {
       remember(broker_error("cannot fetch from consumer " + b.consumer + " for " + b.label, s, jerr));
     }
-    return s;
+    return {s, received};
   }
 
   /// Waits up to `d` or until close(). Pacing after an error, not a
@@ -1058,7 +1160,7 @@ struct nats_transport::impl {
     auto nth = [&](std::size_t i) -> consumer_binding& { return *bindings[(start + i) % bindings.size()]; };
     if (bindings.size() > 1) {
       for (std::size_t i = 0; i < bindings.size() && out.size() < max; ++i) {
-        fetch_once(nth(i), batch - static_cast<int>(out.size()), milliseconds{0}, true, out);
+        fetch_once(nth(i), batch - static_cast<int>(out.size()), milliseconds{0}, true, out, true);
       }
       if (!out.empty()) {
         return out;
@@ -1076,7 +1178,7 @@ struct nats_transport::impl {
         slice = std::min(slice, std::max(milliseconds{10}, wait / static_cast<int>(bindings.size())));
       }
       auto before = clock::now();
-      auto s = fetch_once(nth(i), batch, slice, false, out);
+      auto s = fetch_once(nth(i), batch, slice, false, out, true);
       if (!out.empty()) {
         break;
       }
@@ -1304,14 +1406,31 @@ struct nats_transport::impl {
     auto prefix = names.all_tasks();
     prefix.pop_back();  // "trellis.<ns>.task."
     t.queue = subject.compare(0, prefix.size(), prefix) == 0 ? subject.substr(prefix.size()) : subject;
-    t.bytes.assign(natsMsg_GetData(stored.get()), static_cast<std::size_t>(natsMsg_GetDataLength(stored.get())));
+    const char* data = natsMsg_GetData(stored.get());
+    auto size = static_cast<std::size_t>(natsMsg_GetDataLength(stored.get()));
+    // Every task of an exhausted pack was lost with it; one that does not
+    // parse goes on whole, for the dispatcher to dead-letter as unreadable.
+    std::vector<std::string> tasks;
+    if (auto count = pack_count_of(stored.get())) {
+      if (auto unpacked = unpack_events(data, size, *count)) {
+        tasks = std::move(*unpacked);
+      }
+    }
+    if (tasks.empty()) {
+      tasks.emplace_back(data, size);
+    }
     std::function<void(exhausted_task)> deliver;
     {
       std::lock_guard<std::mutex> guard{advisory_mutex};
       deliver = exhausted_sink;
     }
-    if (deliver) {
-      deliver(std::move(t));
+    if (!deliver) {
+      return;
+    }
+    for (auto& bytes : tasks) {
+      auto one = t;
+      one.bytes = std::move(bytes);
+      deliver(std::move(one));
     }
   }
 };
@@ -1402,7 +1521,8 @@ expected<void> validate(const nats_config& cfg) {
   for (auto check : {positive("ack_wait", cfg.ack_wait.count()), positive("max_deliver", cfg.max_deliver),
                      positive("max_ack_pending", cfg.max_ack_pending),
                      positive("max_pending_publishes", cfg.max_pending_publishes),
-                     positive("fetch_batch", cfg.fetch_batch), positive("publish_timeout", cfg.publish_timeout.count()),
+                     positive("fetch_batch", cfg.fetch_batch), positive("task_pack_max", cfg.task_pack_max),
+                     positive("publish_timeout", cfg.publish_timeout.count()),
                      positive("dedup_window", cfg.dedup_window.count()),
                      positive("connect_timeout", cfg.connect_timeout.count()),
                      positive("api_timeout", cfg.api_timeout.count()), positive("replicas", cfg.replicas)}) {
@@ -1467,12 +1587,41 @@ expected<void> nats_transport::publish_tasks(const std::string& queue, std::vect
   if (!subject) {
     return subject.error();
   }
+  // outgoing_task::priority is ignored: NATS has no message priority (see
+  // the decision record 0008 for per-band subjects, if ever needed).
+  // Packs of `per_pack` consecutive tasks (fewer where the bytes would pass
+  // max_event_pack_bytes), cut from the front, so that publishing the same
+  // list again makes the same packs with the same ids, which the broker's
+  // dedup window drops.
+  auto n = messages.size();
+  auto per_pack = std::clamp<std::size_t>(n / min_task_messages_per_call, 1,
+                                          static_cast<std::size_t>(std::max(1, impl_->cfg.task_pack_max)));
   std::vector<outgoing> items;
-  items.reserve(messages.size());
-  for (const auto& m : messages) {
-    // outgoing_task::priority is ignored: NATS has no message priority (see
-    // the decision record 0008 for per-band subjects, if ever needed).
-    items.push_back(outgoing{&m.bytes, &m.id});
+  std::vector<std::string> packs;  // reserved up front, since items point into them
+  std::vector<std::string> counts;
+  std::vector<std::string> ids;
+  auto packs_at_most = per_pack > 1 ? n / 2 + 1 : 0;
+  packs.reserve(packs_at_most);
+  counts.reserve(packs_at_most);
+  ids.reserve(packs_at_most);
+  items.reserve(n);
+  for (std::size_t first = 0; first < n;) {
+    auto last = first;
+    std::size_t bytes = 0;
+    while (last < n && last - first < per_pack &&
+           (last == first || bytes + pack_frame_header + messages[last].bytes.size() <= max_event_pack_bytes)) {
+      bytes += pack_frame_header + messages[last].bytes.size();
+      ++last;
+    }
+    if (last - first == 1) {
+      items.push_back(outgoing{&messages[first].bytes, &messages[first].id});
+    } else {
+      packs.push_back(pack_frames(first, last, [&](std::size_t i) -> const std::string& { return messages[i].bytes; }));
+      counts.push_back(std::to_string(last - first));
+      ids.push_back(messages[first].id + "+" + counts.back());
+      items.push_back(outgoing{&packs.back(), &ids.back(), &counts.back(), task_pack_header});
+    }
+    first = last;
   }
   auto ok = impl_->publish(*subject, items, "task messages for queue '" + queue + "'");
   if (ok) {

@@ -107,6 +107,14 @@ struct nats_config {
   int max_pending_publishes = 4096;
   /// The most messages one pull request asks for.
   int fetch_batch = 256;
+  /// The most task envelopes `publish_tasks` packs into one JetStream
+  /// message (`Trellis-Task-Pack`, docs/wire-protocol.md "Packs"); 1 never
+  /// packs. A call packs only when it leaves at least 64 messages, so small
+  /// groups still spread over every worker. A pack is delivered to one
+  /// worker, whose `fetch_tasks` hands its tasks out one by one, and is
+  /// acked when every one of them is: an unacked task brings the whole pack
+  /// again.
+  int task_pack_max = 32;
   /// How long a publish call waits for its PubAcks before it fails with
   /// broker_unavailable. Waiting for room under `max_pending_publishes` has
   /// the same bound, so one call takes at most about twice this.
@@ -186,9 +194,12 @@ class nats_transport final : public transport {
   /// `Nats-Msg-Id` = id, then waits for every PubAck. On success `messages`
   /// is empty. On failure it is left whole: some may be stored already, and
   /// publishing them again within `dedup_window` is dropped by the broker.
+  /// Large calls go out in packs of up to `task_pack_max` tasks, whose id is
+  /// `<first task's id>+<count>`: the same list packs the same way again.
   expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override;
 
-  /// Pulls up to `max` (capped at `fetch_batch`) messages. `queues` empty:
+  /// Pulls up to `max` (capped at `fetch_batch`) tasks; the tasks of a pack
+  /// beyond `max` wait in this process for the next call. `queues` empty:
   /// through `all-queues` if configured, else from every queue in
   /// `task_queues`. Several queues are polled in turn: first without
   /// waiting, then in slices of `wait`, so a message on any of them is seen
@@ -332,7 +343,7 @@ class nats_transport final : public transport {
   expected<void> discard_exhausted_task(std::uint64_t stream_sequence);
 
   /// Messages of `queue` not yet delivered plus those delivered and not
-  /// acked (consumer lag, for metrics).
+  /// acked (consumer lag, for metrics). A pack of tasks counts once.
   expected<std::uint64_t> queue_depth(const std::string& queue);
 
   /// Whether the connection is up right now (false while reconnecting).

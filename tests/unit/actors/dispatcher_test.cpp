@@ -4,6 +4,7 @@
 
 #include "support/dispatcher_harness.hpp"
 #include "support/envelopes.hpp"
+#include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
@@ -16,7 +17,10 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace trellis;
 using namespace trellis::detail;
@@ -266,4 +270,98 @@ TEST_CASE("a partition's dispatcher refuses submissions of another partition's w
   REQUIRE(letters->size() == 1);
   CHECK((*letters)[0].reason == "wrong_partition");
   CHECK((*letters)[0].workflow_id == "wf-1");
+}
+
+namespace {
+
+/// The in-process transport, recording for every `publish_tasks` call how
+/// many tasks it carried and how many workflow rows the store file had
+/// committed at that moment (read over a connection of its own).
+class commit_watching_transport final : public transport {
+ public:
+  commit_watching_transport(std::shared_ptr<inproc_transport> inner, std::string db)
+      : inner_(std::move(inner)), db_(std::move(db)) {}
+
+  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override {
+    auto committed = test::try_count(db_, "SELECT count(*) FROM workflows");
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      calls_.emplace_back(messages.size(), committed.value_or(-1));
+    }
+    return inner_->publish_tasks(queue, messages);
+  }
+  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                    std::chrono::milliseconds wait) override {
+    return inner_->fetch_tasks(queues, max, wait);
+  }
+  void ack_task(const delivery& d) override { inner_->ack_task(d); }
+  expected<void> publish_events(std::vector<outgoing_event> messages) override {
+    return inner_->publish_events(std::move(messages));
+  }
+  void consume_events(std::function<void(std::vector<delivery>)> sink) override {
+    inner_->consume_events(std::move(sink));
+  }
+  void ack_event(const delivery& d) override { inner_->ack_event(d); }
+  void close() override { inner_->close(); }
+
+  /// (tasks, committed workflow rows) of every publish_tasks call so far.
+  std::vector<std::pair<std::size_t, std::int64_t>> calls() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return calls_;
+  }
+
+ private:
+  std::shared_ptr<inproc_transport> inner_;
+  std::string db_;
+  std::mutex mutex_;
+  std::vector<std::pair<std::size_t, std::int64_t>> calls_;
+};
+
+}  // namespace
+
+TEST_CASE("a large group is committed before its first task is published, then published in chunks while encoding, "
+          "each task once",
+          "[unit][actors][dispatcher]") {
+  test::temp_dir dir;
+  auto db = dir.file("store.db");
+  auto inner = std::make_shared<inproc_transport>();
+  auto watching = std::make_shared<commit_watching_transport>(inner, db);
+  fixture f{db, [&](dispatcher_config& cfg) { cfg.bus = watching; }};
+  constexpr std::size_t members = 3000;
+  std::vector<canvas> noops;
+  for (std::size_t i = 0; i < members; ++i) {
+    noops.push_back(signature("noop"));
+  }
+  f.submit(group(std::move(noops)));
+  f.settle();
+
+  auto calls = watching->calls();
+  REQUIRE(calls.size() >= 3);  // 3,000 tasks in chunks of at most 1,024
+  std::size_t published = 0;
+  for (const auto& [tasks, committed] : calls) {
+    CHECK(tasks <= 1024);
+    CHECK(committed == 1);  // the workflow row was durable before any of its tasks left
+    published += tasks;
+  }
+  CHECK(published == members);
+
+  std::vector<envelope> tasks;
+  for (auto batch = inner->fetch_tasks({}, 1000, 0ms); !batch.empty(); batch = inner->fetch_tasks({}, 1000, 0ms)) {
+    for (auto& d : batch) {
+      auto e = decode(d.bytes);
+      REQUIRE(e);
+      tasks.push_back(*e);
+    }
+  }
+  REQUIRE(tasks.size() == members);
+  std::set<std::int32_t> nodes;
+  for (const auto& t : tasks) {
+    nodes.insert(t.node);
+    auto out = test::outcome_envelope(t.id + ":out", {t.workflow_id, t.node, t.attempt, t.task},
+                                      outcome_status::success, value{}, "", "");
+    REQUIRE(inner->publish_events({{0, encode(out)}}));
+  }
+  CHECK(nodes.size() == members);
+  REQUIRE(test::wait_until([&] { return f.finished().size() == 1; }, test::max_test_wait, "the group to finish"));
+  CHECK(f.finished()[0].state == node_state::success);
 }

@@ -83,6 +83,13 @@ TEST_CASE("Each cluster setting takes the flag over the environment over the con
   REQUIRE(dispatcher);
   CHECK(dispatcher->db == "file.db");
   CHECK(dispatcher->queues.empty());  // not a dispatcher setting: ignored
+  CHECK(dispatcher->task_pack == 32);
+  by_env.flags = {{"task_pack", "1"}};
+  auto unpacked = resolve_cluster_options(cluster_command::dispatcher, by_env);
+  REQUIRE(unpacked);
+  CHECK(unpacked->task_pack == 1);
+  by_env.flags = {{"task_pack", "0"}};
+  CHECK_FALSE(resolve_cluster_options(cluster_command::dispatcher, by_env));
 
   // Defaults.
   cluster_inputs bare;
