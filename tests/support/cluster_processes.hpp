@@ -40,6 +40,8 @@ class cluster_processes {
 
   const temp_dir& dir() const { return dir_; }
   std::string url() const { return server_.url(); }
+  /// The nats-server, for its JetStream report (`consumer_backlog`, ...).
+  const nats_server& server() const { return server_; }
   const std::string& ns() const { return ns_; }
 
   /// Starts `trellis-demo dispatcher --db DB` plus the common and `extra` flags.
