@@ -626,7 +626,12 @@ struct nats_transport::impl {
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = b.consumer.c_str();
-    cc.DeliverPolicy = js_DeliverAll;
+    // A lost-task consumer starts at the stream's end: created when its
+    // partition's first dispatcher connects, before that partition has
+    // published any task, it owes nothing from before. Replaying the older
+    // advisories could match their sequences to other tasks if the task
+    // stream was ever created anew.
+    cc.DeliverPolicy = b.stream == names.lost_stream() ? js_DeliverNew : js_DeliverAll;
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = to_nanos(cfg.ack_wait);
     // Events and lost-task advisories are never given up on (-1: no limit):

@@ -335,9 +335,10 @@ class nats_transport final : public transport {
   /// The advisories are core NATS, so the stream `TRELLIS_<NS>_LOST` (limits
   /// retention, 7 days) keeps them; a dispatcher (`consume_events`) declares
   /// it at connect, and so does this call. They are read through the durable
-  /// consumer `lost-<partition>`, so each partition sees every advisory, and
-  /// one fired while this partition had no dispatcher is read when it comes
-  /// back. An advisory stays unacked until `settle_exhausted_task` or
+  /// consumer `lost-<partition>` (created, at the stream's end, by the
+  /// partition's first dispatcher), so each partition sees every advisory,
+  /// and one fired while this partition had no dispatcher is read when it
+  /// comes back. An advisory stays unacked until `settle_exhausted_task` or
   /// `pass_exhausted_task`; unacked, it comes again after `ack_wait`. One
   /// that is unreadable, or whose task is already gone from the task stream,
   /// is acked and skipped. A second call replaces the sink. Fails with
