@@ -268,28 +268,37 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
       std::cerr << "trellis: cannot announce workflow " << o.id << ": " << to_string(ok.error()) << std::endl;
     }
   };
-  // "Worker lost": every partition's dispatcher hears every advisory of the
-  // namespace and keeps the tasks of its own workflows.
+  // "Worker lost": every partition's dispatcher reads every advisory of the
+  // namespace from the lost stream (its own consumer, so it catches up on
+  // what fired while it was down), keeps the tasks of its own workflows and
+  // passes the others. The handle is the advisory's token.
   sup.dispatcher.watch_lost_tasks = [weak](std::function<void(std::string, std::int32_t, std::uint64_t)> sink) {
     auto bus_now = weak.lock();
     if (!bus_now) {
       return;
     }
     auto ok = bus_now->watch_exhausted_tasks(
-        [sink = std::move(sink)](exhausted_task t) { sink(std::move(t.bytes), t.deliveries, t.stream_sequence); });
+        [sink = std::move(sink)](exhausted_task t) { sink(std::move(t.bytes), t.deliveries, t.token); });
     if (!ok) {
-      std::cerr << "trellis: cannot watch for lost workers: " << to_string(ok.error()) << std::endl;
+      std::cerr << "trellis: cannot watch for lost workers yet (the transport keeps trying): "
+                << to_string(ok.error()) << std::endl;
     }
   };
-  sup.dispatcher.discard_lost_task = [weak](std::uint64_t sequence) {
+  sup.dispatcher.discard_lost_task = [weak](std::uint64_t token) {
     auto bus_now = weak.lock();
     if (!bus_now) {
       return;
     }
-    if (auto ok = bus_now->discard_exhausted_task(sequence); !ok) {
-      // It stays in the stream (and in queue_depth); the dead letter is
-      // committed, so nothing is lost.
-      std::cerr << "trellis: cannot discard lost task " << sequence << ": " << to_string(ok.error()) << std::endl;
+    if (auto ok = bus_now->settle_exhausted_task(token); !ok) {
+      // Its advisory stays unacked and comes again after AckWait; the dead
+      // letter is committed, so the second time only removes the task.
+      std::cerr << "trellis: cannot discard lost task (retried after AckWait): " << to_string(ok.error())
+                << std::endl;
+    }
+  };
+  sup.dispatcher.pass_lost_task = [weak](std::uint64_t token) {
+    if (auto bus_now = weak.lock()) {
+      bus_now->pass_exhausted_task(token);
     }
   };
   return std::make_unique<node_runtime>(shared, std::move(sup));

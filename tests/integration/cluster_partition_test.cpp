@@ -1,7 +1,8 @@
 // Cluster mode with partitions and failover, across processes on a real
 // nats-server: a dispatcher killed mid-chord and restarted on its store, two
 // dispatchers sharing the partitions, a standby taking over from a killed
-// one, and a task that kills every worker running it ("worker lost").
+// one, and a task that kills every worker running it ("worker lost"), also
+// while its partition's dispatcher is stopped.
 
 #include "support/cluster_processes.hpp"
 #include "support/files.hpp"
@@ -12,6 +13,7 @@
 #include "trellis/envelope.hpp"
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/partition.hpp"
+#include "trellis/transport/subjects.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -90,6 +92,20 @@ std::int64_t lines_of(const std::string& path) {
     n += ch == '\n' ? 1 : 0;
   }
   return n;
+}
+
+/// Messages stored in `stream`, per the server's JetStream report (0 when
+/// it does not report the stream).
+std::uint64_t stream_messages(const trellis::test::nats_server& server, const std::string& stream) {
+  auto report = server.jetstream_report();
+  for (const auto& account : report.value("account_details", json::array())) {
+    for (const auto& s : account.value("stream_detail", json::array())) {
+      if (s.value("name", "") == stream) {
+        return s.value("state", json::object()).value("messages", std::uint64_t{0});
+      }
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -396,4 +412,113 @@ TEST_CASE("A task that kills its worker on every delivery ends in the dead-lette
         return depth && *depth == 0;
       },
       max_test_wait, "the lost task to leave the task stream"));
+}
+
+TEST_CASE("A task exhausted while its partition's dispatcher is stopped is dead-lettered as 'worker lost' when the "
+          "dispatcher starts again, its workflow fails, and nothing is left in the task stream",
+          "[integration][nats][recovery]") {
+  constexpr int max_deliver = 3;
+  cluster_processes c{"partlostdown", {"--partitions", "2"}};
+  auto names = trellis::detail::subject_space::make(c.ns());
+  REQUIRE(names);
+  auto db_a = c.dir().file("a.db");
+  auto db_b = c.dir().file("b.db");
+  std::vector<child_process*> dispatchers{&c.start_dispatcher(db_a, {"--owns", "0"}),
+                                          &c.start_dispatcher(db_b, {"--owns", "1"})};
+
+  auto crash_file = trellis::test::write_file(c.dir(), "crash.json", R"({"task": "crash_worker"})");
+  auto crash_id = id_of(c.submit(crash_file));
+  auto p = trellis::detail::partition_of(crash_id, 2);
+  auto owner_db = p == 0 ? db_a : db_b;
+  auto store = c.dir().file(p == 0 ? "a-p0.db" : "b-p1.db");
+  auto other = c.dir().file(p == 0 ? "b-p1.db" : "a-p0.db");
+
+  trellis::detail::nats_config cfg;
+  cfg.urls = {c.url()};
+  cfg.ns = c.ns();
+  cfg.declare_streams = false;
+  auto bus = trellis::detail::nats_transport::connect(cfg);
+  REQUIRE(bus);
+  auto depth = [&]() -> std::uint64_t {
+    auto d = (*bus)->queue_depth("default");
+    return d ? *d : std::uint64_t{1'000'000};  // unknown: not the awaited value
+  };
+  INFO(c.logs());
+  // The task is published before its dispatcher stops (the submission is
+  // answered at the commit, the publish follows).
+  REQUIRE(wait_until([&] { return depth() == 1; }, max_test_wait, "the crashing task to be published"));
+  dispatchers[p]->kill(SIGTERM);
+  auto stopped = dispatchers[p]->wait_for(max_test_wait);
+  REQUIRE(stopped);
+  CHECK(*stopped == 143);
+
+  // Workers die on every delivery; replace them until JetStream gives up
+  // and its advisory is kept in the lost stream.
+  std::vector<std::string> worker_flags{"--concurrency", "1", "--fetch-batch", "1", "--ack-wait-ms", "300",
+                                        "--max-deliver", std::to_string(max_deliver)};
+  std::vector<child_process*> workers{&c.start_worker(worker_flags), &c.start_worker(worker_flags)};
+  int deaths = 0;
+  REQUIRE(wait_until(
+      [&] {
+        for (auto*& w : workers) {
+          if (auto status = w->try_wait()) {
+            CHECK(*status == 128 + SIGKILL);
+            ++deaths;
+            w = &c.start_worker(worker_flags);
+          }
+        }
+        return stream_messages(c.server(), names->lost_stream()) >= 1;
+      },
+      max_test_wait, "the MAX_DELIVERIES advisory to be kept in the lost stream"));
+  CHECK(deaths >= 1);
+  CHECK(deaths <= max_deliver);
+  for (auto* w : workers) {
+    w->kill(SIGTERM);
+    auto status = w->wait_for(max_test_wait);
+    REQUIRE(status);
+    CHECK((*status == 143 || *status == 128 + SIGKILL));  // one may have taken the task just before
+  }
+  // Nobody has decided it yet: the owner is down, and the other partition's
+  // dispatcher only passes it on.
+  CHECK(count_rows(store, "SELECT count(*) FROM workflows WHERE state IN (3, 4) AND id = '" + crash_id + "'") == 0);
+  CHECK(depth() == 1);
+
+  // The owner starts again and catches up on the advisory.
+  auto& back = c.start_dispatcher(owner_db, {"--owns", std::to_string(p)});
+  wait_finished(store, {crash_id}, c);
+  CHECK(count_rows(store, "SELECT count(*) FROM workflows WHERE state = 4 AND id = '" + crash_id + "'") == 1);
+  auto status = c.client({"status", crash_id});
+  INFO("status stdout:\n" << status.out << "\nstatus stderr:\n" << status.err);
+  CHECK(status.status == 0);
+  CHECK(status.out.find("FAILURE") != std::string::npos);
+  CHECK(status.out.find("worker_lost") != std::string::npos);
+
+  auto letter = trellis::test::only_dead_letter(store);
+  CHECK(letter.reason == "worker lost");
+  CHECK(letter.workflow_id == crash_id);
+  CHECK(letter.task == "crash_worker");
+  CHECK(letter.attempts == 1);
+  CHECK(letter.error.find("delivered " + std::to_string(max_deliver) + " times") != std::string::npos);
+  auto task = trellis::detail::decode(letter.envelope);
+  REQUIRE(task);
+  CHECK(task->id == crash_id + ":0:1");
+  CHECK(count_rows(other, "SELECT count(*) FROM dead_letters") == 0);
+  CHECK(count_rows(store, "SELECT count(*) FROM attempts WHERE workflow_id = '" + crash_id +
+                              "' AND error_type = 'worker_lost'") == 1);
+
+  // The task left the task stream, and both partitions acked the advisory.
+  CHECK(wait_until([&] { return depth() == 0; }, max_test_wait, "the lost task to leave the task stream"));
+  for (int partition : {0, 1}) {
+    auto consumer = names->lost_consumer(partition);
+    REQUIRE(consumer);
+    INFO(c.server().jetstream_summary());
+    CHECK(wait_until(
+        [&] { return c.server().consumer_backlog(names->lost_stream(), *consumer) == std::uint64_t{0}; },
+        max_test_wait, ("the advisory to be acked by " + *consumer).c_str()));
+  }
+
+  back.kill(SIGTERM);
+  auto back_stopped = back.wait_for(max_test_wait);
+  REQUIRE(back_stopped);
+  CHECK(*back_stopped == 143);
 }

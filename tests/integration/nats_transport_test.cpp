@@ -486,9 +486,124 @@ TEST_CASE("a task never acked within max_deliver deliveries is reported as exhau
   CHECK(e.bytes == "worker-killer");
   CHECK(e.deliveries == 2);
   CHECK(t->queue_depth("q").value() == 1);  // JetStream keeps it until told
-  REQUIRE(t->discard_exhausted_task(e.stream_sequence));
+  REQUIRE(t->settle_exhausted_task(e.token));
   CHECK(t->queue_depth("q").value() == 0);
+  CHECK(t->settle_exhausted_task(e.token));              // settled already: fine
   CHECK(t->discard_exhausted_task(e.stream_sequence));  // already gone: fine
+}
+
+TEST_CASE("an exhausted task whose advisory fired while no dispatcher of its partition ran is reported when one "
+          "comes, each partition sees it, and once settled or passed it is not reported again",
+          "[integration][nats][dead_letter][recovery]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 300ms;
+  cfg.max_deliver = 2;
+  // Partition 0's dispatcher connects (declaring the lost stream and its
+  // consumer), and is away while the task is exhausted.
+  auto owner_down = connect(cfg);
+  owner_down.reset();
+  auto worker = connect(cfg);
+  std::vector<outgoing_task> batch{task("wf:1:1", "worker-killer")};
+  REQUIRE(worker->publish_tasks("q", batch));
+
+  // Partition 1's dispatcher watches all along: it sees the advisory, which
+  // proves it fired, and passes it.
+  auto other_cfg = cfg;
+  other_cfg.partition = 1;
+  auto other = connect(other_cfg);
+  std::mutex mutex;
+  std::vector<exhausted_task> seen_by_other;
+  REQUIRE(other->watch_exhausted_tasks([&](exhausted_task e) {
+    other->pass_exhausted_task(e.token);
+    std::lock_guard<std::mutex> guard{mutex};
+    seen_by_other.push_back(std::move(e));
+  }));
+  REQUIRE(wait_until(
+      [&] {
+        worker->fetch_tasks({"q"}, 10, 100ms);  // never acked, as by workers that die on it
+        std::lock_guard<std::mutex> guard{mutex};
+        return !seen_by_other.empty();
+      },
+      max_test_wait, "the MAX_DELIVERIES advisory"));
+
+  // Partition 0's dispatcher comes back and reads what it missed.
+  auto owner = connect(cfg);
+  std::vector<exhausted_task> seen_by_owner;
+  REQUIRE(owner->watch_exhausted_tasks([&](exhausted_task e) {
+    std::lock_guard<std::mutex> guard{mutex};
+    seen_by_owner.push_back(std::move(e));
+  }));
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> guard{mutex};
+        return !seen_by_owner.empty();
+      },
+      max_test_wait, "the owner to catch up on the advisory"));
+  exhausted_task e;
+  {
+    std::lock_guard<std::mutex> guard{mutex};
+    e = seen_by_owner.front();
+  }
+  CHECK(e.bytes == "worker-killer");
+  CHECK(e.queue == "q");
+  CHECK(e.deliveries == 2);
+  REQUIRE(owner->settle_exhausted_task(e.token));
+  CHECK(owner->queue_depth("q").value() == 0);
+
+  // Acked by both partitions' consumers: nothing is owed to a dispatcher of
+  // either that starts later.
+  REQUIRE(wait_until(
+      [&] {
+        return server.consumer_backlog("TRELLIS_TEST_LOST", "lost-0") == std::uint64_t{0} &&
+               server.consumer_backlog("TRELLIS_TEST_LOST", "lost-1") == std::uint64_t{0};
+      },
+      max_test_wait, "both advisories to be acked"));
+  std::lock_guard<std::mutex> guard{mutex};
+  CHECK(seen_by_other.size() == 1);
+  CHECK(seen_by_owner.size() == 1);
+}
+
+TEST_CASE("an advisory whose exhausted task is already gone from the task stream is acked and skipped",
+          "[integration][nats][dead_letter]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 300ms;
+  cfg.max_deliver = 1;
+  auto t = connect(cfg);
+  std::mutex mutex;
+  std::vector<exhausted_task> seen;
+  REQUIRE(t->watch_exhausted_tasks([&](exhausted_task e) {
+    std::lock_guard<std::mutex> guard{mutex};
+    seen.push_back(std::move(e));
+  }));
+  std::vector<outgoing_task> batch{task("wf:1:1", "worker-killer")};
+  REQUIRE(t->publish_tasks("q", batch));
+  REQUIRE(wait_until(
+      [&] {
+        t->fetch_tasks({"q"}, 10, 100ms);
+        std::lock_guard<std::mutex> guard{mutex};
+        return !seen.empty();
+      },
+      max_test_wait, "the MAX_DELIVERIES advisory"));
+  exhausted_task e;
+  {
+    std::lock_guard<std::mutex> guard{mutex};
+    e = seen.front();
+  }
+  // Removed by someone else (say, before a crash lost the advisory's ack),
+  // and left unacked here: it comes again after AckWait, finds nothing and
+  // is acked without reaching the sink.
+  REQUIRE(t->discard_exhausted_task(e.stream_sequence));
+  t.reset();
+  std::atomic<int> reported{0};
+  auto again = connect(cfg);
+  REQUIRE(again->watch_exhausted_tasks([&](exhausted_task) { ++reported; }));
+  // An advisory handed to the sink stays unacked until settled, which
+  // nobody does here: acked means skipped.
+  REQUIRE(wait_until([&] { return server.consumer_backlog("TRELLIS_TEST_LOST", "lost-0") == std::uint64_t{0}; },
+                     max_test_wait, "the advisory to be acked"));
+  CHECK(reported == 0);
 }
 
 TEST_CASE("fetching without naming queues serves every configured queue", "[integration][nats][transport]") {

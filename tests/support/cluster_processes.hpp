@@ -60,6 +60,12 @@ class cluster_processes {
   /// The `--broker` value every process gets (several URLs comma-separated
   /// on a `nats_cluster`).
   const std::string& url() const { return broker_; }
+  /// The nats-server the cluster started, for its JetStream report
+  /// (`consumer_backlog`, ...). Only for a cluster that owns its server.
+  const nats_server& server() const {
+    REQUIRE(own_server_);
+    return *own_server_;
+  }
   const std::string& ns() const { return ns_; }
 
   /// The store of a cluster with one dispatcher: pass it to every start of

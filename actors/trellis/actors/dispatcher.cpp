@@ -126,6 +126,7 @@ class dispatcher_logic {
   void on_events(std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens);
   void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt);
   void on_lost(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle);
+  void pass_lost(std::uint64_t handle);
   caf::result<std::string> status(const std::string& wf);
   caf::result<std::string> replay(std::int64_t dead_letter_id);
   void control(const std::string& bytes, std::uint64_t token);
@@ -693,6 +694,12 @@ void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int
   dispatch(wf, it->second, node, attempt);
 }
 
+void dispatcher_logic::pass_lost(std::uint64_t handle) {
+  if (st_.cfg.pass_lost_task) {
+    st_.cfg.pass_lost_task(handle);
+  }
+}
+
 void dispatcher_logic::on_lost(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
   auto env = decode(bytes);
   auto what = "delivered " + std::to_string(deliveries) +
@@ -701,6 +708,7 @@ void dispatcher_logic::on_lost(const std::string& bytes, std::int32_t deliveries
     // It names no workflow; partition 0's owner keeps it, as for any
     // unreadable task message.
     if (st_.cfg.partition != 0) {
+      pass_lost(handle);
       return;
     }
     auto why = env ? std::string{"; it is not a task message"} : "; it is unreadable: " + env.error().message();
@@ -709,7 +717,8 @@ void dispatcher_logic::on_lost(const std::string& bytes, std::int32_t deliveries
     return;
   }
   if (partition_of(env->workflow_id, st_.cfg.partitions) != st_.cfg.partition) {
-    return;  // another dispatcher's workflow: its owner hears the same advisory
+    pass_lost(handle);  // another dispatcher's workflow: its owner hears the same advisory
+    return;
   }
   // The lost delivery becomes the failure of its attempt, so the retry
   // policy decides what follows, as for any failure. A stale one (the node

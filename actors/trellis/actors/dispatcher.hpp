@@ -77,8 +77,12 @@ struct dispatcher_config {
   /// events; called at every (re)start. Unset in embedded mode.
   std::function<void(std::function<void(std::string, std::int32_t, std::uint64_t)>)> watch_lost_tasks;
   /// Called after the commit that recorded a lost task, with its handle, so
-  /// the broker drops it.
+  /// the broker drops it (and forgets that it was lost).
   std::function<void(std::uint64_t)> discard_lost_task;
+  /// Called at once with the handle of a lost task another partition owns:
+  /// the broker stops offering it to this dispatcher and leaves the task to
+  /// its owner.
+  std::function<void(std::uint64_t)> pass_lost_task;
 };
 
 /// Spawns a dispatcher on its own thread (it blocks on fsync) and restores

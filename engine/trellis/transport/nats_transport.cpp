@@ -79,6 +79,9 @@ constexpr std::size_t max_open_control_requests = 10'000;
 // Tries of the stream and consumer declarations at connect when JetStream
 // does not answer in time (each bounded by api_timeout).
 constexpr int declare_attempts = 3;
+// How long the lost stream keeps a MAX_DELIVERIES advisory: long enough for
+// a partition's dispatcher to come back from any outage worth waiting for.
+constexpr std::chrono::hours lost_advisory_max_age{24 * 7};
 
 std::int64_t to_nanos(milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; }
 
@@ -366,9 +369,19 @@ struct nats_transport::impl {
   std::function<void(std::vector<delivery>)> sink;
   std::thread event_thread;
 
-  std::mutex advisory_mutex;
+  // "Worker lost" (dispatcher side): the lost stream's advisories, read by
+  // the lost-task thread; each one held here, unacked, until its task is
+  // settled or passed. Keyed by the advisory's sequence in the lost stream,
+  // so a redelivery replaces the copy it repeats.
+  struct lost_advisory {
+    message_ptr msg;
+    std::uint64_t task_sequence = 0;
+  };
+  std::mutex lost_mutex;
   std::function<void(exhausted_task)> exhausted_sink;
-  subscription_ptr advisory_sub;
+  std::unique_ptr<consumer_binding> lost_binding;  // under bindings_mutex
+  std::unordered_map<std::uint64_t, lost_advisory> lost_unacked;
+  std::thread lost_thread;
 
   // Submissions (dispatcher side): core NATS request/reply.
   std::mutex submit_mutex;
@@ -433,13 +446,6 @@ struct nats_transport::impl {
     for (auto& w : control_watches) {
       drain(w->sub);
     }
-    if (advisory_sub) {
-      // The advisory callback uses this object: let a running one finish
-      // before anything goes (drain waits for the subscription's thread).
-      if (natsSubscription_Drain(advisory_sub.get()) == NATS_OK) {
-        natsSubscription_WaitForDrainCompletion(advisory_sub.get(), cfg.api_timeout.count());
-      }
-    }
     // Push buffered acks out before the connection goes: an ack lost here
     // only costs a redelivery, but there is no reason to lose it.
     if (conn && natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED) {
@@ -454,7 +460,11 @@ struct nats_transport::impl {
       std::lock_guard<std::mutex> guard{inflight_mutex};
       inflight.clear();
     }
-    advisory_sub.reset();
+    {
+      std::lock_guard<std::mutex> guard{lost_mutex};
+      lost_unacked.clear();
+    }
+    lost_binding.reset();
     submit_sub.reset();
     done_watches.clear();
     control_watches.clear();
@@ -649,13 +659,18 @@ struct nats_transport::impl {
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = b.consumer.c_str();
-    cc.DeliverPolicy = js_DeliverAll;
+    // A lost-task consumer starts at the stream's end: created when its
+    // partition's first dispatcher connects, before that partition has
+    // published any task, it owes nothing from before. Replaying the older
+    // advisories could match their sequences to other tasks if the task
+    // stream was ever created anew.
+    cc.DeliverPolicy = b.stream == names.lost_stream() ? js_DeliverNew : js_DeliverAll;
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = to_nanos(cfg.ack_wait);
-    // Events are never given up on (-1: no limit): a dispatcher that dies
-    // while holding fetched events is not the event's fault, and an event
+    // Events and lost-task advisories are never given up on (-1: no limit):
+    // a dispatcher that dies while holding them is not their fault, and one
     // JetStream stopped delivering would leave its workflow waiting forever.
-    cc.MaxDeliver = b.stream == names.event_stream() ? -1 : cfg.max_deliver;
+    cc.MaxDeliver = b.stream == names.task_stream() ? cfg.max_deliver : -1;
     cc.MaxAckPending = cfg.max_ack_pending;
     cc.FilterSubject = b.filter.c_str();
     auto jo = api_options();
@@ -756,6 +771,16 @@ struct nats_transport::impl {
     }
     if (cfg.consume_events) {
       if (auto ok = ensure_event_binding_locked(); !ok) {
+        return ok;
+      }
+      // A dispatcher declares the lost stream before any task of its
+      // partition is published, so no advisory fires before it is kept.
+      if (cfg.declare_streams) {
+        if (auto ok = declare_lost_stream(); !ok) {
+          return ok;
+        }
+      }
+      if (auto ok = ensure_lost_binding_locked(); !ok) {
         return ok;
       }
     }
@@ -1281,6 +1306,18 @@ struct nats_transport::impl {
         t.join();
       }
     }
+    std::thread lost;
+    {
+      std::lock_guard<std::mutex> guard{lost_mutex};
+      lost = std::move(lost_thread);
+    }
+    if (lost.joinable()) {
+      if (lost.get_id() == std::this_thread::get_id()) {
+        lost.detach();  // close() from inside the lost-task sink
+      } else {
+        lost.join();
+      }
+    }
   }
 
   // --- exhausted tasks --------------------------------------------------------
@@ -1375,30 +1412,154 @@ struct nats_transport::impl {
     w->sink(std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
   }
 
-  static void on_advisory(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-    message_ptr owned{msg};
-    static_cast<impl*>(closure)->handle_advisory(owned.get());
+  // --- lost tasks (MAX_DELIVERIES advisories, kept in the lost stream) --------
+
+  /// `TRELLIS_<NS>_LOST`: limits retention, so every partition's consumer
+  /// sees every advisory, for `lost_advisory_max_age`.
+  expected<void> declare_lost_stream() {
+    auto name = names.lost_stream();
+    auto subject = names.task_max_deliveries_advisory();
+    const char* subjects[] = {subject.c_str()};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name.c_str();
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_LimitsPolicy;
+    sc.Storage = cfg.file_storage ? js_FileStorage : js_MemoryStorage;
+    sc.Replicas = cfg.replicas;
+    sc.MaxAge = static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(lost_advisory_max_age)
+                                              .count());
+    auto jo = api_options();
+    jsStreamInfo* info = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = js_AddStream(&info, js.get(), &sc, &jo, &jerr);
+    stream_info_ptr added{info};
+    if (s == NATS_OK) {
+      return {};
+    }
+    if (jerr != JSStreamNameExistErr) {
+      return api_error("cannot create stream " + name + " on " + subject, s, jerr);
+    }
+    info = nullptr;
+    jerr = static_cast<jsErrCode>(0);
+    s = js_UpdateStream(&info, js.get(), &sc, &jo, &jerr);
+    stream_info_ptr updated{info};
+    if (s != NATS_OK) {
+      return api_error("stream " + name + " exists with a configuration that cannot be updated", s, jerr);
+    }
+    return {};
   }
 
-  void handle_advisory(natsMsg* msg) {
-    auto doc = nlohmann::json::parse(natsMsg_GetData(msg), natsMsg_GetData(msg) + natsMsg_GetDataLength(msg), nullptr,
-                                     false);
-    if (doc.is_discarded() || !doc.is_object() || !doc.contains("stream_seq")) {
-      remember(error{errc::malformed_envelope, "unreadable MAX_DELIVERIES advisory on " +
-                                                   std::string{natsMsg_GetSubject(msg)}});
+  /// Declares `lost-<partition>` on first use. Caller holds bindings_mutex.
+  expected<void> ensure_lost_binding_locked() {
+    if (lost_binding) {
+      return {};
+    }
+    auto consumer = names.lost_consumer(cfg.partition);
+    if (!consumer) {
+      return consumer.error();
+    }
+    auto b = make_binding("lost tasks seen by partition " + std::to_string(cfg.partition), names.lost_stream(),
+                          *consumer, names.task_max_deliveries_advisory());
+    if (!b) {
+      return b.error();
+    }
+    lost_binding = std::move(*b);
+    return {};
+  }
+
+  /// The lost-task thread: one advisory at a time (they are rare, and a
+  /// batch of one cannot overrun nats.c's fetch, see fetch_once).
+  void lost_loop() {
+    while (!closed) {
+      consumer_binding* b = nullptr;
+      {
+        std::lock_guard<std::mutex> guard{bindings_mutex};
+        if (auto ok = ensure_lost_binding_locked(); !ok) {
+          remember(ok.error());
+        }
+        b = lost_binding.get();
+      }
+      if (b == nullptr) {
+        pause(event_retry_pause);
+        continue;
+      }
+      auto sub = borrow(*b);
+      if (!sub) {
+        remember(sub.error());
+        pause(event_retry_pause);
+        continue;
+      }
+      message_list fetched;
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      auto before = clock::now();
+      auto s = natsSubscription_Fetch(&fetched.list, *sub, 1, max_fetch_slice.count(), &jerr);
+      give_back(*b, *sub);
+      if (s != NATS_OK) {
+        if (!is_no_message(s)) {
+          remember(broker_error("cannot fetch from consumer " + b->consumer + " for " + b->label, s, jerr));
+          if (clock::now() - before < max_fetch_slice) {
+            pause(event_retry_pause);
+          }
+        }
+        continue;
+      }
+      for (int i = 0; i < fetched.list.Count; ++i) {
+        message_ptr m{fetched.list.Msgs[i]};
+        fetched.list.Msgs[i] = nullptr;
+        if (m) {
+          handle_lost_advisory(std::move(m));
+        }
+      }
+    }
+  }
+
+  /// Acks an advisory that will never lead anywhere, saying why.
+  void skip_advisory(natsMsg* msg, error why) {
+    remember(std::move(why));
+    if (auto s = natsMsg_Ack(msg, nullptr); s != NATS_OK) {
+      remember(broker_error("cannot ack a skipped MAX_DELIVERIES advisory", s));
+    }
+  }
+
+  void handle_lost_advisory(message_ptr msg) {
+    std::uint64_t key = 0;
+    jsMsgMetaData* raw_meta = nullptr;
+    if (natsMsg_GetMetaData(&raw_meta, msg.get()) == NATS_OK) {
+      metadata_ptr meta{raw_meta};
+      key = meta->Sequence.Stream;
+    }
+    auto doc = nlohmann::json::parse(natsMsg_GetData(msg.get()),
+                                     natsMsg_GetData(msg.get()) + natsMsg_GetDataLength(msg.get()), nullptr, false);
+    if (key == 0 || doc.is_discarded() || !doc.is_object() || !doc.contains("stream_seq") ||
+        !doc["stream_seq"].is_number_unsigned()) {
+      skip_advisory(msg.get(), error{errc::malformed_envelope, "unreadable MAX_DELIVERIES advisory on " +
+                                                                   std::string{natsMsg_GetSubject(msg.get())} +
+                                                                   " in " + names.lost_stream() + "; skipped"});
       return;
     }
     exhausted_task t;
-    t.stream_sequence = doc.value("stream_seq", std::uint64_t{0});
+    t.token = key;
+    t.stream_sequence = doc["stream_seq"].get<std::uint64_t>();
     t.deliveries = doc.value("deliveries", std::int32_t{0});
     auto jo = api_options();
     natsMsg* raw = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     auto s = js_GetMsg(&raw, js.get(), names.task_stream().c_str(), t.stream_sequence, &jo, &jerr);
     message_ptr stored{raw};
+    if (s != NATS_OK && jerr == JSNoMessageFoundErr) {
+      // Settled before (by this partition's owner, whose ack of the advisory
+      // was lost), or acked late by its worker: nothing left to decide.
+      if (auto a = natsMsg_Ack(msg.get(), nullptr); a != NATS_OK) {
+        remember(broker_error("cannot ack the advisory of gone task " + std::to_string(t.stream_sequence), a));
+      }
+      return;
+    }
     if (s != NATS_OK) {
+      // Left unacked: the advisory comes again after ack_wait.
       remember(broker_error("cannot read exhausted task " + std::to_string(t.stream_sequence) + " of " +
-                                names.task_stream(),
+                                names.task_stream() + " (its advisory comes again after ack_wait)",
                             s, jerr));
       return;
     }
@@ -1421,8 +1582,9 @@ struct nats_transport::impl {
     }
     std::function<void(exhausted_task)> deliver;
     {
-      std::lock_guard<std::mutex> guard{advisory_mutex};
+      std::lock_guard<std::mutex> guard{lost_mutex};
       deliver = exhausted_sink;
+      lost_unacked[key] = lost_advisory{std::move(msg), t.stream_sequence};
     }
     if (!deliver) {
       return;
@@ -1431,6 +1593,26 @@ struct nats_transport::impl {
       auto one = t;
       one.bytes = std::move(bytes);
       deliver(std::move(one));
+    }
+  }
+
+  /// Takes the held advisory `token` out, to ack it; none if unknown.
+  std::optional<lost_advisory> take_lost(std::uint64_t token) {
+    std::lock_guard<std::mutex> guard{lost_mutex};
+    auto i = lost_unacked.find(token);
+    if (i == lost_unacked.end()) {
+      return std::nullopt;
+    }
+    auto held = std::move(i->second);
+    lost_unacked.erase(i);
+    return held;
+  }
+
+  void ack_lost(lost_advisory& held) {
+    if (auto s = natsMsg_Ack(held.msg.get(), nullptr); s != NATS_OK) {
+      remember(broker_error("cannot ack the advisory of exhausted task " + std::to_string(held.task_sequence) +
+                                " (it comes again after ack_wait)",
+                            s));
     }
   }
 };
@@ -2006,24 +2188,52 @@ void nats_transport::unwatch_done(const std::string& workflow_id) {
 std::int32_t nats_transport::max_deliver() const noexcept { return impl_->cfg.max_deliver; }
 
 expected<void> nats_transport::watch_exhausted_tasks(std::function<void(exhausted_task)> sink) {
-  std::lock_guard<std::mutex> guard{impl_->advisory_mutex};
-  impl_->exhausted_sink = std::move(sink);
-  if (impl_->advisory_sub) {
-    return {};
+  {
+    std::lock_guard<std::mutex> guard{impl_->lost_mutex};
+    impl_->exhausted_sink = std::move(sink);
   }
-  auto subject = impl_->names.task_max_deliveries_advisory();
-  natsSubscription* sub = nullptr;
-  if (auto s = natsConnection_Subscribe(&sub, impl_->conn.get(), subject.c_str(), &impl::on_advisory, impl_.get());
-      s != NATS_OK) {
-    return impl_->broker_error("cannot subscribe to " + subject, s);
+  // Declared here too, for a transport that is not a dispatcher's. On a
+  // failure the thread still starts, and it declares the consumer itself.
+  expected<void> declared;
+  if (impl_->cfg.declare_streams) {
+    declared = impl_->declare_lost_stream();
   }
-  impl_->advisory_sub.reset(sub);
-  // The subscription must be known to the server before a caller relies on
-  // it: without this, an advisory sent right after return could be missed.
-  if (auto s = natsConnection_FlushTimeout(impl_->conn.get(), impl_->cfg.api_timeout.count()); s != NATS_OK) {
-    return impl_->broker_error("cannot confirm the subscription to " + subject, s);
+  if (declared) {
+    std::lock_guard<std::mutex> guard{impl_->bindings_mutex};
+    declared = impl_->ensure_lost_binding_locked();
+  }
+  std::lock_guard<std::mutex> guard{impl_->lost_mutex};
+  if (!impl_->lost_thread.joinable() && !impl_->closed) {
+    impl_->lost_thread = std::thread{[p = impl_.get()] { p->lost_loop(); }};
+  }
+  return declared;
+}
+
+expected<void> nats_transport::settle_exhausted_task(std::uint64_t token) {
+  std::uint64_t sequence = 0;
+  {
+    std::lock_guard<std::mutex> guard{impl_->lost_mutex};
+    auto i = impl_->lost_unacked.find(token);
+    if (i == impl_->lost_unacked.end()) {
+      return {};
+    }
+    sequence = i->second.task_sequence;
+  }
+  // The task first: acked before, the advisory would be gone while the task
+  // stays in the stream with nothing left to remove it.
+  if (auto ok = discard_exhausted_task(sequence); !ok) {
+    return ok;
+  }
+  if (auto held = impl_->take_lost(token)) {
+    impl_->ack_lost(*held);
   }
   return {};
+}
+
+void nats_transport::pass_exhausted_task(std::uint64_t token) {
+  if (auto held = impl_->take_lost(token)) {
+    impl_->ack_lost(*held);
+  }
 }
 
 expected<void> nats_transport::discard_exhausted_task(std::uint64_t stream_sequence) {

@@ -155,7 +155,8 @@ expected<void> validate(const nats_config& cfg);
 
 /// A task message JetStream stopped delivering after `max_deliver`
 /// deliveries without an ack: the worker holding it died (or hung) that many
-/// times. The caller dead-letters it ("worker lost") and then discards it.
+/// times. The owner of its workflow dead-letters it ("worker lost") and then
+/// settles it; a dispatcher of another partition passes it.
 struct exhausted_task {
   /// The queue it was published to.
   std::string queue;
@@ -165,14 +166,18 @@ struct exhausted_task {
   std::int32_t deliveries = 0;
   /// The encoded envelope as published.
   std::string bytes;
+  /// Its advisory, unacked until `settle_exhausted_task` or
+  /// `pass_exhausted_task` (the advisory's sequence in the lost stream).
+  std::uint64_t token = 0;
 };
 
 /// The NATS JetStream transport. Every member function is thread-safe;
 /// `fetch_tasks` may be called from many threads at once (each call uses
 /// its own pull subscription from a pool).
 ///
-/// Lifetime: `close()` stops fetching and the event thread; acks are still
-/// accepted afterwards, so a draining worker can finish. The destructor
+/// Lifetime: `close()` stops fetching, the event thread and the lost-task
+/// thread; acks are still accepted afterwards, so a draining worker can
+/// finish. The destructor
 /// flushes pending acks (bounded by `publish_timeout`) and closes the
 /// connection; deliveries not acked by then are redelivered by JetStream.
 class nats_transport final : public transport {
@@ -234,7 +239,8 @@ class nats_transport final : public transport {
   void ack_event(const delivery& d) override;
 
   /// Wakes every `fetch_tasks` (within one fetch slice, at most 100 ms),
-  /// makes later ones return empty at once, and stops the event thread.
+  /// makes later ones return empty at once, and stops the event and
+  /// lost-task threads.
   void close() override;
 
   /// Subscribes (queue group `dispatchers`) to `trellis.<ns>.submit.<partition>`
@@ -330,13 +336,36 @@ class nats_transport final : public transport {
   /// failure rather than a retry request when it is shutting down).
   bool is_last_delivery(const delivery& d) const noexcept { return d.delivery_count >= max_deliver(); }
 
-  /// Subscribes to JetStream's MAX_DELIVERIES advisories for the task
-  /// consumers of this namespace and calls `sink` (from a NATS thread) with
-  /// each exhausted task, read back from the stream. This is how "worker
-  /// lost" is detected: a task whose worker died on every delivery is never
-  /// acked, and JetStream, after `max_deliver` attempts, neither delivers
-  /// it again nor deletes it. Fails with broker_unavailable.
+  /// Reads JetStream's MAX_DELIVERIES advisories for the task consumers of
+  /// this namespace and calls `sink` (from the transport's lost-task thread)
+  /// with each exhausted task, read back from the task stream. This is how
+  /// "worker lost" is detected: a task whose worker died on every delivery is
+  /// never acked, and JetStream, after `max_deliver` attempts, neither
+  /// delivers it again nor deletes it.
+  ///
+  /// The advisories are core NATS, so the stream `TRELLIS_<NS>_LOST` (limits
+  /// retention, 7 days) keeps them; a dispatcher (`consume_events`) declares
+  /// it at connect, and so does this call. They are read through the durable
+  /// consumer `lost-<partition>` (created, at the stream's end, by the
+  /// partition's first dispatcher), so each partition sees every advisory,
+  /// and one fired while this partition had no dispatcher is read when it
+  /// comes back. An advisory stays unacked until `settle_exhausted_task` or
+  /// `pass_exhausted_task`; unacked, it comes again after `ack_wait`. One
+  /// that is unreadable, or whose task is already gone from the task stream,
+  /// is acked and skipped. A second call replaces the sink. Fails with
+  /// broker_unavailable or invalid_config when the stream or consumer cannot
+  /// be declared now; the thread keeps trying meanwhile.
   expected<void> watch_exhausted_tasks(std::function<void(exhausted_task)> sink);
+
+  /// After the commit that recorded exhausted task `token`: removes the task
+  /// from the task stream (`discard_exhausted_task`), then acks its
+  /// advisory. If the removal fails, the advisory stays unacked and comes
+  /// again after `ack_wait`. Unknown or settled tokens succeed.
+  expected<void> settle_exhausted_task(std::uint64_t token);
+
+  /// Acks the advisory of exhausted task `token` without touching the task:
+  /// its workflow belongs to another partition, whose dispatcher settles it.
+  void pass_exhausted_task(std::uint64_t token);
 
   /// Removes an exhausted task from the work-queue stream once it is
   /// dead-lettered. Removing one that is already gone succeeds.

@@ -161,4 +161,13 @@ std::string subject_space::task_max_deliveries_advisory() const {
   return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + task_stream() + ".*";
 }
 
+std::string subject_space::lost_stream() const { return "TRELLIS_" + upper(ns_) + "_LOST"; }
+
+expected<std::string> subject_space::lost_consumer(int partition) const {
+  if (auto ok = validate_partition(partition); !ok) {
+    return ok.error();
+  }
+  return "lost-" + std::to_string(partition);
+}
+
 }  // namespace trellis::detail

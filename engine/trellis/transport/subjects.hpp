@@ -19,6 +19,8 @@
 /// | all-queues task consumer   | `all-queues`                      |
 /// | event consumer             | `dispatcher-<partition>`          |
 /// | task delivery exhausted    | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TRELLIS_<NS>_TASKS.*` |
+/// | lost stream (those advisories, kept) | `TRELLIS_<NS>_LOST`     |
+/// | lost-task consumer         | `lost-<partition>`                |
 ///
 /// Names that come from users (namespace, queue, workflow id) are validated:
 /// each must be exactly one NATS subject token that is also usable in a
@@ -91,6 +93,13 @@ class subject_space {
   /// The JetStream advisory subject announcing, for any consumer of the task
   /// stream, a message that reached its MaxDeliver without an ack.
   std::string task_max_deliveries_advisory() const;
+  /// `TRELLIS_<NS>_LOST`: the stream that keeps those advisories, so that a
+  /// dispatcher that was down when one fired still reads it.
+  std::string lost_stream() const;
+  /// `lost-<partition>`: the durable pull consumer through which the
+  /// dispatcher owning `partition` reads the lost stream; fails for a
+  /// negative partition.
+  expected<std::string> lost_consumer(int partition) const;
 
  private:
   explicit subject_space(std::string ns);

@@ -143,6 +143,10 @@ class lost_task_feed {
       std::lock_guard<std::mutex> guard{mutex_};
       discarded_.push_back(handle);
     };
+    cfg.pass_lost_task = [this](std::uint64_t handle) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      passed_.push_back(handle);
+    };
   }
 
   void lose(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
@@ -160,10 +164,16 @@ class lost_task_feed {
     return discarded_;
   }
 
+  std::vector<std::uint64_t> passed() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return passed_;
+  }
+
  private:
   std::mutex mutex_;
   std::function<void(std::string, std::int32_t, std::uint64_t)> sink_;
   std::vector<std::uint64_t> discarded_;
+  std::vector<std::uint64_t> passed_;
 };
 
 }  // namespace
@@ -188,6 +198,7 @@ TEST_CASE("a task lost on every delivery fails its node as worker_lost, is dead-
     CHECK(f.finished()[0].state == node_state::failure);
     CHECK(f.finished()[0].error.as_map().at("type") == value("worker_lost"));
     CHECK(lost.discarded() == std::vector<std::uint64_t>{77});
+    CHECK(lost.passed().empty());
     CHECK(f.take_tasks().empty());  // "b" never runs
   }
   auto store = sqlite_store::open(db);
@@ -262,6 +273,7 @@ TEST_CASE("a partition's dispatcher refuses submissions of another partition's w
     REQUIRE(f.bus->publish_events({{other, encode(out)}}));
     f.settle();
     CHECK(lost.discarded().empty());  // its owner discards it
+    CHECK(lost.passed() == std::vector<std::uint64_t>{3});  // and this one stops being offered it
   }
   auto store = sqlite_store::open(db);
   CHECK_FALSE(store->find_workflow("wf-1").value());
