@@ -633,6 +633,12 @@ struct nats_transport::impl {
     sc.Storage = cfg.file_storage ? js_FileStorage : js_MemoryStorage;
     sc.Replicas = cfg.replicas;
     sc.Duplicates = to_nanos(cfg.dedup_window);
+    return add_or_update_stream(sc, name, subject);
+  }
+
+  /// Creates the stream `sc` describes, or updates it when it exists with
+  /// another configuration (say, a new dedup window or replica count).
+  expected<void> add_or_update_stream(jsStreamConfig& sc, const std::string& name, const std::string& subject) {
     auto jo = api_options();
     jsStreamInfo* info = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
@@ -644,7 +650,6 @@ struct nats_transport::impl {
     if (jerr != JSStreamNameExistErr) {
       return api_error("cannot create stream " + name + " on " + subject, s, jerr);
     }
-    // It exists with another configuration (say, a new dedup window).
     info = nullptr;
     jerr = static_cast<jsErrCode>(0);
     s = js_UpdateStream(&info, js.get(), &sc, &jo, &jerr);
@@ -1430,25 +1435,7 @@ struct nats_transport::impl {
     sc.Replicas = cfg.replicas;
     sc.MaxAge = static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(lost_advisory_max_age)
                                               .count());
-    auto jo = api_options();
-    jsStreamInfo* info = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    auto s = js_AddStream(&info, js.get(), &sc, &jo, &jerr);
-    stream_info_ptr added{info};
-    if (s == NATS_OK) {
-      return {};
-    }
-    if (jerr != JSStreamNameExistErr) {
-      return api_error("cannot create stream " + name + " on " + subject, s, jerr);
-    }
-    info = nullptr;
-    jerr = static_cast<jsErrCode>(0);
-    s = js_UpdateStream(&info, js.get(), &sc, &jo, &jerr);
-    stream_info_ptr updated{info};
-    if (s != NATS_OK) {
-      return api_error("stream " + name + " exists with a configuration that cannot be updated", s, jerr);
-    }
-    return {};
+    return add_or_update_stream(sc, name, subject);
   }
 
   /// Declares `lost-<partition>` on first use. Caller holds bindings_mutex.
