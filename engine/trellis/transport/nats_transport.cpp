@@ -563,6 +563,14 @@ struct nats_transport::impl {
     // Management requests fail at once on a disconnect instead of waiting
     // out their timeout; publishes and pull requests are buffered instead.
     natsOptions_SetFailRequestsOnDisconnect(opts.get(), true);
+    // Write every publish, ack and pull request to the socket at once.
+    // Otherwise nats.c's flusher thread holds them about 1 ms to coalesce
+    // writes, and a one-task round trip pays that wait on each unflushed hop
+    // (the dispatcher's event ack and done notice, every pull request):
+    // trellis_bench_nats measured a p50 of 2.0 ms with the delay and 1.4-1.7
+    // ms without (docs/performance.md). No-op throughput did not change,
+    // since tasks and events already travel in packs.
+    natsOptions_SetSendAsap(opts.get(), true);
     natsOptions_SetReconnectedCB(opts.get(), &impl::on_reconnected, this);
     if (!cfg.user.empty()) {
       if (auto s = natsOptions_SetUserInfo(opts.get(), cfg.user.c_str(), cfg.password.c_str()); s != NATS_OK) {
@@ -886,12 +894,10 @@ struct nats_transport::impl {
       auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now()).count();
       return std::max<std::int64_t>(1, left);
     };
-    if (sent > 0 && !failed && natsConnection_Status(conn.get()) == NATS_CONN_STATUS_CONNECTED) {
-      // nats.c's flusher waits up to 1 ms to coalesce writes; push the batch
-      // out now, since the caller waits for its PubAcks anyway. A failure
-      // here shows in the wait below.
-      natsConnection_FlushTimeout(conn.get(), remaining());
-    }
+    // No natsConnection_Flush here: the connection sends at once (SendAsap,
+    // see connect), so the messages are on the socket already, and a flush
+    // would only add a PING round trip before the PubAcks that the wait
+    // below needs anyway.
     // Wait even after a failure: the context must be empty before it is
     // reused, and a PubAck that comes in time still counts.
     jsPubOptions co;
