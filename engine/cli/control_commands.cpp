@@ -4,6 +4,7 @@
 
 #include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
+#include "trellis/prometheus_merge.hpp"
 #include "trellis/transport/partition.hpp"
 
 #include <algorithm>
@@ -173,6 +174,54 @@ int inspect_over_broker(const detail::cluster_options& opts, std::chrono::millis
     std::cout << to_json(value(std::move(a))) << '\n';
   }
   std::cout.flush();
+  return exit_success;
+}
+
+int metrics_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window) {
+  auto bus = connect_client(opts, "trellis-metrics");
+  if (!bus) {
+    return fail(bus.error());
+  }
+  detail::control_request request;
+  request.op = detail::control_op::metrics;
+  auto replies = (*bus)->gather_control(detail::subject_verb(request.op), detail::encode(request), window);
+  if (!replies) {
+    return fail(replies.error());
+  }
+  struct answer {
+    std::string role;
+    std::string name;
+    std::string text;
+  };
+  std::vector<answer> answers;
+  for (const auto& bytes : *replies) {
+    auto body = detail::decode_control_reply(bytes);
+    auto field = [&](const char* k) -> const value* {
+      if (!body || !body->is_map()) {
+        return nullptr;
+      }
+      auto i = body->as_map().find(k);
+      return i != body->as_map().end() && i->second.is_string() ? &i->second : nullptr;
+    };
+    if (!field("role") || !field("name") || !field("text")) {
+      std::cerr << "trellis: ignoring an unreadable metrics answer: "
+                << (body ? std::string{"not a map of role, name and text"} : to_string(body.error())) << '\n';
+      continue;
+    }
+    answers.push_back(answer{field("role")->as_string(), field("name")->as_string(), field("text")->as_string()});
+  }
+  // As inspect: workers before dispatchers, then by name, so that the output
+  // does not depend on the order the answers arrived in.
+  std::sort(answers.begin(), answers.end(), [](const answer& a, const answer& b) {
+    return std::make_pair(b.role, a.name) < std::make_pair(a.role, b.name);
+  });
+  detail::prometheus_merge merged;
+  for (const auto& a : answers) {
+    if (auto ok = merged.add(a.text, "process", a.name); !ok) {
+      std::cerr << "trellis: ignoring the metrics of " << a.name << ": " << ok.error().message() << '\n';
+    }
+  }
+  std::cout << merged.text() << std::flush;
   return exit_success;
 }
 

@@ -40,6 +40,12 @@ int dlq_replay_over_broker(std::int64_t letter, int partition, const detail::clu
 /// `window`, workers first, then dispatchers, each sorted by name.
 int inspect_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window);
 
+/// `metrics --broker URL`: the metrics of every process that answers within
+/// `window`, as one Prometheus text exposition: each sample labelled
+/// `process="<name>"` (the name `inspect` shows), each family declared once.
+/// An answer that cannot be read is left out with a warning on stderr.
+int metrics_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window);
+
 /// `revoke ID --broker URL`: the owning dispatcher revokes the workflow; prints
 /// its outcome line (FAILURE, error type `revoked`).
 int revoke_over_broker(const std::string& id, const detail::cluster_options& opts);

@@ -406,9 +406,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   // take a client's settings, as `submit` does.
   std::map<CLI::App*, cluster_flags> client_flags;
   auto* inspect = app.add_subcommand("inspect", "List the live workers and dispatchers of a cluster as JSON lines");
+  auto* metrics = app.add_subcommand("metrics", "Print the metrics of every live process of a cluster as Prometheus text");
   auto* revoke = app.add_subcommand("revoke", "Revoke a running workflow of a cluster: it ends FAILURE/revoked");
   revoke->add_option("ID", id, "Workflow id")->required();
-  for (auto* cmd : {status, dlq_list, dlq_replay, inspect, revoke}) {
+  for (auto* cmd : {status, dlq_list, dlq_replay, inspect, metrics, revoke}) {
     client_flags.emplace(cmd, cluster_flags{detail::cluster_command::submit, {}, {}, {}}).first->second.add_to(cmd);
   }
   int partition = 0;
@@ -418,9 +419,11 @@ int cli_main(int argc, char** argv, task_registry tasks) {
         ->capture_default_str();
   }
   std::int64_t inspect_ms = 1000;
-  inspect->add_option("--timeout-ms", inspect_ms, "How long to collect answers")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{60'000}))
-      ->capture_default_str();
+  for (auto* cmd : {inspect, metrics}) {
+    cmd->add_option("--timeout-ms", inspect_ms, "How long to collect answers")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{60'000}))
+        ->capture_default_str();
+  }
 
   try {
     app.parse(argc, argv);
@@ -501,6 +504,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     }
     if (*inspect) {
       return cli::inspect_over_broker(client_flags.at(inspect).resolve(), std::chrono::milliseconds{inspect_ms});
+    }
+    if (*metrics) {
+      return cli::metrics_over_broker(client_flags.at(metrics).resolve(), std::chrono::milliseconds{inspect_ms});
     }
     if (*revoke) {
       return cli::revoke_over_broker(id, client_flags.at(revoke).resolve());

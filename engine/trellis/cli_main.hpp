@@ -25,6 +25,7 @@
 ///   status, dlq list, dlq replay with --broker URL instead of --db: ask the
 ///                               running dispatcher (docs/cluster.md "Control")
 ///   inspect --broker URL [--timeout-ms MS]   live workers and dispatchers, JSON lines
+///   metrics --broker URL [--timeout-ms MS]   every live process's metrics, Prometheus text
 ///   revoke ID --broker URL      end a running workflow as FAILURE/revoked
 ///
 /// Exit codes: 0 success, 1 a workflow failed, 2 bad input (usage, workflow

@@ -152,6 +152,62 @@ expected<void> serve_worker_control(const std::shared_ptr<nats_transport>& bus,
   });
 }
 
+/// The Prometheus text a process answers `metrics` with: everything in
+/// `stats`, plus for a dispatcher (`report_depths`) the depth of every queue
+/// it published to, as the `trellis_queue_depth` gauge of embedded mode. A
+/// depth the broker cannot tell is left out, and the reason logged.
+std::string metrics_text_of(nats_transport& bus, const metrics& stats, bool report_depths) {
+  auto text = stats.prometheus_text();
+  if (!report_depths) {
+    return text;
+  }
+  std::string depths;
+  for (const auto& queue : stats.queues()) {
+    auto depth = bus.queue_depth(queue);
+    if (!depth) {
+      std::cerr << "trellis: metrics leave out the depth of queue " << queue << ": " << to_string(depth.error())
+                << std::endl;
+      continue;
+    }
+    depths += "trellis_queue_depth{queue=\"" + queue + "\"} " + std::to_string(*depth) + "\n";
+  }
+  if (!depths.empty()) {
+    text += "# TYPE trellis_queue_depth gauge\n" + depths;
+  }
+  return text;
+}
+
+/// Subscribes the process behind `bus` to `metrics` requests, answered with
+/// {role, name, text}. Answered here on the NATS thread, not through the
+/// dispatcher actor: the metrics are thread-safe, and a queue depth is a
+/// broker round trip that must not hold up the dispatcher's mailbox. The
+/// callback holds the transport weakly, as the worker's control does.
+expected<void> serve_metrics(const std::shared_ptr<nats_transport>& bus, std::shared_ptr<const metrics> stats,
+                             const std::string& role) {
+  std::weak_ptr<nats_transport> weak = bus;
+  auto name = bus->process_name();
+  bool dispatcher = role == "dispatcher";
+  return bus->serve_control(subject_verb(control_op::metrics), [weak, stats, role, name, dispatcher](delivery d) {
+    auto bus_now = weak.lock();
+    if (!bus_now || d.token == 0) {
+      return;
+    }
+    auto request = decode_control_request(d.bytes);
+    if (!request) {
+      bus_now->answer_control(d, encode_control_error(request.error()));
+      return;
+    }
+    if (request->op != control_op::metrics) {
+      bus_now->answer_control(d, encode_control_error(error{errc::malformed_envelope,
+                                                            std::string{"control op '"} + to_string(request->op) +
+                                                                "' sent on the metrics subject"}));
+      return;
+    }
+    value::map answer{{"role", role}, {"name", name}, {"text", metrics_text_of(*bus_now, *stats, dispatcher)}};
+    bus_now->answer_control(d, encode_control_reply(value(std::move(answer))));
+  });
+}
+
 }  // namespace
 
 // Outside the anonymous namespace: cluster_node_core (declared in the header)
@@ -233,7 +289,11 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   supervisor_config sup;
   sup.dispatcher.store = std::move(store);
   sup.dispatcher.bus = shared;
-  sup.dispatcher.stats = std::make_shared<metrics>();
+  auto stats = std::make_shared<metrics>();
+  if (auto ok = serve_metrics(shared, stats, "dispatcher"); !ok) {
+    return ok.error();
+  }
+  sup.dispatcher.stats = stats;
   sup.dispatcher.defaults = defaults;
   sup.dispatcher.partition = partition;
   sup.dispatcher.partitions = opts.partitions;
@@ -406,6 +466,9 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   worker_pool_config workers;
   workers.bus = shared;
   workers.stats = std::make_shared<metrics>();
+  if (auto ok = serve_metrics(shared, workers.stats, "worker"); !ok) {
+    return ok.error();
+  }
   workers.tasks = std::make_shared<const task_registry>(std::move(tasks));
   workers.queues = opts.queues;
   workers.concurrency =

@@ -14,8 +14,9 @@ namespace {
 // levels the status document and the reply map add around them.
 constexpr std::size_t max_control_depth = 64 + 4;
 
-constexpr std::array<control_op, 6> all_ops = {control_op::status,     control_op::revoke,  control_op::dlq_list,
-                                               control_op::dlq_replay, control_op::inspect, control_op::revoked};
+constexpr std::array<control_op, 7> all_ops = {control_op::status,     control_op::revoke,  control_op::dlq_list,
+                                               control_op::dlq_replay, control_op::inspect, control_op::metrics,
+                                               control_op::revoked};
 
 bool takes_workflow(control_op op) noexcept {
   return op == control_op::status || op == control_op::revoke || op == control_op::revoked;
@@ -74,6 +75,8 @@ const char* to_string(control_op op) noexcept {
       return "dlq_replay";
     case control_op::inspect:
       return "inspect";
+    case control_op::metrics:
+      return "metrics";
     case control_op::revoked:
       return "revoked";
   }

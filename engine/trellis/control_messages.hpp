@@ -13,6 +13,7 @@
 /// | `dlq_list`   | `ctl.dlq.<partition>`            |                | {letters: [dead letter rows]}       |
 /// | `dlq_replay` | `ctl.dlq.<partition>`            | `letter`       | {id} of the reopened workflow       |
 /// | `inspect`    | `ctl.inspect` (every process)    |                | one answer per process (docs/cli.md)|
+/// | `metrics`    | `ctl.metrics` (every process)    |                | {role, name, text}: Prometheus text  |
 /// | `revoked`    | `ctl.revoked` (every worker)     | `id`           | none: a notice, not a request       |
 ///
 /// Decoding is strict, as for envelopes: an unknown version is
@@ -49,6 +50,9 @@ enum class control_op {
   dlq_replay,
   /// Who is there: workers (queues, concurrency, active tasks), dispatchers.
   inspect,
+  /// Each process's metrics as Prometheus text (answered by the process,
+  /// not through a dispatcher actor: the metrics are thread-safe).
+  metrics,
   /// Notice to workers: skip queued tasks of this workflow.
   revoked,
 };
@@ -57,7 +61,8 @@ enum class control_op {
 const char* to_string(control_op op) noexcept;
 
 /// The subject verb `op` travels under (`trellis.<ns>.ctl.<verb>...`):
-/// "status", "revoke", "dlq" (list and replay), "inspect", "revoked".
+/// "status", "revoke", "dlq" (list and replay), "inspect", "metrics",
+/// "revoked".
 const char* subject_verb(control_op op) noexcept;
 
 /// One control request.

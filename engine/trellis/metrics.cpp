@@ -1,5 +1,6 @@
 #include "trellis/metrics.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -87,6 +88,19 @@ std::uint64_t metrics::total(counter c) const {
 
 std::uint64_t metrics::count(histogram h) const {
   return total(static_cast<counter>(histogram_base + static_cast<std::uint8_t>(h)));
+}
+
+std::vector<std::string> metrics::queues() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  std::vector<std::string> names;
+  for (const auto& [key, s] : series_) {
+    const auto& queue = std::get<1>(key);
+    if (!queue.empty() && std::find(names.begin(), names.end(), queue) == names.end()) {
+      names.push_back(queue);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::string metrics::prometheus_text() const {

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace trellis::detail {
 
@@ -54,6 +55,10 @@ class metrics {
   std::uint64_t total(counter c) const;
   /// Number of observations of a histogram summed over all labels.
   std::uint64_t count(histogram h) const;
+
+  /// The queues any series was recorded for, sorted (a cluster dispatcher
+  /// reports the depth of these).
+  std::vector<std::string> queues() const;
 
   /// Prometheus text exposition of everything recorded.
   std::string prometheus_text() const;

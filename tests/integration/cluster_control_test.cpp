@@ -1,5 +1,5 @@
 // Control over the broker (docs/cluster.md "Control"): `status`, `dlq`,
-// `inspect` and `revoke` answered by running processes over NATS, against a
+// `inspect`, `metrics` and `revoke` answered by running processes over NATS, against a
 // real nats-server, a `trellis-demo dispatcher`, `trellis-demo worker`
 // processes and the generic `trellis` client.
 
@@ -18,6 +18,10 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -196,6 +200,156 @@ TEST_CASE("inspect sees two workers with their queues and an active sleep_ms tas
   REQUIRE(dispatchers.size() == 1);
   CHECK(dispatchers[0]["partition"] == 0);
   CHECK(dispatchers[0]["workflows_in_flight"] == json({id}));
+}
+
+/// One sample of a Prometheus text exposition.
+struct sample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+
+/// Reads `text` as Prometheus text exposition, failing the test where it is
+/// not: every line a `# HELP`/`# TYPE` or a `name{labels} value` sample,
+/// every family declared once, every sample under its family's TYPE.
+std::vector<sample> parse_exposition(const std::string& text) {
+  static const std::regex type_line{R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))"};
+  static const std::regex help_line{R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .*)"};
+  static const std::regex sample_line{
+      R"(([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\} (\S+))"};
+  static const std::regex label{R"(([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)\")"};
+  std::vector<sample> samples;
+  std::set<std::string> typed;
+  std::set<std::string> helped;
+  std::string family;
+  std::istringstream lines{text};
+  for (std::string line; std::getline(lines, line);) {
+    INFO("line: " << line);
+    std::smatch m;
+    if (std::regex_match(line, m, type_line)) {
+      CHECK(typed.insert(m[1]).second);
+      family = m[1];
+    } else if (std::regex_match(line, m, help_line)) {
+      CHECK(helped.insert(m[1]).second);
+    } else {
+      REQUIRE(std::regex_match(line, m, sample_line));
+      sample s;
+      s.name = m[1];
+      std::string labels = m[2];
+      for (std::sregex_iterator i{labels.begin(), labels.end(), label}, end; i != end; ++i) {
+        CHECK(s.labels.emplace((*i)[1], (*i)[2]).second);
+      }
+      s.value = std::stod(m[3]);
+      bool in_family = s.name == family || s.name == family + "_bucket" || s.name == family + "_sum" ||
+                       s.name == family + "_count";
+      CHECK(in_family);
+      samples.push_back(std::move(s));
+    }
+  }
+  return samples;
+}
+
+/// The sum of the samples named `name` whose labels include `match`.
+double total(const std::vector<sample>& samples, const std::string& name,
+             const std::map<std::string, std::string>& match) {
+  double sum = 0;
+  for (const auto& s : samples) {
+    bool matches = s.name == name;
+    for (const auto& [k, v] : match) {
+      matches = matches && s.labels.count(k) != 0 && s.labels.at(k) == v;
+    }
+    sum += matches ? s.value : 0;
+  }
+  return sum;
+}
+
+TEST_CASE("metrics gathers every process's series, labelled by process, as one valid Prometheus exposition",
+          "[integration][nats]") {
+  cluster_processes c{"ctlmetrics", {}, {"--ack-wait-ms", "30000"}};
+  c.start_dispatcher(c.db());
+  // One queue per worker, so that which worker runs which task is certain.
+  auto on_a = worker_flags();
+  on_a.insert(on_a.end(), {"--queues", "qa"});
+  auto on_b = worker_flags();
+  on_b.insert(on_b.end(), {"--queues", "qb"});
+  c.start_worker(on_a);
+  c.start_worker(on_b);
+
+  // Five tasks: three on qa (two adds and the body), two adds on qb.
+  auto file = trellis::test::write_file(c.dir(), "chord.json", R"({"chord": {"header": [
+      {"task": "add", "args": [1, 1], "options": {"queue": "qa"}},
+      {"task": "add", "args": [2, 2], "options": {"queue": "qa"}},
+      {"task": "add", "args": [3, 3], "options": {"queue": "qb"}},
+      {"task": "add", "args": [4, 4], "options": {"queue": "qb"}}],
+    "body": {"task": "xsum", "options": {"queue": "qa"}}}})");
+  auto run = c.client({"submit", file, "--wait"});
+  REQUIRE(run.status == 0);
+  CHECK(trellis::test::parse_outcome_line(run.last_line())["result"] == 20);
+
+  // The names inspect reports, by role and queue.
+  std::vector<json> answers;
+  REQUIRE(wait_until([&] { return (answers = inspect(c)).size() == 3; }, max_test_wait,
+                     "inspect to list two workers and the dispatcher"));
+  std::map<std::string, std::string> worker_of_queue;
+  for (const auto& w : of_role(answers, "worker")) {
+    worker_of_queue[w["queues"][0].get<std::string>()] = w["name"].get<std::string>();
+  }
+  REQUIRE(worker_of_queue.size() == 2);
+  auto dispatcher = of_role(answers, "dispatcher").at(0)["name"].get<std::string>();
+
+  // A process answers metrics on its own; wait until all three are in one
+  // output (a slow process may miss one window).
+  std::string text;
+  std::vector<sample> samples;
+  auto has_process = [&](const std::string& name) {
+    for (const auto& s : samples) {
+      if (s.labels.count("process") != 0 && s.labels.at("process") == name) {
+        return true;
+      }
+    }
+    return false;
+  };
+  REQUIRE(wait_until(
+      [&] {
+        auto r = c.client({"metrics", "--timeout-ms", "1000"});
+        INFO("metrics stderr:\n" << r.err);
+        REQUIRE(r.status == 0);
+        CHECK(r.err.empty());
+        text = r.out;
+        samples = parse_exposition(text);
+        return has_process(worker_of_queue["qa"]) && has_process(worker_of_queue["qb"]) && has_process(dispatcher);
+      },
+      max_test_wait, "metrics to show both workers and the dispatcher"));
+  INFO(text);
+  for (const auto& s : samples) {
+    CHECK(s.labels.count("process") == 1);
+  }
+
+  // Each worker saw the tasks of its queue start (queue wait, one per task).
+  CHECK(total(samples, "trellis_queue_wait_seconds_count", {{"process", worker_of_queue["qa"]}}) == 3);
+  CHECK(total(samples, "trellis_queue_wait_seconds_count", {{"process", worker_of_queue["qb"]}}) == 2);
+  CHECK(total(samples, "trellis_queue_wait_seconds_count", {{"process", worker_of_queue["qa"]}, {"queue", "qb"}}) ==
+        0);
+
+  // The dispatcher published and applied all five, per queue and task.
+  CHECK(total(samples, "trellis_tasks_published_total", {{"process", dispatcher}}) == 5);
+  CHECK(total(samples, "trellis_tasks_succeeded_total", {{"process", dispatcher}}) == 5);
+  CHECK(total(samples, "trellis_tasks_succeeded_total", {{"process", dispatcher}, {"task", "add"}, {"queue", "qb"}}) ==
+        2);
+  CHECK(total(samples, "trellis_tasks_succeeded_total", {{"process", dispatcher}, {"task", "xsum"}}) == 1);
+  CHECK(total(samples, "trellis_workflows_finished_total", {{"process", dispatcher}}) == 1);
+  CHECK(total(samples, "trellis_tasks_failed_total", {}) == 0);
+
+  // Consumer lag: the dispatcher reports the depth of both queues it used.
+  for (const auto& q : {"qa", "qb"}) {
+    bool reported = false;
+    for (const auto& s : samples) {
+      reported = reported || (s.name == "trellis_queue_depth" && s.labels.count("process") != 0 &&
+                              s.labels.at("process") == dispatcher && s.labels.count("queue") != 0 &&
+                              s.labels.at("queue") == q);
+    }
+    CHECK(reported);
+  }
 }
 
 TEST_CASE("revoke stops a running workflow: queued and later steps never run, and it ends FAILURE/revoked",

@@ -850,13 +850,14 @@ void dispatcher_logic::control(const std::string& bytes, std::uint64_t token) {
     case control_op::inspect:
       control_inspect(token);
       return;
+    case control_op::metrics:  // ctl.metrics is served beside the actor (cluster_node.cpp)
     case control_op::revoked:
       break;
   }
   st_.cfg.bus->answer_control(
       delivery{{}, token, 1},
       encode_control_error(error{errc::malformed_envelope, std::string{"control op '"} + to_string(request->op) +
-                                                               "' is a notice to workers, not a dispatcher request"}));
+                                                               "' is not a request to a dispatcher partition"}));
 }
 
 void dispatcher_logic::control_status(const std::string& wf, std::uint64_t token) {

@@ -20,7 +20,7 @@ std::string pack(value::map m) { return pack_to_string(value(std::move(m))); }
 
 TEST_CASE("every control request round-trips with its fields", "[unit][control]") {
   for (auto op : {control_op::status, control_op::revoke, control_op::dlq_list, control_op::dlq_replay,
-                  control_op::inspect, control_op::revoked}) {
+                  control_op::inspect, control_op::metrics, control_op::revoked}) {
     control_request r;
     r.op = op;
     if (op == control_op::status || op == control_op::revoke || op == control_op::revoked) {
@@ -44,6 +44,7 @@ TEST_CASE("control ops travel under their subject verbs", "[unit][control]") {
   CHECK(std::string{subject_verb(control_op::dlq_list)} == "dlq");
   CHECK(std::string{subject_verb(control_op::dlq_replay)} == "dlq");
   CHECK(std::string{subject_verb(control_op::inspect)} == "inspect");
+  CHECK(std::string{subject_verb(control_op::metrics)} == "metrics");
   CHECK(std::string{subject_verb(control_op::revoked)} == "revoked");
 }
 
