@@ -477,6 +477,16 @@ TEST_CASE("a garbage control request gets an error reply and the dispatcher keep
     CHECK(body.error().code() == trellis::errc::malformed_envelope);
   }
 
+  // So does every process asked for its metrics, the dispatcher included.
+  auto metrics_answers = (*bus)->gather_control("metrics", "garbage", std::chrono::milliseconds{1000});
+  REQUIRE(metrics_answers);
+  CHECK_FALSE(metrics_answers->empty());
+  for (const auto& a : *metrics_answers) {
+    auto body = trellis::detail::decode_control_reply(a);
+    REQUIRE_FALSE(body);
+    CHECK(body.error().code() == trellis::errc::malformed_envelope);
+  }
+
   CHECK_FALSE(dispatcher.try_wait());
   auto file = trellis::test::write_file(c.dir(), "add.json", R"({"task": "add", "args": [2, 3]})");
   auto r = c.client({"submit", file, "--wait"});
