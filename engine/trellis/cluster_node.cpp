@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -110,32 +111,42 @@ value worker_inspect_answer(const std::string& name, const std::vector<std::stri
   return value(std::move(answer));
 }
 
+/// Subscribes the process behind `bus` to requests of `op` on their
+/// broadcast subject and answers each with `answer(bus)`; a request that does
+/// not decode, or names another op, gets an error reply. Answered on the NATS
+/// thread. The callback holds the transport weakly: it owns the callback and
+/// must not keep itself alive.
+expected<void> serve_request(const std::shared_ptr<nats_transport>& bus, control_op op,
+                             std::function<value(nats_transport&)> answer) {
+  std::weak_ptr<nats_transport> weak = bus;
+  return bus->serve_control(subject_verb(op), [weak, op, answer = std::move(answer)](delivery d) {
+    auto bus_now = weak.lock();
+    if (!bus_now || d.token == 0) {
+      return;
+    }
+    auto request = decode_control_request(d.bytes);
+    if (!request) {
+      bus_now->answer_control(d, encode_control_error(request.error()));
+      return;
+    }
+    if (request->op != op) {
+      bus_now->answer_control(d, encode_control_error(error{errc::malformed_envelope,
+                                                            std::string{"control op '"} + to_string(request->op) +
+                                                                "' sent on the " + to_string(op) + " subject"}));
+      return;
+    }
+    bus_now->answer_control(d, encode_control_reply(answer(*bus_now)));
+  });
+}
+
 /// Subscribes a worker to `inspect` (answered from `activity`) and to
-/// `revoked` notices (remembered in `activity`). The callbacks hold the
-/// transport weakly: it owns them, and must not keep itself alive.
+/// `revoked` notices (remembered in `activity`).
 expected<void> serve_worker_control(const std::shared_ptr<nats_transport>& bus,
                                     std::shared_ptr<worker_activity> activity, std::vector<std::string> queues) {
-  std::weak_ptr<nats_transport> weak = bus;
   auto name = bus->process_name();
-  auto inspect = bus->serve_control(
-      subject_verb(control_op::inspect), [weak, activity, queues, name](delivery d) {
-        auto bus_now = weak.lock();
-        if (!bus_now || d.token == 0) {
-          return;
-        }
-        auto request = decode_control_request(d.bytes);
-        if (!request) {
-          bus_now->answer_control(d, encode_control_error(request.error()));
-          return;
-        }
-        if (request->op != control_op::inspect) {
-          bus_now->answer_control(d, encode_control_error(error{errc::malformed_envelope,
-                                                                std::string{"control op '"} + to_string(request->op) +
-                                                                    "' sent on the inspect subject"}));
-          return;
-        }
-        bus_now->answer_control(d, encode_control_reply(worker_inspect_answer(name, queues, *activity)));
-      });
+  auto inspect = serve_request(bus, control_op::inspect, [activity, queues, name](nats_transport&) {
+    return worker_inspect_answer(name, queues, *activity);
+  });
   if (!inspect) {
     return inspect;
   }
@@ -180,31 +191,14 @@ std::string metrics_text_of(nats_transport& bus, const metrics& stats, bool repo
 /// Subscribes the process behind `bus` to `metrics` requests, answered with
 /// {role, name, text}. Answered here on the NATS thread, not through the
 /// dispatcher actor: the metrics are thread-safe, and a queue depth is a
-/// broker round trip that must not hold up the dispatcher's mailbox. The
-/// callback holds the transport weakly, as the worker's control does.
+/// broker round trip that must not hold up the dispatcher's mailbox.
 expected<void> serve_metrics(const std::shared_ptr<nats_transport>& bus, std::shared_ptr<const metrics> stats,
                              const std::string& role) {
-  std::weak_ptr<nats_transport> weak = bus;
   auto name = bus->process_name();
   bool dispatcher = role == "dispatcher";
-  return bus->serve_control(subject_verb(control_op::metrics), [weak, stats, role, name, dispatcher](delivery d) {
-    auto bus_now = weak.lock();
-    if (!bus_now || d.token == 0) {
-      return;
-    }
-    auto request = decode_control_request(d.bytes);
-    if (!request) {
-      bus_now->answer_control(d, encode_control_error(request.error()));
-      return;
-    }
-    if (request->op != control_op::metrics) {
-      bus_now->answer_control(d, encode_control_error(error{errc::malformed_envelope,
-                                                            std::string{"control op '"} + to_string(request->op) +
-                                                                "' sent on the metrics subject"}));
-      return;
-    }
-    value::map answer{{"role", role}, {"name", name}, {"text", metrics_text_of(*bus_now, *stats, dispatcher)}};
-    bus_now->answer_control(d, encode_control_reply(value(std::move(answer))));
+  return serve_request(bus, control_op::metrics, [stats, role, name, dispatcher](nats_transport& bus_now) {
+    value::map answer{{"role", role}, {"name", name}, {"text", metrics_text_of(bus_now, *stats, dispatcher)}};
+    return value(std::move(answer));
   });
 }
 
