@@ -33,10 +33,19 @@ def ratio_text(r):
     return f"{r:.1f}x" if r < 100 else f"{r:,.0f}x"
 
 
+# What this command writes itself: a run that regenerates them is not "dirty".
+OWN_OUTPUTS = ("docs/benchmarks.md", "docs/benchmarks.png")
+
+
 def commit_of(repo):
-    """The commit the run measured, with -dirty when the tree had changes."""
-    out = subprocess.run(["git", "-C", repo, "describe", "--always", "--dirty"], capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
+    """The commit the run measured, with -dirty when the tree had changes
+    other than this command's own outputs."""
+    head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    status = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "--", "."]
+                            + [":!" + path for path in OWN_OUTPUTS], capture_output=True, text=True)
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
 class Report:
