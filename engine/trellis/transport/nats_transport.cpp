@@ -1417,6 +1417,28 @@ struct nats_transport::impl {
     return {};
   }
 
+  /// Publishes `reply` on the reply subject remembered under `token` in
+  /// `replies` (guarded by `mutex`) and forgets it. Unknown tokens (answered
+  /// already, or notices without a reply subject) are ignored; a failure is
+  /// remembered for `last_error`.
+  template <class Replies>
+  void answer(std::mutex& mutex, Replies& replies, std::uint64_t token, const std::string& reply, const char* what) {
+    std::string subject;
+    {
+      std::lock_guard<std::mutex> guard{mutex};
+      auto i = replies.find(token);
+      if (i == replies.end()) {
+        return;
+      }
+      subject = std::move(i->second);
+      replies.erase(i);
+    }
+    if (auto s = natsConnection_Publish(conn.get(), subject.c_str(), reply.data(), static_cast<int>(reply.size()));
+        s != NATS_OK) {
+      remember(broker_error(std::string{"cannot answer "} + what, s));
+    }
+  }
+
   static void on_done(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     message_ptr owned{msg};
     auto* w = static_cast<done_watch*>(closure);
@@ -1895,22 +1917,9 @@ void nats_transport::consume_submissions(std::function<void(delivery)> sink) {
 }
 
 void nats_transport::answer_submission(const delivery& d, const std::string& reply) {
-  std::string subject;
-  {
-    std::lock_guard<std::mutex> guard{impl_->submit_mutex};
-    auto i = impl_->submit_replies.find(d.token);
-    if (i == impl_->submit_replies.end()) {
-      return;
-    }
-    subject = std::move(i->second);
-    impl_->submit_replies.erase(i);
-  }
-  if (auto s = natsConnection_Publish(impl_->conn.get(), subject.c_str(), reply.data(), static_cast<int>(reply.size()));
-      s != NATS_OK) {
-    // The client times out and may send the same submission again, which
-    // the dispatcher recognizes by its workflow id.
-    impl_->remember(impl_->broker_error("cannot answer a submission", s));
-  }
+  // On failure the client times out and may send the same submission
+  // again, which the dispatcher recognizes by its workflow id.
+  impl_->answer(impl_->submit_mutex, impl_->submit_replies, d.token, reply, "a submission");
 }
 
 expected<std::string> nats_transport::request_submission(const std::string& bytes, std::chrono::milliseconds timeout,
@@ -2034,22 +2043,9 @@ void nats_transport::consume_control(std::function<void(delivery)> sink) {
 }
 
 void nats_transport::answer_control(const delivery& d, const std::string& reply) {
-  std::string subject;
-  {
-    std::lock_guard<std::mutex> guard{impl_->control_mutex};
-    auto i = impl_->control_replies.find(d.token);
-    if (i == impl_->control_replies.end()) {
-      return;
-    }
-    subject = std::move(i->second);
-    impl_->control_replies.erase(i);
-  }
-  if (auto s = natsConnection_Publish(impl_->conn.get(), subject.c_str(), reply.data(), static_cast<int>(reply.size()));
-      s != NATS_OK) {
-    // The client times out and reports it; a control request changes
-    // nothing twice (status reads, revoke of a finished workflow refuses).
-    impl_->remember(impl_->broker_error("cannot answer a control request", s));
-  }
+  // On failure the client times out and reports it; a control request
+  // changes nothing twice (status reads, revoke of a finished workflow refuses).
+  impl_->answer(impl_->control_mutex, impl_->control_replies, d.token, reply, "a control request");
 }
 
 expected<void> nats_transport::serve_control(const std::string& verb, std::function<void(delivery)> sink) {
