@@ -108,6 +108,22 @@ std::uint64_t stream_messages(const trellis::test::nats_server& server, const st
   return 0;
 }
 
+/// Starts a new worker (with `flags`) in place of each of `workers` that
+/// exited, checking that each was killed by SIGKILL (the `crash_worker` task
+/// kills its own process); returns how many were replaced.
+int replace_killed_workers(cluster_processes& c, std::vector<child_process*>& workers,
+                           const std::vector<std::string>& flags) {
+  int replaced = 0;
+  for (auto*& w : workers) {
+    if (auto status = w->try_wait()) {
+      CHECK(*status == 128 + SIGKILL);
+      ++replaced;
+      w = &c.start_worker(flags);
+    }
+  }
+  return replaced;
+}
+
 }  // namespace
 
 TEST_CASE("A dispatcher killed with SIGKILL mid-chord and restarted on its store finishes a chord of 1,000 and 20 "
@@ -356,13 +372,7 @@ TEST_CASE("A task that kills its worker on every delivery ends in the dead-lette
   INFO(c.logs());
   REQUIRE(wait_until(
       [&] {
-        for (auto*& w : workers) {
-          if (auto status = w->try_wait()) {
-            CHECK(*status == 128 + SIGKILL);
-            ++deaths;
-            w = &c.start_worker(worker_flags);
-          }
-        }
+        deaths += replace_killed_workers(c, workers, worker_flags);
         return crash_client.try_wait().has_value();
       },
       max_test_wait, "the crashing workflow to be decided"));
@@ -460,13 +470,7 @@ TEST_CASE("A task exhausted while its partition's dispatcher is stopped is dead-
   int deaths = 0;
   REQUIRE(wait_until(
       [&] {
-        for (auto*& w : workers) {
-          if (auto status = w->try_wait()) {
-            CHECK(*status == 128 + SIGKILL);
-            ++deaths;
-            w = &c.start_worker(worker_flags);
-          }
-        }
+        deaths += replace_killed_workers(c, workers, worker_flags);
         return stream_messages(c.server(), names->lost_stream()) >= 1;
       },
       max_test_wait, "the MAX_DELIVERIES advisory to be kept in the lost stream"));
