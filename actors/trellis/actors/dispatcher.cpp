@@ -144,8 +144,10 @@ class dispatcher_logic {
   void control(const std::string& bytes, std::uint64_t token);
   void flush();
   /// Drops least recently used idle graphs while the cache holds more than
-  /// `max_cached_nodes`; only between messages, after a commit.
-  void evict_idle();
+  /// `max_cached_nodes`, after a commit. `keep_newest` spares the most
+  /// recently used one: the workflow a message is being handled for, when a
+  /// full batch commits in the middle of it.
+  void evict_idle(bool keep_newest = false);
 
  private:
   void publish_unsent();
@@ -229,6 +231,7 @@ void dispatcher_logic::changed(std::size_t n) {
     // Bound the batch: commit now, keep going in a new one. The flush message
     // already queued then finds nothing (or a fresh batch) to commit.
     flush();
+    evict_idle(true);
     open_batch();
   }
 }
@@ -458,7 +461,12 @@ void dispatcher_logic::restore(const workflow_record& rec) {
     }
   }
   fx.ready = std::move(now);
+  auto published = fx.ready.size();
   process(rec.id, aw, fx);
+  // Encoded task messages wait in the outbox until the commit: counting them
+  // bounds a batch of many large workflows (a restart restoring a million
+  // queued tasks) as well as one of many small changes.
+  changed(published);
 }
 
 active_workflow& dispatcher_logic::cache(const std::string& wf, canvas c) {
@@ -527,13 +535,14 @@ active_workflow* dispatcher_logic::rebuild(const std::string& wf) {
   return &aw;
 }
 
-void dispatcher_logic::evict_idle() {
+void dispatcher_logic::evict_idle(bool keep_newest) {
   // Only a committed, fully published state may be dropped: then the store
   // holds all of it. Messages the broker refused keep every graph cached.
   if (st_.in_batch || st_.cached_nodes <= st_.cfg.max_cached_nodes || !st_.unsent.empty()) {
     return;
   }
-  for (auto i = st_.lru.begin(); i != st_.lru.end() && st_.cached_nodes > st_.cfg.max_cached_nodes;) {
+  auto end = keep_newest && !st_.lru.empty() ? std::prev(st_.lru.end()) : st_.lru.end();
+  for (auto i = st_.lru.begin(); i != end && st_.cached_nodes > st_.cfg.max_cached_nodes;) {
     auto& wf = *i++;
     auto it = st_.active.find(wf);
     if (it->second.timers != 0) {
@@ -614,8 +623,10 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
     open_batch();
     st_.publish_early_every = publish_early_chunk;
   }
+  auto published = fx.ready.size();
   process(rec.id, aw, fx);
   st_.publish_early_every = 0;
+  changed(published);  // the outbox's size bounds a batch too (see restore)
   return promise;
 }
 
