@@ -16,6 +16,10 @@
 /// committed rows plus the canvas are the outbox; a crash before publishing
 /// is repaired by restoring, which publishes every ready node again).
 ///
+/// Memory: graphs are cached up to `max_cached_nodes`; idle ones beyond it
+/// are evicted after a commit and rebuilt from the store, without
+/// republishing, when their workflow needs them (decision 0011).
+///
 /// Failure: if the store fails to commit, the dispatcher stops with an error
 /// and the supervisor restarts it; the new one restores from the last commit.
 
