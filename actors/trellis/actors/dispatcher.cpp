@@ -64,8 +64,13 @@ struct active_workflow {
   workflow_graph graph;
   /// Its place in the cache's use order (`dispatcher_state::lru`).
   std::list<std::string>::iterator lru;
-  /// Due-time messages (retries, countdowns) sent to self and not yet
-  /// received: they live only in the mailbox, so the graph stays cached.
+  /// Tells this stay in the cache from earlier ones of the same workflow:
+  /// a due message scheduled before the workflow was last dropped (finished,
+  /// revoked, replayed from the dead-letter queue) carries an older one and
+  /// is ignored, so `timers` counts exactly this stay's own.
+  std::uint64_t incarnation = 0;
+  /// Due-time messages (retries, countdowns) scheduled in this stay and not
+  /// yet received: they live only in the mailbox, so the graph stays cached.
   std::int32_t timers = 0;
 };
 
@@ -90,6 +95,7 @@ struct dispatcher_state {
   std::size_t cached_nodes = 0;
   /// Unfinished workflows whose graphs were evicted (state only in the store).
   std::unordered_set<std::string> evicted;
+  std::uint64_t next_incarnation = 1;
   std::vector<std::string> restored;
   std::mt19937_64 rng;
 
@@ -136,7 +142,7 @@ class dispatcher_logic {
   caf::result<std::string> submit(const std::string& bytes);
   void submit_from_bus(const std::string& bytes, std::uint64_t token);
   void on_events(std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens);
-  void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt);
+  void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt, std::uint64_t incarnation);
   void on_lost(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle);
   void pass_lost(std::uint64_t handle);
   caf::result<std::string> status(const std::string& wf);
@@ -381,7 +387,7 @@ void dispatcher_logic::schedule(const std::string& wf, active_workflow& aw, node
                                 epoch_ms due_at) {
   ++aw.timers;
   auto delay = std::chrono::milliseconds{std::max<epoch_ms>(0, due_at - now_ms())};
-  self_->delayed_send(self_, delay, due_atom::value, wf, leaf, attempt);
+  self_->delayed_send(self_, delay, due_atom::value, wf, leaf, attempt, aw.incarnation);
 }
 
 void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx) {
@@ -473,6 +479,7 @@ active_workflow& dispatcher_logic::cache(const std::string& wf, canvas c) {
   auto [it, inserted] = st_.active.try_emplace(wf, std::move(c));
   auto& aw = it->second;
   if (inserted) {
+    aw.incarnation = st_.next_incarnation++;
     aw.lru = st_.lru.insert(st_.lru.end(), wf);
     st_.cached_nodes += aw.graph.size();
   }
@@ -798,14 +805,17 @@ void dispatcher_logic::on_events(std::vector<std::string>& batch, const std::vec
   }
 }
 
-void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int32_t attempt) {
-  auto* aw = find_active(wf);
-  if (aw == nullptr) {
+void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int32_t attempt,
+                              std::uint64_t incarnation) {
+  // A graph with a pending due message is never evicted, so one that is not
+  // cached (or cached anew since) makes this message stale: its workflow
+  // finished, was revoked, or was replayed and scheduled its own again.
+  auto it = st_.active.find(wf);
+  if (it == st_.active.end() || it->second.incarnation != incarnation) {
     return;
   }
-  if (aw->timers > 0) {
-    --aw->timers;
-  }
+  auto* aw = find_active(wf);  // most recently used now
+  --aw->timers;
   const auto& n = aw->graph.node(node);
   // Only the attempt that was scheduled may start; anything else is stale.
   if (is_terminal(n.state) || n.attempt != attempt - 1) {
@@ -871,8 +881,10 @@ caf::result<std::string> dispatcher_logic::status(const std::string& wf) {
     return to_caf_error(error{errc::not_found, "no workflow with id " + wf});
   }
   out["state"] = std::string{to_string(rec->state)};
-  out["result"] = rec->result;
-  out["error"] = rec->error;
+  if (is_terminal(rec->state)) {  // an evicted graph's workflow is still running
+    out["result"] = rec->result;
+    out["error"] = rec->error;
+  }
   return pack_to_string(value(std::move(out)));
 }
 
@@ -1133,8 +1145,8 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
         // message (a full batch) must not drop the graph being worked on.
         dispatcher_logic(self).evict_idle();
       },
-      [=](due_atom, const std::string& wf, std::int32_t node, std::int32_t attempt) {
-        dispatcher_logic(self).on_due(wf, node, attempt);
+      [=](due_atom, const std::string& wf, std::int32_t node, std::int32_t attempt, std::uint64_t incarnation) {
+        dispatcher_logic(self).on_due(wf, node, attempt, incarnation);
       },
       [=](lost_atom, const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
         dispatcher_logic(self).on_lost(bytes, deliveries, handle);
