@@ -62,7 +62,8 @@ value error_value(const std::string& type, const std::string& message) {
 struct active_workflow {
   explicit active_workflow(canvas c) : graph(std::move(c)) {}
   workflow_graph graph;
-  /// Its place in the cache's use order (`dispatcher_state::lru`).
+  /// Its place in the cache's use order (`dispatcher_state::lru`); only
+  /// while `timers` is 0.
   std::list<std::string>::iterator lru;
   /// Tells this stay in the cache from earlier ones of the same workflow:
   /// a due message scheduled before the workflow was last dropped (finished,
@@ -70,7 +71,9 @@ struct active_workflow {
   /// is ignored, so `timers` counts exactly this stay's own.
   std::uint64_t incarnation = 0;
   /// Due-time messages (retries, countdowns) scheduled in this stay and not
-  /// yet received: they live only in the mailbox, so the graph stays cached.
+  /// yet received: they live only in the mailbox, so the graph must stay
+  /// cached. While there are any it is pinned: out of the use order, where
+  /// eviction would have to step over it on every commit.
   std::int32_t timers = 0;
 };
 
@@ -90,7 +93,8 @@ struct dispatcher_state {
 
   dispatcher_config cfg;
   std::unordered_map<std::string, active_workflow> active;
-  /// Cached workflows, least recently used first, and their node count.
+  /// Cached workflows that may be evicted (none pinned by a due message),
+  /// least recently used first, and the node count of every cached one.
   std::list<std::string> lru;
   std::size_t cached_nodes = 0;
   /// Unfinished workflows whose graphs were evicted (state only in the store).
@@ -385,7 +389,9 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
 
 void dispatcher_logic::schedule(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt,
                                 epoch_ms due_at) {
-  ++aw.timers;
+  if (aw.timers++ == 0) {
+    st_.lru.erase(aw.lru);  // pinned until its last due message comes
+  }
   auto delay = std::chrono::milliseconds{std::max<epoch_ms>(0, due_at - now_ms())};
   self_->delayed_send(self_, delay, due_atom::value, wf, leaf, attempt, aw.incarnation);
 }
@@ -491,14 +497,18 @@ void dispatcher_logic::uncache(const std::string& wf) {
   if (it == st_.active.end()) {
     return;
   }
-  st_.lru.erase(it->second.lru);
+  if (it->second.timers == 0) {
+    st_.lru.erase(it->second.lru);
+  }
   st_.cached_nodes -= it->second.graph.size();
   st_.active.erase(it);
 }
 
 active_workflow* dispatcher_logic::find_active(const std::string& wf) {
   if (auto it = st_.active.find(wf); it != st_.active.end()) {
-    st_.lru.splice(st_.lru.end(), st_.lru, it->second.lru);  // most recently used now
+    if (it->second.timers == 0) {
+      st_.lru.splice(st_.lru.end(), st_.lru, it->second.lru);  // most recently used now
+    }
     return &it->second;
   }
   return st_.evicted.count(wf) != 0 ? rebuild(wf) : nullptr;
@@ -551,10 +561,7 @@ void dispatcher_logic::evict_idle(bool keep_newest) {
   auto end = keep_newest && !st_.lru.empty() ? std::prev(st_.lru.end()) : st_.lru.end();
   for (auto i = st_.lru.begin(); i != end && st_.cached_nodes > st_.cfg.max_cached_nodes;) {
     auto& wf = *i++;
-    auto it = st_.active.find(wf);
-    if (it->second.timers != 0) {
-      continue;
-    }
+    auto it = st_.active.find(wf);  // unpinned: no due message pending
     auto id = wf;
     st_.cached_nodes -= it->second.graph.size();
     st_.active.erase(it);
@@ -814,8 +821,10 @@ void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int
   if (it == st_.active.end() || it->second.incarnation != incarnation) {
     return;
   }
-  auto* aw = find_active(wf);  // most recently used now
-  --aw->timers;
+  auto* aw = &it->second;
+  if (--aw->timers == 0) {
+    aw->lru = st_.lru.insert(st_.lru.end(), wf);  // unpinned, most recently used
+  }
   const auto& n = aw->graph.node(node);
   // Only the attempt that was scheduled may start; anything else is stale.
   if (is_terminal(n.state) || n.attempt != attempt - 1) {

@@ -133,3 +133,23 @@ TEST_CASE("a retried step inside a chain finishes while the graph is evicted bet
   CHECK(published.size() == 4);
   check_ran_once(db, published, 3);
 }
+
+TEST_CASE("a step waiting out its countdown keeps its graph cached while the rest of the workflow runs, and runs once",
+          "[unit][actors][dispatcher][eviction]") {
+  test::temp_dir dir;
+  auto db = dir.file("store.db");
+  std::vector<std::string> published;
+  {
+    fixture f{db, evict_everything};
+    // "b" finishes while "later" waits: that commit would evict the graph
+    // but for the due message in the mailbox, which then finds it cached.
+    f.submit(group(signature("later").countdown(50ms), signature("b"), signature("c")));
+    published = run_to_end(f);
+    REQUIRE(f.finished().size() == 1);
+    CHECK(f.finished()[0].state == node_state::success);
+    CHECK(f.finished()[0].result == value(value::array{"later", "b", "c"}));
+    CHECK(f.stats->total(counter::duplicates) == 0);
+  }
+  CHECK(published.size() == 3);
+  check_ran_once(db, published, 3);
+}
