@@ -35,6 +35,10 @@ const std::vector<cluster_setting> settings_table{
     {"partitions", "--partitions", "N", "TRELLIS_PARTITIONS",
      "Dispatcher partitions of the namespace, 1 to 1024; the same in every process of it (default: 1)", false, true,
      true, true},
+    {"max_cached_nodes", "--max-cached-nodes", "N", "TRELLIS_MAX_CACHED_NODES",
+     "Workflow graph nodes the dispatcher keeps in memory; idle workflows beyond it are reloaded from the store "
+     "when needed, 0 to 100000000 (default: 100000)",
+     false, false, true, false},
     {"owns", "--owns", "P[,P...]", "TRELLIS_OWNS", "Partitions this dispatcher owns, comma-separated (default: all)",
      false, false, true, false},
     {"replicas", "--replicas", "N", "TRELLIS_REPLICAS",
@@ -323,7 +327,10 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   auto max_deliver = r.number("max_deliver", 5, 1, 1000);
   auto replicas = r.number("replicas", 1, 1, 5);
   auto task_pack = r.number("task_pack", cluster_options{}.task_pack, 1, 1000);
-  for (const auto* n : {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas, &task_pack}) {
+  auto max_cached_nodes = r.number("max_cached_nodes", static_cast<std::int64_t>(cluster_options{}.max_cached_nodes),
+                                   0, 100'000'000);
+  for (const auto* n :
+       {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas, &task_pack, &max_cached_nodes}) {
     if (!*n) {
       return n->error();
     }
@@ -335,6 +342,7 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   out.max_deliver = static_cast<int>(*max_deliver);
   out.replicas = static_cast<int>(*replicas);
   out.task_pack = static_cast<int>(*task_pack);
+  out.max_cached_nodes = static_cast<std::size_t>(*max_cached_nodes);
   if (auto owns = r.get("owns")) {
     // Range and duplicates are checked against the partition count when the
     // dispatcher starts (cluster_node), which names the partition.

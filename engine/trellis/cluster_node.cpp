@@ -291,6 +291,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   sup.dispatcher.defaults = defaults;
   sup.dispatcher.partition = partition;
   sup.dispatcher.partitions = opts.partitions;
+  sup.dispatcher.max_cached_nodes = opts.max_cached_nodes;
   std::weak_ptr<nats_transport> weak = shared;
   sup.dispatcher.inspect_identity = value::map{{"name", shared->process_name()}, {"partition", partition}};
   // After the commit that revoked the workflow: workers skip its queued

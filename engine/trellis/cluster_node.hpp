@@ -64,6 +64,9 @@ struct cluster_options {
   /// (`partition_of`); clients route submissions and per-workflow control
   /// requests (status, revoke) by it.
   int partitions = 1;
+  /// Dispatcher: workflow graph nodes kept in memory; idle workflows
+  /// beyond it are rebuilt from the store when needed (decision 0011).
+  std::size_t max_cached_nodes = 100000;
   /// Dispatcher: the partitions it owns, each in [0, partitions); empty
   /// owns every partition.
   std::vector<int> owns;

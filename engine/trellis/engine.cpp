@@ -137,6 +137,7 @@ class engine_core {
     sup.dispatcher.on_finished = [board = board_](const workflow_outcome& o) { board->complete(o); };
     sup.dispatcher.limits = cfg_.limits;
     sup.dispatcher.max_batch = cfg_.max_batch;
+    sup.dispatcher.max_cached_nodes = cfg_.max_cached_nodes;
     sup.dispatcher.jitter_seed = cfg_.jitter_seed;
     if (!tasks_->empty()) {
       worker_pool_config workers;

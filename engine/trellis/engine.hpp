@@ -47,6 +47,9 @@ struct engine_config {
   std::vector<std::string> queues;
   /// State changes per store transaction, at most.
   std::size_t max_batch = 16384;
+  /// Workflow graphs the dispatcher keeps in memory, in nodes; idle ones
+  /// beyond it are evicted and rebuilt from the store when needed (decision 0011).
+  std::size_t max_cached_nodes = 100000;
   /// Task messages a worker thread takes per fetch.
   std::size_t fetch_batch = 64;
   /// Bounds on submitted canvases.

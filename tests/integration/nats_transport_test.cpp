@@ -286,6 +286,54 @@ TEST_CASE("events published together arrive one by one and come again together u
   t->close();
 }
 
+TEST_CASE("the event consumer fetches no more while max_events_in_flight events are unacked, and a new sink starts "
+          "afresh",
+          "[integration][nats][events]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.fetch_batch = 1;
+  cfg.max_events_in_flight = 2;
+  // Longer than the two absence checks below, so that no redelivery comes
+  // between them even on a loaded machine.
+  cfg.ack_wait = 5s;
+  auto t = connect(cfg);
+  event_log log;
+  t->consume_events(log.sink());
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(t->publish_events({{0, "event-" + std::to_string(i)}}));
+  }
+  REQUIRE(wait_until([&] { return log.snapshot().size() >= 2; }, 10s, "two events at the sink"));
+  // An absence has no event to wait for: 500 ms is hundreds of fetches on
+  // loopback, had the consumer gone on.
+  std::this_thread::sleep_for(500ms);
+  auto held = log.snapshot();
+  REQUIRE(held.size() == 2);
+  t->ack_event(held[0]);
+  REQUIRE(wait_until([&] { return log.snapshot().size() >= 3; }, 10s, "a third event once one is acked"));
+  std::this_thread::sleep_for(500ms);
+  CHECK(log.snapshot().size() == 3);
+
+  // A restarted dispatcher installs a new sink: the two its predecessor
+  // never acked do not hold it back, and they come to it after AckWait.
+  event_log fresh;
+  t->consume_events(fresh.sink());
+  std::set<std::uint64_t> acked;
+  std::set<std::string> seen;
+  REQUIRE(wait_until(
+      [&] {
+        for (const auto& d : fresh.snapshot()) {
+          if (acked.insert(d.token).second) {
+            seen.insert(d.bytes);
+            t->ack_event(d);
+          }
+        }
+        return seen.size() == 4;
+      },
+      20s, "every unacked event at the new sink"));
+  CHECK(seen == std::set<std::string>{"event-1", "event-2", "event-3", "event-4"});
+  t->close();
+}
+
 TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, and the transport reconnects",
           "[integration][nats][recovery]") {
   nats_server server;

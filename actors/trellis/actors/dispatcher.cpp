@@ -15,8 +15,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <list>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -60,6 +62,19 @@ value error_value(const std::string& type, const std::string& message) {
 struct active_workflow {
   explicit active_workflow(canvas c) : graph(std::move(c)) {}
   workflow_graph graph;
+  /// Its place in the cache's use order (`dispatcher_state::lru`); only
+  /// while `timers` is 0.
+  std::list<std::string>::iterator lru;
+  /// Tells this stay in the cache from earlier ones of the same workflow:
+  /// a due message scheduled before the workflow was last dropped (finished,
+  /// revoked, replayed from the dead-letter queue) carries an older one and
+  /// is ignored, so `timers` counts exactly this stay's own.
+  std::uint64_t incarnation = 0;
+  /// Due-time messages (retries, countdowns) scheduled in this stay and not
+  /// yet received: they live only in the mailbox, so the graph must stay
+  /// cached. While there are any it is pinned: out of the use order, where
+  /// eviction would have to step over it on every commit.
+  std::int32_t timers = 0;
 };
 
 struct pending_reply {
@@ -78,6 +93,13 @@ struct dispatcher_state {
 
   dispatcher_config cfg;
   std::unordered_map<std::string, active_workflow> active;
+  /// Cached workflows that may be evicted (none pinned by a due message),
+  /// least recently used first, and the node count of every cached one.
+  std::list<std::string> lru;
+  std::size_t cached_nodes = 0;
+  /// Unfinished workflows whose graphs were evicted (state only in the store).
+  std::unordered_set<std::string> evicted;
+  std::uint64_t next_incarnation = 1;
   std::vector<std::string> restored;
   std::mt19937_64 rng;
 
@@ -124,13 +146,18 @@ class dispatcher_logic {
   caf::result<std::string> submit(const std::string& bytes);
   void submit_from_bus(const std::string& bytes, std::uint64_t token);
   void on_events(std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens);
-  void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt);
+  void on_due(const std::string& wf, std::int32_t node, std::int32_t attempt, std::uint64_t incarnation);
   void on_lost(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle);
   void pass_lost(std::uint64_t handle);
   caf::result<std::string> status(const std::string& wf);
   caf::result<std::string> replay(std::int64_t dead_letter_id);
   void control(const std::string& bytes, std::uint64_t token);
   void flush();
+  /// Drops least recently used idle graphs while the cache holds more than
+  /// `max_cached_nodes`, after a commit. `keep_newest` spares the most
+  /// recently used one: the workflow a message is being handled for, when a
+  /// full batch commits in the middle of it.
+  void evict_idle(bool keep_newest = false);
 
  private:
   void publish_unsent();
@@ -147,10 +174,14 @@ class dispatcher_logic {
   T check(expected<T> r);
 
   void restore(const workflow_record& rec);
+  active_workflow& cache(const std::string& wf, canvas c);
+  void uncache(const std::string& wf);
+  active_workflow* find_active(const std::string& wf);
+  active_workflow* rebuild(const std::string& wf);
   void process(const std::string& wf, active_workflow& aw, graph_effects& fx);
   void ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx);
   void dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt);
-  void schedule(const std::string& wf, node_id leaf, std::int32_t attempt, epoch_ms due_at);
+  void schedule(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt, epoch_ms due_at);
   void apply_outcome(const envelope& env, const std::string& raw, const std::string* lost_task = nullptr);
   void dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,
                    const std::string& message_id, const std::string& wf, std::int32_t node, const std::string& task,
@@ -210,6 +241,7 @@ void dispatcher_logic::changed(std::size_t n) {
     // Bound the batch: commit now, keep going in a new one. The flush message
     // already queued then finds nothing (or a fresh batch) to commit.
     flush();
+    evict_idle(true);
     open_batch();
   }
 }
@@ -355,9 +387,13 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   }
 }
 
-void dispatcher_logic::schedule(const std::string& wf, node_id leaf, std::int32_t attempt, epoch_ms due_at) {
+void dispatcher_logic::schedule(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt,
+                                epoch_ms due_at) {
+  if (aw.timers++ == 0) {
+    st_.lru.erase(aw.lru);  // pinned until its last due message comes
+  }
   auto delay = std::chrono::milliseconds{std::max<epoch_ms>(0, due_at - now_ms())};
-  self_->delayed_send(self_, delay, due_atom::value, wf, leaf, attempt);
+  self_->delayed_send(self_, delay, due_atom::value, wf, leaf, attempt, aw.incarnation);
 }
 
 void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx) {
@@ -379,7 +415,7 @@ void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id
     auto due = now_ms() + sig.options().countdown->count();
     check(st_.cfg.store->upsert_node(row_of(wf, leaf, n, node_state::received, value{}, value{}, due, now_ms())));
     changed();
-    schedule(wf, leaf, 1, due);
+    schedule(wf, aw, leaf, 1, due);
     return;
   }
   dispatch(wf, aw, leaf, n.attempt + 1);
@@ -395,7 +431,7 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
     check(st_.cfg.store->finish_workflow(wf, root.state, root.result, root.error, now_ms()));
     changed();
     st_.finished.push_back(workflow_outcome{wf, root.state, root.result, root.error});
-    st_.active.erase(wf);  // `aw` dies here; callers must not touch it after process()
+    uncache(wf);  // `aw` dies here; callers must not touch it after process()
   }
 }
 
@@ -415,8 +451,8 @@ void dispatcher_logic::restore(const workflow_record& rec) {
   for (auto& r : rows) {
     by_node.emplace(r.node, std::move(r));
   }
-  auto [it, inserted] = st_.active.try_emplace(rec.id, std::move(*parsed));
-  auto& aw = it->second;
+  st_.evicted.erase(rec.id);
+  auto& aw = cache(rec.id, std::move(*parsed));
   auto fx = aw.graph.start([&](node_id id) -> std::optional<known_outcome> {
     auto row = by_node.find(id);
     if (row == by_node.end()) {
@@ -431,13 +467,107 @@ void dispatcher_logic::restore(const workflow_record& rec) {
   for (auto leaf : fx.ready) {
     auto row = by_node.find(leaf);
     if (row != by_node.end() && row->second.due_at > 0 && !is_terminal(row->second.state)) {
-      schedule(rec.id, leaf, row->second.attempt + 1, row->second.due_at);
+      schedule(rec.id, aw, leaf, row->second.attempt + 1, row->second.due_at);
     } else {
       now.push_back(leaf);
     }
   }
   fx.ready = std::move(now);
+  auto published = fx.ready.size();
   process(rec.id, aw, fx);
+  // Encoded task messages wait in the outbox until the commit: counting them
+  // bounds a batch of many large workflows (a restart restoring a million
+  // queued tasks) as well as one of many small changes.
+  changed(published);
+}
+
+active_workflow& dispatcher_logic::cache(const std::string& wf, canvas c) {
+  auto [it, inserted] = st_.active.try_emplace(wf, std::move(c));
+  auto& aw = it->second;
+  if (inserted) {
+    aw.incarnation = st_.next_incarnation++;
+    aw.lru = st_.lru.insert(st_.lru.end(), wf);
+    st_.cached_nodes += aw.graph.size();
+  }
+  return aw;
+}
+
+void dispatcher_logic::uncache(const std::string& wf) {
+  auto it = st_.active.find(wf);
+  if (it == st_.active.end()) {
+    return;
+  }
+  if (it->second.timers == 0) {
+    st_.lru.erase(it->second.lru);
+  }
+  st_.cached_nodes -= it->second.graph.size();
+  st_.active.erase(it);
+}
+
+active_workflow* dispatcher_logic::find_active(const std::string& wf) {
+  if (auto it = st_.active.find(wf); it != st_.active.end()) {
+    if (it->second.timers == 0) {
+      st_.lru.splice(st_.lru.end(), st_.lru, it->second.lru);  // most recently used now
+    }
+    return &it->second;
+  }
+  return st_.evicted.count(wf) != 0 ? rebuild(wf) : nullptr;
+}
+
+active_workflow* dispatcher_logic::rebuild(const std::string& wf) {
+  st_.evicted.erase(wf);
+  auto rec = check(st_.cfg.store->find_workflow(wf));
+  if (!rec || is_terminal(rec->state)) {
+    return nullptr;
+  }
+  auto parsed = canvas_from_value(rec->canvas, st_.cfg.limits);
+  if (!parsed) {
+    // It parsed when it was cached; only a damaged store gets here. Restore
+    // fails it loudly, as at startup.
+    open_batch();
+    restore(*rec);
+    return nullptr;
+  }
+  std::unordered_map<node_id, node_record> by_node;
+  for (auto& r : check(st_.cfg.store->nodes_of(wf))) {
+    by_node.emplace(r.node, std::move(r));
+  }
+  auto& aw = cache(wf, std::move(*parsed));
+  auto fx = aw.graph.start([&](node_id id) -> std::optional<known_outcome> {
+    auto row = by_node.find(id);
+    if (row == by_node.end()) {
+      return std::nullopt;
+    }
+    const auto& r = row->second;
+    return known_outcome{r.state, r.attempt, r.result, r.error, r.retry_base};
+  });
+  // Unlike a restart, nothing is published again: the graph was evicted
+  // with no unsent message and no due time pending, so every leaf that is
+  // ready now was dispatched already, as the attempt after its stored row's
+  // (the first when it has none). That keeps the once-only guard exact.
+  for (auto leaf : fx.ready) {
+    auto row = by_node.find(leaf);
+    aw.graph.mark_dispatched(leaf, row == by_node.end() ? 1 : row->second.attempt + 1);
+  }
+  return &aw;
+}
+
+void dispatcher_logic::evict_idle(bool keep_newest) {
+  // Only a committed, fully published state may be dropped: then the store
+  // holds all of it. Messages the broker refused keep every graph cached.
+  if (st_.in_batch || st_.cached_nodes <= st_.cfg.max_cached_nodes || !st_.unsent.empty()) {
+    return;
+  }
+  auto end = keep_newest && !st_.lru.empty() ? std::prev(st_.lru.end()) : st_.lru.end();
+  for (auto i = st_.lru.begin(); i != end && st_.cached_nodes > st_.cfg.max_cached_nodes;) {
+    auto& wf = *i++;
+    auto it = st_.active.find(wf);  // unpinned: no due message pending
+    auto id = wf;
+    st_.cached_nodes -= it->second.graph.size();
+    st_.active.erase(it);
+    st_.lru.erase(std::prev(i));
+    st_.evicted.insert(std::move(id));
+  }
 }
 
 void dispatcher_logic::restore_all() {
@@ -493,8 +623,8 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   check(st_.cfg.store->insert_workflow(rec));
   changed();
   st_.cfg.stats->add(counter::workflows_submitted, "", "");
-  auto [it, inserted] = st_.active.try_emplace(rec.id, std::move(*parsed));
-  auto fx = it->second.graph.start();
+  auto& aw = cache(rec.id, std::move(*parsed));
+  auto fx = aw.graph.start();
   auto promise = self_->make_response_promise<std::string>();
   st_.replies.push_back(pending_reply{promise, rec.id, st_.submission_token});
   if (fx.ready.size() >= publish_early_chunk) {
@@ -507,8 +637,10 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
     open_batch();
     st_.publish_early_every = publish_early_chunk;
   }
-  process(rec.id, it->second, fx);
+  auto published = fx.ready.size();
+  process(rec.id, aw, fx);
   st_.publish_early_every = 0;
+  changed(published);  // the outbox's size bounds a batch too (see restore)
   return promise;
 }
 
@@ -556,8 +688,8 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
     dead_letter(env.error_type, env.error_message, original, "", "", -1, env.task, 1);
     return;
   }
-  auto it = st_.active.find(env.workflow_id);
-  if (it == st_.active.end() && event_partition_of(env.workflow_id, st_.cfg.partitions) != st_.cfg.partition) {
+  auto* cached = find_active(env.workflow_id);
+  if (cached == nullptr && event_partition_of(env.workflow_id, st_.cfg.partitions) != st_.cfg.partition) {
     // A worker with another partition count sent it here; its owner never
     // sees it, so keep it where an operator will.
     dead_letter("wrong_partition",
@@ -568,12 +700,12 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
                 raw, env.id, env.workflow_id, env.node, env.task, env.attempt);
     return;
   }
-  if (it == st_.active.end()) {
+  if (cached == nullptr) {
     // The workflow already finished: a redelivered outcome changes nothing.
     st_.cfg.stats->add(counter::duplicates, "", env.task);
     return;
   }
-  auto& aw = it->second;
+  auto& aw = *cached;
   if (env.node < 0 || static_cast<std::size_t>(env.node) >= aw.graph.size() ||
       aw.graph.node(env.node).kind != canvas::kind::task) {
     dead_letter("malformed_envelope", "outcome names node " + std::to_string(env.node) + " which workflow " +
@@ -632,7 +764,7 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
         check(st_.cfg.store->upsert_node(row_of(env.workflow_id, env.node, n, node_state::retry, value{},
                                                 error_value(env.error_type, env.error_message), due, now_ms())));
         changed();
-        schedule(env.workflow_id, env.node, env.attempt + 1, due);
+        schedule(env.workflow_id, aw, env.node, env.attempt + 1, due);
         st_.cfg.stats->add(counter::retries, queue, sig.task());
         return;
       }
@@ -680,18 +812,26 @@ void dispatcher_logic::on_events(std::vector<std::string>& batch, const std::vec
   }
 }
 
-void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int32_t attempt) {
+void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int32_t attempt,
+                              std::uint64_t incarnation) {
+  // A graph with a pending due message is never evicted, so one that is not
+  // cached (or cached anew since) makes this message stale: its workflow
+  // finished, was revoked, or was replayed and scheduled its own again.
   auto it = st_.active.find(wf);
-  if (it == st_.active.end()) {
+  if (it == st_.active.end() || it->second.incarnation != incarnation) {
     return;
   }
-  const auto& n = it->second.graph.node(node);
+  auto* aw = &it->second;
+  if (--aw->timers == 0) {
+    aw->lru = st_.lru.insert(st_.lru.end(), wf);  // unpinned, most recently used
+  }
+  const auto& n = aw->graph.node(node);
   // Only the attempt that was scheduled may start; anything else is stale.
   if (is_terminal(n.state) || n.attempt != attempt - 1) {
     return;
   }
   open_batch();
-  dispatch(wf, it->second, node, attempt);
+  dispatch(wf, *aw, node, attempt);
 }
 
 void dispatcher_logic::pass_lost(std::uint64_t handle) {
@@ -750,8 +890,10 @@ caf::result<std::string> dispatcher_logic::status(const std::string& wf) {
     return to_caf_error(error{errc::not_found, "no workflow with id " + wf});
   }
   out["state"] = std::string{to_string(rec->state)};
-  out["result"] = rec->result;
-  out["error"] = rec->error;
+  if (is_terminal(rec->state)) {  // an evicted graph's workflow is still running
+    out["result"] = rec->result;
+    out["error"] = rec->error;
+  }
   return pack_to_string(value(std::move(out)));
 }
 
@@ -806,7 +948,8 @@ caf::result<std::string> dispatcher_logic::replay(std::int64_t id) {
   check(st_.cfg.store->reopen_workflow(d->workflow_id));
   check(st_.cfg.store->mark_dead_letter_replayed(id, now_ms()));
   changed();
-  st_.active.erase(d->workflow_id);
+  uncache(d->workflow_id);
+  st_.evicted.erase(d->workflow_id);
   rec->state = node_state::started;
   restore(*rec);
   auto promise = self_->make_response_promise<std::string>();
@@ -890,8 +1033,7 @@ void dispatcher_logic::control_dlq_replay(std::int64_t letter, std::uint64_t tok
 }
 
 void dispatcher_logic::control_revoke(const std::string& wf, std::uint64_t token) {
-  auto it = st_.active.find(wf);
-  if (it == st_.active.end()) {
+  if (find_active(wf) == nullptr) {
     auto rec = st_.cfg.store->find_workflow(wf);
     std::string reply;
     if (!rec) {
@@ -914,7 +1056,7 @@ void dispatcher_logic::control_revoke(const std::string& wf, std::uint64_t token
   auto err = error_value(to_string(errc::revoked), "revoked by request");
   check(st_.cfg.store->finish_workflow(wf, node_state::failure, value{}, err, now_ms()));
   changed();
-  st_.active.erase(it);
+  uncache(wf);
   st_.finished.push_back(workflow_outcome{wf, node_state::failure, value{}, err});
   // Task messages of the workflow that are not published yet never will be.
   auto prefix = wf + ":";
@@ -937,6 +1079,9 @@ void dispatcher_logic::control_inspect(std::uint64_t token) {
   answer["role"] = "dispatcher";
   value::array in_flight;
   for (const auto& [id, aw] : st_.active) {
+    in_flight.emplace_back(id);
+  }
+  for (const auto& id : st_.evicted) {
     in_flight.emplace_back(id);
   }
   std::sort(in_flight.begin(), in_flight.end(),
@@ -1005,9 +1150,12 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
         // the transport refused.
         self->state.republish_scheduled = false;
         dispatcher_logic(self).flush();
+        // Here and not inside flush(): a flush in the middle of handling a
+        // message (a full batch) must not drop the graph being worked on.
+        dispatcher_logic(self).evict_idle();
       },
-      [=](due_atom, const std::string& wf, std::int32_t node, std::int32_t attempt) {
-        dispatcher_logic(self).on_due(wf, node, attempt);
+      [=](due_atom, const std::string& wf, std::int32_t node, std::int32_t attempt, std::uint64_t incarnation) {
+        dispatcher_logic(self).on_due(wf, node, attempt, incarnation);
       },
       [=](lost_atom, const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
         dispatcher_logic(self).on_lost(bytes, deliveries, handle);
@@ -1020,6 +1168,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
       [=](restored_atom) { return self->state.restored; },
       [=](drain_atom) {
         dispatcher_logic(self).flush();
+        dispatcher_logic(self).evict_idle();
         return true;
       },
   };

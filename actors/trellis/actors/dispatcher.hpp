@@ -16,6 +16,10 @@
 /// committed rows plus the canvas are the outbox; a crash before publishing
 /// is repaired by restoring, which publishes every ready node again).
 ///
+/// Memory: graphs are cached up to `max_cached_nodes`; idle ones beyond it
+/// are evicted after a commit and rebuilt from the store, without
+/// republishing, when their workflow needs them (decision 0011).
+///
 /// Failure: if the store fails to commit, the dispatcher stops with an error
 /// and the supervisor restarts it; the new one restores from the last commit.
 
@@ -62,6 +66,11 @@ struct dispatcher_config {
   canvas_limits limits;
   /// A batch is committed early once it holds this many changes.
   std::size_t max_batch = 16384;
+  /// Workflow graphs kept in memory, counted in nodes. After a commit, the
+  /// least recently used idle graphs beyond this are dropped (their state is
+  /// all in the store) and rebuilt from the store, without publishing
+  /// anything again, when their workflow next needs one (decision 0011).
+  std::size_t max_cached_nodes = 100000;
   /// Seed of the retry jitter; 0 draws one from the OS.
   std::uint64_t jitter_seed = 0;
 

@@ -54,7 +54,7 @@ using dispatcher_actor = caf::typed_actor<
     /// Commits the open batch, then publishes and notifies (sent to itself).
     caf::reacts_to<flush_atom>,
     /// A retry or countdown fell due: dispatch attempt `attempt` of the node.
-    caf::reacts_to<due_atom, std::string, std::int32_t, std::int32_t>,
+    caf::reacts_to<due_atom, std::string, std::int32_t, std::int32_t, std::uint64_t>,
     /// A control request (control_messages.hpp) that came over the
     /// transport, with the token to answer it by (`transport::answer_control`).
     caf::reacts_to<control_atom, std::string, std::uint64_t>,

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <unistd.h>
@@ -360,6 +361,13 @@ struct nats_transport::impl {
   std::mutex inflight_mutex;
   std::unordered_map<std::uint64_t, std::shared_ptr<inflight_message>> inflight;
   std::uint64_t next_token = 1;
+  /// Tokens of the events handed to the current event sink and not acked
+  /// yet; the event loop waits on `events_acked` while there are
+  /// `max_events_in_flight` of them. A new sink (a restarted dispatcher)
+  /// starts from none: its predecessor's deliveries come again after
+  /// AckWait with new tokens. Guarded by inflight_mutex.
+  std::unordered_set<std::uint64_t> unacked_events;
+  std::condition_variable events_acked;
 
   std::atomic<bool> closed{false};
   std::mutex close_mutex;
@@ -1236,6 +1244,9 @@ struct nats_transport::impl {
       }
       auto entry = std::move(i->second);
       inflight.erase(i);
+      if (unacked_events.erase(d.token) != 0 && unacked_events.size() < cfg.max_events_in_flight) {
+        events_acked.notify_one();  // the event loop may fetch again
+      }
       // A pack is acked with its last event: until then JetStream may
       // deliver it again, and the dispatcher ignores the events it committed.
       if (--entry->unacked != 0) {
@@ -1266,6 +1277,21 @@ struct nats_transport::impl {
 
   // --- events --------------------------------------------------------------------
 
+  /// Backpressure: blocks while the dispatcher holds `max_events_in_flight`
+  /// unacked events; false once the transport closes.
+  bool wait_for_event_room() {
+    std::unique_lock<std::mutex> lock{inflight_mutex};
+    events_acked.wait(lock, [this] { return closed.load() || unacked_events.size() < cfg.max_events_in_flight; });
+    return !closed;
+  }
+
+  /// A new event sink owes nothing for its predecessor's deliveries.
+  void forget_unacked_events() {
+    std::lock_guard<std::mutex> guard{inflight_mutex};
+    unacked_events.clear();
+    events_acked.notify_all();
+  }
+
   void event_loop() {
     while (!closed) {
       consumer_binding* b = nullptr;
@@ -1280,10 +1306,19 @@ struct nats_transport::impl {
         pause(event_retry_pause);
         continue;
       }
+      if (!wait_for_event_room()) {
+        break;
+      }
       std::vector<delivery> batch;
       auto before = clock::now();
       auto s = fetch_once(*b, cfg.fetch_batch, max_fetch_slice, false, batch);
       if (!batch.empty()) {
+        {
+          std::lock_guard<std::mutex> guard{inflight_mutex};
+          for (const auto& d : batch) {
+            unacked_events.insert(d.token);
+          }
+        }
         std::function<void(std::vector<delivery>)> deliver;
         {
           std::lock_guard<std::mutex> guard{sink_mutex};
@@ -1304,6 +1339,10 @@ struct nats_transport::impl {
       closed = true;
     }
     close_cv.notify_all();
+    {
+      std::lock_guard<std::mutex> guard{inflight_mutex};
+      events_acked.notify_all();
+    }
     std::thread t;
     {
       std::lock_guard<std::mutex> guard{sink_mutex};
@@ -1660,7 +1699,7 @@ std::string nats_config::redacted() const {
   }
   out << " signing=" << (signer ? "hmac-sha256" : "off");
   out << " ack_wait=" << ack_wait.count() << "ms max_deliver=" << max_deliver << " max_ack_pending=" << max_ack_pending
-      << " max_pending_publishes=" << max_pending_publishes << " fetch_batch=" << fetch_batch
+      << " max_events_in_flight=" << max_events_in_flight << " max_pending_publishes=" << max_pending_publishes << " fetch_batch=" << fetch_batch
       << " publish_timeout=" << publish_timeout.count() << "ms dedup_window=" << dedup_window.count()
       << "ms connect_timeout=" << connect_timeout.count() << "ms api_timeout=" << api_timeout.count()
       << "ms reconnect_wait=" << reconnect_wait.count() << "ms reconnect_jitter=" << reconnect_jitter.count()
@@ -1717,6 +1756,8 @@ expected<void> validate(const nats_config& cfg) {
   };
   for (auto check : {positive("ack_wait", cfg.ack_wait.count()), positive("max_deliver", cfg.max_deliver),
                      positive("max_ack_pending", cfg.max_ack_pending),
+                     positive("max_events_in_flight", static_cast<long long>(std::min<std::size_t>(
+                                                          cfg.max_events_in_flight, LLONG_MAX))),
                      positive("max_pending_publishes", cfg.max_pending_publishes),
                      positive("fetch_batch", cfg.fetch_batch), positive("task_pack_max", cfg.task_pack_max),
                      positive("publish_timeout", cfg.publish_timeout.count()),
@@ -1879,6 +1920,7 @@ expected<void> nats_transport::publish_events(std::vector<outgoing_event> messag
 }
 
 void nats_transport::consume_events(std::function<void(std::vector<delivery>)> sink) {
+  impl_->forget_unacked_events();
   std::lock_guard<std::mutex> guard{impl_->sink_mutex};
   impl_->sink = std::move(sink);
   if (!impl_->event_thread.joinable() && !impl_->closed) {

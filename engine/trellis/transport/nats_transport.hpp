@@ -102,6 +102,12 @@ struct nats_config {
   /// Unacked messages one consumer may have out at once, over all workers
   /// (JetStream MaxAckPending). Throughput ≤ this / (fetch-to-ack latency).
   int max_ack_pending = 20'000;
+  /// Events (not messages: a pack holds many) handed to the dispatcher and
+  /// not acked yet before the event consumer stops fetching; one fetch may
+  /// pass it by what it brings. It waits for the dispatcher to commit and
+  /// ack, so a dispatcher slower than its workers keeps a bounded backlog in
+  /// memory and the rest stays in JetStream (decision 0011).
+  std::size_t max_events_in_flight = 65'536;
   /// Async publishes one publishing thread may have waiting for their
   /// PubAck (nats.c PublishAsync.MaxPending); beyond it publishing stalls.
   int max_pending_publishes = 4096;
