@@ -254,13 +254,14 @@ class Report:
         else:
             lines.append(["Celery (Redis)", "failed (notes)" if self.find("celery", "queued", errors=True)
                           else "not run", "", "", "", ""])
-        t = self.find("trellis-nats", "queued")
-        if t:
+        runs = sorted((row for row in self.run.results if row.get("system") == "trellis-nats"
+                       and row.get("workload") == "queued" and "error" not in row), key=lambda row: row["tasks"])
+        for t in runs:
             lines.append(["Trellis NATS", f"{t['tasks']:,}", thousands(t.get("tasks_per_s", 0)),
                           f"dispatcher {t.get('dispatcher_peak_rss_kb', 0) / 1024:.0f} MiB",
                           f"{t.get('worker_peak_rss_kb', 0) / 1024:.0f} MiB", "JetStream file store"])
-        else:
-            lines.append(["Trellis NATS", "failed (notes)" if self.find("trellis-nats", "queued", errors=True)
+        if not runs:
+            lines.append(["Trellis NATS", "failed (notes)" if self.find("trellis-nats", f"nats-queued-{self.run.sizes['queued']}", errors=True)
                           else "not run", "", "", "", ""])
         return self.markdown(lines)
 
@@ -353,13 +354,19 @@ class Report:
                    "disk's commit rate unless they are grouped.")
         out.append("")
         out.append("**Trellis over NATS.**")
-        t = self.find("trellis-nats", "queued")
+        t = self.find("trellis-nats", "queued", tasks=s["queued"])
+        small = self.find("trellis-nats", "queued", tasks=s["queued_small"])
         if t:
+            versus = (f" (with {small['tasks']:,} queued: {small.get('dispatcher_peak_rss_kb', 0) / 1024:.0f} MiB)"
+                      if small else "")
             out.append(f"- {t['tasks']:,} queued drained at {thousands(t.get('tasks_per_s', 0))} tasks/s with "
-                       f"dispatcher peak RSS {t.get('dispatcher_peak_rss_kb', 0) / 1024:.0f} MiB and worker peak RSS "
-                       f"{t.get('worker_peak_rss_kb', 0) / 1024:.0f} MiB: the backlog is in JetStream's file store "
-                       "and SQLite, so at 100x what grows is disk, not RAM. What breaks first is the single "
-                       "dispatcher (one partition): every outcome goes through its SQLite writer.")
+                       f"dispatcher peak RSS {t.get('dispatcher_peak_rss_kb', 0) / 1024:.0f} MiB{versus} and worker "
+                       f"peak RSS {t.get('worker_peak_rss_kb', 0) / 1024:.0f} MiB. The backlog is in JetStream's "
+                       "file store and the workflow state in SQLite; the dispatcher holds at most "
+                       "`--max-cached-nodes` of workflow graphs and 65,536 unacked events in memory "
+                       "(docs/decisions/0011-bounded-graph-cache.md), so at 100x what grows is disk, not RAM. "
+                       "What breaks first is the single dispatcher (one partition): every outcome goes through "
+                       "its SQLite writer.")
         else:
             out.append("- Not measured in this run (no `trellis_bench_nats`). By design the backlog sits in "
                        "JetStream's file store and the state in SQLite, so at 100x the single dispatcher "
@@ -434,7 +441,8 @@ class Report:
         c_q = self.find("celery", "queued")
         rate = (f" ({thousands(c_q['publish_tasks_per_s'])} a second in this run)"
                 if c_q and c_q.get("publish_tasks_per_s") else "")
-        parts.append(f"Trellis over NATS publishes {s['queued']:,} no-op tasks while no worker runs, then starts "
+        parts.append(f"Trellis over NATS publishes {s['queued']:,} no-op tasks (and, to show that its memory "
+                     f"does not grow with the backlog, {s['queued_small']:,}) while no worker runs, then starts "
                      f"the workers and drains them. Celery publishes {s['celery_queued']:,}: fewer, because its "
                      f"client publishes one message per call{rate} and a million would not fit the 15-minute "
                      "budget. Then a 2-process node starts and drains them; Redis's memory per queued task is "
