@@ -33,14 +33,14 @@ FULL = {
     "chords": [1_000, 10_000], "chains": [100, 1_000],
     "kill_tasks": 200, "kill_sleep_ms": 100, "kill_after": 2.0, "kill_horizon": 40.0,
     "payloads": [(100, 2_000), (10_240, 2_000), (1_048_576, 100)],
-    "queued": 1_000_000, "queued_small": 100_000, "celery_queued": 20_000, "embedded_repeat": 3,
+    "queued": 1_000_000, "queued_more": 2_000_000, "celery_queued": 20_000, "embedded_repeat": 3,
 }
 QUICK = {
     "noop": 2_000, "results": 500, "latency": 100, "warmup": 10,
     "chords": [100, 1_000], "chains": [10, 100],
     "kill_tasks": 40, "kill_sleep_ms": 100, "kill_after": 1.0, "kill_horizon": 10.0,
     "payloads": [(100, 200), (10_240, 200), (1_048_576, 10)],
-    "queued": 10_000, "queued_small": 1_000, "celery_queued": 2_000, "embedded_repeat": 1,
+    "queued": 10_000, "queued_more": 20_000, "celery_queued": 2_000, "embedded_repeat": 1,
 }
 
 
@@ -203,8 +203,8 @@ def nats_side(run, procs, args):
     for size, n in s["payloads"]:
         bench(f"nats-payload-{size}", ["--workers", "2", "--workload", "payload", "--payload-count", str(n),
                                        "--payload-bytes", str(size)], 180)
-    # A tenth of the backlog as well: the dispatcher's peak must not grow with the queue.
-    for n in (s["queued_small"], s["queued"]):
+    # Twice the backlog as well: the dispatcher's peak must not grow with the queue.
+    for n in (s["queued"], s["queued_more"]):
         bench(f"nats-queued-{n}", ["--workers", "2", "--workload", "queued", "--queued", str(n)], args.queued_timeout)
 
 
@@ -238,7 +238,7 @@ def main():
     p.add_argument("--systems", default="celery,embedded,nats,kill",
                    help="comma-separated parts to run: celery, embedded, nats, kill (default: all)")
     p.add_argument("--celery-timeout", type=float, default=150.0, help="seconds per Celery workload")
-    p.add_argument("--queued-timeout", type=float, default=300.0, help="seconds for the NATS 1M queued run")
+    p.add_argument("--queued-timeout", type=float, default=300.0, help="seconds for each NATS queued run (1M, then 2M)")
     p.add_argument("--ack-wait-ms", type=int, default=5000, help="AckWait of the NATS kill workload")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, stores)")
     p.add_argument("--command", help=argparse.SUPPRESS)  # how bench/compare was called, for the doc

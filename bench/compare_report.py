@@ -355,10 +355,10 @@ class Report:
         out.append("")
         out.append("**Trellis over NATS.**")
         t = self.find("trellis-nats", "queued", tasks=s["queued"])
-        small = self.find("trellis-nats", "queued", tasks=s["queued_small"])
+        more = self.find("trellis-nats", "queued", tasks=s["queued_more"])
         if t:
-            versus = (f" (with {small['tasks']:,} queued: {small.get('dispatcher_peak_rss_kb', 0) / 1024:.0f} MiB)"
-                      if small else "")
+            versus = (f" (with {more['tasks']:,} queued: {more.get('dispatcher_peak_rss_kb', 0) / 1024:.0f} MiB)"
+                      if more else "")
             out.append(f"- {t['tasks']:,} queued drained at {thousands(t.get('tasks_per_s', 0))} tasks/s with "
                        f"dispatcher peak RSS {t.get('dispatcher_peak_rss_kb', 0) / 1024:.0f} MiB{versus} and worker "
                        f"peak RSS {t.get('worker_peak_rss_kb', 0) / 1024:.0f} MiB. The backlog is in JetStream's "
@@ -442,7 +442,7 @@ class Report:
         rate = (f" ({thousands(c_q['publish_tasks_per_s'])} a second in this run)"
                 if c_q and c_q.get("publish_tasks_per_s") else "")
         parts.append(f"Trellis over NATS publishes {s['queued']:,} no-op tasks (and, to show that its memory "
-                     f"does not grow with the backlog, {s['queued_small']:,}) while no worker runs, then starts "
+                     f"does not grow with the backlog, {s['queued_more']:,}) while no worker runs, then starts "
                      f"the workers and drains them. Celery publishes {s['celery_queued']:,}: fewer, because its "
                      f"client publishes one message per call{rate} and a million would not fit the 15-minute "
                      "budget. Then a 2-process node starts and drains them; Redis's memory per queued task is "
