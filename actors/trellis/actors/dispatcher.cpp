@@ -174,6 +174,14 @@ class dispatcher_logic {
   T check(expected<T> r);
 
   void restore(const workflow_record& rec);
+  /// A workflow's graph cached and started from its stored node rows (the
+  /// restore replay), with the leaves that came out ready and the rows.
+  struct replayed_graph {
+    active_workflow& aw;
+    graph_effects fx;
+    std::unordered_map<node_id, node_record> rows;
+  };
+  replayed_graph replay_stored(const std::string& wf, canvas c);
   active_workflow& cache(const std::string& wf, canvas c);
   void uncache(const std::string& wf);
   active_workflow* find_active(const std::string& wf);
@@ -446,21 +454,11 @@ void dispatcher_logic::restore(const workflow_record& rec) {
     st_.finished.push_back(workflow_outcome{rec.id, node_state::failure, value{}, err});
     return;
   }
-  auto rows = check(st_.cfg.store->nodes_of(rec.id));
-  std::unordered_map<node_id, node_record> by_node;
-  for (auto& r : rows) {
-    by_node.emplace(r.node, std::move(r));
-  }
   st_.evicted.erase(rec.id);
-  auto& aw = cache(rec.id, std::move(*parsed));
-  auto fx = aw.graph.start([&](node_id id) -> std::optional<known_outcome> {
-    auto row = by_node.find(id);
-    if (row == by_node.end()) {
-      return std::nullopt;
-    }
-    const auto& r = row->second;
-    return known_outcome{r.state, r.attempt, r.result, r.error, r.retry_base};
-  });
+  auto replayed = replay_stored(rec.id, std::move(*parsed));
+  auto& aw = replayed.aw;
+  auto& fx = replayed.fx;
+  const auto& by_node = replayed.rows;
   // Ready leaves with a pending retry or countdown wait for their due time;
   // the others are published again (at least once; duplicates are harmless).
   std::vector<node_id> now;
@@ -479,6 +477,23 @@ void dispatcher_logic::restore(const workflow_record& rec) {
   // bounds a batch of many large workflows (a restart restoring a million
   // queued tasks) as well as one of many small changes.
   changed(published);
+}
+
+dispatcher_logic::replayed_graph dispatcher_logic::replay_stored(const std::string& wf, canvas c) {
+  std::unordered_map<node_id, node_record> rows;
+  for (auto& r : check(st_.cfg.store->nodes_of(wf))) {
+    rows.emplace(r.node, std::move(r));
+  }
+  auto& aw = cache(wf, std::move(c));
+  auto fx = aw.graph.start([&](node_id id) -> std::optional<known_outcome> {
+    auto row = rows.find(id);
+    if (row == rows.end()) {
+      return std::nullopt;
+    }
+    const auto& r = row->second;
+    return known_outcome{r.state, r.attempt, r.result, r.error, r.retry_base};
+  });
+  return replayed_graph{aw, std::move(fx), std::move(rows)};
 }
 
 active_workflow& dispatcher_logic::cache(const std::string& wf, canvas c) {
@@ -528,24 +543,14 @@ active_workflow* dispatcher_logic::rebuild(const std::string& wf) {
     restore(*rec);
     return nullptr;
   }
-  std::unordered_map<node_id, node_record> by_node;
-  for (auto& r : check(st_.cfg.store->nodes_of(wf))) {
-    by_node.emplace(r.node, std::move(r));
-  }
-  auto& aw = cache(wf, std::move(*parsed));
-  auto fx = aw.graph.start([&](node_id id) -> std::optional<known_outcome> {
-    auto row = by_node.find(id);
-    if (row == by_node.end()) {
-      return std::nullopt;
-    }
-    const auto& r = row->second;
-    return known_outcome{r.state, r.attempt, r.result, r.error, r.retry_base};
-  });
+  auto replayed = replay_stored(wf, std::move(*parsed));
+  auto& aw = replayed.aw;
+  const auto& by_node = replayed.rows;
   // Unlike a restart, nothing is published again: the graph was evicted
   // with no unsent message and no due time pending, so every leaf that is
   // ready now was dispatched already, as the attempt after its stored row's
   // (the first when it has none). That keeps the once-only guard exact.
-  for (auto leaf : fx.ready) {
+  for (auto leaf : replayed.fx.ready) {
     auto row = by_node.find(leaf);
     aw.graph.mark_dispatched(leaf, row == by_node.end() ? 1 : row->second.attempt + 1);
   }

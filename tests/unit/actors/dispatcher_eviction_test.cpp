@@ -51,13 +51,39 @@ std::vector<std::string> run_to_end(fixture& f) {
   return published;
 }
 
-void check_ran_once(const std::string& db, const std::vector<std::string>& published, std::size_t leaves) {
+/// What one evicted run must show besides its result.
+struct expected_run {
+  value result;
+  std::size_t messages;  // task messages published, each once
+  std::size_t leaves;    // node rows, each recorded once
+  std::uint64_t retries = 0;
+};
+
+/// Runs `c` as wf-1 with every idle graph evicted after every commit and
+/// checks that it ends as it would with everything cached: its result, no
+/// duplicate outcome, every task message published once and every leaf
+/// recorded once, as a success.
+void check_runs_as_cached(const canvas& c, const expected_run& want) {
+  test::temp_dir dir;
+  auto db = dir.file("store.db");
+  std::vector<std::string> published;
+  {
+    fixture f{db, evict_everything};
+    f.submit(c);
+    published = run_to_end(f);
+    REQUIRE(f.finished().size() == 1);
+    CHECK(f.finished()[0].state == node_state::success);
+    CHECK(f.finished()[0].result == want.result);
+    CHECK(f.stats->total(counter::retries) == want.retries);
+    CHECK(f.stats->total(counter::duplicates) == 0);
+  }
+  CHECK(published.size() == want.messages);
   std::set<std::string> unique(published.begin(), published.end());
-  CHECK(unique.size() == published.size());  // no task message published twice
+  CHECK(unique.size() == published.size());
   auto store = sqlite_store::open(db);
   auto rows = store->nodes_of("wf-1");
   REQUIRE(rows);
-  CHECK(rows->size() == leaves);  // every leaf recorded once
+  CHECK(rows->size() == want.leaves);
   for (const auto& r : *rows) {
     CHECK(r.state == node_state::success);
   }
@@ -66,90 +92,30 @@ void check_ran_once(const std::string& db, const std::vector<std::string>& publi
 }  // namespace
 
 TEST_CASE("a chain finishes while its graph is evicted between every event", "[unit][actors][dispatcher][eviction]") {
-  test::temp_dir dir;
-  auto db = dir.file("store.db");
-  std::vector<std::string> published;
-  {
-    fixture f{db, evict_everything};
-    f.submit(chain(signature("a"), signature("b"), signature("c")));
-    published = run_to_end(f);
-    REQUIRE(f.finished().size() == 1);
-    CHECK(f.finished()[0].state == node_state::success);
-    CHECK(f.finished()[0].result == value("c"));
-    CHECK(f.stats->total(counter::duplicates) == 0);
-  }
-  CHECK(published.size() == 3);
-  check_ran_once(db, published, 3);
+  check_runs_as_cached(chain(signature("a"), signature("b"), signature("c")), {value("c"), 3, 3});
 }
 
 TEST_CASE("a group finishes while its graph is evicted between every event", "[unit][actors][dispatcher][eviction]") {
-  test::temp_dir dir;
-  auto db = dir.file("store.db");
-  std::vector<std::string> published;
-  {
-    fixture f{db, evict_everything};
-    f.submit(group(signature("a"), signature("b"), signature("c"), signature("d")));
-    published = run_to_end(f);
-    REQUIRE(f.finished().size() == 1);
-    CHECK(f.finished()[0].state == node_state::success);
-    CHECK(f.finished()[0].result == value(value::array{"a", "b", "c", "d"}));
-  }
-  CHECK(published.size() == 4);
-  check_ran_once(db, published, 4);
+  check_runs_as_cached(group(signature("a"), signature("b"), signature("c"), signature("d")),
+                       {value(value::array{"a", "b", "c", "d"}), 4, 4});
 }
 
 TEST_CASE("a chord finishes while its graph is evicted between every event", "[unit][actors][dispatcher][eviction]") {
-  test::temp_dir dir;
-  auto db = dir.file("store.db");
-  std::vector<std::string> published;
-  {
-    fixture f{db, evict_everything};
-    f.submit(chord(group(signature("a"), signature("b"), signature("c")), signature("sum")));
-    published = run_to_end(f);
-    REQUIRE(f.finished().size() == 1);
-    CHECK(f.finished()[0].state == node_state::success);
-    CHECK(f.finished()[0].result == value("sum"));
-  }
-  CHECK(published.size() == 4);
-  check_ran_once(db, published, 4);
+  check_runs_as_cached(chord(group(signature("a"), signature("b"), signature("c")), signature("sum")),
+                       {value("sum"), 4, 4});
 }
 
 TEST_CASE("a retried step inside a chain finishes while the graph is evicted between every event",
           "[unit][actors][dispatcher][eviction][retry]") {
-  test::temp_dir dir;
-  auto db = dir.file("store.db");
-  std::vector<std::string> published;
-  {
-    fixture f{db, evict_everything};
-    f.submit(chain(signature("a"), signature("flaky").retry(retry_policy::fixed(2, 1ms)), signature("c")));
-    published = run_to_end(f);
-    REQUIRE(f.finished().size() == 1);
-    CHECK(f.finished()[0].state == node_state::success);
-    CHECK(f.finished()[0].result == value("c"));
-    CHECK(f.stats->total(counter::retries) == 1);
-    CHECK(f.stats->total(counter::duplicates) == 0);
-  }
   // a, flaky attempt 1, flaky attempt 2, c
-  CHECK(published.size() == 4);
-  check_ran_once(db, published, 3);
+  check_runs_as_cached(chain(signature("a"), signature("flaky").retry(retry_policy::fixed(2, 1ms)), signature("c")),
+                       {value("c"), 4, 3, 1});
 }
 
 TEST_CASE("a step waiting out its countdown keeps its graph cached while the rest of the workflow runs, and runs once",
           "[unit][actors][dispatcher][eviction]") {
-  test::temp_dir dir;
-  auto db = dir.file("store.db");
-  std::vector<std::string> published;
-  {
-    fixture f{db, evict_everything};
-    // "b" finishes while "later" waits: that commit would evict the graph
-    // but for the due message in the mailbox, which then finds it cached.
-    f.submit(group(signature("later").countdown(50ms), signature("b"), signature("c")));
-    published = run_to_end(f);
-    REQUIRE(f.finished().size() == 1);
-    CHECK(f.finished()[0].state == node_state::success);
-    CHECK(f.finished()[0].result == value(value::array{"later", "b", "c"}));
-    CHECK(f.stats->total(counter::duplicates) == 0);
-  }
-  CHECK(published.size() == 3);
-  check_ran_once(db, published, 3);
+  // "b" finishes while "later" waits: that commit would evict the graph but
+  // for the due message in the mailbox, which then finds it cached.
+  check_runs_as_cached(group(signature("later").countdown(50ms), signature("b"), signature("c")),
+                       {value(value::array{"later", "b", "c"}), 3, 3});
 }
