@@ -334,6 +334,27 @@ TEST_CASE("the event consumer fetches no more while max_events_in_flight events 
   t->close();
 }
 
+TEST_CASE("max_message_bytes is the server's max_payload less room for headers, and an event that size is carried",
+          "[integration][nats][events]") {
+  nats_server_options options;
+  options.config_text = "max_payload: 65536";
+  nats_server server{options};
+  auto t = connect(config_for(server));
+  REQUIRE(t->max_message_bytes() == 65536 - 4096);
+  event_log log;
+  t->consume_events(log.sink());
+  std::string largest(t->max_message_bytes(), 'e');
+  REQUIRE(t->publish_events({{0, largest}}));
+  REQUIRE(wait_until([&] { return !log.snapshot().empty(); }, 10s, "the largest event at the sink"));
+  CHECK(log.snapshot()[0].bytes == largest);
+  // Beyond the server's limit, publishing fails with the reason; the worker
+  // never gets there, since it checks max_message_bytes first.
+  auto refused = t->publish_events({{0, std::string(70'000, 'e')}});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code() == errc::payload_too_large);
+  t->close();
+}
+
 TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, and the transport reconnects",
           "[integration][nats][recovery]") {
   nats_server server;

@@ -188,7 +188,9 @@ class dispatcher_logic {
   active_workflow* rebuild(const std::string& wf);
   void process(const std::string& wf, active_workflow& aw, graph_effects& fx);
   void ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx);
-  void dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt);
+  void dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt, graph_effects& fx);
+  void fail_oversized(const std::string& wf, active_workflow& aw, const envelope& task, const std::string& bytes,
+                      std::size_t limit, graph_effects& fx);
   void schedule(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt, epoch_ms due_at);
   void apply_outcome(const envelope& env, const std::string& raw, const std::string* lost_task = nullptr);
   void dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,
@@ -381,18 +383,44 @@ envelope dispatcher_logic::task_envelope(const std::string& wf, const active_wor
   return e;
 }
 
-void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt) {
+void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt,
+                                graph_effects& fx) {
   aw.graph.mark_dispatched(leaf, attempt);
   auto e = task_envelope(wf, aw, leaf, attempt);
+  auto bytes = encode(e);
+  // What the transport carries and a worker decodes.
+  if (auto limit = std::min(st_.cfg.bus->max_message_bytes(), envelope_limits{}.max_bytes); bytes.size() > limit) {
+    fail_oversized(wf, aw, e, bytes, limit, fx);
+    return;
+  }
   auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
   auto& box = st_.outbox[e.queue];
-  box.push_back(outgoing_task{e.id, encode(e), priority, std::chrono::steady_clock::now()});
+  box.push_back(outgoing_task{e.id, std::move(bytes), priority, std::chrono::steady_clock::now()});
   if (st_.publish_early_every != 0 && box.size() >= st_.publish_early_every) {
     auto& unsent = st_.unsent[e.queue];
     unsent.insert(unsent.end(), std::make_move_iterator(box.begin()), std::make_move_iterator(box.end()));
     box.clear();
     publish_unsent();
   }
+}
+
+void dispatcher_logic::fail_oversized(const std::string& wf, active_workflow& aw, const envelope& task,
+                                      const std::string& bytes, std::size_t limit, graph_effects& fx) {
+  // Published, it would be refused on every try and hold up its queue; and
+  // the same inputs make the same message on every attempt. So the step
+  // fails at once, without retry, as a handler's rejection does (a chord
+  // body whose header results add up past the limit gets here).
+  std::string type{to_string(errc::payload_too_large)};
+  auto message = "the task message of " + task.task + " is " + std::to_string(bytes.size()) +
+                 " bytes encoded, beyond the " + std::to_string(limit) +
+                 " bytes one message may carry; pass a reference to large data (a key, a path, a URL) instead";
+  auto err = error_value(type, message);
+  const auto& n = aw.graph.node(task.node);
+  check(st_.cfg.store->upsert_node(row_of(wf, task.node, n, node_state::failure, value{}, err, 0, now_ms())));
+  changed();
+  dead_letter(type, type + ": " + message, bytes, task.id, wf, task.node, task.task, task.attempt);
+  aw.graph.fail(task.node, task.attempt, err, fx);
+  st_.cfg.stats->add(counter::tasks_failed, task.queue, task.task);
 }
 
 void dispatcher_logic::schedule(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt,
@@ -426,7 +454,7 @@ void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id
     schedule(wf, aw, leaf, 1, due);
     return;
   }
-  dispatch(wf, aw, leaf, n.attempt + 1);
+  dispatch(wf, aw, leaf, n.attempt + 1, fx);
 }
 
 void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph_effects& fx) {
@@ -836,7 +864,9 @@ void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int
     return;
   }
   open_batch();
-  dispatch(wf, *aw, node, attempt);
+  graph_effects fx;
+  dispatch(wf, *aw, node, attempt, fx);
+  process(wf, *aw, fx);  // an oversized task message failed its step
 }
 
 void dispatcher_logic::pass_lost(std::uint64_t handle) {

@@ -45,6 +45,14 @@ envelope rejected(envelope out, errc reason, std::string message) {
 
 }  // namespace
 
+envelope oversized_outcome(envelope outcome, std::size_t bytes, std::size_t limit) {
+  auto message = "the outcome of " + outcome.task + " is " + std::to_string(bytes) + " bytes encoded, beyond the " +
+                 std::to_string(limit) +
+                 " bytes one event may carry; return a reference to large data (a key, a path, a URL) instead";
+  outcome.payload = value{};
+  return rejected(std::move(outcome), errc::payload_too_large, std::move(message));
+}
+
 task_run run_task_message(std::string_view bytes, const task_registry& tasks, const run_hooks& hooks) {
   auto task = decode(bytes);
   if (!task) {

@@ -48,4 +48,10 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
 /// not read, so nothing in them is trusted.
 envelope poison_outcome(std::string_view bytes, const error& why);
 
+/// The outcome reported in place of `outcome` when its encoding (`bytes`
+/// long) is beyond `limit`, the most an event may carry: its result
+/// dropped, `rejected` with `payload_too_large`, so the step fails and is
+/// dead-lettered once instead of running again on every redelivery.
+envelope oversized_outcome(envelope outcome, std::size_t bytes, std::size_t limit);
+
 }  // namespace trellis::detail

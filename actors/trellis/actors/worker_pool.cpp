@@ -67,6 +67,8 @@ class handler_threads {
     while (!stopping_) {
       auto batch = cfg_.bus->fetch_tasks(cfg_.queues, cfg_.fetch_batch, fetch_wait);
       auto last_report = clock::now();
+      // What the transport carries and the dispatcher decodes.
+      auto max_outcome = std::min(cfg_.bus->max_message_bytes(), envelope_limits{}.max_bytes);
       for (auto& d : batch) {
         if (stopping_) {
           // Draining: what was fetched but not started is left unacked; the
@@ -85,8 +87,12 @@ class handler_threads {
         if (run.queue_wait) {
           cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, *run.queue_wait);
         }
-        outcomes.push_back(
-            outgoing_event{event_partition_of(run.outcome.workflow_id, cfg_.partitions), encode(run.outcome)});
+        auto partition = event_partition_of(run.outcome.workflow_id, cfg_.partitions);
+        auto bytes = encode(run.outcome);
+        if (bytes.size() > max_outcome) {
+          bytes = encode(oversized_outcome(std::move(run.outcome), bytes.size(), max_outcome));
+        }
+        outcomes.push_back(outgoing_event{partition, std::move(bytes)});
         handled.push_back(std::move(d));
         if (clock::now() - last_report > max_outcome_delay || clock::now() - started > max_outcome_delay) {
           report(outcomes, handled);
@@ -108,8 +114,10 @@ class handler_threads {
     // and the tasks are marked in progress so that JetStream neither runs
     // them again elsewhere nor counts the outage against MaxDeliver (which
     // would end in "worker lost"). Draining gives up: the tasks stay
-    // unacked and are delivered again. Any other failure (an outcome too
-    // large to publish) is not waited out either.
+    // unacked and are delivered again. Any other failure is not waited out
+    // either (an outcome too large was replaced before, see
+    // oversized_outcome; only a transport that refuses what it said it
+    // carries gets here).
     auto pause = first_report_retry;
     for (;;) {
       auto published = cfg_.bus->publish_events(outcomes);

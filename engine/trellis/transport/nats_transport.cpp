@@ -1877,6 +1877,14 @@ void nats_transport::ack_task(const delivery& d) { impl_->ack(d); }
 
 void nats_transport::touch_task(const delivery& d) { impl_->in_progress(d); }
 
+std::size_t nats_transport::max_message_bytes() const {
+  // max_payload counts headers too: the signature and pack headers are far
+  // below this room.
+  constexpr std::int64_t header_room = 4096;
+  auto max = impl_->conn ? natsConnection_GetMaxPayload(impl_->conn.get()) : 0;
+  return max > header_room ? static_cast<std::size_t>(max - header_room) : SIZE_MAX;
+}
+
 expected<void> nats_transport::publish_events(std::vector<outgoing_event> messages) {
   // Grouped by partition, keeping the order within each: usually one group.
   std::map<int, std::vector<std::string>> by_partition;

@@ -228,6 +228,9 @@ class nats_transport final : public transport {
   /// AckWait starts again and its delivery count stays. Lost while
   /// disconnected, which costs one redelivery at most.
   void touch_task(const delivery& d) override;
+  /// The server's max_payload less room for headers; no limit while it is
+  /// not known (never connected).
+  std::size_t max_message_bytes() const override;
 
   /// Publishes each event to `trellis.<ns>.event.<its partition>` (one
   /// publish call per partition, in order) and waits for every PubAck, so

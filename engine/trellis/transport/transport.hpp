@@ -99,6 +99,13 @@ class transport {
   /// ignored. By default nothing, for transports that never redeliver.
   virtual void touch_task(const delivery& d) { (void)d; }
 
+  /// The largest message (task or event) this transport can carry, in
+  /// bytes. A worker whose outcome is larger reports a `payload_too_large`
+  /// rejection in its place, and a dispatcher whose task message is larger
+  /// fails that step the same way, so neither retries what cannot pass.
+  /// By default no limit beyond the envelope's own.
+  virtual std::size_t max_message_bytes() const { return SIZE_MAX; }
+
   /// Installs the dispatcher's event sink, called with batches of events from
   /// a transport thread (or from the publisher's thread, in-process).
   virtual void consume_events(std::function<void(std::vector<delivery>)> sink) = 0;

@@ -377,3 +377,42 @@ TEST_CASE("a large group is committed before its first task is published, then p
   REQUIRE(test::wait_until([&] { return f.finished().size() == 1; }, test::max_test_wait, "the group to finish"));
   CHECK(f.finished()[0].state == node_state::success);
 }
+
+TEST_CASE("a chord body whose header results add up past the message limit fails at once with payload_too_large, is "
+          "dead-lettered, and the queue goes on",
+          "[unit][actors][dispatcher][dlq]") {
+  test::temp_dir dir;
+  auto db = dir.file("store.db");
+  const auto limit = envelope_limits{}.max_bytes;
+  {
+    fixture f{db};
+    f.submit(chord(group(signature("part"), signature("part"), signature("part")), signature("join")));
+    f.settle();
+    auto parts = f.take_tasks();
+    REQUIRE(parts.size() == 3);
+    // Each result fits an event; the three together, as the body's
+    // argument, do not fit one task message.
+    for (const auto& t : parts) {
+      f.report_success(t, std::string(limit / 3 + 1024, 'r'));
+    }
+    f.settle();
+    REQUIRE(f.finished().size() == 1);
+    CHECK(f.finished()[0].state == node_state::failure);
+    CHECK(f.finished()[0].error.as_map().at("type") == value("payload_too_large"));
+    CHECK(f.take_tasks().empty());  // the body was never published
+    CHECK(f.stats->total(counter::tasks_failed) == 1);
+    // Nothing holds up the queue: the next workflow's task goes out.
+    f.submit(signature("after"));
+    f.settle();
+    CHECK(f.take_tasks().size() == 1);
+  }
+  auto store = sqlite_store::open(db);
+  auto letters = store->dead_letters();
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 1);
+  const auto& d = (*letters)[0];
+  CHECK(d.reason == "payload_too_large");
+  CHECK(d.task == "join");
+  CHECK_THAT(d.error, Catch::Contains("beyond the " + std::to_string(limit) + " bytes"));
+  CHECK(d.envelope.size() > limit);  // the task message as it would have gone out, for a replay
+}

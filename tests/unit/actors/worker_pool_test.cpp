@@ -32,10 +32,14 @@ namespace {
 
 /// In-process queues whose event side refuses the first `refusals` publishes
 /// with broker_unavailable, and which records, in order, every publish
-/// attempt, touch and ack the worker makes.
+/// attempt, touch and ack the worker makes. Its events carry at most
+/// `max_event` bytes.
 class refusing_broker final : public transport {
  public:
-  explicit refusing_broker(int refusals) : refusals_(refusals) {}
+  explicit refusing_broker(int refusals, std::size_t max_event = SIZE_MAX)
+      : refusals_(refusals), max_event_(max_event) {}
+
+  std::size_t max_message_bytes() const override { return max_event_; }
 
   expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override {
     return queues_.publish_tasks(queue, messages);
@@ -84,30 +88,35 @@ class refusing_broker final : public transport {
   inproc_transport queues_;
   std::mutex mutex_;
   int refusals_;
+  std::size_t max_event_;
   std::vector<std::string> log_;
   std::vector<std::string> events_;
 };
 
-std::string add_task() {
+std::string task_message(const std::string& task, value::array args) {
   envelope e;
   e.type = envelope_type::task;
   e.id = "wf:0:1";
   e.workflow_id = "wf";
   e.node = 0;
   e.attempt = 1;
-  e.task = "add";
+  e.task = task;
   e.queue = "default";
-  e.args = {2, 3};
+  e.args = std::move(args);
   return encode(e);
 }
 
-/// Runs a one-thread worker pool with the handler `add` over `bus` until
+std::string add_task() { return task_message("add", {2, 3}); }
+
+/// Runs a one-thread worker pool with the handlers `add` and `text_of_size`
+/// over `bus` until
 /// `done` holds (or the test's bound passes), then drains and stops it.
 /// Returns whether `done` came true.
 template <class Predicate>
 bool run_worker_until(const std::shared_ptr<transport>& bus, Predicate done, const char* what) {
   task_registry tasks;
   tasks.add("add", [](task_context&, std::int64_t x, std::int64_t y) { return x + y; });
+  tasks.add("text_of_size", [](task_context&, std::int64_t n) { return std::string(static_cast<std::size_t>(n), 'x'); });
   worker_pool_config cfg;
   cfg.bus = bus;
   cfg.stats = std::make_shared<metrics>();
@@ -205,4 +214,36 @@ TEST_CASE("a worker does not wait out an outcome refused for another reason than
   REQUIRE(offered);
   CHECK(bus->attempts.load() == 1);
   CHECK(bus->acks.load() == 0);
+}
+
+TEST_CASE("an outcome larger than the transport carries is reported as a payload_too_large rejection, once, and its "
+          "task acked",
+          "[unit][actors][worker]") {
+  auto bus = std::make_shared<refusing_broker>(0, 1000);
+  std::vector<outgoing_task> task{{"wf:0:1", task_message("text_of_size", {2000}), 0, {}}};
+  REQUIRE(bus->publish_tasks("default", task));
+  bool acked = run_worker_until(
+      bus,
+      [&] {
+        auto log = bus->log();
+        return !log.empty() && log.back().rfind("ack ", 0) == 0;
+      },
+      "the task to be acked");
+  REQUIRE(acked);
+  auto log = bus->log();
+  INFO("log: " << Catch::Detail::stringify(log));
+  REQUIRE(log.size() == 2);
+  CHECK(log[0] == "published");
+  auto events = bus->events();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].size() <= 1000);
+  auto outcome = decode(events[0]);
+  REQUIRE(outcome);
+  CHECK(outcome->status == outcome_status::rejected);
+  CHECK(outcome->error_type == "payload_too_large");
+  CHECK(outcome->payload.is_nil());
+  CHECK_THAT(outcome->error_message, Catch::Contains("text_of_size") && Catch::Contains("beyond the 1000 bytes"));
+  CHECK(outcome->workflow_id == "wf");
+  CHECK(outcome->node == 0);
+  CHECK(outcome->attempt == 1);
 }
