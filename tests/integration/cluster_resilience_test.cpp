@@ -15,10 +15,12 @@
 #include "trellis/transport/nats_transport.hpp"
 
 #include <catch2/catch.hpp>
+#include <nats/nats.h>
 #include <nlohmann/json.hpp>
 
 #include <csignal>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -320,6 +322,60 @@ TEST_CASE("Garbage bytes and a version 2 envelope published on a task subject ar
   auto out = json::parse(r.last_line());
   CHECK(out["state"] == "SUCCESS");
   CHECK(out["result"] == 7);
+  CHECK(procs.stop_all());
+}
+
+TEST_CASE("A submission whose answer does not come is sent again and the workflow is submitted once, answered "
+          "after its commit",
+          "[integration][nats][recovery]") {
+  trellis::test::nats_server server;
+  auto procs = cluster_processes::on_broker(server.url(), "resend", {}, {"--ack-wait-ms", "30000"});
+  auto& dispatcher = procs.start_dispatcher(procs.db());
+  procs.wait_running(dispatcher);
+  procs.wait_running(procs.start_worker(worker_flags));
+
+  // Every copy of the request, as the server routes it: a plain subscriber
+  // on the dispatcher's submission subject beside the dispatcher's own.
+  natsConnection* raw_conn = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&raw_conn, server.url().c_str()) == NATS_OK);
+  std::unique_ptr<natsConnection, decltype(&natsConnection_Destroy)> conn{raw_conn, natsConnection_Destroy};
+  natsSubscription* raw_sub = nullptr;
+  REQUIRE(natsConnection_SubscribeSync(&raw_sub, conn.get(), "trellis.resend.submit.0") == NATS_OK);
+  std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> copies{raw_sub, natsSubscription_Destroy};
+  REQUIRE(natsConnection_Flush(conn.get()) == NATS_OK);
+
+  // The dispatcher stops answering (as one that committed and died before
+  // its answer went out would), and the client is left waiting.
+  dispatcher.kill(SIGSTOP);
+  json chain{{"chain", {{{"task", "add"}, {"args", {20, 1}}}, {{"task", "add"}, {"args", {21}}}}}};
+  auto file = trellis::test::write_file(procs.dir(), "resent.json", chain.dump());
+  auto& client = procs.start_client(file, {"--wait"});
+  int seen = 0;
+  bool resent = wait_until(
+      [&] {
+        natsMsg* m = nullptr;
+        if (natsSubscription_NextMsg(&m, copies.get(), 100) == NATS_OK) {
+          natsMsg_Destroy(m);
+          ++seen;
+        }
+        return seen >= 2;
+      },
+      max_test_wait, "the client to send its submission a second time");
+  dispatcher.kill(SIGCONT);
+  REQUIRE(resent);
+
+  // The dispatcher takes both copies: the first submits, the second is
+  // recognized by its workflow id; the client gets one of the answers.
+  auto status = client.wait_for(max_test_wait);
+  INFO("client stdout:\n" << client.stdout_text() << "\nclient stderr:\n" << client.stderr_text() << "\n"
+                           << procs.logs());
+  REQUIRE(status);
+  CHECK(*status == 0);
+  auto out = json::parse(trellis::test::command_result{0, false, client.stdout_text(), ""}.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 42);
+  CHECK(count_rows(procs.db(), "SELECT count(*) FROM workflows") == 1);
+  CHECK(count_rows(procs.db(), "SELECT count(*) FROM nodes WHERE task = 'add'") == 2);
   CHECK(procs.stop_all());
 }
 

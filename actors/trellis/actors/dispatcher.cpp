@@ -635,16 +635,28 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   if (!parsed) {
     return to_caf_error(parsed.error());
   }
+  // A workflow already held is answered with its id, and only once it is
+  // committed: it may have come in the open batch (a client re-sending a
+  // request whose answer is late), and an answer must never promise what a
+  // crash could still undo.
+  auto known = [&](std::string id) -> caf::result<std::string> {
+    if (!st_.in_batch) {
+      return id;
+    }
+    auto promise = self_->make_response_promise<std::string>();
+    st_.replies.push_back(pending_reply{promise, std::move(id), st_.submission_token});
+    return promise;
+  };
   std::optional<std::string> key;
   if (auto k = env->options.find("submit_key"); k != env->options.end() && k->second.is_string()) {
     key = k->second.as_string();
     // Same key, same workflow: the first submission wins.
     if (auto existing = check(st_.cfg.store->find_workflow_by_key(*key)); existing) {
-      return existing->id;
+      return known(existing->id);
     }
   }
   if (st_.active.count(env->workflow_id) != 0 || check(st_.cfg.store->find_workflow(env->workflow_id))) {
-    return env->workflow_id;  // a re-sent submission of a workflow we already hold
+    return known(env->workflow_id);  // a re-sent submission of a workflow we already hold
   }
   open_batch();
   workflow_record rec;

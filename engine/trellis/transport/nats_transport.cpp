@@ -74,6 +74,10 @@ constexpr milliseconds no_wait_expiry{200};
 // Pacing of the event thread after a broker error, so a dead connection does
 // not spin a core. Interrupted by close().
 constexpr milliseconds event_retry_pause{200};
+// How long a submission request waits for its answer before it is sent
+// again, doubling up to the second value (see request_submission).
+constexpr milliseconds first_submission_wait{1000};
+constexpr milliseconds max_submission_wait{8000};
 // Control requests received and not answered yet that a process remembers
 // the reply subject of; beyond this the oldest are forgotten.
 constexpr std::size_t max_open_control_requests = 10'000;
@@ -1979,12 +1983,24 @@ expected<std::string> nats_transport::request_submission(const std::string& byte
     return subject.error();
   }
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  // A request whose answer does not come is sent again, with the same
+  // workflow id, after a wait that doubles: the answer may be lost (the
+  // dispatcher committed and died, or restarted) or still to come (a large
+  // submission being committed). The dispatcher answers a repeated id with
+  // that id and submits nothing, so the first answer to any copy is right.
+  auto attempt_wait = first_submission_wait;
+  bool answered_none = false;
   for (;;) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
+      if (answered_none) {
+        return error{errc::timeout, "the dispatcher on " + *subject + " did not answer within " +
+                                        std::to_string(timeout.count()) + " ms"};
+      }
       return error{errc::broker_unavailable, "no dispatcher answered on " + *subject + " within " +
                                                  std::to_string(timeout.count()) + " ms"};
     }
+    left = std::min(left, attempt_wait);
     natsMsg* raw = nullptr;
     natsStatus s = NATS_OK;
     if (impl_->cfg.signer) {
@@ -2006,8 +2022,9 @@ expected<std::string> nats_transport::request_submission(const std::string& byte
       return std::string(natsMsg_GetData(reply.get()), static_cast<std::size_t>(natsMsg_GetDataLength(reply.get())));
     }
     if (s == NATS_TIMEOUT) {
-      return error{errc::timeout, "the dispatcher on " + *subject + " did not answer within " +
-                                      std::to_string(timeout.count()) + " ms"};
+      answered_none = true;
+      attempt_wait = std::min(attempt_wait * 2, max_submission_wait);
+      continue;
     }
     if (s != NATS_NO_RESPONDERS) {
       return impl_->broker_error("cannot send a submission to " + *subject, s);

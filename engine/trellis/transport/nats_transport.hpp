@@ -266,8 +266,12 @@ class nats_transport final : public transport {
   /// `trellis.<ns>.submit.<partition>` as a request and returns the
   /// dispatcher's reply, sent after its commit. While no dispatcher listens
   /// ("no responders") the request is repeated until `timeout` has passed;
-  /// then `errc::broker_unavailable`, as for any other failure (also
-  /// `errc::timeout` when a dispatcher listened but did not answer in time).
+  /// then `errc::broker_unavailable`, as for any other failure. A request
+  /// not answered within 1 s is sent again, then after 2, 4 and 8 s (an
+  /// answer lost with a dispatcher that died after its commit, or a large
+  /// submission still committing): the dispatcher answers a workflow id it
+  /// already has with that id, so the workflow is submitted once. Still no
+  /// answer at `timeout`: `errc::timeout`.
   /// `partition` chooses the dispatcher (`partition_of` the workflow id);
   /// by default, the configured `nats_config::partition`.
   expected<std::string> request_submission(const std::string& bytes, std::chrono::milliseconds timeout,
