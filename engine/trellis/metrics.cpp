@@ -26,6 +26,8 @@ const char* counter_name(counter c) {
     case counter::idempotent_hits: return "trellis_idempotent_hits_total";
     case counter::workflows_submitted: return "trellis_workflows_submitted_total";
     case counter::workflows_finished: return "trellis_workflows_finished_total";
+    case counter::graph_evictions: return "trellis_graph_evictions_total";
+    case counter::graph_rebuilds: return "trellis_graph_rebuilds_total";
   }
   return "trellis_unknown_total";
 }

@@ -32,6 +32,8 @@ enum class counter : std::uint8_t {
   idempotent_hits,   ///< steps answered from a stored idempotency key
   workflows_submitted,
   workflows_finished,
+  graph_evictions,   ///< idle workflow graphs dropped from the dispatcher's cache
+  graph_rebuilds,    ///< evicted graphs read back from the store (cache misses)
 };
 
 /// Histogram names (seconds).

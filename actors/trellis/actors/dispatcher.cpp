@@ -559,6 +559,7 @@ active_workflow* dispatcher_logic::find_active(const std::string& wf) {
 
 active_workflow* dispatcher_logic::rebuild(const std::string& wf) {
   st_.evicted.erase(wf);
+  st_.cfg.stats->add(counter::graph_rebuilds, "", "");
   auto rec = check(st_.cfg.store->find_workflow(wf));
   if (!rec || is_terminal(rec->state)) {
     return nullptr;
@@ -600,6 +601,7 @@ void dispatcher_logic::evict_idle(bool keep_newest) {
     st_.active.erase(it);
     st_.lru.erase(std::prev(i));
     st_.evicted.insert(std::move(id));
+    st_.cfg.stats->add(counter::graph_evictions, "", "");
   }
 }
 

@@ -76,6 +76,9 @@ void check_runs_as_cached(const canvas& c, const expected_run& want) {
     CHECK(f.finished()[0].result == want.result);
     CHECK(f.stats->total(counter::retries) == want.retries);
     CHECK(f.stats->total(counter::duplicates) == 0);
+    // The premise holds: graphs were dropped and read back along the way.
+    CHECK(f.stats->total(counter::graph_rebuilds) > 0);
+    CHECK(f.stats->total(counter::graph_evictions) >= f.stats->total(counter::graph_rebuilds));
   }
   CHECK(published.size() == want.messages);
   std::set<std::string> unique(published.begin(), published.end());
