@@ -150,8 +150,10 @@ expected<void> serve_worker_control(const std::shared_ptr<nats_transport>& bus,
   if (!inspect) {
     return inspect;
   }
-  return bus->serve_control(subject_verb(control_op::revoked), [activity](delivery d) {
-    auto notice = decode_control_request(d.bytes);
+  // From the revoked stream: the notices kept from before this worker
+  // started, then each new one.
+  return bus->watch_revocations([activity](std::string bytes) {
+    auto notice = decode_control_request(bytes);
     if (!notice || notice->op != control_op::revoked) {
       // A notice has nobody to answer; a bad one is dropped, and the
       // dispatcher still ignores the revoked workflow's outcomes.
@@ -295,8 +297,9 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   std::weak_ptr<nats_transport> weak = shared;
   sup.dispatcher.inspect_identity = value::map{{"name", shared->process_name()}, {"partition", partition}};
   // After the commit that revoked the workflow: workers skip its queued
-  // tasks. Core NATS: a worker that misses the notice runs them, and the
-  // dispatcher ignores their outcomes.
+  // tasks, including workers that start later (the revoked stream keeps the
+  // notice). A notice the broker refuses is logged; a worker that never
+  // hears of it runs the tasks, and the dispatcher ignores their outcomes.
   sup.dispatcher.on_revoked = [weak](const std::string& id) {
     auto bus_now = weak.lock();
     if (!bus_now) {
@@ -305,7 +308,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
     control_request notice;
     notice.op = control_op::revoked;
     notice.workflow_id = id;
-    if (auto ok = bus_now->publish_control(subject_verb(control_op::revoked), encode(notice)); !ok) {
+    if (auto ok = bus_now->publish_revocation(id, encode(notice)); !ok) {
       std::cerr << "trellis: cannot tell the workers that workflow " << id << " is revoked: " << to_string(ok.error())
                 << std::endl;
     }

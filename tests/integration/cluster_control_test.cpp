@@ -441,6 +441,45 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
   CHECK(unknown.err.find("no workflow with id no-such-workflow") != std::string::npos);
 }
 
+TEST_CASE("a worker started after a revocation learns of it from the revoked stream and skips the workflow's "
+          "queued tasks",
+          "[integration][nats]") {
+  cluster_processes c{"ctllate", {}, {"--ack-wait-ms", "30000"}};
+  c.wait_running(c.start_dispatcher(c.db()));
+
+  // No worker yet: both touches wait in the task stream.
+  auto queued_a = c.dir().file("queued-a");
+  auto queued_b = c.dir().file("queued-b");
+  json flow = {{"group", {{{"task", "touch"}, {"args", {queued_a}}}, {{"task", "touch"}, {"args", {queued_b}}}}}};
+  auto id = submit_no_wait(c, trellis::test::write_file(c.dir(), "flow.json", flow.dump()));
+  auto revoked = c.client({"revoke", id});
+  INFO("revoke stderr:\n" << revoked.err << "\n" << c.logs());
+  REQUIRE(revoked.status == 0);
+
+  // A one-thread worker starting now reads the notice before its first
+  // fetch returns anything it could run.
+  auto& worker = c.start_worker(worker_flags("1", "1"));
+  c.wait_running(worker);
+  REQUIRE(wait_until(
+      [&] {
+        auto w = of_role(inspect(c, "300"), "worker");
+        return w.size() == 1 && w[0]["revoked_known"] == 1;
+      },
+      max_test_wait, "the late worker to know the revoked workflow"));
+
+  // FIFO on one thread: once a later workflow has run, the revoked one's
+  // queued tasks were taken before it, and skipped.
+  auto sync = c.dir().file("sync");
+  auto sync_file = trellis::test::write_file(c.dir(), "sync.json", json{{"task", "touch"}, {"args", {sync}}}.dump());
+  auto synced = c.client({"submit", sync_file, "--wait"});
+  INFO(c.logs());
+  CHECK(synced.status == 0);
+  CHECK(trellis::test::read_file(sync).has_value());
+  CHECK_FALSE(trellis::test::read_file(queued_a).has_value());
+  CHECK_FALSE(trellis::test::read_file(queued_b).has_value());
+  CHECK(c.stop_all());
+}
+
 TEST_CASE("a garbage control request gets an error reply and the dispatcher keeps running", "[integration][nats]") {
   cluster_processes c{"ctlgarbage", {}, {"--ack-wait-ms", "30000"}};
   auto& dispatcher = c.start_dispatcher(c.db());

@@ -87,6 +87,11 @@ constexpr int declare_attempts = 3;
 // How long the lost stream keeps a MAX_DELIVERIES advisory: long enough for
 // a partition's dispatcher to come back from any outage worth waiting for.
 constexpr std::chrono::hours lost_advisory_max_age{24 * 7};
+// The revoked stream keeps as many notices as a worker remembers
+// (worker_activity), for as long as the lost stream keeps advisories.
+constexpr const char* revoked_verb = "revoked";
+constexpr std::int64_t revocations_kept = 10'000;
+constexpr std::chrono::hours revocation_max_age{24 * 7};
 
 std::int64_t to_nanos(milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; }
 
@@ -431,6 +436,18 @@ struct nats_transport::impl {
   std::mutex reconnect_mutex;
   std::vector<std::function<void()>> reconnect_listeners;
 
+  // Revocations (worker side): an ordered consumer of the revoked stream.
+  struct revocation_watch {
+    impl* self = nullptr;
+    std::function<void(std::string)> sink;
+    subscription_ptr sub;
+    std::mutex mutex;
+    std::condition_variable advanced;
+    std::uint64_t read_up_to = 0;  // stream sequence of the last notice handed over
+  };
+  std::mutex revocation_mutex;
+  std::unique_ptr<revocation_watch> revocations;
+
   mutable std::mutex error_mutex;
   std::optional<error> last_error;
 
@@ -457,6 +474,9 @@ struct nats_transport::impl {
     }
     for (auto& w : control_watches) {
       drain(w->sub);
+    }
+    if (revocations) {
+      drain(revocations->sub);
     }
     // Push buffered acks out before the connection goes: an ack lost here
     // only costs a redelivery, but there is no reason to lose it.
@@ -778,6 +798,9 @@ struct nats_transport::impl {
         return ok;
       }
       if (auto ok = declare_stream(names.event_stream(), names.all_events()); !ok) {
+        return ok;
+      }
+      if (auto ok = declare_revoked_stream(); !ok) {
         return ok;
       }
     }
@@ -1486,6 +1509,50 @@ struct nats_transport::impl {
     message_ptr owned{msg};
     auto* w = static_cast<done_watch*>(closure);
     w->sink(std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
+  }
+
+  // --- revocations (kept in the revoked stream) ---------------------------------
+
+  /// `TRELLIS_<NS>_REVOKED` on the `revoked` notice subject: limits
+  /// retention, as many notices as a worker remembers, for a week.
+  expected<void> declare_revoked_stream() {
+    auto name = names.revoked_stream();
+    auto subject = names.control(revoked_verb);
+    if (!subject) {
+      return subject.error();
+    }
+    const char* subjects[] = {subject->c_str()};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name.c_str();
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_LimitsPolicy;
+    sc.Discard = js_DiscardOld;
+    sc.MaxMsgs = revocations_kept;
+    sc.Storage = cfg.file_storage ? js_FileStorage : js_MemoryStorage;
+    sc.Replicas = cfg.replicas;
+    sc.Duplicates = to_nanos(cfg.dedup_window);
+    sc.MaxAge = static_cast<std::int64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(revocation_max_age).count());
+    return add_or_update_stream(sc, name, *subject);
+  }
+
+  static void on_revocation(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    message_ptr owned{msg};
+    auto* w = static_cast<revocation_watch*>(closure);
+    if (auto refused = refusal_of(w->self->cfg.signer.get(), msg)) {
+      w->self->remember(error{refused->code(), "revoke notice dropped: " + refused->message()});
+      return;
+    }
+    w->sink(std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
+    jsMsgMetaData* raw = nullptr;
+    if (natsMsg_GetMetaData(&raw, msg) == NATS_OK) {
+      metadata_ptr meta{raw};
+      std::lock_guard<std::mutex> guard{w->mutex};
+      w->read_up_to = std::max(w->read_up_to, meta->Sequence.Stream);
+      w->advanced.notify_all();
+    }
   }
 
   // --- lost tasks (MAX_DELIVERIES advisories, kept in the lost stream) --------
@@ -2211,6 +2278,69 @@ expected<void> nats_transport::publish_control(const std::string& verb, const st
   auto s = natsConnection_Publish(impl_->conn.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()));
   if (s != NATS_OK) {
     return impl_->broker_error("cannot publish on " + *subject, s);
+  }
+  return {};
+}
+
+expected<void> nats_transport::publish_revocation(const std::string& workflow_id, const std::string& bytes) {
+  auto subject = impl_->names.control(revoked_verb);
+  if (!subject) {
+    return subject.error();
+  }
+  // The same workflow revoked twice is stored once.
+  auto id = "revoked-" + workflow_id;
+  std::vector<outgoing> items{outgoing{&bytes, &id}};
+  return impl_->publish(*subject, items, "the revoke notice of " + workflow_id);
+}
+
+expected<void> nats_transport::watch_revocations(std::function<void(std::string)> sink) {
+  std::lock_guard<std::mutex> guard{impl_->revocation_mutex};
+  if (impl_->revocations) {
+    return error{errc::invalid_config, "watch_revocations: already watching"};
+  }
+  auto subject = impl_->names.control(revoked_verb);
+  if (!subject) {
+    return subject.error();
+  }
+  // What the stream holds now, to read all of it before returning.
+  auto jo_info = impl_->api_options();
+  jsStreamInfo* raw_info = nullptr;
+  jsErrCode info_err = static_cast<jsErrCode>(0);
+  auto s_info = js_GetStreamInfo(&raw_info, impl_->js.get(), impl_->names.revoked_stream().c_str(), &jo_info,
+                                 &info_err);
+  stream_info_ptr info{raw_info};
+  if (s_info != NATS_OK) {
+    return impl_->api_error("cannot read " + impl_->names.revoked_stream(), s_info, info_err);
+  }
+  auto kept_up_to = info->State.Msgs == 0 ? std::uint64_t{0} : info->State.LastSeq;
+  auto w = std::make_unique<impl::revocation_watch>();
+  w->self = impl_.get();
+  w->sink = std::move(sink);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = nullptr;
+  so.Ordered = true;
+  so.Config.DeliverPolicy = js_DeliverAll;
+  auto jo = impl_->api_options();
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_Subscribe(&sub, impl_->js.get(), subject->c_str(), &impl::on_revocation, w.get(), &jo, &so, &jerr);
+  if (s != NATS_OK) {
+    return impl_->api_error("cannot read " + impl_->names.revoked_stream(), s, jerr);
+  }
+  w->sub.reset(sub);
+  // Caught up before returning: a worker starts its handlers after this, so
+  // none of them runs a task of a workflow revoked before it started.
+  std::unique_lock<std::mutex> lock{w->mutex};
+  bool caught_up = w->advanced.wait_for(lock, impl_->cfg.api_timeout, [&] { return w->read_up_to >= kept_up_to; });
+  auto read = w->read_up_to;
+  lock.unlock();
+  impl_->revocations = std::move(w);
+  if (!caught_up) {
+    return error{errc::broker_unavailable, "read the revoked notices up to sequence " + std::to_string(read) +
+                                               " of " + std::to_string(kept_up_to) + " in " +
+                                               impl_->names.revoked_stream() + " within " +
+                                               std::to_string(impl_->cfg.api_timeout.count()) + " ms"};
   }
   return {};
 }

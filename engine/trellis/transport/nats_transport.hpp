@@ -326,6 +326,20 @@ class nats_transport final : public transport {
   /// be the dispatcher's thread); nats.c sends it within about 1 ms.
   expected<void> publish_control(const std::string& verb, const std::string& bytes);
 
+  /// Publishes a `revoked` notice (`bytes`) for `workflow_id` on
+  /// `trellis.<ns>.ctl.revoked`, where the stream `TRELLIS_<NS>_REVOKED`
+  /// keeps the last 10,000 for 7 days, and returns once JetStream stored it
+  /// (signed, with a signer). Errors: `invalid_config` for a bad verb,
+  /// `broker_unavailable`.
+  expected<void> publish_revocation(const std::string& workflow_id, const std::string& bytes);
+
+  /// Calls `sink` (from a NATS thread) with every notice that stream keeps,
+  /// oldest first, then with each new one as it is stored: a worker started
+  /// after a revocation still learns of it. An ordered consumer, which picks
+  /// up where it was after a reconnect. A notice refused by signing is
+  /// dropped and logged. Errors: `broker_unavailable`.
+  expected<void> watch_revocations(std::function<void(std::string)> sink);
+
   /// Calls `listener` (from a NATS thread) each time the connection is
   /// re-established after a loss. Core NATS subscriptions survive a
   /// reconnect, but what was published meanwhile is gone; a listener asks

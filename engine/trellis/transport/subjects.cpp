@@ -163,6 +163,8 @@ std::string subject_space::task_max_deliveries_advisory() const {
 
 std::string subject_space::lost_stream() const { return "TRELLIS_" + upper(ns_) + "_LOST"; }
 
+std::string subject_space::revoked_stream() const { return "TRELLIS_" + upper(ns_) + "_REVOKED"; }
+
 expected<std::string> subject_space::lost_consumer(int partition) const {
   if (auto ok = validate_partition(partition); !ok) {
     return ok.error();

@@ -96,6 +96,10 @@ class subject_space {
   /// `TRELLIS_<NS>_LOST`: the stream that keeps those advisories, so that a
   /// dispatcher that was down when one fired still reads it.
   std::string lost_stream() const;
+  /// `TRELLIS_<NS>_REVOKED`: the stream that keeps the `revoked` notices
+  /// (`trellis.<ns>.ctl.revoked`), so that a worker started after a
+  /// revocation still learns of it.
+  std::string revoked_stream() const;
   /// `lost-<partition>`: the durable pull consumer through which the
   /// dispatcher owning `partition` reads the lost stream; fails for a
   /// negative partition.
