@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <list>
 #include <random>
 #include <unordered_map>
@@ -100,6 +101,9 @@ struct dispatcher_state {
   /// Unfinished workflows whose graphs were evicted (state only in the store).
   std::unordered_set<std::string> evicted;
   std::uint64_t next_incarnation = 1;
+  /// The largest task message the transport carries and a worker decodes,
+  /// read once per batch (the broker's limit can change on reconnect).
+  std::size_t message_limit = SIZE_MAX;
   std::vector<std::string> restored;
   std::mt19937_64 rng;
 
@@ -242,6 +246,7 @@ void dispatcher_logic::open_batch() {
   check(st_.cfg.store->begin());
   st_.in_batch = true;
   st_.batch_changes = 0;
+  st_.message_limit = std::min(st_.cfg.bus->max_message_bytes(), envelope_limits{}.max_bytes);
   self_->send(self_, flush_atom::value);
 }
 
@@ -388,9 +393,8 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   aw.graph.mark_dispatched(leaf, attempt);
   auto e = task_envelope(wf, aw, leaf, attempt);
   auto bytes = encode(e);
-  // What the transport carries and a worker decodes.
-  if (auto limit = std::min(st_.cfg.bus->max_message_bytes(), envelope_limits{}.max_bytes); bytes.size() > limit) {
-    fail_oversized(wf, aw, e, bytes, limit, fx);
+  if (bytes.size() > st_.message_limit) {
+    fail_oversized(wf, aw, e, bytes, st_.message_limit, fx);
     return;
   }
   auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
