@@ -1543,9 +1543,10 @@ struct nats_transport::impl {
     auto* w = static_cast<revocation_watch*>(closure);
     if (auto refused = refusal_of(w->self->cfg.signer.get(), msg)) {
       w->self->remember(error{refused->code(), "revoke notice dropped: " + refused->message()});
-      return;
+    } else {
+      w->sink(std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
     }
-    w->sink(std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
+    // Read, whether used or dropped: watch_revocations waits for this.
     jsMsgMetaData* raw = nullptr;
     if (natsMsg_GetMetaData(&raw, msg) == NATS_OK) {
       metadata_ptr meta{raw};
@@ -1770,7 +1771,8 @@ std::string nats_config::redacted() const {
   }
   out << " signing=" << (signer ? "hmac-sha256" : "off");
   out << " ack_wait=" << ack_wait.count() << "ms max_deliver=" << max_deliver << " max_ack_pending=" << max_ack_pending
-      << " max_events_in_flight=" << max_events_in_flight << " max_pending_publishes=" << max_pending_publishes << " fetch_batch=" << fetch_batch
+      << " max_events_in_flight=" << max_events_in_flight << " max_pending_publishes=" << max_pending_publishes
+      << " fetch_batch=" << fetch_batch
       << " publish_timeout=" << publish_timeout.count() << "ms dedup_window=" << dedup_window.count()
       << "ms connect_timeout=" << connect_timeout.count() << "ms api_timeout=" << api_timeout.count()
       << "ms reconnect_wait=" << reconnect_wait.count() << "ms reconnect_jitter=" << reconnect_jitter.count()
@@ -2268,18 +2270,6 @@ expected<std::vector<std::string>> nats_transport::gather_control(const std::str
   }
   natsSubscription_Unsubscribe(sub.get());
   return replies;
-}
-
-expected<void> nats_transport::publish_control(const std::string& verb, const std::string& bytes) {
-  auto subject = impl_->names.control(verb);
-  if (!subject) {
-    return subject.error();
-  }
-  auto s = natsConnection_Publish(impl_->conn.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()));
-  if (s != NATS_OK) {
-    return impl_->broker_error("cannot publish on " + *subject, s);
-  }
-  return {};
 }
 
 expected<void> nats_transport::publish_revocation(const std::string& workflow_id, const std::string& bytes) {

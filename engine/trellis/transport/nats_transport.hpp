@@ -321,11 +321,6 @@ class nats_transport final : public transport {
   expected<std::vector<std::string>> gather_control(const std::string& verb, const std::string& bytes,
                                                     std::chrono::milliseconds window);
 
-  /// Publishes a notice (core NATS, not stored, no reply) on
-  /// `trellis.<ns>.ctl.<verb>`. Does not wait for the server (the caller may
-  /// be the dispatcher's thread); nats.c sends it within about 1 ms.
-  expected<void> publish_control(const std::string& verb, const std::string& bytes);
-
   /// Publishes a `revoked` notice (`bytes`) for `workflow_id` on
   /// `trellis.<ns>.ctl.revoked`, where the stream `TRELLIS_<NS>_REVOKED`
   /// keeps the last 10,000 for 7 days, and returns once JetStream stored it
