@@ -58,11 +58,14 @@ std::vector<planned_workflow> workflows_in_flight() {
   }
   out.push_back({"group", {{"group", group}}, json(std::vector<int>(16, 100)), 16, ""});
 
-  json chain = json::array({{{"task", "sleep_ms"}, {"args", {80}}}});
-  for (int i = 1; i < 10; ++i) {
+  // The longest of the three (about 2 s), so that it is still running when
+  // the test sees the first nodes succeed, even where starting each submit
+  // client is slow (a sanitizer build).
+  json chain = json::array({{{"task", "sleep_ms"}, {"args", {100}}}});
+  for (int i = 1; i < 20; ++i) {
     chain.push_back({{"task", "sleep_ms"}});
   }
-  out.push_back({"chain", {{"chain", chain}}, 80, 10, ""});
+  out.push_back({"chain", {{"chain", chain}}, 100, 20, ""});
 
   json header = json::array();
   for (int i = 0; i < 12; ++i) {
