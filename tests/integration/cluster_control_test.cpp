@@ -352,6 +352,40 @@ TEST_CASE("metrics gathers every process's series, labelled by process, as one v
   }
 }
 
+TEST_CASE("A dispatcher that keeps no graph in memory (--max-cached-nodes 0) runs a chord and a chain to their "
+          "results, reading each graph back from the store, as its metrics show",
+          "[integration][nats]") {
+  cluster_processes c{"ctlnocache", {}, {"--ack-wait-ms", "30000"}};
+  c.wait_running(c.start_dispatcher(c.db(), {"--max-cached-nodes", "0"}));
+  c.wait_running(c.start_worker(worker_flags()));
+
+  auto chord = trellis::test::write_file(c.dir(), "chord.json", R"({"chord": {"header": [
+      {"task": "add", "args": [1, 1]}, {"task": "add", "args": [2, 2]},
+      {"task": "add", "args": [3, 3]}, {"task": "add", "args": [4, 4]}],
+    "body": {"task": "xsum"}}})");
+  auto chord_run = c.client({"submit", chord, "--wait"});
+  INFO("chord stderr:\n" << chord_run.err << "\n" << c.logs());
+  REQUIRE(chord_run.status == 0);
+  CHECK(trellis::test::parse_outcome_line(chord_run.last_line())["result"] == 20);
+  auto chain = trellis::test::write_file(
+      c.dir(), "chain.json", R"({"chain": [{"task": "add", "args": [2, 2]}, {"task": "add", "args": [3]}]})");
+  auto chain_run = c.client({"submit", chain, "--wait"});
+  REQUIRE(chain_run.status == 0);
+  CHECK(trellis::test::parse_outcome_line(chain_run.last_line())["result"] == 7);
+
+  auto names = of_role(inspect(c), "dispatcher");
+  REQUIRE(names.size() == 1);
+  auto dispatcher = names[0]["name"].get<std::string>();
+  auto r = c.client({"metrics", "--timeout-ms", "1000"});
+  REQUIRE(r.status == 0);
+  auto samples = parse_exposition(r.out);
+  INFO(r.out);
+  CHECK(total(samples, "trellis_graph_rebuilds_total", {{"process", dispatcher}}) > 0);
+  CHECK(total(samples, "trellis_graph_evictions_total", {{"process", dispatcher}}) > 0);
+  CHECK(total(samples, "trellis_duplicate_outcomes_total", {{"process", dispatcher}}) == 0);
+  CHECK(c.stop_all());
+}
+
 TEST_CASE("revoke stops a running workflow: queued and later steps never run, and it ends FAILURE/revoked",
           "[integration][nats]") {
   cluster_processes c{"ctlrevoke", {}, {"--ack-wait-ms", "30000"}};
