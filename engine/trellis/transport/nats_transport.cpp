@@ -659,19 +659,27 @@ struct nats_transport::impl {
     return {};
   }
 
+  /// The fields every Trellis stream shares: a name, one subject (`subject`
+  /// points to its C string, which must outlive `sc`), a retention policy,
+  /// and the configured storage and replicas.
+  void init_stream(jsStreamConfig& sc, const std::string& name, const char** subject,
+                   jsRetentionPolicy retention) const {
+    jsStreamConfig_Init(&sc);
+    sc.Name = name.c_str();
+    sc.Subjects = subject;
+    sc.SubjectsLen = 1;
+    sc.Retention = retention;
+    sc.Storage = cfg.file_storage ? js_FileStorage : js_MemoryStorage;
+    sc.Replicas = cfg.replicas;
+  }
+
   expected<void> declare_stream(const std::string& name, const std::string& subject) {
     const char* subjects[] = {subject.c_str()};
     jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = name.c_str();
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
     // Work queue: a message is removed once acked, and no two consumers may
     // overlap, so each message has exactly one consumer (one queue, or one
     // dispatcher partition).
-    sc.Retention = js_WorkQueuePolicy;
-    sc.Storage = cfg.file_storage ? js_FileStorage : js_MemoryStorage;
-    sc.Replicas = cfg.replicas;
+    init_stream(sc, name, subjects, js_WorkQueuePolicy);
     sc.Duplicates = to_nanos(cfg.dedup_window);
     return add_or_update_stream(sc, name, subject);
   }
@@ -1523,15 +1531,9 @@ struct nats_transport::impl {
     }
     const char* subjects[] = {subject->c_str()};
     jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = name.c_str();
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Retention = js_LimitsPolicy;
+    init_stream(sc, name, subjects, js_LimitsPolicy);
     sc.Discard = js_DiscardOld;
     sc.MaxMsgs = revocations_kept;
-    sc.Storage = cfg.file_storage ? js_FileStorage : js_MemoryStorage;
-    sc.Replicas = cfg.replicas;
     sc.Duplicates = to_nanos(cfg.dedup_window);
     sc.MaxAge = static_cast<std::int64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(revocation_max_age).count());
@@ -1565,13 +1567,7 @@ struct nats_transport::impl {
     auto subject = names.task_max_deliveries_advisory();
     const char* subjects[] = {subject.c_str()};
     jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = name.c_str();
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Retention = js_LimitsPolicy;
-    sc.Storage = cfg.file_storage ? js_FileStorage : js_MemoryStorage;
-    sc.Replicas = cfg.replicas;
+    init_stream(sc, name, subjects, js_LimitsPolicy);
     sc.MaxAge = static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(lost_advisory_max_age)
                                               .count());
     return add_or_update_stream(sc, name, subject);

@@ -139,6 +139,22 @@ bool run_worker_until(const std::shared_ptr<transport>& bus, Predicate done, con
   return happened;
 }
 
+/// Publishes the task message `bytes` on `bus`, runs the worker until it
+/// acks it, and returns the broker's log.
+std::vector<std::string> run_until_acked(const std::shared_ptr<refusing_broker>& bus, std::string bytes) {
+  std::vector<outgoing_task> task{{"wf:0:1", std::move(bytes), 0, {}}};
+  REQUIRE(bus->publish_tasks("default", task));
+  bool acked = run_worker_until(
+      bus,
+      [&] {
+        auto log = bus->log();
+        return !log.empty() && log.back().rfind("ack ", 0) == 0;
+      },
+      "the task to be acked");
+  REQUIRE(acked);
+  return bus->log();
+}
+
 /// In-process queues whose event side refuses every publish with
 /// payload_too_large, counting attempts and acks.
 class oversize_broker final : public transport {
@@ -172,20 +188,9 @@ TEST_CASE("a worker keeps an outcome the broker refuses, marks its task in progr
           "outcome is published",
           "[unit][actors][worker]") {
   auto bus = std::make_shared<refusing_broker>(3);
-  std::vector<outgoing_task> task{{"wf:0:1", add_task(), 0, {}}};
-  REQUIRE(bus->publish_tasks("default", task));
-  bool acked = run_worker_until(
-      bus,
-      [&] {
-        auto log = bus->log();
-        return !log.empty() && log.back().rfind("ack ", 0) == 0;
-      },
-      "the task to be acked");
-  REQUIRE(acked);
-
+  auto log = run_until_acked(bus, add_task());
   // Three refusals, each followed by a touch; then the outcome goes out once
   // and only then is the task acked.
-  auto log = bus->log();
   INFO("log: " << Catch::Detail::stringify(log));
   REQUIRE(log.size() == 8);
   for (std::size_t i = 0; i < 6; i += 2) {
@@ -220,17 +225,7 @@ TEST_CASE("an outcome larger than the transport carries is reported as a payload
           "task acked",
           "[unit][actors][worker]") {
   auto bus = std::make_shared<refusing_broker>(0, 1000);
-  std::vector<outgoing_task> task{{"wf:0:1", task_message("text_of_size", {2000}), 0, {}}};
-  REQUIRE(bus->publish_tasks("default", task));
-  bool acked = run_worker_until(
-      bus,
-      [&] {
-        auto log = bus->log();
-        return !log.empty() && log.back().rfind("ack ", 0) == 0;
-      },
-      "the task to be acked");
-  REQUIRE(acked);
-  auto log = bus->log();
+  auto log = run_until_acked(bus, task_message("text_of_size", {2000}));
   INFO("log: " << Catch::Detail::stringify(log));
   REQUIRE(log.size() == 2);
   CHECK(log[0] == "published");
