@@ -3,6 +3,7 @@
 // stream leader: the outcome is kept and published again, the task is marked
 // in progress meanwhile, and it is acked only once its outcome is out.
 
+#include "support/envelopes.hpp"
 #include "support/wait_until.hpp"
 
 #include "trellis/actors/worker_pool.hpp"
@@ -94,14 +95,7 @@ class refusing_broker final : public transport {
 };
 
 std::string task_message(const std::string& task, value::array args) {
-  envelope e;
-  e.type = envelope_type::task;
-  e.id = "wf:0:1";
-  e.workflow_id = "wf";
-  e.node = 0;
-  e.attempt = 1;
-  e.task = task;
-  e.queue = "default";
+  auto e = test::task_envelope("wf:0:1", {"wf", 0, 1, task}, "default");
   e.args = std::move(args);
   return encode(e);
 }
