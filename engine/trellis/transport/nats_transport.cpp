@@ -2,6 +2,7 @@
 
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/signing.hpp"
+#include "trellis/transport/pack_codec.hpp"
 #include "trellis/transport/subjects.hpp"
 
 #include <nats/nats.h>
@@ -250,69 +251,30 @@ struct outgoing {
 // Below NATS's default 1 MiB max_payload, so a pack never fails where its
 // envelopes alone would not; a larger one travels alone.
 constexpr std::size_t max_event_pack_bytes = 512 * 1024;
-constexpr std::size_t pack_frame_header = 4;  // little-endian length of each envelope
 // publish_tasks packs only while the call still leaves this many messages,
 // so that a small group spreads over every worker thread.
 constexpr std::size_t min_task_messages_per_call = 64;
-
-/// Frames `bytes_of(first) .. bytes_of(last - 1)` as length-prefixed bytes.
-template <class BytesOf>
-std::string pack_frames(std::size_t first, std::size_t last, BytesOf bytes_of) {
-  std::size_t total = 0;
-  for (auto i = first; i < last; ++i) {
-    total += pack_frame_header + bytes_of(i).size();
-  }
-  std::string out;
-  out.reserve(total);
-  for (auto i = first; i < last; ++i) {
-    const std::string& bytes = bytes_of(i);
-    auto n = static_cast<std::uint32_t>(bytes.size());
-    char len[pack_frame_header] = {static_cast<char>(n & 0xFF), static_cast<char>((n >> 8) & 0xFF),
-                                   static_cast<char>((n >> 16) & 0xFF), static_cast<char>((n >> 24) & 0xFF)};
-    out.append(len, pack_frame_header);
-    out.append(bytes);
-  }
-  return out;
-}
 
 std::string pack_events(const std::vector<std::string>& events, std::size_t first, std::size_t last) {
   return pack_frames(first, last, [&](std::size_t i) -> const std::string& { return events[i]; });
 }
 
-/// The envelope count of a pack, from whichever pack header `m` carries;
-/// nothing for a message that is not a pack.
-std::optional<std::size_t> pack_count_of(natsMsg* m) {
+/// The envelopes of `m` when it is a pack (it carries either pack header),
+/// an error when its header or frames do not parse (pack_codec.hpp), nothing
+/// when it is not a pack.
+std::optional<expected<std::vector<std::string>>> unpack_message(natsMsg* m) {
+  std::string_view body{natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))};
   for (const char* header : {event_pack_header, task_pack_header}) {
-    const char* count = nullptr;
-    if (natsMsgHeader_Get(m, header, &count) == NATS_OK && count != nullptr) {
-      return static_cast<std::size_t>(std::strtoull(count, nullptr, 10));
+    const char* text = nullptr;
+    if (natsMsgHeader_Get(m, header, &text) == NATS_OK && text != nullptr) {
+      auto count = parse_pack_count(text, body.size());
+      if (!count) {
+        return expected<std::vector<std::string>>{count.error()};
+      }
+      return unpack_frames(body, *count);
     }
   }
   return std::nullopt;
-}
-
-/// The events of a pack, or nothing if the bytes are not `count` whole frames.
-std::optional<std::vector<std::string>> unpack_events(const char* data, std::size_t size, std::size_t count) {
-  std::vector<std::string> out;
-  out.reserve(count);
-  std::size_t at = 0;
-  while (at < size) {
-    if (size - at < pack_frame_header) {
-      return std::nullopt;
-    }
-    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[at + k])); };
-    std::size_t n = byte(0) | (byte(1) << 8) | (byte(2) << 16) | (byte(3) << 24);
-    at += pack_frame_header;
-    if (size - at < n) {
-      return std::nullopt;
-    }
-    out.emplace_back(data + at, n);
-    at += n;
-  }
-  if (out.size() != count) {
-    return std::nullopt;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -695,14 +657,23 @@ struct nats_transport::impl {
     if (s == NATS_OK) {
       return {};
     }
-    if (jerr != JSStreamNameExistErr) {
+    // Two processes declaring the same stream at once: the loser is told
+    // either that the name exists or, by nats-server 2.9 while the winner's
+    // stream is still being created, that its subjects overlap. Either way
+    // the stream is there; the update below checks that it is this one.
+    if (jerr != JSStreamNameExistErr && jerr != JSStreamSubjectOverlapErr) {
       return api_error("cannot create stream " + name + " on " + subject, s, jerr);
     }
+    const auto create_error = api_error("cannot create stream " + name + " on " + subject, s, jerr);
+    const bool overlapped = jerr == JSStreamSubjectOverlapErr;
     info = nullptr;
     jerr = static_cast<jsErrCode>(0);
     s = js_UpdateStream(&info, js.get(), &sc, &jo, &jerr);
     stream_info_ptr updated{info};
     if (s != NATS_OK) {
+      if (overlapped) {
+        return create_error;  // another stream holds these subjects
+      }
       return api_error("stream " + name + " exists with a configuration that cannot be updated", s, jerr);
     }
     return {};
@@ -1039,10 +1010,17 @@ struct nats_transport::impl {
       // pack goes on whole, as one refused delivery, unread.
       auto refused = refusal_of(cfg.signer.get(), m.get());
       std::optional<std::vector<std::string>> events;
-      if (auto pack_count = refused ? std::nullopt : pack_count_of(m.get())) {
-        // A pack that does not parse goes on whole, as one delivery: the
-        // dispatcher (or, for tasks, the worker) dead-letters what it cannot read.
-        events = unpack_events(data, size, *pack_count);
+      if (!refused) {
+        if (auto unpacked = unpack_message(m.get())) {
+          // A pack that does not parse goes on whole, as one refused
+          // delivery: the dispatcher (or, for tasks, the worker)
+          // dead-letters it with the reason.
+          if (*unpacked) {
+            events = std::move(**unpacked);
+          } else {
+            refused = unpacked->error();
+          }
+        }
       }
       entry->msg = std::move(m);
       if (events && !events->empty()) {
@@ -1694,10 +1672,8 @@ struct nats_transport::impl {
     // Every task of an exhausted pack was lost with it; one that does not
     // parse goes on whole, for the dispatcher to dead-letter as unreadable.
     std::vector<std::string> tasks;
-    if (auto count = pack_count_of(stored.get())) {
-      if (auto unpacked = unpack_events(data, size, *count)) {
-        tasks = std::move(*unpacked);
-      }
+    if (auto unpacked = unpack_message(stored.get()); unpacked && *unpacked) {
+      tasks = std::move(**unpacked);
     }
     if (tasks.empty()) {
       tasks.emplace_back(data, size);

@@ -1,0 +1,87 @@
+#pragma once
+
+/// @file
+/// A bare NATS client for tests that play an attacker: it publishes any
+/// bytes with any headers on any subject, bypassing everything the
+/// transport would check or add. A subject a JetStream stream captures is
+/// published through JetStream, so `publish` returns once the broker
+/// stored the message; any other subject is a core publish plus a flush.
+
+#include <nats/nats.h>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trellis::test {
+
+class raw_nats {
+ public:
+  explicit raw_nats(const std::string& url) {
+    natsOptions* opts = nullptr;
+    REQUIRE(natsOptions_Create(&opts) == NATS_OK);
+    natsOptions_SetURL(opts, url.c_str());
+    natsOptions_SetName(opts, "raw-test-client");
+    auto s = natsConnection_Connect(&conn_, opts);
+    natsOptions_Destroy(opts);
+    REQUIRE(s == NATS_OK);
+    REQUIRE(natsConnection_JetStream(&js_, conn_, nullptr) == NATS_OK);
+  }
+  raw_nats(const raw_nats&) = delete;
+  raw_nats& operator=(const raw_nats&) = delete;
+  ~raw_nats() {
+    jsCtx_Destroy(js_);
+    natsConnection_Destroy(conn_);
+  }
+
+  using headers = std::vector<std::pair<std::string, std::string>>;
+
+  /// Publishes `body` with `hdrs` on `subject` to a stream; returns the
+  /// broker's status (NATS_OK once stored). A `Nats-Msg-Id` header, if
+  /// given, is deduplicated by the broker as any other.
+  natsStatus publish_stored(const std::string& subject, const std::string& body, const headers& hdrs = {}) {
+    natsMsg* msg = make(subject, body, hdrs);
+    if (msg == nullptr) {
+      return NATS_ERR;
+    }
+    jsPubAck* ack = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = js_PublishMsg(&ack, js_, msg, nullptr, &jerr);
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    return s;
+  }
+
+  /// A core publish (no stream needs to capture it) plus a flush.
+  natsStatus publish_core(const std::string& subject, const std::string& body, const headers& hdrs = {}) {
+    natsMsg* msg = make(subject, body, hdrs);
+    if (msg == nullptr) {
+      return NATS_ERR;
+    }
+    auto s = natsConnection_PublishMsg(conn_, msg);
+    natsMsg_Destroy(msg);
+    return s == NATS_OK ? natsConnection_FlushTimeout(conn_, 5000) : s;
+  }
+
+ private:
+  natsMsg* make(const std::string& subject, const std::string& body, const headers& hdrs) {
+    natsMsg* msg = nullptr;
+    if (natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK) {
+      return nullptr;
+    }
+    for (const auto& [name, value] : hdrs) {
+      if (natsMsgHeader_Add(msg, name.c_str(), value.c_str()) != NATS_OK) {
+        natsMsg_Destroy(msg);
+        return nullptr;
+      }
+    }
+    return msg;
+  }
+
+  natsConnection* conn_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+}  // namespace trellis::test
