@@ -83,6 +83,11 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
                      "no handler for task '" + task->task + "' is registered in this worker"),
             task->queue, std::nullopt};
   }
+  // Before revocation and expiry: a copy of an attempt that ran here must
+  // not report a second, different outcome for it either.
+  if (hooks.claim && !hooks.claim(*task)) {
+    return {std::move(out), task->queue, std::nullopt, true};
+  }
   if (hooks.is_revoked && hooks.is_revoked(task->workflow_id)) {
     return {rejected(std::move(out), errc::revoked,
                      "revoked: workflow " + task->workflow_id + " was revoked; the task was not run"),

@@ -25,15 +25,25 @@ struct task_run {
   /// Seconds from publication to the handler starting (consumer lag), at
   /// millisecond resolution; empty when the handler did not run.
   std::optional<double> queue_wait;
+  /// The handler did not run because `run_hooks::claim` said another
+  /// delivery of the same attempt ran here and reported: `outcome` is not to
+  /// be reported.
+  bool duplicate = false;
 };
 
 /// What the worker pool lets the runner consult and tell while it runs one
-/// message. Both are optional; embedded mode uses neither.
+/// message. All are optional; embedded mode uses only `claim`.
 struct run_hooks {
   /// Asked once the message is read: a task of a workflow it calls revoked
   /// is not run, and is reported as rejected with `errc::revoked` (the
   /// dispatcher, which revoked the workflow, counts it as a duplicate).
   std::function<bool(const std::string& workflow_id)> is_revoked;
+  /// Asked once the message is read and names a task this worker has,
+  /// before the revocation and expiry checks: false when another delivery of
+  /// the same attempt (the same task message id) ran here and its outcome is
+  /// reported, so this one must neither run nor report. It may block while
+  /// that other delivery is still running.
+  std::function<bool(const envelope& task)> claim;
   /// Called right before the handler runs.
   std::function<void(const envelope& task)> on_start;
 };

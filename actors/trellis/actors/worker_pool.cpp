@@ -11,7 +11,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 
 namespace trellis::detail {
 
@@ -27,6 +33,108 @@ constexpr auto fetch_wait = std::chrono::milliseconds{100};
 // failover, a restarting server); the broker coming back is the condition.
 constexpr auto first_report_retry = std::chrono::milliseconds{50};
 constexpr auto max_report_retry = std::chrono::milliseconds{1000};
+
+/// The task messages (by id: workflow, node, attempt) this process runs or
+/// ran, so that a second delivery of one attempt is not run again while the
+/// first is running or once its outcome is reported. Copies come from a
+/// dispatcher restart: a restore publishes every ready task again, and the
+/// broker drops a copy only when its first one went out alone under the
+/// same id within the dedup window; one that went in a pack, or longer ago,
+/// arrives as a message of its own. The default idempotency key
+/// `<workflow>/<node>` names the node across attempts; together with the
+/// attempt it is this id, so the key holds for every delivery that meets
+/// its twin in this process. Copies that reach different processes both
+/// run: the dispatcher's once-only guard keeps the state right, and the
+/// handler passes ctx.idempotency_key() to what it changes.
+///
+/// A copy is acked unrun only once the first one's outcome is stored
+/// (published): until then the first is unacked and the broker would
+/// deliver it again, and an outcome that is never published gives the claim
+/// up, so that a redelivery (which carries the same id) runs.
+class task_claims {
+ public:
+  /// Claims `id` for the calling thread: true (run it) when no thread of
+  /// this process holds it, false (a duplicate: do not run, do not report)
+  /// when its outcome was reported. While another thread holds it
+  /// unreported, it calls `report_own` first, which must report (or give up)
+  /// every claim of the caller, so that two threads never wait for each
+  /// other, then waits until the holder reports or gives up.
+  bool claim(const std::string& id, const std::function<void()>& report_own) {
+    std::unique_lock<std::mutex> lock{mutex_};
+    if (auto state = try_claim(id)) {
+      return *state == claim_result::claimed;
+    }
+    lock.unlock();
+    report_own();
+    lock.lock();
+    for (;;) {
+      if (auto state = try_claim(id)) {
+        return *state == claim_result::claimed;
+      }
+      changed_.wait(lock);
+    }
+  }
+
+  /// The outcomes of `ids` are stored: later deliveries of them are
+  /// duplicates. The most recent `remembered` are kept.
+  void reported(const std::vector<std::string>& ids) {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      for (const auto& id : ids) {
+        if (auto it = claims_.find(id); it != claims_.end() && !it->second) {
+          it->second = true;
+          order_.push_back(&it->first);  // element keys stay put until erased
+        }
+      }
+      while (order_.size() > remembered) {
+        claims_.erase(claims_.find(*order_.front()));
+        order_.pop_front();
+      }
+    }
+    changed_.notify_all();
+  }
+
+  /// The outcomes of `ids` were not published (draining, a refusal): their
+  /// messages stay unacked and come again, and must run then.
+  void given_up(const std::vector<std::string>& ids) {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      for (const auto& id : ids) {
+        if (auto it = claims_.find(id); it != claims_.end() && !it->second) {
+          claims_.erase(it);
+        }
+      }
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  enum class claim_result { claimed, duplicate };
+
+  /// Under the lock: claims `id` if free, says duplicate if reported,
+  /// nothing while another thread holds it unreported.
+  std::optional<claim_result> try_claim(const std::string& id) {
+    auto [it, inserted] = claims_.try_emplace(id, false);
+    if (inserted) {
+      return claim_result::claimed;
+    }
+    if (it->second) {
+      return claim_result::duplicate;
+    }
+    return std::nullopt;
+  }
+
+  // A copy comes soon after a restart, while the first ran shortly before
+  // it: this many ids (a few MiB) cover five minutes at 100 tasks a second.
+  static constexpr std::size_t remembered = 32'768;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  /// Claimed ids: false while running or unreported, true once reported.
+  std::unordered_map<std::string, bool> claims_;
+  /// Reported ids, oldest first (keys of `claims_`).
+  std::deque<const std::string*> order_;
+};
 
 class handler_threads {
  public:
@@ -54,7 +162,15 @@ class handler_threads {
   void loop(std::size_t slot) {
     std::vector<outgoing_event> outcomes;
     std::vector<delivery> handled;
+    std::vector<std::string> claimed;  // ids of `handled` this thread claimed
     run_hooks hooks;
+    hooks.claim = [this, &outcomes, &handled, &claimed](const envelope& task) {
+      if (!claims_.claim(task.id, [&] { report(outcomes, handled, claimed); })) {
+        return false;
+      }
+      claimed.push_back(task.id);
+      return true;
+    };
     if (auto activity = cfg_.activity) {
       hooks.is_revoked = [activity](const std::string& wf) { return activity->is_revoked(wf); };
       hooks.on_start = [activity, slot](const envelope& task) {
@@ -84,6 +200,11 @@ class handler_threads {
         if (cfg_.activity) {
           cfg_.activity->finished(slot);
         }
+        if (run.duplicate) {
+          // Its twin ran here and its outcome is stored: nothing to report.
+          cfg_.bus->ack_task(d);
+          continue;
+        }
         if (run.queue_wait) {
           cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, *run.queue_wait);
         }
@@ -95,15 +216,18 @@ class handler_threads {
         outcomes.push_back(outgoing_event{partition, std::move(bytes)});
         handled.push_back(std::move(d));
         if (clock::now() - last_report > max_outcome_delay || clock::now() - started > max_outcome_delay) {
-          report(outcomes, handled);
+          report(outcomes, handled, claimed);
           last_report = clock::now();
         }
       }
-      report(outcomes, handled);
+      report(outcomes, handled, claimed);
     }
   }
 
-  void report(std::vector<outgoing_event>& outcomes, std::vector<delivery>& handled) {
+  /// Publishes `outcomes`, then acks `handled` and settles `claimed` (see
+  /// task_claims); all three are empty afterwards.
+  void report(std::vector<outgoing_event>& outcomes, std::vector<delivery>& handled,
+              std::vector<std::string>& claimed) {
     if (outcomes.empty()) {
       return;
     }
@@ -125,9 +249,11 @@ class handler_threads {
         for (const auto& d : handled) {
           cfg_.bus->ack_task(d);
         }
+        claims_.reported(claimed);
         break;
       }
       if (published.error().code() != errc::broker_unavailable || stopping_) {
+        claims_.given_up(claimed);
         break;
       }
       for (const auto& d : handled) {
@@ -138,9 +264,11 @@ class handler_threads {
     }
     outcomes.clear();
     handled.clear();
+    claimed.clear();
   }
 
   worker_pool_config cfg_;
+  task_claims claims_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> threads_;
 };

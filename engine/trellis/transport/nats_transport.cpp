@@ -1875,7 +1875,10 @@ expected<void> nats_transport::publish_tasks(const std::string& queue, std::vect
   // Packs of `per_pack` consecutive tasks (fewer where the bytes would pass
   // max_event_pack_bytes), cut from the front, so that publishing the same
   // list again makes the same packs with the same ids, which the broker's
-  // dedup window drops.
+  // dedup window drops. A republished task goes alone under its own id: a
+  // restore publishes a list unlike any first publish (every ready task of
+  // every workflow), so a pack of it would carry an id the broker never saw
+  // and the copies in it would run a second time.
   auto n = messages.size();
   auto per_pack = std::clamp<std::size_t>(n / min_task_messages_per_call, 1,
                                           static_cast<std::size_t>(std::max(1, impl_->cfg.task_pack_max)));
@@ -1889,10 +1892,10 @@ expected<void> nats_transport::publish_tasks(const std::string& queue, std::vect
   ids.reserve(packs_at_most);
   items.reserve(n);
   for (std::size_t first = 0; first < n;) {
-    auto last = first;
-    std::size_t bytes = 0;
-    while (last < n && last - first < per_pack &&
-           (last == first || bytes + pack_frame_header + messages[last].bytes.size() <= max_event_pack_bytes)) {
+    auto last = first + 1;
+    std::size_t bytes = pack_frame_header + messages[first].bytes.size();
+    while (!messages[first].republished && last < n && last - first < per_pack && !messages[last].republished &&
+           bytes + pack_frame_header + messages[last].bytes.size() <= max_event_pack_bytes) {
       bytes += pack_frame_header + messages[last].bytes.size();
       ++last;
     }

@@ -207,6 +207,7 @@ class nats_transport final : public transport {
   /// publishing them again within `dedup_window` is dropped by the broker.
   /// Large calls go out in packs of up to `task_pack_max` tasks, whose id is
   /// `<first task's id>+<count>`: the same list packs the same way again.
+  /// A task marked `republished` is never packed (see outgoing_task).
   expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override;
 
   /// Pulls up to `max` (capped at `fetch_batch`) tasks; the tasks of a pack

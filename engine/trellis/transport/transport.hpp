@@ -55,6 +55,12 @@ struct outgoing_task {
   int priority = 0;
   /// When the node became ready (for the publish-latency metric).
   std::chrono::steady_clock::time_point ready_at{};
+  /// A copy of a task that may be out already: one a restore publishes
+  /// again after a restart. A transport that deduplicates by id sends it
+  /// alone under its own id, never in a pack (whose id depends on what else
+  /// the call holds), so that the broker drops it when the first copy went
+  /// out alone too.
+  bool republished = false;
 };
 
 /// An outcome event to publish, addressed to the dispatcher partition that

@@ -18,11 +18,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace trellis;
@@ -47,8 +50,12 @@ class refusing_broker final : public transport {
   }
   std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
                                     std::chrono::milliseconds wait) override {
-    return queues_.fetch_tasks(queues, max, wait);
+    auto batch = queues_.fetch_tasks(queues, max, wait);
+    fetched_ += batch.size();
+    return batch;
   }
+  /// Task messages handed to the worker so far.
+  std::size_t fetched() const { return fetched_.load(); }
   void ack_task(const delivery& d) override {
     record("ack " + std::to_string(d.token));
     queues_.ack_task(d);
@@ -87,6 +94,7 @@ class refusing_broker final : public transport {
   }
 
   inproc_transport queues_;
+  std::atomic<std::size_t> fetched_{0};
   std::mutex mutex_;
   int refusals_;
   std::size_t max_event_;
@@ -102,20 +110,24 @@ std::string task_message(const std::string& task, value::array args) {
 
 std::string add_task() { return task_message("add", {2, 3}); }
 
-/// Runs a one-thread worker pool with the handlers `add` and `text_of_size`
-/// over `bus` until
-/// `done` holds (or the test's bound passes), then drains and stops it.
-/// Returns whether `done` came true.
+/// Runs a worker pool of `threads` threads, each fetching one message at a
+/// time, with the handlers `add` and `text_of_size` (or those `tasks`
+/// holds) over `bus` until `done` holds (or the test's bound passes), then
+/// drains and stops it. Returns whether `done` came true.
 template <class Predicate>
-bool run_worker_until(const std::shared_ptr<transport>& bus, Predicate done, const char* what) {
-  task_registry tasks;
-  tasks.add("add", [](task_context&, std::int64_t x, std::int64_t y) { return x + y; });
-  tasks.add("text_of_size", [](task_context&, std::int64_t n) { return std::string(static_cast<std::size_t>(n), 'x'); });
+bool run_worker_until(const std::shared_ptr<transport>& bus, Predicate done, const char* what,
+                      std::size_t threads = 1, std::optional<task_registry> tasks = std::nullopt) {
+  if (!tasks) {
+    tasks.emplace();
+    tasks->add("add", [](task_context&, std::int64_t x, std::int64_t y) { return x + y; });
+    tasks->add("text_of_size",
+               [](task_context&, std::int64_t n) { return std::string(static_cast<std::size_t>(n), 'x'); });
+  }
   worker_pool_config cfg;
   cfg.bus = bus;
   cfg.stats = std::make_shared<metrics>();
-  cfg.tasks = std::make_shared<const task_registry>(std::move(tasks));
-  cfg.concurrency = 1;
+  cfg.tasks = std::make_shared<const task_registry>(std::move(*tasks));
+  cfg.concurrency = threads;
   cfg.fetch_batch = 1;
   caf::actor_system_config caf_cfg;
   auto sys = std::make_unique<caf::actor_system>(caf_cfg);
@@ -235,4 +247,43 @@ TEST_CASE("an outcome larger than the transport carries is reported as a payload
   CHECK(outcome->workflow_id == "wf");
   CHECK(outcome->node == 0);
   CHECK(outcome->attempt == 1);
+}
+
+TEST_CASE("two deliveries of one task attempt run its handler once, even on two threads at once, and both are acked",
+          "[unit][actors][worker]") {
+  // Two copies of the message of attempt 1 of node 0, as a restore that
+  // publishes queued work again makes them: the second is fetched while the
+  // first one's handler runs, so it meets the first one's claim.
+  auto bus = std::make_shared<refusing_broker>(0);
+  auto copy = task_message("hold_add", {2, 3});
+  std::vector<outgoing_task> copies{{"wf:0:1", copy, 0, {}}, {"wf:0:1", copy, 0, {}}};
+  REQUIRE(bus->publish_tasks("default", copies));
+  std::atomic<int> runs{0};
+  task_registry tasks;
+  tasks.add("hold_add", [&](task_context&, std::int64_t x, std::int64_t y) {
+    ++runs;
+    // Returns once the other thread holds the second copy (Catch2 must not
+    // be used off the test's thread, so a plain bounded poll).
+    auto deadline = std::chrono::steady_clock::now() + test::max_test_wait;
+    while (bus->fetched() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    return x + y;
+  });
+  auto acks = [&] {
+    auto log = bus->log();
+    return std::count_if(log.begin(), log.end(), [](const std::string& e) { return e.rfind("ack ", 0) == 0; });
+  };
+  bool both_acked = run_worker_until(bus, [&] { return acks() == 2; }, "both copies to be acked", 2, std::move(tasks));
+  INFO("log: " << Catch::Detail::stringify(bus->log()));
+  REQUIRE(both_acked);
+  CHECK(bus->fetched() == 2);
+  CHECK(runs.load() == 1);
+  // One outcome: the copy that did not run reports nothing.
+  auto events = bus->events();
+  REQUIRE(events.size() == 1);
+  auto outcome = decode(events[0]);
+  REQUIRE(outcome);
+  CHECK(outcome->status == outcome_status::success);
+  CHECK(outcome->payload == value(5));
 }
