@@ -95,6 +95,12 @@ int report(const workflow_handle& h) {
   // No deadline: a workflow with long retries legitimately takes long, and
   // the caller can interrupt; progress survives in the store.
   auto r = h.wait_for(std::chrono::hours{24 * 365});
+  if (!r && exit_code_for(r.error().code()) == exit_store) {
+    // The engine stopped on its store: no outcome to print, only the error.
+    std::cerr << "error: " << to_string(r.error()) << "; workflow " << h.id()
+              << " stays unfinished in the store (finish it with resume once the store is usable)" << std::endl;
+    return exit_store;
+  }
   auto state = h.state();
   std::cout << outcome_line(h.id(), state, r ? *r : value{}, h.error_details()) << std::endl;
   return state == node_state::success ? exit_success : exit_workflow_failed;
@@ -158,7 +164,11 @@ int cmd_resume(const run_options& opts, task_registry tasks) {
   termination_watch watch{eng, opts.db};
   int code = exit_success;
   for (const auto& h : eng.restored()) {
-    if (report(h) != exit_success) {
+    auto one = report(h);
+    if (one == exit_store) {
+      return exit_store;
+    }
+    if (one != exit_success) {
       code = exit_workflow_failed;
     }
   }
@@ -261,8 +271,9 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
   std::cerr << "trellis: " << what << " running" << std::endl;
   auto set = termination_watch::signals();
   int sig = 0;
-  // A standby dispatcher retries the store locks it waits for every 100 ms,
-  // between waits for a signal; once it serves everything it only waits.
+  // Every 100 ms between waits for a signal: a standby dispatcher retries
+  // the store locks it waits for, and every process learns whether one of
+  // its dispatchers stopped on a failed store (then it exits 3).
   for (bool announced = false;;) {
     auto waiting = (*node)->take_over();
     if (!waiting) {
@@ -270,12 +281,7 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
       (*node)->shutdown();
       return exit_code_for(waiting.error().code());
     }
-    if (*waiting == 0) {
-      while (sigwait(&set, &sig) != 0) {
-      }
-      break;
-    }
-    if (!announced) {
+    if (*waiting > 0 && !announced) {
       announced = true;
       std::cerr << "trellis: " << what << " standing by: " << *waiting
                 << " owned partition(s) are served by another dispatcher; taking over when it stops" << std::endl;

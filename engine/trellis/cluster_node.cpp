@@ -266,8 +266,9 @@ using task_defaults_by_name = std::map<std::string, task_defaults, std::less<>>;
 
 /// Opens partition `partition`'s store, connects and starts its dispatcher.
 /// The caller holds the store's lock.
-static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_options& opts, int partition,
-                                                               const task_defaults_by_name& defaults) {
+static expected<std::unique_ptr<node_runtime>> start_partition(
+    const cluster_options& opts, int partition, const task_defaults_by_name& defaults,
+    std::function<void(const error&)> on_store_failure) {
   std::shared_ptr<sqlite_store> store;
   try {
     store = sqlite_store::open(partition_store_path(opts.db, partition, opts.partitions), store_options{});
@@ -294,6 +295,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   sup.dispatcher.partition = partition;
   sup.dispatcher.partitions = opts.partitions;
   sup.dispatcher.max_cached_nodes = opts.max_cached_nodes;
+  sup.dispatcher.on_store_failure = std::move(on_store_failure);
   std::weak_ptr<nats_transport> weak = shared;
   sup.dispatcher.inspect_identity = value::map{{"name", shared->process_name()}, {"partition", partition}};
   // After the commit that revoked the workflow: workers skip its queued
@@ -378,20 +380,32 @@ class cluster_node_core {
 
   expected<std::size_t> take_over() {
     std::lock_guard<std::mutex> guard{mutex_};
+    if (auto why = failure()) {
+      return *why;
+    }
     std::size_t waiting = 0;
     for (auto& p : partitions) {
       if (p.runtime || stopped_) {
         continue;
       }
-      auto lock = store_lock::try_acquire(partition_store_path(opts.db, p.partition, opts.partitions));
+      auto lock = store_lock::try_acquire(partition_store_path(opts.db, p.partition, opts.partitions),
+                                          "dispatcher of partition " + std::to_string(p.partition));
       if (!lock) {
         if (lock.error().code() == errc::store_locked && opts.standby) {
           ++waiting;
           continue;
         }
+        if (lock.error().code() == errc::store_locked) {
+          return error{errc::store_locked, lock.error().message() +
+                                               "; stop that one first, or start this one with --standby to take "
+                                               "over when it stops"};
+        }
         return lock.error();
       }
-      auto runtime = start_partition(opts, p.partition, defaults);
+      auto runtime = start_partition(opts, p.partition, defaults, [failed = failed_](const error& why) {
+        std::lock_guard<std::mutex> guard{failed->mutex};
+        failed->why = why;
+      });
       if (!runtime) {
         return runtime.error();
       }
@@ -420,8 +434,22 @@ class cluster_node_core {
   }
 
  private:
+  /// The store failure that stopped one of this process's dispatchers.
+  std::optional<error> failure() const {
+    std::lock_guard<std::mutex> guard{failed_->mutex};
+    return failed_->why;
+  }
+
+  struct store_failure_note {
+    std::mutex mutex;
+    std::optional<error> why;
+  };
+
   std::mutex mutex_;
   bool stopped_ = false;
+  // Shared with the dispatchers' callbacks, which may run on their threads
+  // while this object is being torn down.
+  std::shared_ptr<store_failure_note> failed_ = std::make_shared<store_failure_note>();
 };
 
 std::string partition_store_path(const std::string& db, int partition, int partitions) {

@@ -133,7 +133,10 @@ class cluster_node {
   /// lock of every owned partition not served yet, and starts serving each
   /// one it got. Returns how many owned partitions still wait (0 for a
   /// worker, or once all are served). Errors as `start_dispatcher`, except
-  /// that a held lock is not one.
+  /// that a held lock is not one; and once a dispatcher of this process
+  /// stopped because its store failed (disk full, read-only), that store
+  /// error: the process must then shut down (the CLI exits 3), since the
+  /// dispatcher is not restarted.
   expected<std::size_t> take_over();
 
   ~cluster_node();

@@ -8,6 +8,7 @@
 #include "trellis/envelope.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/store/sqlite_store.hpp"
+#include "trellis/store/store_lock.hpp"
 #include "trellis/transport/inproc_transport.hpp"
 
 #include <caf/actor_system.hpp>
@@ -18,6 +19,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -32,6 +34,20 @@ struct completion_slot {
   std::condition_variable done_cv;
   bool done = false;
   workflow_outcome outcome;
+  /// Set when the engine stopped before the workflow finished (its store
+  /// failed): waiting is over, but the workflow is not.
+  std::optional<error> halted;
+
+  void halt(const error& why) {
+    {
+      std::lock_guard<std::mutex> guard{mutex};
+      if (done || halted) {
+        return;
+      }
+      halted = why;
+    }
+    done_cv.notify_all();
+  }
 
   void fill(const workflow_outcome& o) {
     {
@@ -58,7 +74,33 @@ class completion_board {
       slot = std::make_shared<completion_slot>();
       weak = slot;
     }
+    if (halted_) {
+      slot->halt(*halted_);
+    }
     return slot;
+  }
+
+  /// Ends every wait, present and future, with `why`.
+  void halt(const error& why) {
+    std::vector<std::shared_ptr<completion_slot>> waiting;
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      halted_ = why;
+      for (auto& [id, weak] : slots_) {
+        if (auto slot = weak.lock()) {
+          waiting.push_back(std::move(slot));
+        }
+      }
+    }
+    for (auto& slot : waiting) {
+      slot->halt(why);
+    }
+  }
+
+  /// The error that stopped the engine, if one did.
+  std::optional<error> halted() const {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return halted_;
   }
 
   void complete(const workflow_outcome& o) {
@@ -78,8 +120,9 @@ class completion_board {
   }
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::unordered_map<std::string, std::weak_ptr<completion_slot>> slots_;
+  std::optional<error> halted_;
 };
 
 error from_caf_error(const caf::error& e, const std::string& rendered) {
@@ -118,6 +161,17 @@ class engine_core {
     if (auto ok = validate(cfg_); !ok) {
       throw setup_error(ok.error().code(), ok.error().message());
     }
+    if (cfg_.store_path != ":memory:") {
+      // One process per store: a second one would run the same workflows.
+      auto lock = store_lock::try_acquire(cfg_.store_path, "embedded engine");
+      if (!lock) {
+        auto why = lock.error().code() == errc::store_locked
+                       ? lock.error().message() + "; stop that process first, or let it finish this store's work"
+                       : lock.error().message();
+        throw setup_error(lock.error().code(), why);
+      }
+      lock_.emplace(std::move(*lock));
+    }
     store_options opts;
     opts.synchronous = cfg_.synchronous;
     std::shared_ptr<sqlite_store> store = sqlite_store::open(cfg_.store_path, opts);
@@ -135,6 +189,7 @@ class engine_core {
       sup.dispatcher.defaults.emplace(name, tasks_->find(name)->defaults);
     }
     sup.dispatcher.on_finished = [board = board_](const workflow_outcome& o) { board->complete(o); };
+    sup.dispatcher.on_store_failure = [board = board_](const error& why) { board->halt(why); };
     sup.dispatcher.limits = cfg_.limits;
     sup.dispatcher.max_batch = cfg_.max_batch;
     sup.dispatcher.max_cached_nodes = cfg_.max_cached_nodes;
@@ -170,6 +225,9 @@ class engine_core {
 
   template <class T, class... Ts>
   expected<T> ask(const Ts&... xs) {
+    if (auto why = board_->halted()) {
+      return *why;
+    }
     if (stopped_) {
       return error{errc::shutting_down, "the engine is shut down"};
     }
@@ -188,6 +246,9 @@ class engine_core {
                    });
       if (!actor_gone) {
         break;
+      }
+      if (auto why = board_->halted()) {
+        return *why;  // told before the dispatcher stopped, so never missed here
       }
     }
     return std::move(*out);
@@ -239,6 +300,11 @@ class engine_core {
     std::vector<workflow_handle> out;
     auto ids = ask<std::vector<std::string>>(restored_atom::value);
     if (!ids) {
+      if (board_->halted()) {
+        // The restore itself met the failed store: say so rather than
+        // report that nothing was unfinished.
+        throw setup_error(ids.error().code(), ids.error().message());
+      }
       return out;
     }
     for (const auto& id : *ids) {
@@ -299,6 +365,7 @@ class engine_core {
   }
 
   engine_config cfg_;
+  std::optional<store_lock> lock_;  // held while the engine lives; released last
   std::shared_ptr<const task_registry> tasks_;
   std::shared_ptr<inproc_transport> bus_ = std::make_shared<inproc_transport>();
   std::shared_ptr<metrics> stats_ = std::make_shared<metrics>();
@@ -334,9 +401,12 @@ expected<void> validate(const engine_config& cfg) {
 
 expected<value> workflow_handle::wait_for(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock{slot_->mutex};
-  if (!slot_->done_cv.wait_for(lock, timeout, [&] { return slot_->done; })) {
+  if (!slot_->done_cv.wait_for(lock, timeout, [&] { return slot_->done || slot_->halted; })) {
     return error{errc::timeout, "workflow " + id_ + " did not finish within " + std::to_string(timeout.count()) +
                                     " ms; it carries on"};
+  }
+  if (!slot_->done) {
+    return *slot_->halted;
   }
   const auto& o = slot_->outcome;
   if (o.state == node_state::success) {

@@ -74,7 +74,10 @@ class workflow_handle {
   /// Blocks until the workflow finishes or `timeout` passes. SUCCESS gives
   /// the result; FAILURE gives `errc::workflow_failed` whose message names the
   /// failed task and its error (details in `error_details()`); a timeout gives
-  /// `errc::timeout` and the workflow carries on.
+  /// `errc::timeout` and the workflow carries on. If the engine's store
+  /// fails first (disk full, read-only), the store's error (`store_failed`,
+  /// `store_corrupt`): the engine has stopped and the workflow stays
+  /// unfinished in the store, for `resume` once the store is usable.
   expected<value> wait_for(std::chrono::milliseconds timeout) const;
 
   /// SUCCESS, FAILURE or REVOKED once finished; STARTED before.
@@ -96,9 +99,13 @@ class workflow_handle {
 class engine {
  public:
   /// Opens (creating or migrating) the store, restores every unfinished
-  /// workflow in it and starts the workers. Throws `setup_error` when the
-  /// store cannot be opened (`store_corrupt`, `store_locked`, `store_failed`)
-  /// or the config is invalid.
+  /// workflow in it and starts the workers. First it takes the store's lock
+  /// (`<store>.lock`, trellis/store/store_lock.hpp): one process per store.
+  /// Throws `setup_error` when the store is in use by another process
+  /// (`store_locked`, naming its PID), cannot be opened (`store_corrupt`,
+  /// `store_failed`) or the config is invalid. Once running, a store that
+  /// refuses a write stops the engine: every call and wait then returns that
+  /// error, and nothing is run again.
   engine(engine_config cfg, task_registry tasks);
   /// Drains: stops taking tasks, lets running handlers finish, commits.
   ~engine();
@@ -112,7 +119,8 @@ class engine {
   expected<workflow_handle> submit(const canvas& flow, std::optional<std::string> key = std::nullopt);
 
   /// Handles on the workflows that were unfinished when the store was opened
-  /// and are being finished now.
+  /// and are being finished now. Throws `setup_error` if the store failed
+  /// while they were read back (see the constructor).
   std::vector<workflow_handle> restored();
 
   /// A handle on any workflow in the store, finished or not; `not_found` if absent.

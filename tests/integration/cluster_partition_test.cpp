@@ -268,7 +268,8 @@ TEST_CASE("Two dispatchers owning one partition each of two complete the workflo
       c.dir().file("third"), max_test_wait);
   INFO("stderr:\n" << third.err);
   CHECK(third.status == 3);
-  CHECK(third.err.find("in use by another dispatcher") != std::string::npos);
+  CHECK(third.err.find("in use by another process (pid ") != std::string::npos);
+  CHECK(third.err.find(", dispatcher of partition 1;") != std::string::npos);
   CHECK(third.err.find("--standby") != std::string::npos);
 
   // An owned partition out of range is bad input.

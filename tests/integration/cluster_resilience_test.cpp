@@ -13,6 +13,7 @@
 
 #include "trellis/envelope.hpp"
 #include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/subjects.hpp"
 
 #include <catch2/catch.hpp>
 #include <nats/nats.h>
@@ -216,6 +217,74 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-run and started again on its sto
   check_completed_once(procs, flows,
                        "dispatcher killed after " + std::to_string(done_before) + " nodes\n" +
                            server.jetstream_summary());
+  CHECK(procs.stop_all());
+}
+
+TEST_CASE("A dispatcher killed with SIGKILL and started again publishes its ready tasks again without running any "
+          "of them twice: 200 chains of a sleep and a mark leave every mark once",
+          "[integration][nats][recovery]") {
+  // Issue 9, item 2. A restore publishes every ready task again, all in one
+  // call. From 128 tasks on, the transport packs such a call, and a pack's
+  // message id is none the broker stored for the first copies, so its
+  // deduplication let through every task that had run or was still queued,
+  // and each ran twice.
+  trellis::test::nats_server server;
+  auto procs = cluster_processes::on_broker(server.url(), "restartdedup", {}, {"--ack-wait-ms", "2000"});
+  auto& first = procs.start_dispatcher(procs.db());
+  procs.wait_running(first);
+  for (int i = 0; i < 2; ++i) {
+    procs.wait_running(procs.start_worker({"--concurrency", "4", "--fetch-batch", "4"}));
+  }
+
+  // One submission: its 200 sleeps go out first, and each mark goes out
+  // alone once its sleep's outcome is committed, queued behind the sleeps.
+  constexpr int chains = 200;
+  std::vector<std::string> marks;
+  json group = json::array();
+  for (int i = 0; i < chains; ++i) {
+    marks.push_back(procs.dir().file("mark-" + std::to_string(i)));
+    json touch{{"task", "touch"}, {"args", {marks.back()}}, {"options", {{"immutable", true}}}};
+    group.push_back({{"chain", json::array({json{{"task", "sleep_ms"}, {"args", {100}}}, touch})}});
+  }
+  // Each chain ends with its mark's line count: 1.
+  std::vector<planned_workflow> flows{{"marks", {{"group", group}}, json(std::vector<int>(chains, 1)), 2 * chains, ""}};
+  submit_all(procs, flows);
+
+  // Killed while most sleeps are still queued: at most a few marks have a
+  // committed outcome, so the restore has well over 128 tasks ready.
+  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 40; }, max_test_wait,
+                     "40 task nodes to succeed"));
+  first.kill(SIGKILL);
+  CHECK(first.wait() == 128 + SIGKILL);
+
+  // Meanwhile the workers run everything queued, the marks published before
+  // the kill included; those outcomes wait in the event stream, so every
+  // one of those marks is ready again at the restore and goes out a second
+  // time.
+  auto names = trellis::detail::subject_space::make(procs.ns());
+  REQUIRE(names);
+  REQUIRE(wait_until(
+      [&] {
+        return server.consumer_backlog(names->task_stream(), names->all_queues_consumer()) == std::uint64_t{0};
+      },
+      max_test_wait, "the workers to run every queued task"));
+  int marked_while_down = 0;
+  for (const auto& m : marks) {
+    marked_while_down += trellis::test::line_count(m) > 0 ? 1 : 0;
+  }
+  INFO(marked_while_down << " marks made before the restart");
+  REQUIRE(marked_while_down > 0);
+
+  procs.wait_running(procs.start_dispatcher(procs.db()));
+  check_completed_once(procs, flows, server.jetstream_summary());
+  std::vector<std::string> not_once;
+  for (const auto& m : marks) {
+    if (auto lines = trellis::test::line_count(m); lines != 1) {
+      not_once.push_back(m + ": " + std::to_string(lines) + " lines");
+    }
+  }
+  INFO(not_once.size() << " of " << chains << " marks not made exactly once");
+  CHECK(not_once.empty());
   CHECK(procs.stop_all());
 }
 

@@ -33,6 +33,15 @@ namespace {
 /// cheaper than the extra sync.
 constexpr std::size_t publish_early_chunk = 1024;
 
+/// Thrown by `dispatcher_logic::check` when the store refuses a read or a
+/// write, from deep inside a handler, and turned into the actor's exit
+/// reason by its exception handler: the supervisor does not restart a
+/// dispatcher whose store failed (a restart would run again the tasks whose
+/// outcomes could not be committed), and the facade reports the error.
+struct store_failure {
+  error err;
+};
+
 epoch_ms now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -115,6 +124,13 @@ struct dispatcher_state {
   /// dispatches its first tasks: each queue's outbox is published as soon
   /// as it holds this many (see `submit`).
   std::size_t publish_early_every = 0;
+  /// True while a restore dispatches: every task it publishes may be out
+  /// already (see `restore`).
+  bool republishing = false;
+  /// Ids of the task messages a restore scheduled for their due time (a
+  /// retry, a countdown): the time may have come before the restart, and
+  /// the message gone out then, so on_due publishes them as republished.
+  std::unordered_set<std::string> republish_when_due;
   std::vector<pending_reply> replies;
   std::vector<workflow_outcome> finished;
   std::vector<std::uint64_t> events_to_ack;
@@ -173,6 +189,7 @@ class dispatcher_logic {
   void control_inspect(std::uint64_t token);
   void open_batch();
   void changed(std::size_t n = 1);
+  void on_event(const std::string& raw);
   void check(const expected<void>& r);
   template <class T>
   T check(expected<T> r);
@@ -225,16 +242,17 @@ retry_policy dispatcher_logic::policy_of(const signature& sig) const {
 
 void dispatcher_logic::check(const expected<void>& r) {
   if (!r) {
-    // A store that cannot write leaves memory ahead of disk. Stop; the
-    // supervisor restarts a dispatcher that restores from the last commit.
-    throw setup_error(r.error().code(), "dispatcher store failure: " + r.error().message());
+    // A store that cannot write leaves memory ahead of disk: nothing more
+    // may be published or acked. The actor stops with the failure as its
+    // exit reason (see the exception handler in `dispatcher`).
+    throw store_failure{r.error()};
   }
 }
 
 template <class T>
 T dispatcher_logic::check(expected<T> r) {
   if (!r) {
-    throw setup_error(r.error().code(), "dispatcher store failure: " + r.error().message());
+    throw store_failure{r.error()};
   }
   return std::move(*r);
 }
@@ -399,7 +417,7 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   }
   auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
   auto& box = st_.outbox[e.queue];
-  box.push_back(outgoing_task{e.id, std::move(bytes), priority, std::chrono::steady_clock::now()});
+  box.push_back(outgoing_task{e.id, std::move(bytes), priority, std::chrono::steady_clock::now(), st_.republishing});
   if (st_.publish_early_every != 0 && box.size() >= st_.publish_early_every) {
     auto& unsent = st_.unsent[e.queue];
     unsent.insert(unsent.end(), std::make_move_iterator(box.begin()), std::make_move_iterator(box.end()));
@@ -498,13 +516,26 @@ void dispatcher_logic::restore(const workflow_record& rec) {
     auto row = by_node.find(leaf);
     if (row != by_node.end() && row->second.due_at > 0 && !is_terminal(row->second.state)) {
       schedule(rec.id, aw, leaf, row->second.attempt + 1, row->second.due_at);
+      st_.republish_when_due.insert(rec.id + ":" + std::to_string(leaf) + ":" +
+                                    std::to_string(row->second.attempt + 1));  // task_envelope's id
     } else {
       now.push_back(leaf);
     }
   }
   fx.ready = std::move(now);
   auto published = fx.ready.size();
+  // Most of these tasks went out before the restart and may still be queued
+  // or have run already (an outcome not committed yet). They go out marked
+  // republished: one message each under the task's own id, the id their
+  // first copy had when it went alone, so that the broker drops them within
+  // its dedup window. What gets past it (a first copy that went in a pack,
+  // or one older than the window) is stopped by the worker pool when both
+  // copies meet in one worker (see task_claims in worker_pool.cpp), and
+  // anywhere else by the once-only guard, which keeps the state right while
+  // the handler runs twice (ctx.idempotency_key() guards its effects).
+  st_.republishing = true;
   process(rec.id, aw, fx);
+  st_.republishing = false;
   // Encoded task messages wait in the outbox until the commit: counting them
   // bounds a batch of many large workflows (a restart restoring a million
   // queued tasks) as well as one of many small changes.
@@ -848,16 +879,31 @@ void dispatcher_logic::on_events(std::vector<std::string>& batch, const std::vec
   open_batch();
   st_.events_to_ack.insert(st_.events_to_ack.end(), tokens.begin(), tokens.end());
   for (auto& raw : batch) {
+    try {
+      on_event(raw);
+    } catch (const store_failure&) {
+      throw;  // not this event's fault: the dispatcher stops
+    } catch (const std::exception& e) {
+      // A defect met while applying this one event: keep the event where an
+      // operator sees it rather than let it stop (and, redelivered, stop
+      // again) the dispatcher.
+      dead_letter("internal_error", std::string{"applying this event failed: "} + e.what(), raw, "", "", -1, "", 1);
+    }
+  }
+}
+
+void dispatcher_logic::on_event(const std::string& raw) {
+  {
     auto env = decode(raw);
     if (!env) {
       dead_letter(to_string(env.error().code()), env.error().message(), raw, "", "", -1, "", 1);
-      continue;
+      return;
     }
     if (env->type != envelope_type::outcome) {
       dead_letter("malformed_envelope",
                   std::string{"expected an outcome on the event stream, got "} + to_string(env->type), raw,
                   env->id, env->workflow_id, env->node, env->task, env->attempt);
-      continue;
+      return;
     }
     apply_outcome(*env, raw);
   }
@@ -865,6 +911,7 @@ void dispatcher_logic::on_events(std::vector<std::string>& batch, const std::vec
 
 void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int32_t attempt,
                               std::uint64_t incarnation) {
+  bool may_be_out = st_.republish_when_due.erase(wf + ":" + std::to_string(node) + ":" + std::to_string(attempt)) > 0;
   // A graph with a pending due message is never evicted, so one that is not
   // cached (or cached anew since) makes this message stale: its workflow
   // finished, was revoked, or was replayed and scheduled its own again.
@@ -883,7 +930,9 @@ void dispatcher_logic::on_due(const std::string& wf, std::int32_t node, std::int
   }
   open_batch();
   graph_effects fx;
+  st_.republishing = may_be_out;
   dispatch(wf, *aw, node, attempt, fx);
+  st_.republishing = false;
   process(wf, *aw, fx);  // an oversized task message failed its step
 }
 
@@ -1149,6 +1198,24 @@ void dispatcher_logic::control_inspect(std::uint64_t token) {
 }
 
 dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_config cfg) {
+  // Before anything that can throw (the restore below reads the store).
+  // CAF's default handler would print on stdout, which belongs to the CLI's
+  // JSON, and give a reason the supervisor cannot tell from a crash.
+  self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
+    try {
+      std::rethrow_exception(x);
+    } catch (const store_failure& f) {
+      error failed{f.err.code(), "store failure: " + f.err.message()};
+      if (self->state.cfg.on_store_failure) {
+        self->state.cfg.on_store_failure(failed);
+      }
+      return to_caf_error(failed);
+    } catch (const std::exception& e) {
+      return to_caf_error(error{errc::task_failed, std::string{"dispatcher failed: "} + e.what()});
+    } catch (...) {
+      return to_caf_error(error{errc::task_failed, "dispatcher failed: unknown exception"});
+    }
+  });
   self->state.cfg = std::move(cfg);
   self->state.rng.seed(self->state.cfg.jitter_seed != 0 ? self->state.cfg.jitter_seed : std::random_device{}());
   // A previous incarnation may have died inside a transaction.

@@ -57,6 +57,13 @@ struct dispatcher_config {
   std::map<std::string, task_defaults, std::less<>> defaults;
   /// Called after the commit that finished a workflow (from the dispatcher's thread).
   std::function<void(const workflow_outcome&)> on_finished;
+  /// Called from the dispatcher's thread when its store refused a read or a
+  /// write (disk full, read-only, corrupt), just before the dispatcher stops
+  /// with that error as its exit reason. It is not restarted: a restart would
+  /// run again the tasks whose outcomes could not be committed. The facade
+  /// reports the error and stops; `resume` finishes the work once the store
+  /// is usable again.
+  std::function<void(const error&)> on_store_failure;
   /// Called after the commit that revoked a workflow (control request
   /// `revoke`), from the dispatcher's thread; cluster mode tells the workers.
   std::function<void(const std::string& workflow_id)> on_revoked;

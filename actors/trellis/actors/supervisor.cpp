@@ -30,6 +30,15 @@ struct supervisor_state {
 
 using supervisor_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
 
+/// Whether `reason` is a dispatcher's store failure (see dispatcher_config::on_store_failure).
+bool is_store_failure(const caf::error& reason) {
+  if (reason.category() != trellis_error_category) {
+    return false;
+  }
+  auto code = static_cast<errc>(reason.code());
+  return code == errc::store_failed || code == errc::store_corrupt || code == errc::store_locked;
+}
+
 void start_dispatcher(supervisor_pointer self) {
   if (!self->state.cfg.run_dispatcher) {
     return;
@@ -54,6 +63,12 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self, supervisor_c
   self->set_down_handler([=](caf::down_msg& down) {
     auto& st = self->state;
     if (st.draining || down.reason == caf::exit_reason::normal) {
+      return;
+    }
+    if (down.source == st.dispatcher.address() && is_store_failure(down.reason)) {
+      // Not restarted: its store refuses writes, and a new dispatcher would
+      // publish again, and so run again, the tasks whose outcomes it could
+      // not commit. The dispatcher has told its facade (on_store_failure).
       return;
     }
     // Restart with backoff so a dispatcher that fails at once (a store that

@@ -3,7 +3,8 @@
 /// @file
 /// The supervisor: one per process. Spawns the dispatcher and the worker
 /// pool, monitors them, and restarts one that dies with an error, with
-/// exponential backoff (100 ms doubling to 5 s). A restarted dispatcher
+/// exponential backoff (100 ms doubling to 5 s); a dispatcher whose store
+/// failed is not restarted (dispatcher_config::on_store_failure). A restarted dispatcher
 /// restores every unfinished workflow from the store, so a crash inside it
 /// loses nothing that was committed. On `drain` it stops the workers first
 /// (they finish the tasks in hand and report them), then has the dispatcher

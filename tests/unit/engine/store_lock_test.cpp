@@ -6,6 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <optional>
+#include <string>
+
+#include <unistd.h>
 
 using trellis::errc;
 using trellis::detail::partition_store_path;
@@ -16,24 +19,24 @@ TEST_CASE("a store lock is exclusive until its holder releases it", "[unit][stor
   auto db = dir.file("cluster.db");
   std::optional<store_lock> held;
   {
-    auto first = store_lock::try_acquire(db);
+    auto first = store_lock::try_acquire(db, "test holder");
     REQUIRE(first);
     CHECK(first->path() == db + ".lock");
     held.emplace(std::move(*first));
   }
-  auto second = store_lock::try_acquire(db);
+  auto second = store_lock::try_acquire(db, "test");
   REQUIRE_FALSE(second);
   CHECK(second.error().code() == errc::store_locked);
-  CHECK(second.error().message().find("--standby") != std::string::npos);
+  CHECK(second.error().message().find("pid " + std::to_string(::getpid()) + ", test holder") != std::string::npos);
   // Another store's lock is independent.
-  CHECK(store_lock::try_acquire(dir.file("other.db")));
+  CHECK(store_lock::try_acquire(dir.file("other.db"), "test"));
   held.reset();
-  CHECK(store_lock::try_acquire(db));
+  CHECK(store_lock::try_acquire(db, "test"));
 }
 
 TEST_CASE("a store lock in a directory that does not exist is a store failure", "[unit][store][lock]") {
   trellis::test::temp_dir dir;
-  auto lock = store_lock::try_acquire(dir.file("missing/cluster.db"));
+  auto lock = store_lock::try_acquire(dir.file("missing/cluster.db"), "test");
   REQUIRE_FALSE(lock);
   CHECK(lock.error().code() == errc::store_failed);
 }
