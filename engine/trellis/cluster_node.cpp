@@ -403,7 +403,7 @@ class cluster_node_core {
         return lock.error();
       }
       auto runtime = start_partition(opts, p.partition, defaults, [failed = failed_](const error& why) {
-        std::lock_guard<std::mutex> guard{failed->mutex};
+        std::lock_guard<std::mutex> note_guard{failed->mutex};
         failed->why = why;
       });
       if (!runtime) {
