@@ -400,7 +400,7 @@ expected<std::int64_t> int_at(const value& v, const std::string& path, std::int6
   return v.as_int();
 }
 
-constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
+static_assert(max_duration_ms == 315360000000, "the messages below quote max_duration_ms");
 
 expected<void> reject_unknown_keys(const value::map& m, const std::string& path,
                                    std::initializer_list<std::string_view> known) {
@@ -435,8 +435,9 @@ expected<void> optional_field(const value::map& m, const char* key, const std::s
   return {};
 }
 
-expected<std::int64_t> non_negative_at(const value& v, const std::string& path) {
-  return int_at(v, path, 0, int64_max, "an integer >= 0");
+/// A duration in milliseconds: 0 to max_duration_ms.
+expected<std::int64_t> duration_at(const value& v, const std::string& path) {
+  return int_at(v, path, 0, max_duration_ms, "an integer from 0 to 315360000000 (ten years)");
 }
 
 expected<backoff_kind> backoff_at(const value& v, const std::string& path) {
@@ -466,10 +467,10 @@ expected<retry_policy> retry_at(const value& v, const std::string& path) {
   for (auto ok : {
            optional_field(**m, "max_retries", path, max_retries,
                           [&](std::int64_t n) { p.max_retries = static_cast<int>(n); }),
-           optional_field(**m, "countdown_ms", path, non_negative_at,
+           optional_field(**m, "countdown_ms", path, duration_at,
                           [&](std::int64_t n) { p.countdown = std::chrono::milliseconds{n}; }),
            optional_field(**m, "backoff", path, backoff_at, [&](backoff_kind b) { p.backoff = b; }),
-           optional_field(**m, "backoff_max_ms", path, non_negative_at,
+           optional_field(**m, "backoff_max_ms", path, duration_at,
                           [&](std::int64_t n) { p.backoff_max = std::chrono::milliseconds{n}; }),
            optional_field(**m, "jitter", path, bool_at, [&](bool b) { p.jitter = b; }),
        }) {
@@ -493,7 +494,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
   }
   signature_options o;
   auto positive = [](const value& x, const std::string& at) {
-    return int_at(x, at, 1, int64_max, "an integer > 0");
+    return int_at(x, at, 1, max_duration_ms, "an integer from 1 to 315360000000 (ten years)");
   };
   auto priority = [](const value& x, const std::string& at) {
     return int_at(x, at, 0, 9, "an integer from 0 to 9");
@@ -505,8 +506,8 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
            optional_field(**m, "idempotency_key", path, name_at,
                           [&](std::string s) { o.idempotency_key = std::move(s); }),
            optional_field(**m, "queue", path, name_at, [&](std::string s) { o.queue = std::move(s); }),
-           optional_field(**m, "countdown_ms", path, non_negative_at, [&](std::int64_t n) { o.countdown = ms(n); }),
-           optional_field(**m, "expires_ms", path, non_negative_at, [&](std::int64_t n) { o.expires = ms(n); }),
+           optional_field(**m, "countdown_ms", path, duration_at, [&](std::int64_t n) { o.countdown = ms(n); }),
+           optional_field(**m, "expires_ms", path, duration_at, [&](std::int64_t n) { o.expires = ms(n); }),
            optional_field(**m, "time_limit_ms", path, positive, [&](std::int64_t n) { o.time_limit = ms(n); }),
            optional_field(**m, "priority", path, priority, [&](std::int64_t n) { o.priority = static_cast<int>(n); }),
        }) {

@@ -146,6 +146,13 @@ canvas group(Members&&... members) {
 /// `{"group": [...]}`, `{"chord": {"header": [...], "body": ...}}`).
 value to_value(const canvas& c);
 
+/// The largest duration an option accepts (`countdown_ms`, `expires_ms`,
+/// `time_limit_ms`, `backoff_max_ms`, a retry's `countdown_ms`): ten years.
+/// Larger values are refused when the canvas is read: added to a clock in
+/// epoch milliseconds they would overflow (a huge countdown ran at once, a
+/// huge expiry expired at once).
+inline constexpr std::int64_t max_duration_ms = 10LL * 365 * 24 * 3600 * 1000;
+
 /// Limits that keep a canvas from a file or the wire bounded.
 struct canvas_limits {
   std::size_t max_depth = 64;
