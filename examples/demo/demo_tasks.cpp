@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -13,17 +14,27 @@ namespace trellis::demo {
 
 namespace {
 
-/// Adds numbers the way Python would: integers stay integers.
+/// Adds numbers the way Python would: integers stay integers. Python's
+/// integers never overflow; these are 64-bit, so a result outside int64 is
+/// refused (`bad_arguments`) rather than wrapped (undefined behaviour).
 value add_values(const value& x, const value& y) {
   if (x.is_integer() && y.is_integer()) {
-    return x.as_int() + y.as_int();
+    std::int64_t sum = 0;
+    if (__builtin_add_overflow(x.as_int(), y.as_int(), &sum)) {
+      throw task_rejected("add: " + to_json(x) + " + " + to_json(y) + " overflows a 64-bit integer");
+    }
+    return sum;
   }
   return x.as_double() + y.as_double();
 }
 
 value mul_values(const value& x, const value& y) {
   if (x.is_integer() && y.is_integer()) {
-    return x.as_int() * y.as_int();
+    std::int64_t product = 0;
+    if (__builtin_mul_overflow(x.as_int(), y.as_int(), &product)) {
+      throw task_rejected("mul: " + to_json(x) + " * " + to_json(y) + " overflows a 64-bit integer");
+    }
+    return product;
   }
   return x.as_double() * y.as_double();
 }

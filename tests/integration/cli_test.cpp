@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <tuple>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -323,4 +324,22 @@ TEST_CASE("dlq replay is a new attempt of the step: the handler sees the next at
   REQUIRE_FALSE(status["failed_attempts"].empty());
   CHECK(status["failed_attempts"][0]["attempt"] == 1);
   CHECK(status["failed_attempts"][0]["message"].get<std::string>().find("attempt 1 of 1") != std::string::npos);
+}
+
+TEST_CASE("the demo add and mul refuse a result outside int64 as bad_arguments instead of wrapping",
+          "[integration][cli]") {
+  temp_dir dir;
+  for (const auto& [task, a, b] : {std::tuple{"add", INT64_MAX, std::int64_t{1}},
+                                   std::tuple{"mul", std::int64_t{4611686018427387904}, std::int64_t{2}},
+                                   std::tuple{"add", INT64_MIN, std::int64_t{-1}}}) {
+    INFO(task << "(" << a << ", " << b << ")");
+    auto db = dir.file(std::string{task} + std::to_string(b) + ".db");
+    auto file = write_file(dir, "over.json", json{{"task", task}, {"args", {a, b}}}.dump());
+    auto r = demo(dir, {"run", file, "--db", db});
+    CHECK(r.status == 1);
+    auto out = outcome_of(r);
+    CHECK(out["state"] == "FAILURE");
+    CHECK(out["error"]["type"] == "bad_arguments");
+    CHECK(out["error"]["message"].get<std::string>().find("overflows a 64-bit integer") != std::string::npos);
+  }
 }
