@@ -260,6 +260,12 @@ class engine_core {
     auto slot = board_->watch(id);
     auto status = ask<std::string>(status_atom::value, id);
     if (!status) {
+      if (board_->halted()) {
+        // The workflow is known (committed, or restored) but the store
+        // failed since: the handle says so when waited on, naming the id
+        // a later resume finishes.
+        return workflow_handle{id, std::move(slot)};
+      }
       return status.error();
     }
     auto v = unpack_from_string(*status, std::numeric_limits<std::size_t>::max(), 1024);
