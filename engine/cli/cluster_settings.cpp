@@ -60,6 +60,12 @@ const std::vector<cluster_setting> settings_table{
     {"tls_key", "--tls-key", "FILE", "TRELLIS_TLS_KEY", "PEM private key of --tls-cert", false, true, true, true},
     {"signing_key_file", "--signing-key-file", "FILE", "TRELLIS_SIGNING_KEY_FILE",
      "File holding the HMAC key that signs and checks every message (at least 32 bytes)", false, true, true, true},
+    // A switch (no value name): the flag takes no value; the variable and
+    // the config key take true/false or 1/0.
+    {"insecure", "--insecure", "", "TRELLIS_INSECURE",
+     "Run against a broker off loopback with neither NATS authentication nor message signing (refused "
+     "otherwise: anyone who can publish there could make workers run any task)",
+     false, true, true, false},
 };
 
 std::string trim(const std::string& s) {
@@ -137,6 +143,9 @@ std::optional<std::string> parse_value(const std::string& text) {
   if (!word.empty() && word.find_first_not_of("0123456789") == std::string::npos) {
     return word;
   }
+  if (word == "true" || word == "false") {
+    return word;
+  }
   return std::nullopt;
 }
 
@@ -198,6 +207,21 @@ class resolver {
                                              " to " + std::to_string(high)};
     }
     return n;
+  }
+
+  /// A switch: true/1 or false/0 from any source; absent is false.
+  expected<bool> on_off(const std::string& key) const {
+    auto v = get(key);
+    if (!v) {
+      return false;
+    }
+    if (v->text == "1" || v->text == "true") {
+      return true;
+    }
+    if (v->text == "0" || v->text == "false") {
+      return false;
+    }
+    return error{errc::invalid_config, v->source + ": '" + v->text + "' is not true, false, 1 or 0"};
   }
 
   /// A secret: read from the file a flag or the config file names, or taken
@@ -276,8 +300,8 @@ expected<std::map<std::string, std::string>> read_config_file(const std::string&
     if (!value) {
       // The value is not shown: it may be a secret typed in the wrong place.
       return error{errc::invalid_config, where + key +
-                                             ": the value must be a quoted string, a whole number or an array of "
-                                             "quoted strings"};
+                                             ": the value must be a quoted string, a whole number, true, false or an "
+                                             "array of quoted strings"};
     }
     if (!out.emplace(key, *value).second) {
       return error{errc::invalid_config, where + key + " is given twice"};
@@ -399,6 +423,11 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
     }
     out.signer = std::make_shared<const message_signer>(std::move(*signer));
   }
+  auto insecure = r.on_off("insecure");
+  if (!insecure) {
+    return insecure.error();
+  }
+  out.insecure = *insecure;
   return out;
 }
 

@@ -36,7 +36,8 @@ struct cluster_setting {
   const char* key;
   /// Command-line flag: "--ack-wait-ms".
   const char* flag;
-  /// What the flag takes, for the help: "MS", "FILE".
+  /// What the flag takes, for the help: "MS", "FILE"; empty for a switch
+  /// (`--insecure`), whose variable and config key take true/false or 1/0.
   const char* value_name;
   /// Environment variable: "TRELLIS_ACK_WAIT_MS".
   const char* env;
@@ -59,7 +60,7 @@ const std::vector<cluster_setting>& cluster_settings();
 
 /// Key -> value text of a config file. The format is a TOML subset: one
 /// `key = value` per line; a value is a "double-quoted" or 'single-quoted'
-/// string, an integer, or an array of strings (["a", "b"], for `queues`);
+/// string, an integer, true or false, or an array of strings (["a", "b"], for `queues`);
 /// `#` starts a comment; blank lines are ignored. An array becomes its items
 /// joined by commas. Errors (`invalid_config`) name the file and line: a
 /// line that is not `key = value`, a section header, a bad value, an

@@ -231,7 +231,10 @@ struct cluster_flags {
   void add_to(CLI::App* cmd) {
     cmd->add_option("--config", config, "Config file (TOML subset) [env TRELLIS_CONFIG]")->type_name("FILE");
     for (const auto& s : detail::cluster_settings()) {
-      if (s.used_by(command)) {
+      if (s.used_by(command) && *s.value_name == '\0') {
+        const std::string help = std::string{s.help} + " [env " + s.env + "]";
+        options[s.key] = cmd->add_flag(s.flag, help);
+      } else if (s.used_by(command)) {
         auto* option = cmd->add_option(s.flag, values[s.key], std::string{s.help} + " [env " + s.env + "]");
         option->type_name(s.value_name);
         if (std::string{s.key} == "queues" || std::string{s.key} == "owns") {
@@ -248,7 +251,7 @@ struct cluster_flags {
     detail::cluster_inputs in;
     for (const auto& [key, option] : options) {
       if (option->count() > 0) {
-        in.flags[key] = values.at(key);
+        in.flags[key] = values.count(key) != 0 ? values.at(key) : "true";  // a switch has no value
       }
     }
     in.config_flag = config;

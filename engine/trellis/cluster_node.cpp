@@ -10,6 +10,7 @@
 #include "trellis/metrics.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_lock.hpp"
+#include "trellis/transport/broker_exposure.hpp"
 #include "trellis/transport/nats_transport.hpp"
 
 #include <caf/actor_system.hpp>
@@ -75,6 +76,16 @@ expected<void> validate_partitions(const cluster_options& opts) {
     return error{errc::invalid_config, "max_deliver: must be at least 1"};
   }
   return {};
+}
+
+/// Refuses an unprotected broker off loopback (broker_exposure.hpp).
+expected<void> validate_exposure(const cluster_options& opts) {
+  broker_protection protection;
+  protection.authenticated =
+      !opts.user.empty() || !opts.token.empty() || !opts.creds_file.empty() || !opts.tls_cert_file.empty();
+  protection.signed_messages = opts.signer != nullptr;
+  protection.insecure = opts.insecure;
+  return check_broker_exposure(opts.broker_urls, protection);
 }
 
 /// Epoch ms, as control answers report times.
@@ -479,6 +490,9 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   if (auto ok = validate_partitions(opts); !ok) {
     return ok.error();
   }
+  if (auto ok = validate_exposure(opts); !ok) {
+    return ok.error();
+  }
   auto cfg = nats_config_for(opts, "trellis-worker");
   cfg.task_queues = opts.queues;
   cfg.all_task_queues = opts.queues.empty();
@@ -515,6 +529,9 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
 expected<std::unique_ptr<cluster_node>> cluster_node::start_dispatcher(const cluster_options& opts,
                                                                        const task_registry& tasks) {
   if (auto ok = validate_partitions(opts); !ok) {
+    return ok.error();
+  }
+  if (auto ok = validate_exposure(opts); !ok) {
     return ok.error();
   }
   auto core = std::make_unique<cluster_node_core>();

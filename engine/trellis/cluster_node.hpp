@@ -89,6 +89,11 @@ struct cluster_options {
   /// Signs what this process sends and refuses what is unsigned or badly
   /// signed (trellis/signing.hpp); null: no signing.
   std::shared_ptr<const message_signer> signer;
+  /// Worker and dispatcher: run against a broker off loopback even with
+  /// neither authentication nor signing. Without it they refuse to start
+  /// there (`invalid_config`), since anyone who can publish on such a
+  /// broker could make workers run any task (docs/cluster.md, Security).
+  bool insecure = false;
 };
 
 /// The store of `partition`: `db` itself when there is one partition, else

@@ -212,3 +212,33 @@ TEST_CASE("Secrets come from files or the environment, are checked in combinatio
   CHECK_THAT(r.error().message(), Catch::Contains("--signing-key-file: signing key file"));
   CHECK(r.error().message().find("short-secret") == std::string::npos);
 }
+
+TEST_CASE("--insecure is a switch for workers and dispatchers, from the flag, the environment or the file", "[unit]") {
+  temp_dir dir;
+  fake_env env;
+  cluster_inputs in;
+  in.getenv = env.lookup();
+  in.flags = {{"broker", "nats://10.0.0.5:4222"}, {"db", "d.db"}};
+  CHECK_FALSE(resolve_cluster_options(cluster_command::worker, in)->insecure);
+  in.flags["insecure"] = "true";  // what the CLI passes for the bare flag
+  CHECK(resolve_cluster_options(cluster_command::worker, in)->insecure);
+  CHECK(resolve_cluster_options(cluster_command::dispatcher, in)->insecure);
+  // Clients are never refused, so the setting is not theirs.
+  CHECK_FALSE(resolve_cluster_options(cluster_command::submit, in)->insecure);
+  in.flags.erase("insecure");
+
+  env.vars = {{"TRELLIS_INSECURE", "1"}};
+  CHECK(resolve_cluster_options(cluster_command::worker, in)->insecure);
+  env.vars = {{"TRELLIS_INSECURE", "false"}};
+  CHECK_FALSE(resolve_cluster_options(cluster_command::worker, in)->insecure);
+  env.vars = {{"TRELLIS_INSECURE", "yes please"}};
+  auto r = resolve_cluster_options(cluster_command::worker, in);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message(), Catch::Contains("TRELLIS_INSECURE: 'yes please' is not true, false, 1 or 0"));
+  env.vars.clear();
+
+  in.config_flag = write_file(dir, "c.toml", "insecure = true # a trusted network\n");
+  CHECK(resolve_cluster_options(cluster_command::dispatcher, in)->insecure);
+  in.config_flag = write_file(dir, "d.toml", "insecure = maybe\n");
+  CHECK_FALSE(resolve_cluster_options(cluster_command::dispatcher, in));
+}
