@@ -13,6 +13,7 @@
 #include "trellis/engine.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_reports.hpp"
+#include "trellis/submission.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -20,6 +21,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -106,9 +108,29 @@ int report(const workflow_handle& h) {
   return state == node_state::success ? exit_success : exit_workflow_failed;
 }
 
+/// The largest workflow file read. Far above what encodes into one
+/// submission (8 MiB) with any sane formatting, and a bound on the memory a
+/// mistaken path can take.
+constexpr std::uintmax_t max_workflow_file_bytes = 64ULL * 1024 * 1024;
+
 /// Reads and checks a workflow file; `check_tasks` false skips the check of
 /// task names (a client without handlers leaves it to the dispatcher).
 expected<canvas> load_workflow_file(const std::string& path, const task_registry& tasks, bool check_tasks = true) {
+  std::error_code ec;
+  auto kind = std::filesystem::status(path, ec).type();
+  if (kind == std::filesystem::file_type::directory) {
+    return error{errc::invalid_workflow, path + ": is a directory, not a workflow file"};
+  }
+  // Checked before reading: a file is read whole into memory. (A pipe has
+  // no size and is read as it comes.)
+  if (kind == std::filesystem::file_type::regular) {
+    auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > max_workflow_file_bytes) {
+      return error{errc::invalid_workflow, path + ": " + std::to_string(size) + " bytes, over the " +
+                                               std::to_string(max_workflow_file_bytes) +
+                                               " bytes a workflow file may have"};
+    }
+  }
   std::ifstream in{path, std::ios::binary};
   if (!in) {
     return error{errc::invalid_workflow, path + ": cannot be read"};
@@ -126,6 +148,10 @@ expected<canvas> load_workflow_file(const std::string& path, const task_registry
   // Checked on the file's own shape, so the path names the place in the file.
   if (auto known = check_tasks ? check_tasks_known(*v, tasks) : expected<void>{}; !known) {
     return error{errc::unknown_task, path + ": " + known.error().message()};
+  }
+  // Before any store is made or message sent: what one submission carries.
+  if (auto bytes = detail::encode_submission(detail::submission_envelope("size-check", *c)); !bytes) {
+    return error{errc::invalid_workflow, path + ": " + bytes.error().message()};
   }
   return c;
 }

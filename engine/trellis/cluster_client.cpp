@@ -2,6 +2,7 @@
 
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
+#include "trellis/submission.hpp"
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/partition.hpp"
 
@@ -57,14 +58,11 @@ expected<std::string> cluster_client::submit(const canvas& flow, bool watch, std
 
 expected<std::string> cluster_client::submit_as(const std::string& workflow_id, const canvas& flow, bool watch,
                                                 std::chrono::milliseconds timeout) {
-  envelope e;
-  e.type = envelope_type::submit;
-  e.workflow_id = workflow_id;
-  e.id = e.workflow_id + ":submit";
-  e.payload = to_value(flow);
-  e.sent_at =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  auto e = submission_envelope(workflow_id, flow);
+  auto encoded = encode_submission(e);
+  if (!encoded) {
+    return encoded.error();
+  }
   if (watch) {
     {
       std::lock_guard<std::mutex> guard{mutex_};
@@ -97,7 +95,7 @@ expected<std::string> cluster_client::submit_as(const std::string& workflow_id, 
     }
   };
   // The dispatcher owning this workflow's partition takes it.
-  auto reply = bus_->request_submission(encode(e), timeout, partition_of(e.workflow_id, partitions_));
+  auto reply = bus_->request_submission(*encoded, timeout, partition_of(e.workflow_id, partitions_));
   if (!reply) {
     forget();
     return reply.error();

@@ -9,6 +9,7 @@
 #include "trellis/metrics.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_lock.hpp"
+#include "trellis/submission.hpp"
 #include "trellis/transport/inproc_transport.hpp"
 
 #include <caf/actor_system.hpp>
@@ -281,21 +282,15 @@ class engine_core {
   }
 
   expected<workflow_handle> submit(const canvas& flow, std::optional<std::string> key) {
-    envelope e;
-    e.type = envelope_type::submit;
-    e.workflow_id = new_id();
-    e.id = e.workflow_id + ":submit";
-    e.payload = to_value(flow);
+    auto e = submission_envelope(new_id(), flow, key);
     if (auto known = check_tasks_known(e.payload, *tasks_); !known) {
       return known.error();
     }
-    if (key) {
-      e.options["submit_key"] = *key;
+    auto bytes = encode_submission(e);
+    if (!bytes) {
+      return bytes.error();
     }
-    e.sent_at = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-    auto id = ask<std::string>(submit_atom::value, encode(e));
+    auto id = ask<std::string>(submit_atom::value, std::move(*bytes));
     if (!id) {
       return id.error();
     }

@@ -119,9 +119,14 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 void append_json_double(std::string& out, double d) {
-  // JSON has no NaN or infinity; null is what JSON libraries commonly emit.
-  if (!std::isfinite(d)) {
-    out += "null";
+  // JSON has no NaN or infinity. null would read as "no result", so they
+  // are spelled as the strings Python's and JavaScript's parsers know.
+  if (std::isnan(d)) {
+    out += "\"NaN\"";
+    return;
+  }
+  if (std::isinf(d)) {
+    out += d > 0 ? "\"Infinity\"" : "\"-Infinity\"";
     return;
   }
   char buf[32];

@@ -114,7 +114,9 @@ class value {
 /// The name of a kind ("nil", "bool", "int", "float", "str", "bin", "array", "map").
 const char* to_string(value::kind k) noexcept;
 
-/// Compact JSON text of a value. Binary prints as {"$bin": "<hex>"}.
+/// Compact JSON text of a value. Binary prints as {"$bin": "<hex>"}; a NaN
+/// or infinite double, which JSON cannot hold, as the string "NaN",
+/// "Infinity" or "-Infinity".
 std::string to_json(const value& v);
 
 /// Parses JSON text into a value (integers stay integers). Errors name the

@@ -44,6 +44,16 @@ json outcome_of(const command_result& r) {
   return trellis::test::parse_outcome_line(r.last_line());
 }
 
+/// `n` no-op tasks, comma-separated.
+std::string many_noops(std::size_t n) {
+  std::string out;
+  out.reserve(n * 17);
+  for (std::size_t i = 0; i < n; ++i) {
+    out += i == 0 ? R"({"task":"noop"})" : R"(,{"task":"noop"})";
+  }
+  return out;
+}
+
 std::vector<json> dead_letter_lines(const command_result& r) {
   std::vector<json> out;
   for (const auto& line : r.lines()) {
@@ -117,6 +127,15 @@ TEST_CASE("run rejects a bad workflow file with exit 2, names the place, and run
        {"$.chain[1].options.retry.backoff", "linear"}},
       {"an unknown task name", R"({"chain": [)" + first + R"(, {"task": "ad", "args": [1]}]})",
        {"$.chain[1]", "unknown task 'ad'"}},
+      // Sizes: refused from the file, before a store exists (the message
+      // quotes the start of a long name, not all of it).
+      {"a task name of 1 MiB", R"({"chain": [)" + first + R"(, {"task": ")" + std::string(1 << 20, 'n') + R"("}]})",
+       {"$.chain[1].task", "must be at most 256 bytes, got 1048576"}},
+      {"a 20 MiB argument",
+       R"({"chain": [)" + first + R"(, {"task": "identity", "args": [")" + std::string(20 << 20, 'a') + R"("]}]})",
+       {"over the 8388608 bytes one submission may carry"}},
+      {"a group of 400,000 tasks", R"({"chain": [)" + first + R"(, {"group": [)" + many_noops(400'000) + R"(]}]})",
+       {"over the 8388608 bytes one submission may carry"}},
   };
   for (const auto& c : cases) {
     DYNAMIC_SECTION("a file with " << c.name) {
@@ -131,6 +150,7 @@ TEST_CASE("run rejects a bad workflow file with exit 2, names the place, and run
         CHECK(r.err.find(fragment) != std::string::npos);
       }
       CHECK(r.out.empty());
+      CHECK(r.err.size() < 1000);  // no error echoes the input whole
       // Nothing ran: no store was even created, and no step left its mark.
       CHECK_FALSE(std::filesystem::exists(db));
       CHECK_FALSE(std::filesystem::exists(witness));
@@ -324,6 +344,34 @@ TEST_CASE("dlq replay is a new attempt of the step: the handler sees the next at
   REQUIRE_FALSE(status["failed_attempts"].empty());
   CHECK(status["failed_attempts"][0]["attempt"] == 1);
   CHECK(status["failed_attempts"][0]["message"].get<std::string>().find("attempt 1 of 1") != std::string::npos);
+}
+
+TEST_CASE("run of a directory exits 2 saying it is a directory, and creates no store", "[integration][cli]") {
+  temp_dir dir;
+  auto folder = dir.file("flows");
+  std::filesystem::create_directories(folder);
+
+  auto r = demo(dir, {"run", folder, "--db", dir.file("store.db")});
+
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Contains(folder + ": is a directory, not a workflow file"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("store.db")));
+}
+
+TEST_CASE("A float result that JSON cannot hold prints as the string Infinity or NaN, never as null",
+          "[integration][cli]") {
+  temp_dir dir;
+  // 1e308 * 10 overflows to infinity; infinity * 0 is NaN.
+  auto inf = write_file(dir, "inf.json", R"({"task": "mul", "args": [1e308, 10.0]})");
+  auto nan = write_file(dir, "nan.json",
+                        R"({"chain": [{"task": "mul", "args": [1e308, 10.0]}, {"task": "mul", "args": [0.0]}]})");
+
+  auto r = demo(dir, {"run", inf, "--db", dir.file("inf.db")});
+  CHECK(r.status == 0);
+  CHECK(outcome_of(r)["result"] == "Infinity");
+  r = demo(dir, {"run", nan, "--db", dir.file("nan.db")});
+  CHECK(r.status == 0);
+  CHECK(outcome_of(r)["result"] == "NaN");
 }
 
 TEST_CASE("the demo add and mul refuse a result outside int64 as bad_arguments instead of wrapping",

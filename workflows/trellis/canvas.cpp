@@ -378,11 +378,22 @@ expected<const value::map*> map_at(const value& v, const std::string& path) {
   return &v.as_map();
 }
 
-expected<std::string> name_at(const value& v, const std::string& path) {
+expected<std::string> text_at(const value& v, const std::string& path, std::size_t max_bytes) {
   if (!v.is_string() || v.as_string().empty()) {
     return invalid(path, "must be a non-empty string, got " + describe(v));
   }
+  if (v.as_string().size() > max_bytes) {
+    return invalid(path, "must be at most " + std::to_string(max_bytes) + " bytes, got " +
+                             std::to_string(v.as_string().size()) + ": " + describe(v));
+  }
   return v.as_string();
+}
+
+/// A task or queue name.
+expected<std::string> name_at(const value& v, const std::string& path) { return text_at(v, path, max_name_bytes); }
+
+expected<std::string> key_at(const value& v, const std::string& path) {
+  return text_at(v, path, max_idempotency_key_bytes);
 }
 
 expected<bool> bool_at(const value& v, const std::string& path) {
@@ -410,7 +421,8 @@ expected<void> reject_unknown_keys(const value::map& m, const std::string& path,
       ok = ok || entry.first == k;
     }
     if (!ok) {
-      return invalid(path, "unknown key '" + entry.first + "'");
+      auto key = entry.first.size() > 60 ? entry.first.substr(0, 60) + "..." : entry.first;
+      return invalid(path, "unknown key '" + key + "'");
     }
   }
   return {};
@@ -503,7 +515,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
   for (auto ok : {
            optional_field(**m, "immutable", path, bool_at, [&](bool b) { o.immutable = b; }),
            optional_field(**m, "retry", path, retry_at, [&](retry_policy p) { o.retry = p; }),
-           optional_field(**m, "idempotency_key", path, name_at,
+           optional_field(**m, "idempotency_key", path, key_at,
                           [&](std::string s) { o.idempotency_key = std::move(s); }),
            optional_field(**m, "queue", path, name_at, [&](std::string s) { o.queue = std::move(s); }),
            optional_field(**m, "countdown_ms", path, duration_at, [&](std::int64_t n) { o.countdown = ms(n); }),

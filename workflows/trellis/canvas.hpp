@@ -153,6 +153,13 @@ value to_value(const canvas& c);
 /// huge expiry expired at once).
 inline constexpr std::int64_t max_duration_ms = 10LL * 365 * 24 * 3600 * 1000;
 
+/// Longest task or queue name, in bytes. Longer ones are refused when the
+/// canvas is read, so that no error message or subject echoes megabytes.
+inline constexpr std::size_t max_name_bytes = 256;
+
+/// Longest `idempotency_key`, in bytes (room for a URL or a few hashes).
+inline constexpr std::size_t max_idempotency_key_bytes = 1024;
+
 /// Limits that keep a canvas from a file or the wire bounded.
 struct canvas_limits {
   std::size_t max_depth = 64;

@@ -73,14 +73,17 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   for (const auto& [name, option] : task->options) {
     if (name != "idempotency_key" && name != "time_limit_ms" && name != "expires_at_ms") {
       return {rejected(std::move(out), errc::unsupported_version,
-                       "task option '" + name + "' is not part of envelope version 1"),
+                       "task option '" + (name.size() > 60 ? name.substr(0, 60) + "..." : name) +
+                           "' is not part of envelope version 1"),
               task->queue, std::nullopt};
     }
   }
   const auto* entry = tasks.find(task->task);
   if (entry == nullptr) {
+    // A name from the wire may be megabytes long: the reason quotes its start.
+    auto name = task->task.size() > 60 ? task->task.substr(0, 60) + "..." : task->task;
     return {rejected(std::move(out), errc::unknown_task,
-                     "no handler for task '" + task->task + "' is registered in this worker"),
+                     "no handler for task '" + name + "' is registered in this worker"),
             task->queue, std::nullopt};
   }
   // Before revocation and expiry: a copy of an attempt that ran here must

@@ -194,8 +194,9 @@ TEST_CASE("to_json keeps doubles recognisable as doubles", "[unit][value][json]"
   CHECK(to_json(value{1e300}) == "1e+300");
   CHECK(to_json(value{1.5e-7}) == "1.5e-07");
   // JSON has no NaN or infinity.
-  CHECK(to_json(value{std::nan("")}) == "null");
-  CHECK(to_json(value{std::numeric_limits<double>::infinity()}) == "null");
+  CHECK(to_json(value{std::nan("")}) == "\"NaN\"");
+  CHECK(to_json(value{std::numeric_limits<double>::infinity()}) == "\"Infinity\"");
+  CHECK(to_json(value{-std::numeric_limits<double>::infinity()}) == "\"-Infinity\"");
 }
 
 TEST_CASE("to_json never emits invalid UTF-8", "[unit][value][json]") {

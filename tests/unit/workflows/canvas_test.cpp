@@ -601,3 +601,22 @@ TEST_CASE("a normalized canvas survives to_value and canvas_from_value unchanged
     CHECK(back->task_count() == c.task_count());
   }
 }
+
+TEST_CASE("task and queue names take at most 256 bytes and an idempotency key 1024, and a long unknown key is cut",
+          "[unit][canvas]") {
+  auto task = [](std::size_t n) { return R"({"task":")" + std::string(n, 't') + R"("})"; };
+  CHECK(trellis::canvas_from_value(parse_json(task(trellis::max_name_bytes))));
+  CHECK_THAT(rejection(task(trellis::max_name_bytes + 1)),
+             Catch::StartsWith("$.task: must be at most 256 bytes, got 257: \"ttt"));
+  auto queue = [](std::size_t n) { return R"({"task":"a","options":{"queue":")" + std::string(n, 'q') + R"("}})"; };
+  CHECK(trellis::canvas_from_value(parse_json(queue(256))));
+  CHECK_THAT(rejection(queue(257)), Catch::StartsWith("$.options.queue: must be at most 256 bytes, got 257"));
+  auto key = [](std::size_t n) {
+    return R"({"task":"a","options":{"idempotency_key":")" + std::string(n, 'k') + R"("}})";
+  };
+  CHECK(trellis::canvas_from_value(parse_json(key(trellis::max_idempotency_key_bytes))));
+  CHECK_THAT(rejection(key(1025)), Catch::StartsWith("$.options.idempotency_key: must be at most 1024 bytes"));
+  auto unknown = rejection(R"({"task":"a",")" + std::string(100'000, 'u') + R"(":1})");
+  CHECK(unknown.size() < 120);
+  CHECK_THAT(unknown, Catch::StartsWith("$: unknown key 'uuuu") && Catch::EndsWith("...'"));
+}

@@ -1,0 +1,34 @@
+#include "trellis/submission.hpp"
+
+#include <chrono>
+
+namespace trellis::detail {
+
+envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
+                             const std::optional<std::string>& submit_key) {
+  envelope e;
+  e.type = envelope_type::submit;
+  e.workflow_id = workflow_id;
+  e.id = workflow_id + ":submit";
+  e.payload = to_value(flow);
+  if (submit_key) {
+    e.options["submit_key"] = *submit_key;
+  }
+  e.sent_at =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  return e;
+}
+
+expected<std::string> encode_submission(const envelope& e) {
+  auto bytes = encode(e);
+  const auto limit = envelope_limits{}.max_bytes;
+  if (bytes.size() > limit) {
+    return error{errc::payload_too_large, "the workflow encodes to " + std::to_string(bytes.size()) +
+                                              " bytes, over the " + std::to_string(limit) +
+                                              " bytes one submission may carry; split it into several workflows"};
+  }
+  return bytes;
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,27 @@
+#pragma once
+
+/// @file
+/// The submit envelope of a workflow, built one way for every submitter
+/// (the embedded engine, the cluster client, the CLI's file check).
+
+#include <optional>
+#include <string>
+
+#include "trellis/canvas.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/error.hpp"
+
+namespace trellis::detail {
+
+/// The submit envelope of `flow` under `workflow_id`, stamped now, with
+/// `submit_key` (the first submission with a key wins) when given.
+envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
+                             const std::optional<std::string>& submit_key = std::nullopt);
+
+/// `e` encoded, or `payload_too_large` when it is over the bytes one
+/// message may carry (`envelope_limits::max_bytes`, 8 MiB): the
+/// dispatcher would refuse it, so it is refused before anything is sent or
+/// stored, naming the size, the limit and the remedy.
+expected<std::string> encode_submission(const envelope& e);
+
+}  // namespace trellis::detail
