@@ -213,7 +213,7 @@ TEST_CASE("Secrets come from files or the environment, are checked in combinatio
   CHECK(r.error().message().find("short-secret") == std::string::npos);
 }
 
-TEST_CASE("--insecure is a switch for workers and dispatchers, from the flag, the environment or the file", "[unit]") {
+TEST_CASE("The insecure switch is for workers and dispatchers, from the flag, the environment or the file", "[unit]") {
   temp_dir dir;
   fake_env env;
   cluster_inputs in;
