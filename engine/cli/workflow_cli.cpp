@@ -388,7 +388,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   run_options opts;
   std::string& db = opts.db;
   auto concurrency_flag = [&](CLI::App* cmd) {
-    cmd->add_option("--concurrency", opts.concurrency, "Handler threads (default: one per hardware thread)")
+    cmd->add_option("--concurrency", opts.concurrency, "Handler threads, 1 to 1024 (default: one per hardware thread)")
         ->check(CLI::Range(1, 1024));
   };
 
@@ -449,13 +449,13 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   }
   int partition = 0;
   for (auto* cmd : {dlq_list, dlq_replay}) {
-    cmd->add_option("--partition", partition, "With --broker: the partition whose dispatcher holds the letters")
+    cmd->add_option("--partition", partition, "With --broker: the partition whose dispatcher holds the letters, 0 to 1023")
         ->check(CLI::Range(0, 1023))
         ->capture_default_str();
   }
   std::int64_t inspect_ms = 1000;
   for (auto* cmd : {inspect, metrics}) {
-    cmd->add_option("--timeout-ms", inspect_ms, "How long to collect answers")
+    cmd->add_option("--timeout-ms", inspect_ms, "How long to collect answers, 1 to 60000 ms")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{60'000}))
         ->capture_default_str();
   }

@@ -11,6 +11,28 @@ namespace trellis {
 
 // -- signature ---------------------------------------------------------------
 
+// The builder refuses what the workflow-file parser refuses (a negative or
+// over-long duration, an over-long name), so every canvas that can be built
+// can also be written out and read back. Such a value can only be a
+// programming mistake, hence usage_error.
+namespace {
+
+void check_duration(const std::string& task, const char* what, std::chrono::milliseconds d, std::int64_t low) {
+  if (d.count() < low || d.count() > max_duration_ms) {
+    throw usage_error("signature '" + task + "': " + what + " must be from " + std::to_string(low) + " to " +
+                      std::to_string(max_duration_ms) + " ms (ten years), got " + std::to_string(d.count()));
+  }
+}
+
+void check_length(const std::string& task, const char* what, const std::string& text, std::size_t max_bytes) {
+  if (text.empty() || text.size() > max_bytes) {
+    throw usage_error("signature '" + task.substr(0, 60) + "': " + what + " must be 1 to " +
+                      std::to_string(max_bytes) + " bytes, got " + std::to_string(text.size()));
+  }
+}
+
+}  // namespace
+
 signature signature::immutable(bool yes) const {
   signature copy = *this;
   copy.options_.immutable = yes;
@@ -20,54 +42,46 @@ signature signature::immutable(bool yes) const {
 signature signature::retry(retry_policy policy) const {
   // Rejected here rather than at run time: a negative count or delay can only
   // be a programming mistake, and the workflow-file parser refuses the same.
-  if (policy.max_retries < 0 || policy.countdown.count() < 0 || policy.backoff_max.count() < 0) {
-    throw usage_error("signature '" + task_ + "': a retry policy needs max_retries, countdown and backoff_max >= 0");
+  if (policy.max_retries < 0) {
+    throw usage_error("signature '" + task_ + "': a retry policy needs max_retries >= 0");
   }
+  check_duration(task_, "a retry's countdown", policy.countdown, 0);
+  check_duration(task_, "a retry's backoff_max", policy.backoff_max, 0);
   signature copy = *this;
   copy.options_.retry = policy;
   return copy;
 }
 
 signature signature::idempotency_key(std::string key) const {
-  if (key.empty()) {
-    throw usage_error("signature '" + task_ + "': an idempotency key must not be empty");
-  }
+  check_length(task_, "an idempotency key", key, max_idempotency_key_bytes);
   signature copy = *this;
   copy.options_.idempotency_key = std::move(key);
   return copy;
 }
 
 signature signature::queue(std::string name) const {
-  if (name.empty()) {
-    throw usage_error("signature '" + task_ + "': a queue name must not be empty");
-  }
+  check_length(task_, "a queue name", name, max_name_bytes);
   signature copy = *this;
   copy.options_.queue = std::move(name);
   return copy;
 }
 
 signature signature::countdown(std::chrono::milliseconds delay) const {
-  if (delay.count() < 0) {
-    throw usage_error("signature '" + task_ + "': countdown must be >= 0");
-  }
+  check_duration(task_, "countdown", delay, 0);
   signature copy = *this;
   copy.options_.countdown = delay;
   return copy;
 }
 
 signature signature::expires(std::chrono::milliseconds after) const {
-  if (after.count() < 0) {
-    throw usage_error("signature '" + task_ + "': expires must be >= 0");
-  }
+  check_duration(task_, "expires", after, 0);
   signature copy = *this;
   copy.options_.expires = after;
   return copy;
 }
 
 signature signature::time_limit(std::chrono::milliseconds limit) const {
-  if (limit.count() <= 0) {
-    throw usage_error("signature '" + task_ + "': time_limit must be > 0");
-  }
+  check_duration(task_, "time_limit", limit, 1);
   signature copy = *this;
   copy.options_.time_limit = limit;
   return copy;
@@ -96,6 +110,7 @@ canvas::canvas(signature sig) : kind_(kind::task), sig_(std::make_shared<const s
   if (sig_->task().empty()) {
     throw usage_error("canvas: a signature needs a task name");
   }
+  check_length(sig_->task(), "its task name", sig_->task(), max_name_bytes);
 }
 
 canvas::canvas(kind k, std::vector<canvas> children, std::shared_ptr<const canvas> body)

@@ -68,7 +68,11 @@ class signature {
   const signature_options& options() const noexcept { return options_; }
   signature_options& options() noexcept { return options_; }
 
-  /// Fluent option setters, each returning a modified copy.
+  /// Fluent option setters, each returning a modified copy. Each refuses
+  /// with `usage_error` what the workflow-file parser refuses: a duration
+  /// outside 0 (`time_limit`: 1) to `max_duration_ms`, an empty queue name or
+  /// one over `max_name_bytes`, an empty idempotency key or one over
+  /// `max_idempotency_key_bytes`, a priority outside 0 to 9.
   signature immutable(bool yes = true) const;
   signature retry(retry_policy policy) const;
   signature idempotency_key(std::string key) const;

@@ -620,3 +620,25 @@ TEST_CASE("task and queue names take at most 256 bytes and an idempotency key 10
   CHECK(unknown.size() < 120);
   CHECK_THAT(unknown, Catch::StartsWith("$: unknown key 'uuuu") && Catch::EndsWith("...'"));
 }
+
+TEST_CASE("The C++ builder refuses what the file parser refuses: durations past ten years, over-long names",
+          "[unit][canvas]") {
+  using std::chrono::milliseconds;
+  const trellis::signature s{"add"};
+  const milliseconds too_long{trellis::max_duration_ms + 1};
+  CHECK_NOTHROW(s.countdown(milliseconds{trellis::max_duration_ms}));
+  CHECK_THROWS_AS(s.countdown(too_long), trellis::usage_error);
+  CHECK_THROWS_AS(s.countdown(milliseconds{4611686018427387904}), trellis::usage_error);
+  CHECK_THROWS_AS(s.expires(milliseconds{INT64_MAX}), trellis::usage_error);
+  CHECK_THROWS_AS(s.time_limit(milliseconds{INT64_MAX}), trellis::usage_error);
+  CHECK_THROWS_AS(s.time_limit(milliseconds{0}), trellis::usage_error);
+  trellis::retry_policy policy;
+  policy.countdown = too_long;
+  CHECK_THROWS_AS(s.retry(policy), trellis::usage_error);
+  CHECK_THROWS_AS(s.queue(std::string(trellis::max_name_bytes + 1, 'q')), trellis::usage_error);
+  CHECK_THROWS_AS(s.idempotency_key(std::string(trellis::max_idempotency_key_bytes + 1, 'k')), trellis::usage_error);
+  CHECK_THROWS_AS(trellis::canvas{trellis::signature{std::string(trellis::max_name_bytes + 1, 't')}},
+                  trellis::usage_error);
+  CHECK_THROWS_WITH(s.expires(milliseconds{INT64_MAX}),
+                    Catch::Contains("expires must be from 0 to 315360000000 ms (ten years)"));
+}
