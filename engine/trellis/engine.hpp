@@ -115,7 +115,8 @@ class engine {
   /// Submits a workflow and returns once it is committed. With `key`, a
   /// second submission of the same key returns the first workflow instead of
   /// starting another. Errors: `unknown_task` (naming the place),
-  /// `invalid_workflow`, `shutting_down`.
+  /// `invalid_workflow`, `payload_too_large` (a workflow that encodes past
+  /// the 8 MiB one submission carries; nothing is stored), `shutting_down`.
   expected<workflow_handle> submit(const canvas& flow, std::optional<std::string> key = std::nullopt);
 
   /// Handles on the workflows that were unfinished when the store was opened

@@ -16,7 +16,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <list>
+#include <map>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -149,8 +151,17 @@ struct dispatcher_state {
   /// crash could still take back.
   std::vector<std::pair<std::string, std::uint64_t>> deferred_controls;
 
-  // Committed task messages the transport has not taken yet (broker away).
-  std::map<std::string, std::vector<outgoing_task>> unsent;
+  // Committed task messages the transport has not taken yet (broker away),
+  // by queue, in the lists they were first handed over in. A list the broker
+  // refused is tried again as it was, never merged with later messages: the
+  // same list makes the same packs under the same message ids, so whatever
+  // of it did land before the error is dropped by the broker's dedup
+  // instead of running twice.
+  struct unsent_list {
+    std::vector<outgoing_task> tasks;
+    bool attempted = false;
+  };
+  std::map<std::string, std::deque<unsent_list>> unsent;
   bool republish_scheduled = false;
   std::chrono::milliseconds republish_backoff{100};
 };
@@ -286,8 +297,9 @@ void dispatcher_logic::flush() {
     st_.batch_changes = 0;
     // Only now is everything durable: publish, ack, answer, notify.
     for (auto& [queue, messages] : st_.outbox) {
-      auto& unsent = st_.unsent[queue];
-      unsent.insert(unsent.end(), std::make_move_iterator(messages.begin()), std::make_move_iterator(messages.end()));
+      if (!messages.empty()) {
+        st_.unsent[queue].push_back({std::move(messages), false});
+      }
     }
     st_.outbox.clear();
     for (auto token : st_.events_to_ack) {
@@ -346,31 +358,36 @@ void dispatcher_logic::flush() {
 void dispatcher_logic::publish_unsent() {
   auto now = std::chrono::steady_clock::now();
   for (auto i = st_.unsent.begin(); i != st_.unsent.end();) {
-    auto& [queue, messages] = *i;
-    auto n = messages.size();
-    std::vector<std::chrono::steady_clock::time_point> ready;
-    ready.reserve(n);
-    for (const auto& m : messages) {
-      ready.push_back(m.ready_at);
-    }
-    if (auto r = st_.cfg.bus->publish_tasks(queue, messages); !r) {
-      // The broker is away. The committed rows already say these nodes are
-      // ready, so nothing is lost; try again with backoff, and a restart
-      // would publish them from the store anyway.
-      if (!st_.republish_scheduled) {
-        st_.republish_scheduled = true;
-        self_->delayed_send(self_, st_.republish_backoff, flush_atom::value);
-        st_.republish_backoff = std::min(st_.republish_backoff * 2, std::chrono::milliseconds{5000});
+    auto& [queue, lists] = *i;
+    while (!lists.empty()) {
+      auto& list = lists.front();
+      auto n = list.tasks.size();
+      std::vector<std::chrono::steady_clock::time_point> ready;
+      ready.reserve(n);
+      for (const auto& m : list.tasks) {
+        ready.push_back(m.ready_at);
       }
-      ++i;
-      continue;
+      list.attempted = true;
+      if (auto r = st_.cfg.bus->publish_tasks(queue, list.tasks); !r) {
+        // The broker is away. The committed rows already say these nodes
+        // are ready, so nothing is lost; try again with backoff (this list
+        // first, unchanged), and a restart would publish them from the
+        // store anyway.
+        if (!st_.republish_scheduled) {
+          st_.republish_scheduled = true;
+          self_->delayed_send(self_, st_.republish_backoff, flush_atom::value);
+          st_.republish_backoff = std::min(st_.republish_backoff * 2, std::chrono::milliseconds{5000});
+        }
+        break;
+      }
+      for (auto t : ready) {
+        st_.cfg.stats->observe(histogram::publish_latency, queue, "", std::chrono::duration<double>(now - t).count());
+      }
+      st_.cfg.stats->add(counter::tasks_published, queue, "", n);
+      st_.republish_backoff = std::chrono::milliseconds{100};
+      lists.pop_front();
     }
-    for (auto t : ready) {
-      st_.cfg.stats->observe(histogram::publish_latency, queue, "", std::chrono::duration<double>(now - t).count());
-    }
-    st_.cfg.stats->add(counter::tasks_published, queue, "", n);
-    st_.republish_backoff = std::chrono::milliseconds{100};
-    i = st_.unsent.erase(i);
+    i = lists.empty() ? st_.unsent.erase(i) : std::next(i);
   }
   if (st_.unsent.empty()) {
     st_.republish_scheduled = false;
@@ -419,8 +436,7 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   auto& box = st_.outbox[e.queue];
   box.push_back(outgoing_task{e.id, std::move(bytes), priority, std::chrono::steady_clock::now(), st_.republishing});
   if (st_.publish_early_every != 0 && box.size() >= st_.publish_early_every) {
-    auto& unsent = st_.unsent[e.queue];
-    unsent.insert(unsent.end(), std::make_move_iterator(box.begin()), std::make_move_iterator(box.end()));
+    st_.unsent[e.queue].push_back({std::move(box), false});
     box.clear();
     publish_unsent();
   }
@@ -1163,9 +1179,16 @@ void dispatcher_logic::control_revoke(const std::string& wf, std::uint64_t token
   // Task messages of the workflow that are not published yet never will be.
   auto prefix = wf + ":";
   auto of_workflow = [&](const outgoing_task& t) { return t.id.compare(0, prefix.size(), prefix) == 0; };
-  for (auto* queues : {&st_.outbox, &st_.unsent}) {
-    for (auto& [queue, messages] : *queues) {
-      messages.erase(std::remove_if(messages.begin(), messages.end(), of_workflow), messages.end());
+  for (auto& [queue, messages] : st_.outbox) {
+    messages.erase(std::remove_if(messages.begin(), messages.end(), of_workflow), messages.end());
+  }
+  // A list the broker refused once stays as it was (see `unsent`): part of
+  // it may be queued already, and workers skip a revoked workflow's tasks.
+  for (auto& [queue, lists] : st_.unsent) {
+    for (auto& list : lists) {
+      if (!list.attempted) {
+        list.tasks.erase(std::remove_if(list.tasks.begin(), list.tasks.end(), of_workflow), list.tasks.end());
+      }
     }
   }
   st_.revoked.push_back(wf);
@@ -1190,8 +1213,10 @@ void dispatcher_logic::control_inspect(std::uint64_t token) {
             [](const value& a, const value& b) { return a.as_string() < b.as_string(); });
   answer["workflows_in_flight"] = std::move(in_flight);
   std::size_t unsent = 0;
-  for (const auto& [queue, messages] : st_.unsent) {
-    unsent += messages.size();
+  for (const auto& [queue, lists] : st_.unsent) {
+    for (const auto& list : lists) {
+      unsent += list.tasks.size();
+    }
   }
   answer["unsent_tasks"] = static_cast<std::int64_t>(unsent);
   st_.cfg.bus->answer_control(delivery{{}, token, 1}, encode_control_reply(value(std::move(answer))));

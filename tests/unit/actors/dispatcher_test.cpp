@@ -416,3 +416,93 @@ TEST_CASE("a chord body whose header results add up past the message limit fails
   CHECK_THAT(d.error, Catch::Contains("beyond the " + std::to_string(limit) + " bytes"));
   CHECK(d.envelope.size() > limit);  // the task message as it would have gone out, for a replay
 }
+
+namespace {
+
+/// The in-process transport behind a broker that refuses the next
+/// `refusals` task publishes (as NATS does while it is away), recording the
+/// message ids of every list the dispatcher hands over.
+class refusing_broker final : public transport {
+ public:
+  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      std::vector<std::string> ids;
+      for (const auto& m : messages) {
+        ids.push_back(m.id);
+      }
+      attempts_.push_back(std::move(ids));
+      if (refusals_ > 0) {
+        --refusals_;
+        return error{errc::broker_unavailable, "the test's broker is away"};
+      }
+    }
+    return inner.publish_tasks(queue, messages);
+  }
+  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
+                                    std::chrono::milliseconds wait) override {
+    return inner.fetch_tasks(queues, max, wait);
+  }
+  void ack_task(const delivery& d) override { inner.ack_task(d); }
+  expected<void> publish_events(std::vector<outgoing_event> messages) override {
+    return inner.publish_events(std::move(messages));
+  }
+  void consume_events(std::function<void(std::vector<delivery>)> sink) override {
+    inner.consume_events(std::move(sink));
+  }
+  void ack_event(const delivery& d) override { inner.ack_event(d); }
+  void close() override { inner.close(); }
+
+  void refuse(int n) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    refusals_ = n;
+  }
+  std::vector<std::vector<std::string>> attempts() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return attempts_;
+  }
+
+  inproc_transport inner;
+
+ private:
+  std::mutex mutex_;
+  int refusals_ = 0;
+  std::vector<std::vector<std::string>> attempts_;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "A task list the broker refused is published again unchanged, before and apart from later tasks, so its "
+    "packs keep their message ids",
+    "[unit][dispatcher]") {
+  test::dispatcher_harness<refusing_broker> f{":memory:"};
+  f.bus->refuse(3);
+  f.submit(group({signature("a"), signature("a"), signature("a")}), "first");
+  f.settle();
+  // Later tasks of the same queue come while the first list still waits.
+  f.submit(group({signature("a"), signature("a")}), "second");
+  f.settle();
+  auto second_sent = [&] {
+    for (const auto& ids : f.bus->attempts()) {
+      if (!ids.empty() && ids[0].rfind("second:", 0) == 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  REQUIRE(test::wait_until(second_sent, test::max_test_wait, "the new list published after the refused one"));
+
+  auto attempts = f.bus->attempts();
+  REQUIRE(attempts.size() == 5);  // three refusals of the first list, its success, then the second list
+  const auto& refused = attempts[0];
+  CHECK(refused.size() == 3);
+  for (std::size_t i = 1; i < 4; ++i) {
+    CHECK(attempts[i] == refused);  // the same list again, never merged with the new tasks
+  }
+  CHECK(attempts[4].size() == 2);
+  for (const auto& id : attempts[4]) {
+    CHECK(id.rfind("second:", 0) == 0);
+  }
+  CHECK(f.take_tasks().size() == 5);
+}
