@@ -288,6 +288,61 @@ TEST_CASE("A dispatcher killed with SIGKILL and started again publishes its read
   CHECK(procs.stop_all());
 }
 
+TEST_CASE("A dispatcher restarted while its tasks wait packed in the task stream publishes none of them again: "
+          "400 marks made by two worker processes are each made once",
+          "[integration][nats][recovery]") {
+  // Issue 9, item 2, the rest: a task whose first copy went out inside a
+  // pack (a fan-out of 128 tasks or more) has no message id of its own that
+  // the broker could deduplicate a single copy against, so a restore must
+  // not publish it again while the broker still holds it.
+  trellis::test::nats_server server;
+  auto procs = cluster_processes::on_broker(server.url(), "packedrestore", {}, {"--ack-wait-ms", "2000"});
+  auto& first = procs.start_dispatcher(procs.db());
+  procs.wait_running(first);
+
+  constexpr int members = 400;
+  std::vector<std::string> marks;
+  json group = json::array();
+  for (int i = 0; i < members; ++i) {
+    marks.push_back(procs.dir().file("mark-" + std::to_string(i)));
+    group.push_back({{"task", "touch"}, {"args", {marks.back()}}});
+  }
+  std::vector<planned_workflow> flows{{"marks", {{"group", group}}, json(std::vector<int>(members, 1)), members, ""}};
+  submit_all(procs, flows);
+  // Answered after the commit; published right after it, packed.
+  auto published = [&] {
+    auto r = procs.client({"metrics"});
+    std::int64_t total = 0;
+    for (const auto& line : r.lines()) {
+      if (line.rfind("trellis_tasks_published_total{", 0) == 0) {
+        total += std::stoll(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return total;
+  };
+  REQUIRE(wait_until([&] { return published() == members; }, max_test_wait, "the dispatcher to publish every mark"));
+
+  // No worker yet: every mark still waits in the stream when the
+  // dispatcher dies and its successor restores the workflow.
+  first.kill(SIGKILL);
+  CHECK(first.wait() == 128 + SIGKILL);
+  procs.wait_running(procs.start_dispatcher(procs.db()));
+  for (int i = 0; i < 2; ++i) {
+    procs.wait_running(procs.start_worker({"--concurrency", "4", "--fetch-batch", "4"}));
+  }
+
+  check_completed_once(procs, flows, server.jetstream_summary());
+  std::vector<std::string> not_once;
+  for (const auto& m : marks) {
+    if (auto lines = trellis::test::line_count(m); lines != 1) {
+      not_once.push_back(m + ": " + std::to_string(lines) + " lines");
+    }
+  }
+  INFO(not_once.size() << " of " << members << " marks not made exactly once");
+  CHECK(not_once.empty());
+  CHECK(procs.stop_all());
+}
+
 TEST_CASE("In a three-node JetStream cluster with replicated streams, killing the node that leads the task stream "
           "mid-run loses no workflow in flight",
           "[integration][nats][recovery]") {

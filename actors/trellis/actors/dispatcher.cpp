@@ -133,6 +133,10 @@ struct dispatcher_state {
   /// retry, a countdown): the time may have come before the restart, and
   /// the message gone out then, so on_due publishes them as republished.
   std::unordered_set<std::string> republish_when_due;
+  /// Ids of tasks a restore found out already (`transport::work_already_out`):
+  /// queued, in a worker's hands, or with an outcome waiting. Published
+  /// again they would run twice, so the restore leaves them to the broker.
+  std::unordered_set<std::string> already_out;
   std::vector<pending_reply> replies;
   std::vector<workflow_outcome> finished;
   std::vector<std::uint64_t> events_to_ack;
@@ -426,6 +430,10 @@ envelope dispatcher_logic::task_envelope(const std::string& wf, const active_wor
 void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt,
                                 graph_effects& fx) {
   aw.graph.mark_dispatched(leaf, attempt);
+  if (st_.republishing && !st_.already_out.empty() &&
+      st_.already_out.erase(wf + ":" + std::to_string(leaf) + ":" + std::to_string(attempt)) > 0) {
+    return;  // its first copy is still out: it runs, or ran, from there
+  }
   auto e = task_envelope(wf, aw, leaf, attempt);
   auto bytes = encode(e);
   if (bytes.size() > st_.message_limit) {
@@ -541,14 +549,14 @@ void dispatcher_logic::restore(const workflow_record& rec) {
   fx.ready = std::move(now);
   auto published = fx.ready.size();
   // Most of these tasks went out before the restart and may still be queued
-  // or have run already (an outcome not committed yet). They go out marked
-  // republished: one message each under the task's own id, the id their
-  // first copy had when it went alone, so that the broker drops them within
-  // its dedup window. What gets past it (a first copy that went in a pack,
-  // or one older than the window) is stopped by the worker pool when both
-  // copies meet in one worker (see task_claims in worker_pool.cpp), and
-  // anywhere else by the once-only guard, which keeps the state right while
-  // the handler runs twice (ctx.idempotency_key() guards its effects).
+  // or have run already (an outcome not committed yet). Those the broker
+  // still holds, as a task or as an outcome, are left to it (`already_out`,
+  // read by restore_all). The rest go out marked republished: one message
+  // each under the task's own id, the id their first copy had when it went
+  // alone, so that the broker drops them within its dedup window. Should a
+  // copy still meet its first (the broker could not be read), the worker
+  // pool runs one when both meet in one worker (task_claims in
+  // worker_pool.cpp), and the once-only guard keeps the state right.
   st_.republishing = true;
   process(rec.id, aw, fx);
   st_.republishing = false;
@@ -661,10 +669,20 @@ void dispatcher_logic::restore_all() {
   if (unfinished.empty()) {
     return;
   }
+  // What the broker still holds is not published again. Without an answer
+  // (the broker is away) everything ready is: a task may then run twice,
+  // but none is lost.
+  if (auto out = st_.cfg.bus->work_already_out(st_.cfg.partition)) {
+    st_.already_out = std::move(*out);
+  }
   open_batch();
   for (const auto& rec : unfinished) {
     st_.restored.push_back(rec.id);
     restore(rec);
+  }
+  // Kept only for the attempts due later, which on_due publishes then.
+  for (auto i = st_.already_out.begin(); i != st_.already_out.end();) {
+    i = st_.republish_when_due.count(*i) != 0 ? std::next(i) : st_.already_out.erase(i);
   }
 }
 

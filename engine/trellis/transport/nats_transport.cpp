@@ -1,6 +1,7 @@
 #include "trellis/transport/nats_transport.hpp"
 
 #include "trellis/detail/value_codec.hpp"
+#include "trellis/envelope.hpp"
 #include "trellis/signing.hpp"
 #include "trellis/transport/pack_codec.hpp"
 #include "trellis/transport/subjects.hpp"
@@ -2433,6 +2434,61 @@ expected<std::uint64_t> nats_transport::queue_depth(const std::string& queue) {
     }
   }
   return std::uint64_t{0};
+}
+
+expected<std::unordered_set<std::string>> nats_transport::work_already_out(int partition) {
+  auto events_subject = impl_->names.event(partition);
+  if (!events_subject) {
+    return events_subject.error();
+  }
+  std::unordered_set<std::string> out;
+  auto jo = impl_->api_options();
+  // Tasks first, then outcomes (see transport::work_already_out).
+  for (const auto& [stream, only_subject] : {std::pair{impl_->names.task_stream(), std::string{}},
+                                             std::pair{impl_->names.event_stream(), *events_subject}}) {
+    jsStreamInfo* raw_info = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = js_GetStreamInfo(&raw_info, impl_->js.get(), stream.c_str(), &jo, &jerr);
+    stream_info_ptr info{raw_info};
+    if (s != NATS_OK) {
+      return impl_->api_error("cannot read stream " + stream + " before a restore", s, jerr);
+    }
+    if (info->State.Msgs == 0) {
+      continue;
+    }
+    for (auto seq = info->State.FirstSeq; seq <= info->State.LastSeq; ++seq) {
+      natsMsg* raw = nullptr;
+      s = js_GetMsg(&raw, impl_->js.get(), stream.c_str(), seq, &jo, &jerr);
+      message_ptr stored{raw};
+      if (s != NATS_OK && jerr == JSNoMessageFoundErr) {
+        continue;  // acked and removed (a work queue), or never there
+      }
+      if (s != NATS_OK) {
+        return impl_->api_error("cannot read message " + std::to_string(seq) + " of " + stream + " before a restore",
+                                s, jerr);
+      }
+      if ((!only_subject.empty() && only_subject != natsMsg_GetSubject(stored.get())) ||
+          refusal_of(impl_->cfg.signer.get(), stored.get())) {
+        continue;  // another partition's, or one no worker or dispatcher would take
+      }
+      std::vector<std::string> bodies;
+      if (auto unpacked = unpack_message(stored.get())) {
+        if (!*unpacked) {
+          continue;  // a forged pack: dead-lettered when delivered, never run
+        }
+        bodies = std::move(**unpacked);
+      } else {
+        bodies.emplace_back(natsMsg_GetData(stored.get()), static_cast<std::size_t>(natsMsg_GetDataLength(stored.get())));
+      }
+      for (const auto& body : bodies) {
+        auto e = decode(body);
+        if (e && (e->type == envelope_type::task || e->type == envelope_type::outcome)) {
+          out.insert(e->workflow_id + ":" + std::to_string(e->node) + ":" + std::to_string(e->attempt));
+        }
+      }
+    }
+  }
+  return out;
 }
 
 bool nats_transport::is_connected() const {

@@ -232,6 +232,10 @@ class nats_transport final : public transport {
   /// The server's max_payload less room for headers; no limit while it is
   /// not known (never connected).
   std::size_t max_message_bytes() const override;
+  /// Reads the task stream and then partition `partition`'s events message
+  /// by message (a work-queue stream takes no second consumer), so a
+  /// restore costs one request per stored message.
+  expected<std::unordered_set<std::string>> work_already_out(int partition) override;
 
   /// Publishes each event to `trellis.<ns>.event.<its partition>` (one
   /// publish call per partition, in order) and waits for every PubAck, so

@@ -21,6 +21,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -111,6 +112,20 @@ class transport {
   /// fails that step the same way, so neither retries what cannot pass.
   /// By default no limit beyond the envelope's own.
   virtual std::size_t max_message_bytes() const { return SIZE_MAX; }
+
+  /// Work that is out already, for a dispatcher's restore (partition
+  /// `partition`): the ids (`<workflow>:<node>:<attempt>`) of the task
+  /// messages the broker still holds, queued or in a worker's hands, and of
+  /// the tasks whose outcomes still wait for the dispatcher. Publishing one
+  /// of them again would run it twice. Read tasks first, then outcomes: a
+  /// worker publishes an outcome before it acks the task, so no task slips
+  /// between the two reads. Signed messages count only with a good
+  /// signature. In-process (the default) nothing outlives the process, so
+  /// nothing is out.
+  virtual expected<std::unordered_set<std::string>> work_already_out(int partition) {
+    (void)partition;
+    return std::unordered_set<std::string>{};
+  }
 
   /// Installs the dispatcher's event sink, called with batches of events from
   /// a transport thread (or from the publisher's thread, in-process).
