@@ -1,0 +1,286 @@
+// Torture, wire inputs: for a bounded time, seeded random and mutated
+// messages with forged headers go onto every subject a running cluster
+// reads (task, event, submission and control subjects, and the stored
+// revocation notices), straight through a bare NATS client that checks
+// nothing. Afterwards the dispatcher and the worker still run (never exited,
+// so never in a crash loop), a real workflow still succeeds, and the
+// poison ended in the dead-letter store. Prints its figures and seed.
+
+#include "support/cluster_processes.hpp"
+#include "support/envelopes.hpp"
+#include "support/files.hpp"
+#include "support/nats_server.hpp"
+#include "support/outcome_line.hpp"
+#include "support/raw_nats.hpp"
+#include "support/store_reader.hpp"
+#include "support/wait_until.hpp"
+#include "torture/torture_settings.hpp"
+
+#include "trellis/canvas.hpp"
+#include "trellis/control_messages.hpp"
+#include "trellis/envelope.hpp"
+#include "trellis/submission.hpp"
+#include "trellis/transport/pack_codec.hpp"
+#include "trellis/transport/subjects.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <iostream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+using trellis::test::cluster_processes;
+using trellis::test::raw_nats;
+
+using rng_t = std::mt19937_64;
+
+std::size_t below(rng_t& rng, std::size_t n) { return std::uniform_int_distribution<std::size_t>{0, n - 1}(rng); }
+
+std::string random_bytes(rng_t& rng, std::size_t n) {
+  std::string out(n, '\0');
+  for (auto& c : out) {
+    c = static_cast<char>(below(rng, 256));
+  }
+  return out;
+}
+
+/// Printable ASCII: what a NATS header value may hold.
+std::string random_text(rng_t& rng, std::size_t n) {
+  std::string out(n, ' ');
+  for (auto& c : out) {
+    c = static_cast<char>(33 + below(rng, 94));
+  }
+  return out;
+}
+
+/// A number-like header value: the forms a parser gets wrong.
+std::string hostile_number(rng_t& rng) {
+  static const std::array<const char*, 14> forms{"-1", "0", "1", "2", "4294967296", "99999999999999999999999",
+                                                  "18446744073709551616", "1e9", " 3", "3 ", "+5", "0x10", "", "abc"};
+  if (below(rng, 3) == 0) {
+    return std::to_string(below(rng, 100000));
+  }
+  return forms[below(rng, forms.size())];
+}
+
+/// One valid body per wire input, for the mutations to start from.
+struct bases {
+  std::vector<std::string> tasks, events, submissions, controls;
+};
+
+bases valid_bodies() {
+  using namespace trellis;
+  using namespace trellis::detail;
+  bases b;
+  auto task = test::task_envelope("fz:0:1", {"fz", 0, 1, "add"}, "default");
+  task.args = {value(std::int64_t{1}), value(std::int64_t{2})};
+  task.options["idempotency_key"] = "fz/0";
+  b.tasks.push_back(encode(task));
+  auto bad_args = task;
+  bad_args.args = {value("x"), value(value::array{})};
+  b.tasks.push_back(encode(bad_args));
+  b.events.push_back(encode(test::outcome_envelope("fz:0:1:out", {"fz", 0, 1, "add"}, outcome_status::success,
+                                                   value(std::int64_t{3}), "", "")));
+  b.events.push_back(encode(test::outcome_envelope("fz:1:1:out", {"fz", 1, 1, "add"}, outcome_status::failure,
+                                                   value{}, "boom", "failed on purpose")));
+  auto flow = chain(signature{"add", {value(std::int64_t{1}), value(std::int64_t{2})}}, signature{"add", {value(std::int64_t{3})}});
+  b.submissions.push_back(encode(submission_envelope("fz-submitted", flow)));
+  b.controls.push_back(encode(control_request{control_op::inspect, "", 0}));
+  b.controls.push_back(encode(control_request{control_op::status, "fz", 0}));
+  b.controls.push_back(encode(control_request{control_op::dlq_replay, "", 1}));
+  b.controls.push_back(encode(control_request{control_op::revoke, "fz", 0}));
+  return b;
+}
+
+/// `base` changed by one of the ways bytes go wrong on a wire.
+std::string mutate(rng_t& rng, const std::vector<std::string>& pool) {
+  auto out = pool[below(rng, pool.size())];
+  switch (below(rng, 7)) {
+    case 0:  // a few flipped bits
+      for (std::size_t k = 0, n = 1 + below(rng, 8); k < n && !out.empty(); ++k) {
+        out[below(rng, out.size())] ^= static_cast<char>(1u << below(rng, 8));
+      }
+      break;
+    case 1:  // cut short
+      out.resize(out.empty() ? 0 : below(rng, out.size()));
+      break;
+    case 2:  // trailing garbage
+      out += random_bytes(rng, 1 + below(rng, 64));
+      break;
+    case 3:  // random bytes only
+      out = random_bytes(rng, below(rng, 512));
+      break;
+    case 4: {  // two bodies spliced
+      const auto& other = pool[below(rng, pool.size())];
+      out = out.substr(0, below(rng, out.size() + 1)) + other.substr(below(rng, other.size() + 1));
+      break;
+    }
+    case 5:  // bytes set to the extremes msgpack lengths are made of
+      for (std::size_t k = 0, n = 1 + below(rng, 4); k < n && !out.empty(); ++k) {
+        out[below(rng, out.size())] = below(rng, 2) == 0 ? '\xff' : '\xdb';
+      }
+      break;
+    default:  // unchanged: valid bodies with hostile headers
+      break;
+  }
+  return out;
+}
+
+/// A pack: 1 to 5 bodies in frames, the count header right or wrong.
+std::pair<std::string, std::string> pack_of(rng_t& rng, const std::vector<std::string>& pool) {
+  std::vector<std::string> frames;
+  for (std::size_t i = 0, n = 1 + below(rng, 5); i < n; ++i) {
+    frames.push_back(mutate(rng, pool));
+  }
+  auto body = trellis::detail::pack_frames(0, frames.size(), [&](std::size_t i) -> const std::string& { return frames[i]; });
+  auto count = below(rng, 2) == 0 ? std::to_string(frames.size()) : hostile_number(rng);
+  return {body, count};
+}
+
+raw_nats::headers hostile_headers(rng_t& rng) {
+  static const std::array<const char*, 6> names{"Trellis-Task-Pack", "Trellis-Event-Pack", "Nats-Msg-Id",
+                                                "Trellis-Signature", "Trellis-Trace", "Nats-Expected-Stream"};
+  raw_nats::headers out;
+  for (std::size_t i = 0, n = below(rng, 4); i < n; ++i) {
+    std::string name = below(rng, 4) == 0 ? "X-" + random_text(rng, 1 + below(rng, 12)) : names[below(rng, names.size())];
+    if (name.find(':') != std::string::npos) {
+      name = "X-Fuzz";
+    }
+    std::string v;
+    if (name.find("Pack") != std::string::npos) {
+      v = hostile_number(rng);
+    } else if (name == "Trellis-Signature") {
+      v = below(rng, 2) == 0 ? "sha256=" + random_text(rng, 64) : random_text(rng, below(rng, 80));
+    } else {
+      v = random_text(rng, 1 + below(rng, 200));
+    }
+    out.emplace_back(name, v);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Torture: random and mutated messages with forged headers on every wire input leave the cluster running, "
+          "working and dead-lettering the poison",
+          "[torture][fuzz]") {
+  const auto seed = trellis::test::torture_seed();
+  const auto duration = trellis::test::torture_duration();
+  rng_t rng{seed};
+  INFO("TRELLIS_TORTURE_SEED=" << seed);
+
+  trellis::test::nats_server server;
+  auto procs = cluster_processes::on_broker(server.url(), "fuzz", {}, {"--ack-wait-ms", "2000"});
+  auto& dispatcher = procs.start_dispatcher(procs.db());
+  procs.wait_running(dispatcher);
+  auto& worker = procs.start_worker({"--concurrency", "2"});
+  procs.wait_running(worker);
+
+  auto names = trellis::detail::subject_space::make(procs.ns());
+  REQUIRE(names);
+  auto task_subject = names->task("default");
+  auto event_subject = names->event(0);
+  auto submit_subject = names->submit(0);
+  REQUIRE(task_subject);
+  REQUIRE(event_subject);
+  REQUIRE(submit_subject);
+  std::vector<std::string> control_subjects;
+  for (const char* verb : {"inspect", "metrics", "status", "revoke", "dlq"}) {
+    control_subjects.push_back(*names->control(verb));
+    if (auto p = names->control(verb, 0)) {
+      control_subjects.push_back(*p);
+    }
+  }
+  auto revoked_subject = names->control("revoked");
+  REQUIRE(revoked_subject);
+
+  const auto b = valid_bodies();
+  raw_nats raw{server.url()};
+  std::map<std::string, std::size_t> sent;  // by wire input
+  std::size_t refused_by_broker = 0;
+  auto deadline = std::chrono::steady_clock::now() + duration;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto hdrs = hostile_headers(rng);
+    natsStatus s = NATS_OK;
+    switch (below(rng, 6)) {
+      case 0:
+      case 1: {  // task messages, single or packed, through JetStream
+        if (below(rng, 3) == 0) {
+          auto [body, count] = pack_of(rng, b.tasks);
+          hdrs.emplace_back("Trellis-Task-Pack", count);
+          s = raw.publish_stored(*task_subject, body, hdrs);
+        } else {
+          s = raw.publish_stored(*task_subject, mutate(rng, b.tasks), hdrs);
+        }
+        ++sent["task"];
+        break;
+      }
+      case 2: {  // outcome events, single or packed
+        if (below(rng, 3) == 0) {
+          auto [body, count] = pack_of(rng, b.events);
+          hdrs.emplace_back("Trellis-Event-Pack", count);
+          s = raw.publish_stored(*event_subject, body, hdrs);
+        } else {
+          s = raw.publish_stored(*event_subject, mutate(rng, b.events), hdrs);
+        }
+        ++sent["event"];
+        break;
+      }
+      case 3:
+        s = raw.publish_core(*submit_subject, mutate(rng, b.submissions), hdrs);
+        ++sent["submission"];
+        break;
+      case 4:
+        s = raw.publish_core(control_subjects[below(rng, control_subjects.size())], mutate(rng, b.controls), hdrs);
+        ++sent["control"];
+        break;
+      default:
+        s = raw.publish_stored(*revoked_subject, mutate(rng, b.controls), hdrs);
+        ++sent["revocation"];
+        break;
+    }
+    refused_by_broker += s == NATS_OK ? 0 : 1;  // a forged stream header, a duplicate id: the broker's call
+  }
+
+  // Everything stored has been taken and settled.
+  auto event_consumer = names->event_consumer(0);
+  REQUIRE(event_consumer);
+  REQUIRE(trellis::test::wait_until(
+      [&] {
+        return server.consumer_backlog(names->task_stream(), names->all_queues_consumer()) == std::uint64_t{0} &&
+               server.consumer_backlog(names->event_stream(), *event_consumer) == std::uint64_t{0};
+      },
+      trellis::test::max_test_wait, "the worker and the dispatcher to settle every fuzzed message"));
+
+  // Never exited: no crash, and so no crash loop.
+  INFO(procs.logs());
+  CHECK_FALSE(dispatcher.try_wait());
+  CHECK_FALSE(worker.try_wait());
+  // And still working.
+  json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}};
+  auto r = procs.submit(trellis::test::write_file(procs.dir(), "after.json", chain.dump()), {"--wait"});
+  INFO("submit stdout:\n" << r.out << "\nstderr:\n" << r.err);
+  REQUIRE(r.status == 0);
+  auto out = trellis::test::parse_outcome_line(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 7);
+  auto letters = trellis::test::try_count(procs.db(), "SELECT count(*) FROM dead_letters").value_or(0);
+  CHECK(letters > 0);
+
+  std::size_t total = 0;
+  std::cout << "torture fuzz: seed " << seed << ", " << duration.count() << " s:";
+  for (const auto& [input, n] : sent) {
+    std::cout << ' ' << input << ' ' << n << ',';
+    total += n;
+  }
+  std::cout << " messages " << total << ", refused by the broker " << refused_by_broker << ", dead letters "
+            << letters << ", crashes 0" << std::endl;
+  CHECK(procs.stop_all());
+}
