@@ -2436,6 +2436,10 @@ expected<std::uint64_t> nats_transport::queue_depth(const std::string& queue) {
   return std::uint64_t{0};
 }
 
+// Sequence numbers work_already_out reads at most per stream: a few
+// seconds of requests on loopback.
+constexpr std::uint64_t max_restore_reads = 200'000;
+
 expected<std::unordered_set<std::string>> nats_transport::work_already_out(int partition) {
   auto events_subject = impl_->names.event(partition);
   if (!events_subject) {
@@ -2453,16 +2457,22 @@ expected<std::unordered_set<std::string>> nats_transport::work_already_out(int p
     if (s != NATS_OK) {
       return impl_->api_error("cannot read stream " + stream + " before a restore", s, jerr);
     }
-    if (info->State.Msgs == 0) {
-      continue;
-    }
-    for (auto seq = info->State.FirstSeq; seq <= info->State.LastSeq; ++seq) {
+    // A work queue deletes acked messages, so the range between its first
+    // and last sequence can be mostly holes, each one request. The read
+    // stops once it saw every stored message, or after a bounded number of
+    // requests: what it did not see is published again (a copy may then
+    // run twice; none is lost).
+    std::uint64_t seen = 0;
+    std::uint64_t requests = 0;
+    for (auto seq = info->State.FirstSeq;
+         seq <= info->State.LastSeq && seen < info->State.Msgs && requests < max_restore_reads; ++seq, ++requests) {
       natsMsg* raw = nullptr;
       s = js_GetMsg(&raw, impl_->js.get(), stream.c_str(), seq, &jo, &jerr);
       message_ptr stored{raw};
       if (s != NATS_OK && jerr == JSNoMessageFoundErr) {
         continue;  // acked and removed (a work queue), or never there
       }
+      ++seen;
       if (s != NATS_OK) {
         return impl_->api_error("cannot read message " + std::to_string(seq) + " of " + stream + " before a restore",
                                 s, jerr);

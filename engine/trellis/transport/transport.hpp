@@ -120,8 +120,10 @@ class transport {
   /// of them again would run it twice. Read tasks first, then outcomes: a
   /// worker publishes an outcome before it acks the task, so no task slips
   /// between the two reads. Signed messages count only with a good
-  /// signature. In-process (the default) nothing outlives the process, so
-  /// nothing is out.
+  /// signature. A transport may read only part of what the broker holds
+  /// (NATS: at most 200,000 sequence numbers per stream); what it misses is
+  /// published again. In-process (the default) nothing outlives the
+  /// process, so nothing is out.
   virtual expected<std::unordered_set<std::string>> work_already_out(int partition) {
     (void)partition;
     return std::unordered_set<std::string>{};
