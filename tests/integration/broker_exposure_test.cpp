@@ -5,15 +5,14 @@
 // real and really off loopback.
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "support/chain_check.hpp"
 #include "support/child_process.hpp"
 #include "support/cluster_processes.hpp"
 #include "support/files.hpp"
 #include "support/nats_server.hpp"
-#include "support/outcome_line.hpp"
 #include "support/temp_dir.hpp"
 
 #include <arpa/inet.h>
@@ -22,7 +21,7 @@
 
 namespace {
 
-using nlohmann::json;
+using trellis::test::check_chain_runs;
 using trellis::test::cluster_processes;
 using trellis::test::nats_server;
 using trellis::test::nats_server_options;
@@ -58,16 +57,6 @@ nats_server_options on_every_interface() {
   nats_server_options o;
   o.extra_args = {"-a", "0.0.0.0"};
   return o;
-}
-
-void check_chain_runs(cluster_processes& c) {
-  json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}};
-  auto r = c.submit(trellis::test::write_file(c.dir(), "chain.json", chain.dump()), {"--wait"});
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << c.logs());
-  REQUIRE(r.status == 0);
-  auto out = trellis::test::parse_outcome_line(r.last_line());
-  CHECK(out["state"] == "SUCCESS");
-  CHECK(out["result"] == 7);
 }
 
 }  // namespace

@@ -12,23 +12,15 @@
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
 #include "support/raw_nats.hpp"
+#include "support/chain_check.hpp"
 #include "support/store_reader.hpp"
 #include "support/wait_until.hpp"
 
 namespace {
 
 using nlohmann::json;
+using trellis::test::check_chain_runs;
 using trellis::test::cluster_processes;
-
-void check_chain_runs(cluster_processes& c) {
-  json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}};
-  auto r = c.submit(trellis::test::write_file(c.dir(), "chain.json", chain.dump()), {"--wait"});
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << c.logs());
-  REQUIRE(r.status == 0);
-  auto out = trellis::test::parse_outcome_line(r.last_line());
-  CHECK(out["state"] == "SUCCESS");
-  CHECK(out["result"] == 7);
-}
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/chain_check.hpp"
 #include "support/child_process.hpp"
 #include "support/cluster_processes.hpp"
 #include "support/envelopes.hpp"
@@ -30,6 +31,7 @@ namespace {
 
 using nlohmann::json;
 using trellis::test::child_process;
+using trellis::test::check_chain_runs;
 using trellis::test::cluster_processes;
 using trellis::test::command_result;
 using trellis::test::nats_server;
@@ -50,16 +52,6 @@ child_process& start_cluster(cluster_processes& c) {
 std::string chain_file(const temp_dir& dir) {
   json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}};
   return trellis::test::write_file(dir, "chain.json", chain.dump());
-}
-
-/// Submits the chain add(2,2) -> add(_,3) and checks that it printed SUCCESS 7.
-void check_chain_runs(cluster_processes& c) {
-  auto r = c.submit(chain_file(c.dir()), {"--wait"});
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << c.logs());
-  REQUIRE(r.status == 0);
-  auto out = trellis::test::parse_outcome_line(r.last_line());
-  CHECK(out["state"] == "SUCCESS");
-  CHECK(out["result"] == 7);
 }
 
 /// Server options with `config` as nats-server's config file.

@@ -6,11 +6,11 @@
 // so never in a crash loop), a real workflow still succeeds, and the
 // poison ended in the dead-letter store. Prints its figures and seed.
 
+#include "support/chain_check.hpp"
 #include "support/cluster_processes.hpp"
 #include "support/envelopes.hpp"
 #include "support/files.hpp"
 #include "support/nats_server.hpp"
-#include "support/outcome_line.hpp"
 #include "support/raw_nats.hpp"
 #include "support/store_reader.hpp"
 #include "support/wait_until.hpp"
@@ -24,7 +24,6 @@
 #include "trellis/transport/subjects.hpp"
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include <array>
 #include <iostream>
@@ -35,7 +34,6 @@
 
 namespace {
 
-using nlohmann::json;
 using trellis::test::cluster_processes;
 using trellis::test::raw_nats;
 
@@ -264,13 +262,7 @@ TEST_CASE("Torture: random and mutated messages with forged headers on every wir
   CHECK_FALSE(dispatcher.try_wait());
   CHECK_FALSE(worker.try_wait());
   // And still working.
-  json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}}}};
-  auto r = procs.submit(trellis::test::write_file(procs.dir(), "after.json", chain.dump()), {"--wait"});
-  INFO("submit stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  REQUIRE(r.status == 0);
-  auto out = trellis::test::parse_outcome_line(r.last_line());
-  CHECK(out["state"] == "SUCCESS");
-  CHECK(out["result"] == 7);
+  trellis::test::check_chain_runs(procs);
   auto letters = trellis::test::try_count(procs.db(), "SELECT count(*) FROM dead_letters").value_or(0);
   CHECK(letters > 0);
 

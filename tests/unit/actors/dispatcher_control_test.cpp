@@ -4,6 +4,7 @@
 // workflow mid-chain and then deliver its outcome late.
 
 #include "support/dispatcher_harness.hpp"
+#include "support/forwarding_transport.hpp"
 #include "support/wait_until.hpp"
 
 #include "trellis/control_messages.hpp"
@@ -26,25 +27,8 @@ namespace {
 
 /// The in-process transport plus the control seam NATS provides in cluster
 /// mode: requests go to the dispatcher's control sink, answers are recorded.
-class control_transport final : public transport {
+class control_transport final : public test::forwarding_transport {
  public:
-  expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override {
-    return inner.publish_tasks(queue, messages);
-  }
-  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
-                                    std::chrono::milliseconds wait) override {
-    return inner.fetch_tasks(queues, max, wait);
-  }
-  void ack_task(const delivery& d) override { inner.ack_task(d); }
-  expected<void> publish_events(std::vector<outgoing_event> messages) override {
-    return inner.publish_events(std::move(messages));
-  }
-  void consume_events(std::function<void(std::vector<delivery>)> sink) override {
-    inner.consume_events(std::move(sink));
-  }
-  void ack_event(const delivery& d) override { inner.ack_event(d); }
-  void close() override { inner.close(); }
-
   void consume_control(std::function<void(delivery)> sink) override {
     std::lock_guard<std::mutex> guard{mutex_};
     sink_ = std::move(sink);
@@ -78,7 +62,6 @@ class control_transport final : public transport {
     return decode_control_reply(reply);
   }
 
-  inproc_transport inner;
 
  private:
   std::mutex mutex_;

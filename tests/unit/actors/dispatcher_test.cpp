@@ -3,6 +3,7 @@
 // plays the worker, so it can deliver outcomes twice, late or malformed.
 
 #include "support/dispatcher_harness.hpp"
+#include "support/forwarding_transport.hpp"
 #include "support/envelopes.hpp"
 #include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
@@ -422,7 +423,7 @@ namespace {
 /// The in-process transport behind a broker that refuses the next
 /// `refusals` task publishes (as NATS does while it is away), recording the
 /// message ids of every list the dispatcher hands over.
-class refusing_broker final : public transport {
+class refusing_broker final : public test::forwarding_transport {
  public:
   expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) override {
     {
@@ -439,19 +440,6 @@ class refusing_broker final : public transport {
     }
     return inner.publish_tasks(queue, messages);
   }
-  std::vector<delivery> fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
-                                    std::chrono::milliseconds wait) override {
-    return inner.fetch_tasks(queues, max, wait);
-  }
-  void ack_task(const delivery& d) override { inner.ack_task(d); }
-  expected<void> publish_events(std::vector<outgoing_event> messages) override {
-    return inner.publish_events(std::move(messages));
-  }
-  void consume_events(std::function<void(std::vector<delivery>)> sink) override {
-    inner.consume_events(std::move(sink));
-  }
-  void ack_event(const delivery& d) override { inner.ack_event(d); }
-  void close() override { inner.close(); }
 
   void refuse(int n) {
     std::lock_guard<std::mutex> guard{mutex_};
@@ -461,8 +449,6 @@ class refusing_broker final : public transport {
     std::lock_guard<std::mutex> guard{mutex_};
     return attempts_;
   }
-
-  inproc_transport inner;
 
  private:
   std::mutex mutex_;
