@@ -1,0 +1,150 @@
+// Torture, one embedded store: `trellis-demo run` and then `resume` on the
+// same store are killed with SIGKILL or stopped with SIGSTOP at moments
+// picked by progress (after a random number of new marks), and while one
+// runs a second `resume` on its store must be refused (exit 3). Every round
+// ends with a `resume` that finishes; then every mark is counted. A missing
+// mark or a workflow not SUCCESS fails the test; doubled marks must stay
+// within docs/storage.md's bound for each kill: the running handlers plus
+// what finished within one commit (here: at most 200 ms of 5 ms steps on
+// each handler thread). Prints its figures and seed.
+
+#include "support/child_process.hpp"
+#include "support/files.hpp"
+#include "support/outcome_line.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+#include "torture/torture_settings.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <signal.h>
+
+namespace {
+
+using nlohmann::json;
+using trellis::test::child_process;
+using trellis::test::temp_dir;
+
+using rng_t = std::mt19937_64;
+
+std::size_t between(rng_t& rng, std::size_t low, std::size_t high) {
+  return std::uniform_int_distribution<std::size_t>{low, high}(rng);
+}
+
+constexpr int chains_per_round = 150;
+constexpr int concurrency = 2;
+constexpr std::size_t shortest_step_ms = 5;
+/// A commit's bound for the test: an fsync measured at 30 to 70 ms (docs/storage.md), with room.
+constexpr std::size_t commit_interval_ms = 200;
+
+std::size_t marks_made(const std::vector<std::string>& marks) {
+  std::size_t n = 0;
+  for (const auto& m : marks) {
+    n += std::filesystem::exists(m) ? 1 : 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("Torture: run and resume on one store killed or stopped at random moments lose no effect, refuse a second "
+          "process, and run again no more than docs/storage.md allows",
+          "[torture][embedded]") {
+  const auto seed = trellis::test::torture_seed();
+  const auto duration = trellis::test::torture_duration();
+  rng_t rng{seed};
+  INFO("TRELLIS_TORTURE_SEED=" << seed);
+
+  temp_dir dir;
+  int rounds = 0;
+  int kills = 0;
+  int stops = 0;
+  int refusals = 0;
+  std::size_t total_marks = 0;
+  std::size_t lost = 0;
+  std::size_t doubled = 0;
+  const auto deadline = std::chrono::steady_clock::now() + duration;
+  do {
+    ++rounds;
+    auto round = dir.file("round-" + std::to_string(rounds));
+    std::filesystem::create_directories(round);
+    auto db = round + "/store.db";
+    std::vector<std::string> marks;
+    json group = json::array();
+    for (int c = 0; c < chains_per_round; ++c) {
+      marks.push_back(round + "/mark-" + std::to_string(c));
+      json sleep{{"task", "sleep_ms"}, {"args", {between(rng, shortest_step_ms, 20)}}};
+      json touch{{"task", "touch"}, {"args", {marks.back()}}, {"options", {{"immutable", true}}}};
+      group.push_back({{"chain", json::array({sleep, touch})}});
+    }
+    auto file = trellis::test::write_file(dir, "wf.json", json{{"group", group}}.dump());
+
+    // The first process runs the file; each later one resumes the store.
+    std::vector<std::string> argv{TRELLIS_DEMO_BIN, "run", file, "--db", db, "--concurrency", std::to_string(concurrency)};
+    for (std::size_t f = 0, faults = between(rng, 1, 3); f < faults; ++f) {
+      child_process p{argv, round + "/p.out", round + "/p.err"};
+      auto target = std::min(marks.size(), marks_made(marks) + between(rng, 5, 40));
+      REQUIRE(trellis::test::wait_until([&] { return marks_made(marks) >= target || p.try_wait().has_value(); },
+                                        trellis::test::max_test_wait, "the next fault's moment"));
+      if (p.try_wait()) {
+        INFO("stderr:\n" << p.stderr_text());
+        REQUIRE(*p.try_wait() == 0);  // it finished before the fault: the round is done early
+        break;
+      }
+      // A second process on the store is refused while this one holds it.
+      auto second = trellis::test::run_command({TRELLIS_DEMO_BIN, "resume", "--db", db}, round + "/second",
+                                               trellis::test::max_test_wait);
+      CHECK(second.status == 3);
+      CHECK(second.out.empty());
+      ++refusals;
+      if (between(rng, 0, 2) != 0) {
+        p.kill(SIGKILL);
+        p.wait();
+        ++kills;
+      } else {
+        REQUIRE(::kill(p.pid(), SIGSTOP) == 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds{between(rng, 50, 800)});  // the fault itself
+        REQUIRE(::kill(p.pid(), SIGCONT) == 0);
+        ++stops;
+        p.kill(SIGKILL);  // then killed too, so the next process takes the store
+        p.wait();
+        ++kills;
+      }
+      argv = {TRELLIS_DEMO_BIN, "resume", "--db", db, "--concurrency", std::to_string(concurrency)};
+    }
+
+    // A last resume finishes whatever is left (nothing, when the run ended).
+    auto last = trellis::test::run_command({TRELLIS_DEMO_BIN, "resume", "--db", db}, round + "/last",
+                                           trellis::test::max_test_wait);
+    INFO("resume stderr:\n" << last.err);
+    REQUIRE(last.status == 0);
+    for (const auto& line : last.lines()) {
+      CHECK(trellis::test::parse_outcome_line(line)["state"] == "SUCCESS");
+    }
+    auto status = trellis::test::run_command({TRELLIS_DEMO_BIN, "resume", "--db", db}, round + "/again",
+                                             trellis::test::max_test_wait);
+    CHECK(status.out.empty());  // nothing unfinished is left
+    for (const auto& m : marks) {
+      auto lines = trellis::test::line_count(m);
+      lost += lines == 0 ? 1 : 0;
+      doubled += lines > 1 ? lines - 1 : 0;
+    }
+    total_marks += marks.size();
+  } while (std::chrono::steady_clock::now() < deadline);
+
+  std::cout << "torture embedded: seed " << seed << ", " << duration.count() << " s: rounds " << rounds << ", marks "
+            << total_marks << ", kills " << kills << ", stops " << stops << ", refused second processes "
+            << refusals << ", lost " << lost << ", doubled " << doubled << ", crashes 0" << std::endl;
+  CHECK(lost == 0);
+  const auto per_kill = concurrency * (1 + commit_interval_ms / shortest_step_ms);
+  CHECK(doubled <= static_cast<std::size_t>(kills) * per_kill);
+}
