@@ -10,6 +10,7 @@
 #include "support/child_process.hpp"
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
+#include "support/small_disk.hpp"
 #include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
@@ -34,6 +35,8 @@ using trellis::test::command_result;
 using trellis::test::max_test_wait;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
+using trellis::test::can_mount;
+using trellis::test::small_disk;
 
 command_result demo(const temp_dir& dir, const std::string& capture, std::vector<std::string> args) {
   std::vector<std::string> argv{TRELLIS_DEMO_BIN};
@@ -42,42 +45,6 @@ command_result demo(const temp_dir& dir, const std::string& capture, std::vector
   INFO(capture << " stdout:\n" << r.out << "\nstderr:\n" << r.err);
   REQUIRE_FALSE(r.timed_out);
   return r;
-}
-
-/// A tmpfs of `size` mounted on a directory of its own, unmounted by the
-/// destructor.
-class small_disk {
- public:
-  small_disk(const temp_dir& dir, const std::string& size) : path_(dir.file("disk")) {
-    std::filesystem::create_directories(path_);
-    mount({"-t", "tmpfs", "-o", "size=" + size, "tmpfs", path_});
-  }
-  ~small_disk() { ::system(("umount -l '" + path_ + "' 2>/dev/null").c_str()); }
-  small_disk(const small_disk&) = delete;
-  small_disk& operator=(const small_disk&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  /// Remounts with `options` ("size=64m", "ro").
-  void remount(const std::string& options) { mount({"-o", "remount," + options, path_}); }
-
- private:
-  void mount(std::vector<std::string> args) {
-    args.insert(args.begin(), "/bin/mount");
-    temp_dir capture;
-    auto r = trellis::test::run_command(std::move(args), capture.file("mount"), std::chrono::seconds{20});
-    INFO("mount: " << r.err);
-    REQUIRE(r.status == 0);
-  }
-  std::string path_;
-};
-
-bool can_mount() {
-  if (::geteuid() == 0) {
-    return true;
-  }
-  WARN("not root: this test mounts a tmpfs of its own, so it runs only as root (CI runs as root)");
-  return false;
 }
 
 /// `n` chains of identity(a 2 KB string) -> touch(marks/mI) (immutable).

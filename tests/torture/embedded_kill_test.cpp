@@ -1,16 +1,18 @@
 // Torture, one embedded store: `trellis-demo run` and then `resume` on the
 // same store are killed with SIGKILL or stopped with SIGSTOP at moments
 // picked by progress (after a random number of new marks), and while one
-// runs a second `resume` on its store must be refused (exit 3). Every round
+// runs a second `resume` on its store must be refused (exit 3); as root, the
+// disk under the store may also fill up. Every round
 // ends with a `resume` that finishes; then every mark is counted. A missing
 // mark or a workflow not SUCCESS fails the test; doubled marks must stay
-// within docs/storage.md's bound for each kill: the running handlers plus
+// within docs/storage.md's bound for each kill or full disk: the running handlers plus
 // what finished within one commit (here: at most 200 ms of 5 ms steps on
 // each handler thread). Prints its figures and seed.
 
 #include "support/child_process.hpp"
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
+#include "support/small_disk.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 #include "torture/torture_settings.hpp"
@@ -20,7 +22,9 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -46,6 +50,15 @@ constexpr std::size_t shortest_step_ms = 5;
 /// A commit's bound for the test: an fsync measured at 30 to 70 ms (docs/storage.md), with room.
 constexpr std::size_t commit_interval_ms = 200;
 
+/// Writes `path` until the file system has no space left.
+void fill_up(const std::string& path) {
+  std::ofstream out{path, std::ios::binary};
+  const std::string chunk(1 << 20, '\0');
+  while (out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()))) {
+    out.flush();
+  }
+}
+
 std::size_t marks_made(const std::vector<std::string>& marks) {
   std::size_t n = 0;
   for (const auto& m : marks) {
@@ -65,6 +78,13 @@ TEST_CASE("Torture: run and resume on one store killed or stopped at random mome
   INFO("TRELLIS_TORTURE_SEED=" << seed);
 
   temp_dir dir;
+  // The stores live on a tmpfs of the test's own (as root), so that a fault
+  // can also be the disk filling up under a running process.
+  std::unique_ptr<trellis::test::small_disk> disk;
+  if (trellis::test::can_mount()) {
+    disk = std::make_unique<trellis::test::small_disk>(dir, "32m");
+  }
+  int disk_full = 0;
   int rounds = 0;
   int kills = 0;
   int stops = 0;
@@ -77,7 +97,7 @@ TEST_CASE("Torture: run and resume on one store killed or stopped at random mome
     ++rounds;
     auto round = dir.file("round-" + std::to_string(rounds));
     std::filesystem::create_directories(round);
-    auto db = round + "/store.db";
+    auto db = disk ? disk->file("store-" + std::to_string(rounds) + ".db") : round + "/store.db";
     std::vector<std::string> marks;
     json group = json::array();
     for (int c = 0; c < chains_per_round; ++c) {
@@ -123,7 +143,23 @@ TEST_CASE("Torture: run and resume on one store killed or stopped at random mome
         break;
       }
       ++refusals;
-      if (between(rng, 0, 2) != 0) {
+      if (disk && between(rng, 0, 3) == 0) {
+        // The disk fills up under the store: the process stops at its next
+        // commit with exit 3 and the store's error (or ends first, its work
+        // done). Then the space comes back.
+        auto ballast = disk->file("ballast");
+        fill_up(ballast);
+        auto ended = p.wait_for(trellis::test::max_test_wait);
+        std::filesystem::remove(ballast);
+        INFO("stderr:\n" << p.stderr_text());
+        REQUIRE(ended);
+        CHECK((*ended == 3 || *ended == 0));
+        if (*ended == 3) {
+          CHECK(p.stdout_text().empty());
+          CHECK_THAT(p.stderr_text(), Catch::Contains("disk is full"));
+        }
+        ++disk_full;
+      } else if (between(rng, 0, 2) != 0) {
         p.kill(SIGKILL);
         p.wait();
         ++kills;
@@ -156,12 +192,16 @@ TEST_CASE("Torture: run and resume on one store killed or stopped at random mome
       doubled += lines > 1 ? lines - 1 : 0;
     }
     total_marks += marks.size();
+    for (const auto* suffix : {"", "-wal", "-shm", ".lock"}) {
+      std::filesystem::remove(db + suffix);
+    }
   } while (std::chrono::steady_clock::now() < deadline);
 
   std::cout << "torture embedded: seed " << seed << ", " << duration.count() << " s: rounds " << rounds << ", marks "
-            << total_marks << ", kills " << kills << ", stops " << stops << ", refused second processes "
-            << refusals << ", lost " << lost << ", doubled " << doubled << ", crashes 0" << std::endl;
+            << total_marks << ", kills " << kills << ", stops " << stops << ", disks filled up " << disk_full
+            << ", refused second processes " << refusals << ", lost " << lost << ", doubled " << doubled << ", crashes 0" << std::endl;
   CHECK(lost == 0);
   const auto per_kill = concurrency * (1 + commit_interval_ms / shortest_step_ms);
-  CHECK(doubled <= static_cast<std::size_t>(kills) * per_kill);
+  // A failed commit forgets its batch as a kill does.
+  CHECK(doubled <= static_cast<std::size_t>(kills + disk_full) * per_kill);
 }
