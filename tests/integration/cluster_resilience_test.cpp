@@ -167,6 +167,18 @@ void check_completed_once(cluster_processes& procs, const std::vector<planned_wo
   CHECK(count_rows(procs.db(), "SELECT count(*) FROM dead_letters") == 0);
 }
 
+/// Every touch mark in `marks` has exactly one line: its step ran once.
+void check_each_made_once(const std::vector<std::string>& marks) {
+  std::vector<std::string> not_once;
+  for (const auto& m : marks) {
+    if (auto lines = trellis::test::line_count(m); lines != 1) {
+      not_once.push_back(m + ": " + std::to_string(lines) + " lines");
+    }
+  }
+  INFO(not_once.size() << " of " << marks.size() << " marks not made exactly once");
+  CHECK(not_once.empty());
+}
+
 }  // namespace
 
 TEST_CASE("A NATS server restarted mid-run on the same port and store loses no workflow in flight, and every node "
@@ -277,14 +289,7 @@ TEST_CASE("A dispatcher killed with SIGKILL and started again publishes its read
 
   procs.wait_running(procs.start_dispatcher(procs.db()));
   check_completed_once(procs, flows, server.jetstream_summary());
-  std::vector<std::string> not_once;
-  for (const auto& m : marks) {
-    if (auto lines = trellis::test::line_count(m); lines != 1) {
-      not_once.push_back(m + ": " + std::to_string(lines) + " lines");
-    }
-  }
-  INFO(not_once.size() << " of " << chains << " marks not made exactly once");
-  CHECK(not_once.empty());
+  check_each_made_once(marks);
   CHECK(procs.stop_all());
 }
 
@@ -332,14 +337,7 @@ TEST_CASE("A dispatcher restarted while its tasks wait packed in the task stream
   }
 
   check_completed_once(procs, flows, server.jetstream_summary());
-  std::vector<std::string> not_once;
-  for (const auto& m : marks) {
-    if (auto lines = trellis::test::line_count(m); lines != 1) {
-      not_once.push_back(m + ": " + std::to_string(lines) + " lines");
-    }
-  }
-  INFO(not_once.size() << " of " << members << " marks not made exactly once");
-  CHECK(not_once.empty());
+  check_each_made_once(marks);
   CHECK(procs.stop_all());
 }
 

@@ -38,11 +38,9 @@ using nlohmann::json;
 using trellis::test::child_process;
 using trellis::test::temp_dir;
 
-using rng_t = std::mt19937_64;
-
-std::size_t between(rng_t& rng, std::size_t low, std::size_t high) {
-  return std::uniform_int_distribution<std::size_t>{low, high}(rng);
-}
+using trellis::test::between;
+using trellis::test::marks_made;
+using rng_t = trellis::test::torture_rng;
 
 constexpr int chains_per_round = 150;
 constexpr int concurrency = 2;
@@ -57,14 +55,6 @@ void fill_up(const std::string& path) {
   while (out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()))) {
     out.flush();
   }
-}
-
-std::size_t marks_made(const std::vector<std::string>& marks) {
-  std::size_t n = 0;
-  for (const auto& m : marks) {
-    n += std::filesystem::exists(m) ? 1 : 0;
-  }
-  return n;
 }
 
 }  // namespace

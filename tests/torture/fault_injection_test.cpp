@@ -36,11 +36,9 @@ using nlohmann::json;
 using trellis::test::child_process;
 using trellis::test::cluster_processes;
 
-using rng_t = std::mt19937_64;
-
-std::size_t between(rng_t& rng, std::size_t low, std::size_t high) {
-  return std::uniform_int_distribution<std::size_t>{low, high}(rng);
-}
+using trellis::test::between;
+using trellis::test::marks_made;
+using rng_t = trellis::test::torture_rng;
 
 constexpr int workflows_per_round = 3;
 constexpr int chains_per_workflow = 30;
@@ -123,14 +121,6 @@ class victim_cluster {
   child_process* dispatcher_ = nullptr;
   std::vector<child_process*> workers_;
 };
-
-std::size_t marks_made(const std::vector<std::string>& marks) {
-  std::size_t n = 0;
-  for (const auto& m : marks) {
-    n += std::filesystem::exists(m) ? 1 : 0;
-  }
-  return n;
-}
 
 }  // namespace
 

@@ -1,8 +1,9 @@
 #pragma once
 
 /// @file
-/// How long and with which seed the torture tests run. CI runs them with the
-/// defaults (a bounded run of seconds); a soak sets the environment:
+/// What the torture tests share: how long and with which seed they run, and
+/// how they pick and count. CI runs them with the defaults (a bounded run of
+/// seconds); a soak sets the environment:
 ///
 ///     TRELLIS_TORTURE_SECONDS=1800 TRELLIS_TORTURE_SEED=42 build/bin/trellis_torture_tests
 ///
@@ -15,8 +16,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace trellis::test {
 
@@ -46,6 +49,23 @@ inline std::chrono::seconds torture_duration() {
 /// TRELLIS_TORTURE_SEED, or a fresh one.
 inline std::uint64_t torture_seed() {
   return torture_setting("TRELLIS_TORTURE_SEED", std::random_device{}(), 0, UINT64_MAX / 2);
+}
+
+/// The torture tests' random source, seeded with `torture_seed()`.
+using torture_rng = std::mt19937_64;
+
+/// A uniform pick from [low, high].
+inline std::size_t between(torture_rng& rng, std::size_t low, std::size_t high) {
+  return std::uniform_int_distribution<std::size_t>{low, high}(rng);
+}
+
+/// How many of the touch marks `marks` exist: the steps that ran so far.
+inline std::size_t marks_made(const std::vector<std::string>& marks) {
+  std::size_t n = 0;
+  for (const auto& m : marks) {
+    n += std::filesystem::exists(m) ? 1 : 0;
+  }
+  return n;
 }
 
 }  // namespace trellis::test
