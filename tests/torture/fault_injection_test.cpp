@@ -1,11 +1,13 @@
 // Torture, faults across processes: a cluster of one dispatcher, two
-// workers and a nats-server runs rounds of touch-mark workflows (chains of a
-// short sleep and a mark: one line per run of the step) while, at moments
+// workers and a nats-server runs rounds of touch-mark workflows (groups of
+// chains of a short sleep and one to three marks: a file per step, one line
+// per run of the step) while, at moments
 // picked by progress (after a random number of new marks), a random one of
 // them is killed with SIGKILL and started again, or stopped with SIGSTOP
 // for a random pause and continued. Each round ends when its workflows
 // finished; then every mark is counted. A missing mark is a lost effect, a
-// process that exited on its own a crash: either fails the test. Doubled
+// process that exited on its own a crash (checked before every fault too,
+// so our SIGKILL never hides one): either fails the test. Doubled
 // marks are allowed only within what docs/storage.md says a fault can run
 // again: the tasks a worker holds unacked (concurrency x fetch batch), for
 // each worker the fault can reach. Prints its figures and seed.
@@ -44,6 +46,7 @@ std::size_t between(rng_t& rng, std::size_t low, std::size_t high) {
 
 constexpr int workflows_per_round = 3;
 constexpr int chains_per_workflow = 30;
+constexpr int max_marks_per_chain = 3;
 constexpr int worker_count = 2;
 constexpr int concurrency = 2;
 constexpr int fetch_batch = 4;
@@ -55,6 +58,7 @@ struct figures {
   std::size_t marks = 0;
   std::size_t lost = 0;
   std::size_t doubled = 0;
+  std::size_t crashes = 0;
 };
 
 /// The cluster under torture, with the processes that are current.
@@ -97,17 +101,14 @@ class victim_cluster {
     REQUIRE(::kill(pid, SIGCONT) == 0);
   }
 
-  /// True while no current process exited on its own.
-  bool all_running() {
-    if (dispatcher_->try_wait()) {
-      return false;
-    }
+  /// How many current processes (nats-server included) exited on their
+  /// own: nothing restarts a process but this test, so each is a crash.
+  std::size_t crashed() {
+    std::size_t n = dispatcher_->try_wait() ? 1 : 0;
     for (auto* w : workers_) {
-      if (w->try_wait()) {
-        return false;
-      }
+      n += w->try_wait() ? 1 : 0;
     }
-    return true;
+    return n + (server_.exited_on_its_own() ? 1 : 0);
   }
 
  private:
@@ -156,10 +157,12 @@ TEST_CASE("Torture: workers, the dispatcher and nats-server killed or stopped at
     for (int w = 0; w < workflows_per_round; ++w) {
       json group = json::array();
       for (int c = 0; c < chains_per_workflow; ++c) {
-        marks.push_back(dir + "/mark-" + std::to_string(w) + "-" + std::to_string(c));
-        json sleep{{"task", "sleep_ms"}, {"args", {between(rng, 5, 30)}}};
-        json touch{{"task", "touch"}, {"args", {marks.back()}}, {"options", {{"immutable", true}}}};
-        group.push_back({{"chain", json::array({sleep, touch})}});
+        json steps = json::array({{{"task", "sleep_ms"}, {"args", {between(rng, 5, 30)}}}});
+        for (std::size_t k = 0, n = between(rng, 1, max_marks_per_chain); k < n; ++k) {
+          marks.push_back(dir + "/mark-" + std::to_string(w) + "-" + std::to_string(c) + "-" + std::to_string(k));
+          steps.push_back({{"task", "touch"}, {"args", {marks.back()}}, {"options", {{"immutable", true}}}});
+        }
+        group.push_back({{"chain", steps}});
       }
       auto file = trellis::test::write_file(procs.dir(), "wf.json", json{{"group", group}}.dump());
       auto r = procs.submit(file);
@@ -176,6 +179,8 @@ TEST_CASE("Torture: workers, the dispatcher and nats-server killed or stopped at
       if (marks_made(marks) == marks.size()) {
         break;
       }
+      fig.crashes += cluster.crashed();
+      REQUIRE(fig.crashes == 0);  // before the fault, so that our SIGKILL cannot hide a crash
       auto victim = between(rng, 0, worker_count + 1);
       if (between(rng, 0, 1) == 0) {
         cluster.kill_and_restart(victim);
@@ -190,8 +195,13 @@ TEST_CASE("Torture: workers, the dispatcher and nats-server killed or stopped at
     auto succeeded = "SELECT count(*) FROM workflows WHERE state = 3 AND id IN (" + ids + ")";
     INFO(procs.logs() << "\n" << server.jetstream_summary());
     REQUIRE(trellis::test::wait_until(
-        [&] { return trellis::test::try_count(procs.db(), finished.c_str()).value_or(0) == workflows_per_round; },
+        [&] {
+          return cluster.crashed() > 0 ||
+                 trellis::test::try_count(procs.db(), finished.c_str()).value_or(0) == workflows_per_round;
+        },
         trellis::test::max_test_wait, "the round's workflows to finish"));
+    fig.crashes += cluster.crashed();
+    REQUIRE(fig.crashes == 0);  // nothing exited but what the test killed
     CHECK(trellis::test::count_rows(procs.db(), succeeded) == workflows_per_round);
     for (const auto& m : marks) {
       auto lines = trellis::test::line_count(m);
@@ -199,12 +209,11 @@ TEST_CASE("Torture: workers, the dispatcher and nats-server killed or stopped at
       fig.doubled += lines > 1 ? lines - 1 : 0;
     }
     fig.marks += marks.size();
-    REQUIRE(cluster.all_running());  // nothing exited but what the test killed
   } while (std::chrono::steady_clock::now() < deadline);
 
-  std::cout << "torture faults: seed " << seed << ", " << duration.count() << " s: rounds " << fig.rounds
+  std::cout << "torture faults: seed " << seed << ", " << duration.count() << " s: iterations " << fig.rounds
             << ", marks " << fig.marks << ", kills " << fig.kills << ", stops " << fig.stops << ", lost " << fig.lost
-            << ", doubled " << fig.doubled << ", crashes 0" << std::endl;
+            << ", doubled " << fig.doubled << ", crashes " << fig.crashes << std::endl;
   CHECK(fig.lost == 0);
   // Each fault re-runs at most what every worker it reaches holds unacked.
   CHECK(fig.doubled <= static_cast<std::size_t>((fig.kills + fig.stops) * worker_count * concurrency * fetch_batch));
