@@ -84,7 +84,8 @@ class raw_nats {
   /// How many messages arrived on the `listen` subject so far.
   std::size_t heard() const {
     int pending = 0;
-    std::int64_t delivered = 0, dropped = 0;
+    std::int64_t delivered = 0;
+    std::int64_t dropped = 0;
     if (listener_ == nullptr ||
         natsSubscription_GetStats(listener_, &pending, nullptr, nullptr, nullptr, &delivered, &dropped) != NATS_OK) {
       return 0;
