@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <random>
@@ -59,6 +60,7 @@ struct figures {
   std::size_t lost = 0;
   std::size_t doubled = 0;
   std::size_t crashes = 0;
+  std::deque<std::string> recent;  // the last faults, for a failure's message
 };
 
 /// The cluster under torture, with the processes that are current.
@@ -101,14 +103,25 @@ class victim_cluster {
     REQUIRE(::kill(pid, SIGCONT) == 0);
   }
 
-  /// How many current processes (nats-server included) exited on their
-  /// own: nothing restarts a process but this test, so each is a crash.
-  std::size_t crashed() {
-    std::size_t n = dispatcher_->try_wait() ? 1 : 0;
-    for (auto* w : workers_) {
-      n += w->try_wait() ? 1 : 0;
+  /// The current processes (nats-server included) that exited on their
+  /// own, each as "worker 1 (pid 123): status 134" (128 + a signal's number
+  /// when one ended it): nothing restarts a process but this test, so each
+  /// is a crash.
+  std::vector<std::string> crashed() {
+    std::vector<std::string> out;
+    auto check = [&](const std::string& what, child_process& p) {
+      if (auto status = p.try_wait()) {
+        out.push_back(what + " (pid " + std::to_string(p.pid()) + "): status " + std::to_string(*status));
+      }
+    };
+    check("the dispatcher", *dispatcher_);
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      check("worker " + std::to_string(i), *workers_[i]);
     }
-    return n + (server_.exited_on_its_own() ? 1 : 0);
+    if (server_.exited_on_its_own()) {
+      out.push_back("nats-server");
+    }
+    return out;
   }
 
  private:
@@ -124,6 +137,22 @@ class victim_cluster {
   child_process* dispatcher_ = nullptr;
   std::vector<child_process*> workers_;
 };
+
+/// Fails the test, with the figures so far, if a process exited on its own.
+void check_no_crash(victim_cluster& cluster, figures& fig) {
+  auto crashes = cluster.crashed();
+  fig.crashes = crashes.size();
+  for (const auto& c : crashes) {
+    std::cout << "torture faults: crashed: " << c << std::endl;
+  }
+  std::string recent;
+  for (const auto& f : fig.recent) {
+    recent += "\n  " + f;
+  }
+  INFO("kills " << fig.kills << ", stops " << fig.stops << ", in iteration " << fig.rounds
+                << "; the last faults:" << recent);
+  REQUIRE(crashes.empty());
+}
 
 std::size_t marks_made(const std::vector<std::string>& marks) {
   std::size_t n = 0;
@@ -179,15 +208,25 @@ TEST_CASE("Torture: workers, the dispatcher and nats-server killed or stopped at
       if (marks_made(marks) == marks.size()) {
         break;
       }
-      fig.crashes += cluster.crashed();
-      REQUIRE(fig.crashes == 0);  // before the fault, so that our SIGKILL cannot hide a crash
+      check_no_crash(cluster, fig);  // before the fault, so that our SIGKILL cannot hide a crash
       auto victim = between(rng, 0, worker_count + 1);
+      static const char* const names[] = {"worker 0", "worker 1", "the dispatcher", "nats-server"};
+      static_assert(std::size(names) == worker_count + 2);
+      const auto where = " at " + std::to_string(marks_made(marks)) + " of " + std::to_string(marks.size()) +
+                         " marks in iteration " + std::to_string(fig.rounds);
       if (between(rng, 0, 1) == 0) {
+        fig.recent.push_back(std::string{"SIGKILL and a restart of "} + names[victim] + where);
         cluster.kill_and_restart(victim);
         ++fig.kills;
       } else {
-        cluster.stop_for(victim, std::chrono::milliseconds{between(rng, 50, 1500)});
+        auto pause = std::chrono::milliseconds{between(rng, 50, 1500)};
+        fig.recent.push_back(std::string{"SIGSTOP of "} + names[victim] + " for " + std::to_string(pause.count()) +
+                             " ms" + where);
+        cluster.stop_for(victim, pause);
         ++fig.stops;
+      }
+      if (fig.recent.size() > 4) {
+        fig.recent.pop_front();
       }
     }
 
@@ -196,12 +235,11 @@ TEST_CASE("Torture: workers, the dispatcher and nats-server killed or stopped at
     INFO(procs.logs() << "\n" << server.jetstream_summary());
     REQUIRE(trellis::test::wait_until(
         [&] {
-          return cluster.crashed() > 0 ||
+          return !cluster.crashed().empty() ||
                  trellis::test::try_count(procs.db(), finished.c_str()).value_or(0) == workflows_per_round;
         },
         trellis::test::max_test_wait, "the round's workflows to finish"));
-    fig.crashes += cluster.crashed();
-    REQUIRE(fig.crashes == 0);  // nothing exited but what the test killed
+    check_no_crash(cluster, fig);  // nothing exited but what the test killed
     CHECK(trellis::test::count_rows(procs.db(), succeeded) == workflows_per_round);
     for (const auto& m : marks) {
       auto lines = trellis::test::line_count(m);
