@@ -94,6 +94,10 @@ class nats_server {
   /// Whether the process runs.
   bool is_running() const noexcept { return process_ != nullptr; }
 
+  /// Whether the server ended on its own (a crash), while this object still
+  /// counts it as running: neither `stop()` nor `kill()` ended it.
+  bool exited_on_its_own() { return process_ && process_->try_wait().has_value(); }
+
   /// The server's PID while it runs, else 0 (for /proc readings).
   pid_t pid() const noexcept { return process_ ? process_->pid() : 0; }
 

@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,7 @@ class raw_nats {
   raw_nats(const raw_nats&) = delete;
   raw_nats& operator=(const raw_nats&) = delete;
   ~raw_nats() {
+    natsSubscription_Destroy(listener_);
     jsCtx_Destroy(js_);
     natsConnection_Destroy(conn_);
   }
@@ -54,9 +56,11 @@ class raw_nats {
     return s;
   }
 
-  /// A core publish (no stream needs to capture it) plus a flush.
-  natsStatus publish_core(const std::string& subject, const std::string& body, const headers& hdrs = {}) {
-    natsMsg* msg = make(subject, body, hdrs);
+  /// A core publish (no stream needs to capture it) plus a flush; with a
+  /// `reply` subject, as a request whose answer goes there.
+  natsStatus publish_core(const std::string& subject, const std::string& body, const headers& hdrs = {},
+                          const std::string& reply = "") {
+    natsMsg* msg = make(subject, body, hdrs, reply);
     if (msg == nullptr) {
       return NATS_ERR;
     }
@@ -65,10 +69,36 @@ class raw_nats {
     return s == NATS_OK ? natsConnection_FlushTimeout(conn_, 5000) : s;
   }
 
+  /// Counts from now on the messages arriving on `subject` (a wildcard
+  /// such as `_INBOX.fuzz.>` catches the answers to every request given a
+  /// reply under it); `heard()` reads the count. One subject per client.
+  /// A synchronous subscription that is never read: the library counts what
+  /// arrives (pending, and dropped past its limit) without a callback thread
+  /// that could outlive this object.
+  void listen(const std::string& subject) {
+    REQUIRE(listener_ == nullptr);
+    REQUIRE(natsConnection_SubscribeSync(&listener_, conn_, subject.c_str()) == NATS_OK);
+    REQUIRE(natsConnection_FlushTimeout(conn_, 5000) == NATS_OK);
+  }
+
+  /// How many messages arrived on the `listen` subject so far.
+  std::size_t heard() const {
+    int pending = 0;
+    std::int64_t delivered = 0;
+    std::int64_t dropped = 0;
+    if (listener_ == nullptr ||
+        natsSubscription_GetStats(listener_, &pending, nullptr, nullptr, nullptr, &delivered, &dropped) != NATS_OK) {
+      return 0;
+    }
+    return static_cast<std::size_t>(pending) + static_cast<std::size_t>(delivered + dropped);
+  }
+
  private:
-  natsMsg* make(const std::string& subject, const std::string& body, const headers& hdrs) {
+  natsMsg* make(const std::string& subject, const std::string& body, const headers& hdrs,
+                const std::string& reply = "") {
     natsMsg* msg = nullptr;
-    if (natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK) {
+    if (natsMsg_Create(&msg, subject.c_str(), reply.empty() ? nullptr : reply.c_str(), body.data(),
+                       static_cast<int>(body.size())) != NATS_OK) {
       return nullptr;
     }
     for (const auto& [name, value] : hdrs) {
@@ -82,6 +112,7 @@ class raw_nats {
 
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
+  natsSubscription* listener_ = nullptr;
 };
 
 }  // namespace trellis::test

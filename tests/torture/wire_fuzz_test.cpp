@@ -1,7 +1,8 @@
 // Torture, wire inputs: for a bounded time, seeded random and mutated
 // messages with forged headers go onto every subject a running cluster
-// reads (task, event, submission and control subjects, and the stored
-// revocation notices), straight through a bare NATS client that checks
+// reads (task, event, submission and control subjects, the stored
+// revocation notices and the MAX_DELIVERIES advisories the dispatcher reads
+// back as lost tasks), straight through a bare NATS client that checks
 // nothing. Afterwards the dispatcher and the worker still run (never exited,
 // so never in a crash loop), a real workflow still succeeds, and the
 // poison ended in the dead-letter store. Prints its figures and seed.
@@ -142,11 +143,15 @@ std::pair<std::string, std::string> pack_of(rng_t& rng, const std::vector<std::s
   return {body, count};
 }
 
+/// Forged headers: usually a few, sometimes dozens (the same name repeated,
+/// as NATS allows), and sometimes values of kilobytes.
 raw_nats::headers hostile_headers(rng_t& rng) {
   static const std::array<const char*, 6> names{"Trellis-Task-Pack", "Trellis-Event-Pack", "Nats-Msg-Id",
                                                 "Trellis-Signature", "Trellis-Trace", "Nats-Expected-Stream"};
   raw_nats::headers out;
-  for (std::size_t i = 0, n = below(rng, 4); i < n; ++i) {
+  const bool many = below(rng, 16) == 0;
+  const bool huge = below(rng, 16) == 0;
+  for (std::size_t i = 0, n = many ? 10 + below(rng, 70) : below(rng, 4); i < n; ++i) {
     std::string name = below(rng, 4) == 0 ? "X-" + random_text(rng, 1 + below(rng, 12)) : names[below(rng, names.size())];
     if (name.find(':') != std::string::npos) {
       name = "X-Fuzz";
@@ -159,9 +164,20 @@ raw_nats::headers hostile_headers(rng_t& rng) {
     } else {
       v = random_text(rng, 1 + below(rng, 200));
     }
+    if (huge) {
+      v += random_text(rng, 1024 + below(rng, 15 * 1024));
+    }
     out.emplace_back(name, v);
   }
   return out;
+}
+
+/// A MAX_DELIVERIES advisory as JetStream writes it, naming the task at
+/// `seq` of `stream` exhausted.
+std::string advisory_body(const std::string& stream, std::size_t seq) {
+  return R"({"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"fz","timestamp":"2026-01-01T00:00:00Z",)"
+         R"("stream":")" + stream + R"(","consumer":"all-queues","stream_seq":)" + std::to_string(seq) +
+         R"(,"deliveries":5})";
 }
 
 }  // namespace
@@ -198,16 +214,30 @@ TEST_CASE("Torture: random and mutated messages with forged headers on every wir
   }
   auto revoked_subject = names->control("revoked");
   REQUIRE(revoked_subject);
+  // The advisory subject ends in a wildcard for the consumer; the lost
+  // stream captures the advisory of any consumer of the task stream.
+  auto advisory_subject = names->task_max_deliveries_advisory();
+  advisory_subject.pop_back();
+  advisory_subject += names->all_queues_consumer();
 
   const auto b = valid_bodies();
   raw_nats raw{server.url()};
+  // Half the submissions and control requests ask for an answer, so the
+  // dispatcher's and the worker's answering of poison runs too.
+  const std::string inbox = "_INBOX.fuzz";
+  raw.listen(inbox + ".>");
+  std::size_t asked = 0;
+  auto reply_to = [&]() -> std::string {
+    return below(rng, 2) == 0 ? "" : inbox + "." + std::to_string(++asked);
+  };
   std::map<std::string, std::size_t> sent;  // by wire input
-  std::size_t refused_by_broker = 0;
+  std::map<std::string, std::size_t> refused;  // by the broker: a forged stream header, a duplicate id
+  const char* kind = "";
   auto deadline = std::chrono::steady_clock::now() + duration;
   while (std::chrono::steady_clock::now() < deadline) {
     auto hdrs = hostile_headers(rng);
     natsStatus s = NATS_OK;
-    switch (below(rng, 6)) {
+    switch (below(rng, 7)) {
       case 0:
       case 1: {  // task messages, single or packed, through JetStream
         if (below(rng, 3) == 0) {
@@ -217,7 +247,7 @@ TEST_CASE("Torture: random and mutated messages with forged headers on every wir
         } else {
           s = raw.publish_stored(*task_subject, mutate(rng, b.tasks), hdrs);
         }
-        ++sent["task"];
+        kind = "task";
         break;
       }
       case 2: {  // outcome events, single or packed
@@ -228,51 +258,68 @@ TEST_CASE("Torture: random and mutated messages with forged headers on every wir
         } else {
           s = raw.publish_stored(*event_subject, mutate(rng, b.events), hdrs);
         }
-        ++sent["event"];
+        kind = "event";
         break;
       }
       case 3:
-        s = raw.publish_core(*submit_subject, mutate(rng, b.submissions), hdrs);
-        ++sent["submission"];
+        s = raw.publish_core(*submit_subject, mutate(rng, b.submissions), hdrs, reply_to());
+        kind = "submission";
         break;
       case 4:
-        s = raw.publish_core(control_subjects[below(rng, control_subjects.size())], mutate(rng, b.controls), hdrs);
-        ++sent["control"];
+        s = raw.publish_core(control_subjects[below(rng, control_subjects.size())], mutate(rng, b.controls), hdrs,
+                             reply_to());
+        kind = "control";
         break;
-      default:
+      case 5:
         s = raw.publish_stored(*revoked_subject, mutate(rng, b.controls), hdrs);
-        ++sent["revocation"];
+        kind = "revocation";
         break;
+      default: {  // naming a stored task (mostly fuzzed ones) or none as exhausted
+        const std::vector<std::string> one{advisory_body(names->task_stream(), 1 + below(rng, sent["task"] + 16))};
+        s = raw.publish_stored(advisory_subject, mutate(rng, one), hdrs);
+        kind = "advisory";
+        break;
+      }
     }
-    refused_by_broker += s == NATS_OK ? 0 : 1;  // a forged stream header, a duplicate id: the broker's call
+    ++sent[kind];
+    refused[kind] += s == NATS_OK ? 0 : 1;
   }
 
-  // Everything stored has been taken and settled.
+  // Everything stored has been taken and settled, unless a process died.
   auto event_consumer = names->event_consumer(0);
+  auto lost_consumer = names->lost_consumer(0);
   REQUIRE(event_consumer);
-  REQUIRE(trellis::test::wait_until(
-      [&] {
-        return server.consumer_backlog(names->task_stream(), names->all_queues_consumer()) == std::uint64_t{0} &&
-               server.consumer_backlog(names->event_stream(), *event_consumer) == std::uint64_t{0};
-      },
-      trellis::test::max_test_wait, "the worker and the dispatcher to settle every fuzzed message"));
-
-  // Never exited: no crash, and so no crash loop.
-  INFO(procs.logs());
-  CHECK_FALSE(dispatcher.try_wait());
-  CHECK_FALSE(worker.try_wait());
-  // And still working.
-  trellis::test::check_chain_runs(procs);
+  REQUIRE(lost_consumer);
+  auto settled = [&] {
+    return server.consumer_backlog(names->task_stream(), names->all_queues_consumer()) == std::uint64_t{0} &&
+           server.consumer_backlog(names->event_stream(), *event_consumer) == std::uint64_t{0} &&
+           server.consumer_backlog(names->lost_stream(), *lost_consumer) == std::uint64_t{0};
+  };
+  auto exited = [&] { return dispatcher.try_wait() || worker.try_wait(); };
+  const bool drained = trellis::test::wait_until([&] { return exited() || settled(); }, trellis::test::max_test_wait,
+                                                 "the worker and the dispatcher to settle every fuzzed message");
+  // Requests were answered (a refusal is an answer too), not dropped.
+  const bool answered = trellis::test::wait_until([&] { return exited() || raw.heard() > 0; },
+                                                  trellis::test::max_test_wait, "an answer to a fuzzed request");
+  // Never exited: no crash, and so no crash loop (nothing restarts them).
+  const int crashes = (dispatcher.try_wait() ? 1 : 0) + (worker.try_wait() ? 1 : 0);
   auto letters = trellis::test::try_count(procs.db(), "SELECT count(*) FROM dead_letters").value_or(0);
-  CHECK(letters > 0);
 
   std::size_t total = 0;
   std::cout << "torture fuzz: seed " << seed << ", " << duration.count() << " s:";
   for (const auto& [input, n] : sent) {
-    std::cout << ' ' << input << ' ' << n << ',';
+    std::cout << ' ' << input << ' ' << n << " (refused by the broker " << refused[input] << "),";
     total += n;
   }
-  std::cout << " messages " << total << ", refused by the broker " << refused_by_broker << ", dead letters "
-            << letters << ", crashes 0" << std::endl;
+  std::cout << " messages " << total << ", requests " << asked
+            << ", answers " << raw.heard() << ", dead letters " << letters << ", crashes " << crashes << std::endl;
+
+  INFO(procs.logs());
+  REQUIRE(crashes == 0);
+  REQUIRE(drained);
+  CHECK(answered);
+  CHECK(letters > 0);
+  // And still working.
+  trellis::test::check_chain_runs(procs);
   CHECK(procs.stop_all());
 }
