@@ -65,7 +65,7 @@ using trellis::canvas;
 using trellis::signature;
 using trellis::value;
 using trellis::detail::cluster_client;
-using trellis::detail::finished_workflow;
+using trellis::detail::workflow_outcome;
 
 /// How long any one wait of the benchmark may take before it gives up: far
 /// beyond any healthy run, so that only a stuck cluster hits it.
@@ -250,7 +250,7 @@ class bench_cluster {
 
   /// Submits `flow` and waits for its outcome; a failed workflow ends the
   /// benchmark, since its numbers would mean nothing.
-  finished_workflow run(const canvas& flow) { return wait(submit(flow)); }
+  workflow_outcome run(const canvas& flow) { return wait(submit(flow)); }
 
   std::string submit(const canvas& flow) {
     auto id = client_->submit(flow, true, std::chrono::duration_cast<std::chrono::milliseconds>(generous));
@@ -260,7 +260,7 @@ class bench_cluster {
     return *id;
   }
 
-  finished_workflow wait(const std::string& id) {
+  workflow_outcome wait(const std::string& id) {
     auto done = client_->wait(id, std::chrono::duration_cast<std::chrono::milliseconds>(generous));
     if (!done) {
       fail("no outcome for workflow " + id + ": " + to_string(done.error()));

@@ -6,8 +6,6 @@
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/partition.hpp"
 
-#include <cstdio>
-#include <random>
 
 namespace trellis::detail {
 
@@ -19,15 +17,6 @@ constexpr std::size_t max_notice_depth = 1024;
 constexpr std::size_t max_answer_depth = 16;
 
 }  // namespace
-
-std::string new_workflow_id() {
-  std::random_device seed;
-  std::mt19937_64 ids{(static_cast<std::uint64_t>(seed()) << 32) ^ seed()};
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids()),
-                static_cast<unsigned long long>(ids()));
-  return buf;
-}
 
 expected<std::unique_ptr<cluster_client>> cluster_client::connect(const cluster_options& opts,
                                                                   const std::string& client_name) {
@@ -118,7 +107,7 @@ expected<std::string> cluster_client::submit_as(const std::string& workflow_id, 
   return id->second.as_string();
 }
 
-expected<finished_workflow> cluster_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
+expected<workflow_outcome> cluster_client::wait(const std::string& id, std::chrono::milliseconds timeout) {
   std::string note;
   {
     std::unique_lock<std::mutex> lock{mutex_};
@@ -147,7 +136,7 @@ expected<finished_workflow> cluster_client::wait(const std::string& id, std::chr
   if (!state) {
     return error{errc::malformed_envelope, "completion notice without a state for workflow " + id};
   }
-  return finished_workflow{id, *state, field("result"), field("error")};
+  return workflow_outcome{id, *state, field("result"), field("error")};
 }
 
 }  // namespace trellis::detail

@@ -11,7 +11,9 @@
 #include "trellis/cluster_node.hpp"
 #include "trellis/error.hpp"
 #include "trellis/node_state.hpp"
+#include "trellis/submission.hpp"
 #include "trellis/value.hpp"
+#include "trellis/workflow_outcome.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -24,14 +26,6 @@
 namespace trellis::detail {
 
 class nats_transport;
-
-/// What the dispatcher announces once a workflow finished.
-struct finished_workflow {
-  std::string id;
-  node_state state = node_state::pending;
-  value result;
-  value error;
-};
 
 /// One NATS connection that submits workflows and waits for their outcomes.
 /// Thread-safe: several threads may submit and wait at once.
@@ -70,7 +64,7 @@ class cluster_client {
   /// with `watch`, and forgets it. Errors: `timeout` (the workflow goes on),
   /// `not_found` (not watched, or already waited for),
   /// `malformed_envelope` for a notice that cannot be read.
-  expected<finished_workflow> wait(const std::string& id, std::chrono::milliseconds timeout);
+  expected<workflow_outcome> wait(const std::string& id, std::chrono::milliseconds timeout);
 
   /// The connection, for callers that need more (e.g. queue depth).
   nats_transport& transport() noexcept { return *bus_; }
@@ -88,8 +82,5 @@ class cluster_client {
   std::map<std::string, std::optional<std::string>> watched_;
   std::unique_ptr<nats_transport> bus_;
 };
-
-/// A new random workflow id: 32 hex digits.
-std::string new_workflow_id();
 
 }  // namespace trellis::detail

@@ -1,5 +1,6 @@
 #include "trellis/cluster_node.hpp"
 
+#include "trellis/actors/actor_runtime.hpp"
 #include "trellis/actors/dispatcher.hpp"
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/actors/supervisor.hpp"
@@ -12,11 +13,6 @@
 #include "trellis/store/store_lock.hpp"
 #include "trellis/transport/broker_exposure.hpp"
 #include "trellis/transport/nats_transport.hpp"
-
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/logger.hpp>
-#include <caf/scoped_actor.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -220,49 +216,27 @@ expected<void> serve_metrics(const std::shared_ptr<nats_transport>& bus, std::sh
 // Outside the anonymous namespace: cluster_node_core (declared in the header)
 // holds these.
 
-/// One running actor system with its supervisor and NATS transport: a
-/// worker pool, or the dispatcher of one partition.
+/// The actor runtime of a worker pool or of one partition's dispatcher,
+/// with the NATS transport that feeds it.
 class node_runtime {
  public:
-  node_runtime(std::shared_ptr<nats_transport> bus, supervisor_config sup) : bus_(std::move(bus)) {
-    caf_cfg_.set("scheduler.max-threads", 2);
-    caf_cfg_.set("logger.verbosity", caf::atom("quiet"));
-    system_ = std::make_unique<caf::actor_system>(caf_cfg_);
-    supervisor_ = spawn_supervisor(*system_, std::move(sup));
-    // CAF 0.17 pins its logger to every thread that spawns; see the logger
-    // caveat in docs/architecture.md.
-    caf::logger::set_current_actor_system(nullptr);
-  }
+  node_runtime(std::shared_ptr<nats_transport> bus, supervisor_config sup)
+      : bus_(std::move(bus)), actors_(std::move(sup)) {}
 
   ~node_runtime() { shutdown(); }
   node_runtime(const node_runtime&) = delete;
   node_runtime& operator=(const node_runtime&) = delete;
 
   void shutdown() {
-    std::lock_guard<std::mutex> guard{shutdown_mutex_};
-    if (stopped_) {
-      return;
-    }
-    stopped_ = true;
-    // As the engine: closing first wakes idle fetches and stops the event
-    // thread; handlers in progress still report, and acks still go out.
+    // Closing first wakes idle fetches and stops the event thread; handlers
+    // in progress still report, and acks still go out.
     bus_->close();
-    {
-      caf::scoped_actor self{*system_};
-      self->request(supervisor_, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
-      self->send_exit(supervisor_, caf::exit_reason::user_shutdown);
-    }
-    caf::logger::set_current_actor_system(nullptr);
-    system_.reset();  // waits for every actor, detached ones included
+    actors_.stop();
   }
 
  private:
   std::shared_ptr<nats_transport> bus_;
-  caf::actor_system_config caf_cfg_;
-  std::unique_ptr<caf::actor_system> system_;
-  supervisor_actor supervisor_;
-  std::mutex shutdown_mutex_;
-  bool stopped_ = false;
+  actor_runtime actors_;
 };
 
 /// The dispatcher of one partition: its store lock, held for as long as the

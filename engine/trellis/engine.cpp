@@ -1,5 +1,6 @@
 #include "trellis/engine.hpp"
 
+#include "trellis/actors/actor_runtime.hpp"
 #include "trellis/actors/dispatcher.hpp"
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/actors/supervisor.hpp"
@@ -12,16 +13,11 @@
 #include "trellis/submission.hpp"
 #include "trellis/transport/inproc_transport.hpp"
 
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/logger.hpp>
-#include <caf/scoped_actor.hpp>
+#include <caf/sec.hpp>
 
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <thread>
 #include <unordered_map>
 
@@ -134,26 +130,15 @@ error from_caf_error(const caf::error& e, const std::string& rendered) {
     }
     return error{static_cast<errc>(e.code()), message};
   }
+  if (e == caf::sec::request_timeout) {
+    return error{errc::timeout, "the engine's dispatcher did not answer within " +
+                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                       max_actor_answer_wait)
+                                                       .count()) +
+                                    " s (a very large workflow being committed, or a stalled store)"};
+  }
   return error{errc::shutting_down, "engine actor unavailable: " + rendered};
 }
-
-/// A scoped_actor for one blocking exchange from a user thread. CAF 0.17
-/// pins its logger in thread-local storage of every thread that creates a
-/// scoped_actor, and the actor system's destructor waits for the logger to
-/// die; without this release, destroying an engine from a thread other than
-/// the one that last called into it would hang forever.
-class blocking_caller {
- public:
-  explicit blocking_caller(caf::actor_system& sys) : self_(sys) {}
-  ~blocking_caller() { caf::logger::set_current_actor_system(nullptr); }
-  blocking_caller(const blocking_caller&) = delete;
-  blocking_caller& operator=(const blocking_caller&) = delete;
-  caf::scoped_actor& operator*() { return self_; }
-  caf::scoped_actor& operator->() { return self_; }
-
- private:
-  caf::scoped_actor self_;
-};
 
 class engine_core {
  public:
@@ -176,11 +161,6 @@ class engine_core {
     store_options opts;
     opts.synchronous = cfg_.synchronous;
     std::shared_ptr<sqlite_store> store = sqlite_store::open(cfg_.store_path, opts);
-    ids_.seed(std::random_device{}());
-
-    caf_cfg_.set("scheduler.max-threads", 2);
-    caf_cfg_.set("logger.verbosity", caf::atom("quiet"));
-    system_ = std::make_unique<caf::actor_system>(caf_cfg_);
 
     supervisor_config sup;
     sup.dispatcher.store = std::move(store);
@@ -205,8 +185,7 @@ class engine_core {
       workers.fetch_batch = cfg_.fetch_batch;
       sup.workers = std::move(workers);
     }
-    supervisor_ = spawn_supervisor(*system_, std::move(sup));
-    caf::logger::set_current_actor_system(nullptr);  // see blocking_caller
+    runtime_ = std::make_unique<actor_runtime>(std::move(sup));
   }
 
   ~engine_core() { shutdown(); }
@@ -217,9 +196,12 @@ class engine_core {
   dispatcher_actor dispatcher(bool refresh = false) {
     std::lock_guard<std::mutex> guard{dispatcher_mutex_};
     if (!dispatcher_ || refresh) {
-      blocking_caller self{*system_};
-      (*self)->request(supervisor_, caf::infinite, start_atom::value)
-          .receive([&](dispatcher_actor& x) { dispatcher_ = std::move(x); }, [&](caf::error&) {});
+      // An error leaves the handle invalid, and the request to it then
+      // fails with one that `ask` reports.
+      blocking_caller self{runtime_->system()};
+      (*self)
+          ->request(runtime_->supervisor(), max_actor_answer_wait, start_atom::value)
+          .receive([&](dispatcher_actor& x) { dispatcher_ = std::move(x); }, [&](caf::error&) { dispatcher_ = nullptr; });
     }
     return dispatcher_;
   }
@@ -235,15 +217,15 @@ class engine_core {
     std::optional<expected<T>> out;
     for (int tries = 0; tries < 2; ++tries) {
       auto d = dispatcher(tries > 0);
-      blocking_caller self{*system_};
+      blocking_caller self{runtime_->system()};
       bool actor_gone = false;
-      (*self)->request(d, caf::infinite, xs...)
+      (*self)->request(d, max_actor_answer_wait, xs...)
           .receive([&](T& x) { out.emplace(std::move(x)); },
                    [&](caf::error& e) {
                      // A dead dispatcher (restarted by the supervisor) is
                      // retried once on the new one; Trellis errors are answers.
-                     actor_gone = e.category() != trellis_error_category;
-                     out.emplace(from_caf_error(e, system_->render(e)));
+                     actor_gone = e.category() != trellis_error_category && e != caf::sec::request_timeout;
+                     out.emplace(from_caf_error(e, runtime_->system().render(e)));
                    });
       if (!actor_gone) {
         break;
@@ -282,7 +264,7 @@ class engine_core {
   }
 
   expected<workflow_handle> submit(const canvas& flow, std::optional<std::string> key) {
-    auto e = submission_envelope(new_id(), flow, key);
+    auto e = submission_envelope(new_workflow_id(), flow, key);
     if (auto known = check_tasks_known(e.payload, *tasks_); !known) {
       return known.error();
     }
@@ -344,38 +326,20 @@ class engine_core {
     // fetch wait; handlers in progress still finish and report, and task
     // messages the dispatcher can no longer publish stay ready in the store.
     bus_->close();
-    {
-      blocking_caller self{*system_};
-      (*self)->request(supervisor_, caf::infinite, drain_atom::value).receive([](bool) {}, [](caf::error&) {});
-      (*self)->send_exit(supervisor_, caf::exit_reason::user_shutdown);
-    }
-    {
+    runtime_->stop([this] {
       std::lock_guard<std::mutex> cache_guard{dispatcher_mutex_};
-      dispatcher_ = nullptr;  // a handle held past this point would keep the system waiting
-    }
-    system_.reset();  // waits for every actor, detached ones included
+      dispatcher_ = nullptr;
+    });
   }
 
  private:
-  std::string new_id() {
-    std::lock_guard<std::mutex> guard{id_mutex_};
-    char buf[33];
-    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids_()),
-                  static_cast<unsigned long long>(ids_()));
-    return buf;
-  }
-
   engine_config cfg_;
   std::optional<store_lock> lock_;  // held while the engine lives; released last
   std::shared_ptr<const task_registry> tasks_;
   std::shared_ptr<inproc_transport> bus_ = std::make_shared<inproc_transport>();
   std::shared_ptr<metrics> stats_ = std::make_shared<metrics>();
   std::shared_ptr<completion_board> board_ = std::make_shared<completion_board>();
-  std::mutex id_mutex_;
-  std::mt19937_64 ids_;
-  caf::actor_system_config caf_cfg_;
-  std::unique_ptr<caf::actor_system> system_;
-  supervisor_actor supervisor_;
+  std::unique_ptr<actor_runtime> runtime_;
   std::mutex dispatcher_mutex_;
   dispatcher_actor dispatcher_;
   std::mutex shutdown_mutex_;

@@ -1,8 +1,24 @@
 #include "trellis/submission.hpp"
 
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <random>
 
 namespace trellis::detail {
+
+std::string new_workflow_id() {
+  // One generator per thread, seeded once: no lock between submitting
+  // threads, and no read of the entropy source per id.
+  thread_local std::mt19937_64 ids{[] {
+    std::random_device seed;
+    return (static_cast<std::uint64_t>(seed()) << 32) ^ seed();
+  }()};
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids()),
+                static_cast<unsigned long long>(ids()));
+  return buf;
+}
 
 envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
                              const std::optional<std::string>& submit_key) {

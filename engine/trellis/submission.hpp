@@ -2,7 +2,8 @@
 
 /// @file
 /// The submit envelope of a workflow, built one way for every submitter
-/// (the embedded engine, the cluster client, the CLI's file check).
+/// (the embedded engine, the cluster client, the CLI's file check), under
+/// an id made one way.
 
 #include <optional>
 #include <string>
@@ -12,6 +13,10 @@
 #include "trellis/error.hpp"
 
 namespace trellis::detail {
+
+/// A new random workflow id: 32 hex digits (128 bits, so two submitters
+/// never pick the same one).
+std::string new_workflow_id();
 
 /// The submit envelope of `flow` under `workflow_id`, stamped now, with
 /// `submit_key` (the first submission with a key wins) when given.

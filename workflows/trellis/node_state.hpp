@@ -39,27 +39,4 @@ constexpr bool is_terminal(node_state s) noexcept {
   return s == node_state::success || s == node_state::failure || s == node_state::revoked;
 }
 
-/// Whether `from -> to` is a legal transition. Terminal states only move on a
-/// replay, which the dispatcher performs explicitly, never through an event.
-constexpr bool is_legal_transition(node_state from, node_state to) noexcept {
-  if (is_terminal(from)) {
-    return false;
-  }
-  switch (to) {
-    case node_state::pending:
-      return false;
-    case node_state::received:
-      return from == node_state::pending || from == node_state::retry;
-    case node_state::started:
-      return from == node_state::received;
-    case node_state::retry:
-      return from == node_state::received || from == node_state::started;
-    case node_state::success:
-    case node_state::failure:
-    case node_state::revoked:
-      return true;
-  }
-  return false;
-}
-
 }  // namespace trellis

@@ -31,6 +31,7 @@
 #include "trellis/task.hpp"
 #include "trellis/transport/transport.hpp"
 #include "trellis/value.hpp"
+#include "trellis/workflow_outcome.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -40,14 +41,6 @@
 #include <string>
 
 namespace trellis::detail {
-
-/// A finished workflow, as reported to whoever waits for it.
-struct workflow_outcome {
-  std::string id;
-  node_state state = node_state::pending;
-  value result;
-  value error;
-};
 
 struct dispatcher_config {
   std::shared_ptr<sqlite_store> store;
