@@ -6,11 +6,15 @@
 #include <optional>
 #include <sstream>
 
+#include "trellis/defaults.hpp"
 #include "trellis/signing.hpp"
 
 namespace trellis::detail {
 
 namespace {
+
+/// The defaults of the numeric settings: cluster_options' own.
+const cluster_options fallback{};
 
 const std::vector<cluster_setting> settings_table{
     // key, flag, value name, environment, help,
@@ -21,32 +25,35 @@ const std::vector<cluster_setting> settings_table{
      true},
     {"queues", "--queues", "a,b", "TRELLIS_QUEUES", "Queues to serve, comma-separated (default: every queue)", false,
      true, false, false},
-    {"concurrency", "--concurrency", "N", "TRELLIS_CONCURRENCY",
-     "Handler threads, 1 to 1024 (default: one per hardware thread)", false, true, false, false},
-    {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH",
-     "Task messages a handler thread takes per fetch, 1 to 256 (default: 64)", false, true, false, false},
+    {"concurrency", "--concurrency", "N", "TRELLIS_CONCURRENCY", "Handler threads", false, true, false, false,
+     whole_number_range{1, static_cast<std::int64_t>(defaults::max_concurrency), 0, "one per hardware thread"}},
+    {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH", "Task messages a handler thread takes per fetch",
+     false, true, false, false,
+     whole_number_range{1, static_cast<std::int64_t>(defaults::max_fetch_batch), static_cast<std::int64_t>(fallback.fetch_batch)}},
     {"task_pack", "--task-pack", "N", "TRELLIS_TASK_PACK",
-     "Most tasks of a large submission packed into one JetStream message, 1 (never pack) to 1000 (default: 32)",
-     false, true, true, false},
-    {"ack_wait_ms", "--ack-wait-ms", "MS", "TRELLIS_ACK_WAIT_MS",
-     "JetStream AckWait of this process's consumers, 100 to 3600000 ms (default: 30000)", false, true, true, false},
+     "Most tasks of a large submission packed into one JetStream message (1 never packs)", false, true, true, false,
+     whole_number_range{1, 1000, fallback.task_pack}},
+    {"ack_wait_ms", "--ack-wait-ms", "MS", "TRELLIS_ACK_WAIT_MS", "JetStream AckWait of this process's consumers in ms",
+     false, true, true, false, whole_number_range{100, 3'600'000, fallback.ack_wait.count()}},
     {"db", "--db", "PATH", "TRELLIS_DB",
      "SQLite store (required; with several partitions, partition P's is <stem>-pP<ext>)", false, false, true, false},
     {"partitions", "--partitions", "N", "TRELLIS_PARTITIONS",
-     "Dispatcher partitions of the namespace, 1 to 1024; the same in every process of it (default: 1)", false, true,
-     true, true},
+     "Dispatcher partitions of the namespace, the same in every process of it", false, true, true, true,
+     whole_number_range{1, defaults::max_partitions, fallback.partitions}},
     {"max_cached_nodes", "--max-cached-nodes", "N", "TRELLIS_MAX_CACHED_NODES",
      "Workflow graph nodes the dispatcher keeps in memory; idle workflows beyond it are reloaded from the store "
-     "when needed, 0 to 100000000 (default: 100000)",
-     false, false, true, false},
+     "when needed",
+     false, false, true, false,
+     whole_number_range{0, static_cast<std::int64_t>(defaults::max_cached_nodes_limit),
+                        static_cast<std::int64_t>(fallback.max_cached_nodes)}},
     {"owns", "--owns", "P[,P...]", "TRELLIS_OWNS", "Partitions this dispatcher owns, comma-separated (default: all)",
      false, false, true, false},
     {"replicas", "--replicas", "N", "TRELLIS_REPLICAS",
-     "JetStream replicas of the streams this process declares: 1, or 3 in a 3-node cluster; 1 to 5 (default: 1)",
-     false, true, true, false},
+     "JetStream replicas of the streams this process declares: 1, or 3 in a 3-node cluster", false, true, true, false,
+     whole_number_range{1, 5, fallback.replicas}},
     {"max_deliver", "--max-deliver", "N", "TRELLIS_MAX_DELIVER",
-     "Deliveries of a task without an ack before it is 'worker lost', 1 to 1000 (default: 5)", false, true, false,
-     false},
+     "Deliveries of a task without an ack before it is 'worker lost'", false, true, false, false,
+     whole_number_range{1, 1000, fallback.max_deliver}},
     {"user", "--user", "NAME", "TRELLIS_NATS_USER", "NATS user name (with a password)", false, true, true, true},
     {"password_file", "--password-file", "FILE", "TRELLIS_NATS_PASSWORD",
      "File holding the NATS password (the variable holds the password itself)", true, true, true, true},
@@ -193,11 +200,14 @@ class resolver {
     return std::nullopt;
   }
 
-  expected<std::int64_t> number(const std::string& key, std::int64_t fallback, std::int64_t low,
-                                std::int64_t high) const {
+  /// A numeric setting, checked against its row's range.
+  expected<std::int64_t> number(const std::string& key) const {
+    const auto& range = *find_setting(key)->range;
+    const auto low = range.low;
+    const auto high = range.high;
     auto v = get(key);
     if (!v) {
-      return fallback;
+      return range.fallback;
     }
     const auto& t = v->text;
     bool digits = !t.empty() && t.size() <= 10 && t.find_first_not_of("0123456789") == std::string::npos;
@@ -269,6 +279,17 @@ std::vector<std::string> split_list(const std::string& text) {
 }  // namespace
 
 const std::vector<cluster_setting>& cluster_settings() { return settings_table; }
+
+std::string help_text(const cluster_setting& s) {
+  std::string out = s.help;
+  if (s.range) {
+    out += ", " + std::to_string(s.range->low) + " to " + std::to_string(s.range->high) + " (default: " +
+           (s.range->fallback_text != nullptr ? std::string{s.range->fallback_text}
+                                              : std::to_string(s.range->fallback)) +
+           ")";
+  }
+  return out + " [env " + s.env + "]";
+}
 
 expected<std::map<std::string, std::string>> read_config_file(const std::string& path) {
   auto text = read_whole_file(path);
@@ -344,15 +365,14 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   if (auto queues = r.get("queues")) {
     out.queues = split_list(queues->text);
   }
-  auto concurrency = r.number("concurrency", 0, 1, 1024);
-  auto fetch_batch = r.number("fetch_batch", static_cast<std::int64_t>(cluster_options{}.fetch_batch), 1, 256);
-  auto ack_wait = r.number("ack_wait_ms", 30'000, 100, 3'600'000);
-  auto partitions = r.number("partitions", 1, 1, 1024);
-  auto max_deliver = r.number("max_deliver", 5, 1, 1000);
-  auto replicas = r.number("replicas", 1, 1, 5);
-  auto task_pack = r.number("task_pack", cluster_options{}.task_pack, 1, 1000);
-  auto max_cached_nodes = r.number("max_cached_nodes", static_cast<std::int64_t>(cluster_options{}.max_cached_nodes),
-                                   0, 100'000'000);
+  auto concurrency = r.number("concurrency");
+  auto fetch_batch = r.number("fetch_batch");
+  auto ack_wait = r.number("ack_wait_ms");
+  auto partitions = r.number("partitions");
+  auto max_deliver = r.number("max_deliver");
+  auto replicas = r.number("replicas");
+  auto task_pack = r.number("task_pack");
+  auto max_cached_nodes = r.number("max_cached_nodes");
   for (const auto* n :
        {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas, &task_pack, &max_cached_nodes}) {
     if (!*n) {

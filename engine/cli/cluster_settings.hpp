@@ -17,8 +17,10 @@
 /// never from flags (they would show in `ps`), and no error message contains
 /// a secret: errors name the setting and where it came from.
 
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,17 @@ namespace trellis::detail {
 
 /// The cluster commands; each uses only some settings.
 enum class cluster_command { worker, dispatcher, submit };
+
+/// The whole numbers a numeric setting takes, and its default.
+struct whole_number_range {
+  std::int64_t low;
+  std::int64_t high;
+  /// The value when no source gives one.
+  std::int64_t fallback;
+  /// How the help names the default when the number would not say it
+  /// ("one per hardware thread" for a fallback of 0); null: the number.
+  const char* fallback_text = nullptr;
+};
 
 /// One row of the settings table.
 struct cluster_setting {
@@ -41,18 +54,26 @@ struct cluster_setting {
   const char* value_name;
   /// Environment variable: "TRELLIS_ACK_WAIT_MS".
   const char* env;
-  /// Help text for the flag (the default included).
+  /// What the setting is, for the flag's help; a numeric setting's range
+  /// and default are added from `range` (`help_text`).
   const char* help;
   /// The flag and the config file name a file holding the value, while the
   /// environment variable holds the value itself (password, token).
   bool secret_in_file;
   /// Commands that use it.
   bool worker, dispatcher, submit;
+  /// A numeric setting's range and default, checked wherever the value
+  /// comes from; unset for text, files and switches.
+  std::optional<whole_number_range> range = std::nullopt;
 
   bool used_by(cluster_command c) const {
     return c == cluster_command::worker ? worker : c == cluster_command::dispatcher ? dispatcher : submit;
   }
 };
+
+/// The help of `s`'s flag: its `help`, then for a number "LOW to HIGH
+/// (default: X)", then the environment variable: "[env TRELLIS_X]".
+std::string help_text(const cluster_setting& s);
 
 /// Every setting, in the order of the documentation's table. The config
 /// file itself is chosen by `--config FILE` or `TRELLIS_CONFIG`.

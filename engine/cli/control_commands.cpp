@@ -3,6 +3,7 @@
 #include "cli_output.hpp"
 
 #include "trellis/control_messages.hpp"
+#include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/prometheus_merge.hpp"
 #include "trellis/transport/partition.hpp"
@@ -291,7 +292,7 @@ int outcome_waiter::report(detail::nats_transport& bus) {
       std::unique_lock<std::mutex> lock{state_->mutex};
       state_->changed.wait_for(lock, poll, [&] { return state_->notice.has_value() || state_->ask; });
       if (state_->notice) {
-        auto note = detail::unpack_from_string(*state_->notice, state_->notice->size(), 1024);
+        auto note = detail::unpack_from_string(*state_->notice, state_->notice->size(), defaults::max_stored_value_depth);
         auto line = note ? terminal_line(id_, *note) : std::nullopt;
         if (!line) {
           std::cerr << "error: unreadable completion notice for workflow " << id_ << '\n';

@@ -10,6 +10,7 @@
 
 #include "trellis/cluster_client.hpp"
 #include "trellis/cluster_node.hpp"
+#include "trellis/defaults.hpp"
 #include "trellis/engine.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_reports.hpp"
@@ -158,7 +159,7 @@ expected<canvas> load_workflow_file(const std::string& path, const task_registry
 
 /// Options shared by the commands that run an engine.
 struct run_options {
-  std::string db = "trellis.db";
+  std::string db = defaults::store_path;
   std::size_t concurrency = 0;
 };
 
@@ -258,10 +259,10 @@ struct cluster_flags {
     cmd->add_option("--config", config, "Config file (TOML subset) [env TRELLIS_CONFIG]")->type_name("FILE");
     for (const auto& s : detail::cluster_settings()) {
       if (s.used_by(command) && *s.value_name == '\0') {
-        const std::string help = std::string{s.help} + " [env " + s.env + "]";
+        const std::string help = detail::help_text(s);
         options[s.key] = cmd->add_flag(s.flag, help);
       } else if (s.used_by(command)) {
-        auto* option = cmd->add_option(s.flag, values[s.key], std::string{s.help} + " [env " + s.env + "]");
+        auto* option = cmd->add_option(s.flag, values[s.key], detail::help_text(s));
         option->type_name(s.value_name);
         if (std::string{s.key} == "queues" || std::string{s.key} == "owns") {
           // `--queues a,b` and `--queues a --queues b` both list queues (and partitions).
@@ -388,8 +389,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   run_options opts;
   std::string& db = opts.db;
   auto concurrency_flag = [&](CLI::App* cmd) {
-    cmd->add_option("--concurrency", opts.concurrency, "Handler threads, 1 to 1024 (default: one per hardware thread)")
-        ->check(CLI::Range(1, 1024));
+    cmd->add_option("--concurrency", opts.concurrency,
+                    "Handler threads, 1 to " + std::to_string(defaults::max_concurrency) +
+                        " (default: one per hardware thread)")
+        ->check(CLI::Range(std::size_t{1}, defaults::max_concurrency));
   };
 
   std::string file;

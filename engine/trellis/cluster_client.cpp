@@ -1,5 +1,6 @@
 #include "trellis/cluster_client.hpp"
 
+#include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/submission.hpp"
@@ -11,9 +12,9 @@ namespace trellis::detail {
 
 namespace {
 
-// A completion notice carries the workflow's result, which may be large; the
-// depth bound is the codec's guard against hostile nesting.
-constexpr std::size_t max_notice_depth = 1024;
+// A completion notice carries the workflow's result, which may be large and
+// deep (defaults::max_stored_value_depth).
+constexpr std::size_t max_notice_depth = defaults::max_stored_value_depth;
 constexpr std::size_t max_answer_depth = 16;
 
 }  // namespace

@@ -48,14 +48,10 @@ nats_config nats_config_for(const cluster_options& opts, const std::string& clie
 
 namespace {
 
-/// More partitions than this is a typo rather than a plan: each one is a
-/// store, a NATS connection and a dispatcher thread.
-constexpr int max_partitions = 1024;
-
 expected<void> validate_partitions(const cluster_options& opts) {
-  if (opts.partitions < 1 || opts.partitions > max_partitions) {
+  if (opts.partitions < 1 || opts.partitions > defaults::max_partitions) {
     return error{errc::invalid_config, "partitions: " + std::to_string(opts.partitions) + " is not in [1, " +
-                                           std::to_string(max_partitions) + "]"};
+                                           std::to_string(defaults::max_partitions) + "]"};
   }
   std::set<int> seen;
   for (int p : opts.owns) {

@@ -16,6 +16,7 @@
 /// `trellis.<ns>.submit.<p>`) and SQLite store (`partition_store_path`),
 /// which it holds an exclusive lock on (store/store_lock.hpp).
 
+#include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
 #include "trellis/task.hpp"
 #include "trellis/transport/nats_transport.hpp"
@@ -38,13 +39,9 @@ struct cluster_options {
   std::vector<std::string> queues;
   /// Worker: handler threads (0: one per hardware thread).
   std::size_t concurrency = 0;
-  /// Worker: task messages one handler thread takes per fetch. 64, not
-  /// more, so a slow batch does not hold many unacked messages past the
-  /// AckWait (outcomes of quick tasks still go out every 2 ms); not less,
-  /// since each fetch is a pull request and each batch's outcomes one
-  /// publish: at 16 the workers and nats-server spent about twice the CPU
-  /// per no-op task (docs/performance.md, cluster mode).
-  std::size_t fetch_batch = 64;
+  /// Worker: task messages one handler thread takes per fetch (why 64:
+  /// defaults.hpp).
+  std::size_t fetch_batch = defaults::fetch_batch;
   /// Dispatcher: the most tasks of a large submission packed into one
   /// JetStream message (`nats_config::task_pack_max`; 1 never packs).
   /// Worker: the pack size its first pull request assumes.
@@ -58,7 +55,7 @@ struct cluster_options {
   int replicas = 1;
   /// Dispatcher: the SQLite store; with several partitions, the name the
   /// store of each partition is derived from (`partition_store_path`).
-  std::string db = "trellis.db";
+  std::string db = defaults::store_path;
   /// Dispatcher partitions of the namespace, 1 or more. Every process of a
   /// namespace (clients, workers, dispatchers) must use the same count
   /// (`partition_of`); clients route submissions and per-workflow control
@@ -66,7 +63,7 @@ struct cluster_options {
   int partitions = 1;
   /// Dispatcher: workflow graph nodes kept in memory; idle workflows
   /// beyond it are rebuilt from the store when needed (decision 0011).
-  std::size_t max_cached_nodes = 100000;
+  std::size_t max_cached_nodes = defaults::max_cached_nodes;
   /// Dispatcher: the partitions it owns, each in [0, partitions); empty
   /// owns every partition.
   std::vector<int> owns;

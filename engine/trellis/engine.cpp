@@ -6,6 +6,7 @@
 #include "trellis/actors/supervisor.hpp"
 #include "trellis/actors/worker_pool.hpp"
 #include "trellis/detail/value_codec.hpp"
+#include "trellis/defaults.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/store/sqlite_store.hpp"
@@ -251,7 +252,7 @@ class engine_core {
       }
       return status.error();
     }
-    auto v = unpack_from_string(*status, std::numeric_limits<std::size_t>::max(), 1024);
+    auto v = unpack_from_string(*status, std::numeric_limits<std::size_t>::max(), defaults::max_stored_value_depth);
     if (v && v->is_map()) {
       const auto& m = v->as_map();
       auto state = node_state_from_string(m.at("state").as_string());

@@ -19,6 +19,7 @@
 /// applied once: a step's effect is recorded once even when its task ran twice.
 
 #include "trellis/canvas.hpp"
+#include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
 #include "trellis/node_state.hpp"
 #include "trellis/task.hpp"
@@ -37,7 +38,7 @@ namespace trellis {
 struct engine_config {
   /// The SQLite file of workflow state; ":memory:" keeps it in RAM (nothing
   /// survives the process).
-  std::string store_path = "trellis.db";
+  std::string store_path = defaults::store_path;
   /// SQLite `synchronous`: "FULL" survives power loss, "NORMAL" survives a
   /// process crash. Either way one fsync covers a whole batch.
   std::string synchronous = "FULL";
@@ -49,9 +50,9 @@ struct engine_config {
   std::size_t max_batch = 16384;
   /// Workflow graphs the dispatcher keeps in memory, in nodes; idle ones
   /// beyond it are evicted and rebuilt from the store when needed (decision 0011).
-  std::size_t max_cached_nodes = 100000;
+  std::size_t max_cached_nodes = defaults::max_cached_nodes;
   /// Task messages a worker thread takes per fetch.
-  std::size_t fetch_batch = 64;
+  std::size_t fetch_batch = defaults::fetch_batch;
   /// Bounds on submitted canvases.
   canvas_limits limits;
   /// Seed of the retry jitter (0: random). Tests set it to be repeatable.

@@ -25,6 +25,7 @@
 
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/canvas.hpp"
+#include "trellis/defaults.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/node_state.hpp"
 #include "trellis/store/sqlite_store.hpp"
@@ -70,7 +71,7 @@ struct dispatcher_config {
   /// least recently used idle graphs beyond this are dropped (their state is
   /// all in the store) and rebuilt from the store, without publishing
   /// anything again, when their workflow next needs one (decision 0011).
-  std::size_t max_cached_nodes = 100000;
+  std::size_t max_cached_nodes = defaults::max_cached_nodes;
   /// Seed of the retry jitter; 0 draws one from the OS.
   std::uint64_t jitter_seed = 0;
 

@@ -13,6 +13,7 @@
 
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/actors/worker_activity.hpp"
+#include "trellis/defaults.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/task.hpp"
 #include "trellis/transport/transport.hpp"
@@ -35,7 +36,7 @@ struct worker_pool_config {
   /// Handler threads: at most this many handlers run at once.
   std::size_t concurrency = 2;
   /// Task messages one thread takes per fetch.
-  std::size_t fetch_batch = 64;
+  std::size_t fetch_batch = defaults::fetch_batch;
   /// Dispatcher partitions of the namespace: each outcome goes to the
   /// partition owning its workflow (transport/partition.hpp). 1 in-process.
   int partitions = 1;

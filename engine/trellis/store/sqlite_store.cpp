@@ -1,5 +1,6 @@
 #include "trellis/store/sqlite_store.hpp"
 
+#include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 
 #include <sqlite3.h>
@@ -99,9 +100,8 @@ static_assert(static_cast<int>(node_state::revoked) == 6, "schema spells revoked
 constexpr std::string_view application_name = "trellis";
 
 /// Values are written by this build, but a damaged file must not blow the
-/// stack: the depth limit is far beyond any canvas or result Trellis accepts
-/// on the wire.
-constexpr std::size_t stored_value_max_depth = 1024;
+/// stack (defaults::max_stored_value_depth).
+constexpr std::size_t stored_value_max_depth = defaults::max_stored_value_depth;
 
 // -- RAII for the C API ---------------------------------------------------------
 

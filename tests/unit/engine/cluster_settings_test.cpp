@@ -242,3 +242,32 @@ TEST_CASE("The insecure switch is for workers and dispatchers, from the flag, th
   in.config_flag = write_file(dir, "d.toml", "insecure = maybe\n");
   CHECK_FALSE(resolve_cluster_options(cluster_command::dispatcher, in));
 }
+
+TEST_CASE("Every numeric setting takes the ends of its table range from a flag and refuses one past either end, "
+          "and its help states the range and the default",
+          "[unit]") {
+  int checked = 0;
+  for (const auto& s : cluster_settings()) {
+    if (!s.range) {
+      continue;
+    }
+    INFO(s.key);
+    auto command = s.worker ? cluster_command::worker : cluster_command::dispatcher;
+    auto with = [&](std::int64_t n) {
+      cluster_inputs in;
+      in.flags = {{"broker", "nats://127.0.0.1:4222"}, {"db", "x.db"}, {s.key, std::to_string(n)}};
+      return resolve_cluster_options(command, in);
+    };
+    CHECK(with(s.range->low));
+    CHECK(with(s.range->high));
+    CHECK_FALSE(with(s.range->high + 1));
+    if (s.range->low > 0) {
+      CHECK_FALSE(with(s.range->low - 1));
+    }
+    auto help = help_text(s);
+    CHECK_THAT(help, Catch::Contains(std::to_string(s.range->low) + " to " + std::to_string(s.range->high) +
+                                     " (default: "));
+    ++checked;
+  }
+  CHECK(checked == 8);
+}

@@ -1,0 +1,51 @@
+#pragma once
+
+/// @file
+/// The one source of the defaults and bounds that more than one layer
+/// uses: the engine's and a cluster process's configuration structs, the
+/// actors' own configs, the CLI's flags and their range checks all name
+/// these instead of repeating a number. Why each value is what it is lives
+/// here, beside it.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace trellis::defaults {
+
+/// The SQLite store of `run`, `resume` and a dispatcher when none is named.
+inline constexpr const char* store_path = "trellis.db";
+
+/// Task messages one handler thread takes per fetch. 64, not more, so a
+/// slow batch does not hold many unacked messages past the AckWait
+/// (outcomes of quick tasks still go out every 2 ms); not less, since each
+/// fetch is a pull request and each batch's outcomes one publish: at 16 the
+/// workers and nats-server spent about twice the CPU per no-op task
+/// (docs/performance.md, cluster mode).
+inline constexpr std::size_t fetch_batch = 64;
+/// The largest fetch batch a flag or config accepts: 4x the default, and
+/// as many messages as a worker may hold unacked per thread.
+inline constexpr std::size_t max_fetch_batch = 256;
+
+/// Workflow graph nodes the dispatcher keeps in memory; idle workflows
+/// beyond it are rebuilt from the store when needed (decision 0011). About
+/// 100 MB of graphs at the measured 1 KB a node.
+inline constexpr std::size_t max_cached_nodes = 100'000;
+/// The largest `max_cached_nodes` a flag or config accepts.
+inline constexpr std::size_t max_cached_nodes_limit = 100'000'000;
+
+/// Handler threads, at most: more is a typo rather than a plan (each is an
+/// OS thread with its own stack).
+inline constexpr std::size_t max_concurrency = 1024;
+
+/// Dispatcher partitions of a namespace, at most: each one is a store, a
+/// NATS connection and a dispatcher thread.
+inline constexpr int max_partitions = 1024;
+
+/// The nesting bound when reading a value this system wrote itself (a
+/// workflow's stored result, a done notice, a status answer): far deeper
+/// than a submitted envelope may nest (`envelope_limits::max_depth`, 64), so
+/// it never refuses a legitimate value, and still a guard for the decoder's
+/// stack against a hostile or corrupted one.
+inline constexpr std::size_t max_stored_value_depth = 1024;
+
+}  // namespace trellis::defaults
