@@ -2,8 +2,8 @@
 
 /// @file
 /// The only place NATS subject, stream and consumer names are spelled. Every
-/// other file asks a `subject_space` for them, so the wire layout of
-/// DESIGN.md ("Wire protocol") is written down once:
+/// other file asks a `subject_space` for them, so the wire layout
+/// (docs/wire-protocol.md) is written down once:
 ///
 /// | what                       | subject / name                    |
 /// |----------------------------|-----------------------------------|
