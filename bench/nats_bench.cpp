@@ -24,7 +24,7 @@
 /// (bench/README.md).
 
 #include "trellis/cluster_client.hpp"
-#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/cluster_bus.hpp"
 #include "trellis/trellis.hpp"
 
 #include "support/child_process.hpp"
@@ -274,7 +274,7 @@ class bench_cluster {
   /// Task messages waiting in the `default` queue (or delivered, not acked);
   /// a pack of tasks counts once.
   std::uint64_t queue_depth() {
-    auto depth = client_->transport().queue_depth("default");
+    auto depth = client_->bus().queue_depth("default");
     if (!depth) {
       fail("cannot read the queue depth: " + to_string(depth.error()));
     }

@@ -405,33 +405,34 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
     out.db = db->text;
   }
 
+  auto& security = out.security;
   if (auto user = r.get("user")) {
-    out.user = user->text;
+    security.user = user->text;
   }
   auto password = r.secret("password_file");
   if (!password) {
     return password.error();
   }
-  out.password = std::move(*password);
+  security.password = std::move(*password);
   auto token = r.secret("token_file");
   if (!token) {
     return token.error();
   }
-  out.token = std::move(*token);
-  if (!out.password.empty() && out.user.empty()) {
+  security.token = std::move(*token);
+  if (!security.password.empty() && security.user.empty()) {
     return error{errc::invalid_config, "a password is set (" + r.get("password_file")->source +
                                            ") but no user: set --user, TRELLIS_NATS_USER or user"};
   }
-  if (!out.token.empty() && !out.user.empty()) {
+  if (!security.token.empty() && !security.user.empty()) {
     return error{errc::invalid_config, "both a user (" + r.get("user")->source + ") and a token (" +
                                            r.get("token_file")->source + ") are set; NATS takes one of them"};
   }
   auto path_of = [&](const char* key) { return r.get(key) ? r.get(key)->text : std::string{}; };
-  out.creds_file = path_of("creds");
-  out.tls_ca_file = path_of("tls_ca");
-  out.tls_cert_file = path_of("tls_cert");
-  out.tls_key_file = path_of("tls_key");
-  if (out.tls_cert_file.empty() != out.tls_key_file.empty()) {
+  security.creds_file = path_of("creds");
+  security.tls_ca_file = path_of("tls_ca");
+  security.tls_cert_file = path_of("tls_cert");
+  security.tls_key_file = path_of("tls_key");
+  if (security.tls_cert_file.empty() != security.tls_key_file.empty()) {
     return error{errc::invalid_config,
                  "a TLS client certificate needs its key: set both tls_cert (--tls-cert) and "
                  "tls_key (--tls-key), or neither"};
@@ -441,7 +442,7 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
     if (!signer) {
       return error{errc::invalid_config, key_file->source + ": " + signer.error().message()};
     }
-    out.signer = std::make_shared<const message_signer>(std::move(*signer));
+    security.signer = std::make_shared<const message_signer>(std::move(*signer));
   }
   auto insecure = r.on_off("insecure");
   if (!insecure) {

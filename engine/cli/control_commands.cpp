@@ -23,7 +23,7 @@ constexpr auto control_timeout = std::chrono::seconds{10};
 
 /// Sends `request` to the dispatcher of `partition`; the reply's body or
 /// its error.
-expected<value> ask_dispatcher(detail::nats_transport& bus, const detail::control_request& request, int partition,
+expected<value> ask_dispatcher(detail::cluster_bus& bus, const detail::control_request& request, int partition,
                                std::chrono::milliseconds timeout = control_timeout) {
   auto reply = bus.request_control(detail::subject_verb(request.op), partition, detail::encode(request), timeout);
   if (!reply) {
@@ -60,12 +60,12 @@ std::optional<final_outcome> terminal_line(const std::string& id, const value& d
 
 }  // namespace
 
-expected<std::unique_ptr<detail::nats_transport>> connect_client(const detail::cluster_options& opts,
-                                                                 const std::string& client_name) {
+expected<std::shared_ptr<detail::cluster_bus>> connect_client(const detail::cluster_options& opts,
+                                                              const std::string& client_name) {
   // Credentials, TLS and the signing key come with the options.
   auto cfg = detail::nats_config_for(opts, client_name);
   cfg.declare_streams = false;  // a client: see cluster_client::connect
-  return detail::nats_transport::connect(std::move(cfg));
+  return detail::cluster_bus::connect(std::move(cfg));
 }
 
 int status_over_broker(const std::string& id, const detail::cluster_options& opts) {
@@ -256,11 +256,11 @@ int revoke_over_broker(const std::string& id, const detail::cluster_options& opt
 outcome_waiter::outcome_waiter(std::shared_ptr<shared> s, std::string id, int partition)
     : state_(std::move(s)), id_(std::move(id)), partition_(partition) {}
 
-expected<outcome_waiter> outcome_waiter::watch(detail::nats_transport& bus, const std::string& workflow_id,
+expected<outcome_waiter> outcome_waiter::watch(detail::cluster_bus& bus, const std::string& workflow_id,
                                                const detail::cluster_options& opts) {
   auto s = std::make_shared<shared>();
   // The callbacks hold the state, not the waiter: they may run until the
-  // transport is gone, whatever happens to the waiter.
+  // connection is gone, whatever happens to the waiter.
   auto watching = bus.watch_done(workflow_id, [s](std::string bytes) {
     {
       std::lock_guard<std::mutex> guard{s->mutex};
@@ -283,7 +283,7 @@ expected<outcome_waiter> outcome_waiter::watch(detail::nats_transport& bus, cons
   return outcome_waiter{s, workflow_id, detail::partition_of(workflow_id, opts.partitions)};
 }
 
-int outcome_waiter::report(detail::nats_transport& bus) {
+int outcome_waiter::report(detail::cluster_bus& bus) {
   detail::control_request request;
   request.op = detail::control_op::status;
   request.workflow_id = id_;

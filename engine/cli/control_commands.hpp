@@ -9,7 +9,7 @@
 
 #include "trellis/cluster_node.hpp"
 #include "trellis/error.hpp"
-#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/cluster_bus.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -22,8 +22,8 @@
 namespace trellis::cli {
 
 /// Connects a client (no consumers) to the broker of `opts`.
-expected<std::unique_ptr<detail::nats_transport>> connect_client(const detail::cluster_options& opts,
-                                                                 const std::string& client_name);
+expected<std::shared_ptr<detail::cluster_bus>> connect_client(const detail::cluster_options& opts,
+                                                              const std::string& client_name);
 
 /// `status ID --broker URL`: asks the dispatcher owning the workflow's
 /// partition (`partition_of(id, opts.partitions)`) and prints the status line.
@@ -60,12 +60,12 @@ class outcome_waiter {
   /// Subscribes to the done notice of `workflow_id` and to reconnects of
   /// `bus`. Subscribe before the workflow can finish when you can (submit);
   /// the status requests cover the other cases (replay).
-  static expected<outcome_waiter> watch(detail::nats_transport& bus, const std::string& workflow_id,
+  static expected<outcome_waiter> watch(detail::cluster_bus& bus, const std::string& workflow_id,
                                         const detail::cluster_options& opts);
 
   /// Blocks until the outcome is known (no deadline, as `run`), prints the
   /// outcome line and returns its exit code (0 SUCCESS, 1 otherwise).
-  int report(detail::nats_transport& bus);
+  int report(detail::cluster_bus& bus);
 
   /// Period of the status requests.
   static constexpr std::chrono::seconds poll{3};

@@ -343,7 +343,7 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
     std::cerr << "error: " << to_string(client.error()) << '\n';
     return exit_code_for(client.error().code());
   }
-  auto& bus = (*client)->transport();
+  auto& bus = (*client)->bus();
   // The id is chosen here, so that --wait can subscribe before the
   // submission goes out: a notice that arrives is not missed, and the
   // waiter's status requests cover a lost one.

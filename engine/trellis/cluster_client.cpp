@@ -4,7 +4,7 @@
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/submission.hpp"
-#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/cluster_bus.hpp"
 #include "trellis/transport/partition.hpp"
 
 
@@ -26,19 +26,19 @@ expected<std::unique_ptr<cluster_client>> cluster_client::connect(const cluster_
   // A client only sends core NATS requests: the streams are the cluster's
   // business, and declaring them can outlast the API timeout under load.
   cfg.declare_streams = false;
-  auto bus = nats_transport::connect(std::move(cfg));
+  auto bus = cluster_bus::connect(std::move(cfg));
   if (!bus) {
     return bus.error();
   }
   return std::unique_ptr<cluster_client>{new cluster_client{std::move(*bus), opts.partitions}};
 }
 
-cluster_client::cluster_client(std::unique_ptr<nats_transport> bus, int partitions)
+cluster_client::cluster_client(std::shared_ptr<cluster_bus> bus, int partitions)
     : partitions_(partitions), bus_(std::move(bus)) {}
 
 cluster_client::~cluster_client() {
-  // The transport first: its destructor drains the notice subscriptions,
-  // whose callbacks use the members above.
+  // The bus first: the connection's teardown drains the notice
+  // subscriptions, whose callbacks use the members above.
   bus_.reset();
 }
 

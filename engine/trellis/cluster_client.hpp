@@ -25,7 +25,7 @@
 
 namespace trellis::detail {
 
-class nats_transport;
+class cluster_bus;
 
 /// One NATS connection that submits workflows and waits for their outcomes.
 /// Thread-safe: several threads may submit and wait at once.
@@ -46,7 +46,7 @@ class cluster_client {
   /// subscribes to the workflow's completion notice (so the notice cannot be
   /// missed), which `wait` then returns. While no dispatcher listens the
   /// request is repeated until `timeout`. Errors: `broker_unavailable` and
-  /// `timeout` (as nats_transport::request_submission), `invalid_workflow`
+  /// `timeout` (as cluster_bus::request_submission), `invalid_workflow`
   /// when the dispatcher refused it (the message says why),
   /// `malformed_envelope` for an answer that cannot be read.
   expected<std::string> submit(const canvas& flow, bool watch,
@@ -66,21 +66,22 @@ class cluster_client {
   /// `malformed_envelope` for a notice that cannot be read.
   expected<workflow_outcome> wait(const std::string& id, std::chrono::milliseconds timeout);
 
-  /// The connection, for callers that need more (e.g. queue depth).
-  nats_transport& transport() noexcept { return *bus_; }
+  /// The connection's cluster bus, for callers that need more (e.g. queue
+  /// depth).
+  cluster_bus& bus() noexcept { return *bus_; }
 
  private:
-  cluster_client(std::unique_ptr<nats_transport> bus, int partitions);
+  cluster_client(std::shared_ptr<cluster_bus> bus, int partitions);
 
   int partitions_;
 
-  // Declared before the transport, whose destructor waits for the callbacks
-  // that use them.
+  // Declared before the bus, whose destructor waits for the callbacks that
+  // use them.
   std::mutex mutex_;
   std::condition_variable done_cv_;
   /// Watched workflows, by id: their notice once it arrived.
   std::map<std::string, std::optional<std::string>> watched_;
-  std::unique_ptr<nats_transport> bus_;
+  std::shared_ptr<cluster_bus> bus_;
 };
 
 }  // namespace trellis::detail

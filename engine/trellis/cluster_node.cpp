@@ -12,7 +12,7 @@
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_lock.hpp"
 #include "trellis/transport/broker_exposure.hpp"
-#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/cluster_bus.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -34,14 +34,7 @@ nats_config nats_config_for(const cluster_options& opts, const std::string& clie
   cfg.ack_wait = opts.ack_wait;
   cfg.max_deliver = opts.max_deliver;
   cfg.task_pack_max = opts.task_pack;
-  cfg.user = opts.user;
-  cfg.password = opts.password;
-  cfg.token = opts.token;
-  cfg.creds_file = opts.creds_file;
-  cfg.tls_ca_file = opts.tls_ca_file;
-  cfg.tls_cert_file = opts.tls_cert_file;
-  cfg.tls_key_file = opts.tls_key_file;
-  cfg.signer = opts.signer;
+  cfg.security = opts.security;
   cfg.replicas = opts.replicas;
   return cfg;
 }
@@ -73,9 +66,10 @@ expected<void> validate_partitions(const cluster_options& opts) {
 /// Refuses an unprotected broker off loopback (broker_exposure.hpp).
 expected<void> validate_exposure(const cluster_options& opts) {
   broker_protection protection;
-  protection.authenticated =
-      !opts.user.empty() || !opts.token.empty() || !opts.creds_file.empty() || !opts.tls_cert_file.empty();
-  protection.signed_messages = opts.signer != nullptr;
+  const auto& security = opts.security;
+  protection.authenticated = !security.user.empty() || !security.token.empty() || !security.creds_file.empty() ||
+                             !security.tls_cert_file.empty();
+  protection.signed_messages = security.signer != nullptr;
   protection.insecure = opts.insecure;
   return check_broker_exposure(opts.broker_urls, protection);
 }
@@ -117,11 +111,11 @@ value worker_inspect_answer(const std::string& name, const std::vector<std::stri
 /// Subscribes the process behind `bus` to requests of `op` on their
 /// broadcast subject and answers each with `answer(bus)`; a request that does
 /// not decode, or names another op, gets an error reply. Answered on the NATS
-/// thread. The callback holds the transport weakly: it owns the callback and
+/// thread. The callback holds the bus weakly: the bus owns the callback and
 /// must not keep itself alive.
-expected<void> serve_request(const std::shared_ptr<nats_transport>& bus, control_op op,
-                             std::function<value(nats_transport&)> answer) {
-  std::weak_ptr<nats_transport> weak = bus;
+expected<void> serve_request(const std::shared_ptr<cluster_bus>& bus, control_op op,
+                             std::function<value(cluster_bus&)> answer) {
+  std::weak_ptr<cluster_bus> weak = bus;
   return bus->serve_control(subject_verb(op), [weak, op, answer = std::move(answer)](delivery d) {
     auto bus_now = weak.lock();
     if (!bus_now || d.token == 0) {
@@ -144,10 +138,10 @@ expected<void> serve_request(const std::shared_ptr<nats_transport>& bus, control
 
 /// Subscribes a worker to `inspect` (answered from `activity`) and to
 /// `revoked` notices (remembered in `activity`).
-expected<void> serve_worker_control(const std::shared_ptr<nats_transport>& bus,
+expected<void> serve_worker_control(const std::shared_ptr<cluster_bus>& bus,
                                     std::shared_ptr<worker_activity> activity, std::vector<std::string> queues) {
   auto name = bus->process_name();
-  auto inspect = serve_request(bus, control_op::inspect, [activity, queues, name](nats_transport&) {
+  auto inspect = serve_request(bus, control_op::inspect, [activity, queues, name](cluster_bus&) {
     return worker_inspect_answer(name, queues, *activity);
   });
   if (!inspect) {
@@ -172,7 +166,7 @@ expected<void> serve_worker_control(const std::shared_ptr<nats_transport>& bus,
 /// `stats`, plus for a dispatcher (`report_depths`) the depth of every queue
 /// it published to, as the `trellis_queue_depth` gauge of embedded mode. A
 /// depth the broker cannot tell is left out, and the reason logged.
-std::string metrics_text_of(nats_transport& bus, const metrics& stats, bool report_depths) {
+std::string metrics_text_of(cluster_bus& bus, const metrics& stats, bool report_depths) {
   auto text = stats.prometheus_text();
   if (!report_depths) {
     return text;
@@ -197,11 +191,11 @@ std::string metrics_text_of(nats_transport& bus, const metrics& stats, bool repo
 /// {role, name, text}. Answered here on the NATS thread, not through the
 /// dispatcher actor: the metrics are thread-safe, and a queue depth is a
 /// broker round trip that must not hold up the dispatcher's mailbox.
-expected<void> serve_metrics(const std::shared_ptr<nats_transport>& bus, std::shared_ptr<const metrics> stats,
+expected<void> serve_metrics(const std::shared_ptr<cluster_bus>& bus, std::shared_ptr<const metrics> stats,
                              const std::string& role) {
   auto name = bus->process_name();
   bool dispatcher = role == "dispatcher";
-  return serve_request(bus, control_op::metrics, [stats, role, name, dispatcher](nats_transport& bus_now) {
+  return serve_request(bus, control_op::metrics, [stats, role, name, dispatcher](cluster_bus& bus_now) {
     value::map answer{{"role", role}, {"name", name}, {"text", metrics_text_of(bus_now, *stats, dispatcher)}};
     return value(std::move(answer));
   });
@@ -259,16 +253,17 @@ static expected<std::unique_ptr<node_runtime>> start_partition(
   auto cfg = nats_config_for(opts, "trellis-dispatcher-p" + std::to_string(partition));
   cfg.partition = partition;
   cfg.consume_events = true;
-  auto bus = nats_transport::connect(std::move(cfg));
-  if (!bus) {
-    return bus.error();
+  auto nats = connect_nats(std::move(cfg));
+  if (!nats) {
+    return nats.error();
   }
-  std::shared_ptr<nats_transport> shared = std::move(*bus);
+  std::shared_ptr<nats_transport> shared = nats->transport;
+  std::shared_ptr<cluster_bus> cluster = nats->bus;
   supervisor_config sup;
   sup.dispatcher.store = std::move(store);
   sup.dispatcher.bus = shared;
   auto stats = std::make_shared<metrics>();
-  if (auto ok = serve_metrics(shared, stats, "dispatcher"); !ok) {
+  if (auto ok = serve_metrics(cluster, stats, "dispatcher"); !ok) {
     return ok.error();
   }
   sup.dispatcher.stats = stats;
@@ -277,8 +272,8 @@ static expected<std::unique_ptr<node_runtime>> start_partition(
   sup.dispatcher.partitions = opts.partitions;
   sup.dispatcher.max_cached_nodes = opts.max_cached_nodes;
   sup.dispatcher.on_store_failure = std::move(on_store_failure);
-  std::weak_ptr<nats_transport> weak = shared;
-  sup.dispatcher.inspect_identity = value::map{{"name", shared->process_name()}, {"partition", partition}};
+  std::weak_ptr<cluster_bus> weak = cluster;
+  sup.dispatcher.inspect_identity = value::map{{"name", cluster->process_name()}, {"partition", partition}};
   // After the commit that revoked the workflow: workers skip its queued
   // tasks, including workers that start later (the revoked stream keeps the
   // notice). A notice the broker refuses is logged; a worker that never
@@ -466,17 +461,18 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   auto cfg = nats_config_for(opts, "trellis-worker");
   cfg.task_queues = opts.queues;
   cfg.all_task_queues = opts.queues.empty();
-  auto bus = nats_transport::connect(std::move(cfg));
-  if (!bus) {
-    return bus.error();
+  auto nats = connect_nats(std::move(cfg));
+  if (!nats) {
+    return nats.error();
   }
-  std::shared_ptr<nats_transport> shared = std::move(*bus);
+  std::shared_ptr<nats_transport> shared = nats->transport;
+  std::shared_ptr<cluster_bus> cluster = nats->bus;
   supervisor_config sup;
   sup.run_dispatcher = false;
   worker_pool_config workers;
   workers.bus = shared;
   workers.stats = std::make_shared<metrics>();
-  if (auto ok = serve_metrics(shared, workers.stats, "worker"); !ok) {
+  if (auto ok = serve_metrics(cluster, workers.stats, "worker"); !ok) {
     return ok.error();
   }
   workers.tasks = std::make_shared<const task_registry>(std::move(tasks));
@@ -486,7 +482,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   workers.fetch_batch = opts.fetch_batch;
   workers.partitions = opts.partitions;
   workers.activity = std::make_shared<worker_activity>(workers.concurrency);
-  if (auto ok = serve_worker_control(shared, workers.activity, opts.queues); !ok) {
+  if (auto ok = serve_worker_control(cluster, workers.activity, opts.queues); !ok) {
     return ok.error();
   }
   sup.workers = std::move(workers);

@@ -19,7 +19,7 @@
 #include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
 #include "trellis/task.hpp"
-#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/nats_config.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -74,18 +74,10 @@ struct cluster_options {
   /// delivered this often without an ack is "worker lost".
   int max_deliver = 5;
 
-  /// Connection security, passed to `nats_config` as is (see there).
-  /// `password` and `token` are secrets: never printed.
-  std::string user;
-  std::string password;
-  std::string token;
-  std::string creds_file;
-  std::string tls_ca_file;
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  /// Signs what this process sends and refuses what is unsigned or badly
-  /// signed (trellis/signing.hpp); null: no signing.
-  std::shared_ptr<const message_signer> signer;
+  /// Connection security (user, password, token, creds file, TLS files,
+  /// signing key), passed to `nats_config::security` as is (see
+  /// broker_security). The password and token are secrets: never printed.
+  broker_security security;
   /// Worker and dispatcher: run against a broker off loopback even with
   /// neither authentication nor signing. Without it they refuse to start
   /// there (`invalid_config`), since anyone who can publish on such a

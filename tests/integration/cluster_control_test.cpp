@@ -12,7 +12,7 @@
 
 #include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
-#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/cluster_bus.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -523,7 +523,7 @@ TEST_CASE("a garbage control request gets an error reply and the dispatcher keep
   cfg.urls = {c.url()};
   cfg.ns = c.ns();
   cfg.client_name = "garbage-test";
-  auto bus = trellis::detail::nats_transport::connect(cfg);
+  auto bus = trellis::detail::cluster_bus::connect(cfg);
   REQUIRE(bus);
   auto ask = [&](const std::string& verb, const std::string& bytes) {
     auto reply = (*bus)->request_control(verb, 0, bytes, std::chrono::seconds{30});

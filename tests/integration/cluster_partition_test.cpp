@@ -11,7 +11,7 @@
 #include "support/wait_until.hpp"
 
 #include "trellis/envelope.hpp"
-#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/cluster_bus.hpp"
 #include "trellis/transport/partition.hpp"
 #include "trellis/transport/subjects.hpp"
 
@@ -415,7 +415,7 @@ TEST_CASE("A task that kills its worker on every delivery ends in the dead-lette
   trellis::detail::nats_config cfg;
   cfg.urls = {c.url()};
   cfg.ns = c.ns();
-  auto bus = trellis::detail::nats_transport::connect(cfg);
+  auto bus = trellis::detail::cluster_bus::connect(cfg);
   REQUIRE(bus);
   CHECK(wait_until(
       [&] {
@@ -448,7 +448,7 @@ TEST_CASE("A task exhausted while its partition's dispatcher is stopped is dead-
   cfg.urls = {c.url()};
   cfg.ns = c.ns();
   cfg.declare_streams = false;
-  auto bus = trellis::detail::nats_transport::connect(cfg);
+  auto bus = trellis::detail::cluster_bus::connect(cfg);
   REQUIRE(bus);
   auto depth = [&]() -> std::uint64_t {
     auto d = (*bus)->queue_depth("default");

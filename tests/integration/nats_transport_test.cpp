@@ -8,7 +8,7 @@
 #include "support/wait_until.hpp"
 
 #include "trellis/signing.hpp"
-#include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/cluster_bus.hpp"
 #include "trellis/transport/subjects.hpp"
 
 #include <catch2/catch.hpp>
@@ -28,6 +28,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using trellis::errc;
+using trellis::detail::cluster_bus;
 using trellis::detail::delivery;
 using trellis::detail::exhausted_task;
 using trellis::detail::nats_config;
@@ -51,11 +52,27 @@ nats_config config_for(const nats_server& server) {
   return cfg;
 }
 
-std::unique_ptr<nats_transport> connect(const nats_config& cfg) {
-  auto t = nats_transport::connect(cfg);
+/// Both faces of one connection: the transport under test, and the cluster
+/// bus beside it (queue depth, exhausted tasks, done notices, connection
+/// state). `->` and `*` reach the transport.
+struct endpoints {
+  std::shared_ptr<nats_transport> transport;
+  std::shared_ptr<cluster_bus> bus;
+
+  nats_transport* operator->() const { return transport.get(); }
+  nats_transport& operator*() const { return *transport; }
+  /// Drops both faces, which closes the connection.
+  void reset() {
+    transport.reset();
+    bus.reset();
+  }
+};
+
+endpoints connect(const nats_config& cfg) {
+  auto t = trellis::detail::connect_nats(cfg);
   INFO("connect: " << (t ? std::string{"ok"} : to_string(t.error())));
   REQUIRE(t);
-  return std::move(*t);
+  return endpoints{t->transport, t->bus};
 }
 
 outgoing_task task(const std::string& id, const std::string& bytes) { return outgoing_task{id, bytes, 0, {}}; }
@@ -104,7 +121,7 @@ TEST_CASE("a published task is fetched with its bytes, first delivery count 1, a
   std::vector<outgoing_task> batch{task("wf:1:1", "alpha"), task("wf:2:1", "beta"), task("wf:3:1", "gamma")};
   REQUIRE(t->publish_tasks("q", batch));
   CHECK(batch.empty());
-  CHECK(t->queue_depth("q").value() == 3);
+  CHECK(t.bus->queue_depth("q").value() == 3);
 
   auto got = fetch_n(*t, {"q"}, 3, "three published tasks");
   REQUIRE(got.size() == 3);
@@ -114,12 +131,13 @@ TEST_CASE("a published task is fetched with its bytes, first delivery count 1, a
     CHECK(d.delivery_count == 1);
   }
   CHECK(bytes == std::set<std::string>{"alpha", "beta", "gamma"});
-  CHECK(t->queue_depth("q").value() == 3);  // delivered, not yet acked
+  CHECK(t.bus->queue_depth("q").value() == 3);  // delivered, not yet acked
 
   for (const auto& d : got) {
     t->ack_task(d);
   }
-  CHECK(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the acked tasks to leave the work queue"));
+  CHECK(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s,
+                   "the acked tasks to leave the work queue"));
   CHECK(t->fetch_tasks({"q"}, 10, 100ms).empty());
 }
 
@@ -143,7 +161,7 @@ TEST_CASE("an unacked task is delivered again after ack_wait with delivery count
   CHECK(second[0].token != first[0].token);
 
   t->ack_task(second[0]);
-  CHECK(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the redelivered task to be acked"));
+  CHECK(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s, "the redelivered task to be acked"));
 }
 
 TEST_CASE("a task published again with the same id is stored once", "[integration][nats][transport]") {
@@ -161,7 +179,7 @@ TEST_CASE("a task published again with the same id is stored once", "[integratio
     REQUIRE(t->publish_tasks("q", again));
     expected.insert("third");
   }
-  CHECK(t->queue_depth("q").value() == expected.size());
+  CHECK(t.bus->queue_depth("q").value() == expected.size());
   std::multiset<std::string> bytes;
   for (const auto& d : fetch_n(*t, {"q"}, expected.size(), "every distinct task")) {
     bytes.insert(d.bytes);
@@ -176,7 +194,7 @@ TEST_CASE("each event goes to the consumer of its own partition, in order within
   auto cfg = config_for(server);
   // The logs outlive the transports whose event threads write to them.
   std::vector<std::unique_ptr<event_log>> logs;
-  std::vector<std::unique_ptr<nats_transport>> dispatchers;
+  std::vector<endpoints> dispatchers;
   for (int p = 0; p < 2; ++p) {
     cfg.partition = p;
     dispatchers.push_back(connect(cfg));
@@ -291,7 +309,7 @@ TEST_CASE("the event consumer fetches no more while max_events_in_flight events 
           "[integration][nats][events]") {
   nats_server server;
   auto cfg = config_for(server);
-  cfg.fetch_batch = 1;
+  cfg.max_messages_per_pull = 1;
   cfg.max_events_in_flight = 2;
   // Longer than the two absence checks below, so that no redelivery comes
   // between them even on a loaded machine.
@@ -416,7 +434,7 @@ TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, an
   }
   restarting_cv.notify_all();
   server.restart();
-  CHECK(wait_until([&] { return t->is_connected(); }, 30s, "the transport to reconnect"));
+  CHECK(wait_until([&] { return t.bus->is_connected(); }, 30s, "the transport to reconnect"));
   CHECK(wait_until([&] { return published_count() == total || gave_up; }, max_test_wait, "the publisher to finish"));
   publisher.join();
   REQUIRE_FALSE(gave_up);
@@ -452,7 +470,7 @@ TEST_CASE("a server restart mid-stream loses no task whose publish succeeded, an
   // stream, with the consumer's ack floor already past them (fixed upstream
   // in 2.10, nats-server#5227). They are never delivered again, so nothing
   // runs twice; only tasks acked before the restart can be among them.
-  CHECK(t->queue_depth("q").value() <= acked_before_restart);
+  CHECK(t.bus->queue_depth("q").value() <= acked_before_restart);
 }
 
 TEST_CASE("publishing while the server is down fails with broker_unavailable and keeps the messages",
@@ -462,7 +480,7 @@ TEST_CASE("publishing while the server is down fails with broker_unavailable and
   cfg.publish_timeout = 500ms;
   auto t = connect(cfg);
   server.stop();
-  REQUIRE(wait_until([&] { return !t->is_connected(); }, 10s, "the transport to see the server go"));
+  REQUIRE(wait_until([&] { return !t.bus->is_connected(); }, 10s, "the transport to see the server go"));
 
   std::vector<outgoing_task> batch{task("wf:1:1", "kept")};
   auto r = t->publish_tasks("q", batch);
@@ -485,16 +503,16 @@ TEST_CASE("wrong credentials fail connect with broker_unavailable and a message 
   options.config_text = R"(authorization { user: trellis, password: "right-secret-42" })";
   nats_server server{options};
   auto cfg = config_for(server);
-  cfg.user = "trellis";
+  cfg.security.user = "trellis";
 
   SECTION("the right password connects") {
-    cfg.password = "right-secret-42";
+    cfg.security.password = "right-secret-42";
     auto t = nats_transport::connect(cfg);
     INFO((t ? std::string{"ok"} : to_string(t.error())));
     CHECK(t);
   }
   SECTION("a wrong password is refused and never printed") {
-    cfg.password = "wrong-secret-17";
+    cfg.security.password = "wrong-secret-17";
     auto t = nats_transport::connect(cfg);
     REQUIRE_FALSE(t);
     INFO(to_string(t.error()));
@@ -506,7 +524,7 @@ TEST_CASE("wrong credentials fail connect with broker_unavailable and a message 
     CHECK(cfg.redacted().find("wrong-secret-17") == std::string::npos);
   }
   SECTION("a wrong password inside the url is refused and never printed") {
-    cfg.user.clear();
+    cfg.security.user.clear();
     cfg.urls = {"nats://trellis:wrong-secret-17@127.0.0.1:" + std::to_string(server.port())};
     auto t = nats_transport::connect(cfg);
     REQUIRE_FALSE(t);
@@ -526,7 +544,7 @@ TEST_CASE("a task never acked within max_deliver deliveries is reported as exhau
   auto t = connect(cfg);
   std::mutex mutex;
   std::vector<exhausted_task> exhausted;
-  REQUIRE(t->watch_exhausted_tasks([&](exhausted_task e) {
+  REQUIRE(t.bus->watch_exhausted_tasks([&](exhausted_task e) {
     std::lock_guard<std::mutex> guard{mutex};
     exhausted.push_back(std::move(e));
   }));
@@ -554,11 +572,11 @@ TEST_CASE("a task never acked within max_deliver deliveries is reported as exhau
   CHECK(e.queue == "q");
   CHECK(e.bytes == "worker-killer");
   CHECK(e.deliveries == 2);
-  CHECK(t->queue_depth("q").value() == 1);  // JetStream keeps it until told
-  REQUIRE(t->settle_exhausted_task(e.token));
-  CHECK(t->queue_depth("q").value() == 0);
-  CHECK(t->settle_exhausted_task(e.token));              // settled already: fine
-  CHECK(t->discard_exhausted_task(e.stream_sequence));  // already gone: fine
+  CHECK(t.bus->queue_depth("q").value() == 1);  // JetStream keeps it until told
+  REQUIRE(t.bus->settle_exhausted_task(e.token));
+  CHECK(t.bus->queue_depth("q").value() == 0);
+  CHECK(t.bus->settle_exhausted_task(e.token));              // settled already: fine
+  CHECK(t.bus->discard_exhausted_task(e.stream_sequence));  // already gone: fine
 }
 
 TEST_CASE("an exhausted task whose advisory fired while no dispatcher of its partition ran is reported when one "
@@ -583,8 +601,8 @@ TEST_CASE("an exhausted task whose advisory fired while no dispatcher of its par
   auto other = connect(other_cfg);
   std::mutex mutex;
   std::vector<exhausted_task> seen_by_other;
-  REQUIRE(other->watch_exhausted_tasks([&](exhausted_task e) {
-    other->pass_exhausted_task(e.token);
+  REQUIRE(other.bus->watch_exhausted_tasks([&](exhausted_task e) {
+    other.bus->pass_exhausted_task(e.token);
     std::lock_guard<std::mutex> guard{mutex};
     seen_by_other.push_back(std::move(e));
   }));
@@ -599,7 +617,7 @@ TEST_CASE("an exhausted task whose advisory fired while no dispatcher of its par
   // Partition 0's dispatcher comes back and reads what it missed.
   auto owner = connect(cfg);
   std::vector<exhausted_task> seen_by_owner;
-  REQUIRE(owner->watch_exhausted_tasks([&](exhausted_task e) {
+  REQUIRE(owner.bus->watch_exhausted_tasks([&](exhausted_task e) {
     std::lock_guard<std::mutex> guard{mutex};
     seen_by_owner.push_back(std::move(e));
   }));
@@ -617,8 +635,8 @@ TEST_CASE("an exhausted task whose advisory fired while no dispatcher of its par
   CHECK(e.bytes == "worker-killer");
   CHECK(e.queue == "q");
   CHECK(e.deliveries == 2);
-  REQUIRE(owner->settle_exhausted_task(e.token));
-  CHECK(owner->queue_depth("q").value() == 0);
+  REQUIRE(owner.bus->settle_exhausted_task(e.token));
+  CHECK(owner.bus->queue_depth("q").value() == 0);
 
   // Acked by both partitions' consumers: nothing is owed to a dispatcher of
   // either that starts later.
@@ -642,7 +660,7 @@ TEST_CASE("an advisory whose exhausted task is already gone from the task stream
   auto t = connect(cfg);
   std::mutex mutex;
   std::vector<exhausted_task> seen;
-  REQUIRE(t->watch_exhausted_tasks([&](exhausted_task e) {
+  REQUIRE(t.bus->watch_exhausted_tasks([&](exhausted_task e) {
     std::lock_guard<std::mutex> guard{mutex};
     seen.push_back(std::move(e));
   }));
@@ -663,11 +681,11 @@ TEST_CASE("an advisory whose exhausted task is already gone from the task stream
   // Removed by someone else (say, before a crash lost the advisory's ack),
   // and left unacked here: it comes again after AckWait, finds nothing and
   // is acked without reaching the sink.
-  REQUIRE(t->discard_exhausted_task(e.stream_sequence));
+  REQUIRE(t.bus->discard_exhausted_task(e.stream_sequence));
   t.reset();
   std::atomic<int> reported{0};
   auto again = connect(cfg);
-  REQUIRE(again->watch_exhausted_tasks([&](exhausted_task) { ++reported; }));
+  REQUIRE(again.bus->watch_exhausted_tasks([&](exhausted_task) { ++reported; }));
   // An advisory handed to the sink stays unacked until settled, which
   // nobody does here: acked means skipped.
   REQUIRE(wait_until([&] { return server.consumer_backlog("TRELLIS_TEST_LOST", "lost-0") == std::uint64_t{0}; },
@@ -785,20 +803,20 @@ TEST_CASE("a completion notice reaches its watcher and none comes after unwatch_
       into.push_back(std::move(bytes));
     };
   };
-  REQUIRE(t->watch_done("wf-a", record(seen_a)));
-  REQUIRE(t->watch_done("wf-b", record(seen_b)));
-  REQUIRE(t->publish_done("wf-a", "first"));
+  REQUIRE(t.bus->watch_done("wf-a", record(seen_a)));
+  REQUIRE(t.bus->watch_done("wf-b", record(seen_b)));
+  REQUIRE(t.bus->publish_done("wf-a", "first"));
   REQUIRE(wait_until(
       [&] {
         std::lock_guard<std::mutex> guard{mutex};
         return !seen_a.empty();
       },
       10s, "the notice of wf-a"));
-  t->unwatch_done("wf-a");
+  t.bus->unwatch_done("wf-a");
   // The unsubscription precedes both publishes on this connection, so the
   // server routes neither to it; wf-b's notice, sent last, marks the end.
-  REQUIRE(t->publish_done("wf-a", "second"));
-  REQUIRE(t->publish_done("wf-b", "only"));
+  REQUIRE(t.bus->publish_done("wf-a", "second"));
+  REQUIRE(t.bus->publish_done("wf-b", "only"));
   REQUIRE(wait_until(
       [&] {
         std::lock_guard<std::mutex> guard{mutex};
@@ -808,7 +826,7 @@ TEST_CASE("a completion notice reaches its watcher and none comes after unwatch_
   std::lock_guard<std::mutex> guard{mutex};
   CHECK(seen_a == std::vector<std::string>{"first"});
   CHECK(seen_b == std::vector<std::string>{"only"});
-  t->unwatch_done("wf-unknown");  // nothing to end: no effect
+  t.bus->unwatch_done("wf-unknown");  // nothing to end: no effect
 }
 
 namespace {
@@ -834,16 +852,16 @@ TEST_CASE("a large task publish goes out in packs that arrive task by task, at m
 
   auto small = numbered_tasks(63, "small");
   REQUIRE(t->publish_tasks("q", small));
-  CHECK(t->queue_depth("q").value() == 63);  // fewer than 64 messages' worth: not packed
+  CHECK(t.bus->queue_depth("q").value() == 63);  // fewer than 64 messages' worth: not packed
   for (const auto& d : fetch_n(*t, {"q"}, 63, "the unpacked small publish")) {
     t->ack_task(d);
   }
-  REQUIRE(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the small publish acked"));
+  REQUIRE(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s, "the small publish acked"));
 
   auto tasks = numbered_tasks(256);
   REQUIRE(t->publish_tasks("q", tasks));
   CHECK(tasks.empty());
-  CHECK(t->queue_depth("q").value() == 64);  // 256 tasks in packs of 4
+  CHECK(t.bus->queue_depth("q").value() == 64);  // 256 tasks in packs of 4
 
   std::vector<delivery> got;
   REQUIRE(wait_until(
@@ -879,7 +897,7 @@ TEST_CASE("a large task publish goes out in packs that arrive task by task, at m
     CHECK(again[i].delivery_count == 2);
     t->ack_task(again[i]);
   }
-  CHECK(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "every pack acked"));
+  CHECK(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s, "every pack acked"));
   CHECK(t->fetch_tasks({"q"}, 10, 200ms).empty());
 }
 
@@ -892,7 +910,7 @@ TEST_CASE("a large task publish made again packs the same way and is stored once
   auto again = first;
   REQUIRE(t->publish_tasks("q", first));
   REQUIRE(t->publish_tasks("q", again));  // a retry after a failed call: the broker drops the packs
-  CHECK(t->queue_depth("q").value() == 64);
+  CHECK(t.bus->queue_depth("q").value() == 64);
   std::set<std::string> bytes;
   for (const auto& d : fetch_n(*t, {"q"}, 512, "every task once")) {
     bytes.insert(d.bytes);
@@ -911,13 +929,13 @@ TEST_CASE("every task of a pack never acked within max_deliver deliveries is rep
   auto t = connect(cfg);
   std::mutex mutex;
   std::vector<exhausted_task> exhausted;
-  REQUIRE(t->watch_exhausted_tasks([&](exhausted_task e) {
+  REQUIRE(t.bus->watch_exhausted_tasks([&](exhausted_task e) {
     std::lock_guard<std::mutex> guard{mutex};
     exhausted.push_back(std::move(e));
   }));
   auto tasks = numbered_tasks(128);
   REQUIRE(t->publish_tasks("q", tasks));
-  REQUIRE(t->queue_depth("q").value() == 64);
+  REQUIRE(t.bus->queue_depth("q").value() == 64);
 
   REQUIRE(wait_until(
       [&] {
@@ -948,11 +966,11 @@ TEST_CASE("a signed task pack is verified whole: with the key its tasks arrive u
   nats_server server;
   auto cfg = config_for(server);
   cfg.task_pack_max = 4;
-  cfg.signer = std::make_shared<const trellis::detail::message_signer>(std::string(40, 'k'));
+  cfg.security.signer = std::make_shared<const trellis::detail::message_signer>(std::string(40, 'k'));
   auto t = connect(cfg);
   auto tasks = numbered_tasks(256);
   REQUIRE(t->publish_tasks("q", tasks));
-  CHECK(t->queue_depth("q").value() == 64);
+  CHECK(t.bus->queue_depth("q").value() == 64);
   std::set<std::string> bytes;
   for (const auto& d : fetch_n(*t, {"q"}, 256, "the signed packs' tasks")) {
     CHECK_FALSE(d.refused);
@@ -960,10 +978,10 @@ TEST_CASE("a signed task pack is verified whole: with the key its tasks arrive u
     t->ack_task(d);
   }
   CHECK(bytes.size() == 256);
-  REQUIRE(wait_until([&] { return t->queue_depth("q").value() == 0; }, 10s, "the signed packs acked"));
+  REQUIRE(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s, "the signed packs acked"));
 
   auto other_key = cfg;
-  other_key.signer = std::make_shared<const trellis::detail::message_signer>(std::string(40, 'x'));
+  other_key.security.signer = std::make_shared<const trellis::detail::message_signer>(std::string(40, 'x'));
   auto forger = connect(other_key);
   auto forged = numbered_tasks(256, "forged");
   REQUIRE(forger->publish_tasks("q", forged));

@@ -194,7 +194,7 @@ TEST_CASE(
   std::vector<outgoing_task> one{outgoing_task{"forged:0:1", unsigned_bytes, 0, {}}};
   REQUIRE((*unsigned_bus)->publish_tasks("default", one));
   auto other_key = plain;
-  other_key.signer = std::make_shared<const message_signer>(std::string(40, 'x'));
+  other_key.security.signer = std::make_shared<const message_signer>(std::string(40, 'x'));
   auto forged_bus = nats_transport::connect(other_key);
   REQUIRE(forged_bus);
   std::vector<outgoing_task> two{outgoing_task{"forged:0:2", forged_bytes, 0, {}}};

@@ -101,7 +101,7 @@ TEST_CASE("Each cluster setting takes the flag over the environment over the con
   CHECK(defaults->ack_wait.count() == 30'000);
   CHECK(defaults->fetch_batch == 64);
   CHECK(defaults->concurrency == 0);
-  CHECK(defaults->signer == nullptr);
+  CHECK(defaults->security.signer == nullptr);
 }
 
 TEST_CASE("A bad config file or value is invalid_config naming the file, line or source", "[unit]") {
@@ -168,15 +168,15 @@ TEST_CASE("Secrets come from files or the environment, are checked in combinatio
       {"broker", "nats://x:1"}, {"user", "alice"}, {"password_file", password_file}, {"signing_key_file", key_file}};
   auto r = resolve_cluster_options(cluster_command::submit, in);
   REQUIRE(r);
-  CHECK(r->user == "alice");
-  CHECK(r->password == "pa55-from-file");
-  REQUIRE(r->signer != nullptr);
+  CHECK(r->security.user == "alice");
+  CHECK(r->security.password == "pa55-from-file");
+  REQUIRE(r->security.signer != nullptr);
 
   // The variable holds the password itself; the flag still wins over it.
   env.vars = {{"TRELLIS_NATS_PASSWORD", "pa55-from-env"}};
-  CHECK(resolve_cluster_options(cluster_command::submit, in)->password == "pa55-from-file");
+  CHECK(resolve_cluster_options(cluster_command::submit, in)->security.password == "pa55-from-file");
   in.flags.erase("password_file");
-  CHECK(resolve_cluster_options(cluster_command::submit, in)->password == "pa55-from-env");
+  CHECK(resolve_cluster_options(cluster_command::submit, in)->security.password == "pa55-from-env");
 
   // A password without a user, a user with a token: refused, without values.
   in.flags.erase("user");
@@ -192,7 +192,7 @@ TEST_CASE("Secrets come from files or the environment, are checked in combinatio
   CHECK_THAT(r.error().message(), Catch::Contains("both a user (--user) and a token (--token-file)"));
   CHECK(r.error().message().find("tok-from-file") == std::string::npos);
   in.flags.erase("user");
-  CHECK(resolve_cluster_options(cluster_command::submit, in)->token == "tok-from-file");
+  CHECK(resolve_cluster_options(cluster_command::submit, in)->security.token == "tok-from-file");
 
   in.flags["token_file"] = dir.file("absent");
   r = resolve_cluster_options(cluster_command::submit, in);

@@ -1,0 +1,128 @@
+#include "trellis/transport/cluster_bus.hpp"
+
+#include "trellis/transport/nats_link.hpp"
+
+#include <utility>
+
+namespace trellis::detail {
+
+expected<nats_endpoints> connect_nats(nats_config cfg) {
+  auto link = nats_link::open(std::move(cfg));
+  if (!link) {
+    return link.error();
+  }
+  nats_endpoints out;
+  out.transport = std::shared_ptr<nats_transport>{*link, &(*link)->transport_face};
+  out.bus = std::shared_ptr<cluster_bus>{*link, &(*link)->bus_face};
+  return out;
+}
+
+expected<std::shared_ptr<cluster_bus>> cluster_bus::connect(nats_config cfg) {
+  auto link = nats_link::open(std::move(cfg));
+  if (!link) {
+    return link.error();
+  }
+  return std::shared_ptr<cluster_bus>{*link, &(*link)->bus_face};
+}
+
+void cluster_bus::consume_submissions(std::function<void(delivery)> sink) {
+  link_.submissions.consume(std::move(sink));
+}
+
+void cluster_bus::answer_submission(const delivery& d, const std::string& reply) {
+  link_.submissions.answer(d, reply);
+}
+
+expected<std::string> cluster_bus::request_submission(const std::string& bytes, std::chrono::milliseconds timeout,
+                                                      std::optional<int> partition) {
+  return link_.submissions.request(bytes, timeout, partition);
+}
+
+expected<void> cluster_bus::publish_done(const std::string& workflow_id, const std::string& bytes) {
+  return link_.done.publish(workflow_id, bytes);
+}
+
+expected<void> cluster_bus::watch_done(const std::string& workflow_id, std::function<void(std::string)> sink) {
+  return link_.done.watch(workflow_id, std::move(sink));
+}
+
+void cluster_bus::unwatch_done(const std::string& workflow_id) { link_.done.unwatch(workflow_id); }
+
+void cluster_bus::consume_control(std::function<void(delivery)> sink) { link_.control.consume(std::move(sink)); }
+
+void cluster_bus::answer_control(const delivery& d, const std::string& reply) { link_.control.answer(d, reply); }
+
+expected<void> cluster_bus::serve_control(const std::string& verb, std::function<void(delivery)> sink) {
+  return link_.control.serve(verb, std::move(sink));
+}
+
+expected<std::string> cluster_bus::request_control(const std::string& verb, int partition, const std::string& bytes,
+                                                   std::chrono::milliseconds timeout) {
+  return link_.control.request(verb, partition, bytes, timeout);
+}
+
+expected<std::vector<std::string>> cluster_bus::gather_control(const std::string& verb, const std::string& bytes,
+                                                               std::chrono::milliseconds window) {
+  return link_.control.gather(verb, bytes, window);
+}
+
+expected<void> cluster_bus::publish_revocation(const std::string& workflow_id, const std::string& bytes) {
+  return link_.revocations.publish(workflow_id, bytes);
+}
+
+expected<void> cluster_bus::watch_revocations(std::function<void(std::string)> sink) {
+  return link_.revocations.watch(std::move(sink));
+}
+
+expected<void> cluster_bus::watch_exhausted_tasks(std::function<void(exhausted_task)> sink) {
+  return link_.lost_tasks.watch(std::move(sink));
+}
+
+expected<void> cluster_bus::settle_exhausted_task(std::uint64_t token) { return link_.lost_tasks.settle(token); }
+
+void cluster_bus::pass_exhausted_task(std::uint64_t token) { link_.lost_tasks.pass(token); }
+
+expected<void> cluster_bus::discard_exhausted_task(std::uint64_t stream_sequence) {
+  return link_.lost_tasks.discard(stream_sequence);
+}
+
+expected<std::uint64_t> cluster_bus::queue_depth(const std::string& queue) {
+  auto& conn = link_.connection;
+  auto subject = conn.names().task(queue);
+  if (!subject) {
+    return subject.error();
+  }
+  auto stream = conn.names().task_stream();
+  auto jo = conn.api_options();
+  // The stream holds a queue's messages until they are acked (work queue),
+  // so its per-subject count is the lag: waiting plus delivered-not-acked.
+  jo.Stream.Info.SubjectsFilter = subject->c_str();
+  jsStreamInfo* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetStreamInfo(&raw, conn.js(), stream.c_str(), &jo, &jerr);
+  stream_info_ptr info{raw};
+  if (s != NATS_OK) {
+    return conn.api_error("cannot read the depth of queue '" + queue + "' from " + stream, s, jerr);
+  }
+  if (info->State.Subjects == nullptr) {
+    return std::uint64_t{0};
+  }
+  for (int i = 0; i < info->State.Subjects->Count; ++i) {
+    if (*subject == info->State.Subjects->List[i].Subject) {
+      return info->State.Subjects->List[i].Msgs;
+    }
+  }
+  return std::uint64_t{0};
+}
+
+void cluster_bus::on_reconnect(std::function<void()> listener) { link_.connection.on_reconnect(std::move(listener)); }
+
+std::string cluster_bus::process_name() const { return link_.connection.process_name(); }
+
+bool cluster_bus::is_connected() const { return link_.connection.is_connected(); }
+
+std::optional<error> cluster_bus::last_error() const { return link_.connection.last_error(); }
+
+std::string cluster_bus::describe() const { return link_.connection.describe(); }
+
+}  // namespace trellis::detail

@@ -1,0 +1,63 @@
+#include "trellis/transport/nats_messages.hpp"
+
+#include "trellis/signing.hpp"
+#include "trellis/transport/pack_codec.hpp"
+
+#include <string_view>
+
+namespace trellis::detail {
+
+natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::string& body,
+                             const message_signer* signer, const char* pack_header, const std::string* pack_count,
+                             jsPubOptions* po) {
+  if (signer == nullptr && pack_count == nullptr) {
+    return js_PublishAsync(js, subject.c_str(), body.data(), static_cast<int>(body.size()), po);
+  }
+  natsMsg* raw = nullptr;
+  auto s = natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  message_ptr msg{raw};
+  if (s == NATS_OK && signer != nullptr) {
+    s = natsMsgHeader_Set(msg.get(), signature_header, signer->sign(body).c_str());
+  }
+  if (s == NATS_OK && pack_count != nullptr) {
+    s = natsMsgHeader_Set(msg.get(), pack_header, pack_count->c_str());
+  }
+  if (s == NATS_OK) {
+    raw = msg.release();
+    s = js_PublishMsgAsync(js, &raw, po);
+    msg.reset(raw);  // null once nats.c took the message
+  }
+  return s;
+}
+
+std::optional<error> refusal_of(const message_signer* signer, natsMsg* m) {
+  if (signer == nullptr) {
+    return std::nullopt;
+  }
+  const char* signature = nullptr;
+  if (natsMsgHeader_Get(m, signature_header, &signature) != NATS_OK) {
+    signature = nullptr;
+  }
+  auto ok = signer->verify({natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))}, signature);
+  if (ok) {
+    return std::nullopt;
+  }
+  return ok.error();
+}
+
+std::optional<expected<std::vector<std::string>>> unpack_message(natsMsg* m) {
+  std::string_view body{natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))};
+  for (const char* header : {event_pack_header, task_pack_header}) {
+    const char* text = nullptr;
+    if (natsMsgHeader_Get(m, header, &text) == NATS_OK && text != nullptr) {
+      auto count = parse_pack_count(text, body.size());
+      if (!count) {
+        return expected<std::vector<std::string>>{count.error()};
+      }
+      return unpack_frames(body, *count);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace trellis::detail

@@ -1,0 +1,43 @@
+#pragma once
+
+/// @file
+/// Internal to the NATS transport: what Trellis writes on a NATS message
+/// besides its body, and reads back. Two headers: `Trellis-Signature`
+/// (trellis/signing.hpp), and the pack headers that say a message holds
+/// several envelopes (pack_codec.hpp, docs/wire-protocol.md "Packs").
+/// Stateless functions, safe from any thread.
+
+#include "trellis/error.hpp"
+#include "trellis/transport/nats_handles.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace trellis::detail {
+
+class message_signer;
+
+/// The headers that mark a message as a pack of events or of tasks and count
+/// them (see "Packs" in nats_publishing.cpp).
+constexpr const char* event_pack_header = "Trellis-Event-Pack";
+constexpr const char* task_pack_header = "Trellis-Task-Pack";
+
+/// js_PublishAsync of `body`, with headers when there are any: its signature
+/// (Trellis-Signature) when `signer` is set, and the number of envelopes of
+/// a pack (header `pack_header`, see pack_frames) when `pack_count` is set.
+/// Signed or packed messages go out as a natsMsg; others keep the plain path.
+natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::string& body,
+                             const message_signer* signer, const char* pack_header, const std::string* pack_count,
+                             jsPubOptions* po);
+
+/// Why a received message must not be used (no signature, a wrong one), or
+/// nothing: always nothing without a signer.
+std::optional<error> refusal_of(const message_signer* signer, natsMsg* m);
+
+/// The envelopes of `m` when it is a pack (it carries either pack header),
+/// an error when its header or frames do not parse (pack_codec.hpp), nothing
+/// when it is not a pack.
+std::optional<expected<std::vector<std::string>>> unpack_message(natsMsg* m);
+
+}  // namespace trellis::detail
