@@ -12,24 +12,55 @@
 
 #include <exception>
 #include <random>
+#include <type_traits>
 
 namespace trellis::detail {
 
 namespace {
 
+/// Stops the dispatcher for good with its store's failure as the exit
+/// reason, after telling the facade (dispatcher_config::on_store_failure).
+/// The supervisor reads the reason and does not restart it (supervisor.cpp):
+/// a new dispatcher would run again the tasks whose outcomes could not be
+/// committed. Returns the reason, which answers the request being handled.
+caf::error stop_for_store_failure(dispatcher_pointer self, const error& why) {
+  error failed{why.code(), "store failure: " + why.message()};
+  if (self->state.cfg.on_store_failure) {
+    self->state.cfg.on_store_failure(failed);
+  }
+  auto reason = to_caf_error(failed);
+  self->quit(reason);
+  return reason;
+}
+
+/// Handles one message with `handle`. A store failure anywhere inside it
+/// (thrown by `dispatcher_logic::check`, however deep) skips the rest of the
+/// message's work and stops the dispatcher; nothing after the failed store
+/// call is published, acked or answered, except the error to a requester.
+template <class Handle>
+auto stopping_on_store_failure(dispatcher_pointer self, Handle handle) -> decltype(handle()) {
+  try {
+    return handle();
+  } catch (const store_failure& failure) {
+    auto reason = stop_for_store_failure(self, failure.err);
+    if constexpr (!std::is_void_v<decltype(handle())>) {
+      return reason;
+    }
+  }
+}
+
 dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_config cfg) {
-  // Before anything that can throw (the restore below reads the store).
-  // CAF's default handler would print on stdout, which belongs to the CLI's
-  // JSON, and give a reason the supervisor cannot tell from a crash.
+  // For defects only: a store failure stops the dispatcher through
+  // `stopping_on_store_failure`. CAF's default handler would print on
+  // stdout, which belongs to the CLI's JSON, and give a reason the
+  // supervisor cannot tell from a crash.
   self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
     try {
       std::rethrow_exception(x);
     } catch (const store_failure& f) {
-      error failed{f.err.code(), "store failure: " + f.err.message()};
-      if (self->state.cfg.on_store_failure) {
-        self->state.cfg.on_store_failure(failed);
-      }
-      return to_caf_error(failed);
+      // Not reached while every handler runs under stopping_on_store_failure;
+      // one added without it must still stop for good, not be restarted.
+      return stop_for_store_failure(self, f.err);
     } catch (const std::exception& e) {
       return to_caf_error(error{errc::task_failed, std::string{"dispatcher failed: "} + e.what()});
     } catch (...) {
@@ -76,40 +107,56 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
           }
         });
   }
-  dispatcher_logic(self).restore_all();
+  try {
+    dispatcher_logic(self).restore_all();
+  } catch (const store_failure& failure) {
+    // Stopped before taking a message: no behavior, the exit reason says why.
+    stop_for_store_failure(self, failure.err);
+    return {dispatcher_actor::behavior_type::unsafe_init{}, caf::behavior{}};
+  }
   return {
-      [=](submit_atom, const std::string& bytes) { return dispatcher_logic(self).submit(bytes); },
+      [=](submit_atom, const std::string& bytes) {
+        return stopping_on_store_failure(self, [&] { return dispatcher_logic(self).submit(bytes); });
+      },
       [=](submit_atom, const std::string& bytes, std::uint64_t token) {
-        dispatcher_logic(self).submit_from_bus(bytes, token);
+        stopping_on_store_failure(self, [&] { dispatcher_logic(self).submit_from_bus(bytes, token); });
       },
       [=](event_atom, std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens) {
-        dispatcher_logic(self).on_events(batch, tokens);
+        stopping_on_store_failure(self, [&] { dispatcher_logic(self).on_events(batch, tokens); });
       },
       [=](flush_atom) {
-        // Also the republish timer: a flush with no open batch retries what
-        // the transport refused.
-        self->state.republish_scheduled = false;
-        dispatcher_logic(self).flush();
-        // Here and not inside flush(): a flush in the middle of handling a
-        // message (a full batch) must not drop the graph being worked on.
-        dispatcher_logic(self).evict_idle();
+        stopping_on_store_failure(self, [&] {
+          // Also the republish timer: a flush with no open batch retries what
+          // the transport refused.
+          self->state.republish_scheduled = false;
+          dispatcher_logic(self).flush();
+          // Here and not inside flush(): a flush in the middle of handling a
+          // message (a full batch) must not drop the graph being worked on.
+          dispatcher_logic(self).evict_idle();
+        });
       },
       [=](due_atom, const std::string& wf, std::int32_t node, std::int32_t attempt, std::uint64_t incarnation) {
-        dispatcher_logic(self).on_due(wf, node, attempt, incarnation);
+        stopping_on_store_failure(self, [&] { dispatcher_logic(self).on_due(wf, node, attempt, incarnation); });
       },
       [=](lost_atom, const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
-        dispatcher_logic(self).on_lost(bytes, deliveries, handle);
+        stopping_on_store_failure(self, [&] { dispatcher_logic(self).on_lost(bytes, deliveries, handle); });
       },
       [=](control_atom, const std::string& bytes, std::uint64_t token) {
-        dispatcher_logic(self).control(bytes, token);
+        stopping_on_store_failure(self, [&] { dispatcher_logic(self).control(bytes, token); });
       },
-      [=](status_atom, const std::string& wf) { return dispatcher_logic(self).status(wf); },
-      [=](replay_atom, std::int64_t id) { return dispatcher_logic(self).replay(id); },
+      [=](status_atom, const std::string& wf) {
+        return stopping_on_store_failure(self, [&] { return dispatcher_logic(self).status(wf); });
+      },
+      [=](replay_atom, std::int64_t id) {
+        return stopping_on_store_failure(self, [&] { return dispatcher_logic(self).replay(id); });
+      },
       [=](restored_atom) { return self->state.restored; },
       [=](drain_atom) {
-        dispatcher_logic(self).flush();
-        dispatcher_logic(self).evict_idle();
-        return true;
+        return stopping_on_store_failure(self, [&]() -> caf::result<bool> {
+          dispatcher_logic(self).flush();
+          dispatcher_logic(self).evict_idle();
+          return true;
+        });
       },
   };
 }

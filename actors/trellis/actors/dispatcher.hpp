@@ -20,8 +20,10 @@
 /// are evicted after a commit and rebuilt from the store, without
 /// republishing, when their workflow needs them (decision 0011).
 ///
-/// Failure: if the store fails to commit, the dispatcher stops with an error
-/// and the supervisor restarts it; the new one restores from the last commit.
+/// Failure: if the store refuses a read or a write, the dispatcher stops for
+/// good with the store's error as its exit reason, and the supervisor does
+/// not restart it (see `on_store_failure`). If it dies of anything else, the
+/// supervisor restarts it and the new one restores from the last commit.
 
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/canvas.hpp"

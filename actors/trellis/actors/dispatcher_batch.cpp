@@ -20,7 +20,7 @@ void dispatcher_logic::check(const expected<void>& r) {
   if (!r) {
     // A store that cannot write leaves memory ahead of disk: nothing more
     // may be published or acked. The actor stops with the failure as its
-    // exit reason (see the exception handler in `dispatcher`).
+    // exit reason (see `stopping_on_store_failure` in dispatcher.cpp).
     throw store_failure{r.error()};
   }
 }

@@ -43,10 +43,12 @@
 namespace trellis::detail {
 
 /// Thrown by `dispatcher_logic::check` when the store refuses a read or a
-/// write, from deep inside a handler, and turned into the actor's exit
-/// reason by its exception handler: the supervisor does not restart a
-/// dispatcher whose store failed (a restart would run again the tasks whose
-/// outcomes could not be committed), and the facade reports the error.
+/// write, from deep inside a handler, to skip the rest of the message's
+/// work; caught where the message is handled (dispatcher.cpp), which stops
+/// the actor with the failure as its exit reason: the supervisor does not
+/// restart a dispatcher whose store failed (a restart would run again the
+/// tasks whose outcomes could not be committed), and the facade reports the
+/// error.
 struct store_failure {
   error err;
 };
