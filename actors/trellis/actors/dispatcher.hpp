@@ -27,6 +27,7 @@
 
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/canvas.hpp"
+#include "trellis/clock.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/node_state.hpp"
 #include "trellis/store/sqlite_store.hpp"
@@ -82,6 +83,10 @@ struct dispatcher_config {
   std::size_t max_cached_nodes = 100000;
   /// Seed of the retry jitter; 0 draws one from the OS.
   std::uint64_t jitter_seed = 0;
+  /// Where the dispatcher reads the time (due times, the times it stores,
+  /// publish latency). The system's clocks, unless a test runs it on
+  /// virtual time.
+  std::shared_ptr<const detail::clock> clock = system_clocks();
 
   /// Cluster mode: the partition this dispatcher owns, of `partitions`
   /// (transport/partition.hpp). It refuses submissions of workflows another

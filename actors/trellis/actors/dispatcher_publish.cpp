@@ -27,7 +27,7 @@ retry_policy dispatcher_logic::policy_of(const signature& sig) const {
 }
 
 void dispatcher_logic::publish_unsent() {
-  auto now = std::chrono::steady_clock::now();
+  auto now = st_.cfg.clock->now_steady();
   for (auto i = st_.unsent.begin(); i != st_.unsent.end();) {
     auto& [queue, lists] = *i;
     while (!lists.empty()) {
@@ -46,8 +46,7 @@ void dispatcher_logic::publish_unsent() {
         // store anyway.
         if (!st_.republish_scheduled) {
           st_.republish_scheduled = true;
-          self_->delayed_send(self_, st_.republish_backoff, flush_atom::value);
-          st_.republish_backoff = std::min(st_.republish_backoff * 2, std::chrono::milliseconds{5000});
+          self_->delayed_send(self_, st_.republish_backoff.next(), flush_atom::value);
         }
         break;
       }
@@ -55,7 +54,7 @@ void dispatcher_logic::publish_unsent() {
         st_.cfg.stats->observe(histogram::publish_latency, queue, "", std::chrono::duration<double>(now - t).count());
       }
       st_.cfg.stats->add(counter::tasks_published, queue, "", n);
-      st_.republish_backoff = std::chrono::milliseconds{100};
+      st_.republish_backoff.reset();
       lists.pop_front();
     }
     i = lists.empty() ? st_.unsent.erase(i) : std::next(i);
@@ -109,7 +108,7 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   }
   auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
   auto& box = st_.outbox[e.queue];
-  box.push_back(outgoing_task{e.id, std::move(bytes), priority, std::chrono::steady_clock::now(), st_.republishing});
+  box.push_back(outgoing_task{e.id, std::move(bytes), priority, st_.cfg.clock->now_steady(), st_.republishing});
   if (st_.publish_early_every != 0 && box.size() >= st_.publish_early_every) {
     st_.unsent[e.queue].push_back({std::move(box), false});
     box.clear();

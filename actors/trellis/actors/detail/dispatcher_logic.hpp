@@ -20,6 +20,7 @@
 ///   the control requests of cluster mode (revoke, inspect, ...).
 
 #include "trellis/actors/dispatcher.hpp"
+#include "trellis/clock.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/workflow_graph.hpp"
@@ -52,11 +53,6 @@ namespace trellis::detail {
 struct store_failure {
   error err;
 };
-
-inline epoch_ms now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 /// The node's row as it must be stored now; `retry_base` is carried along so
 /// that replacing the row never resets a replayed node's retry budget.
@@ -176,7 +172,7 @@ struct dispatcher_state {
   };
   std::map<std::string, std::deque<unsent_list>> unsent;
   bool republish_scheduled = false;
-  std::chrono::milliseconds republish_backoff{100};
+  backoff republish_backoff{std::chrono::milliseconds{100}, std::chrono::milliseconds{5000}};
 };
 
 using dispatcher_pointer = dispatcher_actor::stateful_pointer<dispatcher_state>;
@@ -245,6 +241,8 @@ class dispatcher_logic {
   const task_defaults& defaults_of(const std::string& task) const;
   std::string queue_of(const signature& sig) const;
   retry_policy policy_of(const signature& sig) const;
+  /// Now in epoch ms, on the configured clock (dispatcher_config::clock).
+  epoch_ms now_ms() const { return st_.cfg.clock->now_epoch_ms(); }
 
   dispatcher_pointer self_;
   dispatcher_state& st_;
