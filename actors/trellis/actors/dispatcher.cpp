@@ -9,6 +9,8 @@
 #include "trellis/actors/task_runner.hpp"
 
 #include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/defaults.hpp>
 
 #include <exception>
 #include <random>
@@ -164,6 +166,12 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
 }  // namespace
 
 dispatcher_actor spawn_dispatcher(caf::actor_system& sys, dispatcher_config cfg) {
+  // CAF's test coordinator (the tests on virtual time) runs every actor on
+  // the test's thread, one message at a time as the test asks; a detached
+  // actor would run beside it and race its job queue and clock.
+  if (caf::get_or(sys.config(), "scheduler.policy", caf::defaults::scheduler::policy) == caf::atom("testing")) {
+    return sys.spawn(dispatcher, std::move(cfg));
+  }
   return sys.spawn<caf::detached>(dispatcher, std::move(cfg));
 }
 
