@@ -6,6 +6,7 @@
 #include "trellis/actors/supervisor.hpp"
 #include "trellis/actors/worker_activity.hpp"
 #include "trellis/actors/worker_pool.hpp"
+#include "trellis/clock.hpp"
 #include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/metrics.hpp"
@@ -74,13 +75,6 @@ expected<void> validate_exposure(const cluster_options& opts) {
   return check_broker_exposure(opts.broker_urls, protection);
 }
 
-/// Epoch ms, as control answers report times.
-std::int64_t epoch_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// A worker's answer to `inspect`: who it is, what it serves, what it runs.
 value worker_inspect_answer(const std::string& name, const std::vector<std::string>& queues,
                             const worker_activity& activity) {
@@ -91,7 +85,7 @@ value worker_inspect_answer(const std::string& name, const std::vector<std::stri
                    {"node", t.node},
                    {"attempt", t.attempt},
                    {"started_at", t.started_at},
-                   {"running_ms", std::max<std::int64_t>(0, epoch_ms_now() - t.started_at)}};
+                   {"running_ms", std::max<std::int64_t>(0, now_epoch_ms() - t.started_at)}};
     active.emplace_back(std::move(row));
   }
   value::array queue_names;

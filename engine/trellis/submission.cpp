@@ -1,6 +1,7 @@
 #include "trellis/submission.hpp"
 
-#include <chrono>
+#include "trellis/clock.hpp"
+
 #include <cstdint>
 #include <cstdio>
 #include <random>
@@ -30,9 +31,7 @@ envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
   if (submit_key) {
     e.options["submit_key"] = *submit_key;
   }
-  e.sent_at =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  e.sent_at = now_epoch_ms();
   return e;
 }
 

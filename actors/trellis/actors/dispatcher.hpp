@@ -20,11 +20,14 @@
 /// are evicted after a commit and rebuilt from the store, without
 /// republishing, when their workflow needs them (decision 0011).
 ///
-/// Failure: if the store fails to commit, the dispatcher stops with an error
-/// and the supervisor restarts it; the new one restores from the last commit.
+/// Failure: if the store refuses a read or a write, the dispatcher stops for
+/// good with the store's error as its exit reason, and the supervisor does
+/// not restart it (see `on_store_failure`). If it dies of anything else, the
+/// supervisor restarts it and the new one restores from the last commit.
 
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/canvas.hpp"
+#include "trellis/clock.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/node_state.hpp"
@@ -74,6 +77,10 @@ struct dispatcher_config {
   std::size_t max_cached_nodes = defaults::max_cached_nodes;
   /// Seed of the retry jitter; 0 draws one from the OS.
   std::uint64_t jitter_seed = 0;
+  /// Where the dispatcher reads the time (due times, the times it stores,
+  /// publish latency). The system's clocks, unless a test runs it on
+  /// virtual time.
+  std::shared_ptr<const detail::clock> clock = system_clocks();
 
   /// Cluster mode: the partition this dispatcher owns, of `partitions`
   /// (transport/partition.hpp). It refuses submissions of workflows another

@@ -5,7 +5,6 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include <algorithm>
 #include <chrono>
 
 namespace trellis::detail {
@@ -21,8 +20,8 @@ struct supervisor_state {
   supervisor_config cfg;
   dispatcher_actor dispatcher;
   worker_pool_actor workers;
-  std::chrono::milliseconds dispatcher_backoff = first_backoff;
-  std::chrono::milliseconds workers_backoff = first_backoff;
+  backoff dispatcher_backoff{first_backoff, max_backoff};
+  backoff workers_backoff{first_backoff, max_backoff};
   std::chrono::steady_clock::time_point dispatcher_started;
   std::chrono::steady_clock::time_point workers_started;
   bool draining = false;
@@ -44,14 +43,14 @@ void start_dispatcher(supervisor_pointer self) {
     return;
   }
   self->state.dispatcher = spawn_dispatcher(self->system(), self->state.cfg.dispatcher);
-  self->state.dispatcher_started = std::chrono::steady_clock::now();
+  self->state.dispatcher_started = self->state.cfg.clock->now_steady();
   self->monitor(self->state.dispatcher);
 }
 
 void start_workers(supervisor_pointer self) {
   if (self->state.cfg.workers) {
     self->state.workers = spawn_worker_pool(self->system(), *self->state.cfg.workers);
-    self->state.workers_started = std::chrono::steady_clock::now();
+    self->state.workers_started = self->state.cfg.clock->now_steady();
     self->monitor(self->state.workers);
   }
 }
@@ -74,19 +73,17 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self, supervisor_c
     // Restart with backoff so a dispatcher that fails at once (a store that
     // stays broken) does not spin; a child that ran well for a while before
     // failing starts from the first backoff again.
-    auto now = std::chrono::steady_clock::now();
+    auto now = st.cfg.clock->now_steady();
     if (now - st.dispatcher_started > stable_after) {
-      st.dispatcher_backoff = first_backoff;
+      st.dispatcher_backoff.reset();
     }
     if (now - st.workers_started > stable_after) {
-      st.workers_backoff = first_backoff;
+      st.workers_backoff.reset();
     }
     if (down.source == st.dispatcher.address()) {
-      self->delayed_send(self, st.dispatcher_backoff, restart_atom::value, true);
-      st.dispatcher_backoff = std::min(st.dispatcher_backoff * 2, max_backoff);
+      self->delayed_send(self, st.dispatcher_backoff.next(), restart_atom::value, true);
     } else if (down.source == st.workers.address()) {
-      self->delayed_send(self, st.workers_backoff, restart_atom::value, false);
-      st.workers_backoff = std::min(st.workers_backoff * 2, max_backoff);
+      self->delayed_send(self, st.workers_backoff.next(), restart_atom::value, false);
     }
   });
   return {

@@ -13,9 +13,11 @@
 #include "trellis/actors/dispatcher.hpp"
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/actors/worker_pool.hpp"
+#include "trellis/clock.hpp"
 
 #include <caf/fwd.hpp>
 
+#include <memory>
 #include <optional>
 
 namespace trellis::detail {
@@ -27,6 +29,10 @@ struct supervisor_config {
   bool run_dispatcher = true;
   /// No worker pool when unset (a dispatcher-only process).
   std::optional<worker_pool_config> workers;
+  /// Where the supervisor reads the time (how long a child ran before it
+  /// died). The system's clocks, unless a test runs it on virtual time; the
+  /// dispatcher reads its own (`dispatcher.clock`).
+  std::shared_ptr<const detail::clock> clock = system_clocks();
 };
 
 supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_config cfg);

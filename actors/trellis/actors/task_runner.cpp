@@ -1,5 +1,7 @@
 #include "trellis/actors/task_runner.hpp"
 
+#include "trellis/clock.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <cxxabi.h>
@@ -18,11 +20,6 @@ std::string type_name_of(const std::exception& e) {
   return status == 0 && name ? std::string{name.get()} : std::string{typeid(e).name()};
 }
 
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 envelope outcome_for(const envelope& task) {
   envelope out;
   out.type = envelope_type::outcome;
@@ -39,7 +36,7 @@ envelope rejected(envelope out, errc reason, std::string message) {
   out.status = outcome_status::rejected;
   out.error_type = to_string(reason);
   out.error_message = std::move(message);
-  out.sent_at = now_ms();
+  out.sent_at = now_epoch_ms();
   return out;
 }
 
@@ -97,10 +94,10 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
             task->queue, std::nullopt};
   }
   if (auto expires = task->options.find("expires_at_ms");
-      expires != task->options.end() && expires->second.is_integer() && now_ms() > expires->second.as_int()) {
+      expires != task->options.end() && expires->second.is_integer() && now_epoch_ms() > expires->second.as_int()) {
     return {rejected(std::move(out), errc::revoked,
                      "expired: not started by its expiry time, " +
-                         std::to_string(now_ms() - expires->second.as_int()) + " ms ago"),
+                         std::to_string(now_epoch_ms() - expires->second.as_int()) + " ms ago"),
             task->queue, std::nullopt};
   }
   std::string key;
@@ -108,7 +105,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
     key = k->second.as_string();
   }
   task_context ctx{task->task, task->workflow_id, task->node, task->attempt, std::move(key), task->kwargs};
-  double queue_wait = std::max<double>(0, static_cast<double>(now_ms() - task->sent_at) / 1000.0);
+  double queue_wait = std::max<double>(0, static_cast<double>(now_epoch_ms() - task->sent_at) / 1000.0);
   if (hooks.on_start) {
     hooks.on_start(*task);
   }
@@ -151,7 +148,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
                           std::to_string(limit->second.as_int()) + " ms";
     }
   }
-  out.sent_at = now_ms();
+  out.sent_at = now_epoch_ms();
   return {std::move(out), task->queue, queue_wait};
 }
 

@@ -1,6 +1,7 @@
 #include "trellis/actors/worker_pool.hpp"
 
 #include "trellis/actors/task_runner.hpp"
+#include "trellis/clock.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/transport/partition.hpp"
 
@@ -174,10 +175,7 @@ class handler_threads {
     if (auto activity = cfg_.activity) {
       hooks.is_revoked = [activity](const std::string& wf) { return activity->is_revoked(wf); };
       hooks.on_start = [activity, slot](const envelope& task) {
-        activity->started(slot, active_task{task.task, task.workflow_id, task.node, task.attempt,
-                                            std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count()});
+        activity->started(slot, active_task{task.task, task.workflow_id, task.node, task.attempt, now_epoch_ms()});
       };
     }
     while (!stopping_) {

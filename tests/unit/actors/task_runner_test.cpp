@@ -3,6 +3,7 @@
 // (encode, then strict decode), since that is what the dispatcher sees.
 
 #include "trellis/actors/task_runner.hpp"
+#include "trellis/clock.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -31,11 +32,6 @@ task_registry sample_tasks() {
   return tasks;
 }
 
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 envelope task_message(std::string task, value::array args = {}) {
   envelope e;
   e.type = envelope_type::task;
@@ -47,7 +43,7 @@ envelope task_message(std::string task, value::array args = {}) {
   e.queue = "default";
   e.args = std::move(args);
   e.options["idempotency_key"] = "wf/3";
-  e.sent_at = now_ms();
+  e.sent_at = now_epoch_ms();
   return e;
 }
 
@@ -129,7 +125,7 @@ TEST_CASE("a task option this build does not know is refused, not ignored", "[un
 
 TEST_CASE("an expired task is revoked without running", "[unit][actors][worker]") {
   auto msg = task_message("add", {1, 1});
-  msg.options["expires_at_ms"] = now_ms() - 1000;
+  msg.options["expires_at_ms"] = now_epoch_ms() - 1000;
   auto out = outcome_of(msg);
   CHECK(out.status == outcome_status::rejected);
   CHECK(out.error_type == "revoked");
