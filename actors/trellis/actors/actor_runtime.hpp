@@ -12,6 +12,7 @@
 /// fetches wake at once instead of after their fetch wait.
 
 #include "trellis/actors/supervisor.hpp"
+#include "trellis/defaults.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -24,18 +25,11 @@
 
 namespace trellis::detail {
 
-/// How long a facade waits for one answer from an actor (a submission, a
-/// status, the current dispatcher) before it reports `timeout`. Generous: a
-/// dispatcher answers in microseconds unless it is committing a very large
-/// workflow or its store is stalled, and then the caller learns that much.
-constexpr auto max_actor_answer_wait = std::chrono::minutes{5};
-
-/// How long `actor_runtime::stop` waits for the drain (the handlers in hand
-/// to finish and the dispatcher to commit). Past it the stop goes on and
-/// says so on stderr; the tasks still in hand are not lost (embedded, they
-/// are ready again at the next start; in a cluster, the broker delivers
-/// them again), and the join still waits for handlers that have not returned.
-constexpr auto max_drain_wait = std::chrono::minutes{10};
+/// How long a facade waits for one answer from an actor, and how long a
+/// stop waits for the drain: `defaults::max_actor_answer_wait` and
+/// `defaults::max_drain_wait`.
+using defaults::max_actor_answer_wait;
+using defaults::max_drain_wait;
 
 /// A scoped_actor for one blocking exchange from a user thread. CAF 0.17
 /// pins its logger in thread-local storage of every thread that creates a

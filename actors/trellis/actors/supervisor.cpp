@@ -1,4 +1,5 @@
 #include "trellis/actors/supervisor.hpp"
+#include "trellis/defaults.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
@@ -118,7 +119,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self, supervisor_c
             rp.deliver(true);
             return;
           }
-          self->request(self->state.dispatcher, caf::infinite, drain_atom::value)
+          self->request(self->state.dispatcher, defaults::max_drain_wait, drain_atom::value)
               .then(
                   [=](bool) mutable {
                     stop_children();
@@ -130,7 +131,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self, supervisor_c
                   });
         };
         if (st.workers) {
-          self->request(st.workers, caf::infinite, drain_atom::value)
+          self->request(st.workers, defaults::max_drain_wait, drain_atom::value)
               .then([=](bool) mutable { drain_dispatcher(); }, [=](caf::error&) mutable { drain_dispatcher(); });
         } else {
           drain_dispatcher();

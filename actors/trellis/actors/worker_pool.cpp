@@ -240,7 +240,7 @@ class handler_threads {
     // either (an outcome too large was replaced before, see
     // oversized_outcome; only a transport that refuses what it said it
     // carries gets here).
-    auto pause = first_report_retry;
+    backoff pauses{first_report_retry, max_report_retry};
     for (;;) {
       auto published = cfg_.bus->publish_events(outcomes);
       if (published) {
@@ -257,8 +257,7 @@ class handler_threads {
       for (const auto& d : handled) {
         cfg_.bus->touch_task(d);
       }
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, max_report_retry);
+      std::this_thread::sleep_for(pauses.next());
     }
     outcomes.clear();
     handled.clear();

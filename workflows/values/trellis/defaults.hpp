@@ -7,6 +7,7 @@
 /// these instead of repeating a number. Why each value is what it is lives
 /// here, beside it.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -47,5 +48,19 @@ inline constexpr int max_partitions = 1024;
 /// it never refuses a legitimate value, and still a guard for the decoder's
 /// stack against a hostile or corrupted one.
 inline constexpr std::size_t max_stored_value_depth = 1024;
+
+/// How long a facade waits for one answer from an actor (a submission, a
+/// status, the current dispatcher) before it reports `timeout`. Generous: a
+/// dispatcher answers in microseconds unless it is committing a very large
+/// workflow or its store is stalled, and then the caller learns that much.
+inline constexpr auto max_actor_answer_wait = std::chrono::minutes{5};
+
+/// How long a process's stop (`actor_runtime::stop`, and the supervisor's
+/// drain of each child) waits for the drain: the handlers in hand to finish
+/// and the dispatcher to commit. Past it the stop goes on and says so on
+/// stderr; the tasks still in hand are not lost (embedded, they
+/// are ready again at the next start; in a cluster, the broker delivers
+/// them again), and the join still waits for handlers that have not returned.
+inline constexpr auto max_drain_wait = std::chrono::minutes{10};
 
 }  // namespace trellis::defaults

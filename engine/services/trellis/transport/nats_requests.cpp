@@ -1,5 +1,6 @@
 #include "trellis/transport/nats_requests.hpp"
 
+#include "trellis/clock.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/signing.hpp"
 #include "trellis/transport/nats_connection.hpp"
@@ -122,7 +123,7 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
   // dispatcher committed and died, or restarted) or still to come (a large
   // submission being committed). The dispatcher answers a repeated id with
   // that id and submits nothing, so the first answer to any copy is right.
-  auto attempt_wait = first_submission_wait;
+  backoff attempt_waits{first_submission_wait, max_submission_wait};
   bool answered_none = false;
   for (;;) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -134,7 +135,7 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
       return error{errc::broker_unavailable, "no dispatcher answered on " + *subject + " within " +
                                                  std::to_string(timeout.count()) + " ms"};
     }
-    left = std::min(left, attempt_wait);
+    left = std::min(left, attempt_waits.peek());
     natsMsg* raw = nullptr;
     natsStatus s = NATS_OK;
     if (conn_.cfg().security.signer) {
@@ -157,7 +158,7 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
     }
     if (s == NATS_TIMEOUT) {
       answered_none = true;
-      attempt_wait = std::min(attempt_wait * 2, max_submission_wait);
+      attempt_waits.next();
       continue;
     }
     if (s != NATS_NO_RESPONDERS) {
