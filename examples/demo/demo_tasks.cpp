@@ -25,7 +25,7 @@ value add_values(const value& x, const value& y) {
     }
     return sum;
   }
-  return x.as_double() + y.as_double();
+  return x.as_float() + y.as_float();
 }
 
 value mul_values(const value& x, const value& y) {
@@ -36,7 +36,7 @@ value mul_values(const value& x, const value& y) {
     }
     return product;
   }
-  return x.as_double() * y.as_double();
+  return x.as_float() * y.as_float();
 }
 
 /// Rejects anything that is not a number, so a wrong argument is a

@@ -54,8 +54,8 @@ TEST_CASE("a value reports the kind it was constructed with", "[unit][value]") {
   CHECK(value{true}.is_bool());
   CHECK(value{42}.is_integer());
   CHECK(value{std::uint8_t{7}}.is_integer());
-  CHECK(value{2.5}.is_real());
-  CHECK(value{2.5f}.is_real());
+  CHECK(value{2.5}.is_float());
+  CHECK(value{2.5f}.is_float());
   CHECK(value{"text"}.is_string());
   CHECK(value{std::string{"text"}}.is_string());
   CHECK(value{std::string_view{"text"}}.is_string());
@@ -69,17 +69,17 @@ TEST_CASE("kind names match the wire vocabulary", "[unit][value]") {
   CHECK(std::string{to_string(value::kind::nil)} == "nil");
   CHECK(std::string{to_string(value::kind::boolean)} == "bool");
   CHECK(std::string{to_string(value::kind::integer)} == "int");
-  CHECK(std::string{to_string(value::kind::real)} == "float");
+  CHECK(std::string{to_string(value::kind::floating)} == "float");
   CHECK(std::string{to_string(value::kind::string)} == "str");
-  CHECK(std::string{to_string(value::kind::bytes)} == "bin");
-  CHECK(std::string{to_string(value::kind::list)} == "array");
-  CHECK(std::string{to_string(value::kind::dict)} == "map");
+  CHECK(std::string{to_string(value::kind::binary)} == "bin");
+  CHECK(std::string{to_string(value::kind::array)} == "array");
+  CHECK(std::string{to_string(value::kind::map)} == "map");
 }
 
 TEST_CASE("accessors return the held value and name both kinds on a mismatch", "[unit][value]") {
   CHECK(value{true}.as_bool());
   CHECK(value{-5}.as_int() == -5);
-  CHECK(value{1.5}.as_double() == 1.5);
+  CHECK(value{1.5}.as_float() == 1.5);
   CHECK(value{"abc"}.as_string() == "abc");
   CHECK(value{binary{{9}}}.as_binary().bytes == std::vector<std::uint8_t>{9});
   CHECK(value{value::array{1, 2}}.as_array().size() == 2);
@@ -92,7 +92,7 @@ TEST_CASE("accessors return the held value and name both kinds on a mismatch", "
   CHECK_THROWS_WITH(value{value::map{}}.as_array(), "expected array, got map");
   CHECK_THROWS_WITH(value{value::array{}}.as_map(), "expected map, got array");
   CHECK_THROWS_WITH(value{"x"}.as_binary(), "expected bin, got str");
-  CHECK_THROWS_AS(value{"x"}.as_double(), usage_error);
+  CHECK_THROWS_AS(value{"x"}.as_float(), usage_error);
 }
 
 TEST_CASE("mutable accessors change the value in place", "[unit][value]") {
@@ -105,7 +105,7 @@ TEST_CASE("mutable accessors change the value in place", "[unit][value]") {
 }
 
 TEST_CASE("integers convert to double but doubles never convert to integers", "[unit][value]") {
-  CHECK(value{3}.as_double() == 3.0);
+  CHECK(value{3}.as_float() == 3.0);
   CHECK(value{3}.as<double>() == 3.0);
   CHECK(value{3}.is<double>());
   CHECK(value{3}.is<float>());
@@ -223,8 +223,8 @@ TEST_CASE("value_from_json keeps integers and doubles apart", "[unit][value][jso
   REQUIRE(v);
   const auto& m = v->as_map();
   CHECK(m.at("i").is_integer());
-  CHECK(m.at("d").is_real());
-  CHECK(m.at("e").is_real());
+  CHECK(m.at("d").is_float());
+  CHECK(m.at("e").is_float());
   CHECK(m.at("n").as_int() == std::numeric_limits<std::int64_t>::min());
   CHECK(m.at("u").as_int() == std::numeric_limits<std::int64_t>::max());
 }
@@ -307,19 +307,19 @@ TEST_CASE("integral doubles stay doubles across msgpack, sign of zero included",
     CAPTURE(d);
     auto back = unpack_from_string(pack_to_string(value{d}), no_byte_limit, 0);
     REQUIRE(back);
-    REQUIRE(back->is_real());
-    CHECK(back->as_double() == d);
-    CHECK(std::signbit(back->as_double()) == std::signbit(d));
+    REQUIRE(back->is_float());
+    CHECK(back->as_float() == d);
+    CHECK(std::signbit(back->as_float()) == std::signbit(d));
   }
 }
 
 TEST_CASE("NaN and infinities survive msgpack bit for bit", "[unit][value][msgpack]") {
   auto nan = unpack_from_string(pack_to_string(value{std::nan("")}), no_byte_limit, 0);
   REQUIRE(nan);
-  CHECK(std::isnan(nan->as_double()));
+  CHECK(std::isnan(nan->as_float()));
   auto inf = unpack_from_string(pack_to_string(value{-std::numeric_limits<double>::infinity()}), no_byte_limit, 0);
   REQUIRE(inf);
-  CHECK(inf->as_double() == -std::numeric_limits<double>::infinity());
+  CHECK(inf->as_float() == -std::numeric_limits<double>::infinity());
 }
 
 TEST_CASE("msgpack encodings are canonical: smallest integers, float64 doubles", "[unit][value][msgpack]") {

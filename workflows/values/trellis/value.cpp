@@ -154,13 +154,13 @@ void append_json(std::string& out, const value& v) {
       out.append(buf, res.ptr);
       return;
     }
-    case value::kind::real:
-      append_json_double(out, v.as_double());
+    case value::kind::floating:
+      append_json_double(out, v.as_float());
       return;
     case value::kind::string:
       append_json_string(out, v.as_string());
       return;
-    case value::kind::bytes: {
+    case value::kind::binary: {
       out += "{\"$bin\":\"";
       for (auto b : v.as_binary().bytes) {
         out += hex_digits[b >> 4];
@@ -169,7 +169,7 @@ void append_json(std::string& out, const value& v) {
       out += "\"}";
       return;
     }
-    case value::kind::list: {
+    case value::kind::array: {
       out += '[';
       bool first = true;
       for (const auto& x : v.as_array()) {
@@ -182,7 +182,7 @@ void append_json(std::string& out, const value& v) {
       out += ']';
       return;
     }
-    case value::kind::dict: {
+    case value::kind::map: {
       out += '{';
       bool first = true;
       for (const auto& [k, x] : v.as_map()) {
@@ -384,7 +384,7 @@ std::int64_t value::as_int() const {
   throw_kind_mismatch("int", type());
 }
 
-double value::as_double() const {
+double value::as_float() const {
   if (auto* p = std::get_if<double>(&data_)) {
     return *p;
   }
@@ -451,15 +451,15 @@ const char* to_string(value::kind k) noexcept {
       return "bool";
     case value::kind::integer:
       return "int";
-    case value::kind::real:
+    case value::kind::floating:
       return "float";
     case value::kind::string:
       return "str";
-    case value::kind::bytes:
+    case value::kind::binary:
       return "bin";
-    case value::kind::list:
+    case value::kind::array:
       return "array";
-    case value::kind::dict:
+    case value::kind::map:
       return "map";
   }
   return "unknown";

@@ -33,7 +33,12 @@ class value {
   using map = std::map<std::string, value>;
 
   /// The kinds a value can hold, in the order of the underlying variant.
-  enum class kind : std::uint8_t { nil, boolean, integer, real, string, bytes, list, dict };
+  /// One name per kind: the enumerator, the `is_`/`as_` pair and the name
+  /// `to_string` gives are the same word, spelled out in the enumerator
+  /// where C++ reserves it (`boolean`, `integer`, `floating`) and short in
+  /// `to_string`, as msgpack and Python write it ("int", "str", "bin"). A
+  /// float is a 64-bit IEEE double, as in JSON, msgpack's float64 and Python.
+  enum class kind : std::uint8_t { nil, boolean, integer, floating, string, binary, array, map };
 
   value() = default;
   value(std::nullptr_t) {}                                   // NOLINT
@@ -61,18 +66,18 @@ class value {
   bool is_nil() const noexcept { return type() == kind::nil; }
   bool is_bool() const noexcept { return type() == kind::boolean; }
   bool is_integer() const noexcept { return type() == kind::integer; }
-  bool is_real() const noexcept { return type() == kind::real; }
-  bool is_number() const noexcept { return is_integer() || is_real(); }
+  bool is_float() const noexcept { return type() == kind::floating; }
+  bool is_number() const noexcept { return is_integer() || is_float(); }
   bool is_string() const noexcept { return type() == kind::string; }
-  bool is_binary() const noexcept { return type() == kind::bytes; }
-  bool is_array() const noexcept { return type() == kind::list; }
-  bool is_map() const noexcept { return type() == kind::dict; }
+  bool is_binary() const noexcept { return type() == kind::binary; }
+  bool is_array() const noexcept { return type() == kind::array; }
+  bool is_map() const noexcept { return type() == kind::map; }
 
   /// Accessors; each throws `usage_error` naming both kinds on a mismatch.
   bool as_bool() const;
   std::int64_t as_int() const;
   /// Integers convert to double; a double does not convert to an integer.
-  double as_double() const;
+  double as_float() const;
   const std::string& as_string() const&;
   const binary& as_binary() const&;
   const array& as_array() const&;
@@ -146,12 +151,12 @@ struct value_converter<std::string> {
 template <>
 struct value_converter<double> {
   static bool fits(const value& v) noexcept { return v.is_number(); }
-  static double get(const value& v) { return v.as_double(); }
+  static double get(const value& v) { return v.as_float(); }
 };
 template <>
 struct value_converter<float> {
   static bool fits(const value& v) noexcept { return v.is_number(); }
-  static float get(const value& v) { return static_cast<float>(v.as_double()); }
+  static float get(const value& v) { return static_cast<float>(v.as_float()); }
 };
 template <>
 struct value_converter<binary> {

@@ -82,23 +82,23 @@ void pack_any(msgpack::packer<Stream>& pk, const value& v) {
       // pack_int64 picks the smallest encoding, so equal values give equal bytes.
       pk.pack_int64(v.as_int());
       return;
-    case value::kind::real:
-      pack_float64(pk, v.as_double());
+    case value::kind::floating:
+      pack_float64(pk, v.as_float());
       return;
     case value::kind::string:
       pack_str_imp(pk, v.as_string());
       return;
-    case value::kind::bytes: {
+    case value::kind::binary: {
       const auto& bytes = v.as_binary().bytes;
       auto n = checked_size(bytes.size(), "binary");
       pk.pack_bin(n);
       pk.pack_bin_body(reinterpret_cast<const char*>(bytes.data()), n);
       return;
     }
-    case value::kind::list:
+    case value::kind::array:
       pack_array_imp(pk, v.as_array());
       return;
-    case value::kind::dict:
+    case value::kind::map:
       pack_map_imp(pk, v.as_map());
       return;
   }
