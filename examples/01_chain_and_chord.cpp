@@ -3,8 +3,10 @@
 //   add(2, 2) --> add(_, 1) --+--> xsum([5, 6]) = 11
 //             \-> add(_, 2) --+
 //
-// The README quotes this program; it exits non-zero if the answer is wrong.
+// It exits non-zero if the answer is wrong. README.md quotes it between the
+// [readme] markers (scripts/check_quotes.py keeps the two equal).
 
+// [readme]
 #include <trellis/trellis.hpp>
 
 #include <iostream>
@@ -24,6 +26,7 @@ int main() {
   cfg.store_path = ":memory:";  // a file path makes it survive a crash
   trellis::engine engine{cfg, tasks};
 
+  // add(2, 2) = 4; then add(4, 1) and add(4, 2) side by side; then xsum([5, 6]) = 11
   auto flow = trellis::chain(add.with(2, 2), trellis::chord({add.with(1), add.with(2)}, xsum.with()));
   auto run = engine.submit(flow);
   if (!run) {
@@ -38,3 +41,4 @@ int main() {
   std::cout << "result: " << to_json(*result) << '\n';
   return result->as<std::int64_t>() == 11 ? 0 : 1;
 }
+// [readme]

@@ -1,6 +1,7 @@
 // The dead-letter store, through the C++ API: which failures land there, with
 // which reason and attempt count, and that they skip retries when retrying
-// cannot help. The store is read after the engine has shut down.
+// cannot help. The store is read after the engine has shut down, except
+// where `engine::dead_letters()` reads it from the running engine.
 
 #include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
@@ -8,6 +9,7 @@
 
 #include <demo_tasks.hpp>
 #include <trellis/engine.hpp>
+#include <trellis/store/store_reports.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -159,4 +161,82 @@ TEST_CASE("a dead letter is replayed once; replaying it again is refused and run
   CHECK(again.error().code() == errc::invalid_workflow);
   CHECK(again.error().message().find("already replayed") != std::string::npos);
   CHECK(calls->load() == 2);
+}
+
+TEST_CASE("a running engine lists its dead letters as dlq list does, and a replayed one shows replayed",
+          "[integration][dlq]") {
+  temp_dir dir;
+  auto db = dir.file("store.db");
+  auto gateway_up = std::make_shared<std::atomic<bool>>(false);
+  trellis::task_registry tasks;
+  tasks.add("charge", [gateway_up](trellis::task_context&) -> std::string {
+    if (!*gateway_up) {
+      throw std::runtime_error("gateway down");
+    }
+    return "charged";
+  });
+  tasks.add("ok", [](trellis::task_context&) { return true; });
+  trellis::value::array listed;
+  {
+    trellis::engine eng{config(db), std::move(tasks)};
+    auto none = eng.dead_letters();
+    REQUIRE(none);
+    CHECK(none->empty());
+
+    auto fine = eng.submit(signature("ok"));
+    auto failing = eng.submit(signature("charge"));
+    REQUIRE(fine);
+    REQUIRE(failing);
+    REQUIRE(fine->wait_for(trellis::test::max_test_wait));
+    REQUIRE_FALSE(failing->wait_for(trellis::test::max_test_wait));
+
+    auto letters = eng.dead_letters();
+    REQUIRE(letters);
+    REQUIRE(letters->size() == 1);
+    const auto& row = letters->front().as_map();
+    CHECK(row.at("workflow_id") == value(failing->id()));
+    CHECK(row.at("task") == value("charge"));
+    CHECK(row.at("reason") == value("task_failed"));
+    CHECK(row.at("error").as_string().find("gateway down") != std::string::npos);
+    CHECK(row.at("replayed") == value(false));
+
+    *gateway_up = true;
+    auto replayed = eng.replay_dead_letter(row.at("id").as_int());
+    REQUIRE(replayed);
+    CHECK(replayed->id() == failing->id());
+    auto r = replayed->wait_for(trellis::test::max_test_wait);
+    REQUIRE(r);
+    CHECK(*r == value("charged"));
+
+    auto after = eng.dead_letters();
+    REQUIRE(after);
+    REQUIRE(after->size() == 1);
+    CHECK(after->front().as_map().at("replayed") == value(true));
+    listed = std::move(*after);
+
+    eng.shutdown();
+    auto stopped = eng.dead_letters();
+    REQUIRE_FALSE(stopped);
+    CHECK(stopped.error().code() == errc::shutting_down);
+  }
+  // The same rows `trellis dlq list --db` prints from the file.
+  auto from_file = trellis::detail::dead_letter_rows(*trellis::test::open_store(db));
+  REQUIRE(from_file);
+  CHECK(*from_file == listed);
+}
+
+TEST_CASE("an in-memory engine lists its dead letters too", "[integration][dlq]") {
+  trellis::task_registry tasks;
+  tasks.add("reject", [](trellis::task_context&) -> bool { throw trellis::task_rejected("never valid"); });
+  trellis::engine eng{config(":memory:"), std::move(tasks)};
+  auto h = eng.submit(signature("reject"));
+  REQUIRE(h);
+  REQUIRE_FALSE(h->wait_for(trellis::test::max_test_wait));
+
+  auto letters = eng.dead_letters();
+
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 1);
+  CHECK(letters->front().as_map().at("reason") == value("bad_arguments"));
+  CHECK(letters->front().as_map().at("workflow_id") == value(h->id()));
 }

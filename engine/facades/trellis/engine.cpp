@@ -5,6 +5,7 @@
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/actors/supervisor.hpp"
 #include "trellis/actors/worker_pool.hpp"
+#include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/envelope.hpp"
@@ -307,6 +308,28 @@ class engine_core {
     return handle_for(*wf);
   }
 
+  /// `dlq list` as the cluster asks it (a control request), on the in-process transport.
+  expected<value::array> dead_letters() {
+    if (auto why = board_->halted()) {
+      return *why;
+    }
+    if (stopped_) {
+      return error{errc::shutting_down, "the engine is shut down"};
+    }
+    auto reply = bus_->ask_control(encode(control_request{control_op::dlq_list, {}, 0}), max_actor_answer_wait);
+    if (!reply) {
+      return reply.error();
+    }
+    auto body = decode_control_reply(*reply);
+    if (!body) {
+      return body.error();
+    }
+    if (!body->is_map() || body->as_map().count("letters") == 0 || !body->as_map().at("letters").is_array()) {
+      return error{errc::malformed_envelope, "the dispatcher's dead-letter answer holds no list of letters"};
+    }
+    return std::move(body->as_map().at("letters")).as_array();
+  }
+
   std::string metrics_text() const {
     auto text = stats_->prometheus_text();
     text += "# TYPE trellis_queue_depth gauge\n";
@@ -409,6 +432,8 @@ expected<workflow_handle> engine::submit(const canvas& flow, std::optional<std::
 std::vector<workflow_handle> engine::restored() { return core_->restored(); }
 
 expected<workflow_handle> engine::find(const std::string& workflow_id) { return core_->handle_for(workflow_id); }
+
+expected<value::array> engine::dead_letters() { return core_->dead_letters(); }
 
 expected<workflow_handle> engine::replay_dead_letter(std::int64_t id) { return core_->replay(id); }
 

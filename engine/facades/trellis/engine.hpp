@@ -128,6 +128,15 @@ class engine {
   /// A handle on any workflow in the store, finished or not; `not_found` if absent.
   expected<workflow_handle> find(const std::string& workflow_id);
 
+  /// Every dead letter in the store, newest first, replayed ones included:
+  /// the rows `trellis dlq list` prints, each a map {id, reason, error,
+  /// workflow_id, node, task, attempts, message_id, bytes, created_at,
+  /// replayed} (docs/cli.md "Dead-letter line"). The dispatcher reads them on
+  /// its own thread once what it holds is committed, so the letter of a
+  /// workflow that `wait_for` saw fail is there. Errors: the store's,
+  /// `shutting_down`, `timeout`.
+  expected<value::array> dead_letters();
+
   /// Runs a dead-lettered node again with a fresh retry budget, reopening
   /// its workflow. Errors: `not_found`, or `invalid_workflow` for a dead
   /// letter that belongs to no node (undecodable bytes).

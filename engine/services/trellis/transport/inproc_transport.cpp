@@ -90,12 +90,69 @@ void inproc_transport::ack_event(const delivery&) {
   // Events are handed over synchronously; the store is their durability.
 }
 
+void inproc_transport::consume_control(std::function<void(delivery)> sink) {
+  {
+    std::lock_guard<std::mutex> guard{control_mutex_};
+    control_sink_ = std::move(sink);
+  }
+  control_answered_.notify_all();
+}
+
+void inproc_transport::answer_control(const delivery& d, const std::string& reply) {
+  {
+    std::lock_guard<std::mutex> guard{control_mutex_};
+    auto i = control_answers_.find(d.token);
+    if (i == control_answers_.end()) {
+      return;  // its asker stopped waiting
+    }
+    i->second = reply;
+  }
+  control_answered_.notify_all();
+}
+
+expected<std::string> inproc_transport::ask_control(std::string request, std::chrono::milliseconds wait) {
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  std::function<void(delivery)> sink;
+  std::uint64_t token = 0;
+  {
+    // A dispatcher that is still starting installs its sink in a moment.
+    std::unique_lock<std::mutex> lock{control_mutex_};
+    control_answered_.wait_until(lock, deadline, [&] { return control_sink_ || control_closed_; });
+    if (control_closed_ || !control_sink_) {
+      return error{errc::shutting_down, "in-process transport has no control consumer; the dispatcher is gone"};
+    }
+    sink = control_sink_;
+    token = ++last_control_token_;
+    control_answers_.emplace(token, std::nullopt);
+  }
+  // Outside the lock: the sink sends to the dispatcher, which may answer at once.
+  sink(delivery{std::move(request), token, 1});
+  std::unique_lock<std::mutex> lock{control_mutex_};
+  auto& answer = control_answers_.at(token);
+  control_answered_.wait_until(lock, deadline, [&] { return answer.has_value() || control_closed_; });
+  auto reply = std::move(answer);
+  control_answers_.erase(token);
+  if (reply) {
+    return std::move(*reply);
+  }
+  if (control_closed_) {
+    return error{errc::shutting_down, "in-process transport closed before the dispatcher answered"};
+  }
+  return error{errc::timeout, "the dispatcher did not answer a control request within " +
+                                  std::to_string(wait.count()) + " ms"};
+}
+
 void inproc_transport::close() {
   {
     std::lock_guard<std::mutex> guard{mutex_};
     closed_ = true;
   }
   ready_.notify_all();
+  {
+    std::lock_guard<std::mutex> guard{control_mutex_};
+    control_closed_ = true;
+  }
+  control_answered_.notify_all();
 }
 
 std::map<std::string, std::size_t> inproc_transport::depths() const {
