@@ -33,10 +33,12 @@
 
 #include "bench_report.hpp"
 
-#include <CLI/CLI.hpp>
 #include <sqlite3.h>
 #include <sys/vfs.h>
+#include <CLI/CLI.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -44,7 +46,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -55,7 +56,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -390,9 +390,7 @@ void report_window(const bench_options& opts, const std::string& workload, bench
   if (!opts.print_windows) {
     return;
   }
-  auto seconds = [](bench_clock::time_point t) {
-    return std::chrono::duration<double>(t.time_since_epoch()).count();
-  };
+  auto seconds = [](bench_clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); };
   std::cerr << "window " << workload << ' ' << std::fixed << std::setprecision(6) << seconds(begin) << ' '
             << seconds(end) << '\n';
 }
@@ -418,7 +416,9 @@ trellis::task_registry bench_tasks() {
 }
 
 trellis::signature noop() { return trellis::signature{noop_name}; }
-trellis::signature echo(trellis::value arg) { return trellis::signature{echo_name, trellis::value::array{std::move(arg)}}; }
+trellis::signature echo(trellis::value arg) {
+  return trellis::signature{echo_name, trellis::value::array{std::move(arg)}};
+}
 
 /// An engine on a fresh store file, for one measurement.
 class bench_engine {
@@ -573,8 +573,7 @@ void lifecycle(const bench_options& opts, const std::string& mode, std::vector<r
   std::sort(close_ms.begin(), close_ms.end());
   rows.push_back(
       row{"engine open on a new store file, p50 of 5", fixed(percentile(open_ms, 50), 1) + " ms", "", {}, ""});
-  rows.push_back(
-      row{"engine shutdown while idle, p50 of 5", fixed(percentile(close_ms, 50), 1) + " ms", "", {}, ""});
+  rows.push_back(row{"engine shutdown while idle, p50 of 5", fixed(percentile(close_ms, 50), 1) + " ms", "", {}, ""});
 }
 
 /// Two informational rows: CPU per task (all threads, and the busiest one,
@@ -587,7 +586,9 @@ void cpu_rows(const std::string& name, const std::string& unit, const thread_tim
   rows.push_back(row{name + ": CPU per " + unit + ", all threads / busiest",
                      fixed(per_task_us(cpu.on_cpu_ms), 1) + " us / " + fixed(busiest, 1) + " us (cap " +
                          thousands(busiest > 0.0 ? 1e6 / busiest : 0.0) + "/s)",
-                     "", {}, ""});
+                     "",
+                     {},
+                     ""});
   rows.push_back(row{name + ": waiting for a CPU, all threads", fixed(cpu.waiting_ms, 1) + " ms", "", {}, ""});
 }
 
@@ -598,8 +599,8 @@ void throughput(const bench_options& opts, const std::string& mode, std::vector<
   auto name = "group of " + thousands(static_cast<double>(opts.group_size)) + " noop";
   rows.push_back(row{name + ": throughput", thousands(rate) + " tasks/s", ">= 100,000 tasks/s", rate >= 100'000.0,
                      per_task(r.syncs, opts.group_size)});
-  rows.push_back(row{name + ": wall (submit returned at)", fixed(r.ms, 1) + " ms (" + fixed(r.submit_ms, 1) + " ms)",
-                     "", {}, ""});
+  rows.push_back(
+      row{name + ": wall (submit returned at)", fixed(r.ms, 1) + " ms (" + fixed(r.submit_ms, 1) + " ms)", "", {}, ""});
   cpu_rows(name, "task", r.cpu, opts.group_size, rows);
 }
 
@@ -635,10 +636,7 @@ void latency(const bench_options& opts, const std::string& mode, std::vector<row
   auto p50 = percentile(samples, 50);
   auto name = std::string{"one-task workflow round trip"};
   rows.push_back(row{name + ": p50", fixed(p50, 3) + " ms", "<= 0.3 ms", p50 <= 0.3, per_task(syncs, samples.size())});
-  json_line{"latency", mode, samples.size()}
-      .number("p50_ms", p50)
-      .number("p99_ms", percentile(samples, 99))
-      .emit(opts);
+  json_line{"latency", mode, samples.size()}.number("p50_ms", p50).number("p99_ms", percentile(samples, 99)).emit(opts);
   rows.push_back(row{name + ": p99", fixed(percentile(samples, 99), 3) + " ms", "", {}, ""});
   rows.push_back(row{name + ": max", fixed(samples.back(), 3) + " ms", "", {}, ""});
   cpu_rows(name, "round trip", cpu, samples.size(), rows);
@@ -661,7 +659,9 @@ void chain_bench(const bench_options& opts, const std::string& mode, std::size_t
   auto name = "chain of " + thousands(static_cast<double>(length)) + " noop";
   rows.push_back(row{name + ": wall",
                      fixed(r.ms / 1000.0, 3) + " s (" + fixed(r.ms / static_cast<double>(length), 3) + " ms/step)",
-                     "", {}, per_task(r.syncs, length)});
+                     "",
+                     {},
+                     per_task(r.syncs, length)});
   cpu_rows(name, "step", r.cpu, length, rows);
   json_line{"chain", mode, length}.number("seconds", r.ms / 1000.0).emit(opts);
 }
@@ -747,7 +747,10 @@ void results_bench(const bench_options& opts, const std::string& mode, std::vect
   auto r = echo_groups(opts, mode, "results", args, n);
   auto rate = static_cast<double>(n) / (r.ms / 1000.0);
   rows.push_back(row{"group of " + thousands(static_cast<double>(n)) + " echo(i), every result read back",
-                     thousands(rate) + " tasks/s", "", {}, per_task(r.syncs, n)});
+                     thousands(rate) + " tasks/s",
+                     "",
+                     {},
+                     per_task(r.syncs, n)});
   json_line{"results", mode, n}.number("seconds", r.ms / 1000.0).number("tasks_per_s", rate).emit(opts);
 }
 
@@ -763,7 +766,10 @@ void payload_bench(const bench_options& opts, const std::string& mode, std::vect
     auto rate = static_cast<double>(n) / (r.ms / 1000.0);
     rows.push_back(row{thousands(static_cast<double>(n)) + " echo(" + thousands(static_cast<double>(bytes)) +
                            " bytes) in groups of <= 4 MiB: throughput",
-                       thousands(rate) + " tasks/s", "", {}, per_task(r.syncs, n)});
+                       thousands(rate) + " tasks/s",
+                       "",
+                       {},
+                       per_task(r.syncs, n)});
     json_line{"payload", mode, n}
         .number("seconds", r.ms / 1000.0)
         .number("tasks_per_s", rate)
@@ -813,15 +819,14 @@ int run(const bench_options& opts) {
   sync_counting_vfs::install();
   auto& out = markdown_out(opts);
   out << "## Trellis embedded benchmark\n\n"
-            << "- machine: " << std::thread::hardware_concurrency() << " hardware threads, " << cpu_model() << '\n'
-            << "- date: " << today() << '\n'
-            << "- SQLite " << sqlite3_libversion() << ", store in " << opts.dir.string() << " ("
-            << filesystem_of(opts.dir) << ")\n"
-            << "- group " << opts.group_size << ", latency " << opts.latency_runs << " runs after " << opts.warmup
-            << " warm-up, chord " << sizes(opts.chord_sizes) << ", chain " << sizes(opts.chain_lengths)
-            << "; median of "
-            << opts.repeat << " run(s) each\n"
-            << "- load average before: " << load_average() << "\n\n";
+      << "- machine: " << std::thread::hardware_concurrency() << " hardware threads, " << cpu_model() << '\n'
+      << "- date: " << today() << '\n'
+      << "- SQLite " << sqlite3_libversion() << ", store in " << opts.dir.string() << " (" << filesystem_of(opts.dir)
+      << ")\n"
+      << "- group " << opts.group_size << ", latency " << opts.latency_runs << " runs after " << opts.warmup
+      << " warm-up, chord " << sizes(opts.chord_sizes) << ", chain " << sizes(opts.chain_lengths) << "; median of "
+      << opts.repeat << " run(s) each\n"
+      << "- load average before: " << load_average() << "\n\n";
   for (const auto& mode : opts.modes) {
     std::vector<row> rows;
     for (const auto& w : opts.workloads) {

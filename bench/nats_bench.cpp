@@ -39,8 +39,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -236,8 +236,8 @@ class bench_cluster {
         argv.insert(argv.end(), {"--fetch-batch", std::to_string(opts_.fetch_batch)});
       }
       auto name = "worker-" + std::to_string(i);
-      workers_.push_back(std::make_unique<trellis::test::child_process>(argv, dir_.file(name + ".out"),
-                                                                        dir_.file(name + ".err")));
+      workers_.push_back(
+          std::make_unique<trellis::test::child_process>(argv, dir_.file(name + ".out"), dir_.file(name + ".err")));
     }
     if (await) {
       for (auto& w : workers_) {
@@ -320,9 +320,8 @@ class bench_cluster {
  private:
   void await_running(trellis::test::child_process& p, const std::string& what) {
     auto line = "trellis: " + what + " running";
-    bool up = poll_until(
-        [&] { return p.try_wait().has_value() || p.stderr_text().find(line) != std::string::npos; },
-        std::chrono::seconds{30});
+    bool up = poll_until([&] { return p.try_wait().has_value() || p.stderr_text().find(line) != std::string::npos; },
+                         std::chrono::seconds{30});
     if (!up || p.try_wait()) {
       fail("the " + what + " did not start: " + p.stderr_text());
     }
@@ -368,8 +367,8 @@ class bench_cluster {
 
 /// One measured workload at one worker count: a table row and a JSON line.
 struct measurement {
-  std::string workload;   // contract name: noop, results, latency, ...
-  std::string label;      // table text
+  std::string workload;  // contract name: noop, results, latency, ...
+  std::string label;     // table text
   std::size_t workers = 0;
   std::size_t tasks = 0;
   double seconds = 0.0;
@@ -414,9 +413,9 @@ std::string json_line(const measurement& m) {
 }
 
 void print_table(std::ostream& out, const std::vector<measurement>& rows) {
-  std::vector<std::vector<std::string>> cells{
-      {"workload", "value", "target", "met?", "dispatcher peak RSS", "worker peak RSS",
-       "CPU us/task: dispatcher, workers, nats-server, client"}};
+  std::vector<std::vector<std::string>> cells{{"workload", "value", "target", "met?", "dispatcher peak RSS",
+                                               "worker peak RSS",
+                                               "CPU us/task: dispatcher, workers, nats-server, client"}};
   for (const auto& r : rows) {
     std::string cpu;
     if (r.cpu && r.tasks != 0) {
@@ -568,8 +567,7 @@ measurement timed_flow(const bench_options& opts, std::size_t workers, const std
   m.workers = workers;
   m.tasks = tasks;
   m.seconds = seconds_between(t0, t1);
-  m.value_text = fixed(m.seconds, 3) + " s (" + fixed(m.seconds * 1000.0 / static_cast<double>(tasks), 3) +
-                 " ms/task)";
+  m.value_text = fixed(m.seconds, 3) + " s (" + fixed(m.seconds * 1000.0 / static_cast<double>(tasks), 3) + " ms/task)";
   finish(m, c, cpu_before);
   return m;
 }
@@ -579,8 +577,8 @@ measurement payload(const bench_options& opts, std::size_t workers, std::size_t 
   // gigabytes: fewer tasks, as many as the budget allows.
   auto budget = opts.payload_budget_mb * 1024 * 1024;
   auto tasks = std::max<std::size_t>(1, std::min(opts.payload_count, budget / bytes));
-  auto per_workflow = std::max<std::size_t>(
-      1, std::min(max_tasks_per_workflow, max_payload_bytes_per_workflow / bytes));
+  auto per_workflow =
+      std::max<std::size_t>(1, std::min(max_tasks_per_workflow, max_payload_bytes_per_workflow / bytes));
   bench_cluster c{opts, workers, true};
   warm_up(c);
   std::string blob(bytes, 'x');
@@ -653,9 +651,9 @@ measurement queued(const bench_options& opts, std::size_t workers) {
   }
   auto t1 = bench_clock::now();
   report_window(opts, "queued", t0, t1);
-  auto m = rate_row("queued",
-                    thousands(static_cast<double>(opts.queued)) + " queued noop drained (workers started after)",
-                    workers, opts.queued, seconds_between(t0, t1));
+  auto m =
+      rate_row("queued", thousands(static_cast<double>(opts.queued)) + " queued noop drained (workers started after)",
+               workers, opts.queued, seconds_between(t0, t1));
   // How fast the dispatcher takes in submissions and publishes, on its own.
   m.value_text += "; before: submitted in " + fixed(seconds_between(submitted_from, submitted), 2) +
                   " s, all published after " + fixed(seconds_between(submitted_from, published), 2) + " s";
@@ -683,7 +681,8 @@ std::vector<measurement> run_all(const bench_options& opts, std::size_t workers)
       }
     } else if (w == "chain") {
       for (auto n : opts.chain) {
-        rows.push_back(timed_flow(opts, workers, "chain", "chain of " + thousands(static_cast<double>(n)) + " noop: wall",
+        rows.push_back(timed_flow(opts, workers, "chain",
+                                  "chain of " + thousands(static_cast<double>(n)) + " noop: wall",
                                   trellis::chain(std::vector<canvas>(n, noop())), n));
       }
     } else if (w == "payload") {

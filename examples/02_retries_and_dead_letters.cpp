@@ -42,13 +42,13 @@ int main() {
   trellis::task_registry tasks;
   // A payment gateway that is busy at first: the handler asks to run again
   // (each request is a counted attempt, so the task needs a retry policy).
-  auto charge_card = tasks.add("charge_card",
-                               [](trellis::task_context& ctx, std::string order) -> trellis::task_result<std::string> {
-                                 if (ctx.attempt() < 3) {
-                                   return ctx.retry_later("payment gateway busy", 10ms);
-                                 }
-                                 return "charged " + order + " on attempt " + std::to_string(ctx.attempt());
-                               });
+  auto charge_card =
+      tasks.add("charge_card", [](trellis::task_context& ctx, std::string order) -> trellis::task_result<std::string> {
+        if (ctx.attempt() < 3) {
+          return ctx.retry_later("payment gateway busy", 10ms);
+        }
+        return "charged " + order + " on attempt " + std::to_string(ctx.attempt());
+      });
   charge_card.retry(trellis::retry_policy::fixed(5, 10ms));
 
   // A warehouse that stays offline: every attempt throws.

@@ -91,8 +91,7 @@ trellis::task_registry order_tasks(ledger& external, const fs::path& crash_marke
   });
   tasks.add("charge_card", [&external, crash_marker](trellis::task_context& ctx, std::string order) {
     if (!external.record(ctx.idempotency_key(), "charged " + order)) {
-      std::cout << "charge_card: " << ctx.idempotency_key() << " was charged before the crash; not again"
-                << std::endl;
+      std::cout << "charge_card: " << ctx.idempotency_key() << " was charged before the crash; not again" << std::endl;
     }
     if (!fs::exists(crash_marker)) {
       std::ofstream{crash_marker} << "crashed\n";

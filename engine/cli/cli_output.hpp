@@ -18,7 +18,7 @@ inline constexpr int exit_success = 0;
 inline constexpr int exit_workflow_failed = 1;
 inline constexpr int exit_bad_input = 2;
 inline constexpr int exit_store = 3;
-inline constexpr int exit_broker = 4;         // the NATS broker cannot be reached (cluster commands)
+inline constexpr int exit_broker = 4;        // the NATS broker cannot be reached (cluster commands)
 inline constexpr int exit_terminated = 143;  // 128 + SIGTERM, as shells report it
 
 /// The exit code of a command that failed with `code`.

@@ -29,7 +29,8 @@ const std::vector<cluster_setting> settings_table{
      whole_number_range{1, static_cast<std::int64_t>(defaults::max_concurrency), 0, "one per hardware thread"}},
     {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH", "Task messages a handler thread takes per fetch",
      false, true, false, false,
-     whole_number_range{1, static_cast<std::int64_t>(defaults::max_fetch_batch), static_cast<std::int64_t>(fallback.fetch_batch)}},
+     whole_number_range{1, static_cast<std::int64_t>(defaults::max_fetch_batch),
+                        static_cast<std::int64_t>(fallback.fetch_batch)}},
     {"task_pack", "--task-pack", "N", "TRELLIS_TASK_PACK",
      "Most tasks of a large submission packed into one JetStream message (1 never packs)", false, true, true, false,
      whole_number_range{1, 1000, fallback.task_pack}},
@@ -283,10 +284,10 @@ const std::vector<cluster_setting>& cluster_settings() { return settings_table; 
 std::string help_text(const cluster_setting& s) {
   std::string out = s.help;
   if (s.range) {
-    out += ", " + std::to_string(s.range->low) + " to " + std::to_string(s.range->high) + " (default: " +
-           (s.range->fallback_text != nullptr ? std::string{s.range->fallback_text}
-                                              : std::to_string(s.range->fallback)) +
-           ")";
+    out +=
+        ", " + std::to_string(s.range->low) + " to " + std::to_string(s.range->high) + " (default: " +
+        (s.range->fallback_text != nullptr ? std::string{s.range->fallback_text} : std::to_string(s.range->fallback)) +
+        ")";
   }
   return out + " [env " + s.env + "]";
 }

@@ -292,7 +292,8 @@ int outcome_waiter::report(detail::cluster_bus& bus) {
       std::unique_lock<std::mutex> lock{state_->mutex};
       state_->changed.wait_for(lock, poll, [&] { return state_->notice.has_value() || state_->ask; });
       if (state_->notice) {
-        auto note = detail::unpack_from_string(*state_->notice, state_->notice->size(), defaults::max_stored_value_depth);
+        auto note =
+            detail::unpack_from_string(*state_->notice, state_->notice->size(), defaults::max_stored_value_depth);
         auto line = note ? terminal_line(id_, *note) : std::nullopt;
         if (!line) {
           std::cerr << "error: unreadable completion notice for workflow " << id_ << '\n';

@@ -389,9 +389,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   run_options opts;
   std::string& db = opts.db;
   auto concurrency_flag = [&](CLI::App* cmd) {
-    cmd->add_option("--concurrency", opts.concurrency,
-                    "Handler threads, 1 to " + std::to_string(defaults::max_concurrency) +
-                        " (default: one per hardware thread)")
+    cmd->add_option(
+           "--concurrency", opts.concurrency,
+           "Handler threads, 1 to " + std::to_string(defaults::max_concurrency) + " (default: one per hardware thread)")
         ->check(CLI::Range(std::size_t{1}, defaults::max_concurrency));
   };
 
@@ -444,7 +444,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   // take a client's settings, as `submit` does.
   std::map<CLI::App*, cluster_flags> client_flags;
   auto* inspect = app.add_subcommand("inspect", "List the live workers and dispatchers of a cluster as JSON lines");
-  auto* metrics = app.add_subcommand("metrics", "Print the metrics of every live process of a cluster as Prometheus text");
+  auto* metrics =
+      app.add_subcommand("metrics", "Print the metrics of every live process of a cluster as Prometheus text");
   auto* revoke = app.add_subcommand("revoke", "Revoke a running workflow of a cluster: it ends FAILURE/revoked");
   revoke->add_option("ID", id, "Workflow id")->required();
   for (auto* cmd : {status, dlq_list, dlq_replay, inspect, metrics, revoke}) {
@@ -452,7 +453,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   }
   int partition = 0;
   for (auto* cmd : {dlq_list, dlq_replay}) {
-    cmd->add_option("--partition", partition, "With --broker: the partition whose dispatcher holds the letters, 0 to 1023")
+    cmd->add_option("--partition", partition,
+                    "With --broker: the partition whose dispatcher holds the letters, 0 to 1023")
         ->check(CLI::Range(0, 1023))
         ->capture_default_str();
   }
@@ -475,8 +477,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   auto store_or_broker = [&](CLI::App* cmd, CLI::Option* db_flag) {
     bool broker_flag = cmd->get_option("--broker")->count() > 0;
     const char* env = std::getenv("TRELLIS_BROKER");
-    bool broker = broker_flag || (env != nullptr && *env != '\0') ||
-                  cmd->get_option("--config")->count() > 0 || std::getenv("TRELLIS_CONFIG") != nullptr;
+    bool broker = broker_flag || (env != nullptr && *env != '\0') || cmd->get_option("--config")->count() > 0 ||
+                  std::getenv("TRELLIS_CONFIG") != nullptr;
     if (db_flag->count() > 0 && broker_flag) {
       throw usage_error("pass either --db PATH (a store file) or --broker URL (a running dispatcher), not both");
     }
@@ -509,8 +511,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   try {
     if (*worker) {
       termination_watch::block();  // before any thread exists, so that only serve() sees them
-      return serve(detail::cluster_node::start_worker(worker_flags.resolve(), std::move(tasks)),
-                   "worker");
+      return serve(detail::cluster_node::start_worker(worker_flags.resolve(), std::move(tasks)), "worker");
     }
     if (*dispatcher) {
       termination_watch::block();
@@ -529,11 +530,12 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     }
     if (*status) {
       return store_or_broker(status, status_db) ? cmd_status(id, db)
-                                        : cli::status_over_broker(id, client_flags.at(status).resolve());
+                                                : cli::status_over_broker(id, client_flags.at(status).resolve());
     }
     if (*dlq_list) {
-      return store_or_broker(dlq_list, dlq_list_db) ? cmd_dlq_list(db)
-                                          : cli::dlq_list_over_broker(partition, client_flags.at(dlq_list).resolve());
+      return store_or_broker(dlq_list, dlq_list_db)
+                 ? cmd_dlq_list(db)
+                 : cli::dlq_list_over_broker(partition, client_flags.at(dlq_list).resolve());
     }
     if (*dlq_replay) {
       return replay_from_store

@@ -69,8 +69,8 @@ void register_demo_tasks(task_registry& tasks) {
   tasks.add("fail", [](task_context&, std::string message) -> value { throw std::runtime_error(message); });
   tasks.add("flaky", [](task_context& ctx, std::int64_t failures) -> std::int64_t {
     if (ctx.attempt() <= failures) {
-      throw std::runtime_error("flaky: attempt " + std::to_string(ctx.attempt()) + " of " +
-                               std::to_string(failures) + " planned failures");
+      throw std::runtime_error("flaky: attempt " + std::to_string(ctx.attempt()) + " of " + std::to_string(failures) +
+                               " planned failures");
     }
     return ctx.attempt();
   });
@@ -79,9 +79,7 @@ void register_demo_tasks(task_registry& tasks) {
   // crashes the process would, so the task is never acknowledged and
   // JetStream gives up on it after MaxDeliver deliveries. Never use it
   // embedded: it kills the engine's process too.
-  tasks.add("crash_worker", [](task_context&) {
-    ::kill(::getpid(), SIGKILL);
-  });
+  tasks.add("crash_worker", [](task_context&) { ::kill(::getpid(), SIGKILL); });
   tasks.add("touch", [](task_context&, std::string path) {
     {
       std::ofstream out{path, std::ios::app};

@@ -33,8 +33,24 @@ envelope task(bool full) {
   auto e = task_envelope("wf-1:2:1", {"wf-1", 2, 1, "orders.charge"}, "payments");
   e.sent_at = 1'700'000'000'000;
   if (full) {
-    e.args = {"A-17", 0, -1, 127, 128, -33, 65536, INT64_MIN, INT64_MAX, 0.5, -0.0, 1.0, nullptr, true, false,
-              binary{{0x00, 0xff}}, value::array{value::array{}}, value::map{{"k", value::map{}}}};
+    e.args = {"A-17",
+              0,
+              -1,
+              127,
+              128,
+              -33,
+              65536,
+              INT64_MIN,
+              INT64_MAX,
+              0.5,
+              -0.0,
+              1.0,
+              nullptr,
+              true,
+              false,
+              binary{{0x00, 0xff}},
+              value::array{value::array{}},
+              value::map{{"k", value::map{}}}};
     e.kwargs = {{"currency", "EUR"}, {"amount", 1999}};
     e.options = {{"idempotency_key", "wf-1:2"}, {"time_limit_ms", 30000}};
     e.trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -77,8 +93,7 @@ std::string hand_task(std::uint32_t extra_count, Fn&& extra, bool custom_args = 
                     {"args", value::array{}},
                     {"kwargs", value::map{}},
                     {"options", value::map{}}};
-  return pack_fields(custom_args ? without(fields, "args") : fields, extra_count,
-                     std::forward<Fn>(extra));
+  return pack_fields(custom_args ? without(fields, "args") : fields, extra_count, std::forward<Fn>(extra));
 }
 
 }  // namespace
@@ -150,7 +165,10 @@ int main(int argc, char** argv) {
   files.emplace_back("invalid-truncated", full.substr(0, full.size() / 2));
   files.emplace_back("invalid-trailing-byte", full + '\x00');
   files.emplace_back("invalid-not-a-map", std::string{"\x93\x01\x02\x03"});
-  files.emplace_back("invalid-huge-array-claim", std::string{"\x81\xa4" "args" "\xdd\xff\xff\xff\xff\x00", 12});
+  files.emplace_back("invalid-huge-array-claim", std::string{"\x81\xa4"
+                                                             "args"
+                                                             "\xdd\xff\xff\xff\xff\x00",
+                                                             12});
   files.emplace_back("invalid-huge-map-claim", std::string{"\xdf\xff\xff\xff\xff\xa1v\x01"});
 
   for (const auto& [name, bytes] : files) {

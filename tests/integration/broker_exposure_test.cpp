@@ -74,9 +74,9 @@ TEST_CASE(
   auto url = "nats://" + address + ":" + std::to_string(server.port());
   temp_dir dir;
 
-  for (std::vector<std::string> argv : {std::vector<std::string>{TRELLIS_DEMO_BIN, "worker"},
-                                        std::vector<std::string>{TRELLIS_DEMO_BIN, "dispatcher", "--db",
-                                                                 dir.file("refused.db")}}) {
+  for (std::vector<std::string> argv :
+       {std::vector<std::string>{TRELLIS_DEMO_BIN, "worker"},
+        std::vector<std::string>{TRELLIS_DEMO_BIN, "dispatcher", "--db", dir.file("refused.db")}}) {
     argv.insert(argv.end(), {"--broker", url});
     INFO(argv[1]);
     auto r = trellis::test::run_command(argv, dir.file(argv[1]), trellis::test::max_test_wait);

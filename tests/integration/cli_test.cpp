@@ -3,8 +3,8 @@
 // status / dlq list / dlq replay on a store left by an earlier run.
 
 #include "support/child_process.hpp"
-#include "support/outcome_line.hpp"
 #include "support/files.hpp"
+#include "support/outcome_line.hpp"
 #include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
@@ -13,9 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <tuple>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -117,24 +117,29 @@ TEST_CASE("run rejects a bad workflow file with exit 2, names the place, and run
   std::vector<bad_input> cases{
       {"malformed JSON", R"({"chain": [)" + first + R"(, {"task": "add", "args": [1})", {"not valid JSON"}},
       {"an unknown top-level key", R"({"chain": [)" + first + R"(], "retries": 3})", {"$:", "unknown key 'retries'"}},
-      {"an unknown signature key", R"({"chain": [)" + first + R"(, {"task": "add", "args": [1], "countdown": 5}]})",
+      {"an unknown signature key",
+       R"({"chain": [)" + first + R"(, {"task": "add", "args": [1], "countdown": 5}]})",
        {"$.chain[1]", "unknown key 'countdown'"}},
-      {"args that are not an array", R"({"chain": [)" + first + R"(, {"task": "add", "args": 5}]})",
+      {"args that are not an array",
+       R"({"chain": [)" + first + R"(, {"task": "add", "args": 5}]})",
        {"$.chain[1].args", "must be an array"}},
       {"a bad option value",
        R"({"chain": [)" + first +
            R"(, {"task": "add", "args": [1], "options": {"retry": {"max_retries": 2, "backoff": "linear"}}}]})",
        {"$.chain[1].options.retry.backoff", "linear"}},
-      {"an unknown task name", R"({"chain": [)" + first + R"(, {"task": "ad", "args": [1]}]})",
+      {"an unknown task name",
+       R"({"chain": [)" + first + R"(, {"task": "ad", "args": [1]}]})",
        {"$.chain[1]", "unknown task 'ad'"}},
       // Sizes: refused from the file, before a store exists (the message
       // quotes the start of a long name, not all of it).
-      {"a task name of 1 MiB", R"({"chain": [)" + first + R"(, {"task": ")" + std::string(1 << 20, 'n') + R"("}]})",
+      {"a task name of 1 MiB",
+       R"({"chain": [)" + first + R"(, {"task": ")" + std::string(1 << 20, 'n') + R"("}]})",
        {"$.chain[1].task", "must be at most 256 bytes, got 1048576"}},
       {"a 20 MiB argument",
        R"({"chain": [)" + first + R"(, {"task": "identity", "args": [")" + std::string(20 << 20, 'a') + R"("]}]})",
        {"over the 8388608 bytes one submission may carry"}},
-      {"a group of 400,000 tasks", R"({"chain": [)" + first + R"(, {"group": [)" + many_noops(400'000) + R"(]}]})",
+      {"a group of 400,000 tasks",
+       R"({"chain": [)" + first + R"(, {"group": [)" + many_noops(400'000) + R"(]}]})",
        {"over the 8388608 bytes one submission may carry"}},
   };
   for (const auto& c : cases) {
@@ -275,8 +280,10 @@ TEST_CASE("dlq replay runs a dead-lettered step again and finishes its workflow"
   auto db = dir.file("store.db");
   auto out_dir = dir.file("reports");
   auto target = out_dir + "/daily.txt";
-  auto file = write_file(dir, "wf.json", R"({"chain": [{"task": "add", "args": [20, 22]},
-      {"task": "touch", "args": [")" + target + R"("], "options": {"immutable": true}},
+  auto file = write_file(dir, "wf.json",
+                         R"({"chain": [{"task": "add", "args": [20, 22]},
+      {"task": "touch", "args": [")" +
+                             target + R"("], "options": {"immutable": true}},
       {"task": "add", "args": [10]}]})");
   auto run = demo(dir, {"run", file, "--db", db});
   REQUIRE(run.status == 1);
@@ -316,8 +323,7 @@ TEST_CASE("dlq replay of an unknown dead letter id exits 2", "[integration][cli]
   CHECK(r.err.find("4242") != std::string::npos);
 }
 
-TEST_CASE("dlq replay is a new attempt of the step: the handler sees the next attempt number",
-          "[integration][cli]") {
+TEST_CASE("dlq replay is a new attempt of the step: the handler sees the next attempt number", "[integration][cli]") {
   // flaky(1) fails its first attempt and succeeds from the second on. With no
   // retries the first attempt dead-letters; the replay is the step's second
   // attempt, so it succeeds and returns 2. (Attempt numbers identify attempts:

@@ -80,15 +80,15 @@ std::string submit_no_wait(cluster_processes& c, const std::string& file) {
 
 }  // namespace
 
-TEST_CASE("status over the broker prints status --db's line for a running and a finished workflow; an unknown id "
-          "is exit 2",
-          "[integration][nats]") {
+TEST_CASE(
+    "status over the broker prints status --db's line for a running and a finished workflow; an unknown id "
+    "is exit 2",
+    "[integration][nats]") {
   cluster_processes c{"ctlstatus", {}, {"--ack-wait-ms", "30000"}};
   c.start_dispatcher(c.db());
   c.start_worker(worker_flags());
   auto file = trellis::test::write_file(
-      c.dir(), "chain.json",
-      R"({"chain": [{"task": "sleep_ms", "args": [3000]}, {"task": "add", "args": [1]}]})");
+      c.dir(), "chain.json", R"({"chain": [{"task": "sleep_ms", "args": [3000]}, {"task": "add", "args": [1]}]})");
   auto id = submit_no_wait(c, file);
 
   auto running = c.client({"status", id});
@@ -100,8 +100,11 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
   CHECK(doc.contains("nodes"));
   CHECK(doc.contains("failed_attempts"));
 
-  REQUIRE(wait_until([&] { return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS"; },
-                     max_test_wait, "the workflow to succeed, seen over the broker"));
+  REQUIRE(wait_until(
+      [&] {
+        return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS";
+      },
+      max_test_wait, "the workflow to succeed, seen over the broker"));
   auto over_broker = c.client({"status", id});
   auto from_store = c.cli({"status", id, "--db", c.db()});
   CHECK(over_broker.status == 0);
@@ -109,8 +112,9 @@ TEST_CASE("status over the broker prints status --db's line for a running and a 
   CHECK(over_broker.last_line() == from_store.last_line());
   CHECK(json::parse(over_broker.last_line())["result"] == 3001);
   // The exact key order of the status line.
-  CHECK(over_broker.last_line().rfind("{\"id\":\"" + id + "\",\"state\":\"SUCCESS\",\"result\":3001,\"error\":null,"
-                                      "\"nodes\":[",
+  CHECK(over_broker.last_line().rfind("{\"id\":\"" + id +
+                                          "\",\"state\":\"SUCCESS\",\"result\":3001,\"error\":null,"
+                                          "\"nodes\":[",
                                       0) == 0);
 
   auto unknown = c.client({"status", "no-such-workflow"});
@@ -161,9 +165,10 @@ TEST_CASE("dlq list and replay over the broker go through the running dispatcher
   CHECK(missing.err.find("no dead letter with id 99") != std::string::npos);
 }
 
-TEST_CASE("inspect sees two workers with their queues and an active sleep_ms task, and the dispatcher's "
-          "workflows in flight",
-          "[integration][nats]") {
+TEST_CASE(
+    "inspect sees two workers with their queues and an active sleep_ms task, and the dispatcher's "
+    "workflows in flight",
+    "[integration][nats]") {
   cluster_processes c{"ctlinspect", {}, {"--ack-wait-ms", "30000"}};
   c.start_dispatcher(c.db());
   auto flags = worker_flags();
@@ -240,8 +245,8 @@ std::vector<sample> parse_exposition(const std::string& text) {
         CHECK(s.labels.emplace((*i)[1], (*i)[2]).second);
       }
       s.value = std::stod(m[3]);
-      bool in_family = s.name == family || s.name == family + "_bucket" || s.name == family + "_sum" ||
-                       s.name == family + "_count";
+      bool in_family =
+          s.name == family || s.name == family + "_bucket" || s.name == family + "_sum" || s.name == family + "_count";
       CHECK(in_family);
       samples.push_back(std::move(s));
     }
@@ -328,8 +333,7 @@ TEST_CASE("metrics gathers every process's series, labelled by process, as one v
   // Each worker saw the tasks of its queue start (queue wait, one per task).
   CHECK(total(samples, "trellis_queue_wait_seconds_count", {{"process", worker_of_queue["qa"]}}) == 3);
   CHECK(total(samples, "trellis_queue_wait_seconds_count", {{"process", worker_of_queue["qb"]}}) == 2);
-  CHECK(total(samples, "trellis_queue_wait_seconds_count", {{"process", worker_of_queue["qa"]}, {"queue", "qb"}}) ==
-        0);
+  CHECK(total(samples, "trellis_queue_wait_seconds_count", {{"process", worker_of_queue["qa"]}, {"queue", "qb"}}) == 0);
 
   // The dispatcher published and applied all five, per queue and task.
   CHECK(total(samples, "trellis_tasks_published_total", {{"process", dispatcher}}) == 5);
@@ -344,17 +348,18 @@ TEST_CASE("metrics gathers every process's series, labelled by process, as one v
   for (const auto& q : {"qa", "qb"}) {
     bool reported = false;
     for (const auto& s : samples) {
-      reported = reported || (s.name == "trellis_queue_depth" && s.labels.count("process") != 0 &&
-                              s.labels.at("process") == dispatcher && s.labels.count("queue") != 0 &&
-                              s.labels.at("queue") == q);
+      reported = reported ||
+                 (s.name == "trellis_queue_depth" && s.labels.count("process") != 0 &&
+                  s.labels.at("process") == dispatcher && s.labels.count("queue") != 0 && s.labels.at("queue") == q);
     }
     CHECK(reported);
   }
 }
 
-TEST_CASE("A dispatcher that keeps no graph in memory (--max-cached-nodes 0) runs a chord and a chain to their "
-          "results, reading each graph back from the store, as its metrics show",
-          "[integration][nats]") {
+TEST_CASE(
+    "A dispatcher that keeps no graph in memory (--max-cached-nodes 0) runs a chord and a chain to their "
+    "results, reading each graph back from the store, as its metrics show",
+    "[integration][nats]") {
   cluster_processes c{"ctlnocache", {}, {"--ack-wait-ms", "30000"}};
   c.wait_running(c.start_dispatcher(c.db(), {"--max-cached-nodes", "0"}));
   c.wait_running(c.start_worker(worker_flags()));
@@ -433,8 +438,8 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
   auto waited = waiting.wait_for(max_test_wait);
   REQUIRE(waited);
   CHECK(*waited == 1);
-  auto waited_line = trellis::test::parse_outcome_line(
-      trellis::test::command_result{1, false, waiting.stdout_text(), ""}.last_line());
+  auto waited_line =
+      trellis::test::parse_outcome_line(trellis::test::command_result{1, false, waiting.stdout_text(), ""}.last_line());
   CHECK(waited_line == line);
 
   // The worker heard of it while the sleep still ran, so the touches queued
@@ -475,9 +480,10 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
   CHECK(unknown.err.find("no workflow with id no-such-workflow") != std::string::npos);
 }
 
-TEST_CASE("a worker started after a revocation learns of it from the revoked stream and skips the workflow's "
-          "queued tasks",
-          "[integration][nats]") {
+TEST_CASE(
+    "a worker started after a revocation learns of it from the revoked stream and skips the workflow's "
+    "queued tasks",
+    "[integration][nats]") {
   cluster_processes c{"ctllate", {}, {"--ack-wait-ms", "30000"}};
   c.wait_running(c.start_dispatcher(c.db()));
 
@@ -574,8 +580,11 @@ TEST_CASE("a waiter that missed the done notice learns the outcome from the disp
   c.start_worker(worker_flags());
   auto file = trellis::test::write_file(c.dir(), "add.json", R"({"task": "add", "args": [20, 22]})");
   auto id = submit_no_wait(c, file);
-  REQUIRE(wait_until([&] { return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS"; },
-                     max_test_wait, "the workflow to succeed"));
+  REQUIRE(wait_until(
+      [&] {
+        return json::parse(c.client({"status", id}).last_line())["state"] == "SUCCESS";
+      },
+      max_test_wait, "the workflow to succeed"));
 
   // Its done notice went out before anyone listened: it is gone for good.
   trellis::detail::cluster_options opts;

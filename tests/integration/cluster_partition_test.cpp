@@ -47,8 +47,7 @@ json chain_of_adds(int length) {
 /// exited with `status` and returns the outcome line it printed.
 json outcome_of(child_process& client, const cluster_processes& c, int status = 0) {
   auto ended = client.wait_for(max_test_wait);
-  INFO("client stdout:\n" << client.stdout_text() << "\nclient stderr:\n" << client.stderr_text() << "\n"
-                          << c.logs());
+  INFO("client stdout:\n" << client.stdout_text() << "\nclient stderr:\n" << client.stderr_text() << "\n" << c.logs());
   REQUIRE(ended);
   CHECK(*ended == status);
   return trellis::test::parse_outcome_line(command_result{0, false, client.stdout_text(), ""}.last_line());
@@ -126,9 +125,10 @@ int replace_killed_workers(cluster_processes& c, std::vector<child_process*>& wo
 
 }  // namespace
 
-TEST_CASE("A dispatcher killed with SIGKILL mid-chord and restarted on its store finishes a chord of 1,000 and 20 "
-          "chains: the chord body runs once and every header node is recorded once",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A dispatcher killed with SIGKILL mid-chord and restarted on its store finishes a chord of 1,000 and 20 "
+    "chains: the chord body runs once and every header node is recorded once",
+    "[integration][nats][recovery]") {
   cluster_processes c{"partkill", {}, {"--ack-wait-ms", "2000"}};
   auto db = c.db();
   auto& first = c.start_dispatcher(db);
@@ -142,9 +142,9 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-chord and restarted on its store
   for (int i = 0; i < members; ++i) {
     header.push_back({{"task", "sleep_ms"}, {"args", {20}}});
   }
-  json chord = {{"chord",
-                 {{"header", header},
-                  {"body", {{"task", "touch"}, {"args", {body_file}}, {"options", {{"immutable", true}}}}}}}};
+  json chord = {
+      {"chord",
+       {{"header", header}, {"body", {{"task", "touch"}, {"args", {body_file}}, {"options", {{"immutable", true}}}}}}}};
   auto chord_file = trellis::test::write_file(c.dir(), "chord.json", chord.dump());
   auto chain_file = trellis::test::write_file(c.dir(), "chain.json", chain_of_adds(10).dump());
 
@@ -201,9 +201,10 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-chord and restarted on its store
   }
 }
 
-TEST_CASE("Two dispatchers owning one partition each of two complete the workflows of both partitions, each in its "
-          "own store",
-          "[integration][nats]") {
+TEST_CASE(
+    "Two dispatchers owning one partition each of two complete the workflows of both partitions, each in its "
+    "own store",
+    "[integration][nats]") {
   cluster_processes c{"parttwo", {"--partitions", "2"}};
   auto db_a = c.dir().file("a.db");
   auto db_b = c.dir().file("b.db");
@@ -232,8 +233,7 @@ TEST_CASE("Two dispatchers owning one partition each of two complete the workflo
   // 20 random ids leave a partition empty with probability 2^-19.
   CHECK_FALSE(in_0.empty());
   CHECK_FALSE(in_1.empty());
-  for (const auto& [store, mine, theirs] :
-       {std::tuple{store_0, in_0, in_1}, std::tuple{store_1, in_1, in_0}}) {
+  for (const auto& [store, mine, theirs] : {std::tuple{store_0, in_0, in_1}, std::tuple{store_1, in_1, in_0}}) {
     INFO("store " << store);
     for (const auto& id : mine) {
       CHECK(count_rows(store, "SELECT count(*) FROM workflows WHERE state = 3 AND id = '" + id + "'") == 1);
@@ -262,10 +262,9 @@ TEST_CASE("Two dispatchers owning one partition each of two complete the workflo
   CHECK(bad_env.err.find("TRELLIS_PARTITIONS: 'two' is not a whole number") != std::string::npos);
 
   // A third dispatcher for a partition already owned exits 3 and says why.
-  auto third = trellis::test::run_command(
-      {TRELLIS_DEMO_BIN, "dispatcher", "--broker", c.url(), "--namespace", c.ns(), "--partitions", "2", "--owns",
-       "1", "--db", db_b},
-      c.dir().file("third"), max_test_wait);
+  auto third = trellis::test::run_command({TRELLIS_DEMO_BIN, "dispatcher", "--broker", c.url(), "--namespace", c.ns(),
+                                           "--partitions", "2", "--owns", "1", "--db", db_b},
+                                          c.dir().file("third"), max_test_wait);
   INFO("stderr:\n" << third.err);
   CHECK(third.status == 3);
   CHECK(third.err.find("in use by another process (pid ") != std::string::npos);
@@ -281,9 +280,10 @@ TEST_CASE("Two dispatchers owning one partition each of two complete the workflo
   CHECK(bad.err.find("owns: partition 2 is not in [0, 2)") != std::string::npos);
 }
 
-TEST_CASE("A standby dispatcher takes over the partitions of an active one killed with SIGKILL, and the running "
-          "workflows complete with every node recorded once",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A standby dispatcher takes over the partitions of an active one killed with SIGKILL, and the running "
+    "workflows complete with every node recorded once",
+    "[integration][nats][recovery]") {
   cluster_processes c{"partstandby", {"--partitions", "2"}, {"--ack-wait-ms", "2000"}};
   auto db = c.dir().file("cluster.db");
   auto& active = c.start_dispatcher(db);
@@ -347,17 +347,18 @@ TEST_CASE("A standby dispatcher takes over the partitions of an active one kille
   CHECK(count_rows(store, "SELECT count(*) FROM nodes" + where) == members + 1);
 }
 
-TEST_CASE("A task that kills its worker on every delivery ends in the dead-letter store as 'worker lost' after "
-          "MaxDeliver deliveries and fails its workflow, while other workflows are unaffected",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A task that kills its worker on every delivery ends in the dead-letter store as 'worker lost' after "
+    "MaxDeliver deliveries and fails its workflow, while other workflows are unaffected",
+    "[integration][nats][recovery]") {
   constexpr int max_deliver = 3;
   cluster_processes c{"partlost", {"--partitions", "2"}};
   auto db = c.dir().file("cluster.db");
   c.start_dispatcher(db);
   // One task at a time per worker, so a dying worker takes only the task
   // that killed it; a short AckWait redelivers it quickly.
-  std::vector<std::string> worker_flags{"--concurrency", "1", "--fetch-batch", "1", "--ack-wait-ms", "300",
-                                        "--max-deliver", std::to_string(max_deliver)};
+  std::vector<std::string> worker_flags{"--concurrency", "1",   "--fetch-batch", "1",
+                                        "--ack-wait-ms", "300", "--max-deliver", std::to_string(max_deliver)};
   std::vector<child_process*> workers{&c.start_worker(worker_flags), &c.start_worker(worker_flags)};
 
   auto crash_file = trellis::test::write_file(c.dir(), "crash.json", R"({"task": "crash_worker"})");
@@ -425,9 +426,10 @@ TEST_CASE("A task that kills its worker on every delivery ends in the dead-lette
       max_test_wait, "the lost task to leave the task stream"));
 }
 
-TEST_CASE("A task exhausted while its partition's dispatcher is stopped is dead-lettered as 'worker lost' when the "
-          "dispatcher starts again, its workflow fails, and nothing is left in the task stream",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A task exhausted while its partition's dispatcher is stopped is dead-lettered as 'worker lost' when the "
+    "dispatcher starts again, its workflow fails, and nothing is left in the task stream",
+    "[integration][nats][recovery]") {
   constexpr int max_deliver = 3;
   cluster_processes c{"partlostdown", {"--partitions", "2"}};
   auto names = trellis::detail::subject_space::make(c.ns());
@@ -465,8 +467,8 @@ TEST_CASE("A task exhausted while its partition's dispatcher is stopped is dead-
 
   // Workers die on every delivery; replace them until JetStream gives up
   // and its advisory is kept in the lost stream.
-  std::vector<std::string> worker_flags{"--concurrency", "1", "--fetch-batch", "1", "--ack-wait-ms", "300",
-                                        "--max-deliver", std::to_string(max_deliver)};
+  std::vector<std::string> worker_flags{"--concurrency", "1",   "--fetch-batch", "1",
+                                        "--ack-wait-ms", "300", "--max-deliver", std::to_string(max_deliver)};
   std::vector<child_process*> workers{&c.start_worker(worker_flags), &c.start_worker(worker_flags)};
   int deaths = 0;
   REQUIRE(wait_until(
@@ -517,9 +519,8 @@ TEST_CASE("A task exhausted while its partition's dispatcher is stopped is dead-
     auto consumer = names->lost_consumer(partition);
     REQUIRE(consumer);
     INFO(c.server().jetstream_summary());
-    CHECK(wait_until(
-        [&] { return c.server().consumer_backlog(names->lost_stream(), *consumer) == std::uint64_t{0}; },
-        max_test_wait, ("the advisory to be acked by " + *consumer).c_str()));
+    CHECK(wait_until([&] { return c.server().consumer_backlog(names->lost_stream(), *consumer) == std::uint64_t{0}; },
+                     max_test_wait, ("the advisory to be acked by " + *consumer).c_str()));
   }
 
   back.kill(SIGTERM);

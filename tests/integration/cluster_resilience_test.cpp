@@ -15,8 +15,8 @@
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/subjects.hpp"
 
-#include <catch2/catch.hpp>
 #include <nats/nats.h>
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <csignal>
@@ -129,8 +129,8 @@ std::int64_t total_leaves(const std::vector<planned_workflow>& flows) {
 /// Returns how many succeeded.
 std::int64_t submit_and_wait_mid_run(cluster_processes& procs, std::vector<planned_workflow>& flows) {
   submit_all(procs, flows);
-  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait,
-                     "the first task nodes to succeed"));
+  REQUIRE(
+      wait_until([&] { return nodes_done(procs.db(), flows) >= 4; }, max_test_wait, "the first task nodes to succeed"));
   auto done_before = nodes_done(procs.db(), flows);
   INFO(procs.logs());
   REQUIRE(done_before < total_leaves(flows));
@@ -146,7 +146,9 @@ void check_completed_once(cluster_processes& procs, const std::vector<planned_wo
                           const std::string& context) {
   auto finished_sql = "SELECT count(*) FROM workflows WHERE state IN (3, 4, 6) AND id IN " + sql_list(flows);
   bool finished = wait_until(
-      [&] { return try_count(procs.db(), finished_sql.c_str()).value_or(0) == static_cast<std::int64_t>(flows.size()); },
+      [&] {
+        return try_count(procs.db(), finished_sql.c_str()).value_or(0) == static_cast<std::int64_t>(flows.size());
+      },
       max_test_wait, "every workflow to finish");
   INFO(context << "\n" << procs.logs());
   REQUIRE(finished);
@@ -160,8 +162,7 @@ void check_completed_once(cluster_processes& procs, const std::vector<planned_wo
     CHECK(json::parse(trellis::to_json((*wf)->result)) == f.result);
     auto where = " WHERE workflow_id = '" + f.id + "'";
     CHECK(count_rows(procs.db(), "SELECT count(*) FROM nodes" + where) == f.leaves);
-    CHECK(count_rows(procs.db(), "SELECT count(*) FROM nodes" + where + " AND state = 3 AND attempt = 1") ==
-          f.leaves);
+    CHECK(count_rows(procs.db(), "SELECT count(*) FROM nodes" + where + " AND state = 3 AND attempt = 1") == f.leaves);
     CHECK(count_rows(procs.db(), "SELECT count(*) FROM attempts" + where) == 0);
   }
   CHECK(count_rows(procs.db(), "SELECT count(*) FROM dead_letters") == 0);
@@ -181,9 +182,10 @@ void check_each_made_once(const std::vector<std::string>& marks) {
 
 }  // namespace
 
-TEST_CASE("A NATS server restarted mid-run on the same port and store loses no workflow in flight, and every node "
-          "is recorded once",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A NATS server restarted mid-run on the same port and store loses no workflow in flight, and every node "
+    "is recorded once",
+    "[integration][nats][recovery]") {
   trellis::test::nats_server server;
   // Deliveries lost with the server come again after the AckWait. Longer
   // than a worker's failed outcome report (publish timeout 5 s), so the
@@ -211,9 +213,10 @@ TEST_CASE("A NATS server restarted mid-run on the same port and store loses no w
   CHECK(procs.stop_all());
 }
 
-TEST_CASE("A dispatcher killed with SIGKILL mid-run and started again on its store finishes every workflow in "
-          "flight, and every node is recorded once",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A dispatcher killed with SIGKILL mid-run and started again on its store finishes every workflow in "
+    "flight, and every node is recorded once",
+    "[integration][nats][recovery]") {
   trellis::test::nats_server server;
   // Events the dead dispatcher never acked come again soon.
   auto procs = cluster_processes::on_broker(server.url(), "dispatcherkill", {}, {"--ack-wait-ms", "2000"});
@@ -226,15 +229,15 @@ TEST_CASE("A dispatcher killed with SIGKILL mid-run and started again on its sto
 
   // The workers keep running and reporting into the event stream meanwhile.
   procs.wait_running(procs.start_dispatcher(procs.db()));
-  check_completed_once(procs, flows,
-                       "dispatcher killed after " + std::to_string(done_before) + " nodes\n" +
-                           server.jetstream_summary());
+  check_completed_once(
+      procs, flows, "dispatcher killed after " + std::to_string(done_before) + " nodes\n" + server.jetstream_summary());
   CHECK(procs.stop_all());
 }
 
-TEST_CASE("A dispatcher killed with SIGKILL and started again publishes its ready tasks again without running any "
-          "of them twice: 200 chains of a sleep and a mark leave every mark once",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A dispatcher killed with SIGKILL and started again publishes its ready tasks again without running any "
+    "of them twice: 200 chains of a sleep and a mark leave every mark once",
+    "[integration][nats][recovery]") {
   // Issue 9, item 2. A restore publishes every ready task again, all in one
   // call. From 128 tasks on, the transport packs such a call, and a pack's
   // message id is none the broker stored for the first copies, so its
@@ -264,8 +267,7 @@ TEST_CASE("A dispatcher killed with SIGKILL and started again publishes its read
 
   // Killed while most sleeps are still queued: at most a few marks have a
   // committed outcome, so the restore has well over 128 tasks ready.
-  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 40; }, max_test_wait,
-                     "40 task nodes to succeed"));
+  REQUIRE(wait_until([&] { return nodes_done(procs.db(), flows) >= 40; }, max_test_wait, "40 task nodes to succeed"));
   first.kill(SIGKILL);
   CHECK(first.wait() == 128 + SIGKILL);
 
@@ -276,9 +278,7 @@ TEST_CASE("A dispatcher killed with SIGKILL and started again publishes its read
   auto names = trellis::detail::subject_space::make(procs.ns());
   REQUIRE(names);
   REQUIRE(wait_until(
-      [&] {
-        return server.consumer_backlog(names->task_stream(), names->all_queues_consumer()) == std::uint64_t{0};
-      },
+      [&] { return server.consumer_backlog(names->task_stream(), names->all_queues_consumer()) == std::uint64_t{0}; },
       max_test_wait, "the workers to run every queued task"));
   int marked_while_down = 0;
   for (const auto& m : marks) {
@@ -293,9 +293,10 @@ TEST_CASE("A dispatcher killed with SIGKILL and started again publishes its read
   CHECK(procs.stop_all());
 }
 
-TEST_CASE("A dispatcher restarted while its tasks wait packed in the task stream publishes none of them again: "
-          "400 marks made by two worker processes are each made once",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A dispatcher restarted while its tasks wait packed in the task stream publishes none of them again: "
+    "400 marks made by two worker processes are each made once",
+    "[integration][nats][recovery]") {
   // Issue 9, item 2, the rest: a task whose first copy went out inside a
   // pack (a fan-out of 128 tasks or more) has no message id of its own that
   // the broker could deduplicate a single copy against, so a restore must
@@ -341,13 +342,14 @@ TEST_CASE("A dispatcher restarted while its tasks wait packed in the task stream
   CHECK(procs.stop_all());
 }
 
-TEST_CASE("In a three-node JetStream cluster with replicated streams, killing the node that leads the task stream "
-          "mid-run loses no workflow in flight",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "In a three-node JetStream cluster with replicated streams, killing the node that leads the task stream "
+    "mid-run loses no workflow in flight",
+    "[integration][nats][recovery]") {
   trellis::test::nats_cluster nodes;
   // The AckWait as in the restart test: leader elections take seconds.
-  auto procs = cluster_processes::on_broker(nodes.urls(), "replicated", {},
-                                            {"--ack-wait-ms", "8000", "--replicas", "3"});
+  auto procs =
+      cluster_processes::on_broker(nodes.urls(), "replicated", {}, {"--ack-wait-ms", "8000", "--replicas", "3"});
   start_running(procs, 2);
 
   auto flows = workflows_in_flight();
@@ -373,15 +375,16 @@ TEST_CASE("In a three-node JetStream cluster with replicated streams, killing th
   REQUIRE(doomed);
   nodes.node(*doomed).kill();
 
-  check_completed_once(procs, flows,
-                       "killed node " + leader + " after " + std::to_string(done_before) + " nodes\n" +
-                           nodes.jetstream_summary());
+  check_completed_once(
+      procs, flows,
+      "killed node " + leader + " after " + std::to_string(done_before) + " nodes\n" + nodes.jetstream_summary());
   CHECK(procs.stop_all());
 }
 
-TEST_CASE("Garbage bytes and a version 2 envelope published on a task subject are dead-lettered with their reasons "
-          "and bytes, and the workers keep running",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "Garbage bytes and a version 2 envelope published on a task subject are dead-lettered with their reasons "
+    "and bytes, and the workers keep running",
+    "[integration][nats][recovery]") {
   trellis::test::nats_server server;
   auto procs = cluster_processes::on_broker(server.url(), "poison", {}, {"--ack-wait-ms", "30000"});
   procs.wait_running(procs.start_dispatcher(procs.db()));
@@ -450,9 +453,10 @@ TEST_CASE("Garbage bytes and a version 2 envelope published on a task subject ar
   CHECK(procs.stop_all());
 }
 
-TEST_CASE("A submission whose answer does not come is sent again and the workflow is submitted once, answered "
-          "after its commit",
-          "[integration][nats][recovery]") {
+TEST_CASE(
+    "A submission whose answer does not come is sent again and the workflow is submitted once, answered "
+    "after its commit",
+    "[integration][nats][recovery]") {
   trellis::test::nats_server server;
   auto procs = cluster_processes::on_broker(server.url(), "resend", {}, {"--ack-wait-ms", "30000"});
   auto& dispatcher = procs.start_dispatcher(procs.db());
@@ -492,8 +496,10 @@ TEST_CASE("A submission whose answer does not come is sent again and the workflo
   // The dispatcher takes both copies: the first submits, the second is
   // recognized by its workflow id; the client gets one of the answers.
   auto status = client.wait_for(max_test_wait);
-  INFO("client stdout:\n" << client.stdout_text() << "\nclient stderr:\n" << client.stderr_text() << "\n"
-                           << procs.logs());
+  INFO("client stdout:\n"
+       << client.stdout_text() << "\nclient stderr:\n"
+       << client.stderr_text() << "\n"
+       << procs.logs());
   REQUIRE(status);
   CHECK(*status == 0);
   auto out = json::parse(trellis::test::command_result{0, false, client.stdout_text(), ""}.last_line());
@@ -504,14 +510,15 @@ TEST_CASE("A submission whose answer does not come is sent again and the workflo
   CHECK(procs.stop_all());
 }
 
-TEST_CASE("A replica count outside 1 to 5, from --replicas or TRELLIS_REPLICAS, is refused with exit 2 before "
-          "anything connects",
-          "[integration][cli]") {
+TEST_CASE(
+    "A replica count outside 1 to 5, from --replicas or TRELLIS_REPLICAS, is refused with exit 2 before "
+    "anything connects",
+    "[integration][cli]") {
   temp_dir dir;
   // Port 1 has no server: reaching it would fail with exit 4, not 2.
-  auto flag = trellis::test::run_command(
-      {TRELLIS_DEMO_BIN, "worker", "--broker", "nats://127.0.0.1:1", "--replicas", "9"}, dir.file("flag"),
-      max_test_wait);
+  auto flag =
+      trellis::test::run_command({TRELLIS_DEMO_BIN, "worker", "--broker", "nats://127.0.0.1:1", "--replicas", "9"},
+                                 dir.file("flag"), max_test_wait);
   INFO("stderr:\n" << flag.err);
   CHECK(flag.status == 2);
   auto env = trellis::test::run_command({"/usr/bin/env", "TRELLIS_REPLICAS=7", TRELLIS_DEMO_BIN, "dispatcher",

@@ -33,9 +33,10 @@ json outcome_of(const std::string& line) { return trellis::test::parse_outcome_l
 
 }  // namespace
 
-TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker processes and print run's "
-          "outcome line",
-          "[integration][nats]") {
+TEST_CASE(
+    "A chord of 100 adds and a chain submitted over NATS run on two worker processes and print run's "
+    "outcome line",
+    "[integration][nats]") {
   cluster_processes c{"clusterrun", {}, {"--ack-wait-ms", "30000"}};
   auto db = c.db();
   auto& dispatcher = c.start_dispatcher(db);
@@ -58,8 +59,9 @@ TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker
   CHECK(out["result"] == expected);
   CHECK(out["error"].is_null());
 
-  json chain = {{"chain", {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}},
-                           {{"task", "add"}, {"args", {10}}}}}};
+  json chain = {
+      {"chain",
+       {{{"task", "add"}, {"args", {2, 2}}}, {{"task", "add"}, {"args", {3}}}, {{"task", "add"}, {"args", {10}}}}}};
   auto chain_file = trellis::test::write_file(c.dir(), "chain.json", chain.dump());
   r = c.submit(chain_file, {"--wait"});
   CHECK(r.status == 0);
@@ -78,10 +80,9 @@ TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker
 
   // Without --wait the client prints the id once the dispatcher committed it.
   // Broker and namespace come from the environment here (no flags).
-  auto env_run = trellis::test::run_command(
-      {"/usr/bin/env", "TRELLIS_BROKER=" + c.url(), "TRELLIS_NAMESPACE=" + c.ns(), TRELLIS_CLI_BIN, "submit",
-       chain_file},
-      c.dir().file("submit-env"), trellis::test::max_test_wait);
+  auto env_run = trellis::test::run_command({"/usr/bin/env", "TRELLIS_BROKER=" + c.url(), "TRELLIS_NAMESPACE=" + c.ns(),
+                                             TRELLIS_CLI_BIN, "submit", chain_file},
+                                            c.dir().file("submit-env"), trellis::test::max_test_wait);
   INFO("stdout:\n" << env_run.out << "\nstderr:\n" << env_run.err);
   REQUIRE(env_run.status == 0);
   auto id_line = json::parse(env_run.last_line());
@@ -116,9 +117,10 @@ TEST_CASE("A chord of 100 adds and a chain submitted over NATS run on two worker
   CHECK(*status == 143);
 }
 
-TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker gets its tasks after AckWait and each "
-          "node is recorded once",
-          "[integration][nats]") {
+TEST_CASE(
+    "A worker killed with SIGKILL mid-run loses no task: another worker gets its tasks after AckWait and each "
+    "node is recorded once",
+    "[integration][nats]") {
   cluster_processes c{"clusterkill", {}, {"--ack-wait-ms", "1000"}};
   auto db = c.db();
   auto& dispatcher = c.start_dispatcher(db);
@@ -134,9 +136,8 @@ TEST_CASE("A worker killed with SIGKILL mid-run loses no task: another worker ge
 
   auto done_sql = "SELECT count(*) FROM nodes WHERE task = 'sleep_ms' AND state = 3";
   // Mid-run: the only worker has finished some tasks and holds others.
-  REQUIRE(trellis::test::wait_until(
-      [&] { return trellis::test::try_count(db, done_sql).value_or(0) >= 2; }, trellis::test::max_test_wait,
-      "the first sleep_ms tasks to succeed"));
+  REQUIRE(trellis::test::wait_until([&] { return trellis::test::try_count(db, done_sql).value_or(0) >= 2; },
+                                    trellis::test::max_test_wait, "the first sleep_ms tasks to succeed"));
   auto done_before_kill = count_rows(db, done_sql);
   INFO(c.logs());
   REQUIRE(done_before_kill < tasks);

@@ -48,8 +48,7 @@ std::string run_failing(const std::string& db, trellis::task_registry tasks, con
 
 }  // namespace
 
-TEST_CASE("a handler that rejects its input is dead-lettered as bad_arguments without retries",
-          "[integration][dlq]") {
+TEST_CASE("a handler that rejects its input is dead-lettered as bad_arguments without retries", "[integration][dlq]") {
   temp_dir dir;
   auto db = dir.file("store.db");
   auto calls = std::make_shared<std::atomic<int>>(0);
@@ -78,15 +77,13 @@ TEST_CASE("a handler that rejects its input is dead-lettered as bad_arguments wi
   CHECK(attempts->size() == 1);
 }
 
-TEST_CASE("a task called with the wrong number of arguments is dead-lettered as bad_arguments",
-          "[integration][dlq]") {
+TEST_CASE("a task called with the wrong number of arguments is dead-lettered as bad_arguments", "[integration][dlq]") {
   temp_dir dir;
   auto db = dir.file("store.db");
   trellis::task_registry tasks;
   trellis::demo::register_demo_tasks(tasks);
 
-  auto id = run_failing(db, std::move(tasks),
-                        signature("add", {1, 2, 3}).retry(trellis::retry_policy::fixed(3, 1ms)));
+  auto id = run_failing(db, std::move(tasks), signature("add", {1, 2, 3}).retry(trellis::retry_policy::fixed(3, 1ms)));
 
   auto d = trellis::test::only_dead_letter(db);
   CHECK(d.reason == "bad_arguments");
@@ -104,8 +101,8 @@ TEST_CASE("a step whose retries run out is dead-lettered as task_failed after ma
   trellis::task_registry tasks;
   trellis::demo::register_demo_tasks(tasks);
 
-  auto id = run_failing(db, std::move(tasks),
-                        signature("flaky", {10}).retry(trellis::retry_policy::fixed(max_retries, 1ms)));
+  auto id =
+      run_failing(db, std::move(tasks), signature("flaky", {10}).retry(trellis::retry_policy::fixed(max_retries, 1ms)));
 
   auto d = trellis::test::only_dead_letter(db);
   CHECK(d.reason == "task_failed");
@@ -130,8 +127,7 @@ TEST_CASE("replaying a dead letter id the store does not hold fails with not_fou
   CHECK(h.error().message().find("9999") != std::string::npos);
 }
 
-TEST_CASE("a dead letter is replayed once; replaying it again is refused and runs nothing",
-          "[integration][dlq]") {
+TEST_CASE("a dead letter is replayed once; replaying it again is refused and runs nothing", "[integration][dlq]") {
   temp_dir dir;
   auto db = dir.file("store.db");
   auto calls = std::make_shared<std::atomic<int>>(0);

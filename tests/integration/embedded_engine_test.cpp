@@ -75,8 +75,7 @@ TEST_CASE("a chain passes each result on, a group collects results in call order
     CHECK(to_json(run(eng, trellis::chord(header, task("xsum")))) == "90");
   }
   SECTION("a chain through a group into a chord body") {
-    auto flow = trellis::chain(task("add", {1, 1}), trellis::group(task("add", {10}), task("mul", {10})),
-                               task("xsum"));
+    auto flow = trellis::chain(task("add", {1, 1}), trellis::group(task("add", {10}), task("mul", {10})), task("xsum"));
     CHECK(to_json(run(eng, flow)) == "32");  // [2 + 10, 2 * 10] summed
   }
 }
@@ -139,9 +138,8 @@ TEST_CASE("a step whose retries run out fails the workflow and leaves a dead let
   std::string id;
   {
     trellis::engine eng{config(db), demo_tasks()};
-    auto h = eng.submit(trellis::chain(task("add", {1, 1}), task("flaky", {5})
-                                                               .immutable()
-                                                               .retry(trellis::retry_policy::fixed(2, 1ms))));
+    auto h = eng.submit(trellis::chain(task("add", {1, 1}),
+                                       task("flaky", {5}).immutable().retry(trellis::retry_policy::fixed(2, 1ms))));
     REQUIRE(h);
     id = h->id();
 

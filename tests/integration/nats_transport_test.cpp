@@ -136,8 +136,8 @@ TEST_CASE("a published task is fetched with its bytes, first delivery count 1, a
   for (const auto& d : got) {
     t->ack_task(d);
   }
-  CHECK(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s,
-                   "the acked tasks to leave the work queue"));
+  CHECK(
+      wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s, "the acked tasks to leave the work queue"));
   CHECK(t->fetch_tasks({"q"}, 10, 100ms).empty());
 }
 
@@ -304,9 +304,10 @@ TEST_CASE("events published together arrive one by one and come again together u
   t->close();
 }
 
-TEST_CASE("the event consumer fetches no more while max_events_in_flight events are unacked, and a new sink starts "
-          "afresh",
-          "[integration][nats][events]") {
+TEST_CASE(
+    "the event consumer fetches no more while max_events_in_flight events are unacked, and a new sink starts "
+    "afresh",
+    "[integration][nats][events]") {
   nats_server server;
   auto cfg = config_for(server);
   cfg.max_messages_per_pull = 1;
@@ -575,13 +576,14 @@ TEST_CASE("a task never acked within max_deliver deliveries is reported as exhau
   CHECK(t.bus->queue_depth("q").value() == 1);  // JetStream keeps it until told
   REQUIRE(t.bus->settle_exhausted_task(e.token));
   CHECK(t.bus->queue_depth("q").value() == 0);
-  CHECK(t.bus->settle_exhausted_task(e.token));              // settled already: fine
+  CHECK(t.bus->settle_exhausted_task(e.token));             // settled already: fine
   CHECK(t.bus->discard_exhausted_task(e.stream_sequence));  // already gone: fine
 }
 
-TEST_CASE("an exhausted task whose advisory fired while no dispatcher of its partition ran is reported when one "
-          "comes, each partition sees it, and once settled or passed it is not reported again",
-          "[integration][nats][dead_letter][recovery]") {
+TEST_CASE(
+    "an exhausted task whose advisory fired while no dispatcher of its partition ran is reported when one "
+    "comes, each partition sees it, and once settled or passed it is not reported again",
+    "[integration][nats][dead_letter][recovery]") {
   nats_server server;
   auto cfg = config_for(server);
   cfg.ack_wait = 300ms;
@@ -791,7 +793,8 @@ TEST_CASE("names that are not one NATS token are refused before anything is publ
   }
 }
 
-TEST_CASE("a completion notice reaches its watcher and none comes after unwatch_done", "[integration][nats][transport]") {
+TEST_CASE("a completion notice reaches its watcher and none comes after unwatch_done",
+          "[integration][nats][transport]") {
   nats_server server;
   auto t = connect(config_for(server));
   std::mutex mutex;
@@ -842,9 +845,10 @@ std::vector<outgoing_task> numbered_tasks(std::size_t n, const std::string& name
 
 }  // namespace
 
-TEST_CASE("a large task publish goes out in packs that arrive task by task, at most max per fetch, and a pack comes "
-          "again whole until every task in it is acked",
-          "[integration][nats][transport]") {
+TEST_CASE(
+    "a large task publish goes out in packs that arrive task by task, at most max per fetch, and a pack comes "
+    "again whole until every task in it is acked",
+    "[integration][nats][transport]") {
   nats_server server;
   auto cfg = config_for(server);
   cfg.task_pack_max = 4;
@@ -960,9 +964,10 @@ TEST_CASE("every task of a pack never acked within max_deliver deliveries is rep
   }
 }
 
-TEST_CASE("a signed task pack is verified whole: with the key its tasks arrive usable, with another key it is one "
-          "refused delivery, unread",
-          "[integration][nats][transport]") {
+TEST_CASE(
+    "a signed task pack is verified whole: with the key its tasks arrive usable, with another key it is one "
+    "refused delivery, unread",
+    "[integration][nats][transport]") {
   nats_server server;
   auto cfg = config_for(server);
   cfg.task_pack_max = 4;

@@ -8,11 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/chain_check.hpp"
 #include "support/cluster_processes.hpp"
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
 #include "support/raw_nats.hpp"
-#include "support/chain_check.hpp"
 #include "support/store_reader.hpp"
 #include "support/wait_until.hpp"
 

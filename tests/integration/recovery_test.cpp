@@ -76,8 +76,8 @@ TEST_CASE("a run killed in the middle of a chord header is finished by resume, e
   // The body sums the header, then hands the sum to a group whose second
   // member leaves one line in `effect` each time it runs.
   json touch = {{"task", "touch"}, {"args", json::array({effect})}, {"options", {{"immutable", true}}}};
-  json body = {
-      {"chain", json::array({json{{"task", "xsum"}}, json{{"group", json::array({json{{"task", "identity"}}, touch})}}})}};
+  json body = {{"chain", json::array({json{{"task", "xsum"}},
+                                      json{{"group", json::array({json{{"task", "identity"}}, touch})}}})}};
   json flow = {{"chord", {{"header", header}, {"body", body}}}};
   auto file = write_file(dir, "chord.json", flow.dump());
   constexpr std::int64_t leaves = header_size + 3;  // header, xsum, identity, touch
@@ -155,11 +155,11 @@ TEST_CASE("SIGTERM drains a run: the step in hand finishes and is committed, res
   auto first = dir.file("first.txt");
   auto last = dir.file("last.txt");
   // touch(first) -> sleep_ms(400) -> touch(last), one handler thread.
-  json flow = {{"chain", json::array({json{{"task", "touch"}, {"args", json::array({first})}},
-                                      json{{"task", "sleep_ms"}, {"args", json::array({400})},
-                                           {"options", {{"immutable", true}}}},
-                                      json{{"task", "touch"}, {"args", json::array({last})},
-                                           {"options", {{"immutable", true}}}}})}};
+  json flow = {
+      {"chain",
+       json::array({json{{"task", "touch"}, {"args", json::array({first})}},
+                    json{{"task", "sleep_ms"}, {"args", json::array({400})}, {"options", {{"immutable", true}}}},
+                    json{{"task", "touch"}, {"args", json::array({last})}, {"options", {{"immutable", true}}}}})}};
   auto file = write_file(dir, "chain.json", flow.dump());
   trellis::test::child_process run{
       {TRELLIS_DEMO_BIN, "run", file, "--db", db, "--concurrency", "1"}, dir.file("run.out"), dir.file("run.err")};

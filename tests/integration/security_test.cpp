@@ -30,8 +30,8 @@
 namespace {
 
 using nlohmann::json;
-using trellis::test::child_process;
 using trellis::test::check_chain_runs;
+using trellis::test::child_process;
 using trellis::test::cluster_processes;
 using trellis::test::command_result;
 using trellis::test::nats_server;
@@ -110,8 +110,8 @@ TEST_CASE(
 }
 
 TEST_CASE("User and password from the environment run a workflow end to end", "[integration][nats]") {
-  cluster_processes c{"secenv", {}, {}, with_config(user_config()),
-                      {"TRELLIS_NATS_USER=alice", "TRELLIS_NATS_PASSWORD=" + password}};
+  cluster_processes c{
+      "secenv", {}, {}, with_config(user_config()), {"TRELLIS_NATS_USER=alice", "TRELLIS_NATS_PASSWORD=" + password}};
   start_cluster(c);
   check_chain_runs(c);
 }
@@ -120,8 +120,8 @@ TEST_CASE("Token authentication from a file runs a workflow end to end", "[integ
   // The token file lives outside the cluster, which needs it to start.
   temp_dir files;
   auto token_file = trellis::test::write_file(files, "token", token + "\n");
-  cluster_processes c{"sectoken", {"--token-file", token_file}, {},
-                      with_config("authorization { token: \"" + token + "\" }\n")};
+  cluster_processes c{
+      "sectoken", {"--token-file", token_file}, {}, with_config("authorization { token: \"" + token + "\" }\n")};
   start_cluster(c);
   check_chain_runs(c);
 
@@ -153,8 +153,10 @@ TEST_CASE(
     CHECK_THAT(r.err, Catch::Contains("SSL"));
   }
   SECTION("mutual TLS with --tls-cert and --tls-key") {
-    cluster_processes c{"secmtls", {"--tls-ca", tls.ca, "--tls-cert", tls.client_cert, "--tls-key", tls.client_key},
-                        {}, with_config(tls.server_config(true))};
+    cluster_processes c{"secmtls",
+                        {"--tls-ca", tls.ca, "--tls-cert", tls.client_cert, "--tls-key", tls.client_key},
+                        {},
+                        with_config(tls.server_config(true))};
     start_cluster(c);
     check_chain_runs(c);
 

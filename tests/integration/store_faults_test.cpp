@@ -30,13 +30,13 @@
 namespace {
 
 using nlohmann::json;
+using trellis::test::can_mount;
 using trellis::test::child_process;
 using trellis::test::command_result;
 using trellis::test::max_test_wait;
+using trellis::test::small_disk;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
-using trellis::test::can_mount;
-using trellis::test::small_disk;
 
 command_result demo(const temp_dir& dir, const std::string& capture, std::vector<std::string> args) {
   std::vector<std::string> argv{TRELLIS_DEMO_BIN};
@@ -165,15 +165,15 @@ TEST_CASE("A store on a read-only file system: run and resume of unfinished work
   temp_dir dir;
   small_disk disk{dir, "16m"};
   auto db = disk.file("s.db");
-  auto file = write_file(
-      dir, "slow.json",
-      json{{"chain", {{{"task", "sleep_ms"}, {"args", {60000}}}, {{"task", "add"}, {"args", {1}}}}}}.dump());
+  auto file =
+      write_file(dir, "slow.json",
+                 json{{"chain", {{{"task", "sleep_ms"}, {"args", {60000}}}, {{"task", "add"}, {"args", {1}}}}}}.dump());
   {
     // Unfinished work: a run killed while its first step sleeps.
     child_process run{{TRELLIS_DEMO_BIN, "run", file, "--db", db}, dir.file("slow.out"), dir.file("slow.err")};
     REQUIRE(trellis::test::wait_until(
-        [&] { return trellis::test::try_count(db, "SELECT count(*) FROM workflows").value_or(0) == 1; },
-        max_test_wait, "the workflow to be committed"));
+        [&] { return trellis::test::try_count(db, "SELECT count(*) FROM workflows").value_or(0) == 1; }, max_test_wait,
+        "the workflow to be committed"));
     run.kill(SIGKILL);
     run.wait();
   }

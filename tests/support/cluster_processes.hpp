@@ -52,8 +52,8 @@ class cluster_processes {
   /// (`nats_cluster::urls()`). The servers must outlive the cluster.
   static cluster_processes on_broker(std::string broker, std::string ns, std::vector<std::string> common,
                                      std::vector<std::string> servers = {}, std::vector<std::string> env = {}) {
-    return cluster_processes{external_broker{}, std::move(broker), std::move(ns), std::move(common),
-                             std::move(servers), std::move(env)};
+    return cluster_processes{external_broker{}, std::move(broker),  std::move(ns),
+                             std::move(common), std::move(servers), std::move(env)};
   }
 
   const temp_dir& dir() const { return dir_; }
@@ -84,9 +84,9 @@ class cluster_processes {
   /// Waits until `process` says it is running (it connected and declared
   /// its streams and consumers); fails the test if it exits instead.
   void wait_running(child_process& process) {
-    bool up = wait_until(
-        [&] { return process.try_wait() || process.stderr_text().find(" running") != std::string::npos; },
-        max_test_wait, "a cluster process to start");
+    bool up =
+        wait_until([&] { return process.try_wait() || process.stderr_text().find(" running") != std::string::npos; },
+                   max_test_wait, "a cluster process to start");
     INFO(logs());
     REQUIRE(up);
     REQUIRE_FALSE(process.try_wait());
@@ -184,9 +184,9 @@ class cluster_processes {
     argv.insert(argv.end(), servers_.begin(), servers_.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto name = command + "-" + std::to_string(processes_.size());
-    processes_.push_back({name, command == "worker",
-                          std::make_unique<child_process>(argv, dir_.file(name + ".out"), dir_.file(name + ".err"),
-                                                          env_)});
+    processes_.push_back(
+        {name, command == "worker",
+         std::make_unique<child_process>(argv, dir_.file(name + ".out"), dir_.file(name + ".err"), env_)});
     return *processes_.back().process;
   }
 

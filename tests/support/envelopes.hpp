@@ -65,8 +65,7 @@ inline detail::envelope outcome_envelope(std::string id, attempt_address of, det
 }
 
 /// A submit envelope of `canvas` (its value shape) as workflow `workflow_id`.
-inline detail::envelope submit_envelope(std::string id, std::string workflow_id, value canvas,
-                                        std::string submit_key) {
+inline detail::envelope submit_envelope(std::string id, std::string workflow_id, value canvas, std::string submit_key) {
   detail::envelope e;
   e.type = detail::envelope_type::submit;
   e.id = std::move(id);

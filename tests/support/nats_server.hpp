@@ -219,9 +219,10 @@ class nats_server {
         for (const auto& c : stream.value("consumer_detail", nlohmann::json::array())) {
           out << "  consumer " << c.value("name", "?") << ": num_pending=" << c.value("num_pending", 0)
               << " num_ack_pending=" << c.value("num_ack_pending", 0)
-              << " num_redelivered=" << c.value("num_redelivered", 0) << " delivered.stream_seq="
-              << c.value("delivered", nlohmann::json::object()).value("stream_seq", 0) << " ack_floor.stream_seq="
-              << c.value("ack_floor", nlohmann::json::object()).value("stream_seq", 0) << "\n";
+              << " num_redelivered=" << c.value("num_redelivered", 0)
+              << " delivered.stream_seq=" << c.value("delivered", nlohmann::json::object()).value("stream_seq", 0)
+              << " ack_floor.stream_seq=" << c.value("ack_floor", nlohmann::json::object()).value("stream_seq", 0)
+              << "\n";
         }
       }
     }
@@ -467,8 +468,9 @@ class nats_cluster {
     for (std::size_t i = 0; i < options_.size; ++i) {
       nats_server_options node;
       node.server_name = "n" + std::to_string(i + 1);
-      node.config_text = "cluster {\n  name: " + options_.name + "\n  listen: 127.0.0.1:" +
-                         std::to_string(cluster_ports[i]) + "\n  routes: [" + routes + "]\n}";
+      node.config_text = "cluster {\n  name: " + options_.name +
+                         "\n  listen: 127.0.0.1:" + std::to_string(cluster_ports[i]) + "\n  routes: [" + routes +
+                         "]\n}";
       nodes_.push_back(std::make_unique<nats_server>(std::move(node)));
     }
     wait_ready();
@@ -563,9 +565,10 @@ class nats_cluster {
       auto meta = nodes_[i]->jetstream_report().value("meta_cluster", nlohmann::json::object());
       auto node_leader = meta.value("leader", "");
       auto peers = meta.value("cluster_size", 0);
-      views += "n" + std::to_string(i + 1) + ": leader '" + node_leader + "', cluster_size " +
-               std::to_string(peers) + "\n";
-      if (node_leader.empty() || peers != static_cast<int>(nodes_.size()) || (!leader.empty() && node_leader != leader)) {
+      views +=
+          "n" + std::to_string(i + 1) + ": leader '" + node_leader + "', cluster_size " + std::to_string(peers) + "\n";
+      if (node_leader.empty() || peers != static_cast<int>(nodes_.size()) ||
+          (!leader.empty() && node_leader != leader)) {
         agreed = false;
       }
       leader = node_leader;

@@ -6,8 +6,8 @@
 
 #include "trellis/store/sqlite_store.hpp"
 
-#include <catch2/catch.hpp>
 #include <sqlite3.h>
+#include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <memory>

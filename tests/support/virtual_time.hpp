@@ -142,11 +142,12 @@ class virtual_time {
   static caf::error stop_reason(caf::scoped_actor& self) {
     caf::error reason;
     bool down = false;
-    self->receive([&](caf::down_msg& d) {
-      down = true;
-      reason = std::move(d.reason);
-    },
-                  caf::after(std::chrono::seconds{0}) >> [] {});
+    self->receive(
+        [&](caf::down_msg& d) {
+          down = true;
+          reason = std::move(d.reason);
+        },
+        caf::after(std::chrono::seconds{0}) >> [] {});
     REQUIRE(down);
     return reason;
   }

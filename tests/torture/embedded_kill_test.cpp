@@ -59,9 +59,10 @@ void fill_up(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("Torture: run and resume on one store killed or stopped at random moments lose no effect, refuse a second "
-          "process, and run again no more than docs/storage.md allows",
-          "[torture][embedded]") {
+TEST_CASE(
+    "Torture: run and resume on one store killed or stopped at random moments lose no effect, refuse a second "
+    "process, and run again no more than docs/storage.md allows",
+    "[torture][embedded]") {
   const auto seed = trellis::test::torture_seed();
   const auto duration = trellis::test::torture_duration();
   rng_t rng{seed};
@@ -99,7 +100,8 @@ TEST_CASE("Torture: run and resume on one store killed or stopped at random mome
     auto file = trellis::test::write_file(dir, "wf.json", json{{"group", group}}.dump());
 
     // The first process runs the file; each later one resumes the store.
-    std::vector<std::string> argv{TRELLIS_DEMO_BIN, "run", file, "--db", db, "--concurrency", std::to_string(concurrency)};
+    std::vector<std::string> argv{TRELLIS_DEMO_BIN,           "run", file, "--db", db, "--concurrency",
+                                  std::to_string(concurrency)};
     for (std::size_t f = 0, faults = between(rng, 1, 3); f < faults; ++f) {
       child_process p{argv, round + "/p.out", round + "/p.err"};
       // It holds the store once its lock file names it (or it ended already).
@@ -189,7 +191,8 @@ TEST_CASE("Torture: run and resume on one store killed or stopped at random mome
 
   std::cout << "torture embedded: seed " << seed << ", " << duration.count() << " s: rounds " << rounds << ", marks "
             << total_marks << ", kills " << kills << ", stops " << stops << ", disks filled up " << disk_full
-            << ", refused second processes " << refusals << ", lost " << lost << ", doubled " << doubled << ", crashes 0" << std::endl;
+            << ", refused second processes " << refusals << ", lost " << lost << ", doubled " << doubled
+            << ", crashes 0" << std::endl;
   CHECK(lost == 0);
   const auto per_kill = concurrency * (1 + commit_interval_ms / shortest_step_ms);
   // A failed commit forgets its batch as a kill does.

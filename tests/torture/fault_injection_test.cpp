@@ -154,9 +154,10 @@ void check_no_crash(victim_cluster& cluster, figures& fig) {
 
 }  // namespace
 
-TEST_CASE("Torture: workers, the dispatcher and nats-server killed or stopped at random moments lose no effect and "
-          "run again no more than docs/storage.md allows",
-          "[torture][faults]") {
+TEST_CASE(
+    "Torture: workers, the dispatcher and nats-server killed or stopped at random moments lose no effect and "
+    "run again no more than docs/storage.md allows",
+    "[torture][faults]") {
   const auto seed = trellis::test::torture_seed();
   const auto duration = trellis::test::torture_duration();
   rng_t rng{seed};

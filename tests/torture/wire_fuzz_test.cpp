@@ -61,8 +61,9 @@ std::string random_text(rng_t& rng, std::size_t n) {
 
 /// A number-like header value: the forms a parser gets wrong.
 std::string hostile_number(rng_t& rng) {
-  static const std::array<const char*, 14> forms{"-1", "0", "1", "2", "4294967296", "99999999999999999999999",
-                                                  "18446744073709551616", "1e9", " 3", "3 ", "+5", "0x10", "", "abc"};
+  static const std::array<const char*, 14> forms{
+      "-1", "0",  "1",    "2", "4294967296", "99999999999999999999999", "18446744073709551616", "1e9", " 3",
+      "3 ", "+5", "0x10", "",  "abc"};
   if (below(rng, 3) == 0) {
     return std::to_string(below(rng, 100000));
   }
@@ -87,9 +88,10 @@ bases valid_bodies() {
   b.tasks.push_back(encode(bad_args));
   b.events.push_back(encode(test::outcome_envelope("fz:0:1:out", {"fz", 0, 1, "add"}, outcome_status::success,
                                                    value(std::int64_t{3}), "", "")));
-  b.events.push_back(encode(test::outcome_envelope("fz:1:1:out", {"fz", 1, 1, "add"}, outcome_status::failure,
-                                                   value{}, "boom", "failed on purpose")));
-  auto flow = chain(signature{"add", {value(std::int64_t{1}), value(std::int64_t{2})}}, signature{"add", {value(std::int64_t{3})}});
+  b.events.push_back(encode(test::outcome_envelope("fz:1:1:out", {"fz", 1, 1, "add"}, outcome_status::failure, value{},
+                                                   "boom", "failed on purpose")));
+  auto flow = chain(signature{"add", {value(std::int64_t{1}), value(std::int64_t{2})}},
+                    signature{"add", {value(std::int64_t{3})}});
   b.submissions.push_back(encode(submission_envelope("fz-submitted", flow)));
   b.controls.push_back(encode(control_request{control_op::inspect, "", 0}));
   b.controls.push_back(encode(control_request{control_op::status, "fz", 0}));
@@ -138,7 +140,8 @@ std::pair<std::string, std::string> pack_of(rng_t& rng, const std::vector<std::s
   for (std::size_t i = 0, n = 1 + below(rng, 5); i < n; ++i) {
     frames.push_back(mutate(rng, pool));
   }
-  auto body = trellis::detail::pack_frames(0, frames.size(), [&](std::size_t i) -> const std::string& { return frames[i]; });
+  auto body =
+      trellis::detail::pack_frames(0, frames.size(), [&](std::size_t i) -> const std::string& { return frames[i]; });
   auto count = below(rng, 2) == 0 ? std::to_string(frames.size()) : hostile_number(rng);
   return {body, count};
 }
@@ -147,12 +150,13 @@ std::pair<std::string, std::string> pack_of(rng_t& rng, const std::vector<std::s
 /// as NATS allows), and sometimes values of kilobytes.
 raw_nats::headers hostile_headers(rng_t& rng) {
   static const std::array<const char*, 6> names{"Trellis-Task-Pack", "Trellis-Event-Pack", "Nats-Msg-Id",
-                                                "Trellis-Signature", "Trellis-Trace", "Nats-Expected-Stream"};
+                                                "Trellis-Signature", "Trellis-Trace",      "Nats-Expected-Stream"};
   raw_nats::headers out;
   const bool many = below(rng, 16) == 0;
   const bool huge = below(rng, 16) == 0;
   for (std::size_t i = 0, n = many ? 10 + below(rng, 70) : below(rng, 4); i < n; ++i) {
-    std::string name = below(rng, 4) == 0 ? "X-" + random_text(rng, 1 + below(rng, 12)) : names[below(rng, names.size())];
+    std::string name =
+        below(rng, 4) == 0 ? "X-" + random_text(rng, 1 + below(rng, 12)) : names[below(rng, names.size())];
     if (name.find(':') != std::string::npos) {
       name = "X-Fuzz";
     }
@@ -176,15 +180,16 @@ raw_nats::headers hostile_headers(rng_t& rng) {
 /// `seq` of `stream` exhausted.
 std::string advisory_body(const std::string& stream, std::size_t seq) {
   return R"({"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"fz","timestamp":"2026-01-01T00:00:00Z",)"
-         R"("stream":")" + stream + R"(","consumer":"all-queues","stream_seq":)" + std::to_string(seq) +
-         R"(,"deliveries":5})";
+         R"("stream":")" +
+         stream + R"(","consumer":"all-queues","stream_seq":)" + std::to_string(seq) + R"(,"deliveries":5})";
 }
 
 }  // namespace
 
-TEST_CASE("Torture: random and mutated messages with forged headers on every wire input leave the cluster running, "
-          "working and dead-lettering the poison",
-          "[torture][fuzz]") {
+TEST_CASE(
+    "Torture: random and mutated messages with forged headers on every wire input leave the cluster running, "
+    "working and dead-lettering the poison",
+    "[torture][fuzz]") {
   const auto seed = trellis::test::torture_seed();
   const auto duration = trellis::test::torture_duration();
   rng_t rng{seed};
@@ -227,10 +232,8 @@ TEST_CASE("Torture: random and mutated messages with forged headers on every wir
   const std::string inbox = "_INBOX.fuzz";
   raw.listen(inbox + ".>");
   std::size_t asked = 0;
-  auto reply_to = [&]() -> std::string {
-    return below(rng, 2) == 0 ? "" : inbox + "." + std::to_string(++asked);
-  };
-  std::map<std::string, std::size_t> sent;  // by wire input
+  auto reply_to = [&]() -> std::string { return below(rng, 2) == 0 ? "" : inbox + "." + std::to_string(++asked); };
+  std::map<std::string, std::size_t> sent;     // by wire input
   std::map<std::string, std::size_t> refused;  // by the broker: a forged stream header, a duplicate id
   const char* kind = "";
   auto deadline = std::chrono::steady_clock::now() + duration;
@@ -311,8 +314,8 @@ TEST_CASE("Torture: random and mutated messages with forged headers on every wir
     std::cout << ' ' << input << ' ' << n << " (refused by the broker " << refused[input] << "),";
     total += n;
   }
-  std::cout << " messages " << total << ", requests " << asked
-            << ", answers " << raw.heard() << ", dead letters " << letters << ", crashes " << crashes << std::endl;
+  std::cout << " messages " << total << ", requests " << asked << ", answers " << raw.heard() << ", dead letters "
+            << letters << ", crashes " << crashes << std::endl;
 
   INFO(procs.logs());
   REQUIRE(crashes == 0);

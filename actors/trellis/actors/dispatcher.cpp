@@ -85,8 +85,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
         bytes.push_back(d.refused ? encode(poison_outcome(d.bytes, *d.refused)) : std::move(d.bytes));
         tokens.push_back(d.token);
       }
-      caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), event_atom::value, std::move(bytes),
-                     std::move(tokens));
+      caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), event_atom::value, std::move(bytes), std::move(tokens));
     }
   });
   self->state.cfg.bus->consume_control([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](delivery d) {
@@ -100,14 +99,13 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
     }
   });
   if (self->state.cfg.watch_lost_tasks) {
-    self->state.cfg.watch_lost_tasks(
-        [weak = caf::actor_cast<caf::weak_actor_ptr>(self)](std::string bytes, std::int32_t deliveries,
-                                                             std::uint64_t handle) {
-          if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
-            caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), lost_atom::value, std::move(bytes), deliveries,
-                           handle);
-          }
-        });
+    self->state.cfg.watch_lost_tasks([weak = caf::actor_cast<caf::weak_actor_ptr>(self)](
+                                         std::string bytes, std::int32_t deliveries, std::uint64_t handle) {
+      if (auto strong = caf::actor_cast<caf::strong_actor_ptr>(weak)) {
+        caf::anon_send(caf::actor_cast<dispatcher_actor>(strong), lost_atom::value, std::move(bytes), deliveries,
+                       handle);
+      }
+    });
   }
   try {
     dispatcher_logic(self).restore_all();

@@ -25,9 +25,9 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
   }
 }
 
-void dispatcher_logic::dead_letter(const std::string& reason, const std::string& error_text,
-                                   const std::string& bytes, const std::string& message_id, const std::string& wf,
-                                   std::int32_t node, const std::string& task, std::int32_t attempts) {
+void dispatcher_logic::dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,
+                                   const std::string& message_id, const std::string& wf, std::int32_t node,
+                                   const std::string& task, std::int32_t attempts) {
   open_batch();
   dead_letter_record d;
   d.message_id = message_id;
@@ -73,9 +73,10 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
   auto& aw = *cached;
   if (env.node < 0 || static_cast<std::size_t>(env.node) >= aw.graph.size() ||
       aw.graph.node(env.node).kind != canvas::kind::task) {
-    dead_letter("malformed_envelope", "outcome names node " + std::to_string(env.node) + " which workflow " +
-                                          env.workflow_id + " does not have",
-                raw, env.id, env.workflow_id, env.node, env.task, env.attempt);
+    dead_letter(
+        "malformed_envelope",
+        "outcome names node " + std::to_string(env.node) + " which workflow " + env.workflow_id + " does not have", raw,
+        env.id, env.workflow_id, env.node, env.task, env.attempt);
     return;
   }
   const auto& n = aw.graph.node(env.node);
@@ -92,8 +93,8 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
       check(st_.cfg.store->upsert_node(
           row_of(env.workflow_id, env.node, n, node_state::success, env.payload, value{}, 0, now_ms())));
       if (sig.options().idempotency_key) {
-        check(st_.cfg.store->put_idempotency_key(*sig.options().idempotency_key, env.payload, env.workflow_id,
-                                                 env.node, now_ms()));
+        check(st_.cfg.store->put_idempotency_key(*sig.options().idempotency_key, env.payload, env.workflow_id, env.node,
+                                                 now_ms()));
       }
       changed();
       st_.cfg.stats->add(counter::tasks_succeeded, queue, sig.task());
@@ -184,8 +185,8 @@ void dispatcher_logic::on_event(const std::string& raw) {
     }
     if (env->type != envelope_type::outcome) {
       dead_letter("malformed_envelope",
-                  std::string{"expected an outcome on the event stream, got "} + to_string(env->type), raw,
-                  env->id, env->workflow_id, env->node, env->task, env->attempt);
+                  std::string{"expected an outcome on the event stream, got "} + to_string(env->type), raw, env->id,
+                  env->workflow_id, env->node, env->task, env->attempt);
       return;
     }
     apply_outcome(*env, raw);

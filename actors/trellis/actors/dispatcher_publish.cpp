@@ -78,8 +78,8 @@ envelope dispatcher_logic::task_envelope(const std::string& wf, const active_wor
   e.queue = queue_of(sig);
   e.args = aw.graph.arguments_of(leaf);
   e.kwargs = sig.kwargs();
-  e.options["idempotency_key"] = sig.options().idempotency_key ? *sig.options().idempotency_key
-                                                               : wf + "/" + std::to_string(leaf);
+  e.options["idempotency_key"] =
+      sig.options().idempotency_key ? *sig.options().idempotency_key : wf + "/" + std::to_string(leaf);
   auto limit = sig.options().time_limit ? sig.options().time_limit : defaults_of(sig.task()).time_limit;
   if (limit) {
     e.options["time_limit_ms"] = static_cast<std::int64_t>(limit->count());

@@ -32,15 +32,15 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
     return to_caf_error(env.error());
   }
   if (env->type != envelope_type::submit) {
-    return to_caf_error(error{errc::malformed_envelope, std::string{"expected a submit envelope, got "} +
-                                                            to_string(env->type)});
+    return to_caf_error(
+        error{errc::malformed_envelope, std::string{"expected a submit envelope, got "} + to_string(env->type)});
   }
   if (auto owner = partition_of(env->workflow_id, st_.cfg.partitions); owner != st_.cfg.partition) {
-    return to_caf_error(error{errc::invalid_config,
-                              "workflow " + env->workflow_id + " belongs to partition " + std::to_string(owner) +
-                                  " of " + std::to_string(st_.cfg.partitions) +
-                                  ", not to this dispatcher's partition " + std::to_string(st_.cfg.partition) +
-                                  "; the client and the dispatchers must use the same --partitions"});
+    return to_caf_error(
+        error{errc::invalid_config, "workflow " + env->workflow_id + " belongs to partition " + std::to_string(owner) +
+                                        " of " + std::to_string(st_.cfg.partitions) +
+                                        ", not to this dispatcher's partition " + std::to_string(st_.cfg.partition) +
+                                        "; the client and the dispatchers must use the same --partitions"});
   }
   auto parsed = canvas_from_value(env->payload, st_.cfg.limits);
   if (!parsed) {
@@ -162,8 +162,8 @@ caf::result<std::string> dispatcher_logic::replay(std::int64_t id) {
     }
     if (n.state != node_state::failure) {
       return to_caf_error(error{errc::invalid_workflow, "dead letter " + std::to_string(id) + ": node " +
-                                                            std::to_string(n.node) + " of workflow " +
-                                                            d->workflow_id + " is " + std::string{to_string(n.state)} +
+                                                            std::to_string(n.node) + " of workflow " + d->workflow_id +
+                                                            " is " + std::string{to_string(n.state)} +
                                                             ", not FAILURE; there is nothing to replay"});
     }
     last_attempt = std::max(last_attempt, n.attempt);
@@ -311,10 +311,8 @@ void dispatcher_logic::control_revoke(const std::string& wf, std::uint64_t token
     }
   }
   st_.revoked.push_back(wf);
-  value::map outcome{{"id", wf},
-                     {"state", std::string{to_string(node_state::failure)}},
-                     {"result", value{}},
-                     {"error", err}};
+  value::map outcome{
+      {"id", wf}, {"state", std::string{to_string(node_state::failure)}}, {"result", value{}}, {"error", err}};
   answer_after_commit(token, encode_control_reply(value(std::move(outcome))));
 }
 

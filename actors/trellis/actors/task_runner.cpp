@@ -2,9 +2,9 @@
 
 #include "trellis/clock.hpp"
 
+#include <cxxabi.h>
 #include <chrono>
 #include <cstdlib>
-#include <cxxabi.h>
 #include <exception>
 #include <memory>
 #include <typeinfo>
@@ -79,9 +79,9 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   if (entry == nullptr) {
     // A name from the wire may be megabytes long: the reason quotes its start.
     auto name = task->task.size() > 60 ? task->task.substr(0, 60) + "..." : task->task;
-    return {rejected(std::move(out), errc::unknown_task,
-                     "no handler for task '" + name + "' is registered in this worker"),
-            task->queue, std::nullopt};
+    return {
+        rejected(std::move(out), errc::unknown_task, "no handler for task '" + name + "' is registered in this worker"),
+        task->queue, std::nullopt};
   }
   // Before revocation and expiry: a copy of an attempt that ran here must
   // not report a second, different outcome for it either.

@@ -3,11 +3,11 @@
 /// @file
 /// The one include a Trellis user needs.
 
-#include "trellis/canvas.hpp"       // signature, chain, group, chord
-#include "trellis/cli_main.hpp"     // cli_main: the CLI for your own binary
-#include "trellis/engine.hpp"       // engine, engine_config, workflow_handle
-#include "trellis/error.hpp"        // errc, error, expected, usage_error, setup_error
-#include "trellis/node_state.hpp"   // node_state
-#include "trellis/retry_policy.hpp" // retry_policy
-#include "trellis/task.hpp"         // task_registry, task_ref, task_context, task_result
-#include "trellis/value.hpp"        // value
+#include "trellis/canvas.hpp"        // signature, chain, group, chord
+#include "trellis/cli_main.hpp"      // cli_main: the CLI for your own binary
+#include "trellis/engine.hpp"        // engine, engine_config, workflow_handle
+#include "trellis/error.hpp"         // errc, error, expected, usage_error, setup_error
+#include "trellis/node_state.hpp"    // node_state
+#include "trellis/retry_policy.hpp"  // retry_policy
+#include "trellis/task.hpp"          // task_registry, task_ref, task_context, task_result
+#include "trellis/value.hpp"         // value

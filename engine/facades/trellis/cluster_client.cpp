@@ -7,7 +7,6 @@
 #include "trellis/transport/cluster_bus.hpp"
 #include "trellis/transport/partition.hpp"
 
-
 namespace trellis::detail {
 
 namespace {
@@ -117,8 +116,8 @@ expected<workflow_outcome> cluster_client::wait(const std::string& id, std::chro
       return error{errc::not_found, "workflow " + id + " is not watched by this client"};
     }
     if (!done_cv_.wait_for(lock, timeout, [&] { return w->second.has_value(); })) {
-      return error{errc::timeout, "workflow " + id + " did not finish within " + std::to_string(timeout.count()) +
-                                      " ms; it goes on"};
+      return error{errc::timeout,
+                   "workflow " + id + " did not finish within " + std::to_string(timeout.count()) + " ms; it goes on"};
     }
     note = std::move(*w->second);
     watched_.erase(w);

@@ -121,9 +121,9 @@ expected<void> serve_request(const std::shared_ptr<cluster_bus>& bus, control_op
       return;
     }
     if (request->op != op) {
-      bus_now->answer_control(d, encode_control_error(error{errc::malformed_envelope,
-                                                            std::string{"control op '"} + to_string(request->op) +
-                                                                "' sent on the " + to_string(op) + " subject"}));
+      bus_now->answer_control(
+          d, encode_control_error(error{errc::malformed_envelope, std::string{"control op '"} + to_string(request->op) +
+                                                                      "' sent on the " + to_string(op) + " subject"}));
       return;
     }
     bus_now->answer_control(d, encode_control_reply(answer(*bus_now)));
@@ -132,8 +132,8 @@ expected<void> serve_request(const std::shared_ptr<cluster_bus>& bus, control_op
 
 /// Subscribes a worker to `inspect` (answered from `activity`) and to
 /// `revoked` notices (remembered in `activity`).
-expected<void> serve_worker_control(const std::shared_ptr<cluster_bus>& bus,
-                                    std::shared_ptr<worker_activity> activity, std::vector<std::string> queues) {
+expected<void> serve_worker_control(const std::shared_ptr<cluster_bus>& bus, std::shared_ptr<worker_activity> activity,
+                                    std::vector<std::string> queues) {
   auto name = bus->process_name();
   auto inspect = serve_request(bus, control_op::inspect, [activity, queues, name](cluster_bus&) {
     return worker_inspect_answer(name, queues, *activity);
@@ -235,9 +235,9 @@ using task_defaults_by_name = std::map<std::string, task_defaults, std::less<>>;
 
 /// Opens partition `partition`'s store, connects and starts its dispatcher.
 /// The caller holds the store's lock.
-static expected<std::unique_ptr<node_runtime>> start_partition(
-    const cluster_options& opts, int partition, const task_defaults_by_name& defaults,
-    std::function<void(const error&)> on_store_failure) {
+static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_options& opts, int partition,
+                                                               const task_defaults_by_name& defaults,
+                                                               std::function<void(const error&)> on_store_failure) {
   std::shared_ptr<sqlite_store> store;
   try {
     store = sqlite_store::open(partition_store_path(opts.db, partition, opts.partitions), store_options{});
@@ -310,8 +310,8 @@ static expected<std::unique_ptr<node_runtime>> start_partition(
     auto ok = bus_now->watch_exhausted_tasks(
         [sink = std::move(sink)](exhausted_task t) { sink(std::move(t.bytes), t.deliveries, t.token); });
     if (!ok) {
-      std::cerr << "trellis: cannot watch for lost workers yet (the transport keeps trying): "
-                << to_string(ok.error()) << std::endl;
+      std::cerr << "trellis: cannot watch for lost workers yet (the transport keeps trying): " << to_string(ok.error())
+                << std::endl;
     }
   };
   sup.dispatcher.discard_lost_task = [weak](std::uint64_t token) {
@@ -322,8 +322,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(
     if (auto ok = bus_now->settle_exhausted_task(token); !ok) {
       // Its advisory stays unacked and comes again after AckWait; the dead
       // letter is committed, so the second time only removes the task.
-      std::cerr << "trellis: cannot discard lost task (retried after AckWait): " << to_string(ok.error())
-                << std::endl;
+      std::cerr << "trellis: cannot discard lost task (retried after AckWait): " << to_string(ok.error()) << std::endl;
     }
   };
   sup.dispatcher.pass_lost_task = [weak](std::uint64_t token) {
@@ -471,8 +470,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   }
   workers.tasks = std::make_shared<const task_registry>(std::move(tasks));
   workers.queues = opts.queues;
-  workers.concurrency =
-      opts.concurrency != 0 ? opts.concurrency : std::max(1u, std::thread::hardware_concurrency());
+  workers.concurrency = opts.concurrency != 0 ? opts.concurrency : std::max(1u, std::thread::hardware_concurrency());
   workers.fetch_batch = opts.fetch_batch;
   workers.partitions = opts.partitions;
   workers.activity = std::make_shared<worker_activity>(workers.concurrency);

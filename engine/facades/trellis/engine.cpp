@@ -6,8 +6,8 @@
 #include "trellis/actors/supervisor.hpp"
 #include "trellis/actors/worker_pool.hpp"
 #include "trellis/control_messages.hpp"
-#include "trellis/detail/value_codec.hpp"
 #include "trellis/defaults.hpp"
+#include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/store/sqlite_store.hpp"
@@ -133,11 +133,10 @@ error from_caf_error(const caf::error& e, const std::string& rendered) {
     return error{static_cast<errc>(e.code()), message};
   }
   if (e == caf::sec::request_timeout) {
-    return error{errc::timeout, "the engine's dispatcher did not answer within " +
-                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                       max_actor_answer_wait)
-                                                       .count()) +
-                                    " s (a very large workflow being committed, or a stalled store)"};
+    return error{errc::timeout,
+                 "the engine's dispatcher did not answer within " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(max_actor_answer_wait).count()) +
+                     " s (a very large workflow being committed, or a stalled store)"};
   }
   return error{errc::shutting_down, "engine actor unavailable: " + rendered};
 }
@@ -183,7 +182,8 @@ class engine_core {
       workers.stats = stats_;
       workers.tasks = tasks_;
       workers.queues = cfg_.queues;
-      workers.concurrency = cfg_.concurrency != 0 ? cfg_.concurrency : std::max(1u, std::thread::hardware_concurrency());
+      workers.concurrency =
+          cfg_.concurrency != 0 ? cfg_.concurrency : std::max(1u, std::thread::hardware_concurrency());
       workers.fetch_batch = cfg_.fetch_batch;
       sup.workers = std::move(workers);
     }
@@ -203,7 +203,8 @@ class engine_core {
       blocking_caller self{runtime_->system()};
       (*self)
           ->request(runtime_->supervisor(), max_actor_answer_wait, start_atom::value)
-          .receive([&](dispatcher_actor& x) { dispatcher_ = std::move(x); }, [&](caf::error&) { dispatcher_ = nullptr; });
+          .receive([&](dispatcher_actor& x) { dispatcher_ = std::move(x); },
+                   [&](caf::error&) { dispatcher_ = nullptr; });
     }
     return dispatcher_;
   }
@@ -221,7 +222,8 @@ class engine_core {
       auto d = dispatcher(tries > 0);
       blocking_caller self{runtime_->system()};
       bool actor_gone = false;
-      (*self)->request(d, max_actor_answer_wait, xs...)
+      (*self)
+          ->request(d, max_actor_answer_wait, xs...)
           .receive([&](T& x) { out.emplace(std::move(x)); },
                    [&](caf::error& e) {
                      // A dead dispatcher (restarted by the supervisor) is

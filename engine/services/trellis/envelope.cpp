@@ -44,21 +44,18 @@ enum field : std::uint8_t {
 };
 
 constexpr std::array<std::string_view, field_count> field_names = {
-    "v",     "type",   "id",      "sent_at", "trace",  "wf",         "node",          "attempt",     "task",  "queue",
-    "args",  "kwargs", "options", "status",  "result", "error_type", "error_message", "duration_us", "canvas",
-    "detail",
+    "v",    "type",   "id",      "sent_at", "trace",  "wf",         "node",          "attempt",     "task",   "queue",
+    "args", "kwargs", "options", "status",  "result", "error_type", "error_message", "duration_us", "canvas", "detail",
 };
 
-constexpr std::uint32_t bit(field f) noexcept {
-  return std::uint32_t{1} << f;
-}
+constexpr std::uint32_t bit(field f) noexcept { return std::uint32_t{1} << f; }
 
 constexpr std::uint32_t common_fields = bit(f_v) | bit(f_type) | bit(f_id) | bit(f_sent_at) | bit(f_trace);
 constexpr std::uint32_t task_fields = common_fields | bit(f_wf) | bit(f_node) | bit(f_attempt) | bit(f_task) |
                                       bit(f_queue) | bit(f_args) | bit(f_kwargs) | bit(f_options);
 constexpr std::uint32_t outcome_fields = common_fields | bit(f_wf) | bit(f_node) | bit(f_attempt) | bit(f_task) |
-                                         bit(f_status) | bit(f_result) | bit(f_error_type) |
-                                         bit(f_error_message) | bit(f_duration_us) | bit(f_detail);
+                                         bit(f_status) | bit(f_result) | bit(f_error_type) | bit(f_error_message) |
+                                         bit(f_duration_us) | bit(f_detail);
 constexpr std::uint32_t submit_fields = common_fields | bit(f_wf) | bit(f_canvas) | bit(f_options);
 // Which of the outcome fields depend on the status.
 constexpr std::uint32_t success_only = bit(f_result);
@@ -119,17 +116,12 @@ std::string quoted(std::string_view s) {
   return out;
 }
 
-std::string_view str_of(const msgpack::object& o) noexcept {
-  return {o.via.str.ptr, o.via.str.size};
-}
+std::string_view str_of(const msgpack::object& o) noexcept { return {o.via.str.ptr, o.via.str.size}; }
 
-error malformed(std::string message) {
-  return error{errc::malformed_envelope, std::move(message)};
-}
+error malformed(std::string message) { return error{errc::malformed_envelope, std::move(message)}; }
 
 error wrong_type(field f, const char* expected, const msgpack::object& o) {
-  return malformed("field '" + std::string{field_names[f]} + "' must be " + expected + ", got " +
-                   kind_name(o.type));
+  return malformed("field '" + std::string{field_names[f]} + "' must be " + expected + ", got " + kind_name(o.type));
 }
 
 // The wire spellings of the two enums, indexed by enumerator: one table serves
@@ -398,8 +390,8 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
                            " outcome");
         }
         if ((refused & bit(f)) != 0 && (seen & bit(f)) != 0) {
-          return malformed("unexpected field '" + std::string{field_names[f]} + "' in a " +
-                           to_string(e.status) + " outcome");
+          return malformed("unexpected field '" + std::string{field_names[f]} + "' in a " + to_string(e.status) +
+                           " outcome");
         }
       }
       if (success) {
@@ -424,13 +416,9 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
 
 }  // namespace
 
-const char* to_string(envelope_type t) noexcept {
-  return name_of(type_names, t);
-}
+const char* to_string(envelope_type t) noexcept { return name_of(type_names, t); }
 
-const char* to_string(outcome_status s) noexcept {
-  return name_of(status_names, s);
-}
+const char* to_string(outcome_status s) noexcept { return name_of(status_names, s); }
 
 std::string encode(const envelope& e) {
   std::string out;
@@ -522,14 +510,14 @@ expected<envelope> decode(std::string_view bytes, const envelope_limits& limits)
                                               " bytes exceeds the limit of " + std::to_string(limits.max_bytes) +
                                               " bytes"};
   }
-  if (bytes.empty() || !(static_cast<unsigned char>(bytes[0]) >> 4 == 0x8 ||
-                         static_cast<unsigned char>(bytes[0]) == 0xde ||
-                         static_cast<unsigned char>(bytes[0]) == 0xdf)) {
+  if (bytes.empty() ||
+      !(static_cast<unsigned char>(bytes[0]) >> 4 == 0x8 || static_cast<unsigned char>(bytes[0]) == 0xde ||
+        static_cast<unsigned char>(bytes[0]) == 0xdf)) {
     return malformed("not a msgpack map: the message does not start with a map header");
   }
   // The envelope map is one level; its values get the full depth limit.
-  const std::size_t depth = limits.max_depth < std::numeric_limits<std::size_t>::max() ? limits.max_depth + 1
-                                                                                       : limits.max_depth;
+  const std::size_t depth =
+      limits.max_depth < std::numeric_limits<std::size_t>::max() ? limits.max_depth + 1 : limits.max_depth;
   if (auto checked = check_msgpack(bytes, depth); !checked) {
     if (checked.error().code() == errc::payload_too_large) {
       return error{errc::payload_too_large,

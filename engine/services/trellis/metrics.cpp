@@ -17,26 +17,40 @@ constexpr std::array<double, 14> bucket_bounds{1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-
 
 const char* counter_name(counter c) {
   switch (c) {
-    case counter::tasks_published: return "trellis_tasks_published_total";
-    case counter::tasks_succeeded: return "trellis_tasks_succeeded_total";
-    case counter::tasks_failed: return "trellis_tasks_failed_total";
-    case counter::retries: return "trellis_retries_total";
-    case counter::dead_letters: return "trellis_dead_letters_total";
-    case counter::duplicates: return "trellis_duplicate_outcomes_total";
-    case counter::idempotent_hits: return "trellis_idempotent_hits_total";
-    case counter::workflows_submitted: return "trellis_workflows_submitted_total";
-    case counter::workflows_finished: return "trellis_workflows_finished_total";
-    case counter::graph_evictions: return "trellis_graph_evictions_total";
-    case counter::graph_rebuilds: return "trellis_graph_rebuilds_total";
+    case counter::tasks_published:
+      return "trellis_tasks_published_total";
+    case counter::tasks_succeeded:
+      return "trellis_tasks_succeeded_total";
+    case counter::tasks_failed:
+      return "trellis_tasks_failed_total";
+    case counter::retries:
+      return "trellis_retries_total";
+    case counter::dead_letters:
+      return "trellis_dead_letters_total";
+    case counter::duplicates:
+      return "trellis_duplicate_outcomes_total";
+    case counter::idempotent_hits:
+      return "trellis_idempotent_hits_total";
+    case counter::workflows_submitted:
+      return "trellis_workflows_submitted_total";
+    case counter::workflows_finished:
+      return "trellis_workflows_finished_total";
+    case counter::graph_evictions:
+      return "trellis_graph_evictions_total";
+    case counter::graph_rebuilds:
+      return "trellis_graph_rebuilds_total";
   }
   return "trellis_unknown_total";
 }
 
 const char* histogram_name(histogram h) {
   switch (h) {
-    case histogram::publish_latency: return "trellis_publish_latency_seconds";
-    case histogram::queue_wait: return "trellis_queue_wait_seconds";
-    case histogram::handler_duration: return "trellis_handler_duration_seconds";
+    case histogram::publish_latency:
+      return "trellis_publish_latency_seconds";
+    case histogram::queue_wait:
+      return "trellis_queue_wait_seconds";
+    case histogram::handler_duration:
+      return "trellis_handler_duration_seconds";
   }
   return "trellis_unknown_seconds";
 }

@@ -23,17 +23,17 @@ namespace trellis::detail {
 
 /// Counter names (all `_total`).
 enum class counter : std::uint8_t {
-  tasks_published,   ///< task messages handed to the transport
-  tasks_succeeded,   ///< outcomes applied as success (throughput)
-  tasks_failed,      ///< nodes failed for good
-  retries,           ///< attempts scheduled again (retry volume)
-  dead_letters,      ///< messages sent to the dead-letter store
-  duplicates,        ///< outcomes ignored because already applied
-  idempotent_hits,   ///< steps answered from a stored idempotency key
+  tasks_published,  ///< task messages handed to the transport
+  tasks_succeeded,  ///< outcomes applied as success (throughput)
+  tasks_failed,     ///< nodes failed for good
+  retries,          ///< attempts scheduled again (retry volume)
+  dead_letters,     ///< messages sent to the dead-letter store
+  duplicates,       ///< outcomes ignored because already applied
+  idempotent_hits,  ///< steps answered from a stored idempotency key
   workflows_submitted,
   workflows_finished,
-  graph_evictions,   ///< idle workflow graphs dropped from the dispatcher's cache
-  graph_rebuilds,    ///< evicted graphs read back from the store (cache misses)
+  graph_evictions,  ///< idle workflow graphs dropped from the dispatcher's cache
+  graph_rebuilds,   ///< evicted graphs read back from the store (cache misses)
 };
 
 /// Histogram names (seconds).

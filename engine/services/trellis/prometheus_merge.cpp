@@ -25,8 +25,8 @@ std::size_t name_length(std::string_view s) {
 }
 
 error bad_line(std::size_t number, std::string_view line, const std::string& why) {
-  return error{errc::malformed_envelope, "metrics text line " + std::to_string(number) + " (" +
-                                             std::string{line.substr(0, 120)} + "): " + why};
+  return error{errc::malformed_envelope,
+               "metrics text line " + std::to_string(number) + " (" + std::string{line.substr(0, 120)} + "): " + why};
 }
 
 /// The label names of `labels` (the text between the braces), or why it is

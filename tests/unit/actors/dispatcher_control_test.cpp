@@ -62,7 +62,6 @@ class control_transport final : public test::forwarding_transport {
     return decode_control_reply(reply);
   }
 
-
  private:
   std::mutex mutex_;
   std::function<void(delivery)> sink_;

@@ -3,8 +3,8 @@
 // plays the worker, so it can deliver outcomes twice, late or malformed.
 
 #include "support/dispatcher_harness.hpp"
-#include "support/forwarding_transport.hpp"
 #include "support/envelopes.hpp"
+#include "support/forwarding_transport.hpp"
 #include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
@@ -179,9 +179,10 @@ class lost_task_feed {
 
 }  // namespace
 
-TEST_CASE("a task lost on every delivery fails its node as worker_lost, is dead-lettered as 'worker lost' with its "
-          "bytes, and is discarded after the commit",
-          "[unit][actors][dispatcher][dlq]") {
+TEST_CASE(
+    "a task lost on every delivery fails its node as worker_lost, is dead-lettered as 'worker lost' with its "
+    "bytes, and is discarded after the commit",
+    "[unit][actors][dispatcher][dlq]") {
   test::temp_dir dir;
   auto db = dir.file("store.db");
   lost_task_feed lost;
@@ -250,9 +251,10 @@ TEST_CASE("a lost task with retries left is retried as a new attempt and not dea
   CHECK(letters->empty());
 }
 
-TEST_CASE("a partition's dispatcher refuses submissions of another partition's workflows, ignores their lost tasks "
-          "and dead-letters their outcomes",
-          "[unit][actors][dispatcher][partition]") {
+TEST_CASE(
+    "a partition's dispatcher refuses submissions of another partition's workflows, ignores their lost tasks "
+    "and dead-letters their outcomes",
+    "[unit][actors][dispatcher][partition]") {
   test::temp_dir dir;
   auto db = dir.file("store.db");
   // The fixture names its first workflow "wf-1".
@@ -273,7 +275,7 @@ TEST_CASE("a partition's dispatcher refuses submissions of another partition's w
     auto out = test::outcome_envelope("wf-1:0:1:out", {"wf-1", 0, 1, "a"}, outcome_status::success, 1, "", "");
     REQUIRE(f.bus->publish_events({{other, encode(out)}}));
     f.settle();
-    CHECK(lost.discarded().empty());  // its owner discards it
+    CHECK(lost.discarded().empty());                        // its owner discards it
     CHECK(lost.passed() == std::vector<std::uint64_t>{3});  // and this one stops being offered it
   }
   auto store = sqlite_store::open(db);
@@ -332,9 +334,10 @@ class commit_watching_transport final : public transport {
 
 }  // namespace
 
-TEST_CASE("a large group is committed before its first task is published, then published in chunks while encoding, "
-          "each task once",
-          "[unit][actors][dispatcher]") {
+TEST_CASE(
+    "a large group is committed before its first task is published, then published in chunks while encoding, "
+    "each task once",
+    "[unit][actors][dispatcher]") {
   test::temp_dir dir;
   auto db = dir.file("store.db");
   auto inner = std::make_shared<inproc_transport>();
@@ -379,9 +382,10 @@ TEST_CASE("a large group is committed before its first task is published, then p
   CHECK(f.finished()[0].state == node_state::success);
 }
 
-TEST_CASE("a chord body whose header results add up past the message limit fails at once with payload_too_large, is "
-          "dead-lettered, and the queue goes on",
-          "[unit][actors][dispatcher][dlq]") {
+TEST_CASE(
+    "a chord body whose header results add up past the message limit fails at once with payload_too_large, is "
+    "dead-lettered, and the queue goes on",
+    "[unit][actors][dispatcher][dlq]") {
   test::temp_dir dir;
   auto db = dir.file("store.db");
   const auto limit = envelope_limits{}.max_bytes;

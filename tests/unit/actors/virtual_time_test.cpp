@@ -4,9 +4,9 @@
 // the same clock (support/virtual_time.hpp). So a countdown, a retry's wait
 // and a restart's backoff are checked to the millisecond, without waiting.
 
+#include "support/virtual_time.hpp"
 #include "support/envelopes.hpp"
 #include "support/temp_dir.hpp"
-#include "support/virtual_time.hpp"
 
 #include "trellis/actors/dispatcher.hpp"
 #include "trellis/actors/supervisor.hpp"
@@ -171,9 +171,10 @@ TEST_CASE("a failed attempt's retry is published when its wait is over, each wai
   CHECK_FALSE(f.time.has_delayed_message());
 }
 
-TEST_CASE("the supervisor restarts a dying dispatcher after 100 ms doubling to 5 s, and after 100 ms again once one "
-          "ran 30 s",
-          "[unit][actors][supervisor][virtual_time]") {
+TEST_CASE(
+    "the supervisor restarts a dying dispatcher after 100 ms doubling to 5 s, and after 100 ms again once one "
+    "ran 30 s",
+    "[unit][actors][supervisor][virtual_time]") {
   supervised_dispatcher f;
   auto restarts_after = [&](std::chrono::milliseconds wait) {
     auto dead = f.dispatcher();
@@ -193,9 +194,10 @@ TEST_CASE("the supervisor restarts a dying dispatcher after 100 ms doubling to 5
   restarts_after(200ms);
 }
 
-TEST_CASE("a dispatcher whose store refuses a write stops with the store's error as its exit reason, answers the "
-          "submitter with it, and is not restarted",
-          "[unit][actors][supervisor][virtual_time][store]") {
+TEST_CASE(
+    "a dispatcher whose store refuses a write stops with the store's error as its exit reason, answers the "
+    "submitter with it, and is not restarted",
+    "[unit][actors][supervisor][virtual_time][store]") {
   test::temp_dir dir;
   auto path = dir.file("store.db");
   sqlite_store::open(path);  // created and closed: a read-only open needs the file

@@ -115,8 +115,8 @@ std::string add_task() { return task_message("add", {2, 3}); }
 /// holds) over `bus` until `done` holds (or the test's bound passes), then
 /// drains and stops it. Returns whether `done` came true.
 template <class Predicate>
-bool run_worker_until(const std::shared_ptr<transport>& bus, Predicate done, const char* what,
-                      std::size_t threads = 1, std::optional<task_registry> tasks = std::nullopt) {
+bool run_worker_until(const std::shared_ptr<transport>& bus, Predicate done, const char* what, std::size_t threads = 1,
+                      std::optional<task_registry> tasks = std::nullopt) {
   if (!tasks) {
     tasks.emplace();
     tasks->add("add", [](task_context&, std::int64_t x, std::int64_t y) { return x + y; });
@@ -190,9 +190,10 @@ class oversize_broker final : public transport {
 
 }  // namespace
 
-TEST_CASE("a worker keeps an outcome the broker refuses, marks its task in progress meanwhile and acks it once the "
-          "outcome is published",
-          "[unit][actors][worker]") {
+TEST_CASE(
+    "a worker keeps an outcome the broker refuses, marks its task in progress meanwhile and acks it once the "
+    "outcome is published",
+    "[unit][actors][worker]") {
   auto bus = std::make_shared<refusing_broker>(3);
   auto log = run_until_acked(bus, add_task());
   // Three refusals, each followed by a touch; then the outcome goes out once
@@ -213,23 +214,26 @@ TEST_CASE("a worker keeps an outcome the broker refuses, marks its task in progr
   CHECK(outcome->payload == value(5));
 }
 
-TEST_CASE("a worker does not wait out an outcome refused for another reason than an absent broker, and leaves its "
-          "task unacked",
-          "[unit][actors][worker]") {
+TEST_CASE(
+    "a worker does not wait out an outcome refused for another reason than an absent broker, and leaves its "
+    "task unacked",
+    "[unit][actors][worker]") {
   // payload_too_large will not pass on a second try: the task stays unacked,
   // so a broker delivers it again (and, past MaxDeliver, reports it exhausted).
   auto bus = std::make_shared<oversize_broker>();
   std::vector<outgoing_task> task{{"wf:0:1", add_task(), 0, {}}};
   REQUIRE(bus->publish_tasks("default", task));
-  bool offered = run_worker_until(bus, [&] { return bus->attempts.load() >= 1; }, "the outcome to be offered");
+  bool offered = run_worker_until(
+      bus, [&] { return bus->attempts.load() >= 1; }, "the outcome to be offered");
   REQUIRE(offered);
   CHECK(bus->attempts.load() == 1);
   CHECK(bus->acks.load() == 0);
 }
 
-TEST_CASE("an outcome larger than the transport carries is reported as a payload_too_large rejection, once, and its "
-          "task acked",
-          "[unit][actors][worker]") {
+TEST_CASE(
+    "an outcome larger than the transport carries is reported as a payload_too_large rejection, once, and its "
+    "task acked",
+    "[unit][actors][worker]") {
   auto bus = std::make_shared<refusing_broker>(0, 1000);
   auto log = run_until_acked(bus, task_message("text_of_size", {2000}));
   INFO("log: " << Catch::Detail::stringify(log));
@@ -274,7 +278,8 @@ TEST_CASE("two deliveries of one task attempt run its handler once, even on two 
     auto log = bus->log();
     return std::count_if(log.begin(), log.end(), [](const std::string& e) { return e.rfind("ack ", 0) == 0; });
   };
-  bool both_acked = run_worker_until(bus, [&] { return acks() == 2; }, "both copies to be acked", 2, std::move(tasks));
+  bool both_acked = run_worker_until(
+      bus, [&] { return acks() == 2; }, "both copies to be acked", 2, std::move(tasks));
   INFO("log: " << Catch::Detail::stringify(bus->log()));
   REQUIRE(both_acked);
   CHECK(bus->fetched() == 2);

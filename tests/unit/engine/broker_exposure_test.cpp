@@ -12,16 +12,16 @@ using trellis::detail::check_broker_exposure;
 using trellis::detail::is_loopback_broker;
 
 TEST_CASE("Loopback brokers are recognised in every URL form, and nothing else is", "[unit]") {
-  for (const char* url : {"nats://127.0.0.1:4222", "127.0.0.1:4222", "nats://127.1.2.3", "tls://localhost:4443",
-                          "LOCALHOST:4222", "nats://[::1]:4222", "[::1]", "nats://alice:pw@127.0.0.1:4222",
-                          "nats://127.0.0.1:4222/"}) {
+  for (const char* url :
+       {"nats://127.0.0.1:4222", "127.0.0.1:4222", "nats://127.1.2.3", "tls://localhost:4443", "LOCALHOST:4222",
+        "nats://[::1]:4222", "[::1]", "nats://alice:pw@127.0.0.1:4222", "nats://127.0.0.1:4222/"}) {
     INFO(url);
     CHECK(is_loopback_broker(url));
   }
-  for (const char* url : {"nats://10.0.0.5:4222", "nats://0.0.0.0:4222", "nats://128.0.0.1:4222",
-                          "nats://localhost.example.com:4222", "nats://nats.internal", "nats://[fd00::2]:4222",
-                          "nats://[::ffff:127.0.0.1]:4222", "nats://127.0.0.1@evil.example:4222", "", "nats://",
-                          "nats://[::1:4222", "nats://1270.0.0.1:4222"}) {
+  for (const char* url :
+       {"nats://10.0.0.5:4222", "nats://0.0.0.0:4222", "nats://128.0.0.1:4222", "nats://localhost.example.com:4222",
+        "nats://nats.internal", "nats://[fd00::2]:4222", "nats://[::ffff:127.0.0.1]:4222",
+        "nats://127.0.0.1@evil.example:4222", "", "nats://", "nats://[::1:4222", "nats://1270.0.0.1:4222"}) {
     INFO(url);
     CHECK_FALSE(is_loopback_broker(url));
   }
@@ -40,8 +40,8 @@ TEST_CASE("A broker off loopback is refused unless authenticated, signed or inse
   auto refused = check_broker_exposure(urls, broker_protection{});
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code() == trellis::errc::invalid_config);
-  CHECK_THAT(refused.error().message(), Catch::Contains("nats://10.0.0.5:4222") &&
-                                            Catch::Contains("--insecure") && Catch::Contains("--signing-key-file"));
+  CHECK_THAT(refused.error().message(), Catch::Contains("nats://10.0.0.5:4222") && Catch::Contains("--insecure") &&
+                                            Catch::Contains("--signing-key-file"));
 
   CHECK(check_broker_exposure({"nats://127.0.0.1:4222", "nats://localhost:4223"}, broker_protection{}));
   CHECK(check_broker_exposure(urls, broker_protection{true, false, false}));

@@ -243,9 +243,10 @@ TEST_CASE("The insecure switch is for workers and dispatchers, from the flag, th
   CHECK_FALSE(resolve_cluster_options(cluster_command::dispatcher, in));
 }
 
-TEST_CASE("Every numeric setting takes the ends of its table range from a flag and refuses one past either end, "
-          "and its help states the range and the default",
-          "[unit]") {
+TEST_CASE(
+    "Every numeric setting takes the ends of its table range from a flag and refuses one past either end, "
+    "and its help states the range and the default",
+    "[unit]") {
   int checked = 0;
   for (const auto& s : cluster_settings()) {
     if (!s.range) {
@@ -265,8 +266,8 @@ TEST_CASE("Every numeric setting takes the ends of its table range from a flag a
       CHECK_FALSE(with(s.range->low - 1));
     }
     auto help = help_text(s);
-    CHECK_THAT(help, Catch::Contains(std::to_string(s.range->low) + " to " + std::to_string(s.range->high) +
-                                     " (default: "));
+    CHECK_THAT(help,
+               Catch::Contains(std::to_string(s.range->low) + " to " + std::to_string(s.range->high) + " (default: "));
     ++checked;
   }
   CHECK(checked == 8);

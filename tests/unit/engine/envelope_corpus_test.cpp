@@ -17,8 +17,7 @@ using trellis::detail::encode;
 using trellis::detail::envelope;
 using trellis::test::envelope_difference;
 
-TEST_CASE("every fuzz corpus file decodes without throwing, and decoded ones round-trip",
-          "[unit][envelope][fuzz]") {
+TEST_CASE("every fuzz corpus file decodes without throwing, and decoded ones round-trip", "[unit][envelope][fuzz]") {
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::directory_iterator{TRELLIS_FUZZ_CORPUS_DIR}) {
     if (entry.is_regular_file()) {

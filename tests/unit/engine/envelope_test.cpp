@@ -27,8 +27,8 @@ namespace {
 
 envelope sample_task() {
   auto e = task_envelope("wf-1:3:2", {"wf-1", 3, 2, "orders.charge"}, "payments");
-  e.args = {"A-17", 42, -7, 2.5, 1.0, nullptr, true, trellis::binary{{0xde, 0xad}},
-            value::array{1, value::array{"nested"}}};
+  e.args = {
+      "A-17", 42, -7, 2.5, 1.0, nullptr, true, trellis::binary{{0xde, 0xad}}, value::array{1, value::array{"nested"}}};
   e.kwargs = {{"currency", "EUR"}, {"dry_run", false}, {"lines", value::map{{"sku", "X-1"}, {"qty", 3}}}};
   e.options = {{"idempotency_key", "wf-1:3"}, {"time_limit_ms", 30000}};
   e.trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -37,9 +37,9 @@ envelope sample_task() {
 }
 
 envelope sample_outcome(outcome_status status) {
-  auto e = outcome_envelope("wf-1:3:2:outcome", {"wf-1", 3, 2, "orders.charge"}, status,
-                            value::map{{"charged", 1999}, {"receipt", "R-9"}}, "std::runtime_error",
-                            "payment gateway busy");
+  auto e =
+      outcome_envelope("wf-1:3:2:outcome", {"wf-1", 3, 2, "orders.charge"}, status,
+                       value::map{{"charged", 1999}, {"receipt", "R-9"}}, "std::runtime_error", "payment gateway busy");
   e.trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   e.sent_at = 1'700'000'000'456;
   e.duration_us = 15'250;
@@ -72,9 +72,8 @@ field_list task_fields() {
 }
 
 field_list outcome_fields(const std::string& status) {
-  field_list f{{"v", 1},           {"type", "outcome"}, {"id", "wf-1:0:1:o"}, {"sent_at", 1},
-               {"wf", "wf-1"},     {"node", 0},         {"attempt", 1},       {"task", "orders.reserve"},
-               {"status", status}, {"duration_us", 10}};
+  field_list f{{"v", 1},    {"type", "outcome"}, {"id", "wf-1:0:1:o"},       {"sent_at", 1},     {"wf", "wf-1"},
+               {"node", 0}, {"attempt", 1},      {"task", "orders.reserve"}, {"status", status}, {"duration_us", 10}};
   if (status == "success") {
     f.emplace_back("result", "R-1");
   } else {
@@ -178,8 +177,7 @@ TEST_CASE("input over max_bytes is payload_too_large before any parsing", "[unit
   auto bytes = encode(sample_task());
   envelope_limits limits;
   limits.max_bytes = bytes.size() - 1;
-  require_rejected(bytes, errc::payload_too_large, "exceeds the limit of " + std::to_string(limits.max_bytes),
-                   limits);
+  require_rejected(bytes, errc::payload_too_large, "exceeds the limit of " + std::to_string(limits.max_bytes), limits);
   // Garbage of the same size reports size too, proving nothing was parsed.
   require_rejected(std::string(bytes.size(), '\xc1'), errc::payload_too_large, "exceeds the limit", limits);
   limits.max_bytes = bytes.size();
@@ -187,19 +185,13 @@ TEST_CASE("input over max_bytes is payload_too_large before any parsing", "[unit
 }
 
 TEST_CASE("bytes that are not one msgpack map are malformed", "[unit][envelope]") {
-  SECTION("empty input") {
-    require_rejected("", errc::malformed_envelope, "not a msgpack map");
-  }
-  SECTION("text") {
-    require_rejected("hello, world", errc::malformed_envelope, "not a msgpack map");
-  }
+  SECTION("empty input") { require_rejected("", errc::malformed_envelope, "not a msgpack map"); }
+  SECTION("text") { require_rejected("hello, world", errc::malformed_envelope, "not a msgpack map"); }
   SECTION("an array") {
-    require_rejected(raw_msgpack([](auto& pk) { pk.pack_array(0); }), errc::malformed_envelope,
-                     "not a msgpack map");
+    require_rejected(raw_msgpack([](auto& pk) { pk.pack_array(0); }), errc::malformed_envelope, "not a msgpack map");
   }
   SECTION("a string") {
-    require_rejected(raw_msgpack([](auto& pk) { pk.pack_str(0); }), errc::malformed_envelope,
-                     "not a msgpack map");
+    require_rejected(raw_msgpack([](auto& pk) { pk.pack_str(0); }), errc::malformed_envelope, "not a msgpack map");
   }
   SECTION("a truncated map") {
     auto bytes = encode(sample_task());
@@ -272,8 +264,7 @@ TEST_CASE("each missing required field is named", "[unit][envelope]") {
       continue;  // covered above: those are checked first
     }
     CAPTURE(key);
-    require_rejected(pack_fields(without(task_fields(), key)), errc::malformed_envelope,
-                     "missing field '" + key + "'");
+    require_rejected(pack_fields(without(task_fields(), key)), errc::malformed_envelope, "missing field '" + key + "'");
   }
   require_rejected(pack_fields(without(outcome_fields("failure"), "wf")), errc::malformed_envelope,
                    "missing field 'wf'");
@@ -281,9 +272,9 @@ TEST_CASE("each missing required field is named", "[unit][envelope]") {
                    "missing field 'result' in a success outcome");
   require_rejected(pack_fields(without(outcome_fields("retry"), "error_message")), errc::malformed_envelope,
                    "missing field 'error_message' in a retry outcome");
-  require_rejected(pack_fields({{"v", 1}, {"type", "submit"}, {"id", "s"}, {"sent_at", 0}, {"wf", "w"},
-                                {"options", value::map{}}}),
-                   errc::malformed_envelope, "missing field 'canvas'");
+  require_rejected(
+      pack_fields({{"v", 1}, {"type", "submit"}, {"id", "s"}, {"sent_at", 0}, {"wf", "w"}, {"options", value::map{}}}),
+      errc::malformed_envelope, "missing field 'canvas'");
 }
 
 TEST_CASE("a field of the wrong type is malformed, naming field and both kinds", "[unit][envelope]") {
@@ -310,8 +301,8 @@ TEST_CASE("a field of the wrong type is malformed, naming field and both kinds",
 TEST_CASE("integers outside a field's range are malformed", "[unit][envelope]") {
   require_rejected(pack_fields(with(task_fields(), "node", std::int64_t{1} << 31)), errc::malformed_envelope,
                    "field 'node' is out of range: 2147483648");
-  require_rejected(pack_fields(with(task_fields(), "attempt", -(std::int64_t{1} << 31) - 1)),
-                   errc::malformed_envelope, "field 'attempt' is out of range");
+  require_rejected(pack_fields(with(task_fields(), "attempt", -(std::int64_t{1} << 31) - 1)), errc::malformed_envelope,
+                   "field 'attempt' is out of range");
   // A uint64 beyond INT64_MAX cannot be made from a value, so it is appended raw.
   auto big = pack_fields(without(task_fields(), "sent_at"), 1, [](auto& pk) {
     pack_key(pk, "sent_at");
@@ -349,8 +340,7 @@ TEST_CASE("an outcome carries a result or an error, never both", "[unit][envelop
 }
 
 TEST_CASE("a duplicate field is malformed", "[unit][envelope]") {
-  require_rejected(pack_fields(plus(task_fields(), "id", "again")), errc::malformed_envelope,
-                   "duplicate field 'id'");
+  require_rejected(pack_fields(plus(task_fields(), "id", "again")), errc::malformed_envelope, "duplicate field 'id'");
   require_rejected(pack_fields(plus(task_fields(), "v", 1)), errc::malformed_envelope, "duplicate field 'v'");
   require_rejected(pack_fields(plus(task_fields(), "type", "task")), errc::malformed_envelope,
                    "duplicate field 'type'");

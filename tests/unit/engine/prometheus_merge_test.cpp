@@ -15,8 +15,8 @@ using namespace trellis::detail;
 
 TEST_CASE("the process label is put first on every sample, with or without labels", "[unit][metrics]") {
   prometheus_merge m;
-  REQUIRE(m.add("# TYPE up gauge\nup 1\n# TYPE t_total counter\nt_total{queue=\"q\",task=\"add\"} 3\n", "process",
-                "w1"));
+  REQUIRE(
+      m.add("# TYPE up gauge\nup 1\n# TYPE t_total counter\nt_total{queue=\"q\",task=\"add\"} 3\n", "process", "w1"));
   CHECK(m.text() ==
         "# TYPE up gauge\n"
         "up{process=\"w1\"} 1\n"
@@ -24,16 +24,17 @@ TEST_CASE("the process label is put first on every sample, with or without label
         "t_total{process=\"w1\",queue=\"q\",task=\"add\"} 3\n");
 }
 
-TEST_CASE("families of several processes are declared once, with every process's samples together",
-          "[unit][metrics]") {
+TEST_CASE("families of several processes are declared once, with every process's samples together", "[unit][metrics]") {
   prometheus_merge m;
-  REQUIRE(m.add("# HELP a_total As.\n# TYPE a_total counter\na_total{task=\"x\"} 1\n"
-                "# TYPE h_seconds histogram\n"
-                "h_seconds_bucket{le=\"+Inf\"} 2\nh_seconds_sum 0.5\nh_seconds_count 2\n",
-                "process", "worker-1"));
-  REQUIRE(m.add("# TYPE b gauge\nb 7\n# HELP a_total As, again.\n# TYPE a_total counter\na_total{task=\"x\"} 4\n"
-                "# TYPE h_seconds histogram\nh_seconds_bucket{le=\"+Inf\"} 1\nh_seconds_sum 0.1\nh_seconds_count 1\n",
-                "process", "dispatcher"));
+  REQUIRE(
+      m.add("# HELP a_total As.\n# TYPE a_total counter\na_total{task=\"x\"} 1\n"
+            "# TYPE h_seconds histogram\n"
+            "h_seconds_bucket{le=\"+Inf\"} 2\nh_seconds_sum 0.5\nh_seconds_count 2\n",
+            "process", "worker-1"));
+  REQUIRE(
+      m.add("# TYPE b gauge\nb 7\n# HELP a_total As, again.\n# TYPE a_total counter\na_total{task=\"x\"} 4\n"
+            "# TYPE h_seconds histogram\nh_seconds_bucket{le=\"+Inf\"} 1\nh_seconds_sum 0.1\nh_seconds_count 1\n",
+            "process", "dispatcher"));
   CHECK(m.text() ==
         "# HELP a_total As.\n"
         "# TYPE a_total counter\n"

@@ -146,8 +146,7 @@ TEST_CASE("integer conversions check the target type's range", "[unit][value]") 
     CHECK(value{std::uint32_t{4'000'000'000}}.as<unsigned>() == 4'000'000'000u);
   }
   SECTION("64-bit signed") {
-    CHECK(value{std::numeric_limits<std::int64_t>::min()}.as<long long>() ==
-          std::numeric_limits<std::int64_t>::min());
+    CHECK(value{std::numeric_limits<std::int64_t>::min()}.as<long long>() == std::numeric_limits<std::int64_t>::min());
   }
 }
 
@@ -292,10 +291,10 @@ TEST_CASE("msgpack round-trips every kind, nested", "[unit][value][msgpack]") {
   REQUIRE(back);
   CHECK(*back == v);
 
-  for (const auto& scalar : {value{}, value{false}, value{0}, value{-1}, value{127}, value{128}, value{-32},
-                             value{-33}, value{65536}, value{std::numeric_limits<std::int64_t>::max()},
-                             value{std::numeric_limits<std::int64_t>::min()}, value{0.5}, value{""},
-                             value{std::string(300, 'x')}, value{binary{}}, value{binary{std::vector<std::uint8_t>(70000, 1)}}}) {
+  for (const auto& scalar :
+       {value{}, value{false}, value{0}, value{-1}, value{127}, value{128}, value{-32}, value{-33}, value{65536},
+        value{std::numeric_limits<std::int64_t>::max()}, value{std::numeric_limits<std::int64_t>::min()}, value{0.5},
+        value{""}, value{std::string(300, 'x')}, value{binary{}}, value{binary{std::vector<std::uint8_t>(70000, 1)}}}) {
     auto round = unpack_from_string(pack_to_string(scalar), no_byte_limit, 0);
     REQUIRE(round);
     CHECK(*round == scalar);
@@ -362,8 +361,8 @@ TEST_CASE("value_from_msgpack is strict about what a value cannot hold", "[unit]
   SECTION("unsigned integers above INT64_MAX") {
     reject(raw_msgpack([](auto& pk) { pk.pack_uint64(std::uint64_t{1} << 63); }), errc::malformed_envelope,
            "9223372036854775808");
-    CHECK(unpack_from_string(raw_msgpack([](auto& pk) { pk.pack_uint64((std::uint64_t{1} << 63) - 1); }),
-                             no_byte_limit, 0));
+    CHECK(unpack_from_string(raw_msgpack([](auto& pk) { pk.pack_uint64((std::uint64_t{1} << 63) - 1); }), no_byte_limit,
+                             0));
   }
   SECTION("ext types") {
     reject(raw_msgpack([](auto& pk) {
@@ -401,12 +400,8 @@ TEST_CASE("value_from_msgpack is strict about what a value cannot hold", "[unit]
       CHECK(v.error().code() == errc::malformed_envelope);
     }
   }
-  SECTION("trailing bytes") {
-    reject(std::string{"\x01\x02"}, errc::malformed_envelope, "1 trailing bytes");
-  }
-  SECTION("the reserved byte 0xc1") {
-    reject(std::string{"\x91\xc1"}, errc::malformed_envelope, "0xc1");
-  }
+  SECTION("trailing bytes") { reject(std::string{"\x01\x02"}, errc::malformed_envelope, "1 trailing bytes"); }
+  SECTION("the reserved byte 0xc1") { reject(std::string{"\x91\xc1"}, errc::malformed_envelope, "0xc1"); }
   SECTION("a few bytes claiming a four-billion element array") {
     reject(std::string{"\xdd\xff\xff\xff\xff\x00"}, errc::malformed_envelope, "truncated");
     reject(std::string{"\xdf\xff\xff\xff\xff"}, errc::malformed_envelope, "truncated");

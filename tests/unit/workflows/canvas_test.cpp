@@ -21,9 +21,7 @@ using trellis::value;
 namespace {
 
 /// A signature with no arguments, the leaf of most shapes below.
-signature t(const char* name) {
-  return signature(name);
-}
+signature t(const char* name) { return signature(name); }
 
 /// Expected JSON written tersely: `@a` stands for the task object of a bare
 /// signature named `a`. The text is re-printed through the value printer so key
@@ -221,8 +219,7 @@ TEST_CASE("a one-member group inside a chain unrolls to its member", "[unit][can
   CHECK(to_json(chain(group(t("a")))) == expect_json("@a"));
 
   SECTION("a member that is a chain is spliced in") {
-    CHECK(to_json(chain(t("a"), group(chain(t("b"), t("c"))), t("d"))) ==
-          expect_json(R"({"chain":[@a,@b,@c,@d]})"));
+    CHECK(to_json(chain(t("a"), group(chain(t("b"), t("c"))), t("d"))) == expect_json(R"({"chain":[@a,@b,@c,@d]})"));
   }
   SECTION("a member that is a group keeps the usual rules") {
     CHECK(to_json(chain(t("a"), group(group(t("b"), t("c"))), t("d"))) ==
@@ -277,9 +274,7 @@ TEST_CASE("an empty group that ends a chain of several steps is dropped", "[unit
   CHECK(to_json(chain(t("a"), group())) == expect_json("@a"));
   CHECK(to_json(chain(group(t("a"), t("b")), group(), group())) == expect_json(R"({"group":[@a,@b]})"));
   CHECK(to_json(chain(t("a"), group(t("b"), t("c")), group())) == expect_json(R"({"chain":[@a,{"group":[@b,@c]}]})"));
-  SECTION("alone it is the chain") {
-    CHECK(to_json(chain(group())) == expect_json(R"({"group":[]})"));
-  }
+  SECTION("alone it is the chain") { CHECK(to_json(chain(group())) == expect_json(R"({"group":[]})")); }
 }
 
 TEST_CASE("a group whose only member is a chain ending in a group is that chain", "[unit][canvas]") {
@@ -317,8 +312,7 @@ TEST_CASE("groups inside a chord header flatten into the header", "[unit][canvas
 TEST_CASE("canvases nest freely and keep their shape", "[unit][canvas]") {
   SECTION("a chord inside a chain inside a group") {
     auto c = group(chain(t("a"), chord(group(t("b"), t("c")), t("d")), t("e")), t("f"));
-    CHECK(to_json(c) ==
-          expect_json(R"({"group":[{"chain":[@a,{"chord":{"header":[@b,@c],"body":@d}},@e]},@f]})"));
+    CHECK(to_json(c) == expect_json(R"({"group":[{"chain":[@a,{"chord":{"header":[@b,@c],"body":@d}},@e]},@f]})"));
     CHECK(c.task_count() == 6);
   }
   SECTION("a chord whose body is a chord") {
@@ -340,9 +334,10 @@ TEST_CASE("canvases nest freely and keep their shape", "[unit][canvas]") {
     CHECK(c.task_count() == 7);
   }
   SECTION("Celery's test_chain_chord_chain_chord") {
-    auto c = chain(t("i1"), chord(std::vector<canvas>{t("i2"), chain(t("i3"), chord(std::vector<canvas>{t("i4"), t("i5")},
-                                                                                    t("i6")))},
-                                  t("i7")));
+    auto c =
+        chain(t("i1"),
+              chord(std::vector<canvas>{t("i2"), chain(t("i3"), chord(std::vector<canvas>{t("i4"), t("i5")}, t("i6")))},
+                    t("i7")));
     CHECK(to_json(c) == expect_json(R"({"chain":[@i1,{"chord":{"header":[@i2,{"chain":[@i3,
                                      {"chord":{"header":[@i4,@i5],"body":@i6}}]}],"body":@i7}}]})"));
   }
@@ -357,8 +352,7 @@ TEST_CASE("task_count counts every leaf, chord bodies included", "[unit][canvas]
   CHECK(chord(group(t("a"), t("b")), chain(t("c"), group(t("d"), t("e")))).task_count() == 5);
 }
 
-TEST_CASE("a canvas is a value: copies are independent of later changes to the source signature",
-          "[unit][canvas]") {
+TEST_CASE("a canvas is a value: copies are independent of later changes to the source signature", "[unit][canvas]") {
   auto sig = signature("a", {value(1)});
   canvas c = sig;
   sig = sig.priority(3);
@@ -436,8 +430,7 @@ TEST_CASE("a parsed canvas is normalized by the same rules as a built one", "[un
   CHECK(to_json(*one) == expect_json(R"({"group":[@a,@b]})"));
 }
 
-TEST_CASE("a workflow file that breaks the shape is rejected with its JSONPath and the problem",
-          "[unit][canvas]") {
+TEST_CASE("a workflow file that breaks the shape is rejected with its JSONPath and the problem", "[unit][canvas]") {
   struct bad_case {
     const char* text;
     const char* message;
@@ -448,8 +441,10 @@ TEST_CASE("a workflow file that breaks the shape is rejected with its JSONPath a
       {R"("add")", R"($: expected an object with one of task, chain, group, chord, got "add")"},
       {R"({})", "$: expected an object with one of task, chain, group, chord"},
       {R"({"group":[{"tsk":"add"}]})", "$.group[0]: unknown key 'tsk'"},
-      {R"({"task":"a","chain":[]})", "$: expected exactly one of task, chain, group, chord, got both 'task' and 'chain'"},
-      {R"({"group":[],"chord":{}})", "$: expected exactly one of task, chain, group, chord, got both 'group' and 'chord'"},
+      {R"({"task":"a","chain":[]})",
+       "$: expected exactly one of task, chain, group, chord, got both 'task' and 'chain'"},
+      {R"({"group":[],"chord":{}})",
+       "$: expected exactly one of task, chain, group, chord, got both 'group' and 'chord'"},
       {R"({"chain":[{"task":"a"}],"extra":1})", "$: unknown key 'extra'"},
       // Task objects.
       {R"({"task":""})", R"($.task: must be a non-empty string, got "")"},
@@ -464,10 +459,14 @@ TEST_CASE("a workflow file that breaks the shape is rejected with its JSONPath a
       {R"({"task":"a","options":{"idempotency_key":""}})",
        R"($.options.idempotency_key: must be a non-empty string, got "")"},
       {R"({"task":"a","options":{"queue":null}})", "$.options.queue: must be a non-empty string, got null"},
-      {R"({"task":"a","options":{"countdown_ms":-1}})", "$.options.countdown_ms: must be an integer from 0 to 315360000000 (ten years), got -1"},
-      {R"({"task":"a","options":{"countdown_ms":1.5}})", "$.options.countdown_ms: must be an integer from 0 to 315360000000 (ten years), got 1.5"},
-      {R"({"task":"a","options":{"expires_ms":"10"}})", R"($.options.expires_ms: must be an integer from 0 to 315360000000 (ten years), got "10")"},
-      {R"({"task":"a","options":{"time_limit_ms":0}})", "$.options.time_limit_ms: must be an integer from 1 to 315360000000 (ten years), got 0"},
+      {R"({"task":"a","options":{"countdown_ms":-1}})",
+       "$.options.countdown_ms: must be an integer from 0 to 315360000000 (ten years), got -1"},
+      {R"({"task":"a","options":{"countdown_ms":1.5}})",
+       "$.options.countdown_ms: must be an integer from 0 to 315360000000 (ten years), got 1.5"},
+      {R"({"task":"a","options":{"expires_ms":"10"}})",
+       R"($.options.expires_ms: must be an integer from 0 to 315360000000 (ten years), got "10")"},
+      {R"({"task":"a","options":{"time_limit_ms":0}})",
+       "$.options.time_limit_ms: must be an integer from 1 to 315360000000 (ten years), got 0"},
       // Durations that would overflow a clock in epoch ms: a countdown that ran at once, a limit
       // that failed at once, an expiry that expired at once.
       {R"({"task":"a","options":{"countdown_ms":4611686018427387904}})",
@@ -498,8 +497,7 @@ TEST_CASE("a workflow file that breaks the shape is rejected with its JSONPath a
       {R"({"chain":[]})", "$.chain: must be a non-empty array"},
       {R"({"chain":{"task":"a"}})", "$.chain: must be an array, got map"},
       {R"({"group":null})", "$.group: must be an array, got null"},
-      {R"({"group":[{"task":"a"},5]})",
-       "$.group[1]: expected an object with one of task, chain, group, chord, got 5"},
+      {R"({"group":[{"task":"a"},5]})", "$.group[1]: expected an object with one of task, chain, group, chord, got 5"},
       {R"({"chord":[]})", "$.chord: must be a map, got array"},
       {R"({"chord":{"body":{"task":"b"}}})", "$.chord: missing key 'header'"},
       {R"({"chord":{"header":[]}})", "$.chord: missing key 'body'"},
@@ -567,9 +565,10 @@ TEST_CASE("a workflow with more tasks than max_tasks is rejected naming the limi
 }
 
 TEST_CASE("a normalized canvas survives to_value and canvas_from_value unchanged", "[unit][canvas]") {
-  auto rich = signature("r", {value(nullptr), value(false), value(-7), value(0.25), value("s"),
-                              value(trellis::binary{{0x00, 0xff}}), value(value::array{value(1), value("two")}),
-                              value(value::map{{"deep", value(value::map{{"x", value(1)}})}})},
+  auto rich = signature("r",
+                        {value(nullptr), value(false), value(-7), value(0.25), value("s"),
+                         value(trellis::binary{{0x00, 0xff}}), value(value::array{value(1), value("two")}),
+                         value(value::map{{"deep", value(value::map{{"x", value(1)}})}})},
                         {{"kw", value(value::array{})}})
                   .immutable()
                   .retry(trellis::retry_policy::exponential(5, 10ms, 1000ms))

@@ -71,8 +71,8 @@ TEST_CASE("registration defaults are kept per task", "[unit][task]") {
 TEST_CASE("unknown task names are reported with their place in the workflow", "[unit][task]") {
   task_registry tasks;
   tasks.add("add", [](task_context&, std::int64_t x, std::int64_t y) { return x + y; });
-  auto flow = to_value(chain(signature("add", {1, 1}), chord({signature("add", {1, 2}), signature("ad")},
-                                                             signature("add", {0}))));
+  auto flow = to_value(
+      chain(signature("add", {1, 1}), chord({signature("add", {1, 2}), signature("ad")}, signature("add", {0}))));
   auto r = check_tasks_known(flow, tasks);
   REQUIRE_FALSE(r);
   CHECK(r.error().code() == errc::unknown_task);

@@ -26,8 +26,8 @@ void check_duration(const std::string& task, const char* what, std::chrono::mill
 
 void check_length(const std::string& task, const char* what, const std::string& text, std::size_t max_bytes) {
   if (text.empty() || text.size() > max_bytes) {
-    throw usage_error("signature '" + task.substr(0, 60) + "': " + what + " must be 1 to " +
-                      std::to_string(max_bytes) + " bytes, got " + std::to_string(text.size()));
+    throw usage_error("signature '" + task.substr(0, 60) + "': " + what + " must be 1 to " + std::to_string(max_bytes) +
+                      " bytes, got " + std::to_string(text.size()));
   }
 }
 
@@ -132,13 +132,9 @@ const char* kind_name(canvas::kind k) noexcept {
   return "canvas";
 }
 
-bool is_group(const canvas& c) noexcept {
-  return c.type() == canvas::kind::group;
-}
+bool is_group(const canvas& c) noexcept { return c.type() == canvas::kind::group; }
 
-bool is_chain(const canvas& c) noexcept {
-  return c.type() == canvas::kind::chain;
-}
+bool is_chain(const canvas& c) noexcept { return c.type() == canvas::kind::chain; }
 
 // A group's members with nested groups spliced in place: a group inside a
 // group (or a chord header) runs its members in parallel with their siblings
@@ -269,9 +265,7 @@ canvas chord(canvas header, canvas body) {
 
 namespace {
 
-const char* backoff_name(backoff_kind k) noexcept {
-  return k == backoff_kind::fixed ? "fixed" : "exponential";
-}
+const char* backoff_name(backoff_kind k) noexcept { return k == backoff_kind::fixed ? "fixed" : "exponential"; }
 
 value retry_to_value(const retry_policy& p) {
   value::map m;
@@ -354,9 +348,7 @@ value to_value(const canvas& c) {
   return m;
 }
 
-std::string to_json(const canvas& c) {
-  return to_json(to_value(c));
-}
+std::string to_json(const canvas& c) { return to_json(to_value(c)); }
 
 // -- canvas_from_value -------------------------------------------------------
 
@@ -448,8 +440,7 @@ expected<void> reject_unknown_keys(const value::map& m, const std::string& path,
 // Callers list the fields in a braced list, which evaluates left to right, and
 // report the first failure in that order.
 template <class Parse, class Store>
-expected<void> optional_field(const value::map& m, const char* key, const std::string& path, Parse parse,
-                              Store store) {
+expected<void> optional_field(const value::map& m, const char* key, const std::string& path, Parse parse, Store store) {
   auto it = m.find(key);
   if (it == m.end()) {
     return {};
@@ -514,8 +505,8 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
     return m.error();
   }
   if (auto ok = reject_unknown_keys(**m, path,
-                                    {"immutable", "retry", "idempotency_key", "queue", "countdown_ms",
-                                     "expires_ms", "time_limit_ms", "priority"});
+                                    {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "expires_ms",
+                                     "time_limit_ms", "priority"});
       !ok) {
     return ok.error();
   }
@@ -523,9 +514,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
   auto positive = [](const value& x, const std::string& at) {
     return int_at(x, at, 1, max_duration_ms, "an integer from 1 to 315360000000 (ten years)");
   };
-  auto priority = [](const value& x, const std::string& at) {
-    return int_at(x, at, 0, 9, "an integer from 0 to 9");
-  };
+  auto priority = [](const value& x, const std::string& at) { return int_at(x, at, 0, 9, "an integer from 0 to 9"); };
   auto ms = [](std::int64_t n) { return std::chrono::milliseconds{n}; };
   for (auto ok : {
            optional_field(**m, "immutable", path, bool_at, [&](bool b) { o.immutable = b; }),
@@ -568,8 +557,8 @@ class canvas_parser {
       }
     }
     if (present.size() > 1) {
-      return invalid(path, "expected exactly one of task, chain, group, chord, got both '" +
-                               std::string{present[0]} + "' and '" + std::string{present[1]} + "'");
+      return invalid(path, "expected exactly one of task, chain, group, chord, got both '" + std::string{present[0]} +
+                               "' and '" + std::string{present[1]} + "'");
     }
     if (present.empty()) {
       if (m.empty()) {

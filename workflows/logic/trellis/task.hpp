@@ -42,8 +42,8 @@ struct retry_request {
 template <class T>
 class task_result {
  public:
-  task_result(T result) : data_(std::move(result)) {}             // NOLINT
-  task_result(retry_request retry) : data_(std::move(retry)) {}   // NOLINT
+  task_result(T result) : data_(std::move(result)) {}            // NOLINT
+  task_result(retry_request retry) : data_(std::move(retry)) {}  // NOLINT
   bool is_retry() const noexcept { return data_.index() == 1; }
   const T& result() const { return std::get<0>(data_); }
   T& result() { return std::get<0>(data_); }
@@ -66,8 +66,12 @@ class task_context {
  public:
   task_context(std::string task, std::string workflow_id, std::int32_t node, std::int32_t attempt,
                std::string idempotency_key, value::map kwargs)
-      : task_(std::move(task)), workflow_id_(std::move(workflow_id)), node_(node), attempt_(attempt),
-        idempotency_key_(std::move(idempotency_key)), kwargs_(std::move(kwargs)) {}
+      : task_(std::move(task)),
+        workflow_id_(std::move(workflow_id)),
+        node_(node),
+        attempt_(attempt),
+        idempotency_key_(std::move(idempotency_key)),
+        kwargs_(std::move(kwargs)) {}
 
   const std::string& task() const noexcept { return task_; }
   const std::string& workflow_id() const noexcept { return workflow_id_; }

@@ -88,8 +88,8 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
             p.result = n.result;
             done(node_state::success);
           } else {
-            queue.push_back({pending_step::op::activate, p.children[static_cast<std::size_t>(n.position) + 1],
-                             n.result});
+            queue.push_back(
+                {pending_step::op::activate, p.children[static_cast<std::size_t>(n.position) + 1], n.result});
           }
           break;
         }

@@ -94,8 +94,8 @@ std::string to_string(const error& err);
 template <class T>
 class expected {
  public:
-  expected(T value) : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
-  expected(trellis::error err) : data_(std::in_place_index<1>, std::move(err)) {}   // NOLINT
+  expected(T value) : data_(std::in_place_index<0>, std::move(value)) {}           // NOLINT
+  expected(trellis::error err) : data_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
 
   bool has_value() const noexcept { return data_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }

@@ -41,16 +41,16 @@ class value {
   enum class kind : std::uint8_t { nil, boolean, integer, floating, string, binary, array, map };
 
   value() = default;
-  value(std::nullptr_t) {}                                   // NOLINT
-  value(bool b) : data_(b) {}                                // NOLINT
-  value(double d) : data_(d) {}                              // NOLINT
-  value(float d) : data_(static_cast<double>(d)) {}          // NOLINT
-  value(const char* s) : data_(std::string{s}) {}            // NOLINT
-  value(std::string s) : data_(std::move(s)) {}              // NOLINT
-  value(std::string_view s) : data_(std::string{s}) {}       // NOLINT
-  value(binary b) : data_(std::move(b)) {}                   // NOLINT
-  value(array a) : data_(std::move(a)) {}                    // NOLINT
-  value(map m) : data_(std::move(m)) {}                      // NOLINT
+  value(std::nullptr_t) {}                              // NOLINT
+  value(bool b) : data_(b) {}                           // NOLINT
+  value(double d) : data_(d) {}                         // NOLINT
+  value(float d) : data_(static_cast<double>(d)) {}     // NOLINT
+  value(const char* s) : data_(std::string{s}) {}       // NOLINT
+  value(std::string s) : data_(std::move(s)) {}         // NOLINT
+  value(std::string_view s) : data_(std::string{s}) {}  // NOLINT
+  value(binary b) : data_(std::move(b)) {}              // NOLINT
+  value(array a) : data_(std::move(a)) {}               // NOLINT
+  value(map m) : data_(std::move(m)) {}                 // NOLINT
 
   /// Any integral type except bool. Values are signed 64-bit (as msgpack
   /// carries them in Trellis); an unsigned value above INT64_MAX throws
@@ -193,13 +193,20 @@ struct integer_converter {
     return static_cast<Int>(v.as_int());
   }
 };
-template <> struct value_converter<int> : integer_converter<int> {};
-template <> struct value_converter<long> : integer_converter<long> {};
-template <> struct value_converter<long long> : integer_converter<long long> {};
-template <> struct value_converter<unsigned> : integer_converter<unsigned> {};
-template <> struct value_converter<unsigned long> : integer_converter<unsigned long> {};
-template <> struct value_converter<unsigned long long> : integer_converter<unsigned long long> {};
-template <> struct value_converter<short> : integer_converter<short> {};
+template <>
+struct value_converter<int> : integer_converter<int> {};
+template <>
+struct value_converter<long> : integer_converter<long> {};
+template <>
+struct value_converter<long long> : integer_converter<long long> {};
+template <>
+struct value_converter<unsigned> : integer_converter<unsigned> {};
+template <>
+struct value_converter<unsigned long> : integer_converter<unsigned long> {};
+template <>
+struct value_converter<unsigned long long> : integer_converter<unsigned long long> {};
+template <>
+struct value_converter<short> : integer_converter<short> {};
 
 template <class T>
 struct value_converter<std::vector<T>> {

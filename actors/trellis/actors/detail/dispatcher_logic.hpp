@@ -56,8 +56,8 @@ struct store_failure {
 
 /// The node's row as it must be stored now; `retry_base` is carried along so
 /// that replacing the row never resets a replayed node's retry budget.
-inline node_record row_of(const std::string& wf, node_id leaf, const graph_node& n, node_state state,
-                          value result, value error, epoch_ms due_at, epoch_ms now) {
+inline node_record row_of(const std::string& wf, node_id leaf, const graph_node& n, node_state state, value result,
+                          value error, epoch_ms due_at, epoch_ms now) {
   node_record row;
   row.workflow_id = wf;
   row.node = leaf;

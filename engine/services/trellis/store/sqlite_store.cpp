@@ -800,8 +800,8 @@ expected<void> sqlite_store::insert_attempt(const attempt_record& a) {
             .integer(a.finished_at);
       },
       [&a] {
-        return "insert attempt " + std::to_string(a.attempt) + " of node " + std::to_string(a.node) +
-               " of workflow " + a.workflow_id;
+        return "insert attempt " + std::to_string(a.attempt) + " of node " + std::to_string(a.node) + " of workflow " +
+               a.workflow_id;
       });
 }
 

@@ -56,16 +56,16 @@ expected<value::array> dead_letter_rows(sqlite_store& store) {
   for (std::size_t i = 0; i < letters->size(); ++i) {
     const auto& d = (*letters)[i];
     value::map row{{"id", d.id},
-                              {"reason", d.reason},
-                              {"error", d.error},
-                              {"workflow_id", d.workflow_id},
-                              {"node", d.node},
-                              {"task", d.task},
-                              {"attempts", d.attempts},
-                              {"message_id", d.message_id},
-                              {"bytes", static_cast<std::int64_t>(d.envelope.size())},
-                              {"created_at", d.created_at},
-                              {"replayed", d.replayed_at != 0}};
+                   {"reason", d.reason},
+                   {"error", d.error},
+                   {"workflow_id", d.workflow_id},
+                   {"node", d.node},
+                   {"task", d.task},
+                   {"attempts", d.attempts},
+                   {"message_id", d.message_id},
+                   {"bytes", static_cast<std::int64_t>(d.envelope.size())},
+                   {"created_at", d.created_at},
+                   {"replayed", d.replayed_at != 0}};
     rows[i] = std::move(row);
   }
   return rows;

@@ -29,9 +29,7 @@ void cluster_bus::consume_submissions(std::function<void(delivery)> sink) {
   link_.submissions.consume(std::move(sink));
 }
 
-void cluster_bus::answer_submission(const delivery& d, const std::string& reply) {
-  link_.submissions.answer(d, reply);
-}
+void cluster_bus::answer_submission(const delivery& d, const std::string& reply) { link_.submissions.answer(d, reply); }
 
 expected<std::string> cluster_bus::request_submission(const std::string& bytes, std::chrono::milliseconds timeout,
                                                       std::optional<int> partition) {

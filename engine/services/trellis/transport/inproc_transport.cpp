@@ -138,8 +138,8 @@ expected<std::string> inproc_transport::ask_control(std::string request, std::ch
   if (control_closed_) {
     return error{errc::shutting_down, "in-process transport closed before the dispatcher answered"};
   }
-  return error{errc::timeout, "the dispatcher did not answer a control request within " +
-                                  std::to_string(wait.count()) + " ms"};
+  return error{errc::timeout,
+               "the dispatcher did not answer a control request within " + std::to_string(wait.count()) + " ms"};
 }
 
 void inproc_transport::close() {

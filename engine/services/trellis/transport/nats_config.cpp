@@ -54,12 +54,12 @@ std::string nats_config::redacted() const {
   out << " signing=" << (security.signer ? "hmac-sha256" : "off");
   out << " ack_wait=" << ack_wait.count() << "ms max_deliver=" << max_deliver << " max_ack_pending=" << max_ack_pending
       << " max_events_in_flight=" << max_events_in_flight << " max_pending_publishes=" << max_pending_publishes
-      << " max_messages_per_pull=" << max_messages_per_pull
-      << " publish_timeout=" << publish_timeout.count() << "ms dedup_window=" << dedup_window.count()
-      << "ms connect_timeout=" << connect_timeout.count() << "ms api_timeout=" << api_timeout.count()
-      << "ms reconnect_wait=" << reconnect_wait.count() << "ms reconnect_jitter=" << reconnect_jitter.count()
-      << "ms max_reconnect=" << max_reconnect << " reconnect_buffer_bytes=" << reconnect_buffer_bytes
-      << " replicas=" << replicas << " storage=" << (file_storage ? "file" : "memory");
+      << " max_messages_per_pull=" << max_messages_per_pull << " publish_timeout=" << publish_timeout.count()
+      << "ms dedup_window=" << dedup_window.count() << "ms connect_timeout=" << connect_timeout.count()
+      << "ms api_timeout=" << api_timeout.count() << "ms reconnect_wait=" << reconnect_wait.count()
+      << "ms reconnect_jitter=" << reconnect_jitter.count() << "ms max_reconnect=" << max_reconnect
+      << " reconnect_buffer_bytes=" << reconnect_buffer_bytes << " replicas=" << replicas
+      << " storage=" << (file_storage ? "file" : "memory");
   return out.str();
 }
 
@@ -88,8 +88,9 @@ expected<void> validate(const nats_config& cfg) {
     }
   }
   if (cfg.all_task_queues && !cfg.task_queues.empty()) {
-    return bad("all_task_queues", "is set together with task_queues; JetStream forbids overlapping consumers on a "
-                                  "work-queue stream, so choose one");
+    return bad("all_task_queues",
+               "is set together with task_queues; JetStream forbids overlapping consumers on a "
+               "work-queue stream, so choose one");
   }
   if (!cfg.security.password.empty() && cfg.security.user.empty()) {
     return bad("password", "is set without a user");
@@ -109,17 +110,16 @@ expected<void> validate(const nats_config& cfg) {
     }
     return {};
   };
-  for (auto check : {positive("ack_wait", cfg.ack_wait.count()), positive("max_deliver", cfg.max_deliver),
-                     positive("max_ack_pending", cfg.max_ack_pending),
-                     positive("max_events_in_flight", static_cast<long long>(std::min<std::size_t>(
-                                                          cfg.max_events_in_flight, LLONG_MAX))),
-                     positive("max_pending_publishes", cfg.max_pending_publishes),
-                     positive("max_messages_per_pull", cfg.max_messages_per_pull),
-                     positive("task_pack_max", cfg.task_pack_max),
-                     positive("publish_timeout", cfg.publish_timeout.count()),
-                     positive("dedup_window", cfg.dedup_window.count()),
-                     positive("connect_timeout", cfg.connect_timeout.count()),
-                     positive("api_timeout", cfg.api_timeout.count()), positive("replicas", cfg.replicas)}) {
+  for (auto check :
+       {positive("ack_wait", cfg.ack_wait.count()), positive("max_deliver", cfg.max_deliver),
+        positive("max_ack_pending", cfg.max_ack_pending),
+        positive("max_events_in_flight",
+                 static_cast<long long>(std::min<std::size_t>(cfg.max_events_in_flight, LLONG_MAX))),
+        positive("max_pending_publishes", cfg.max_pending_publishes),
+        positive("max_messages_per_pull", cfg.max_messages_per_pull), positive("task_pack_max", cfg.task_pack_max),
+        positive("publish_timeout", cfg.publish_timeout.count()), positive("dedup_window", cfg.dedup_window.count()),
+        positive("connect_timeout", cfg.connect_timeout.count()), positive("api_timeout", cfg.api_timeout.count()),
+        positive("replicas", cfg.replicas)}) {
     if (!check) {
       return check;
     }

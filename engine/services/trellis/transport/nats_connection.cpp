@@ -136,8 +136,7 @@ expected<void> nats_connection::connect() {
     }
   }
   if (!sec.creds_file.empty()) {
-    if (auto s = natsOptions_SetUserCredentialsFromFiles(opts.get(), sec.creds_file.c_str(), nullptr);
-        s != NATS_OK) {
+    if (auto s = natsOptions_SetUserCredentialsFromFiles(opts.get(), sec.creds_file.c_str(), nullptr); s != NATS_OK) {
       return error{errc::invalid_config, mask("creds file '" + sec.creds_file + "': " + status_text(s))};
     }
   }
@@ -155,8 +154,8 @@ expected<void> nats_connection::connect() {
   if (!sec.tls_cert_file.empty()) {
     if (auto s = natsOptions_LoadCertificatesChain(opts.get(), sec.tls_cert_file.c_str(), sec.tls_key_file.c_str());
         s != NATS_OK) {
-      return error{errc::invalid_config, mask("TLS certificate '" + sec.tls_cert_file + "' / key '" +
-                                              sec.tls_key_file + "': " + status_text(s))};
+      return error{errc::invalid_config, mask("TLS certificate '" + sec.tls_cert_file + "' / key '" + sec.tls_key_file +
+                                              "': " + status_text(s))};
     }
   }
   natsConnection* nc = nullptr;
@@ -251,9 +250,7 @@ std::optional<error> nats_connection::last_error() const {
   return last_error_;
 }
 
-bool nats_connection::is_connected() const {
-  return natsConnection_Status(conn_.get()) == NATS_CONN_STATUS_CONNECTED;
-}
+bool nats_connection::is_connected() const { return natsConnection_Status(conn_.get()) == NATS_CONN_STATUS_CONNECTED; }
 
 void nats_connection::on_reconnect(std::function<void()> listener) {
   std::lock_guard<std::mutex> guard{reconnect_mutex_};

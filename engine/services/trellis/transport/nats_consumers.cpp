@@ -53,8 +53,9 @@ expected<void> declare_consumer(nats_connection& conn, const consumer_binding& b
     if (e.code() == errc::invalid_config) {
       // The usual cause: workers of one namespace mixing `all_task_queues`
       // with named queues, which a work-queue stream forbids.
-      return error{e.code(), e.message() + "; within a namespace either every worker serves all queues or "
-                                           "every worker names its queues"};
+      return error{e.code(), e.message() +
+                                 "; within a namespace either every worker serves all queues or "
+                                 "every worker names its queues"};
     }
     return e;
   }
@@ -70,9 +71,8 @@ expected<void> declare_consumer(nats_connection& conn, const consumer_binding& b
 
 }  // namespace
 
-expected<std::unique_ptr<consumer_binding>> bind_consumer(nats_connection& conn, std::string label,
-                                                          std::string stream, std::string consumer,
-                                                          std::string filter) {
+expected<std::unique_ptr<consumer_binding>> bind_consumer(nats_connection& conn, std::string label, std::string stream,
+                                                          std::string consumer, std::string filter) {
   if (auto down = conn.unless_connected("declare consumer " + consumer + " for " + label)) {
     return *down;
   }
@@ -341,8 +341,7 @@ std::pair<natsStatus, int> pull_consumers::fetch_messages(consumer_binding& b, i
   int received = 0;
   int waiting = 0;
   int waiting_bytes = 0;
-  while (received < batch &&
-         natsSubscription_GetPending(*sub, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
+  while (received < batch && natsSubscription_GetPending(*sub, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
     jsFetchRequest one;
     jsFetchRequest_Init(&one);
     one.Batch = 1;
@@ -415,8 +414,9 @@ std::vector<delivery> pull_consumers::fetch_tasks(const std::vector<std::string>
   auto deadline = clock::now() + wait;
   auto bindings = resolve(queues);
   if (bindings.empty()) {
-    conn_.remember(error{errc::invalid_config, "fetch_tasks: no task queue to fetch from (none named, none "
-                                               "configured, all_task_queues off)"});
+    conn_.remember(error{errc::invalid_config,
+                         "fetch_tasks: no task queue to fetch from (none named, none "
+                         "configured, all_task_queues off)"});
     conn_.pause(wait);
     return out;
   }
@@ -558,8 +558,8 @@ expected<std::unordered_set<std::string>> pull_consumers::work_already_out(int p
       }
       ++seen;
       if (s != NATS_OK) {
-        return conn_.api_error("cannot read message " + std::to_string(seq) + " of " + stream + " before a restore",
-                               s, jerr);
+        return conn_.api_error("cannot read message " + std::to_string(seq) + " of " + stream + " before a restore", s,
+                               jerr);
       }
       if ((!only_subject.empty() && only_subject != natsMsg_GetSubject(stored.get())) ||
           refusal_of(conn_.cfg().security.signer.get(), stored.get())) {

@@ -64,9 +64,8 @@ struct consumer_binding {
 /// `stream`, filtered on `filter`, and returns its binding. `label` names it
 /// in errors. Errors: broker_unavailable while disconnected, and as
 /// nats_connection::api_error.
-expected<std::unique_ptr<consumer_binding>> bind_consumer(nats_connection& conn, std::string label,
-                                                          std::string stream, std::string consumer,
-                                                          std::string filter);
+expected<std::unique_ptr<consumer_binding>> bind_consumer(nats_connection& conn, std::string label, std::string stream,
+                                                          std::string consumer, std::string filter);
 
 /// The task and event consumers of one connection, and the deliveries they
 /// handed out: each token keeps its natsMsg (a pack's, shared by its
@@ -139,8 +138,7 @@ class pull_consumers {
   std::vector<consumer_binding*> resolve(const std::vector<std::string>& queues);
   void adopt(natsMsgList& list, std::vector<delivery>& out);
   bool take_ready(consumer_binding& b, int batch, std::vector<delivery>& out);
-  void keep_batch(consumer_binding& b, std::size_t taken, std::size_t messages, int batch,
-                  std::vector<delivery>& out);
+  void keep_batch(consumer_binding& b, std::size_t taken, std::size_t messages, int batch, std::vector<delivery>& out);
   natsStatus fetch_once(consumer_binding& b, int batch, std::chrono::milliseconds wait, bool no_wait,
                         std::vector<delivery>& out, bool tasks = false);
   std::pair<natsStatus, int> fetch_messages(consumer_binding& b, int batch, std::chrono::milliseconds wait,

@@ -93,8 +93,8 @@ expected<void> lost_task_watch::declare_stream() {
   const char* subjects[] = {subject.c_str()};
   jsStreamConfig sc;
   conn_.init_stream(sc, name, subjects, js_LimitsPolicy);
-  sc.MaxAge = static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(lost_advisory_max_age)
-                                            .count());
+  sc.MaxAge =
+      static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(lost_advisory_max_age).count());
   return conn_.add_or_update_stream(sc, name, subject);
 }
 
@@ -150,8 +150,7 @@ void lost_task_watch::loop() {
     b->give_back(*sub);
     if (s != NATS_OK) {
       if (!is_no_message(s)) {
-        conn_.remember(
-            conn_.broker_error("cannot fetch from consumer " + b->consumer + " for " + b->label, s, jerr));
+        conn_.remember(conn_.broker_error("cannot fetch from consumer " + b->consumer + " for " + b->label, s, jerr));
         if (clock::now() - before < max_fetch_slice) {
           conn_.pause(event_retry_pause);
         }
@@ -188,8 +187,8 @@ void lost_task_watch::handle_advisory(message_ptr msg) {
   if (key == 0 || doc.is_discarded() || !doc.is_object() || !doc.contains("stream_seq") ||
       !doc["stream_seq"].is_number_unsigned()) {
     skip_advisory(msg.get(), error{errc::malformed_envelope, "unreadable MAX_DELIVERIES advisory on " +
-                                                                 std::string{natsMsg_GetSubject(msg.get())} +
-                                                                 " in " + conn_.names().lost_stream() + "; skipped"});
+                                                                 std::string{natsMsg_GetSubject(msg.get())} + " in " +
+                                                                 conn_.names().lost_stream() + "; skipped"});
     return;
   }
   exhausted_task t;

@@ -105,8 +105,8 @@ expected<void> revocation_channel::declare_stream() {
   sc.Discard = js_DiscardOld;
   sc.MaxMsgs = revocations_kept;
   sc.Duplicates = to_nanos(conn_.cfg().dedup_window);
-  sc.MaxAge = static_cast<std::int64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(revocation_max_age).count());
+  sc.MaxAge =
+      static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(revocation_max_age).count());
   return conn_.add_or_update_stream(sc, name, *subject);
 }
 
@@ -169,8 +169,8 @@ expected<void> revocation_channel::watch(std::function<void(std::string)> sink) 
   auto jo = conn_.api_options();
   natsSubscription* sub = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = js_Subscribe(&sub, conn_.js(), subject->c_str(), &revocation_channel::on_revocation, w.get(), &jo, &so,
-                        &jerr);
+  auto s =
+      js_Subscribe(&sub, conn_.js(), subject->c_str(), &revocation_channel::on_revocation, w.get(), &jo, &so, &jerr);
   if (s != NATS_OK) {
     return conn_.api_error("cannot read " + conn_.names().revoked_stream(), s, jerr);
   }
@@ -183,10 +183,9 @@ expected<void> revocation_channel::watch(std::function<void(std::string)> sink) 
   lock.unlock();
   watch_ = std::move(w);
   if (!caught_up) {
-    return error{errc::broker_unavailable, "read the revoked notices up to sequence " + std::to_string(read) +
-                                               " of " + std::to_string(kept_up_to) + " in " +
-                                               conn_.names().revoked_stream() + " within " +
-                                               std::to_string(conn_.cfg().api_timeout.count()) + " ms"};
+    return error{errc::broker_unavailable, "read the revoked notices up to sequence " + std::to_string(read) + " of " +
+                                               std::to_string(kept_up_to) + " in " + conn_.names().revoked_stream() +
+                                               " within " + std::to_string(conn_.cfg().api_timeout.count()) + " ms"};
   }
   return {};
 }

@@ -144,8 +144,8 @@ expected<void> publisher_pool::publish(const std::string& subject, const std::ve
     // The broker drops a message whose id it stored within the dedup
     // window: re-publishing after a crash or a failed call is safe.
     po.MsgId = item.id != nullptr ? item.id->c_str() : nullptr;
-    auto s = publish_one_async(p->ctx.get(), subject, *item.bytes, conn_.cfg().security.signer.get(),
-                               item.pack_header, item.pack_count, &po);
+    auto s = publish_one_async(p->ctx.get(), subject, *item.bytes, conn_.cfg().security.signer.get(), item.pack_header,
+                               item.pack_count, &po);
     if (s != NATS_OK) {
       auto id = item.id != nullptr ? " (message id " + *item.id + ")" : std::string{};
       failed = conn_.broker_error("cannot publish " + what + id + " to " + subject, s);
@@ -178,11 +178,11 @@ expected<void> publisher_pool::publish(const std::string& subject, const std::ve
       natsMsgList_Destroy(&pending);
     }
     if (!failed) {
-      failed = error{errc::broker_unavailable,
-                     conn_.mask(std::to_string(unconfirmed) + " of " + std::to_string(sent) + " " + what + " on " +
-                                subject + " not confirmed by JetStream within " +
-                                std::to_string(conn_.cfg().publish_timeout.count()) + " ms (" + status_text(s) +
-                                "); nothing is lost, the caller publishes them again")};
+      failed =
+          error{errc::broker_unavailable,
+                conn_.mask(std::to_string(unconfirmed) + " of " + std::to_string(sent) + " " + what + " on " + subject +
+                           " not confirmed by JetStream within " + std::to_string(conn_.cfg().publish_timeout.count()) +
+                           " ms (" + status_text(s) + "); nothing is lost, the caller publishes them again")};
     }
   }
   if (failed) {

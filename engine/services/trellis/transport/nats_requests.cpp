@@ -58,8 +58,8 @@ void submission_channel::on_submission(natsConnection*, natsSubscription*, natsM
   const char* reply = natsMsg_GetReply(msg);
   if (reply == nullptr || *reply == '\0') {
     // Nobody could be told the outcome; a client always sends a request.
-    self->conn_.remember(error{errc::malformed_envelope, "submission without a reply subject on " +
-                                                             std::string{natsMsg_GetSubject(msg)}});
+    self->conn_.remember(error{errc::malformed_envelope,
+                               "submission without a reply subject on " + std::string{natsMsg_GetSubject(msg)}});
     return;
   }
   if (auto refused = refusal_of(self->conn_.cfg().security.signer.get(), msg)) {
@@ -132,8 +132,8 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
         return error{errc::timeout, "the dispatcher on " + *subject + " did not answer within " +
                                         std::to_string(timeout.count()) + " ms"};
       }
-      return error{errc::broker_unavailable, "no dispatcher answered on " + *subject + " within " +
-                                                 std::to_string(timeout.count()) + " ms"};
+      return error{errc::broker_unavailable,
+                   "no dispatcher answered on " + *subject + " within " + std::to_string(timeout.count()) + " ms"};
     }
     left = std::min(left, attempt_waits.peek());
     natsMsg* raw = nullptr;
@@ -149,8 +149,8 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
         s = natsConnection_RequestMsg(&raw, conn_.get(), request, left.count());
       }
     } else {
-      s = natsConnection_Request(&raw, conn_.get(), subject->c_str(), bytes.data(),
-                                 static_cast<int>(bytes.size()), left.count());
+      s = natsConnection_Request(&raw, conn_.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()),
+                                 left.count());
     }
     message_ptr reply{raw};
     if (s == NATS_OK) {
@@ -170,9 +170,7 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
   }
 }
 
-void submission_channel::drain() {
-  drain_subscription(sub_, conn_.cfg().api_timeout);
-}
+void submission_channel::drain() { drain_subscription(sub_, conn_.cfg().api_timeout); }
 
 void submission_channel::clear() {
   std::lock_guard<std::mutex> guard{mutex_};
@@ -197,10 +195,8 @@ void control_channel::on_control(natsConnection*, natsSubscription*, natsMsg* ms
       w->self->replies_.erase(w->self->replies_.begin());
     }
   }
-  w->sink(delivery{std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), token,
-                   1});
+  w->sink(delivery{std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), token, 1});
 }
-
 
 /// Subscribes `receiver` to `subject`, in `queue_group` unless it is
 /// empty, and waits until the server knows the subscription.
@@ -290,12 +286,12 @@ expected<std::string> control_channel::request(const std::string& verb, int part
   for (;;) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      return error{errc::broker_unavailable, "no dispatcher answered on " + *subject + " within " +
-                                                 std::to_string(timeout.count()) + " ms"};
+      return error{errc::broker_unavailable,
+                   "no dispatcher answered on " + *subject + " within " + std::to_string(timeout.count()) + " ms"};
     }
     natsMsg* raw = nullptr;
-    auto s = natsConnection_Request(&raw, conn_.get(), subject->c_str(), bytes.data(),
-                                    static_cast<int>(bytes.size()), left.count());
+    auto s = natsConnection_Request(&raw, conn_.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()),
+                                    left.count());
     message_ptr reply{raw};
     if (s == NATS_OK) {
       return std::string(natsMsg_GetData(reply.get()), static_cast<std::size_t>(natsMsg_GetDataLength(reply.get())));

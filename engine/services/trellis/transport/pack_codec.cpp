@@ -37,8 +37,8 @@ expected<std::size_t> parse_pack_count(std::string_view header, std::size_t body
   }
   if (over || count == 0 || count > most) {
     return error{errc::malformed_envelope, "pack header " + quoted(header) + " announces a frame count outside 1.." +
-                                               std::to_string(most) + " for a body of " +
-                                               std::to_string(body_size) + " bytes"};
+                                               std::to_string(most) + " for a body of " + std::to_string(body_size) +
+                                               " bytes"};
   }
   return count;
 }

@@ -30,7 +30,8 @@ std::string upper(const std::string& ns) {
 
 expected<void> validate_partition(int partition) {
   if (partition < 0) {
-    return error{errc::invalid_config, "partition " + std::to_string(partition) + " is negative; partitions start at 0"};
+    return error{errc::invalid_config,
+                 "partition " + std::to_string(partition) + " is negative; partitions start at 0"};
   }
   return {};
 }

@@ -277,8 +277,7 @@ expected<void> check_msgpack(std::string_view bytes, std::size_t max_depth) {
           len_bytes = 4;
           break;
         default:  // 0xc1 is the one byte msgpack never uses
-          return error{errc::malformed_envelope,
-                       "invalid msgpack type byte 0xc1 at byte " + std::to_string(start)};
+          return error{errc::malformed_envelope, "invalid msgpack type byte 0xc1 at byte " + std::to_string(start)};
       }
     }
 
@@ -297,9 +296,8 @@ expected<void> check_msgpack(std::string_view bytes, std::size_t max_depth) {
     }
     if (container) {
       if (pending.size() >= max_depth) {
-        return error{errc::payload_too_large,
-                     "msgpack nesting deeper than " + std::to_string(max_depth) + " levels at byte " +
-                         std::to_string(start)};
+        return error{errc::payload_too_large, "msgpack nesting deeper than " + std::to_string(max_depth) +
+                                                  " levels at byte " + std::to_string(start)};
       }
       pending.push(map ? children * 2 : children);
     } else if (skip != 0) {
@@ -310,9 +308,9 @@ expected<void> check_msgpack(std::string_view bytes, std::size_t max_depth) {
     }
   }
   if (pos != n) {
-    return error{errc::malformed_envelope,
-                 std::to_string(n - pos) + " trailing bytes after the msgpack value (which ends at byte " +
-                     std::to_string(pos) + ")"};
+    return error{errc::malformed_envelope, std::to_string(n - pos) +
+                                               " trailing bytes after the msgpack value (which ends at byte " +
+                                               std::to_string(pos) + ")"};
   }
   return {};
 }
@@ -321,9 +319,7 @@ namespace {
 
 // Strings and binaries stay in the caller's buffer: they are copied exactly
 // once, into the value or envelope field that keeps them.
-bool reference_input(msgpack::type::object_type, std::size_t, void*) {
-  return true;
-}
+bool reference_input(msgpack::type::object_type, std::size_t, void*) { return true; }
 
 /// Reads into the caller's value in place: children are built where they
 /// will live (array slots, map nodes), so nothing is moved level by level.
@@ -340,8 +336,8 @@ struct reader {
         return std::nullopt;
       case msgpack::type::POSITIVE_INTEGER:
         if (o.via.u64 > max_int64) {
-          return error{errc::malformed_envelope, "integer " + std::to_string(o.via.u64) +
-                                                     " is above the largest 64-bit signed integer"};
+          return error{errc::malformed_envelope,
+                       "integer " + std::to_string(o.via.u64) + " is above the largest 64-bit signed integer"};
         }
         out = value{static_cast<std::int64_t>(o.via.u64)};
         return std::nullopt;
@@ -366,8 +362,7 @@ struct reader {
         return read_map(o, depth + 1, out);
       case msgpack::type::EXT:
         return error{errc::malformed_envelope,
-                     "msgpack ext type " + std::to_string(static_cast<int>(o.via.ext.type())) +
-                         " is not supported"};
+                     "msgpack ext type " + std::to_string(static_cast<int>(o.via.ext.type())) + " is not supported"};
     }
     return error{errc::malformed_envelope, "unknown msgpack object type"};
   }
@@ -399,15 +394,14 @@ struct reader {
     for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
       const auto& kv = o.via.map.ptr[i];
       if (kv.key.type != msgpack::type::STR) {
-        return error{errc::malformed_envelope,
-                     std::string{"map key must be str, got "} + kind_name(kv.key.type)};
+        return error{errc::malformed_envelope, std::string{"map key must be str, got "} + kind_name(kv.key.type)};
       }
       // Our encoder writes keys in order, so the end is almost always the
       // right hint and each insert is O(1); a grown size proves the key new.
       auto before = entries.size();
-      auto it = entries.emplace_hint(entries.end(), std::piecewise_construct,
-                                     std::forward_as_tuple(kv.key.via.str.ptr, kv.key.via.str.size),
-                                     std::forward_as_tuple());
+      auto it =
+          entries.emplace_hint(entries.end(), std::piecewise_construct,
+                               std::forward_as_tuple(kv.key.via.str.ptr, kv.key.via.str.size), std::forward_as_tuple());
       if (entries.size() == before) {
         return error{errc::malformed_envelope, "duplicate map key '" + it->first + "'"};
       }
@@ -421,25 +415,15 @@ struct reader {
 
 }  // namespace
 
-void pack_value(msgpack::packer<msgpack::sbuffer>& pk, const value& v) {
-  pack_any(pk, v);
-}
+void pack_value(msgpack::packer<msgpack::sbuffer>& pk, const value& v) { pack_any(pk, v); }
 
-void pack_value(msgpack::packer<string_sink>& pk, const value& v) {
-  pack_any(pk, v);
-}
+void pack_value(msgpack::packer<string_sink>& pk, const value& v) { pack_any(pk, v); }
 
-void pack_string(msgpack::packer<string_sink>& pk, std::string_view s) {
-  pack_str_imp(pk, s);
-}
+void pack_string(msgpack::packer<string_sink>& pk, std::string_view s) { pack_str_imp(pk, s); }
 
-void pack_array(msgpack::packer<string_sink>& pk, const value::array& a) {
-  pack_array_imp(pk, a);
-}
+void pack_array(msgpack::packer<string_sink>& pk, const value::array& a) { pack_array_imp(pk, a); }
 
-void pack_map(msgpack::packer<string_sink>& pk, const value::map& m) {
-  pack_map_imp(pk, m);
-}
+void pack_map(msgpack::packer<string_sink>& pk, const value::map& m) { pack_map_imp(pk, m); }
 
 expected<value> value_from_msgpack(const msgpack::object& o, std::size_t max_depth) {
   // Built in the result's own storage: no value is moved into it afterwards.
