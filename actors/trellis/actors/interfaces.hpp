@@ -88,8 +88,9 @@ inline caf::error to_caf_error(const error& e) {
   return caf::error{static_cast<std::uint8_t>(e.code()), trellis_error_category, caf::make_message(e.message())};
 }
 
-/// Maps back; CAF's own errors (a dead actor, a timeout) become `shutting_down`
-/// with CAF's text, since they only happen while the engine stops.
+/// Maps back. A request's timeout becomes `timeout`; CAF's other errors (a
+/// dead actor) become `shutting_down` with CAF's text (`rendered`), since
+/// they only happen while the process stops.
 error from_caf_error(const caf::error& e, const std::string& rendered);
 
 }  // namespace trellis::detail

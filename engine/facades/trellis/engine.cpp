@@ -124,23 +124,6 @@ class completion_board {
   std::optional<error> halted_;
 };
 
-error from_caf_error(const caf::error& e, const std::string& rendered) {
-  if (e.category() == trellis_error_category) {
-    std::string message;
-    if (e.context().match_elements<std::string>()) {
-      message = e.context().get_as<std::string>(0);
-    }
-    return error{static_cast<errc>(e.code()), message};
-  }
-  if (e == caf::sec::request_timeout) {
-    return error{errc::timeout,
-                 "the engine's dispatcher did not answer within " +
-                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(max_actor_answer_wait).count()) +
-                     " s (a very large workflow being committed, or a stalled store)"};
-  }
-  return error{errc::shutting_down, "engine actor unavailable: " + rendered};
-}
-
 class engine_core {
  public:
   engine_core(engine_config cfg, task_registry tasks)
@@ -229,7 +212,17 @@ class engine_core {
                      // A dead dispatcher (restarted by the supervisor) is
                      // retried once on the new one; Trellis errors are answers.
                      actor_gone = e.category() != trellis_error_category && e != caf::sec::request_timeout;
-                     out.emplace(from_caf_error(e, runtime_->system().render(e)));
+                     if (e == caf::sec::request_timeout) {
+                       out.emplace(error{
+                           errc::timeout,
+                           "the engine's dispatcher did not answer within " +
+                               std::to_string(
+                                   std::chrono::duration_cast<std::chrono::seconds>(max_actor_answer_wait).count()) +
+                               " s (a very large workflow being committed, or a stalled "
+                               "store)"});
+                     } else {
+                       out.emplace(from_caf_error(e, runtime_->system().render(e)));
+                     }
                    });
       if (!actor_gone) {
         break;

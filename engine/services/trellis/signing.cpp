@@ -82,7 +82,7 @@ message_signer::message_signer(std::string key) {
   wipe(key);
 }
 
-std::string message_signer::sign(std::string_view body) const {
+expected<std::string> message_signer::sign(std::string_view body) const {
   unsigned char digest[digest_bytes];
   std::size_t length = 0;
   // A copy per message: the keyed original is shared by every thread and
@@ -93,7 +93,7 @@ std::string message_signer::sign(std::string_view body) const {
             EVP_MAC_final(ctx, digest, &length, sizeof digest) == 1 && length == digest_bytes;
   EVP_MAC_CTX_free(ctx);
   if (!ok) {
-    throw std::runtime_error("OpenSSL failed to compute an HMAC-SHA256");
+    return error{errc::broker_unavailable, "cannot sign a message: OpenSSL failed to compute an HMAC-SHA256"};
   }
   static constexpr char hex[] = "0123456789abcdef";
   std::string out = signature_prefix;
@@ -109,7 +109,11 @@ expected<void> message_signer::verify(std::string_view body, const char* signatu
   if (signature == nullptr || *signature == '\0') {
     return error{errc::unsigned_message, std::string{"unsigned message: no "} + signature_header + " header"};
   }
-  auto expected_signature = sign(body);
+  auto computed = sign(body);
+  if (!computed) {
+    return computed.error();  // not the message's fault: OpenSSL could not compute the HMAC
+  }
+  const std::string& expected_signature = *computed;
   // Compared in constant time over the expected length, so the time taken
   // says nothing about how much of a forged signature was right.
   bool same_length = std::strlen(signature) == expected_signature.size();

@@ -42,8 +42,11 @@ class message_signer {
   /// for a key shorter than `min_signing_key_bytes`.
   explicit message_signer(std::string key);
 
-  /// The signature of `body`: "sha256=" and 64 lower-case hex digits.
-  std::string sign(std::string_view body) const;
+  /// The signature of `body`: "sha256=" and 64 lower-case hex digits. On
+  /// the hot path (every published message), so it throws nothing: when
+  /// OpenSSL cannot compute the HMAC (out of memory), `broker_unavailable`,
+  /// which publishers treat as a failed publish (retried, nothing lost).
+  expected<std::string> sign(std::string_view body) const;
 
   /// Checks `signature` (the header's value; null when the header is
   /// absent) against `body`, in constant time. Errors: `unsigned_message`

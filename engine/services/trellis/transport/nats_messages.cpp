@@ -17,7 +17,10 @@ natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::s
   auto s = natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
   message_ptr msg{raw};
   if (s == NATS_OK && signer != nullptr) {
-    s = natsMsgHeader_Set(msg.get(), signature_header, signer->sign(body).c_str());
+    auto signature = signer->sign(body);
+    // A signature OpenSSL could not compute fails the publish like a full
+    // buffer would: the caller retries it.
+    s = signature ? natsMsgHeader_Set(msg.get(), signature_header, signature->c_str()) : NATS_NO_MEMORY;
   }
   if (s == NATS_OK && pack_count != nullptr) {
     s = natsMsgHeader_Set(msg.get(), pack_header, pack_count->c_str());

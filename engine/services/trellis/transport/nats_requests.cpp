@@ -143,7 +143,8 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
       s = natsMsg_Create(&request, subject->c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size()));
       message_ptr owned_request{request};
       if (s == NATS_OK) {
-        s = natsMsgHeader_Set(request, signature_header, conn_.cfg().security.signer->sign(bytes).c_str());
+        auto signature = conn_.cfg().security.signer->sign(bytes);
+        s = signature ? natsMsgHeader_Set(request, signature_header, signature->c_str()) : NATS_NO_MEMORY;
       }
       if (s == NATS_OK) {
         s = natsConnection_RequestMsg(&raw, conn_.get(), request, left.count());
