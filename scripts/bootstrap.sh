@@ -15,7 +15,7 @@ packages=(
   libcli11-dev                    # command-line parsing
   libssl-dev openssl              # HMAC-SHA256 message signing; openssl makes the TLS test certificates
   catch2                          # tests
-  python3                         # scripts/check_quotes.py: the docs' quoted code equals the examples
+  python3                         # scripts/check_layers.py and check_quotes.py (run by ctest)
 )
 missing=()
 for p in "${packages[@]}"; do
