@@ -124,6 +124,14 @@ class completion_board {
   std::optional<error> halted_;
 };
 
+/// What a call reports when the dispatcher did not answer within
+/// `max_actor_answer_wait`: the workflow may still be committed.
+static error no_answer_in_time() {
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(max_actor_answer_wait).count();
+  return error{errc::timeout, "the engine's dispatcher did not answer within " + std::to_string(seconds) +
+                                  " s (a very large workflow being committed, or a stalled store)"};
+}
+
 class engine_core {
  public:
   engine_core(engine_config cfg, task_registry tasks)
@@ -211,18 +219,9 @@ class engine_core {
                    [&](caf::error& e) {
                      // A dead dispatcher (restarted by the supervisor) is
                      // retried once on the new one; Trellis errors are answers.
-                     actor_gone = e.category() != trellis_error_category && e != caf::sec::request_timeout;
-                     if (e == caf::sec::request_timeout) {
-                       out.emplace(error{
-                           errc::timeout,
-                           "the engine's dispatcher did not answer within " +
-                               std::to_string(
-                                   std::chrono::duration_cast<std::chrono::seconds>(max_actor_answer_wait).count()) +
-                               " s (a very large workflow being committed, or a stalled "
-                               "store)"});
-                     } else {
-                       out.emplace(from_caf_error(e, runtime_->system().render(e)));
-                     }
+                     bool timed_out = e == caf::sec::request_timeout;
+                     actor_gone = e.category() != trellis_error_category && !timed_out;
+                     out.emplace(timed_out ? no_answer_in_time() : from_caf_error(e, runtime_->system().render(e)));
                    });
       if (!actor_gone) {
         break;
