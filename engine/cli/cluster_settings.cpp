@@ -47,6 +47,18 @@ const std::vector<cluster_setting> settings_table{
      false, false, true, false,
      whole_number_range{0, static_cast<std::int64_t>(defaults::max_cached_nodes_limit),
                         static_cast<std::int64_t>(fallback.max_cached_nodes)}},
+    {"max_submission_bytes", "--max-submission-bytes", "BYTES", "TRELLIS_MAX_SUBMISSION_BYTES",
+     "Largest workflow one submission may carry, encoded", false, true, true, true,
+     whole_number_range{1, static_cast<std::int64_t>(defaults::max_configurable_bytes),
+                        static_cast<std::int64_t>(fallback.limits.max_submission_bytes)}},
+    {"max_argument_bytes", "--max-argument-bytes", "BYTES", "TRELLIS_MAX_ARGUMENT_BYTES",
+     "Largest arguments of one task (its input from a previous step included), encoded", false, true, true, true,
+     whole_number_range{1, static_cast<std::int64_t>(defaults::max_configurable_bytes),
+                        static_cast<std::int64_t>(fallback.limits.max_argument_bytes)}},
+    {"max_result_bytes", "--max-result-bytes", "BYTES", "TRELLIS_MAX_RESULT_BYTES",
+     "Largest result of one task, encoded", false, true, true, false,
+     whole_number_range{1, static_cast<std::int64_t>(defaults::max_configurable_bytes),
+                        static_cast<std::int64_t>(fallback.limits.max_result_bytes)}},
     {"owns", "--owns", "P[,P...]", "TRELLIS_OWNS", "Partitions this dispatcher owns, comma-separated (default: all)",
      false, false, true, false},
     {"replicas", "--replicas", "N", "TRELLIS_REPLICAS",
@@ -374,8 +386,11 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   auto replicas = r.number("replicas");
   auto task_pack = r.number("task_pack");
   auto max_cached_nodes = r.number("max_cached_nodes");
-  for (const auto* n :
-       {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas, &task_pack, &max_cached_nodes}) {
+  auto max_submission_bytes = r.number("max_submission_bytes");
+  auto max_argument_bytes = r.number("max_argument_bytes");
+  auto max_result_bytes = r.number("max_result_bytes");
+  for (const auto* n : {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas, &task_pack,
+                        &max_cached_nodes, &max_submission_bytes, &max_argument_bytes, &max_result_bytes}) {
     if (!*n) {
       return n->error();
     }
@@ -388,6 +403,9 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   out.replicas = static_cast<int>(*replicas);
   out.task_pack = static_cast<int>(*task_pack);
   out.max_cached_nodes = static_cast<std::size_t>(*max_cached_nodes);
+  out.limits.max_submission_bytes = static_cast<std::size_t>(*max_submission_bytes);
+  out.limits.max_argument_bytes = static_cast<std::size_t>(*max_argument_bytes);
+  out.limits.max_result_bytes = static_cast<std::size_t>(*max_result_bytes);
   if (auto owns = r.get("owns")) {
     // Range and duplicates are checked against the partition count when the
     // dispatcher starts (cluster_node), which names the partition.

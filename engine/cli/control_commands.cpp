@@ -294,6 +294,12 @@ int outcome_waiter::report(detail::cluster_bus& bus) {
       if (state_->notice) {
         auto note =
             detail::unpack_from_string(*state_->notice, state_->notice->size(), defaults::max_stored_value_depth);
+        if (note && note->is_map() && note->as_map().count("result_too_large") != 0) {
+          // Finished, with a result larger than a notice: ask for it.
+          state_->notice.reset();
+          state_->ask = true;
+          continue;
+        }
         auto line = note ? terminal_line(id_, *note) : std::nullopt;
         if (!line) {
           std::cerr << "error: unreadable completion notice for workflow " << id_ << '\n';

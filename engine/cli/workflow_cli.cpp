@@ -109,14 +109,18 @@ int report(const workflow_handle& h) {
   return state == node_state::success ? exit_success : exit_workflow_failed;
 }
 
-/// The largest workflow file read. Far above what encodes into one
-/// submission (8 MiB) with any sane formatting, and a bound on the memory a
-/// mistaken path can take.
-constexpr std::uintmax_t max_workflow_file_bytes = 64ULL * 1024 * 1024;
+/// The largest workflow file read: twice what encodes into one submission,
+/// room for JSON's formatting, and a bound on the memory a mistaken path
+/// can take.
+std::uintmax_t max_workflow_file_bytes(const canvas_limits& limits) {
+  return 2 * static_cast<std::uintmax_t>(limits.max_submission_bytes);
+}
 
-/// Reads and checks a workflow file; `check_tasks` false skips the check of
-/// task names (a client without handlers leaves it to the dispatcher).
-expected<canvas> load_workflow_file(const std::string& path, const task_registry& tasks, bool check_tasks = true) {
+/// Reads and checks a workflow file against `limits`; `check_tasks` false
+/// skips the check of task names (a client without handlers leaves it to
+/// the dispatcher).
+expected<canvas> load_workflow_file(const std::string& path, const task_registry& tasks, const canvas_limits& limits,
+                                    bool check_tasks = true) {
   std::error_code ec;
   auto kind = std::filesystem::status(path, ec).type();
   if (kind == std::filesystem::file_type::directory) {
@@ -126,10 +130,10 @@ expected<canvas> load_workflow_file(const std::string& path, const task_registry
   // no size and is read as it comes.)
   if (kind == std::filesystem::file_type::regular) {
     auto size = std::filesystem::file_size(path, ec);
-    if (!ec && size > max_workflow_file_bytes) {
+    if (!ec && size > max_workflow_file_bytes(limits)) {
       return error{errc::invalid_workflow, path + ": " + std::to_string(size) + " bytes, over the " +
-                                               std::to_string(max_workflow_file_bytes) +
-                                               " bytes a workflow file may have"};
+                                               std::to_string(max_workflow_file_bytes(limits)) +
+                                               " bytes a workflow file may have (twice max_submission_bytes)"};
     }
   }
   std::ifstream in{path, std::ios::binary};
@@ -142,17 +146,19 @@ expected<canvas> load_workflow_file(const std::string& path, const task_registry
   if (!v) {
     return error{errc::invalid_workflow, path + ": not valid JSON: " + v.error().message()};
   }
-  auto c = canvas_from_value(*v);
+  auto c = canvas_from_value(*v, limits);
   if (!c) {
-    return error{errc::invalid_workflow, path + ": " + c.error().message()};
+    return error{c.error().code(), path + ": " + c.error().message()};
   }
   // Checked on the file's own shape, so the path names the place in the file.
   if (auto known = check_tasks ? check_tasks_known(*v, tasks) : expected<void>{}; !known) {
     return error{errc::unknown_task, path + ": " + known.error().message()};
   }
   // Before any store is made or message sent: what one submission carries.
-  if (auto bytes = detail::encode_submission(detail::submission_envelope("size-check", *c)); !bytes) {
-    return error{errc::invalid_workflow, path + ": " + bytes.error().message()};
+  if (auto bytes =
+          detail::encode_submission(detail::submission_envelope("size-check", *c), limits.max_submission_bytes);
+      !bytes) {
+    return error{bytes.error().code(), path + ": " + bytes.error().message()};
   }
   return c;
 }
@@ -161,17 +167,19 @@ expected<canvas> load_workflow_file(const std::string& path, const task_registry
 struct run_options {
   std::string db = defaults::store_path;
   std::size_t concurrency = 0;
+  canvas_limits limits;
 };
 
 engine_config config_for(const run_options& opts) {
   engine_config cfg;
   cfg.store_path = opts.db;
   cfg.concurrency = opts.concurrency;
+  cfg.limits = opts.limits;
   return cfg;
 }
 
 int cmd_run(const std::string& file, const run_options& opts, task_registry tasks) {
-  auto flow = load_workflow_file(file, tasks);
+  auto flow = load_workflow_file(file, tasks, config_for(opts).limits);
   if (!flow) {
     std::cerr << "error: " << flow.error().message() << '\n';
     return exit_bad_input;
@@ -333,7 +341,7 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
 constexpr auto submit_timeout = std::chrono::seconds{30};
 
 int cmd_submit(const std::string& file, const detail::cluster_options& opts, bool wait, const task_registry& tasks) {
-  auto flow = load_workflow_file(file, tasks, !tasks.empty());
+  auto flow = load_workflow_file(file, tasks, opts.limits, !tasks.empty());
   if (!flow) {
     std::cerr << "error: " << flow.error().message() << '\n';
     return exit_bad_input;
@@ -388,22 +396,40 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   app.require_subcommand(1);
   run_options opts;
   std::string& db = opts.db;
-  auto concurrency_flag = [&](CLI::App* cmd) {
+  // `sizes`: the size limits too (run and resume; dlq replay takes the
+  // cluster's size flags when it asks a dispatcher, and its limits are the
+  // store's anyway).
+  auto engine_flags = [&](CLI::App* cmd, bool sizes) {
     cmd->add_option(
            "--concurrency", opts.concurrency,
            "Handler threads, 1 to " + std::to_string(defaults::max_concurrency) + " (default: one per hardware thread)")
         ->check(CLI::Range(std::size_t{1}, defaults::max_concurrency));
+    if (!sizes) {
+      return;
+    }
+    // The size limits, named and ranged as the cluster settings name them.
+    for (auto [flag, limit, help] :
+         {std::tuple{"--max-submission-bytes", &opts.limits.max_submission_bytes, "Largest workflow, encoded"},
+          std::tuple{"--max-argument-bytes", &opts.limits.max_argument_bytes,
+                     "Largest arguments of one task (its input from a previous step included), encoded"},
+          std::tuple{"--max-result-bytes", &opts.limits.max_result_bytes, "Largest result of one task, encoded"}}) {
+      cmd->add_option(flag, *limit,
+                      std::string{help} + ", 1 to " + std::to_string(defaults::max_configurable_bytes) +
+                          " (default: " + std::to_string(*limit) + ")")
+          ->type_name("BYTES")
+          ->check(CLI::Range(std::size_t{1}, defaults::max_configurable_bytes));
+    }
   };
 
   std::string file;
   auto* run = app.add_subcommand("run", "Run a workflow file embedded and print its outcome as JSON");
   run->add_option("FILE", file, "Workflow file (JSON)")->required();
   run->add_option("--db", db, "SQLite store")->capture_default_str();
-  concurrency_flag(run);
+  engine_flags(run, true);
 
   auto* resume = app.add_subcommand("resume", "Finish every unfinished workflow in the store");
   resume->add_option("--db", db, "SQLite store")->required();
-  concurrency_flag(resume);
+  engine_flags(resume, true);
 
   std::string id;
   auto* status = app.add_subcommand("status", "Show a workflow's state, result, error and nodes");
@@ -418,7 +444,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   auto* dlq_replay = dlq->add_subcommand("replay", "Run a dead-lettered node again and print the outcome");
   dlq_replay->add_option("ID", dead_letter_id, "Dead letter id")->required();
   auto* dlq_replay_db = dlq_replay->add_option("--db", db, "SQLite store (or ask a running dispatcher: --broker)");
-  concurrency_flag(dlq_replay);
+  engine_flags(dlq_replay, false);
 
   cluster_flags worker_flags{detail::cluster_command::worker, {}, {}, {}};
   auto* worker = app.add_subcommand("worker", "Run task handlers for a cluster (NATS JetStream) until SIGTERM");

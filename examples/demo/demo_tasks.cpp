@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace trellis::demo {
 
@@ -80,6 +81,21 @@ void register_demo_tasks(task_registry& tasks) {
   // JetStream gives up on it after MaxDeliver deliveries. Never use it
   // embedded: it kills the engine's process too.
   tasks.add("crash_worker", [](task_context&) { ::kill(::getpid(), SIGKILL); });
+  // For large values (tests and bench/): a string of `bytes` bytes, and the
+  // total length of a list of strings, say a chord's header results.
+  tasks.add("blob", [](task_context&, std::int64_t bytes) {
+    if (bytes < 0 || bytes > (std::int64_t{1} << 30)) {
+      throw task_rejected("blob: size " + std::to_string(bytes) + " is not from 0 to 1 GiB");
+    }
+    return std::string(static_cast<std::size_t>(bytes), 'b');
+  });
+  tasks.add("measure", [](task_context&, std::vector<std::string> parts) {
+    std::int64_t total = 0;
+    for (const auto& p : parts) {
+      total += static_cast<std::int64_t>(p.size());
+    }
+    return total;
+  });
   tasks.add("touch", [](task_context&, std::string path) {
     {
       std::ofstream out{path, std::ios::app};

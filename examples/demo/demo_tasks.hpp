@@ -11,6 +11,8 @@
 ///   flaky(failures) -> fails its first `failures` attempts, then returns the attempt number
 ///   touch(path) -> appends a line to the file, returns its line count
 ///   crash_worker() -> kills its own process with SIGKILL (for the cluster "worker lost" test)
+///   blob(bytes) -> a string of `bytes` bytes    measure(values) -> their total length
+///   (the last two for large values: tests and bench/)
 
 #include <trellis/trellis.hpp>
 

@@ -108,6 +108,8 @@ TEST_CASE("run rejects a bad workflow file with exit 2, names the place, and run
     std::string text;
     /// What stderr must contain: the place in the file, or the kind of problem.
     std::vector<std::string> expected;
+    /// Flags for `run` beyond the file and the store.
+    std::vector<std::string> flags = {};
   };
   temp_dir dir;
   auto witness = dir.file("ran.txt");
@@ -135,19 +137,23 @@ TEST_CASE("run rejects a bad workflow file with exit 2, names the place, and run
       {"a task name of 1 MiB",
        R"({"chain": [)" + first + R"(, {"task": ")" + std::string(1 << 20, 'n') + R"("}]})",
        {"$.chain[1].task", "must be at most 256 bytes, got 1048576"}},
-      {"a 20 MiB argument",
-       R"({"chain": [)" + first + R"(, {"task": "identity", "args": [")" + std::string(20 << 20, 'a') + R"("]}]})",
-       {"over the 8388608 bytes one submission may carry"}},
-      {"a group of 400,000 tasks",
-       R"({"chain": [)" + first + R"(, {"group": [)" + many_noops(400'000) + R"(]}]})",
-       {"over the 8388608 bytes one submission may carry"}},
+      {"a 20 KiB argument past --max-argument-bytes 16384",
+       R"({"chain": [)" + first + R"(, {"task": "identity", "args": [")" + std::string(20 << 10, 'a') + R"("]}]})",
+       {"$.chain[1]: the arguments of 'identity' are", "beyond max_argument_bytes (16384)"},
+       {"--max-argument-bytes", "16384"}},
+      {"a group of 4,000 tasks past --max-submission-bytes 65536",
+       R"({"chain": [)" + first + R"(, {"group": [)" + many_noops(4'000) + R"(]}]})",
+       {"beyond max_submission_bytes (65536)"},
+       {"--max-submission-bytes", "65536"}},
   };
   for (const auto& c : cases) {
     DYNAMIC_SECTION("a file with " << c.name) {
       auto db = dir.file("store.db");
       auto file = write_file(dir, "wf.json", c.text);
 
-      auto r = demo(dir, {"run", file, "--db", db});
+      std::vector<std::string> argv{"run", file, "--db", db};
+      argv.insert(argv.end(), c.flags.begin(), c.flags.end());
+      auto r = demo(dir, argv);
 
       INFO("stderr: " << r.err);
       CHECK(r.status == 2);

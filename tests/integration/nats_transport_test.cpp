@@ -5,6 +5,7 @@
 // dead-lettering.
 
 #include "support/nats_server.hpp"
+#include "support/transport_endpoints.hpp"
 #include "support/wait_until.hpp"
 
 #include "trellis/signing.hpp"
@@ -35,82 +36,17 @@ using trellis::detail::nats_config;
 using trellis::detail::nats_transport;
 using trellis::detail::outgoing_event;
 using trellis::detail::outgoing_task;
+using trellis::test::config_for;
+using trellis::test::connect;
+using trellis::test::endpoints;
+using trellis::test::event_log;
+using trellis::test::fetch_and_die;
+using trellis::test::fetch_n;
 using trellis::test::max_test_wait;
 using trellis::test::nats_server;
 using trellis::test::nats_server_options;
+using trellis::test::task;
 using trellis::test::wait_until;
-
-nats_config config_for(const nats_server& server) {
-  nats_config cfg;
-  cfg.urls = {server.url()};
-  cfg.ns = "test";
-  cfg.task_queues = {"q"};
-  cfg.consume_events = true;
-  // Short enough that redelivery tests finish quickly, long enough that a
-  // loaded CI machine acks in time in the other tests.
-  cfg.ack_wait = 2'000ms;
-  return cfg;
-}
-
-/// Both faces of one connection: the transport under test, and the cluster
-/// bus beside it (queue depth, exhausted tasks, done notices, connection
-/// state). `->` and `*` reach the transport.
-struct endpoints {
-  std::shared_ptr<nats_transport> transport;
-  std::shared_ptr<cluster_bus> bus;
-
-  nats_transport* operator->() const { return transport.get(); }
-  nats_transport& operator*() const { return *transport; }
-  /// Drops both faces, which closes the connection.
-  void reset() {
-    transport.reset();
-    bus.reset();
-  }
-};
-
-endpoints connect(const nats_config& cfg) {
-  auto t = trellis::detail::connect_nats(cfg);
-  INFO("connect: " << (t ? std::string{"ok"} : to_string(t.error())));
-  REQUIRE(t);
-  return endpoints{t->transport, t->bus};
-}
-
-outgoing_task task(const std::string& id, const std::string& bytes) { return outgoing_task{id, bytes, 0, {}}; }
-
-/// Fetches from `queues` until `n` deliveries are in hand (or the test's
-/// bound passes); each fetch is itself the wait.
-std::vector<delivery> fetch_n(nats_transport& t, const std::vector<std::string>& queues, std::size_t n,
-                              const char* what) {
-  std::vector<delivery> got;
-  wait_until(
-      [&] {
-        for (auto& d : t.fetch_tasks(queues, n - got.size(), 200ms)) {
-          got.push_back(std::move(d));
-        }
-        return got.size() >= n;
-      },
-      max_test_wait, what);
-  return got;
-}
-
-/// Collects what the event sink receives, from the transport's thread.
-struct event_log {
-  std::mutex mutex;
-  std::vector<delivery> received;
-
-  std::function<void(std::vector<delivery>)> sink() {
-    return [this](std::vector<delivery> batch) {
-      std::lock_guard<std::mutex> guard{mutex};
-      for (auto& d : batch) {
-        received.push_back(std::move(d));
-      }
-    };
-  }
-  std::vector<delivery> snapshot() {
-    std::lock_guard<std::mutex> guard{mutex};
-    return received;
-  }
-};
 
 }  // namespace
 
@@ -141,27 +77,48 @@ TEST_CASE("a published task is fetched with its bytes, first delivery count 1, a
   CHECK(t->fetch_tasks({"q"}, 10, 100ms).empty());
 }
 
-TEST_CASE("an unacked task is delivered again after ack_wait with delivery count 2", "[integration][nats][transport]") {
+TEST_CASE("a task its holder never acked is delivered again after ack_wait with delivery count 2",
+          "[integration][nats][transport]") {
   nats_server server;
   auto cfg = config_for(server);
   cfg.ack_wait = 500ms;
+  auto doomed = connect(cfg);
   auto t = connect(cfg);
   std::vector<outgoing_task> batch{task("wf:1:1", "payload")};
   REQUIRE(t->publish_tasks("q", batch));
 
-  auto first = fetch_n(*t, {"q"}, 1, "the first delivery");
+  auto first = fetch_n(*doomed, {"q"}, 1, "the first delivery");
   REQUIRE(first.size() == 1);
   CHECK(first[0].delivery_count == 1);
-  CHECK_FALSE(t->is_last_delivery(first[0]));
-  // Not acked: the worker "died". JetStream hands it out again after ack_wait.
+  CHECK_FALSE(doomed->is_last_delivery(first[0]));
+  // Its worker "died": while it lived, it kept the delivery alive; now
+  // JetStream hands it out again after ack_wait.
+  doomed->close();
   auto second = fetch_n(*t, {"q"}, 1, "the redelivery after ack_wait");
   REQUIRE(second.size() == 1);
   CHECK(second[0].bytes == "payload");
   CHECK(second[0].delivery_count == 2);
-  CHECK(second[0].token != first[0].token);
 
   t->ack_task(second[0]);
   CHECK(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s, "the redelivered task to be acked"));
+}
+
+TEST_CASE("a released task is delivered again at once, not after ack_wait", "[integration][nats][transport]") {
+  nats_server server;
+  auto cfg = config_for(server);
+  cfg.ack_wait = 600s;  // far longer than the wait below: only the release can bring it back
+  auto t = connect(cfg);
+  std::vector<outgoing_task> batch{task("wf:1:1", "payload")};
+  REQUIRE(t->publish_tasks("q", batch));
+  auto first = fetch_n(*t, {"q"}, 1, "the first delivery");
+  REQUIRE(first.size() == 1);
+  t->release_task(first[0]);
+  auto second = fetch_n(*t, {"q"}, 1, "the released task again");
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].bytes == "payload");
+  CHECK(second[0].delivery_count == 2);
+  t->ack_task(second[0]);
+  CHECK(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s, "the task to be acked"));
 }
 
 TEST_CASE("a task published again with the same id is stored once", "[integration][nats][transport]") {
@@ -246,18 +203,23 @@ TEST_CASE("published events reach the sink and an unacked event is delivered aga
       t->ack_event(d);
     }
   }
-  // The dispatcher "crashed" before committing the second one.
-  REQUIRE(wait_until([&] { return log.snapshot().size() >= 3; }, 10s, "the unacked event again"));
-  auto all = log.snapshot();
-  CHECK(all[2].bytes == "event-dropped");
-  CHECK(all[2].delivery_count == 2);
-  t->ack_event(all[2]);
+  // The dispatcher "crashed" before committing the second one, and its
+  // supervisor started a new one, with a new sink: what the old one held
+  // is not kept alive any more and comes again after ack_wait.
+  event_log restarted;
+  t->consume_events(restarted.sink());
+  REQUIRE(wait_until([&] { return !restarted.snapshot().empty(); }, 10s, "the unacked event again"));
+  auto again = restarted.snapshot();
+  CHECK(again[0].bytes == "event-dropped");
+  CHECK(again[0].delivery_count == 2);
+  t->ack_event(again[0]);
   t->close();
   // The acked one never came back, though it would have by now had its ack
   // been lost (it was delivered at the same time as the other).
-  for (std::size_t i = 2; i < log.snapshot().size(); ++i) {
-    CHECK(log.snapshot()[i].bytes != "event-acked");
+  for (const auto& d : restarted.snapshot()) {
+    CHECK(d.bytes != "event-acked");
   }
+  CHECK(log.snapshot().size() == 2);
 }
 
 TEST_CASE("events published together arrive one by one and come again together until every one is acked",
@@ -285,14 +247,17 @@ TEST_CASE("events published together arrive one by one and come again together u
     tokens.insert(first[i].token);
   }
   CHECK(tokens.size() == 4);
-  // The dispatcher committed three; the pack stays unacked for the fourth.
+  // The dispatcher committed three and died; the pack stays unacked for
+  // the fourth, and comes again whole to its successor (a new sink).
   for (std::size_t i = 0; i < 3; ++i) {
     t->ack_event(first[i]);
   }
-  REQUIRE(wait_until([&] { return log.snapshot().size() >= 8; }, 10s, "the pack again"));
-  auto again = log.snapshot();
-  for (std::size_t i = 4; i < 8; ++i) {
-    CHECK(again[i].bytes == events[i - 4]);
+  event_log restarted;
+  t->consume_events(restarted.sink());
+  REQUIRE(wait_until([&] { return restarted.snapshot().size() >= 4; }, 10s, "the pack again"));
+  auto again = restarted.snapshot();
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(again[i].bytes == events[i]);
     CHECK(again[i].delivery_count == 2);
     t->ack_event(again[i]);
   }
@@ -300,7 +265,8 @@ TEST_CASE("events published together arrive one by one and come again together u
   // An absence has no event to wait for; three times ack_wait would have
   // brought a third delivery.
   std::this_thread::sleep_for(3 * cfg.ack_wait);
-  CHECK(log.snapshot().size() == 8);
+  CHECK(restarted.snapshot().size() == 4);
+  CHECK(log.snapshot().size() == 4);
   t->close();
 }
 
@@ -350,27 +316,6 @@ TEST_CASE(
       },
       20s, "every unacked event at the new sink"));
   CHECK(seen == std::set<std::string>{"event-1", "event-2", "event-3", "event-4"});
-  t->close();
-}
-
-TEST_CASE("max_message_bytes is the server's max_payload less room for headers, and an event that size is carried",
-          "[integration][nats][events]") {
-  nats_server_options options;
-  options.config_text = "max_payload: 65536";
-  nats_server server{options};
-  auto t = connect(config_for(server));
-  REQUIRE(t->max_message_bytes() == 65536 - 4096);
-  event_log log;
-  t->consume_events(log.sink());
-  std::string largest(t->max_message_bytes(), 'e');
-  REQUIRE(t->publish_events({{0, largest}}));
-  REQUIRE(wait_until([&] { return !log.snapshot().empty(); }, 10s, "the largest event at the sink"));
-  CHECK(log.snapshot()[0].bytes == largest);
-  // Beyond the server's limit, publishing fails with the reason; the worker
-  // never gets there, since it checks max_message_bytes first.
-  auto refused = t->publish_events({{0, std::string(70'000, 'e')}});
-  REQUIRE_FALSE(refused);
-  CHECK(refused.error().code() == errc::payload_too_large);
   t->close();
 }
 
@@ -557,7 +502,7 @@ TEST_CASE("a task never acked within max_deliver deliveries is reported as exhau
   // JetStream notices the exhaustion when the next pull request comes.
   REQUIRE(wait_until(
       [&] {
-        for (const auto& d : t->fetch_tasks({"q"}, 10, 100ms)) {
+        for (const auto& d : fetch_and_die(cfg, {"q"}, 10)) {
           counts.push_back(d.delivery_count);
         }
         std::lock_guard<std::mutex> guard{mutex};
@@ -610,7 +555,7 @@ TEST_CASE(
   }));
   REQUIRE(wait_until(
       [&] {
-        worker->fetch_tasks({"q"}, 10, 100ms);  // never acked, as by workers that die on it
+        fetch_and_die(cfg, {"q"}, 10);  // never acked, as by workers that die on it
         std::lock_guard<std::mutex> guard{mutex};
         return !seen_by_other.empty();
       },
@@ -670,7 +615,7 @@ TEST_CASE("an advisory whose exhausted task is already gone from the task stream
   REQUIRE(t->publish_tasks("q", batch));
   REQUIRE(wait_until(
       [&] {
-        t->fetch_tasks({"q"}, 10, 100ms);
+        fetch_and_die(cfg, {"q"}, 10);
         std::lock_guard<std::mutex> guard{mutex};
         return !seen.empty();
       },
@@ -893,16 +838,19 @@ TEST_CASE(
   }
   CHECK(tokens.size() == 256);
 
-  // Every task acked but the last: its pack (the last four) comes again.
-  auto again = fetch_n(*t, {"q"}, 4, "the last pack again");
+  // Every task acked but the last, and the worker died: its pack (the
+  // last four) comes again, whole, to the next worker.
+  t.reset();
+  auto next = connect(cfg);
+  auto again = fetch_n(*next, {"q"}, 4, "the last pack again");
   REQUIRE(again.size() == 4);
   for (std::size_t i = 0; i < 4; ++i) {
     CHECK(again[i].bytes == "task-" + std::to_string(252 + i));
     CHECK(again[i].delivery_count == 2);
-    t->ack_task(again[i]);
+    next->ack_task(again[i]);
   }
-  CHECK(wait_until([&] { return t.bus->queue_depth("q").value() == 0; }, 10s, "every pack acked"));
-  CHECK(t->fetch_tasks({"q"}, 10, 200ms).empty());
+  CHECK(wait_until([&] { return next.bus->queue_depth("q").value() == 0; }, 10s, "every pack acked"));
+  CHECK(next->fetch_tasks({"q"}, 10, 200ms).empty());
 }
 
 TEST_CASE("a large task publish made again packs the same way and is stored once", "[integration][nats][transport]") {
@@ -943,7 +891,7 @@ TEST_CASE("every task of a pack never acked within max_deliver deliveries is rep
 
   REQUIRE(wait_until(
       [&] {
-        t->fetch_tasks({"q"}, 64, 100ms);  // never acked, as by workers that die on them
+        fetch_and_die(cfg, {"q"}, 64);  // never acked, as by workers that die on them
         std::lock_guard<std::mutex> guard{mutex};
         return exhausted.size() >= 128;
       },

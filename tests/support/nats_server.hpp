@@ -179,24 +179,46 @@ class nats_server {
     return doc.is_discarded() ? nlohmann::json{} : doc;
   }
 
+  /// The JetStream report's entry for `stream` (its `state`: messages,
+  /// first_seq, last_seq; its `consumer_detail`), or null when the server
+  /// does not report it.
+  nlohmann::json stream_report(const std::string& stream) const {
+    auto report = jetstream_report();
+    for (const auto& account : report.value("account_details", nlohmann::json::array())) {
+      for (const auto& s : account.value("stream_detail", nlohmann::json::array())) {
+        if (s.value("name", "") == stream) {
+          return s;
+        }
+      }
+    }
+    return nullptr;
+  }
+
+  /// The JetStream report's entry for `consumer` of `stream` (its counts:
+  /// num_pending, num_ack_pending, num_redelivered, delivered, ack_floor),
+  /// or null when the server does not report it.
+  nlohmann::json consumer_report(const std::string& stream, const std::string& consumer) const {
+    auto s = stream_report(stream);
+    if (s.is_null()) {
+      return nullptr;
+    }
+    for (const auto& c : s.value("consumer_detail", nlohmann::json::array())) {
+      if (c.value("name", "") == consumer) {
+        return c;
+      }
+    }
+    return nullptr;
+  }
+
   /// What `consumer` of `stream` still owes: messages not yet delivered
   /// (num_pending) plus messages delivered and not acked (num_ack_pending),
   /// per the JetStream report; nothing when the server does not report it.
   std::optional<std::uint64_t> consumer_backlog(const std::string& stream, const std::string& consumer) const {
-    auto report = jetstream_report();
-    for (const auto& account : report.value("account_details", nlohmann::json::array())) {
-      for (const auto& s : account.value("stream_detail", nlohmann::json::array())) {
-        if (s.value("name", "") != stream) {
-          continue;
-        }
-        for (const auto& c : s.value("consumer_detail", nlohmann::json::array())) {
-          if (c.value("name", "") == consumer) {
-            return c.value("num_pending", std::uint64_t{0}) + c.value("num_ack_pending", std::uint64_t{0});
-          }
-        }
-      }
+    auto c = consumer_report(stream, consumer);
+    if (c.is_null()) {
+      return std::nullopt;
     }
-    return std::nullopt;
+    return c.value("num_pending", std::uint64_t{0}) + c.value("num_ack_pending", std::uint64_t{0});
   }
 
   /// One line per stream and consumer of the JetStream report, with the

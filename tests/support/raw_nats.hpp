@@ -69,6 +69,13 @@ class raw_nats {
     return s == NATS_OK ? natsConnection_FlushTimeout(conn_, 5000) : s;
   }
 
+  /// Removes every message of `stream` (a test removing what a process
+  /// stored, as an operator or an expiry would).
+  natsStatus purge_stream(const std::string& stream) {
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    return js_PurgeStream(js_, stream.c_str(), nullptr, &jerr);
+  }
+
   /// Counts from now on the messages arriving on `subject` (a wildcard
   /// such as `_INBOX.fuzz.>` catches the answers to every request given a
   /// reply under it); `heard()` reads the count. One subject per client.

@@ -59,6 +59,15 @@ std::string random_text(rng_t& rng, std::size_t n) {
   return out;
 }
 
+/// `n` lowercase hex digits.
+std::string random_hex(rng_t& rng, std::size_t n) {
+  std::string out(n, '0');
+  for (auto& c : out) {
+    c = "0123456789abcdef"[below(rng, 16)];
+  }
+  return out;
+}
+
 /// A number-like header value: the forms a parser gets wrong.
 std::string hostile_number(rng_t& rng) {
   static const std::array<const char*, 14> forms{
@@ -68,6 +77,30 @@ std::string hostile_number(rng_t& rng) {
     return std::to_string(below(rng, 100000));
   }
   return forms[below(rng, forms.size())];
+}
+
+/// The id of the pieces the test stores before it starts (`fuzz_pieces`
+/// of `fuzz_piece_bytes` each, random bytes): stubs that name them make the
+/// receivers read real pieces whose whole does not decode.
+constexpr const char* fuzz_upload_id = "f00d";
+constexpr std::size_t fuzz_pieces = 3;
+constexpr std::size_t fuzz_piece_bytes = 100;
+
+/// A `Trellis-Upload` value: the real pieces named rightly or wrongly, a
+/// well-formed one naming none, or hostile fields.
+std::string hostile_upload(rng_t& rng) {
+  switch (below(rng, 4)) {
+    case 0:
+      return std::string{fuzz_upload_id} + " " + std::to_string(fuzz_pieces * fuzz_piece_bytes - below(rng, 2)) + " " +
+             std::to_string(fuzz_pieces - below(rng, 2));
+    case 1:
+      return random_hex(rng, 32) + " " + std::to_string(1 + below(rng, 1 << 20)) + " " +
+             std::to_string(1 + below(rng, 4));
+    case 2:
+      return random_hex(rng, 1 + below(rng, 80)) + " " + hostile_number(rng) + " " + hostile_number(rng);
+    default:
+      return random_text(rng, below(rng, 120));
+  }
 }
 
 /// One valid body per wire input, for the mutations to start from.
@@ -149,8 +182,9 @@ std::pair<std::string, std::string> pack_of(rng_t& rng, const std::vector<std::s
 /// Forged headers: usually a few, sometimes dozens (the same name repeated,
 /// as NATS allows), and sometimes values of kilobytes.
 raw_nats::headers hostile_headers(rng_t& rng) {
-  static const std::array<const char*, 6> names{"Trellis-Task-Pack", "Trellis-Event-Pack", "Nats-Msg-Id",
-                                                "Trellis-Signature", "Trellis-Trace",      "Nats-Expected-Stream"};
+  static const std::array<const char*, 7> names{"Trellis-Task-Pack", "Trellis-Event-Pack", "Nats-Msg-Id",
+                                                "Trellis-Signature", "Trellis-Trace",      "Nats-Expected-Stream",
+                                                "Trellis-Upload"};
   raw_nats::headers out;
   const bool many = below(rng, 16) == 0;
   const bool huge = below(rng, 16) == 0;
@@ -163,6 +197,8 @@ raw_nats::headers hostile_headers(rng_t& rng) {
     std::string v;
     if (name.find("Pack") != std::string::npos) {
       v = hostile_number(rng);
+    } else if (name == "Trellis-Upload") {
+      v = hostile_upload(rng);
     } else if (name == "Trellis-Signature") {
       v = below(rng, 2) == 0 ? "sha256=" + random_text(rng, 64) : random_text(rng, below(rng, 80));
     } else {
@@ -219,6 +255,13 @@ TEST_CASE(
   }
   auto revoked_subject = names->control("revoked");
   REQUIRE(revoked_subject);
+  // Pieces for the stubs that name them (hostile_upload), in the stream the
+  // dispatcher declared.
+  for (std::size_t n = 0; n < fuzz_pieces; ++n) {
+    auto piece = names->upload_piece(fuzz_upload_id, n);
+    REQUIRE(piece);
+    REQUIRE(raw_nats{server.url()}.publish_stored(*piece, random_text(rng, fuzz_piece_bytes)) == NATS_OK);
+  }
   // The advisory subject ends in a wildcard for the consumer; the lost
   // stream captures the advisory of any consumer of the task stream.
   auto advisory_subject = names->task_max_deliveries_advisory();

@@ -32,7 +32,7 @@ void dispatcher_logic::open_batch() {
   check(st_.cfg.store->begin());
   st_.in_batch = true;
   st_.batch_changes = 0;
-  st_.message_limit = std::min(st_.cfg.bus->max_message_bytes(), envelope_limits{}.max_bytes);
+  st_.message_limit = std::min(st_.cfg.bus->max_message_bytes(), max_task_message_bytes(st_.cfg.limits));
   self_->send(self_, flush_atom::value);
 }
 

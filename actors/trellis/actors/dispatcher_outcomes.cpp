@@ -178,7 +178,7 @@ void dispatcher_logic::on_events(std::vector<std::string>& batch, const std::vec
 
 void dispatcher_logic::on_event(const std::string& raw) {
   {
-    auto env = decode(raw);
+    auto env = decode(raw, envelope_limits{max_outcome_message_bytes(st_.cfg.limits)});
     if (!env) {
       dead_letter(to_string(env.error().code()), env.error().message(), raw, "", "", -1, "", 1);
       return;
@@ -200,7 +200,7 @@ void dispatcher_logic::pass_lost(std::uint64_t handle) {
 }
 
 void dispatcher_logic::on_lost(const std::string& bytes, std::int32_t deliveries, std::uint64_t handle) {
-  auto env = decode(bytes);
+  auto env = decode(bytes, envelope_limits{max_task_message_bytes(st_.cfg.limits)});
   auto what = "delivered " + std::to_string(deliveries) +
               " times and never acknowledged: the worker running it died (or hung past AckWait) every time";
   if (!env || env->type != envelope_type::task) {

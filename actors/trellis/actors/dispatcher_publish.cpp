@@ -8,6 +8,8 @@
 
 #include "trellis/actors/detail/dispatcher_logic.hpp"
 
+#include "trellis/detail/value_codec.hpp"
+
 #include <algorithm>
 
 namespace trellis::detail {
@@ -102,8 +104,24 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   }
   auto e = task_envelope(wf, aw, leaf, attempt);
   auto bytes = encode(e);
+  // Its own arguments were checked at submit time; an input from previous
+  // steps (a chord body's header results) only now.
+  if (auto size = packed_size(e.args) + packed_size(e.kwargs); size > st_.cfg.limits.max_argument_bytes) {
+    fail_oversized(wf, aw, e, bytes,
+                   "the arguments of " + e.task + " are " + std::to_string(size) +
+                       " bytes encoded, beyond max_argument_bytes (" +
+                       std::to_string(st_.cfg.limits.max_argument_bytes) +
+                       "); pass a reference to large data (a key, a path, a URL) or raise the limit",
+                   fx);
+    return;
+  }
   if (bytes.size() > st_.message_limit) {
-    fail_oversized(wf, aw, e, bytes, st_.message_limit, fx);
+    fail_oversized(wf, aw, e, bytes,
+                   "the task message of " + e.task + " is " + std::to_string(bytes.size()) +
+                       " bytes encoded, beyond the " + std::to_string(st_.message_limit) +
+                       " bytes one message may carry; pass a reference to large data (a key, a path, a URL) "
+                       "instead",
+                   fx);
     return;
   }
   auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
@@ -117,15 +135,12 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
 }
 
 void dispatcher_logic::fail_oversized(const std::string& wf, active_workflow& aw, const envelope& task,
-                                      const std::string& bytes, std::size_t limit, graph_effects& fx) {
+                                      const std::string& bytes, const std::string& message, graph_effects& fx) {
   // Published, it would be refused on every try and hold up its queue; and
   // the same inputs make the same message on every attempt. So the step
   // fails at once, without retry, as a handler's rejection does (a chord
   // body whose header results add up past the limit gets here).
   std::string type{to_string(errc::payload_too_large)};
-  auto message = "the task message of " + task.task + " is " + std::to_string(bytes.size()) +
-                 " bytes encoded, beyond the " + std::to_string(limit) +
-                 " bytes one message may carry; pass a reference to large data (a key, a path, a URL) instead";
   auto err = error_value(type, message);
   const auto& n = aw.graph.node(task.node);
   check(st_.cfg.store->upsert_node(row_of(wf, task.node, n, node_state::failure, value{}, err, 0, now_ms())));

@@ -27,7 +27,7 @@ constexpr std::size_t publish_early_chunk = 1024;
 }  // namespace
 
 caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
-  auto env = decode(bytes);
+  auto env = decode(bytes, envelope_limits{st_.cfg.limits.max_submission_bytes});
   if (!env) {
     return to_caf_error(env.error());
   }

@@ -1,5 +1,7 @@
 #include "trellis/actors/task_runner.hpp"
 
+#include "trellis/detail/value_codec.hpp"
+
 #include "trellis/clock.hpp"
 
 #include <cxxabi.h>
@@ -50,8 +52,9 @@ envelope oversized_outcome(envelope outcome, std::size_t bytes, std::size_t limi
   return rejected(std::move(outcome), errc::payload_too_large, std::move(message));
 }
 
-task_run run_task_message(std::string_view bytes, const task_registry& tasks, const run_hooks& hooks) {
-  auto task = decode(bytes);
+task_run run_task_message(std::string_view bytes, const task_registry& tasks, const run_hooks& hooks,
+                          const canvas_limits& limits) {
+  auto task = decode(bytes, envelope_limits{max_task_message_bytes(limits)});
   if (!task) {
     // Unreadable: nothing ties it to a node.
     return {poison_outcome(bytes, task.error()), "", std::nullopt};
@@ -146,6 +149,15 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
       out.error_type = to_string(errc::time_limit_exceeded);
       out.error_message = "attempt ran " + std::to_string(out.duration_us / 1000) + " ms, over its time limit of " +
                           std::to_string(limit->second.as_int()) + " ms";
+    }
+  }
+  if (out.status == outcome_status::success) {
+    if (auto size = packed_size(out.payload); size > limits.max_result_bytes) {
+      out.payload = value{};
+      auto message = "the result of " + out.task + " is " + std::to_string(size) +
+                     " bytes encoded, beyond max_result_bytes (" + std::to_string(limits.max_result_bytes) +
+                     "); return a reference to large data (a key, a path, a URL) or raise the limit";
+      return {rejected(std::move(out), errc::payload_too_large, std::move(message)), task->queue, queue_wait};
     }
   }
   out.sent_at = now_epoch_ms();

@@ -6,6 +6,7 @@
 /// exception, a poison message) into the outcome the dispatcher applies.
 /// Used by the worker pool's threads; never throws.
 
+#include "trellis/canvas.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/task.hpp"
 
@@ -48,8 +49,11 @@ struct run_hooks {
   std::function<void(const envelope& task)> on_start;
 };
 
-/// Runs the task message `bytes` with the handlers in `tasks`.
-task_run run_task_message(std::string_view bytes, const task_registry& tasks, const run_hooks& hooks = {});
+/// Runs the task message `bytes` with the handlers in `tasks`; a message
+/// over `max_task_message_bytes(limits)` is poison, a result over
+/// `limits.max_result_bytes` a rejection (both `payload_too_large`).
+task_run run_task_message(std::string_view bytes, const task_registry& tasks, const run_hooks& hooks = {},
+                          const canvas_limits& limits = {});
 
 /// The outcome that carries a message nobody may act on (undecodable, or
 /// refused by the transport: unsigned, badly signed) to the dead-letter
@@ -59,7 +63,8 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
 envelope poison_outcome(std::string_view bytes, const error& why);
 
 /// The outcome reported in place of `outcome` when its encoding (`bytes`
-/// long) is beyond `limit`, the most an event may carry: its result
+/// long) is beyond `limit`, the most the transport carries (a result over
+/// `max_result_bytes` is refused before, by run_task_message). Its result
 /// dropped, `rejected` with `payload_too_large`, so the step fails and is
 /// dead-lettered once instead of running again on every redelivery.
 envelope oversized_outcome(envelope outcome, std::size_t bytes, std::size_t limit);

@@ -181,20 +181,21 @@ class handler_threads {
     while (!stopping_) {
       auto batch = cfg_.bus->fetch_tasks(cfg_.queues, cfg_.fetch_batch, fetch_wait);
       auto last_report = clock::now();
-      // What the transport carries and the dispatcher decodes.
-      auto max_outcome = std::min(cfg_.bus->max_message_bytes(), envelope_limits{}.max_bytes);
+      // What the transport carries and the dispatcher reads.
+      auto max_outcome = std::min(cfg_.bus->max_message_bytes(), max_outcome_message_bytes(cfg_.limits));
       for (auto& d : batch) {
         if (stopping_) {
-          // Draining: what was fetched but not started is left unacked; the
-          // store (embedded) or the broker's redelivery (cluster) hands it
-          // to the next worker.
-          break;
+          // Draining: what was fetched but not started is handed back; the
+          // store (embedded) or the broker (cluster, at once) gives it to
+          // the next worker.
+          cfg_.bus->release_task(d);
+          continue;
         }
         auto started = clock::now();
         // A message the transport refused (unsigned, badly signed) is not
         // run: its bytes go to the dead-letter store with the reason.
         auto run = d.refused ? task_run{poison_outcome(d.bytes, *d.refused), "", std::nullopt}
-                             : run_task_message(d.bytes, *cfg_.tasks, hooks);
+                             : run_task_message(d.bytes, *cfg_.tasks, hooks, cfg_.limits);
         if (cfg_.activity) {
           cfg_.activity->finished(slot);
         }

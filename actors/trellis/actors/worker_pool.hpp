@@ -13,6 +13,7 @@
 
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/actors/worker_activity.hpp"
+#include "trellis/canvas.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/task.hpp"
@@ -37,6 +38,9 @@ struct worker_pool_config {
   std::size_t concurrency = 2;
   /// Task messages one thread takes per fetch.
   std::size_t fetch_batch = defaults::fetch_batch;
+  /// The size limits: a task message larger than the arguments allow is
+  /// poison, a result larger than `max_result_bytes` fails its step.
+  canvas_limits limits;
   /// Dispatcher partitions of the namespace: each outcome goes to the
   /// partition owning its workflow (transport/partition.hpp). 1 in-process.
   int partitions = 1;

@@ -1,5 +1,7 @@
 #include "trellis/cluster_client.hpp"
 
+#include "trellis/control_messages.hpp"
+
 #include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
@@ -29,11 +31,11 @@ expected<std::unique_ptr<cluster_client>> cluster_client::connect(const cluster_
   if (!bus) {
     return bus.error();
   }
-  return std::unique_ptr<cluster_client>{new cluster_client{std::move(*bus), opts.partitions}};
+  return std::unique_ptr<cluster_client>{new cluster_client{std::move(*bus), opts.partitions, opts.limits}};
 }
 
-cluster_client::cluster_client(std::shared_ptr<cluster_bus> bus, int partitions)
-    : partitions_(partitions), bus_(std::move(bus)) {}
+cluster_client::cluster_client(std::shared_ptr<cluster_bus> bus, int partitions, canvas_limits limits)
+    : partitions_(partitions), limits_(limits), bus_(std::move(bus)) {}
 
 cluster_client::~cluster_client() {
   // The bus first: the connection's teardown drains the notice
@@ -48,7 +50,7 @@ expected<std::string> cluster_client::submit(const canvas& flow, bool watch, std
 expected<std::string> cluster_client::submit_as(const std::string& workflow_id, const canvas& flow, bool watch,
                                                 std::chrono::milliseconds timeout) {
   auto e = submission_envelope(workflow_id, flow);
-  auto encoded = encode_submission(e);
+  auto encoded = encode_submission(e, limits_.max_submission_bytes);
   if (!encoded) {
     return encoded.error();
   }
@@ -128,6 +130,26 @@ expected<workflow_outcome> cluster_client::wait(const std::string& id, std::chro
   auto outcome = unpack_from_string(note, note.size(), max_notice_depth);
   if (!outcome || !outcome->is_map()) {
     return error{errc::malformed_envelope, "unreadable completion notice for workflow " + id};
+  }
+  if (outcome->as_map().count("result_too_large") != 0) {
+    // A result larger than a notice: the dispatcher's status has it (its
+    // answer travels in pieces).
+    control_request request;
+    request.op = control_op::status;
+    request.workflow_id = id;
+    auto reply =
+        bus_->request_control(subject_verb(request.op), partition_of(id, partitions_), encode(request), timeout);
+    if (!reply) {
+      return reply.error();
+    }
+    auto doc = decode_control_reply(*reply);
+    if (!doc) {
+      return doc.error();
+    }
+    outcome = std::move(*doc);
+    if (!outcome->is_map()) {
+      return error{errc::malformed_envelope, "unreadable status answer for workflow " + id};
+    }
   }
   auto& o = outcome->as_map();
   auto field = [&](const char* k) { return o.count(k) != 0 ? std::move(o.at(k)) : value{}; };

@@ -71,9 +71,10 @@ class cluster_client {
   cluster_bus& bus() noexcept { return *bus_; }
 
  private:
-  cluster_client(std::shared_ptr<cluster_bus> bus, int partitions);
+  cluster_client(std::shared_ptr<cluster_bus> bus, int partitions, canvas_limits limits);
 
   int partitions_;
+  canvas_limits limits_;
 
   // Declared before the bus, whose destructor waits for the callbacks that
   // use them.

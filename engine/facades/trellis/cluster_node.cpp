@@ -265,6 +265,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   sup.dispatcher.partition = partition;
   sup.dispatcher.partitions = opts.partitions;
   sup.dispatcher.max_cached_nodes = opts.max_cached_nodes;
+  sup.dispatcher.limits = opts.limits;
   sup.dispatcher.on_store_failure = std::move(on_store_failure);
   std::weak_ptr<cluster_bus> weak = cluster;
   sup.dispatcher.inspect_identity = value::map{{"name", cluster->process_name()}, {"partition", partition}};
@@ -294,7 +295,15 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
       return;
     }
     value::map note{{"id", o.id}, {"state", std::string{to_string(o.state)}}, {"result", o.result}, {"error", o.error}};
-    if (auto ok = bus_now->publish_done(o.id, pack_to_string(value(std::move(note)))); !ok) {
+    auto bytes = pack_to_string(value(note));
+    if (bytes.size() > bus_now->max_notice_bytes()) {
+      // Too large for one message: announced without the result, which a
+      // waiting client asks for (its status answer travels in pieces).
+      note.erase("result");
+      note["result_too_large"] = true;
+      bytes = pack_to_string(value(std::move(note)));
+    }
+    if (auto ok = bus_now->publish_done(o.id, bytes); !ok) {
       std::cerr << "trellis: cannot announce workflow " << o.id << ": " << to_string(ok.error()) << std::endl;
     }
   };
@@ -472,6 +481,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   workers.queues = opts.queues;
   workers.concurrency = opts.concurrency != 0 ? opts.concurrency : std::max(1u, std::thread::hardware_concurrency());
   workers.fetch_batch = opts.fetch_batch;
+  workers.limits = opts.limits;
   workers.partitions = opts.partitions;
   workers.activity = std::make_shared<worker_activity>(workers.concurrency);
   if (auto ok = serve_worker_control(cluster, workers.activity, opts.queues); !ok) {

@@ -16,6 +16,7 @@
 /// `trellis.<ns>.submit.<p>`) and SQLite store (`partition_store_path`),
 /// which it holds an exclusive lock on (store/store_lock.hpp).
 
+#include "trellis/canvas.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
 #include "trellis/task.hpp"
@@ -46,9 +47,10 @@ struct cluster_options {
   /// JetStream message (`nats_config::task_pack_max`; 1 never packs).
   /// Worker: the pack size its first pull request assumes.
   int task_pack = 32;
-  /// JetStream AckWait of the consumers this process declares: how long an
-  /// unacked task (worker) or event (dispatcher) waits before redelivery.
-  std::chrono::milliseconds ack_wait{30'000};
+  /// JetStream AckWait of the consumers this process declares: how long a
+  /// task (worker) or event (dispatcher) whose holder stopped marking it in
+  /// progress waits before redelivery.
+  std::chrono::milliseconds ack_wait = defaults::ack_wait;
   /// JetStream replicas of the task and event streams this process declares:
   /// 1 on a single server, 3 in a 3-node cluster (survives losing one node).
   /// Give every process the same value; the last one to start sets it.
@@ -64,6 +66,12 @@ struct cluster_options {
   /// Dispatcher: workflow graph nodes kept in memory; idle workflows
   /// beyond it are rebuilt from the store when needed (decision 0011).
   std::size_t max_cached_nodes = defaults::max_cached_nodes;
+  /// Client, dispatcher and worker: the size limits (a submission, one
+  /// task's arguments, one result; canvas.hpp). Give every process of a
+  /// namespace the same values: a client checks a submission, the
+  /// dispatcher a submission and each task message, a worker each task
+  /// message and result.
+  canvas_limits limits;
   /// Dispatcher: the partitions it owns, each in [0, partitions); empty
   /// owns every partition.
   std::vector<int> owns;

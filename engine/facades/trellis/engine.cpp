@@ -176,6 +176,7 @@ class engine_core {
       workers.concurrency =
           cfg_.concurrency != 0 ? cfg_.concurrency : std::max(1u, std::thread::hardware_concurrency());
       workers.fetch_batch = cfg_.fetch_batch;
+      workers.limits = cfg_.limits;
       sup.workers = std::move(workers);
     }
     runtime_ = std::make_unique<actor_runtime>(std::move(sup));
@@ -264,7 +265,7 @@ class engine_core {
     if (auto known = check_tasks_known(e.payload, *tasks_); !known) {
       return known.error();
     }
-    auto bytes = encode_submission(e);
+    auto bytes = encode_submission(e, cfg_.limits.max_submission_bytes);
     if (!bytes) {
       return bytes.error();
     }
@@ -378,6 +379,9 @@ expected<void> validate(const engine_config& cfg) {
   }
   if (cfg.fetch_batch == 0) {
     return error{errc::invalid_config, "fetch_batch: must be at least 1"};
+  }
+  if (auto ok = check_size_limits(cfg.limits); !ok) {
+    return error{errc::invalid_config, "limits." + ok.error().message()};
   }
   return {};
 }

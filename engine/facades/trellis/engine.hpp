@@ -53,7 +53,8 @@ struct engine_config {
   std::size_t max_cached_nodes = defaults::max_cached_nodes;
   /// Task messages a worker thread takes per fetch.
   std::size_t fetch_batch = defaults::fetch_batch;
-  /// Bounds on submitted canvases.
+  /// Bounds on submitted workflows: their shape, and the encoded size of a
+  /// submission, of one task's arguments and of one result.
   canvas_limits limits;
   /// Seed of the retry jitter (0: random). Tests set it to be repeatable.
   std::uint64_t jitter_seed = 0;

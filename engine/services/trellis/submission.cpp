@@ -35,13 +35,12 @@ envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
   return e;
 }
 
-expected<std::string> encode_submission(const envelope& e) {
+expected<std::string> encode_submission(const envelope& e, std::size_t max_bytes) {
   auto bytes = encode(e);
-  const auto limit = envelope_limits{}.max_bytes;
-  if (bytes.size() > limit) {
+  if (bytes.size() > max_bytes) {
     return error{errc::payload_too_large, "the workflow encodes to " + std::to_string(bytes.size()) +
-                                              " bytes, over the " + std::to_string(limit) +
-                                              " bytes one submission may carry; split it into several workflows"};
+                                              " bytes, beyond max_submission_bytes (" + std::to_string(max_bytes) +
+                                              "); raise the limit, or split it into several workflows"};
   }
   return bytes;
 }

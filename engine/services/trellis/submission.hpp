@@ -23,10 +23,10 @@ std::string new_workflow_id();
 envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
                              const std::optional<std::string>& submit_key = std::nullopt);
 
-/// `e` encoded, or `payload_too_large` when it is over the bytes one
-/// message may carry (`envelope_limits::max_bytes`, 8 MiB): the
-/// dispatcher would refuse it, so it is refused before anything is sent or
-/// stored, naming the size, the limit and the remedy.
-expected<std::string> encode_submission(const envelope& e);
+/// `e` encoded, or `payload_too_large` when it is over `max_bytes`
+/// (`canvas_limits::max_submission_bytes`): the dispatcher would refuse it,
+/// so it is refused before anything is sent or stored, naming the size,
+/// the limit and the remedy.
+expected<std::string> encode_submission(const envelope& e, std::size_t max_bytes);
 
 }  // namespace trellis::detail

@@ -383,14 +383,16 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "a chord body whose header results add up past the message limit fails at once with payload_too_large, is "
+    "a chord body whose header results add up past max_argument_bytes fails at once with payload_too_large, is "
     "dead-lettered, and the queue goes on",
     "[unit][actors][dispatcher][dlq]") {
   test::temp_dir dir;
   auto db = dir.file("store.db");
-  const auto limit = envelope_limits{}.max_bytes;
+  canvas_limits limits;
+  limits.max_argument_bytes = 1 << 20;
+  const auto limit = limits.max_argument_bytes;
   {
-    fixture f{db};
+    fixture f{db, [&](detail::dispatcher_config& cfg) { cfg.limits = limits; }};
     f.submit(chord(group(signature("part"), signature("part"), signature("part")), signature("join")));
     f.settle();
     auto parts = f.take_tasks();
@@ -418,7 +420,7 @@ TEST_CASE(
   const auto& d = (*letters)[0];
   CHECK(d.reason == "payload_too_large");
   CHECK(d.task == "join");
-  CHECK_THAT(d.error, Catch::Contains("beyond the " + std::to_string(limit) + " bytes"));
+  CHECK_THAT(d.error, Catch::Contains("beyond max_argument_bytes (" + std::to_string(limits.max_argument_bytes) + ")"));
   CHECK(d.envelope.size() > limit);  // the task message as it would have gone out, for a replay
 }
 

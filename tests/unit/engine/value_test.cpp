@@ -442,3 +442,44 @@ TEST_CASE("a million nested array headers are refused without recursion or alloc
   REQUIRE_FALSE(v);
   CHECK(v.error().code() == errc::payload_too_large);
 }
+
+TEST_CASE("packed_size counts exactly the bytes pack_to_string writes, at every width of every kind", "[unit][value]") {
+  std::vector<value> samples{value{},
+                             true,
+                             0,
+                             127,
+                             128,
+                             -32,
+                             -33,
+                             255,
+                             65'535,
+                             65'536,
+                             -2'147'483'648LL,
+                             std::numeric_limits<std::int64_t>::max(),
+                             std::numeric_limits<std::int64_t>::min(),
+                             1.5,
+                             std::string(31, 's'),
+                             std::string(32, 's'),
+                             std::string(256, 's'),
+                             std::string(70'000, 's'),
+                             binary{std::vector<std::uint8_t>(300, 7)},
+                             binary{std::vector<std::uint8_t>(70'000, 7)},
+                             value::array(15, 1),
+                             value::array(16, 1),
+                             value::array(70'000, 1)};
+  value::map small;
+  value::map large;
+  for (int i = 0; i < 20; ++i) {
+    if (i < 5) {
+      small["k" + std::to_string(i)] = value::array{i, "x"};
+    }
+    large["k" + std::to_string(i)] = value::array{i, "x"};
+  }
+  samples.push_back(small);
+  samples.push_back(large);
+  samples.push_back(value::map{{"nested", value::array{value::map{{"a", 1}}, samples}}});
+  for (const auto& v : samples) {
+    INFO(trellis::to_json(v).substr(0, 80));
+    CHECK(trellis::detail::packed_size(v) == pack_to_string(v).size());
+  }
+}

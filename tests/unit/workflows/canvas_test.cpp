@@ -641,3 +641,37 @@ TEST_CASE("The C++ builder refuses what the file parser refuses: durations past 
   CHECK_THROWS_WITH(s.expires(milliseconds{INT64_MAX}),
                     Catch::Contains("expires must be from 0 to 315360000000 ms (ten years)"));
 }
+
+TEST_CASE("A step whose own arguments encode past max_argument_bytes is refused at parse time, naming it and the limit",
+          "[unit][canvas]") {
+  trellis::canvas_limits limits;
+  limits.max_argument_bytes = 1000;
+  auto flow = trellis::value::map{
+      {"chain", trellis::value::array{
+                    trellis::value::map{{"task", "small"}, {"args", trellis::value::array{std::string(900, 'a')}}},
+                    trellis::value::map{{"task", "big"},
+                                        {"args", trellis::value::array{std::string(600, 'a')}},
+                                        {"kwargs", trellis::value::map{{"more", std::string(600, 'b')}}}}}}};
+  auto c = trellis::canvas_from_value(flow, limits);
+  REQUIRE_FALSE(c);
+  CHECK(c.error().code() == trellis::errc::payload_too_large);
+  CHECK_THAT(c.error().message(), Catch::StartsWith("$.chain[1]: the arguments of 'big' are "));
+  CHECK_THAT(c.error().message(), Catch::Contains("beyond max_argument_bytes (1000)"));
+  limits.max_argument_bytes = 2000;
+  CHECK(trellis::canvas_from_value(flow, limits));
+}
+
+TEST_CASE("Size limits must be from 1 byte to what the store can keep", "[unit][canvas]") {
+  trellis::canvas_limits limits;
+  CHECK(trellis::check_size_limits(limits));
+  limits.max_submission_bytes = trellis::defaults::max_configurable_bytes;
+  CHECK(trellis::check_size_limits(limits));
+  limits.max_argument_bytes = 0;
+  auto bad = trellis::check_size_limits(limits);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code() == trellis::errc::invalid_config);
+  CHECK_THAT(bad.error().message(), Catch::StartsWith("max_argument_bytes must be from 1 to "));
+  limits.max_argument_bytes = 1;
+  limits.max_result_bytes = trellis::defaults::max_configurable_bytes + 1;
+  CHECK_FALSE(trellis::check_size_limits(limits));
+}

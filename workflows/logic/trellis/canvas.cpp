@@ -1,7 +1,9 @@
 #include "trellis/canvas.hpp"
 
+#include "trellis/detail/value_codec.hpp"
 #include "trellis/error.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string_view>
@@ -661,6 +663,13 @@ class canvas_parser {
         return ok.error();
       }
     }
+    // Known here, so refused here rather than when the step's turn comes.
+    if (auto bytes = detail::packed_size(args) + detail::packed_size(kwargs); bytes > limits_.max_argument_bytes) {
+      return error{errc::payload_too_large,
+                   path + ": the arguments of '" + *name + "' are " + std::to_string(bytes) +
+                       " bytes encoded, beyond max_argument_bytes (" + std::to_string(limits_.max_argument_bytes) +
+                       "); pass a reference to large data (a key, a path, a URL) or raise the limit"};
+    }
     signature s(std::move(*name), std::move(args), std::move(kwargs));
     s.options() = std::move(options);
     return canvas(std::move(s));
@@ -671,6 +680,27 @@ class canvas_parser {
 };
 
 }  // namespace
+
+std::size_t max_task_message_bytes(const canvas_limits& limits) {
+  return limits.max_argument_bytes + defaults::envelope_room;
+}
+
+std::size_t max_outcome_message_bytes(const canvas_limits& limits) {
+  return std::max(limits.max_result_bytes, max_task_message_bytes(limits)) + defaults::envelope_room;
+}
+
+expected<void> check_size_limits(const canvas_limits& limits) {
+  for (auto [name, bytes] : {std::pair{"max_submission_bytes", limits.max_submission_bytes},
+                             std::pair{"max_argument_bytes", limits.max_argument_bytes},
+                             std::pair{"max_result_bytes", limits.max_result_bytes}}) {
+    if (bytes == 0 || bytes > defaults::max_configurable_bytes) {
+      return error{errc::invalid_config, std::string{name} + " must be from 1 to " +
+                                             std::to_string(defaults::max_configurable_bytes) + " bytes, got " +
+                                             std::to_string(bytes)};
+    }
+  }
+  return {};
+}
 
 expected<canvas> canvas_from_value(const value& v, const canvas_limits& limits) {
   canvas_parser parser(limits);

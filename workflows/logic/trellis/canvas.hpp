@@ -22,6 +22,8 @@
 /// `group(chain(a, group(b, c)), d)` yields `[[b, c], d]`. docs/canvas.md
 /// has the Celery test behind each rule.
 
+#include "trellis/defaults.hpp"
+#include "trellis/error.hpp"
 #include "trellis/retry_policy.hpp"
 #include "trellis/value.hpp"
 
@@ -164,11 +166,32 @@ inline constexpr std::size_t max_name_bytes = 256;
 /// Longest `idempotency_key`, in bytes (room for a URL or a few hashes).
 inline constexpr std::size_t max_idempotency_key_bytes = 1024;
 
-/// Limits that keep a canvas from a file or the wire bounded.
+/// Limits that keep a workflow from a file or the wire bounded: its shape,
+/// and how large what it carries may be, encoded (msgpack). Past a size
+/// limit the error is `payload_too_large`, naming the limit: at submit time
+/// for the workflow and each step's own arguments, when the step is
+/// dispatched for an input from a previous step (a chord body's header
+/// results), and on the worker for a result.
 struct canvas_limits {
   std::size_t max_depth = 64;
   std::size_t max_tasks = 10'000'000;
+  /// The whole submission (the submit envelope with the canvas).
+  std::size_t max_submission_bytes = defaults::max_submission_bytes;
+  /// One task's `args` and `kwargs`, its input from a previous step included.
+  std::size_t max_argument_bytes = defaults::max_argument_bytes;
+  /// One task's result.
+  std::size_t max_result_bytes = defaults::max_result_bytes;
 };
+
+/// The largest task message `limits` allow: the arguments and room for the
+/// rest of the envelope.
+std::size_t max_task_message_bytes(const canvas_limits& limits);
+/// The largest outcome message `limits` allow: a result, or a rejection
+/// that carries the task message it could not read back, and room.
+std::size_t max_outcome_message_bytes(const canvas_limits& limits);
+/// `invalid_config` naming the first size limit that is 0 or above
+/// `defaults::max_configurable_bytes`.
+expected<void> check_size_limits(const canvas_limits& limits);
 
 /// Parses the workflow-file shape strictly: unknown keys, wrong types, bad
 /// option values and exceeded limits fail with `invalid_workflow` and a

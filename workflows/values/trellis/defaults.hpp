@@ -27,6 +27,40 @@ inline constexpr std::size_t fetch_batch = 64;
 /// as many messages as a worker may hold unacked per thread.
 inline constexpr std::size_t max_fetch_batch = 256;
 
+/// JetStream AckWait of the consumers a cluster process declares: how long
+/// a delivery may go without an ack or an in-progress mark before JetStream
+/// delivers it again. Short, because a live process marks what it holds in
+/// progress three times per AckWait (the NATS transport's keep-alive
+/// thread), whatever its handler or its commit is doing: only a holder that
+/// died, is stopped or is cut off lets it run out, and then a killed
+/// worker's tasks run on another worker about this long later. Not shorter:
+/// a nats-server restart or a leader election in an R3 cluster takes a few
+/// seconds, and marks cannot reach it meanwhile.
+inline constexpr std::chrono::milliseconds ack_wait{5'000};
+
+/// How large a workflow and its values may be, encoded (msgpack), unless
+/// configured otherwise (`canvas_limits`, the `--max-*-bytes` flags). Large
+/// enough that a user meets them only by mistake; they are a guard on
+/// memory and on the store, not a ceiling of the design: over NATS a
+/// message larger than the server's max_payload travels in pieces.
+///
+/// A whole submitted workflow (the submit envelope): a group of 2,000,000
+/// no-ops is about 50 MB.
+inline constexpr std::size_t max_submission_bytes = 256u << 20;
+/// One task's arguments, `args` and `kwargs` with the input from a previous
+/// step: a chord body's input is every header result at once, so this is
+/// larger than one result.
+inline constexpr std::size_t max_argument_bytes = 256u << 20;
+/// One task's result.
+inline constexpr std::size_t max_result_bytes = 64u << 20;
+/// The largest value a size limit may be configured to: SQLite keeps a
+/// workflow's canvas and each result in one column value, and refuses one
+/// over SQLITE_MAX_LENGTH (1,000,000,000 bytes in Debian's build).
+inline constexpr std::size_t max_configurable_bytes = 900u << 20;
+/// What a message holds beyond its arguments or result (ids, names,
+/// options, an error message), as room on top of the size limits.
+inline constexpr std::size_t envelope_room = 64u << 10;
+
 /// Workflow graph nodes the dispatcher keeps in memory; idle workflows
 /// beyond it are rebuilt from the store when needed (decision 0011). About
 /// 100 MB of graphs at the measured 1 KB a node.

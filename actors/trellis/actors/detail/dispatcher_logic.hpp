@@ -230,8 +230,10 @@ class dispatcher_logic {
   void process(const std::string& wf, active_workflow& aw, graph_effects& fx);
   void ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx);
   void dispatch(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt, graph_effects& fx);
+  /// Fails the step of `task` (encoded: `bytes`) at once with
+  /// `payload_too_large` and `message`, and dead-letters the message.
   void fail_oversized(const std::string& wf, active_workflow& aw, const envelope& task, const std::string& bytes,
-                      std::size_t limit, graph_effects& fx);
+                      const std::string& message, graph_effects& fx);
   void schedule(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt, epoch_ms due_at);
   void apply_outcome(const envelope& env, const std::string& raw, const std::string* lost_task = nullptr);
   void dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,

@@ -40,6 +40,8 @@ expected<void> cluster_bus::publish_done(const std::string& workflow_id, const s
   return link_.done.publish(workflow_id, bytes);
 }
 
+std::size_t cluster_bus::max_notice_bytes() const { return link_.connection.max_message_bytes(); }
+
 expected<void> cluster_bus::watch_done(const std::string& workflow_id, std::function<void(std::string)> sink) {
   return link_.done.watch(workflow_id, std::move(sink));
 }

@@ -92,6 +92,10 @@ class cluster_bus {
 
   /// Publishes `bytes` (core NATS, not stored) on `trellis.<ns>.done.<workflow_id>`.
   expected<void> publish_done(const std::string& workflow_id, const std::string& bytes);
+  /// The largest done notice: one NATS message (a notice is not stored, so
+  /// it does not travel in pieces; a larger outcome is announced without
+  /// its result, which a status request then fetches).
+  std::size_t max_notice_bytes() const;
 
   /// Subscribes to `trellis.<ns>.done.<workflow_id>` and calls `sink` (from
   /// a NATS thread) with each notification until the connection goes.

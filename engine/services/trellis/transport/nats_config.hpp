@@ -6,6 +6,7 @@
 /// appears here. Streams, consumers and the values below are explained in
 /// docs/decisions/0008-nats-jetstream-transport.md.
 
+#include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
 
 #include <chrono>
@@ -83,9 +84,11 @@ struct nats_config {
   /// Authentication, TLS and signing (see broker_security).
   broker_security security;
 
-  /// How long a delivered message may stay unacked before JetStream
-  /// delivers it again. Longer than the slowest handler plus reporting.
-  std::chrono::milliseconds ack_wait{30'000};
+  /// How long a delivered message may go without an ack or an in-progress
+  /// mark before JetStream delivers it again (why 5 s: defaults.hpp). The
+  /// keep-alive thread marks what this process holds three times per
+  /// AckWait, so a handler may run far longer.
+  std::chrono::milliseconds ack_wait = defaults::ack_wait;
   /// Deliveries of one task message before JetStream gives up on it and
   /// sends a MAX_DELIVERIES advisory (see cluster_bus::watch_exhausted_tasks).
   /// The event consumer has no limit: see decision 0009.

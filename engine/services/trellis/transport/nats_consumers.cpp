@@ -126,8 +126,8 @@ void consumer_binding::give_back(natsSubscription* sub) {
 
 // ---------------------------------------------------------------------------
 
-pull_consumers::pull_consumers(nats_connection& conn, std::string event_subject)
-    : conn_(conn), event_subject_(std::move(event_subject)) {}
+pull_consumers::pull_consumers(nats_connection& conn, upload_store& uploads, std::string event_subject)
+    : conn_(conn), uploads_(uploads), event_subject_(std::move(event_subject)) {}
 
 expected<void> pull_consumers::declare() {
   std::lock_guard<std::mutex> guard{bindings_mutex_};
@@ -206,12 +206,26 @@ natsStatus pull_consumers::fetch_events(consumer_binding& b, std::vector<deliver
 
 /// Turns fetched messages into deliveries whose tokens keep each natsMsg
 /// alive until it is acked.
-void pull_consumers::adopt(natsMsgList& list, std::vector<delivery>& out) {
+void pull_consumers::adopt(natsMsgList& list, std::vector<delivery>& out, bool tasks) {
+  // The whole bodies of stubs first, outside the lock: each piece is a
+  // broker request, and acks must not wait behind them. A stub whose pieces
+  // cannot be read goes on as a refused delivery with the reason: the
+  // worker (for a task) or the dispatcher dead-letters it.
+  std::vector<std::optional<expected<std::string>>> whole(static_cast<std::size_t>(std::max(0, list.Count)));
+  for (int i = 0; i < list.Count; ++i) {
+    if (list.Msgs[i] != nullptr) {
+      whole[static_cast<std::size_t>(i)] = uploads_.body_of(list.Msgs[i]);
+    }
+  }
   std::lock_guard<std::mutex> guard{inflight_mutex_};
   for (int i = 0; i < list.Count; ++i) {
     message_ptr m{list.Msgs[i]};
     list.Msgs[i] = nullptr;
     if (!m) {
+      continue;
+    }
+    if (auto& stub = whole[static_cast<std::size_t>(i)]) {
+      adopt_stub(std::move(m), std::move(*stub), out, tasks);
       continue;
     }
     std::int32_t count = 1;
@@ -223,6 +237,8 @@ void pull_consumers::adopt(natsMsgList& list, std::vector<delivery>& out) {
     const char* data = natsMsg_GetData(m.get());
     auto size = static_cast<std::size_t>(natsMsg_GetDataLength(m.get()));
     auto entry = std::make_shared<inflight_message>();
+    entry->task = tasks;
+    entry->heard = clock::now();
     // The signature covers the whole message, a pack included: a refused
     // pack goes on whole, as one refused delivery, unread.
     auto refused = refusal_of(conn_.cfg().security.signer.get(), m.get());
@@ -315,17 +331,17 @@ natsStatus pull_consumers::fetch_once(consumer_binding& b, int batch, millisecon
     auto wanted = (static_cast<std::size_t>(batch) + per_message - 1) / per_message;
     auto messages = static_cast<int>(std::max<std::size_t>(1, wanted));
     auto taken = out.size();
-    auto s = fetch_messages(b, messages, wait, no_wait, out);
+    auto s = fetch_messages(b, messages, wait, no_wait, out, true);
     keep_batch(b, taken, static_cast<std::size_t>(s.second), batch, out);
     return s.first;
   }
-  return fetch_messages(b, batch, wait, no_wait, out).first;
+  return fetch_messages(b, batch, wait, no_wait, out, false).first;
 }
 
 /// One pull request for up to `batch` messages on `b`, every envelope of
 /// them appended to `out`. Returns the status and the messages received.
 std::pair<natsStatus, int> pull_consumers::fetch_messages(consumer_binding& b, int batch, milliseconds wait,
-                                                          bool no_wait, std::vector<delivery>& out) {
+                                                          bool no_wait, std::vector<delivery>& out, bool tasks) {
   auto sub = b.borrow(conn_);
   if (!sub) {
     conn_.remember(sub.error());
@@ -352,7 +368,7 @@ std::pair<natsStatus, int> pull_consumers::fetch_messages(consumer_binding& b, i
       break;
     }
     received += leftover.list.Count;
-    adopt(leftover.list, out);
+    adopt(leftover.list, out, tasks);
   }
   if (received > 0) {
     b.give_back(*sub);
@@ -374,7 +390,7 @@ std::pair<natsStatus, int> pull_consumers::fetch_messages(consumer_binding& b, i
   b.give_back(*sub);
   if (s == NATS_OK) {
     received = fetched.list.Count;
-    adopt(fetched.list, out);
+    adopt(fetched.list, out, tasks);
   } else if (!is_no_message(s)) {
     conn_.remember(conn_.broker_error("cannot fetch from consumer " + b.consumer + " for " + b.label, s, jerr));
   }
@@ -458,7 +474,40 @@ std::vector<delivery> pull_consumers::fetch_tasks(const std::vector<std::string>
   return out;
 }
 
-void pull_consumers::ack(const delivery& d) {
+/// A stub and the body its pieces hold (or why they cannot be read): one
+/// delivery of the whole body, which holds the stub's natsMsg and, in
+/// `upload`, what to remove once it is acked. Caller holds inflight_mutex_.
+void pull_consumers::adopt_stub(message_ptr m, expected<std::string> body, std::vector<delivery>& out, bool tasks) {
+  std::int32_t count = 1;
+  jsMsgMetaData* raw = nullptr;
+  if (natsMsg_GetMetaData(&raw, m.get()) == NATS_OK) {
+    metadata_ptr meta{raw};
+    count = static_cast<std::int32_t>(std::min<std::uint64_t>(meta->NumDelivered, INT32_MAX));
+  }
+  auto entry = std::make_shared<inflight_message>();
+  entry->task = tasks;
+  entry->heard = clock::now();
+  entry->upload = upload_store::header_of(m.get()).value_or("");
+  std::optional<error> refused;
+  std::string bytes;
+  if (body) {
+    bytes = std::move(*body);
+    refused = refusal_of(conn_.cfg().security.signer.get(), m.get(), &bytes);
+  } else {
+    refused = body.error();
+    bytes = std::string{upload_header} + ": " + entry->upload;  // what an operator can look up
+  }
+  entry->msg = std::move(m);
+  auto token = next_token_++;
+  out.push_back(delivery{std::move(bytes), token, count, std::move(refused)});
+  inflight_.emplace(token, std::move(entry));
+}
+
+void pull_consumers::ack(const delivery& d) { settle(d, false); }
+
+void pull_consumers::release(const delivery& d) { settle(d, true); }
+
+void pull_consumers::settle(const delivery& d, bool released) {
   std::shared_ptr<inflight_message> done;
   {
     std::lock_guard<std::mutex> guard{inflight_mutex_};
@@ -471,6 +520,7 @@ void pull_consumers::ack(const delivery& d) {
     if (unacked_events_.erase(d.token) != 0 && unacked_events_.size() < conn_.cfg().max_events_in_flight) {
       events_acked_.notify_one();  // the event loop may fetch again
     }
+    entry->released = entry->released || released;
     // A pack is acked with its last event: until then JetStream may
     // deliver it again, and the dispatcher ignores the events it committed.
     if (--entry->unacked != 0) {
@@ -479,8 +529,25 @@ void pull_consumers::ack(const delivery& d) {
     done = std::move(entry);
   }
   auto& m = done->msg;
-  // Does not wait for the server: the ack rides the connection's buffered
-  // writes. If it is lost, JetStream delivers once more after AckWait.
+  if (!done->upload.empty() && !done->released) {
+    // A stub: its pieces go once the ack is confirmed, so that a
+    // redelivery (the ack lost) still finds them; a failure leaves them to
+    // the uploads stream's MaxAge.
+    if (auto s = natsMsg_AckSync(m.get(), nullptr, nullptr); s != NATS_OK) {
+      conn_.remember(conn_.broker_error("cannot ack a delivery (it will be delivered again after ack_wait)", s));
+      return;
+    }
+    uploads_.remove(done->upload);
+    return;
+  }
+  // Neither waits for the server: they ride the connection's buffered
+  // writes. If one is lost, JetStream delivers once more after AckWait.
+  if (done->released) {
+    if (auto s = natsMsg_Nak(m.get(), nullptr); s != NATS_OK) {
+      conn_.remember(conn_.broker_error("cannot hand back a delivery (it will be delivered again after ack_wait)", s));
+    }
+    return;
+  }
   if (auto s = natsMsg_Ack(m.get(), nullptr); s != NATS_OK) {
     conn_.remember(conn_.broker_error("cannot ack a delivery (it will be delivered again after ack_wait)", s));
   }
@@ -499,6 +566,42 @@ void pull_consumers::touch(const delivery& d) {
         conn_.broker_error("cannot mark a delivery in progress (it may be delivered again after ack_wait)", s));
   }
 }
+void pull_consumers::keep_alive(milliseconds quiet) {
+  // Which messages first, then the in-progress calls in slices under the
+  // lock: a dispatcher may hold tens of thousands of events, and acks must
+  // not wait behind all of them. The lock also keeps a touch from running
+  // beside an ack of the same message (nats.c's natsMsg is not
+  // thread-safe): settle() counts `unacked` down under it before it acks
+  // outside, so a message still counting is not being acked.
+  auto now = clock::now();
+  std::vector<std::shared_ptr<inflight_message>> held;
+  {
+    std::lock_guard<std::mutex> guard{inflight_mutex_};
+    std::unordered_set<const inflight_message*> seen;
+    for (const auto& [token, entry] : inflight_) {
+      if (now - entry->heard >= quiet && (entry->task || unacked_events_.count(token) != 0) &&
+          seen.insert(entry.get()).second) {
+        held.push_back(entry);
+      }
+    }
+  }
+  constexpr std::size_t slice = 256;
+  for (std::size_t first = 0; first < held.size() && !conn_.closed(); first += slice) {
+    std::lock_guard<std::mutex> guard{inflight_mutex_};
+    for (auto i = first; i < std::min(held.size(), first + slice); ++i) {
+      if (held[i]->unacked == 0) {
+        continue;
+      }
+      if (auto s = natsMsg_InProgress(held[i]->msg.get(), nullptr); s != NATS_OK) {
+        conn_.remember(
+            conn_.broker_error("cannot mark a delivery in progress (it may be delivered again after ack_wait)", s));
+        return;  // disconnected: the next round tries again
+      }
+      held[i]->heard = now;
+    }
+  }
+}
+
 bool pull_consumers::wait_for_event_room() {
   std::unique_lock<std::mutex> lock{inflight_mutex_};
   events_acked_.wait(lock,
@@ -561,12 +664,23 @@ expected<std::unordered_set<std::string>> pull_consumers::work_already_out(int p
         return conn_.api_error("cannot read message " + std::to_string(seq) + " of " + stream + " before a restore", s,
                                jerr);
       }
-      if ((!only_subject.empty() && only_subject != natsMsg_GetSubject(stored.get())) ||
-          refusal_of(conn_.cfg().security.signer.get(), stored.get())) {
-        continue;  // another partition's, or one no worker or dispatcher would take
+      if (!only_subject.empty() && only_subject != natsMsg_GetSubject(stored.get())) {
+        continue;  // another partition's
+      }
+      std::optional<std::string> whole;  // a stub's
+      if (auto stub = uploads_.body_of(stored.get())) {
+        if (!*stub) {
+          continue;  // unreadable: dead-lettered when delivered, never run
+        }
+        whole = std::move(**stub);
+      }
+      if (refusal_of(conn_.cfg().security.signer.get(), stored.get(), whole ? &*whole : nullptr)) {
+        continue;  // one no worker or dispatcher would take
       }
       std::vector<std::string> bodies;
-      if (auto unpacked = unpack_message(stored.get())) {
+      if (whole) {
+        bodies.push_back(std::move(*whole));
+      } else if (auto unpacked = unpack_message(stored.get())) {
         if (!*unpacked) {
           continue;  // a forged pack: dead-lettered when delivered, never run
         }

@@ -9,6 +9,7 @@
 
 #include "trellis/error.hpp"
 #include "trellis/transport/nats_handles.hpp"
+#include "trellis/transport/nats_uploads.hpp"
 #include "trellis/transport/transport.hpp"
 
 #include <atomic>
@@ -81,7 +82,8 @@ class pull_consumers {
  public:
   /// `event_subject`: `trellis.<ns>.event.<partition>`, the event
   /// consumer's filter.
-  pull_consumers(nats_connection& conn, std::string event_subject);
+  /// Stubs of large messages are read through `uploads`.
+  pull_consumers(nats_connection& conn, upload_store& uploads, std::string event_subject);
   pull_consumers(const pull_consumers&) = delete;
   pull_consumers& operator=(const pull_consumers&) = delete;
 
@@ -94,8 +96,22 @@ class pull_consumers {
                                     std::chrono::milliseconds wait);
   /// Acks `d` (a pack with its last envelope); unknown tokens are ignored.
   void ack(const delivery& d);
+  /// As `ack`, but the message, once none of its deliveries is held any
+  /// more, is handed back (JetStream's nak: delivered again at once) when
+  /// any of them was released; unknown tokens are ignored.
+  void release(const delivery& d);
   /// JetStream's "in progress" for `d`; unknown tokens are ignored.
   void touch(const delivery& d);
+  /// JetStream's "in progress" for every delivery this process still
+  /// holds for a live holder: each task message fetched and not acked
+  /// (running, or waiting behind another task in a fetched batch), and each
+  /// event handed to the current event sink and not acked. Not the events
+  /// of a replaced sink: those must come again. Called by the keep-alive
+  /// thread (nats_loops.hpp) more often than AckWait, so that nothing a
+  /// live process holds is delivered a second time, however long it takes.
+  /// Only messages JetStream has not heard of for `quiet` are marked: most
+  /// are acked within milliseconds and never need it.
+  void keep_alive(std::chrono::milliseconds quiet);
   /// `nats_transport::work_already_out`: a scan of the task stream, then of
   /// `partition`'s events.
   expected<std::unordered_set<std::string>> work_already_out(int partition);
@@ -131,20 +147,32 @@ class pull_consumers {
   struct inflight_message {
     message_ptr msg;
     std::size_t unacked = 1;
+    /// A task message (this process is a worker holding it), not an event.
+    bool task = false;
+    /// One of its deliveries was released, not acked: nak it, don't ack it.
+    bool released = false;
+    /// When JetStream last heard of it: fetched, or marked in progress.
+    std::chrono::steady_clock::time_point heard{};
+    /// A stub's header (nats_uploads.hpp): its pieces are removed once it
+    /// is acked. Empty for any other message.
+    std::string upload;
   };
 
+  void settle(const delivery& d, bool released);
+  void adopt_stub(message_ptr m, expected<std::string> body, std::vector<delivery>& out, bool tasks);
   expected<void> ensure_event_binding_locked();
   expected<consumer_binding*> queue_binding_locked(const std::string& queue);
   std::vector<consumer_binding*> resolve(const std::vector<std::string>& queues);
-  void adopt(natsMsgList& list, std::vector<delivery>& out);
+  void adopt(natsMsgList& list, std::vector<delivery>& out, bool tasks);
   bool take_ready(consumer_binding& b, int batch, std::vector<delivery>& out);
   void keep_batch(consumer_binding& b, std::size_t taken, std::size_t messages, int batch, std::vector<delivery>& out);
   natsStatus fetch_once(consumer_binding& b, int batch, std::chrono::milliseconds wait, bool no_wait,
                         std::vector<delivery>& out, bool tasks = false);
   std::pair<natsStatus, int> fetch_messages(consumer_binding& b, int batch, std::chrono::milliseconds wait,
-                                            bool no_wait, std::vector<delivery>& out);
+                                            bool no_wait, std::vector<delivery>& out, bool tasks);
 
   nats_connection& conn_;
+  upload_store& uploads_;
   const std::string event_subject_;
 
   std::mutex bindings_mutex_;

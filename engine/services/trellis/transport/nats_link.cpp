@@ -15,12 +15,14 @@ constexpr int declare_attempts = 3;
 
 nats_link::nats_link(nats_config cfg, subject_space names, std::string event_subject)
     : connection(std::move(cfg), std::move(names)),
-      publishers(connection),
-      consumers(connection, std::move(event_subject)),
+      uploads(connection),
+      publishers(connection, uploads),
+      consumers(connection, uploads, std::move(event_subject)),
       events(connection, consumers),
-      lost_tasks(connection),
-      submissions(connection),
-      control(connection),
+      keepalive(connection, consumers),
+      lost_tasks(connection, uploads),
+      submissions(connection, uploads),
+      control(connection, uploads),
       done(connection),
       revocations(connection, publishers),
       transport_face(*this),
@@ -72,6 +74,9 @@ expected<void> nats_link::declare() {
     if (auto ok = revocations.declare_stream(); !ok) {
       return ok;
     }
+    if (auto ok = uploads.declare_stream(); !ok) {
+      return ok;
+    }
   }
   if (auto ok = consumers.declare(); !ok) {
     return ok;
@@ -95,6 +100,7 @@ void nats_link::close() {
   connection.close();
   consumers.wake_event_waiters();
   events.stop();
+  keepalive.stop();
   lost_tasks.stop();
 }
 

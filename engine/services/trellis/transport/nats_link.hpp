@@ -11,11 +11,15 @@
 /// - `connection` (nats_connection): the natsConnection and its management
 ///   JetStream context, the errors no call can return, the reconnect
 ///   listeners, the closed signal, stream declarations.
+/// - `uploads` (nats_uploads): the pieces of messages larger than one NATS
+///   message, in their stream.
 /// - `publishers` (nats_publishing): the async publishing contexts; task
-///   and event packs, message ids, signatures.
+///   and event packs, message ids, signatures, stubs of large messages.
 /// - `consumers` (nats_consumers): the task and event consumers, their pull
 ///   subscriptions, and the deliveries handed out and not acked.
 /// - `events` (nats_loops): the event thread.
+/// - `keepalive` (nats_loops): the thread that marks held deliveries in
+///   progress.
 /// - `lost_tasks` (nats_loops): the lost-task thread, its consumer, and the
 ///   MAX_DELIVERIES advisories read and not settled.
 /// - `submissions`, `control` (nats_requests): core NATS request/reply, with
@@ -24,9 +28,10 @@
 ///   the revoked stream's ordered consumer.
 ///
 /// Threads: besides nats.c's own (which run subscription callbacks and
-/// PubAck handlers), two: the event thread (started by
-/// `nats_transport::consume_events`) and the lost-task thread (started by
-/// `cluster_bus::watch_exhausted_tasks`). `close()` ends both.
+/// PubAck handlers), three: the event thread (started by
+/// `nats_transport::consume_events`), the keep-alive thread (started by the
+/// first task fetch or `consume_events`) and the lost-task thread (started
+/// by `cluster_bus::watch_exhausted_tasks`). `close()` ends them all.
 ///
 /// Locks: each part's header says which of its mutexes guards what. A part
 /// may call the connection (`remember`, a broker request such as declaring
@@ -45,6 +50,7 @@
 #include "trellis/transport/nats_publishing.hpp"
 #include "trellis/transport/nats_requests.hpp"
 #include "trellis/transport/nats_transport.hpp"
+#include "trellis/transport/nats_uploads.hpp"
 
 #include <memory>
 #include <string>
@@ -67,15 +73,17 @@ class nats_link {
   nats_link& operator=(const nats_link&) = delete;
 
   /// Raises the closed signal (fetches return empty, the loops end) and
-  /// joins the event and lost-task threads. Acks and answers still go out.
+  /// joins the event, keep-alive and lost-task threads. Acks and answers still go out.
   void close();
 
   // The parts, in the order they are built; the destructor tears them down
   // in the order the connection needs.
   nats_connection connection;
+  upload_store uploads;
   publisher_pool publishers;
   pull_consumers consumers;
   event_feed events;
+  delivery_keepalive keepalive;
   lost_task_watch lost_tasks;
   submission_channel submissions;
   control_channel control;

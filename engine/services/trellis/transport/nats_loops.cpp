@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -80,6 +81,41 @@ void event_feed::loop() {
       }
     } else if (s != NATS_OK && !is_no_message(s) && clock::now() - before < max_fetch_slice) {
       conn_.pause(event_retry_pause);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The keep-alive thread.
+
+void delivery_keepalive::start() {
+  if (started_.load(std::memory_order_acquire)) {
+    return;
+  }
+  std::lock_guard<std::mutex> guard{mutex_};
+  if (!thread_.joinable() && !conn_.closed()) {
+    thread_ = std::thread{[this] { loop(); }};
+    started_.store(true, std::memory_order_release);
+  }
+}
+
+void delivery_keepalive::stop() {
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    t = std::move(thread_);
+  }
+  join_unless_self(t);
+}
+
+void delivery_keepalive::loop() {
+  // A third of AckWait: one in-progress lost or late still leaves two more
+  // before the deadline.
+  auto every = std::max(std::chrono::milliseconds{10}, conn_.cfg().ack_wait / 3);
+  while (!conn_.closed()) {
+    conn_.pause(every);
+    if (!conn_.closed()) {
+      consumers_.keep_alive(every);
     }
   }
 }
@@ -225,7 +261,12 @@ void lost_task_watch::handle_advisory(message_ptr msg) {
   // Every task of an exhausted pack was lost with it; one that does not
   // parse goes on whole, for the dispatcher to dead-letter as unreadable.
   std::vector<std::string> tasks;
-  if (auto unpacked = unpack_message(stored.get()); unpacked && *unpacked) {
+  if (auto stub = uploads_.body_of(stored.get())) {
+    // A stub's pieces stay in the uploads stream until its MaxAge: the
+    // dispatcher dead-letters the whole body, which a replay publishes anew.
+    tasks.push_back(*stub ? std::move(**stub)
+                          : std::string{upload_header} + ": " + upload_store::header_of(stored.get()).value_or(""));
+  } else if (auto unpacked = unpack_message(stored.get()); unpacked && *unpacked) {
     tasks = std::move(**unpacked);
   }
   if (tasks.empty()) {

@@ -1,20 +1,24 @@
 #pragma once
 
 /// @file
-/// Internal to the NATS transport: its two threads. The event thread
+/// Internal to the NATS transport: its three threads. The event thread
 /// (`event_feed`) pulls a dispatcher's outcome events and hands them to its
 /// sink; the lost-task thread (`lost_task_watch`) reads the MAX_DELIVERIES
 /// advisories of the task consumers ("worker lost") and hands the exhausted
-/// tasks to its sink. Each object owns its thread, started by the first
-/// `start`/`watch` and joined by `stop` (nats_link::close stops both, after
-/// raising the connection's closed signal, which ends their loops).
+/// tasks to its sink; the keep-alive thread (`delivery_keepalive`) tells
+/// JetStream that what this process holds is still being worked on. Each
+/// object owns its thread, started by the first `start`/`watch` and joined
+/// by `stop` (nats_link::close stops them all, after raising the
+/// connection's closed signal, which ends their loops).
 
 #include "trellis/error.hpp"
 #include "trellis/transport/cluster_bus.hpp"
 #include "trellis/transport/nats_consumers.hpp"
 #include "trellis/transport/nats_handles.hpp"
+#include "trellis/transport/nats_uploads.hpp"
 #include "trellis/transport/transport.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -59,6 +63,37 @@ class event_feed {
   std::thread thread_;
 };
 
+/// Keeps alive the deliveries this process holds (`pull_consumers::keep_alive`)
+/// three times per AckWait, so that JetStream delivers a message again only
+/// when the process holding it is gone (killed, stopped, cut off), never
+/// because its handler or its commit takes long. That is what lets AckWait
+/// be short (defaults::ack_wait): a dead worker's tasks come back within
+/// it, and a task of any length still runs once.
+///
+/// Thread-safe; `mutex_` guards the thread handle.
+class delivery_keepalive {
+ public:
+  delivery_keepalive(nats_connection& conn, pull_consumers& consumers) : conn_(conn), consumers_(consumers) {}
+  ~delivery_keepalive() { stop(); }
+  delivery_keepalive(const delivery_keepalive&) = delete;
+  delivery_keepalive& operator=(const delivery_keepalive&) = delete;
+
+  /// Starts the thread unless it runs or the connection is closed. Cheap
+  /// when it runs: the first task fetch and `consume_events` call it.
+  void start();
+  /// Joins the thread, which ends once the closed signal is raised.
+  void stop();
+
+ private:
+  void loop();
+
+  nats_connection& conn_;
+  pull_consumers& consumers_;
+  std::atomic<bool> started_{false};
+  std::mutex mutex_;
+  std::thread thread_;
+};
+
 /// "Worker lost", dispatcher side: the stream `TRELLIS_<NS>_LOST` that keeps
 /// the advisories, its durable consumer `lost-<partition>`, the thread that
 /// reads it one advisory at a time, and the advisories read and not settled
@@ -69,7 +104,8 @@ class event_feed {
 /// advisories and the thread handle, and is not held while the sink runs.
 class lost_task_watch {
  public:
-  explicit lost_task_watch(nats_connection& conn) : conn_(conn) {}
+  /// An exhausted stub's whole body is read through `uploads`.
+  lost_task_watch(nats_connection& conn, upload_store& uploads) : conn_(conn), uploads_(uploads) {}
   ~lost_task_watch() { stop(); }
   lost_task_watch(const lost_task_watch&) = delete;
   lost_task_watch& operator=(const lost_task_watch&) = delete;
@@ -112,6 +148,7 @@ class lost_task_watch {
   void ack(lost_advisory& held);
 
   nats_connection& conn_;
+  upload_store& uploads_;
   std::mutex binding_mutex_;
   std::unique_ptr<consumer_binding> binding_;
   std::mutex mutex_;

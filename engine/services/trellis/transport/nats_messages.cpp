@@ -1,5 +1,7 @@
 #include "trellis/transport/nats_messages.hpp"
 
+#include "trellis/transport/nats_uploads.hpp"
+
 #include "trellis/signing.hpp"
 #include "trellis/transport/pack_codec.hpp"
 
@@ -9,12 +11,14 @@ namespace trellis::detail {
 
 natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::string& body,
                              const message_signer* signer, const char* pack_header, const std::string* pack_count,
-                             jsPubOptions* po) {
-  if (signer == nullptr && pack_count == nullptr) {
+                             jsPubOptions* po, const std::string* upload) {
+  if (signer == nullptr && pack_count == nullptr && upload == nullptr) {
     return js_PublishAsync(js, subject.c_str(), body.data(), static_cast<int>(body.size()), po);
   }
   natsMsg* raw = nullptr;
-  auto s = natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  auto s = upload != nullptr
+               ? natsMsg_Create(&raw, subject.c_str(), nullptr, nullptr, 0)
+               : natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
   message_ptr msg{raw};
   if (s == NATS_OK && signer != nullptr) {
     auto signature = signer->sign(body);
@@ -25,6 +29,9 @@ natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::s
   if (s == NATS_OK && pack_count != nullptr) {
     s = natsMsgHeader_Set(msg.get(), pack_header, pack_count->c_str());
   }
+  if (s == NATS_OK && upload != nullptr) {
+    s = natsMsgHeader_Set(msg.get(), upload_header, upload->c_str());
+  }
   if (s == NATS_OK) {
     raw = msg.release();
     s = js_PublishMsgAsync(js, &raw, po);
@@ -33,7 +40,7 @@ natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::s
   return s;
 }
 
-std::optional<error> refusal_of(const message_signer* signer, natsMsg* m) {
+std::optional<error> refusal_of(const message_signer* signer, natsMsg* m, const std::string* body) {
   if (signer == nullptr) {
     return std::nullopt;
   }
@@ -41,7 +48,9 @@ std::optional<error> refusal_of(const message_signer* signer, natsMsg* m) {
   if (natsMsgHeader_Get(m, signature_header, &signature) != NATS_OK) {
     signature = nullptr;
   }
-  auto ok = signer->verify({natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))}, signature);
+  auto ok = body != nullptr
+                ? signer->verify(*body, signature)
+                : signer->verify({natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))}, signature);
   if (ok) {
     return std::nullopt;
   }

@@ -24,16 +24,20 @@ constexpr const char* event_pack_header = "Trellis-Event-Pack";
 constexpr const char* task_pack_header = "Trellis-Task-Pack";
 
 /// js_PublishAsync of `body`, with headers when there are any: its signature
-/// (Trellis-Signature) when `signer` is set, and the number of envelopes of
-/// a pack (header `pack_header`, see pack_frames) when `pack_count` is set.
-/// Signed or packed messages go out as a natsMsg; others keep the plain path.
+/// (Trellis-Signature) when `signer` is set, the number of envelopes of a
+/// pack (header `pack_header`, see pack_frames) when `pack_count` is set,
+/// and with `upload` (a stub header, nats_uploads.hpp) as a stub: an empty
+/// body and the header, signed over `body`. Signed, packed or stub messages
+/// go out as a natsMsg; others keep the plain path.
 natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::string& body,
                              const message_signer* signer, const char* pack_header, const std::string* pack_count,
-                             jsPubOptions* po);
+                             jsPubOptions* po, const std::string* upload = nullptr);
 
 /// Why a received message must not be used (no signature, a wrong one), or
-/// nothing: always nothing without a signer.
-std::optional<error> refusal_of(const message_signer* signer, natsMsg* m);
+/// nothing: always nothing without a signer. The signature is checked
+/// against `body` when given (the whole body of a stub), else against the
+/// message's own.
+std::optional<error> refusal_of(const message_signer* signer, natsMsg* m, const std::string* body = nullptr);
 
 /// The envelopes of `m` when it is a pack (it carries either pack header),
 /// an error when its header or frames do not parse (pack_codec.hpp), nothing

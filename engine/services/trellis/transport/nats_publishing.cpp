@@ -74,7 +74,7 @@ void publisher_pool::on_publish_error(jsCtx*, jsPubAckErr* pae, void* closure) {
   }
 }
 
-publisher_pool::publisher_pool(nats_connection& conn) : conn_(conn) {}
+publisher_pool::publisher_pool(nats_connection& conn, upload_store& uploads) : conn_(conn), uploads_(uploads) {}
 
 publisher_pool::~publisher_pool() = default;
 
@@ -144,8 +144,21 @@ expected<void> publisher_pool::publish(const std::string& subject, const std::ve
     // The broker drops a message whose id it stored within the dedup
     // window: re-publishing after a crash or a failed call is safe.
     po.MsgId = item.id != nullptr ? item.id->c_str() : nullptr;
+    // Larger than one message (never a pack: packs stay far below): its
+    // pieces first, then a stub in its place. A stub published again is
+    // dropped by its id like any message; its second upload is left to the
+    // uploads stream's MaxAge.
+    std::optional<std::string> stub;
+    if (item.pack_count == nullptr && uploads_.too_large(item.bytes->size())) {
+      auto put = uploads_.put(*item.bytes);
+      if (!put) {
+        failed = error{put.error().code(), "cannot publish " + what + " to " + subject + ": " + put.error().message()};
+        break;
+      }
+      stub = std::move(*put);
+    }
     auto s = publish_one_async(p->ctx.get(), subject, *item.bytes, conn_.cfg().security.signer.get(), item.pack_header,
-                               item.pack_count, &po);
+                               item.pack_count, &po, stub ? &*stub : nullptr);
     if (s != NATS_OK) {
       auto id = item.id != nullptr ? " (message id " + *item.id + ")" : std::string{};
       failed = conn_.broker_error("cannot publish " + what + id + " to " + subject, s);

@@ -10,6 +10,7 @@
 #include "trellis/error.hpp"
 #include "trellis/transport/nats_handles.hpp"
 #include "trellis/transport/nats_messages.hpp"
+#include "trellis/transport/nats_uploads.hpp"
 #include "trellis/transport/transport.hpp"
 
 #include <memory>
@@ -41,7 +42,8 @@ struct outgoing {
 /// held while publishing.
 class publisher_pool {
  public:
-  explicit publisher_pool(nats_connection& conn);
+  /// Messages too large for one NATS message go through `uploads`.
+  publisher_pool(nats_connection& conn, upload_store& uploads);
   ~publisher_pool();
   publisher_pool(const publisher_pool&) = delete;
   publisher_pool& operator=(const publisher_pool&) = delete;
@@ -75,6 +77,7 @@ class publisher_pool {
   void release(publisher* p);
 
   nats_connection& conn_;
+  upload_store& uploads_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<publisher>> publishers_;
   std::vector<publisher*> idle_;

@@ -1,6 +1,7 @@
 #include "trellis/transport/nats_requests.hpp"
 
 #include "trellis/clock.hpp"
+#include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/signing.hpp"
 #include "trellis/transport/nats_connection.hpp"
@@ -30,7 +31,7 @@ constexpr std::size_t max_open_control_requests = 10'000;
 /// remembered for `last_error`.
 template <class Replies>
 void answer_request(nats_connection& conn, std::mutex& mutex, Replies& replies, std::uint64_t token,
-                    const std::string& reply, const char* what) {
+                    const std::string& reply, const char* what, const std::string* upload = nullptr) {
   std::string subject;
   {
     std::lock_guard<std::mutex> guard{mutex};
@@ -41,8 +42,22 @@ void answer_request(nats_connection& conn, std::mutex& mutex, Replies& replies, 
     subject = std::move(i->second);
     replies.erase(i);
   }
-  if (auto s = natsConnection_Publish(conn.get(), subject.c_str(), reply.data(), static_cast<int>(reply.size()));
-      s != NATS_OK) {
+  natsStatus s = NATS_OK;
+  if (upload == nullptr) {
+    s = natsConnection_Publish(conn.get(), subject.c_str(), reply.data(), static_cast<int>(reply.size()));
+  } else {
+    // A stub: the requester reads the pieces and removes them.
+    natsMsg* raw = nullptr;
+    s = natsMsg_Create(&raw, subject.c_str(), nullptr, nullptr, 0);
+    message_ptr msg{raw};
+    if (s == NATS_OK) {
+      s = natsMsgHeader_Set(msg.get(), upload_header, upload->c_str());
+    }
+    if (s == NATS_OK) {
+      s = natsConnection_PublishMsg(conn.get(), msg.get());
+    }
+  }
+  if (s != NATS_OK) {
     conn.remember(conn.broker_error(std::string{"cannot answer "} + what, s));
   }
 }
@@ -62,19 +77,34 @@ void submission_channel::on_submission(natsConnection*, natsSubscription*, natsM
                                "submission without a reply subject on " + std::string{natsMsg_GetSubject(msg)}});
     return;
   }
-  if (auto refused = refusal_of(self->conn_.cfg().security.signer.get(), msg)) {
-    // Unsigned or badly signed: answered here with the reason, in the
-    // dispatcher's error shape, and never handed to the dispatcher.
-    value::map err{{"type", std::string{to_string(refused->code())}}, {"message", refused->message()}};
+  // Refused here with the reason, in the dispatcher's error shape, and
+  // never handed to the dispatcher.
+  auto refuse = [&](const error& why) {
+    value::map err{{"type", std::string{to_string(why.code())}}, {"message", why.message()}};
     auto answer = pack_to_string(value(value::map{{"error", std::move(err)}}));
     natsConnection_Publish(self->conn_.get(), reply, answer.data(), static_cast<int>(answer.size()));
+  };
+  std::string bytes;
+  if (auto stub = self->uploads_.body_of(msg)) {
+    // Larger than one message: read from its pieces. A copy sent again
+    // after its answer may find them removed; its client took the first
+    // answer and no longer listens.
+    if (!*stub) {
+      refuse(stub->error());
+      return;
+    }
+    bytes = std::move(**stub);
+  } else {
+    bytes.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+  }
+  if (auto refused = refusal_of(self->conn_.cfg().security.signer.get(), msg, &bytes)) {
+    refuse(*refused);  // unsigned or badly signed
     return;
   }
   std::lock_guard<std::mutex> guard{self->mutex_};
   auto token = self->next_token_++;
   self->replies_.emplace(token, reply);
   if (self->sink_) {
-    std::string bytes(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
     self->sink_(delivery{std::move(bytes), token, 1});
   }
 }
@@ -118,6 +148,26 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
     return subject.error();
   }
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Larger than one message: stored in pieces first, sent as a stub, and
+  // the pieces removed however the request ends.
+  std::optional<std::string> upload;
+  if (uploads_.too_large(bytes.size())) {
+    auto put = uploads_.put(bytes);
+    if (!put) {
+      return error{put.error().code(), "cannot send a submission of " + std::to_string(bytes.size()) + " bytes to " +
+                                           *subject + ": " + put.error().message()};
+    }
+    upload = std::move(*put);
+  }
+  struct pieces_removal {
+    upload_store& uploads;
+    const std::optional<std::string>& header;
+    ~pieces_removal() {
+      if (header) {
+        uploads.remove(*header);
+      }
+    }
+  } removal{uploads_, upload};
   // A request whose answer does not come is sent again, with the same
   // workflow id, after a wait that doubles: the answer may be lost (the
   // dispatcher committed and died, or restarted) or still to come (a large
@@ -137,22 +187,7 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
     }
     left = std::min(left, attempt_waits.peek());
     natsMsg* raw = nullptr;
-    natsStatus s = NATS_OK;
-    if (conn_.cfg().security.signer) {
-      natsMsg* request = nullptr;
-      s = natsMsg_Create(&request, subject->c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size()));
-      message_ptr owned_request{request};
-      if (s == NATS_OK) {
-        auto signature = conn_.cfg().security.signer->sign(bytes);
-        s = signature ? natsMsgHeader_Set(request, signature_header, signature->c_str()) : NATS_NO_MEMORY;
-      }
-      if (s == NATS_OK) {
-        s = natsConnection_RequestMsg(&raw, conn_.get(), request, left.count());
-      }
-    } else {
-      s = natsConnection_Request(&raw, conn_.get(), subject->c_str(), bytes.data(), static_cast<int>(bytes.size()),
-                                 left.count());
-    }
+    auto s = send_request(&raw, *subject, bytes, upload ? &*upload : nullptr, left);
     message_ptr reply{raw};
     if (s == NATS_OK) {
       return std::string(natsMsg_GetData(reply.get()), static_cast<std::size_t>(natsMsg_GetDataLength(reply.get())));
@@ -169,6 +204,32 @@ expected<std::string> submission_channel::request(const std::string& bytes, std:
     // dispatcher's subscription is the condition.
     std::this_thread::sleep_for(std::min(left, milliseconds{100}));
   }
+}
+
+natsStatus submission_channel::send_request(natsMsg** reply, const std::string& subject, const std::string& bytes,
+                                            const std::string* upload, std::chrono::milliseconds wait) {
+  const auto* signer = conn_.cfg().security.signer.get();
+  if (signer == nullptr && upload == nullptr) {
+    return natsConnection_Request(reply, conn_.get(), subject.c_str(), bytes.data(), static_cast<int>(bytes.size()),
+                                  wait.count());
+  }
+  natsMsg* request = nullptr;
+  auto s = upload != nullptr
+               ? natsMsg_Create(&request, subject.c_str(), nullptr, nullptr, 0)
+               : natsMsg_Create(&request, subject.c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size()));
+  message_ptr owned_request{request};
+  if (s == NATS_OK && upload != nullptr) {
+    s = natsMsgHeader_Set(request, upload_header, upload->c_str());
+  }
+  if (s == NATS_OK && signer != nullptr) {
+    // Over the whole body, a stub's too: the receiver checks what it read.
+    auto signature = signer->sign(bytes);
+    s = signature ? natsMsgHeader_Set(request, signature_header, signature->c_str()) : NATS_NO_MEMORY;
+  }
+  if (s == NATS_OK) {
+    s = natsConnection_RequestMsg(reply, conn_.get(), request, wait.count());
+  }
+  return s;
 }
 
 void submission_channel::drain() { drain_subscription(sub_, conn_.cfg().api_timeout); }
@@ -266,7 +327,18 @@ void control_channel::consume(std::function<void(delivery)> sink) {
 void control_channel::answer(const delivery& d, const std::string& reply) {
   // On failure the client times out and reports it; a control request
   // changes nothing twice (status reads, revoke of a finished workflow refuses).
-  answer_request(conn_, mutex_, replies_, d.token, reply, "a control request");
+  if (!uploads_.too_large(reply.size())) {
+    answer_request(conn_, mutex_, replies_, d.token, reply, "a control request");
+    return;
+  }
+  // Larger than one message (a status with a large result): in pieces,
+  // which the requester removes once read.
+  auto put = uploads_.put(reply);
+  if (!put) {
+    answer_request(conn_, mutex_, replies_, d.token, encode_control_error(put.error()), "a control request");
+    return;
+  }
+  answer_request(conn_, mutex_, replies_, d.token, reply, "a control request", &*put);
 }
 
 expected<void> control_channel::serve(const std::string& verb, std::function<void(delivery)> sink) {
@@ -295,6 +367,12 @@ expected<std::string> control_channel::request(const std::string& verb, int part
                                     left.count());
     message_ptr reply{raw};
     if (s == NATS_OK) {
+      if (auto stub = uploads_.body_of(reply.get())) {
+        if (auto header = upload_store::header_of(reply.get())) {
+          uploads_.remove(*header);
+        }
+        return *stub;
+      }
       return std::string(natsMsg_GetData(reply.get()), static_cast<std::size_t>(natsMsg_GetDataLength(reply.get())));
     }
     if (s == NATS_TIMEOUT) {

@@ -11,6 +11,7 @@
 
 #include "trellis/error.hpp"
 #include "trellis/transport/nats_handles.hpp"
+#include "trellis/transport/nats_uploads.hpp"
 #include "trellis/transport/transport.hpp"
 
 #include <chrono>
@@ -35,7 +36,8 @@ class nats_connection;
 /// thread of the subscription (one at a time).
 class submission_channel {
  public:
-  explicit submission_channel(nats_connection& conn) : conn_(conn) {}
+  /// A submission larger than one NATS message travels through `uploads`.
+  submission_channel(nats_connection& conn, upload_store& uploads) : conn_(conn), uploads_(uploads) {}
   submission_channel(const submission_channel&) = delete;
   submission_channel& operator=(const submission_channel&) = delete;
 
@@ -54,8 +56,13 @@ class submission_channel {
 
  private:
   static void on_submission(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+  /// One request of `bytes` (as a stub when `upload` is set) to `subject`,
+  /// signed when the configuration has a signer.
+  natsStatus send_request(natsMsg** reply, const std::string& subject, const std::string& bytes,
+                          const std::string* upload, std::chrono::milliseconds wait);
 
   nats_connection& conn_;
+  upload_store& uploads_;
   std::mutex mutex_;
   std::function<void(delivery)> sink_;
   subscription_ptr sub_;
@@ -71,7 +78,8 @@ class submission_channel {
 /// dispatcher's sink. Sinks are called from NATS threads, under neither.
 class control_channel {
  public:
-  explicit control_channel(nats_connection& conn) : conn_(conn) {}
+  /// An answer larger than one NATS message travels through `uploads`.
+  control_channel(nats_connection& conn, upload_store& uploads) : conn_(conn), uploads_(uploads) {}
   control_channel(const control_channel&) = delete;
   control_channel& operator=(const control_channel&) = delete;
 
@@ -106,6 +114,7 @@ class control_channel {
                            std::function<void(delivery)> receiver);
 
   nats_connection& conn_;
+  upload_store& uploads_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<control_watch>> watches_;
   std::map<std::uint64_t, std::string> replies_;  // token -> reply subject, oldest first

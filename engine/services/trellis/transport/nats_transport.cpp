@@ -22,6 +22,7 @@ expected<void> nats_transport::publish_tasks(const std::string& queue, std::vect
 
 std::vector<delivery> nats_transport::fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
                                                   std::chrono::milliseconds wait) {
+  link_.keepalive.start();
   return link_.consumers.fetch_tasks(queues, max, wait);
 }
 
@@ -29,7 +30,12 @@ void nats_transport::ack_task(const delivery& d) { link_.consumers.ack(d); }
 
 void nats_transport::touch_task(const delivery& d) { link_.consumers.touch(d); }
 
-std::size_t nats_transport::max_message_bytes() const { return link_.connection.max_message_bytes(); }
+void nats_transport::release_task(const delivery& d) { link_.consumers.release(d); }
+
+std::size_t nats_transport::max_message_bytes() const {
+  // Larger than one NATS message travels in pieces (nats_uploads.hpp).
+  return max_upload_bytes();
+}
 
 expected<std::unordered_set<std::string>> nats_transport::work_already_out(int partition) {
   return link_.consumers.work_already_out(partition);
@@ -40,6 +46,7 @@ expected<void> nats_transport::publish_events(std::vector<outgoing_event> messag
 }
 
 void nats_transport::consume_events(std::function<void(std::vector<delivery>)> sink) {
+  link_.keepalive.start();
   link_.events.start(std::move(sink));
 }
 

@@ -95,8 +95,9 @@ class nats_transport final : public transport {
   /// AckWait starts again and its delivery count stays. Lost while
   /// disconnected, which costs one redelivery at most.
   void touch_task(const delivery& d) override;
-  /// The server's max_payload less room for headers; no limit while it is
-  /// not known (never connected).
+  void release_task(const delivery& d) override;
+  /// The largest upload (nats_uploads.hpp): a message larger than the
+  /// server's max_payload travels in pieces.
   std::size_t max_message_bytes() const override;
   /// Reads the task stream and then partition `partition`'s events message
   /// by message (a work-queue stream takes no second consumer), so a

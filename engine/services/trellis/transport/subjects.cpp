@@ -166,6 +166,24 @@ std::string subject_space::lost_stream() const { return "TRELLIS_" + upper(ns_) 
 
 std::string subject_space::revoked_stream() const { return "TRELLIS_" + upper(ns_) + "_REVOKED"; }
 
+std::string subject_space::upload_stream() const { return "TRELLIS_" + upper(ns_) + "_UPLOADS"; }
+
+std::string subject_space::all_uploads() const { return prefix_ + "upload.>"; }
+
+expected<std::string> subject_space::upload_piece(std::string_view id, std::size_t piece) const {
+  if (auto ok = validate_token("upload id", id); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "upload." + std::string{id} + "." + std::to_string(piece);
+}
+
+expected<std::string> subject_space::upload_pieces(std::string_view id) const {
+  if (auto ok = validate_token("upload id", id); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "upload." + std::string{id} + ".>";
+}
+
 expected<std::string> subject_space::lost_consumer(int partition) const {
   if (auto ok = validate_partition(partition); !ok) {
     return ok.error();

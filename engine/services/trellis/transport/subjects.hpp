@@ -28,6 +28,7 @@
 
 #include "trellis/error.hpp"
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -100,6 +101,16 @@ class subject_space {
   /// (`trellis.<ns>.ctl.revoked`), so that a worker started after a
   /// revocation still learns of it.
   std::string revoked_stream() const;
+  /// `TRELLIS_<NS>_UPLOADS`: the pieces of messages larger than one NATS
+  /// message (nats_uploads.hpp).
+  std::string upload_stream() const;
+  /// `trellis.<ns>.upload.>`: every piece of every upload.
+  std::string all_uploads() const;
+  /// `trellis.<ns>.upload.<id>.<piece>`; fails for an id that is not a
+  /// subject token.
+  expected<std::string> upload_piece(std::string_view id, std::size_t piece) const;
+  /// `trellis.<ns>.upload.<id>.>`: every piece of upload `id`.
+  expected<std::string> upload_pieces(std::string_view id) const;
   /// `lost-<partition>`: the durable pull consumer through which the
   /// dispatcher owning `partition` reads the lost stream; fails for a
   /// negative partition.

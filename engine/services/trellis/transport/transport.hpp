@@ -106,6 +106,13 @@ class transport {
   /// ignored. By default nothing, for transports that never redeliver.
   virtual void touch_task(const delivery& d) { (void)d; }
 
+  /// This process will not run the task of `d` (a drain stopped before it
+  /// started): hand it back for any worker to take at once rather than
+  /// after the redelivery clock. Unknown tokens are ignored. By default
+  /// nothing: an in-process task not acked is ready again at the next
+  /// start anyway.
+  virtual void release_task(const delivery& d) { (void)d; }
+
   /// The largest message (task or event) this transport can carry, in
   /// bytes. A worker whose outcome is larger reports a `payload_too_large`
   /// rejection in its place, and a dispatcher whose task message is larger

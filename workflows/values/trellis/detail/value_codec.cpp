@@ -419,6 +419,23 @@ void pack_value(msgpack::packer<msgpack::sbuffer>& pk, const value& v) { pack_an
 
 void pack_value(msgpack::packer<string_sink>& pk, const value& v) { pack_any(pk, v); }
 
+namespace {
+
+/// A msgpack stream that only counts what would be written.
+struct byte_counter {
+  std::size_t bytes = 0;
+  void write(const char*, std::size_t n) { bytes += n; }
+};
+
+}  // namespace
+
+std::size_t packed_size(const value& v) {
+  byte_counter counter;
+  msgpack::packer<byte_counter> pk(counter);
+  pack_any(pk, v);
+  return counter.bytes;
+}
+
 void pack_string(msgpack::packer<string_sink>& pk, std::string_view s) { pack_str_imp(pk, s); }
 
 void pack_array(msgpack::packer<string_sink>& pk, const value::array& a) { pack_array_imp(pk, a); }

@@ -99,6 +99,10 @@ expected<msgpack::object_handle> unpack_checked(std::string_view bytes, std::siz
 /// `value` -> msgpack bytes.
 std::string pack_to_string(const value& v);
 
+/// `pack_to_string(v).size()`, counted without writing: how large a value
+/// is on the wire and in the store, for the size limits.
+std::size_t packed_size(const value& v);
+
 /// msgpack bytes -> `value`, rejecting more than `max_bytes` bytes and
 /// nesting deeper than `max_depth` with `payload_too_large`.
 expected<value> unpack_from_string(std::string_view bytes, std::size_t max_bytes, std::size_t max_depth);
