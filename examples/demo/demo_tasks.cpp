@@ -51,23 +51,28 @@ const value& number(const std::string& task, const value& v) {
 }  // namespace
 
 void register_demo_tasks(task_registry& tasks) {
-  tasks.add("add", [](task_context&, value x, value y) { return add_values(number("add", x), number("add", y)); });
-  tasks.add("mul", [](task_context&, value x, value y) { return mul_values(number("mul", x), number("mul", y)); });
-  tasks.add("xsum", [](task_context&, value::array values) {
+  // Named parameters, so a workflow may pass any of them by keyword, as a
+  // Celery call would: {"task": "add", "kwargs": {"x": 1, "y": 2}}.
+  tasks.add("add", {"x", "y"},
+            [](task_context&, value x, value y) { return add_values(number("add", x), number("add", y)); });
+  tasks.add("mul", {"x", "y"},
+            [](task_context&, value x, value y) { return mul_values(number("mul", x), number("mul", y)); });
+  tasks.add("xsum", {"values"}, [](task_context&, value::array values) {
     value total = std::int64_t{0};
     for (const auto& v : values) {
       total = add_values(total, number("xsum", v));
     }
     return total;
   });
-  tasks.add("identity", [](task_context&, value v) { return v; });
+  tasks.add("identity", {"value"}, [](task_context&, value v) { return v; });
   tasks.add("noop", [](task_context&) {});
-  tasks.add("sleep_ms", [](task_context&, std::int64_t ms) {
+  tasks.add("sleep_ms", {"ms"}, [](task_context&, std::int64_t ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds{ms});
     return ms;
   });
-  tasks.add("fail", [](task_context&, std::string message) -> value { throw std::runtime_error(message); });
-  tasks.add("flaky", [](task_context& ctx, std::int64_t failures) -> std::int64_t {
+  tasks.add("fail", {"message"},
+            [](task_context&, std::string message) -> value { throw std::runtime_error(message); });
+  tasks.add("flaky", {"failures"}, [](task_context& ctx, std::int64_t failures) -> std::int64_t {
     if (ctx.attempt() <= failures) {
       throw std::runtime_error("flaky: attempt " + std::to_string(ctx.attempt()) + " of " + std::to_string(failures) +
                                " planned failures");
@@ -80,7 +85,7 @@ void register_demo_tasks(task_registry& tasks) {
   // JetStream gives up on it after MaxDeliver deliveries. Never use it
   // embedded: it kills the engine's process too.
   tasks.add("crash_worker", [](task_context&) { ::kill(::getpid(), SIGKILL); });
-  tasks.add("touch", [](task_context&, std::string path) {
+  tasks.add("touch", {"path"}, [](task_context&, std::string path) {
     {
       std::ofstream out{path, std::ios::app};
       if (!out) {

@@ -169,3 +169,32 @@ TEST_CASE(
   CHECK(count_rows(db, "SELECT count(*) FROM attempts" + where) == 0);
   CHECK(count_rows(db, "SELECT count(*) FROM dead_letters") == 0);
 }
+
+TEST_CASE("Keyword arguments bind by name on a worker process, and an unknown one fails the step naming it",
+          "[integration][nats][kwargs]") {
+  cluster_processes c{"clusterkwargs", {}, {"--ack-wait-ms", "30000"}};
+  auto db = c.db();
+  c.start_dispatcher(db);
+  c.start_worker(worker_flags);
+
+  // add(2, 2), then add(x=<4>, y=10), then mul(x=<14>, y=3) with y by keyword.
+  auto chain_file = trellis::test::write_file(c.dir(), "kwargs.json", R"({"chain": [
+      {"task": "add", "args": [2, 2]},
+      {"task": "add", "kwargs": {"y": 10}},
+      {"task": "mul", "args": [], "kwargs": {"y": 3}}]})");
+  auto r = c.submit(chain_file, {"--wait"});
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << c.logs());
+  CHECK(r.status == 0);
+  auto out = outcome_of(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 42);
+
+  auto unknown_file =
+      trellis::test::write_file(c.dir(), "unknown.json", R"({"task": "add", "args": [1, 2], "kwargs": {"z": 99}})");
+  r = c.submit(unknown_file, {"--wait"});
+  CHECK(r.status == 1);
+  out = outcome_of(r.last_line());
+  CHECK(out["state"] == "FAILURE");
+  CHECK(out["error"]["type"] == "bad_arguments");
+  CHECK(out["error"]["message"] == "add: unknown keyword argument 'z' (its parameters are x, y)");
+}

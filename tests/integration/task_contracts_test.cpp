@@ -1,0 +1,77 @@
+// The task contracts Celery users rely on, through `trellis-demo run` as a
+// user runs a workflow file (docs/canvas.md): keyword arguments bound by
+// name.
+
+#include "support/child_process.hpp"
+#include "support/files.hpp"
+#include "support/outcome_line.hpp"
+#include "support/store_reader.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+using trellis::test::command_result;
+using trellis::test::temp_dir;
+using trellis::test::write_file;
+
+/// Runs `trellis-demo run FILE --db DB` on `workflow` to completion.
+command_result run_workflow(const temp_dir& dir, const std::string& name, const std::string& workflow,
+                            const std::string& db) {
+  auto file = write_file(dir, name + ".json", workflow);
+  auto r = trellis::test::run_command({TRELLIS_DEMO_BIN, "run", file, "--db", db}, dir.file(name),
+                                      trellis::test::max_test_wait);
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+  REQUIRE_FALSE(r.timed_out);
+  return r;
+}
+
+json outcome_of(const command_result& r) {
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+  return trellis::test::parse_outcome_line(r.last_line());
+}
+
+}  // namespace
+
+TEST_CASE("keyword arguments bind by name after the step's input and args, and an unknown one fails the step",
+          "[integration][cli][kwargs]") {
+  temp_dir dir;
+  SECTION("the previous result binds x, the keyword y") {
+    auto r = run_workflow(dir, "partial", R"({"chain":[{"task":"add","args":[2,2]},{"task":"add","kwargs":{"y":10}}]})",
+                          dir.file("partial.db"));
+    CHECK(r.status == 0);
+    auto out = outcome_of(r);
+    CHECK(out["state"] == "SUCCESS");
+    CHECK(out["result"] == 14);
+  }
+  SECTION("every parameter by keyword") {
+    auto r =
+        run_workflow(dir, "keywords", R"({"task":"add","args":[],"kwargs":{"x":1,"y":2}})", dir.file("keywords.db"));
+    CHECK(r.status == 0);
+    auto out = outcome_of(r);
+    CHECK(out["state"] == "SUCCESS");
+    CHECK(out["result"] == 3);
+  }
+  SECTION("an unknown keyword is bad_arguments naming it, never dropped") {
+    auto db = dir.file("unknown.db");
+    auto r = run_workflow(dir, "unknown", R"({"task":"add","args":[1,2],"kwargs":{"z":99}})", db);
+    CHECK(r.status == 1);
+    auto out = outcome_of(r);
+    CHECK(out["state"] == "FAILURE");
+    CHECK(out["result"].is_null());
+    CHECK(out["error"]["task"] == "add");
+    CHECK(out["error"]["type"] == "bad_arguments");
+    CHECK(out["error"]["message"] == "add: unknown keyword argument 'z' (its parameters are x, y)");
+    // Never retried, and kept as a dead letter of its own reason.
+    auto letter = trellis::test::only_dead_letter(db);
+    CHECK(letter.reason == "bad_arguments");
+  }
+}
