@@ -72,13 +72,20 @@ void register_demo_tasks(task_registry& tasks) {
   });
   tasks.add("fail", {"message"},
             [](task_context&, std::string message) -> value { throw std::runtime_error(message); });
-  tasks.add("flaky", {"failures"}, [](task_context& ctx, std::int64_t failures) -> std::int64_t {
-    if (ctx.attempt() <= failures) {
-      throw std::runtime_error("flaky: attempt " + std::to_string(ctx.attempt()) + " of " + std::to_string(failures) +
-                               " planned failures");
-    }
-    return ctx.attempt();
-  });
+  // `error_type` (by keyword, say) makes the failures `task_error`s of that
+  // type, for the retry filters; by default they are std::runtime_error.
+  tasks.add("flaky", {"failures", param("error_type", "")},
+            [](task_context& ctx, std::int64_t failures, std::string error_type) -> std::int64_t {
+              if (ctx.attempt() <= failures) {
+                auto message = "flaky: attempt " + std::to_string(ctx.attempt()) + " of " + std::to_string(failures) +
+                               " planned failures";
+                if (!error_type.empty()) {
+                  throw task_error(error_type, message);
+                }
+                throw std::runtime_error(message);
+              }
+              return ctx.attempt();
+            });
   // Exists for the "worker lost" test (tests/integration/cluster_partition_test.cpp):
   // it kills its own worker process on every delivery, as a handler that
   // crashes the process would, so the task is never acknowledged and

@@ -75,3 +75,41 @@ TEST_CASE("keyword arguments bind by name after the step's input and args, and a
     CHECK(letter.reason == "bad_arguments");
   }
 }
+
+TEST_CASE("retry filters retry a listed error type and fail any other at once, keeping its type",
+          "[integration][cli][retry-filters]") {
+  temp_dir dir;
+  SECTION("a type in retry_on is retried until the step succeeds") {
+    auto r = run_workflow(dir, "listed", R"({"task": "flaky", "args": [2], "kwargs": {"error_type": "connection_error"},
+        "options": {"retry": {"max_retries": 3, "countdown_ms": 10, "backoff": "fixed",
+                              "retry_on": ["connection_error"]}}})",
+                          dir.file("listed.db"));
+    CHECK(r.status == 0);
+    auto out = outcome_of(r);
+    CHECK(out["state"] == "SUCCESS");
+    CHECK(out["result"] == 3);  // the attempt that succeeded
+  }
+  for (const auto& [name, retry] :
+       {std::pair{"not in retry_on", R"({"max_retries": 3, "countdown_ms": 10, "retry_on": ["connection_error"]})"},
+        std::pair{"in dont_retry_on", R"({"max_retries": 3, "countdown_ms": 10, "dont_retry_on": ["fatal"]})"}}) {
+    DYNAMIC_SECTION("a type " << name << " fails the step on its first attempt") {
+      auto db = dir.file("filtered.db");
+      auto r = run_workflow(dir, "filtered",
+                            std::string{R"({"task": "flaky", "args": [2], "kwargs": {"error_type": "fatal"},
+                                            "options": {"retry": )"} +
+                                retry + "}}",
+                            db);
+      CHECK(r.status == 1);
+      auto out = outcome_of(r);
+      CHECK(out["state"] == "FAILURE");
+      CHECK(out["error"]["task"] == "flaky");
+      CHECK(out["error"]["type"] == "fatal");
+      CHECK(out["error"]["message"] == "flaky: attempt 1 of 2 planned failures");
+      auto id = out["id"].get<std::string>();
+      CHECK(trellis::test::count_rows(db, "SELECT count(*) FROM attempts WHERE workflow_id = '" + id + "'") == 1);
+      auto letter = trellis::test::only_dead_letter(db);
+      CHECK(letter.reason == "task_failed");
+      CHECK(letter.attempts == 1);
+    }
+  }
+}

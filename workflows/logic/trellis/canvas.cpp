@@ -31,6 +31,18 @@ void check_length(const std::string& task, const char* what, const std::string& 
   }
 }
 
+/// An error type listed in both filters of `p`, or "".
+std::string in_both(const retry_policy& p) {
+  for (const auto& type : p.retry_on) {
+    for (const auto& other : p.dont_retry_on) {
+      if (type == other) {
+        return type;
+      }
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 signature signature::immutable(bool yes) const {
@@ -47,6 +59,15 @@ signature signature::retry(retry_policy policy) const {
   }
   check_duration(task_, "a retry's countdown", policy.countdown, 0);
   check_duration(task_, "a retry's backoff_max", policy.backoff_max, 0);
+  for (const auto* types : {&policy.retry_on, &policy.dont_retry_on}) {
+    for (const auto& type : *types) {
+      check_length(task_, "an error type of a retry filter", type, max_name_bytes);
+    }
+  }
+  if (auto both = in_both(policy); !both.empty()) {
+    throw usage_error("signature '" + task_ + "': error type '" + both +
+                      "' is in both retry_on and dont_retry_on; list it in one");
+  }
   signature copy = *this;
   copy.options_.retry = policy;
   return copy;
@@ -274,6 +295,19 @@ value retry_to_value(const retry_policy& p) {
   m["backoff"] = backoff_name(p.backoff);
   m["backoff_max_ms"] = static_cast<std::int64_t>(p.backoff_max.count());
   m["jitter"] = p.jitter;
+  auto list = [](const std::vector<std::string>& types) {
+    value::array out;
+    for (const auto& t : types) {
+      out.emplace_back(t);
+    }
+    return out;
+  };
+  if (!p.retry_on.empty()) {
+    m["retry_on"] = list(p.retry_on);
+  }
+  if (!p.dont_retry_on.empty()) {
+    m["dont_retry_on"] = list(p.dont_retry_on);
+  }
   return m;
 }
 
@@ -468,12 +502,32 @@ expected<backoff_kind> backoff_at(const value& v, const std::string& path) {
   return invalid(path, "must be \"fixed\" or \"exponential\", got " + describe(v));
 }
 
+/// A retry filter: an array of error types (non-empty names).
+expected<std::vector<std::string>> error_types_at(const value& v, const std::string& path) {
+  auto xs = array_at(v, path);
+  if (!xs) {
+    return xs.error();
+  }
+  std::vector<std::string> out;
+  out.reserve((*xs)->size());
+  for (std::size_t i = 0; i < (*xs)->size(); ++i) {
+    auto type = name_at((**xs)[i], path + "[" + std::to_string(i) + "]");
+    if (!type) {
+      return type.error();
+    }
+    out.push_back(std::move(*type));
+  }
+  return out;
+}
+
 expected<retry_policy> retry_at(const value& v, const std::string& path) {
   auto m = map_at(v, path);
   if (!m) {
     return m.error();
   }
-  if (auto ok = reject_unknown_keys(**m, path, {"max_retries", "countdown_ms", "backoff", "backoff_max_ms", "jitter"});
+  if (auto ok = reject_unknown_keys(
+          **m, path,
+          {"max_retries", "countdown_ms", "backoff", "backoff_max_ms", "jitter", "retry_on", "dont_retry_on"});
       !ok) {
     return ok.error();
   }
@@ -491,10 +545,17 @@ expected<retry_policy> retry_at(const value& v, const std::string& path) {
            optional_field(**m, "backoff_max_ms", path, duration_at,
                           [&](std::int64_t n) { p.backoff_max = std::chrono::milliseconds{n}; }),
            optional_field(**m, "jitter", path, bool_at, [&](bool b) { p.jitter = b; }),
+           optional_field(**m, "retry_on", path, error_types_at,
+                          [&](std::vector<std::string> types) { p.retry_on = std::move(types); }),
+           optional_field(**m, "dont_retry_on", path, error_types_at,
+                          [&](std::vector<std::string> types) { p.dont_retry_on = std::move(types); }),
        }) {
     if (!ok) {
       return ok.error();
     }
+  }
+  if (auto both = in_both(p); !both.empty()) {
+    return invalid(path, "error type '" + both + "' is in both retry_on and dont_retry_on; list it in one");
   }
   return p;
 }

@@ -63,6 +63,20 @@ class task_rejected : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown by a handler for a failure with a type of its own:
+/// `throw trellis::task_error("connection_error", "db down")`. The type is
+/// the outcome's `error_type` (instead of the exception's C++ type name),
+/// which a retry policy's `retry_on` and `dont_retry_on` select by, and which
+/// the failed node's error keeps. An empty type is reported as `task_error`.
+class task_error : public std::runtime_error {
+ public:
+  task_error(std::string type, const std::string& message) : std::runtime_error(message), type_(std::move(type)) {}
+  const std::string& type() const noexcept { return type_; }
+
+ private:
+  std::string type_;
+};
+
 /// One named parameter of a typed handler, optionally with a default for
 /// when a call gives it neither by position nor by keyword. Converts from a
 /// name, so `{"x", "y"}` names two parameters and
