@@ -1,6 +1,6 @@
 // The task contracts Celery users rely on, through `trellis-demo run` as a
 // user runs a workflow file (docs/canvas.md): keyword arguments bound by
-// name.
+// name, retry filters by error type, and an absolute eta.
 
 #include "support/child_process.hpp"
 #include "support/files.hpp"
@@ -9,10 +9,15 @@
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
+#include <trellis/clock.hpp>
+#include <trellis/timestamp.hpp>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -110,6 +115,53 @@ TEST_CASE("retry filters retry a listed error type and fail any other at once, k
       auto letter = trellis::test::only_dead_letter(db);
       CHECK(letter.reason == "task_failed");
       CHECK(letter.attempts == 1);
+    }
+  }
+}
+
+TEST_CASE("an eta holds the step until that time, one in the past runs at once, and a bad one is refused",
+          "[integration][cli][eta]") {
+  temp_dir dir;
+  SECTION("an eta 1.5 s ahead, with an offset: the workflow cannot end before it") {
+    auto eta_ms = trellis::detail::now_epoch_ms() + 1500;
+    // The same instant written in UTC+01:00, as a user in Paris would.
+    auto eta = trellis::format_rfc3339_ms(eta_ms + 3600 * 1000);
+    eta = eta.substr(0, eta.size() - 1) + "+01:00";
+    auto r = run_workflow(dir, "ahead",
+                          R"({"chain": [{"task": "add", "args": [1, 2], "options": {"eta": ")" + eta +
+                              R"("}}, {"task": "add", "kwargs": {"y": 4}}]})",
+                          dir.file("ahead.db"));
+    CHECK(trellis::detail::now_epoch_ms() >= eta_ms);
+    CHECK(r.status == 0);
+    auto out = outcome_of(r);
+    CHECK(out["state"] == "SUCCESS");
+    CHECK(out["result"] == 7);
+  }
+  SECTION("an eta in the past runs at once") {
+    auto r = run_workflow(dir, "past", R"({"task": "add", "args": [1, 2], "options": {"eta": "2001-02-03T04:05:06Z"}})",
+                          dir.file("past.db"));
+    CHECK(r.status == 0);
+    auto out = outcome_of(r);
+    CHECK(out["state"] == "SUCCESS");
+    CHECK(out["result"] == 3);
+  }
+  for (const auto& [name, options, expected] :
+       {std::tuple{"a malformed eta", R"({"eta": "next tuesday"})",
+                   R"($.chain[1].options.eta: must be an RFC 3339 date-time with an offset)"},
+        std::tuple{"an eta without an offset", R"({"eta": "2026-12-06T10:00:00"})",
+                   R"($.chain[1].options.eta: must be an RFC 3339 date-time with an offset)"},
+        std::tuple{"an eta and a countdown", R"({"eta": "2026-12-06T10:00:00Z", "countdown_ms": 5})",
+                   "$.chain[1].options: eta and countdown_ms exclude each other; give one"}}) {
+    DYNAMIC_SECTION(name << " is refused with exit 2 before anything runs") {
+      auto db = dir.file("refused.db");
+      auto r = run_workflow(
+          dir, "refused",
+          std::string{R"({"chain": [{"task": "add", "args": [1, 2]}, {"task": "add", "options": )"} + options + "}]}",
+          db);
+      CHECK(r.status == 2);
+      CHECK(r.out.empty());
+      CHECK(r.err.find(expected) != std::string::npos);
+      CHECK_FALSE(std::filesystem::exists(db));
     }
   }
 }

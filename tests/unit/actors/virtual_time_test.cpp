@@ -141,6 +141,36 @@ TEST_CASE("a task's countdown publishes its first attempt when the countdown is 
   CHECK_FALSE(f.time.has_delayed_message());
 }
 
+TEST_CASE("an eta publishes the first attempt at that time, not a millisecond before; one in the past at once",
+          "[unit][actors][dispatcher][virtual_time][eta]") {
+  supervised_dispatcher f;
+  auto at = [](std::chrono::milliseconds after) {
+    return std::chrono::system_clock::time_point{std::chrono::milliseconds{virtual_epoch_ms(after)}};
+  };
+  REQUIRE(f.submit(signature("later").eta(at(1500ms)), "wf-1"));
+  CHECK(f.take_tasks().empty());
+  auto waiting = f.row("wf-1", 0);
+  CHECK(waiting.state == node_state::received);
+  CHECK(waiting.due_at == virtual_epoch_ms(1500ms));  // stored, so a restart keeps it
+
+  CHECK(f.time.advance(1499ms) == 0);
+  CHECK(f.take_tasks().empty());
+  CHECK(f.time.advance(1ms) == 1);
+  auto tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].task == "later");
+  CHECK(tasks[0].attempt == 1);
+  CHECK(tasks[0].sent_at == virtual_epoch_ms(1500ms));
+
+  // Now 1500 ms after the start: an eta of 1000 ms after it is past.
+  REQUIRE(f.submit(signature("overdue").eta(at(1000ms)), "wf-2"));
+  tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].task == "overdue");
+  CHECK(tasks[0].sent_at == virtual_epoch_ms(1500ms));
+  CHECK_FALSE(f.time.has_delayed_message());
+}
+
 TEST_CASE("a failed attempt's retry is published when its wait is over, each wait twice the one before",
           "[unit][actors][dispatcher][virtual_time]") {
   supervised_dispatcher f;

@@ -1,6 +1,7 @@
 #include "trellis/canvas.hpp"
 
 #include "trellis/error.hpp"
+#include "trellis/timestamp.hpp"
 
 #include <cstdint>
 #include <limits>
@@ -89,8 +90,20 @@ signature signature::queue(std::string name) const {
 
 signature signature::countdown(std::chrono::milliseconds delay) const {
   check_duration(task_, "countdown", delay, 0);
+  if (options_.eta) {
+    throw usage_error("signature '" + task_ + "': countdown and eta exclude each other; give one");
+  }
   signature copy = *this;
   copy.options_.countdown = delay;
+  return copy;
+}
+
+signature signature::eta(std::chrono::system_clock::time_point when) const {
+  if (options_.countdown) {
+    throw usage_error("signature '" + task_ + "': eta and countdown exclude each other; give one");
+  }
+  signature copy = *this;
+  copy.options_.eta = std::chrono::floor<std::chrono::milliseconds>(when);
   return copy;
 }
 
@@ -328,6 +341,9 @@ value options_to_value(const signature_options& o) {
   if (o.countdown) {
     m["countdown_ms"] = static_cast<std::int64_t>(o.countdown->count());
   }
+  if (o.eta) {
+    m["eta"] = format_rfc3339_ms(o.eta->time_since_epoch().count());
+  }
   if (o.expires) {
     m["expires_ms"] = static_cast<std::int64_t>(o.expires->count());
   }
@@ -492,6 +508,18 @@ expected<std::int64_t> duration_at(const value& v, const std::string& path) {
   return int_at(v, path, 0, max_duration_ms, "an integer from 0 to 315360000000 (ten years)");
 }
 
+/// An RFC 3339 date-time with an offset, read to the millisecond.
+expected<eta_time> eta_at(const value& v, const std::string& path) {
+  auto ms = v.is_string() ? parse_rfc3339_ms(v.as_string()) : std::nullopt;
+  if (!ms) {
+    return invalid(path,
+                   "must be an RFC 3339 date-time with an offset, like \"2026-12-06T10:00:00+01:00\" or "
+                   "\"2026-12-06T09:00:00Z\", got " +
+                       describe(v));
+  }
+  return eta_time{std::chrono::milliseconds{*ms}};
+}
+
 expected<backoff_kind> backoff_at(const value& v, const std::string& path) {
   if (v.is_string() && v.as_string() == "fixed") {
     return backoff_kind::fixed;
@@ -566,8 +594,8 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
     return m.error();
   }
   if (auto ok = reject_unknown_keys(**m, path,
-                                    {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "expires_ms",
-                                     "time_limit_ms", "priority"});
+                                    {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "eta",
+                                     "expires_ms", "time_limit_ms", "priority"});
       !ok) {
     return ok.error();
   }
@@ -584,6 +612,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
                           [&](std::string s) { o.idempotency_key = std::move(s); }),
            optional_field(**m, "queue", path, name_at, [&](std::string s) { o.queue = std::move(s); }),
            optional_field(**m, "countdown_ms", path, duration_at, [&](std::int64_t n) { o.countdown = ms(n); }),
+           optional_field(**m, "eta", path, eta_at, [&](eta_time t) { o.eta = t; }),
            optional_field(**m, "expires_ms", path, duration_at, [&](std::int64_t n) { o.expires = ms(n); }),
            optional_field(**m, "time_limit_ms", path, positive, [&](std::int64_t n) { o.time_limit = ms(n); }),
            optional_field(**m, "priority", path, priority, [&](std::int64_t n) { o.priority = static_cast<int>(n); }),
@@ -591,6 +620,10 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
     if (!ok) {
       return ok.error();
     }
+  }
+  if (o.eta && o.countdown) {
+    // Celery refuses both too: an absolute and a relative start cannot both hold.
+    return invalid(path, "eta and countdown_ms exclude each other; give one");
   }
   return o;
 }
