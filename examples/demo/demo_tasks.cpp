@@ -52,29 +52,41 @@ const value& number(const std::string& task, const value& v) {
 }  // namespace
 
 void register_demo_tasks(task_registry& tasks) {
-  tasks.add("add", [](task_context&, value x, value y) { return add_values(number("add", x), number("add", y)); });
-  tasks.add("mul", [](task_context&, value x, value y) { return mul_values(number("mul", x), number("mul", y)); });
-  tasks.add("xsum", [](task_context&, value::array values) {
+  // Named parameters, so a workflow may pass any of them by keyword, as a
+  // Celery call would: {"task": "add", "kwargs": {"x": 1, "y": 2}}.
+  tasks.add("add", {"x", "y"},
+            [](task_context&, value x, value y) { return add_values(number("add", x), number("add", y)); });
+  tasks.add("mul", {"x", "y"},
+            [](task_context&, value x, value y) { return mul_values(number("mul", x), number("mul", y)); });
+  tasks.add("xsum", {"values"}, [](task_context&, value::array values) {
     value total = std::int64_t{0};
     for (const auto& v : values) {
       total = add_values(total, number("xsum", v));
     }
     return total;
   });
-  tasks.add("identity", [](task_context&, value v) { return v; });
+  tasks.add("identity", {"value"}, [](task_context&, value v) { return v; });
   tasks.add("noop", [](task_context&) {});
-  tasks.add("sleep_ms", [](task_context&, std::int64_t ms) {
+  tasks.add("sleep_ms", {"ms"}, [](task_context&, std::int64_t ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds{ms});
     return ms;
   });
-  tasks.add("fail", [](task_context&, std::string message) -> value { throw std::runtime_error(message); });
-  tasks.add("flaky", [](task_context& ctx, std::int64_t failures) -> std::int64_t {
-    if (ctx.attempt() <= failures) {
-      throw std::runtime_error("flaky: attempt " + std::to_string(ctx.attempt()) + " of " + std::to_string(failures) +
-                               " planned failures");
-    }
-    return ctx.attempt();
-  });
+  tasks.add("fail", {"message"},
+            [](task_context&, std::string message) -> value { throw std::runtime_error(message); });
+  // `error_type` (by keyword, say) makes the failures `task_error`s of that
+  // type, for the retry filters; by default they are std::runtime_error.
+  tasks.add("flaky", {"failures", param("error_type", "")},
+            [](task_context& ctx, std::int64_t failures, std::string error_type) -> std::int64_t {
+              if (ctx.attempt() <= failures) {
+                auto message = "flaky: attempt " + std::to_string(ctx.attempt()) + " of " + std::to_string(failures) +
+                               " planned failures";
+                if (!error_type.empty()) {
+                  throw task_error(error_type, message);
+                }
+                throw std::runtime_error(message);
+              }
+              return ctx.attempt();
+            });
   // Exists for the "worker lost" test (tests/integration/cluster_partition_test.cpp):
   // it kills its own worker process on every delivery, as a handler that
   // crashes the process would, so the task is never acknowledged and
@@ -83,20 +95,20 @@ void register_demo_tasks(task_registry& tasks) {
   tasks.add("crash_worker", [](task_context&) { ::kill(::getpid(), SIGKILL); });
   // For large values (tests and bench/): a string of `bytes` bytes, and the
   // total length of a list of strings, say a chord's header results.
-  tasks.add("blob", [](task_context&, std::int64_t bytes) {
+  tasks.add("blob", {"bytes"}, [](task_context&, std::int64_t bytes) {
     if (bytes < 0 || bytes > (std::int64_t{1} << 30)) {
       throw task_rejected("blob: size " + std::to_string(bytes) + " is not from 0 to 1 GiB");
     }
     return std::string(static_cast<std::size_t>(bytes), 'b');
   });
-  tasks.add("measure", [](task_context&, std::vector<std::string> parts) {
+  tasks.add("measure", {"values"}, [](task_context&, std::vector<std::string> parts) {
     std::int64_t total = 0;
     for (const auto& p : parts) {
       total += static_cast<std::int64_t>(p.size());
     }
     return total;
   });
-  tasks.add("touch", [](task_context&, std::string path) {
+  tasks.add("touch", {"path"}, [](task_context&, std::string path) {
     {
       std::ofstream out{path, std::ios::app};
       if (!out) {

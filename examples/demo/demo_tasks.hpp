@@ -8,7 +8,9 @@
 ///   xsum(values) -> sum           identity(value) -> value
 ///   noop() -> null                sleep_ms(ms) -> ms (after sleeping)
 ///   fail(message) -> always fails with `message`
-///   flaky(failures) -> fails its first `failures` attempts, then returns the attempt number
+///   flaky(failures, error_type="") -> fails its first `failures` attempts, then returns the
+///     attempt number; the failures are `task_error`s of `error_type` when it is given
+///     (std::runtime_error otherwise)
 ///   touch(path) -> appends a line to the file, returns its line count
 ///   crash_worker() -> kills its own process with SIGKILL (for the cluster "worker lost" test)
 ///   blob(bytes) -> a string of `bytes` bytes    measure(values) -> their total length

@@ -9,6 +9,9 @@
 #include "support/store_reader.hpp"
 #include "support/wait_until.hpp"
 
+#include <trellis/clock.hpp>
+#include <trellis/timestamp.hpp>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -168,4 +171,62 @@ TEST_CASE(
   CHECK(count_rows(db, "SELECT count(DISTINCT node) FROM nodes" + where) == tasks);
   CHECK(count_rows(db, "SELECT count(*) FROM attempts" + where) == 0);
   CHECK(count_rows(db, "SELECT count(*) FROM dead_letters") == 0);
+}
+
+TEST_CASE(
+    "Over NATS, keyword arguments bind by name on a worker process, an unknown one fails the step naming it, retry "
+    "filters choose what is retried, and an eta holds a step back",
+    "[integration][nats][kwargs][retry-filters][eta]") {
+  cluster_processes c{"clusterkwargs", {}, {"--ack-wait-ms", "30000"}};
+  auto db = c.db();
+  c.start_dispatcher(db);
+  c.start_worker(worker_flags);
+
+  // add(2, 2), then add(x=<4>, y=10), then mul(x=<14>, y=3) with y by keyword.
+  auto chain_file = trellis::test::write_file(c.dir(), "kwargs.json", R"({"chain": [
+      {"task": "add", "args": [2, 2]},
+      {"task": "add", "kwargs": {"y": 10}},
+      {"task": "mul", "args": [], "kwargs": {"y": 3}}]})");
+  auto r = c.submit(chain_file, {"--wait"});
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << "\n" << c.logs());
+  CHECK(r.status == 0);
+  auto out = outcome_of(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 42);
+
+  auto unknown_file =
+      trellis::test::write_file(c.dir(), "unknown.json", R"({"task": "add", "args": [1, 2], "kwargs": {"z": 99}})");
+  r = c.submit(unknown_file, {"--wait"});
+  CHECK(r.status == 1);
+  out = outcome_of(r.last_line());
+  CHECK(out["state"] == "FAILURE");
+  CHECK(out["error"]["type"] == "bad_arguments");
+  CHECK(out["error"]["message"] == "add: unknown keyword argument 'z' (its parameters are x, y)");
+
+  // A listed error type is retried on the worker until flaky succeeds; the
+  // eta, 1.5 s ahead, holds the first attempt back in the dispatcher's store.
+  auto eta_ms = trellis::detail::now_epoch_ms() + 1500;
+  auto retried_file = trellis::test::write_file(
+      c.dir(), "retried.json",
+      R"({"task": "flaky", "args": [1], "kwargs": {"error_type": "connection_error"}, "options": {"eta": ")" +
+          trellis::format_rfc3339_ms(eta_ms) +
+          R"(", "retry": {"max_retries": 2, "countdown_ms": 10, "retry_on": ["connection_error"]}}})");
+  r = c.submit(retried_file, {"--wait"});
+  CHECK(trellis::detail::now_epoch_ms() >= eta_ms);
+  CHECK(r.status == 0);
+  out = outcome_of(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 2);
+
+  // Any other type fails the step on its first attempt, keeping its type.
+  auto filtered_file = trellis::test::write_file(c.dir(), "filtered.json", R"({"task": "flaky", "args": [1],
+      "kwargs": {"error_type": "fatal"},
+      "options": {"retry": {"max_retries": 2, "countdown_ms": 10, "retry_on": ["connection_error"]}}})");
+  r = c.submit(filtered_file, {"--wait"});
+  CHECK(r.status == 1);
+  out = outcome_of(r.last_line());
+  CHECK(out["state"] == "FAILURE");
+  CHECK(out["error"]["type"] == "fatal");
+  auto id = out["id"].get<std::string>();
+  CHECK(count_rows(db, "SELECT count(*) FROM attempts WHERE workflow_id = '" + id + "'") == 1);
 }

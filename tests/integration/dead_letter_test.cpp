@@ -90,7 +90,7 @@ TEST_CASE("a task called with the wrong number of arguments is dead-lettered as 
   CHECK(d.task == "add");
   CHECK(d.workflow_id == id);
   CHECK(d.attempts == 1);
-  CHECK(d.error.find("takes 2 argument(s), got 3") != std::string::npos);
+  CHECK(d.error.find("add takes 2 argument(s) (x, y), got 3 positional") != std::string::npos);
 }
 
 TEST_CASE("a step whose retries run out is dead-lettered as task_failed after max_retries + 1 attempts",

@@ -116,7 +116,10 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
       st_.cfg.stats->observe(histogram::handler_duration, queue, sig.task(),
                              static_cast<double>(env.duration_us) / 1e6);
       auto policy = policy_of(sig);
-      bool retryable = env.status != outcome_status::rejected;
+      // A rejection is never retried; a failure only when the policy's
+      // filters let its type through (a handler's retry_later always is).
+      bool retryable = env.status == outcome_status::retry ||
+                       (env.status == outcome_status::failure && policy.retries_type(env.error_type));
       // The budget counts from the last replay, not from the first attempt ever.
       auto used = env.attempt - n.retry_base;
       if (retryable && used <= policy.max_retries) {

@@ -1,10 +1,10 @@
 // From a ready leaf to a published task message: what a ready leaf needs
-// (an idempotent step's stored result, a countdown, or a dispatch), the task
-// envelope built from the node and its registration defaults, the outbox of
-// the open batch, and the unsent lists that are published after the commit
-// and kept, unchanged and in order, while the broker refuses them. Kept
-// apart from the batch and the outcomes because it is the only part that
-// encodes and publishes task messages.
+// (an idempotent step's stored result, a countdown or an eta, or a
+// dispatch), the task envelope built from the node and its registration
+// defaults, the outbox of the open batch, and the unsent lists that are
+// published after the commit and kept, unchanged and in order, while the
+// broker refuses them. Kept apart from the batch and the outcomes because it
+// is the only part that encodes and publishes task messages.
 
 #include "trellis/actors/detail/dispatcher_logic.hpp"
 
@@ -164,9 +164,15 @@ void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id
       return;
     }
   }
+  // A countdown or an eta still to come is a row with a due time, so a
+  // crash does not lose it; an eta already past publishes at once.
+  std::int64_t due = 0;
   if (n.attempt == 0 && sig.options().countdown && sig.options().countdown->count() > 0) {
-    // The countdown is a row with a due time, so a crash does not lose it.
-    auto due = now_ms() + sig.options().countdown->count();
+    due = now_ms() + sig.options().countdown->count();
+  } else if (n.attempt == 0 && sig.options().eta && sig.options().eta->time_since_epoch().count() > now_ms()) {
+    due = sig.options().eta->time_since_epoch().count();
+  }
+  if (due > 0) {
     check(st_.cfg.store->upsert_node(row_of(wf, leaf, n, node_state::received, value{}, value{}, due, now_ms())));
     changed();
     schedule(wf, aw, leaf, 1, due);

@@ -128,6 +128,12 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
     }
   } catch (const task_rejected& e) {
     return {rejected(std::move(out), errc::bad_arguments, e.what()), task->queue, queue_wait};
+  } catch (const task_error& e) {
+    // The handler's own type, which retry filters select by; cut short like
+    // a task name, so that no outcome carries megabytes of it.
+    out.status = outcome_status::failure;
+    out.error_type = e.type().empty() ? std::string{"task_error"} : e.type().substr(0, max_name_bytes);
+    out.error_message = e.what();
   } catch (const std::exception& e) {
     out.status = outcome_status::failure;
     out.error_type = type_name_of(e);

@@ -29,10 +29,13 @@ task_registry sample_tasks() {
     return 1;
   });
   tasks.add("key", [](task_context& ctx) { return ctx.idempotency_key() + "#" + std::to_string(ctx.attempt()); });
+  tasks.add("named_add", {"x", "y"}, [](task_context&, std::int64_t x, std::int64_t y) { return x + y; });
+  tasks.add("db_down", [](task_context&) -> value { throw task_error("connection_error", "db down"); });
+  tasks.add("untyped_error", [](task_context&) -> value { throw task_error("", "no type given"); });
   return tasks;
 }
 
-envelope task_message(std::string task, value::array args = {}) {
+envelope task_message(std::string task, value::array args = {}, value::map kwargs = {}) {
   envelope e;
   e.type = envelope_type::task;
   e.id = "wf:3:2";
@@ -42,6 +45,7 @@ envelope task_message(std::string task, value::array args = {}) {
   e.task = std::move(task);
   e.queue = "default";
   e.args = std::move(args);
+  e.kwargs = std::move(kwargs);
   e.options["idempotency_key"] = "wf/3";
   e.sent_at = now_epoch_ms();
   return e;
@@ -80,6 +84,32 @@ TEST_CASE("an exception becomes a failure naming the exception type and message"
   CHECK(out.status == outcome_status::failure);
   CHECK(out.error_type == "std::invalid_argument");
   CHECK(out.error_message == "no such order");
+}
+
+TEST_CASE("a task_error's own type is the failure's error type, for the retry filters",
+          "[unit][actors][worker][retry-filters]") {
+  auto out = outcome_of(task_message("db_down"));
+  CHECK(out.status == outcome_status::failure);
+  CHECK(out.error_type == "connection_error");
+  CHECK(out.error_message == "db down");
+  auto untyped = outcome_of(task_message("untyped_error"));
+  CHECK(untyped.status == outcome_status::failure);
+  CHECK(untyped.error_type == "task_error");
+}
+
+TEST_CASE("the task message's kwargs bind by name, and an unknown one is rejected naming it",
+          "[unit][actors][worker][kwargs]") {
+  auto bound = outcome_of(task_message("named_add", {4}, {{"y", 10}}));
+  CHECK(bound.status == outcome_status::success);
+  CHECK(bound.payload == value(14));
+  auto unknown = outcome_of(task_message("named_add", {1, 2}, {{"z", 99}}));
+  CHECK(unknown.status == outcome_status::rejected);
+  CHECK(unknown.error_type == "bad_arguments");
+  CHECK(unknown.error_message == "named_add: unknown keyword argument 'z' (its parameters are x, y)");
+  auto unnamed = outcome_of(task_message("add", {1}, {{"y", 2}}));
+  CHECK(unnamed.status == outcome_status::rejected);
+  CHECK(unnamed.error_type == "bad_arguments");
+  CHECK(unnamed.error_message.find("unknown keyword argument 'y'") != std::string::npos);
 }
 
 TEST_CASE("task_rejected and wrong arguments are rejected as bad_arguments", "[unit][actors][worker]") {

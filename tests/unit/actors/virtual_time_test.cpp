@@ -84,9 +84,9 @@ class supervised_dispatcher {
   }
 
   /// Reports that `task` failed, as a worker would, and lets the dispatcher apply it.
-  void report_failure(const envelope& task) {
+  void report_failure(const envelope& task, const std::string& error_type = "flaky_error") {
     auto out = test::outcome_envelope(task.id + ":out", {task.workflow_id, task.node, task.attempt, task.task},
-                                      outcome_status::failure, value{}, "flaky_error", "failed this time");
+                                      outcome_status::failure, value{}, error_type, "failed this time");
     REQUIRE(bus_->publish_events({{0, encode(out)}}));
     time.run();
   }
@@ -141,6 +141,36 @@ TEST_CASE("a task's countdown publishes its first attempt when the countdown is 
   CHECK_FALSE(f.time.has_delayed_message());
 }
 
+TEST_CASE("an eta publishes the first attempt at that time, not a millisecond before; one in the past at once",
+          "[unit][actors][dispatcher][virtual_time][eta]") {
+  supervised_dispatcher f;
+  auto at = [](std::chrono::milliseconds after) {
+    return std::chrono::system_clock::time_point{std::chrono::milliseconds{virtual_epoch_ms(after)}};
+  };
+  REQUIRE(f.submit(signature("later").eta(at(1500ms)), "wf-1"));
+  CHECK(f.take_tasks().empty());
+  auto waiting = f.row("wf-1", 0);
+  CHECK(waiting.state == node_state::received);
+  CHECK(waiting.due_at == virtual_epoch_ms(1500ms));  // stored, so a restart keeps it
+
+  CHECK(f.time.advance(1499ms) == 0);
+  CHECK(f.take_tasks().empty());
+  CHECK(f.time.advance(1ms) == 1);
+  auto tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].task == "later");
+  CHECK(tasks[0].attempt == 1);
+  CHECK(tasks[0].sent_at == virtual_epoch_ms(1500ms));
+
+  // Now 1500 ms after the start: an eta of 1000 ms after it is past.
+  REQUIRE(f.submit(signature("overdue").eta(at(1000ms)), "wf-2"));
+  tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].task == "overdue");
+  CHECK(tasks[0].sent_at == virtual_epoch_ms(1500ms));
+  CHECK_FALSE(f.time.has_delayed_message());
+}
+
 TEST_CASE("a failed attempt's retry is published when its wait is over, each wait twice the one before",
           "[unit][actors][dispatcher][virtual_time]") {
   supervised_dispatcher f;
@@ -169,6 +199,42 @@ TEST_CASE("a failed attempt's retry is published when its wait is over, each wai
   f.report_failure(tasks[0]);
   CHECK(f.row("wf-1", 0).state == node_state::failure);
   CHECK_FALSE(f.time.has_delayed_message());
+}
+
+TEST_CASE("a failure of a type the retry filters leave out fails the step at once, keeping its type",
+          "[unit][actors][dispatcher][virtual_time][retry-filters]") {
+  supervised_dispatcher f;
+  auto policy = retry_policy::fixed(3, 1000ms).with_retry_on({"connection_error"}).with_dont_retry_on({"fatal"});
+  REQUIRE(f.submit(signature("flaky").retry(policy), "wf-1"));
+  auto tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 1);
+
+  // A listed type is retried, within the count.
+  f.report_failure(tasks[0], "connection_error");
+  CHECK(f.row("wf-1", 0).state == node_state::retry);
+  CHECK(f.time.advance(1000ms) == 1);
+  tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].attempt == 2);
+
+  // Any other type is not: the step fails on this attempt, with no wait.
+  f.report_failure(tasks[0], "std::runtime_error");
+  auto row = f.row("wf-1", 0);
+  CHECK(row.state == node_state::failure);
+  CHECK(row.attempt == 2);
+  CHECK(row.error.as_map().at("type") == value("std::runtime_error"));
+  CHECK_FALSE(f.time.has_delayed_message());
+  CHECK(f.take_tasks().empty());
+
+  SECTION("dont_retry_on wins over an empty retry_on") {
+    REQUIRE(f.submit(signature("flaky").retry(retry_policy::fixed(3, 1000ms).with_dont_retry_on({"fatal"})), "wf-2"));
+    tasks = f.take_tasks();
+    REQUIRE(tasks.size() == 1);
+    f.report_failure(tasks[0], "fatal");
+    CHECK(f.row("wf-2", 0).state == node_state::failure);
+    CHECK(f.row("wf-2", 0).error.as_map().at("type") == value("fatal"));
+    CHECK_FALSE(f.time.has_delayed_message());
+  }
 }
 
 TEST_CASE(

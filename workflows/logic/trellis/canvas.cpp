@@ -2,6 +2,7 @@
 
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/error.hpp"
+#include "trellis/timestamp.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -33,6 +34,18 @@ void check_length(const std::string& task, const char* what, const std::string& 
   }
 }
 
+/// An error type listed in both filters of `p`, or "".
+std::string in_both(const retry_policy& p) {
+  for (const auto& type : p.retry_on) {
+    for (const auto& other : p.dont_retry_on) {
+      if (type == other) {
+        return type;
+      }
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 signature signature::immutable(bool yes) const {
@@ -49,6 +62,15 @@ signature signature::retry(retry_policy policy) const {
   }
   check_duration(task_, "a retry's countdown", policy.countdown, 0);
   check_duration(task_, "a retry's backoff_max", policy.backoff_max, 0);
+  for (const auto* types : {&policy.retry_on, &policy.dont_retry_on}) {
+    for (const auto& type : *types) {
+      check_length(task_, "an error type of a retry filter", type, max_name_bytes);
+    }
+  }
+  if (auto both = in_both(policy); !both.empty()) {
+    throw usage_error("signature '" + task_ + "': error type '" + both +
+                      "' is in both retry_on and dont_retry_on; list it in one");
+  }
   signature copy = *this;
   copy.options_.retry = policy;
   return copy;
@@ -70,8 +92,20 @@ signature signature::queue(std::string name) const {
 
 signature signature::countdown(std::chrono::milliseconds delay) const {
   check_duration(task_, "countdown", delay, 0);
+  if (options_.eta) {
+    throw usage_error("signature '" + task_ + "': countdown and eta exclude each other; give one");
+  }
   signature copy = *this;
   copy.options_.countdown = delay;
+  return copy;
+}
+
+signature signature::eta(std::chrono::system_clock::time_point when) const {
+  if (options_.countdown) {
+    throw usage_error("signature '" + task_ + "': eta and countdown exclude each other; give one");
+  }
+  signature copy = *this;
+  copy.options_.eta = std::chrono::floor<std::chrono::milliseconds>(when);
   return copy;
 }
 
@@ -276,6 +310,19 @@ value retry_to_value(const retry_policy& p) {
   m["backoff"] = backoff_name(p.backoff);
   m["backoff_max_ms"] = static_cast<std::int64_t>(p.backoff_max.count());
   m["jitter"] = p.jitter;
+  auto list = [](const std::vector<std::string>& types) {
+    value::array out;
+    for (const auto& t : types) {
+      out.emplace_back(t);
+    }
+    return out;
+  };
+  if (!p.retry_on.empty()) {
+    m["retry_on"] = list(p.retry_on);
+  }
+  if (!p.dont_retry_on.empty()) {
+    m["dont_retry_on"] = list(p.dont_retry_on);
+  }
   return m;
 }
 
@@ -295,6 +342,9 @@ value options_to_value(const signature_options& o) {
   }
   if (o.countdown) {
     m["countdown_ms"] = static_cast<std::int64_t>(o.countdown->count());
+  }
+  if (o.eta) {
+    m["eta"] = format_rfc3339_ms(o.eta->time_since_epoch().count());
   }
   if (o.expires) {
     m["expires_ms"] = static_cast<std::int64_t>(o.expires->count());
@@ -460,6 +510,18 @@ expected<std::int64_t> duration_at(const value& v, const std::string& path) {
   return int_at(v, path, 0, max_duration_ms, "an integer from 0 to 315360000000 (ten years)");
 }
 
+/// An RFC 3339 date-time with an offset, read to the millisecond.
+expected<eta_time> eta_at(const value& v, const std::string& path) {
+  auto ms = v.is_string() ? parse_rfc3339_ms(v.as_string()) : std::nullopt;
+  if (!ms) {
+    return invalid(path,
+                   "must be an RFC 3339 date-time with an offset, like \"2026-12-06T10:00:00+01:00\" or "
+                   "\"2026-12-06T09:00:00Z\", got " +
+                       describe(v));
+  }
+  return eta_time{std::chrono::milliseconds{*ms}};
+}
+
 expected<backoff_kind> backoff_at(const value& v, const std::string& path) {
   if (v.is_string() && v.as_string() == "fixed") {
     return backoff_kind::fixed;
@@ -470,12 +532,32 @@ expected<backoff_kind> backoff_at(const value& v, const std::string& path) {
   return invalid(path, "must be \"fixed\" or \"exponential\", got " + describe(v));
 }
 
+/// A retry filter: an array of error types (non-empty names).
+expected<std::vector<std::string>> error_types_at(const value& v, const std::string& path) {
+  auto xs = array_at(v, path);
+  if (!xs) {
+    return xs.error();
+  }
+  std::vector<std::string> out;
+  out.reserve((*xs)->size());
+  for (std::size_t i = 0; i < (*xs)->size(); ++i) {
+    auto type = name_at((**xs)[i], path + "[" + std::to_string(i) + "]");
+    if (!type) {
+      return type.error();
+    }
+    out.push_back(std::move(*type));
+  }
+  return out;
+}
+
 expected<retry_policy> retry_at(const value& v, const std::string& path) {
   auto m = map_at(v, path);
   if (!m) {
     return m.error();
   }
-  if (auto ok = reject_unknown_keys(**m, path, {"max_retries", "countdown_ms", "backoff", "backoff_max_ms", "jitter"});
+  if (auto ok = reject_unknown_keys(
+          **m, path,
+          {"max_retries", "countdown_ms", "backoff", "backoff_max_ms", "jitter", "retry_on", "dont_retry_on"});
       !ok) {
     return ok.error();
   }
@@ -493,10 +575,17 @@ expected<retry_policy> retry_at(const value& v, const std::string& path) {
            optional_field(**m, "backoff_max_ms", path, duration_at,
                           [&](std::int64_t n) { p.backoff_max = std::chrono::milliseconds{n}; }),
            optional_field(**m, "jitter", path, bool_at, [&](bool b) { p.jitter = b; }),
+           optional_field(**m, "retry_on", path, error_types_at,
+                          [&](std::vector<std::string> types) { p.retry_on = std::move(types); }),
+           optional_field(**m, "dont_retry_on", path, error_types_at,
+                          [&](std::vector<std::string> types) { p.dont_retry_on = std::move(types); }),
        }) {
     if (!ok) {
       return ok.error();
     }
+  }
+  if (auto both = in_both(p); !both.empty()) {
+    return invalid(path, "error type '" + both + "' is in both retry_on and dont_retry_on; list it in one");
   }
   return p;
 }
@@ -507,8 +596,8 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
     return m.error();
   }
   if (auto ok = reject_unknown_keys(**m, path,
-                                    {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "expires_ms",
-                                     "time_limit_ms", "priority"});
+                                    {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "eta",
+                                     "expires_ms", "time_limit_ms", "priority"});
       !ok) {
     return ok.error();
   }
@@ -525,6 +614,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
                           [&](std::string s) { o.idempotency_key = std::move(s); }),
            optional_field(**m, "queue", path, name_at, [&](std::string s) { o.queue = std::move(s); }),
            optional_field(**m, "countdown_ms", path, duration_at, [&](std::int64_t n) { o.countdown = ms(n); }),
+           optional_field(**m, "eta", path, eta_at, [&](eta_time t) { o.eta = t; }),
            optional_field(**m, "expires_ms", path, duration_at, [&](std::int64_t n) { o.expires = ms(n); }),
            optional_field(**m, "time_limit_ms", path, positive, [&](std::int64_t n) { o.time_limit = ms(n); }),
            optional_field(**m, "priority", path, priority, [&](std::int64_t n) { o.priority = static_cast<int>(n); }),
@@ -532,6 +622,10 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
     if (!ok) {
       return ok.error();
     }
+  }
+  if (o.eta && o.countdown) {
+    // Celery refuses both too: an absolute and a relative start cannot both hold.
+    return invalid(path, "eta and countdown_ms exclude each other; give one");
   }
   return o;
 }

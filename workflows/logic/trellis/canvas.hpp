@@ -35,6 +35,9 @@
 
 namespace trellis {
 
+/// An absolute time to the millisecond: a signature's `eta`.
+using eta_time = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
+
 /// Per-call options of a signature (Celery's `apply_async` options). Unset
 /// options fall back to the task's registration defaults, then to the engine's.
 struct signature_options {
@@ -49,6 +52,9 @@ struct signature_options {
   std::optional<std::string> queue;
   /// Delay before the first attempt is published.
   std::optional<std::chrono::milliseconds> countdown;
+  /// The time before which the first attempt is not published (one in the
+  /// past: at once). Excludes `countdown`.
+  std::optional<eta_time> eta;
   /// A task not started within this time of becoming ready is revoked.
   std::optional<std::chrono::milliseconds> expires;
   /// An attempt running longer than this fails with `time_limit_exceeded`.
@@ -80,6 +86,9 @@ class signature {
   signature idempotency_key(std::string key) const;
   signature queue(std::string name) const;
   signature countdown(std::chrono::milliseconds delay) const;
+  /// Not before `when` (kept to the millisecond). `eta` and `countdown`
+  /// exclude each other: setting one when the other is set is a `usage_error`.
+  signature eta(std::chrono::system_clock::time_point when) const;
   signature expires(std::chrono::milliseconds after) const;
   signature time_limit(std::chrono::milliseconds limit) const;
   signature priority(int level) const;

@@ -6,6 +6,13 @@
 
 namespace trellis {
 
+bool retry_policy::retries_type(std::string_view error_type) const noexcept {
+  auto listed = [&](const std::vector<std::string>& types) {
+    return std::find(types.begin(), types.end(), error_type) != types.end();
+  };
+  return (retry_on.empty() || listed(retry_on)) && !listed(dont_retry_on);
+}
+
 std::chrono::milliseconds retry_policy::delay_before(int retry_number, double unit) const noexcept {
   using std::chrono::milliseconds;
   auto base = static_cast<double>(std::max<std::int64_t>(countdown.count(), 0));

@@ -5,6 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace trellis {
 
@@ -24,6 +27,13 @@ enum class backoff_kind : std::uint8_t {
 /// A retry is a new attempt of the same node, scheduled durably by the
 /// dispatcher: a crash does not lose a pending retry. When the retries run out
 /// the node fails and its last task message goes to the dead-letter store.
+///
+/// `retry_on` and `dont_retry_on` choose which failures are retried at all,
+/// by their error type (Celery's `autoretry_for` and `dont_autoretry_for`):
+/// a `task_error`'s type, a C++ exception's type name, `time_limit_exceeded`
+/// or `worker_lost`. A failure of a type they filter out fails the node at
+/// once, keeping its type. They do not apply to a handler's explicit
+/// `retry_later` (always a counted retry) nor to a rejection (never retried).
 struct retry_policy {
   /// Retries after the first attempt; 0 means one attempt in all.
   int max_retries = 0;
@@ -36,6 +46,10 @@ struct retry_policy {
   /// Full jitter: the delay is drawn uniformly from [0, computed delay], which
   /// spreads out a herd of retries after a shared outage.
   bool jitter = true;
+  /// The error types that are retried; empty: every type.
+  std::vector<std::string> retry_on;
+  /// The error types that are never retried, whatever `retry_on` says.
+  std::vector<std::string> dont_retry_on;
 
   /// No retries.
   static retry_policy none() { return retry_policy{}; }
@@ -58,6 +72,23 @@ struct retry_policy {
     return p;
   }
 
+  /// This policy, retrying only failures of these types.
+  retry_policy with_retry_on(std::vector<std::string> types) const {
+    retry_policy p = *this;
+    p.retry_on = std::move(types);
+    return p;
+  }
+  /// This policy, never retrying failures of these types.
+  retry_policy with_dont_retry_on(std::vector<std::string> types) const {
+    retry_policy p = *this;
+    p.dont_retry_on = std::move(types);
+    return p;
+  }
+
+  /// Whether a failure of `error_type` may be retried (the count aside): in
+  /// `retry_on`, or that list is empty, and not in `dont_retry_on`.
+  bool retries_type(std::string_view error_type) const noexcept;
+
   /// The delay before retry `retry_number` (1 for the first retry). `unit` is a
   /// number in [0, 1) used for jitter, so callers choose the randomness (and
   /// tests choose it exactly).
@@ -65,7 +96,8 @@ struct retry_policy {
 
   friend bool operator==(const retry_policy& a, const retry_policy& b) {
     return a.max_retries == b.max_retries && a.countdown == b.countdown && a.backoff == b.backoff &&
-           a.backoff_max == b.backoff_max && a.jitter == b.jitter;
+           a.backoff_max == b.backoff_max && a.jitter == b.jitter && a.retry_on == b.retry_on &&
+           a.dont_retry_on == b.dont_retry_on;
   }
 };
 

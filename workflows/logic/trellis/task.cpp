@@ -1,6 +1,106 @@
 #include "trellis/task.hpp"
 
+#include <set>
+
 namespace trellis {
+
+namespace detail {
+
+namespace {
+
+/// A keyword from the wire, quoted and cut short: it may be megabytes long.
+std::string quoted_name(const std::string& name) {
+  return "'" + (name.size() > 60 ? name.substr(0, 60) + "..." : name) + "'";
+}
+
+std::string joined(const std::vector<param>& params) {
+  std::string out;
+  for (const auto& p : params) {
+    out += (out.empty() ? "" : ", ") + p.name;
+  }
+  return out;
+}
+
+}  // namespace
+
+value::array bind_arguments(const std::string& task, const std::vector<param>& params, const value::array& args,
+                            const value::map& kwargs) {
+  if (args.size() > params.size()) {
+    throw task_rejected(task + " takes " + std::to_string(params.size()) + " argument(s) (" + joined(params) +
+                        "), got " + std::to_string(args.size()) + " positional");
+  }
+  std::vector<std::optional<value>> bound(params.size());
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    bound[i] = args[i];
+  }
+  for (const auto& [name, v] : kwargs) {
+    std::size_t i = 0;
+    while (i < params.size() && params[i].name != name) {
+      ++i;
+    }
+    if (i == params.size()) {
+      throw task_rejected(task + ": unknown keyword argument " + quoted_name(name) + " (its parameters are " +
+                          joined(params) + ")");
+    }
+    if (bound[i]) {
+      throw task_rejected(task + ": argument '" + params[i].name + "' given twice, by position (argument " +
+                          std::to_string(i + 1) + ") and by keyword");
+    }
+    bound[i] = v;
+  }
+  std::string missing;
+  value::array out;
+  out.reserve(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (!bound[i] && params[i].default_value) {
+      bound[i] = params[i].default_value;
+    }
+    if (!bound[i]) {
+      missing += (missing.empty() ? "'" : ", '") + params[i].name + "'";
+      continue;
+    }
+    out.push_back(std::move(*bound[i]));
+  }
+  if (!missing.empty()) {
+    throw task_rejected(task + ": missing argument " + missing);
+  }
+  return out;
+}
+
+void check_positional(const std::string& task, std::size_t arity, const value::array& args, const value::map& kwargs) {
+  if (!kwargs.empty()) {
+    throw task_rejected(task + ": unknown keyword argument " + quoted_name(kwargs.begin()->first) + " (" + task +
+                        " takes positional arguments only: its parameters were not named when it was registered)");
+  }
+  if (args.size() != arity) {
+    throw task_rejected(task + " takes " + std::to_string(arity) + " argument(s), got " + std::to_string(args.size()));
+  }
+}
+
+void check_params(const std::string& task, const std::vector<param>& params, std::size_t arity) {
+  if (params.size() != arity) {
+    throw usage_error("task '" + task + "': " + std::to_string(params.size()) + " parameter name(s) for a handler of " +
+                      std::to_string(arity) + " argument(s) after its task_context");
+  }
+  std::set<std::string> seen;
+  const param* defaulted = nullptr;
+  for (const auto& p : params) {
+    if (p.name.empty()) {
+      throw usage_error("task '" + task + "': a parameter name must not be empty");
+    }
+    if (!seen.insert(p.name).second) {
+      throw usage_error("task '" + task + "': parameter '" + p.name + "' is named twice");
+    }
+    if (p.default_value) {
+      defaulted = &p;
+    } else if (defaulted != nullptr) {
+      throw usage_error("task '" + task + "': parameter '" + p.name + "' has no default but follows '" +
+                        defaulted->name + "', which has one; only trailing parameters take defaults");
+    }
+  }
+}
+
+}  // namespace detail
 
 registered_task& task_ref::entry() {
   auto* t = registry_->find(name_);
@@ -38,7 +138,7 @@ task_ref task_registry::add_raw(std::string name, raw_handler handler) {
   if (tasks_.count(name) != 0) {
     throw usage_error("task '" + name + "' is registered twice");
   }
-  registered_task entry{name, std::move(handler), task_defaults{}};
+  registered_task entry{name, std::move(handler), task_defaults{}, {}};
   tasks_.emplace(name, std::move(entry));
   return task_ref{*this, std::move(name)};
 }

@@ -6,10 +6,11 @@
 ///
 /// @code
 /// trellis::task_registry tasks;
-/// auto add = tasks.add("math.add", [](trellis::task_context&, std::int64_t x, std::int64_t y) {
+/// auto add = tasks.add("math.add", {"x", "y"}, [](trellis::task_context&, std::int64_t x, std::int64_t y) {
 ///   return x + y;
 /// });
 /// auto sig = add.with(2, 2);               // a signature, ready for chain/group/chord
+/// auto kw = signature("math.add", {1}).kwarg("y", 2);  // binds x = 1, y = 2
 /// @endcode
 
 #include "trellis/canvas.hpp"
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -61,6 +63,33 @@ class task_rejected : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown by a handler for a failure with a type of its own:
+/// `throw trellis::task_error("connection_error", "db down")`. The type is
+/// the outcome's `error_type` (instead of the exception's C++ type name),
+/// which a retry policy's `retry_on` and `dont_retry_on` select by, and which
+/// the failed node's error keeps. An empty type is reported as `task_error`.
+class task_error : public std::runtime_error {
+ public:
+  task_error(std::string type, const std::string& message) : std::runtime_error(message), type_(std::move(type)) {}
+  const std::string& type() const noexcept { return type_; }
+
+ private:
+  std::string type_;
+};
+
+/// One named parameter of a typed handler, optionally with a default for
+/// when a call gives it neither by position nor by keyword. Converts from a
+/// name, so `{"x", "y"}` names two parameters and
+/// `{"x", trellis::param("y", 10)}` gives the second a default.
+struct param {
+  param(const char* parameter) : name(parameter) {}             // NOLINT
+  param(std::string parameter) : name(std::move(parameter)) {}  // NOLINT
+  param(std::string parameter, value fallback) : name(std::move(parameter)), default_value(std::move(fallback)) {}
+
+  std::string name;
+  std::optional<value> default_value;
+};
+
 /// What a running handler knows about its invocation. Valid only during the call.
 class task_context {
  public:
@@ -82,6 +111,9 @@ class task_context {
   /// signature's `idempotency_key`, else "<workflow id>/<node>". Pass it to
   /// external systems so that a repeated call has its effect once.
   const std::string& idempotency_key() const noexcept { return idempotency_key_; }
+  /// The call's keyword arguments as they came. A typed handler registered
+  /// with parameter names has them bound to its parameters already; a raw
+  /// handler reads them here.
   const value::map& kwargs() const noexcept { return kwargs_; }
 
   /// Returns a retry request: `return ctx.retry_later("gateway busy");`.
@@ -114,6 +146,9 @@ struct registered_task {
   std::string name;
   raw_handler handler;
   task_defaults defaults;
+  /// The handler's parameter names, in order, when it was registered with
+  /// them; empty for an unnamed or raw handler.
+  std::vector<std::string> params;
 };
 
 class task_registry;
@@ -164,44 +199,86 @@ struct is_task_result : std::false_type {};
 template <class T>
 struct is_task_result<task_result<T>> : std::true_type {};
 
-/// Converts argument `I`, naming the task and position when it does not fit.
+/// The parameter names of a typed handler, shared by its copies.
+using param_list = std::shared_ptr<const std::vector<param>>;
+
+/// Converts argument `index`, naming the task and the parameter (by name
+/// when it has one, else by position) when it does not fit.
 template <class T>
-T convert_argument(const std::string& task, std::size_t index, const value& v) {
+T convert_argument(const std::string& task, const param_list& params, std::size_t index, const value& v) {
   if (!v.is<T>()) {
-    throw task_rejected("argument " + std::to_string(index + 1) + " of " + task + ": cannot convert " +
-                        to_string(v.type()) + " " + to_json(v));
+    auto which = params ? "'" + (*params)[index].name + "'" : std::to_string(index + 1);
+    throw task_rejected("argument " + which + " of " + task + ": cannot convert " + to_string(v.type()) + " " +
+                        to_json(v));
   }
   return v.as<T>();
 }
 
 template <class F, class Tuple, std::size_t... I>
-auto invoke_typed(F& f, task_context& ctx, const value::array& args, std::index_sequence<I...>) {
-  return f(ctx, convert_argument<std::tuple_element_t<I, Tuple>>(ctx.task(), I, args[I])...);
+auto invoke_typed(F& f, task_context& ctx, const param_list& params, const value::array& args,
+                  std::index_sequence<I...>) {
+  return f(ctx, convert_argument<std::tuple_element_t<I, Tuple>>(ctx.task(), params, I, args[I])...);
 }
 
+/// Binds a call to named parameters: the positional `args` (the step's input
+/// first) left to right, then `kwargs` by name, then the defaults. Returns
+/// one value per parameter, in order. Throws `task_rejected` naming the
+/// parameter for too many positional arguments, an unknown keyword, a
+/// parameter given twice or one left without a value.
+value::array bind_arguments(const std::string& task, const std::vector<param>& params, const value::array& args,
+                            const value::map& kwargs);
+
+/// The positional check of an unnamed typed handler: any keyword argument
+/// is refused (naming it), and the count must be `arity`.
+void check_positional(const std::string& task, std::size_t arity, const value::array& args, const value::map& kwargs);
+
+/// Refuses (`usage_error`) parameter names that cannot describe a handler
+/// of `arity` arguments: a different count, an empty or repeated name, a
+/// parameter without a default after one with a default.
+void check_params(const std::string& task, const std::vector<param>& params, std::size_t arity);
+
+/// Refuses (`usage_error`) a default its parameter's type cannot take, at
+/// registration rather than on the first call that needs it.
+template <class Tuple, std::size_t... I>
+void check_defaults(const std::string& task, const std::vector<param>& params, std::index_sequence<I...>) {
+  auto check_one = [&](std::size_t index, bool fits) {
+    if (!fits) {
+      throw usage_error("task '" + task + "': the default of parameter '" + params[index].name + "', " +
+                        to_json(*params[index].default_value) + ", does not convert to the parameter's type");
+    }
+  };
+  (check_one(I, !params[I].default_value || params[I].default_value->template is<std::tuple_element_t<I, Tuple>>()),
+   ...);
+}
+
+/// Wraps a typed handler. `params` null: positional arguments only.
 template <class F>
-raw_handler make_raw_handler(F f) {
+raw_handler make_raw_handler(F f, param_list params = nullptr) {
   using traits = handler_traits<std::decay_t<F>>;
   using args_tuple = typename traits::args;
   using result = typename traits::result_type;
   constexpr std::size_t arity = std::tuple_size_v<args_tuple>;
-  return [f = std::move(f)](task_context& ctx, const value::array& args) mutable -> task_result<value> {
-    if (args.size() != arity) {
-      throw task_rejected(ctx.task() + " takes " + std::to_string(arity) + " argument(s), got " +
-                          std::to_string(args.size()));
+  return [f = std::move(f), params = std::move(params)](task_context& ctx,
+                                                        const value::array& args) mutable -> task_result<value> {
+    value::array bound;
+    if (params) {
+      bound = bind_arguments(ctx.task(), *params, args, ctx.kwargs());
+    } else {
+      check_positional(ctx.task(), arity, args, ctx.kwargs());
     }
+    const auto& actual = params ? bound : args;
     auto seq = std::make_index_sequence<arity>{};
     if constexpr (std::is_void_v<result>) {
-      invoke_typed<F, args_tuple>(f, ctx, args, seq);
+      invoke_typed<F, args_tuple>(f, ctx, params, actual, seq);
       return value{};
     } else if constexpr (is_task_result<result>::value) {
-      auto r = invoke_typed<F, args_tuple>(f, ctx, args, seq);
+      auto r = invoke_typed<F, args_tuple>(f, ctx, params, actual, seq);
       if (r.is_retry()) {
         return r.retry();
       }
       return value(std::move(r.result()));
     } else {
-      return value(invoke_typed<F, args_tuple>(f, ctx, args, seq));
+      return value(invoke_typed<F, args_tuple>(f, ctx, params, actual, seq));
     }
   };
 }
@@ -212,13 +289,39 @@ raw_handler make_raw_handler(F f) {
 /// keeps a copy, so later changes do not affect a running engine.
 class task_registry {
  public:
-  /// Registers a typed handler `R(task_context&, A...)`. Arguments convert
-  /// from values with `value::as<A>()`; a mismatch rejects the message
-  /// (`bad_arguments`). `R` may be void, any type a `value` constructs from,
-  /// or `task_result<...>`. Throws `usage_error` on a duplicate or empty name.
+  /// Registers a typed handler `R(task_context&, A...)` that takes
+  /// positional arguments only. Arguments convert from values with
+  /// `value::as<A>()`; a mismatch, a wrong count or any keyword argument
+  /// rejects the message (`bad_arguments`). `R` may be void, any type a
+  /// `value` constructs from, or `task_result<...>`. Throws `usage_error` on
+  /// a duplicate or empty name.
   template <class F>
   task_ref add(std::string name, F handler) {
     return add_raw(std::move(name), detail::make_raw_handler(std::move(handler)));
+  }
+
+  /// Registers a typed handler whose parameters have names, one per
+  /// argument after the context: `tasks.add("add", {"x", "y"}, handler)`.
+  /// A call binds its input and `args` by position, then `kwargs` by name,
+  /// then the defaults (`trellis::param("y", 10)`, trailing parameters only).
+  /// A parameter missing or given twice, or an unknown keyword, rejects the
+  /// message (`bad_arguments`) naming it. Throws `usage_error` when the names
+  /// do not fit the handler (count, empty or repeated name, a default that
+  /// does not convert or is not trailing).
+  template <class F>
+  task_ref add(std::string name, std::vector<param> params, F handler) {
+    using args_tuple = typename detail::handler_traits<std::decay_t<F>>::args;
+    constexpr std::size_t arity = std::tuple_size_v<args_tuple>;
+    detail::check_params(name, params, arity);
+    detail::check_defaults<args_tuple>(name, params, std::make_index_sequence<arity>{});
+    std::vector<std::string> names;
+    for (const auto& p : params) {
+      names.push_back(p.name);
+    }
+    auto list = std::make_shared<const std::vector<param>>(std::move(params));
+    auto ref = add_raw(std::move(name), detail::make_raw_handler(std::move(handler), std::move(list)));
+    find(ref.name())->params = std::move(names);
+    return ref;
   }
 
   /// Registers an already type-erased handler.

@@ -24,8 +24,9 @@ enum class errc : std::uint8_t {
   unsupported_version,
   /// A task name no registry in this process knows. Outcome: dead-letter store.
   unknown_task,
-  /// Arguments a typed handler cannot convert. Outcome: node fails without
-  /// retry, dead-letter store.
+  /// Arguments a typed handler cannot bind or convert (a wrong count, an
+  /// unknown keyword, a parameter given twice or missing, a value of the
+  /// wrong type). Outcome: node fails without retry, dead-letter store.
   bad_arguments,
   /// A message or value beyond the configured size, depth or width limits.
   /// Outcome: dead-letter store.
