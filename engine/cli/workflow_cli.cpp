@@ -346,6 +346,10 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
     std::cerr << "error: " << flow.error().message() << '\n';
     return exit_bad_input;
   }
+  if (auto ok = detail::check_priorities_honoured(*flow, false); !ok) {
+    std::cerr << "error: " << file << ": " << ok.error().message() << '\n';
+    return exit_bad_input;
+  }
   auto client = detail::cluster_client::connect(opts, "trellis-submit");
   if (!client) {
     std::cerr << "error: " << to_string(client.error()) << '\n';

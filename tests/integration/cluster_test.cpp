@@ -230,3 +230,25 @@ TEST_CASE(
   auto id = out["id"].get<std::string>();
   CHECK(count_rows(db, "SELECT count(*) FROM attempts WHERE workflow_id = '" + id + "'") == 1);
 }
+
+TEST_CASE(
+    "A workflow that sets a priority is refused by trellis submit with exit 2 before anything is sent, naming the "
+    "step, since NATS queues deliver in publish order",
+    "[integration][nats]") {
+  cluster_processes c{"priorityrefused", {}};
+  json flow = {{"chain", json::array({{{"task", "add"}, {"args", {1, 2}}},
+                                      {{"task", "add"}, {"args", {3}}, {"options", {{"priority", 7}}}}})}};
+  auto file = trellis::test::write_file(c.dir(), "urgent.json", flow.dump());
+  auto r = c.submit(file, {"--wait"});
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Contains("step 'add' sets priority 7, which cluster mode does not honour"));
+  CHECK(r.out.empty());
+  // Priority 0 is every step's default, and passes.
+  flow["chain"][1]["options"]["priority"] = 0;
+  c.start_dispatcher(c.db());
+  c.start_worker(worker_flags);
+  auto plain = trellis::test::write_file(c.dir(), "plain.json", flow.dump());
+  r = c.submit(plain, {"--wait"});
+  CHECK(r.status == 0);
+  CHECK(outcome_of(r.last_line())["result"] == 6);
+}

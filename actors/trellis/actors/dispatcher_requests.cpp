@@ -10,6 +10,7 @@
 #include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/store/store_reports.hpp"
+#include "trellis/submission.hpp"
 #include "trellis/transport/partition.hpp"
 
 #include <algorithm>
@@ -45,6 +46,9 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   auto parsed = canvas_from_value(env->payload, st_.cfg.limits);
   if (!parsed) {
     return to_caf_error(parsed.error());
+  }
+  if (auto ok = check_priorities_honoured(*parsed, st_.cfg.bus->honours_priority()); !ok) {
+    return to_caf_error(ok.error());
   }
   // A workflow already held is answered with its id, and only once it is
   // committed: it may have come in the open batch (a client re-sending a

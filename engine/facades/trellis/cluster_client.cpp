@@ -49,6 +49,11 @@ expected<std::string> cluster_client::submit(const canvas& flow, bool watch, std
 
 expected<std::string> cluster_client::submit_as(const std::string& workflow_id, const canvas& flow, bool watch,
                                                 std::chrono::milliseconds timeout) {
+  // Refused here already, with the dispatcher's words: no NATS queue
+  // honours a priority.
+  if (auto ok = check_priorities_honoured(flow, false); !ok) {
+    return ok.error();
+  }
   auto e = submission_envelope(workflow_id, flow);
   auto encoded = encode_submission(e, limits_.max_submission_bytes);
   if (!encoded) {

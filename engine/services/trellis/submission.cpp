@@ -35,6 +35,19 @@ envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
   return e;
 }
 
+expected<void> check_priorities_honoured(const canvas& flow, bool honoured) {
+  if (honoured) {
+    return {};
+  }
+  if (const auto* step = first_prioritized_step(flow)) {
+    return error{errc::invalid_workflow,
+                 "step '" + step->task() + "' sets priority " + std::to_string(*step->options().priority) +
+                     ", which cluster mode does not honour (NATS delivers a queue's tasks in publish order); "
+                     "remove the option, or route urgent tasks to a queue of their own with its own workers"};
+  }
+  return {};
+}
+
 expected<std::string> encode_submission(const envelope& e, std::size_t max_bytes) {
   auto bytes = encode(e);
   if (bytes.size() > max_bytes) {

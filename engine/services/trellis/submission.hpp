@@ -23,6 +23,11 @@ std::string new_workflow_id();
 envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
                              const std::optional<std::string>& submit_key = std::nullopt);
 
+/// Nothing, or `invalid_workflow` naming the first step of `flow` that sets
+/// a priority when the transport cannot honour one (`honoured` false:
+/// cluster mode): the option is refused, never silently ignored.
+expected<void> check_priorities_honoured(const canvas& flow, bool honoured);
+
 /// `e` encoded, or `payload_too_large` when it is over `max_bytes`
 /// (`canvas_limits::max_submission_bytes`): the dispatcher would refuse it,
 /// so it is refused before anything is sent or stored, naming the size,

@@ -239,6 +239,18 @@ std::size_t canvas::task_count() const noexcept {
   return n;
 }
 
+const signature* first_prioritized_step(const canvas& c) {
+  if (c.is_task()) {
+    return c.sig().options().priority.value_or(0) > 0 ? &c.sig() : nullptr;
+  }
+  for (const auto& child : c.children()) {
+    if (const auto* s = first_prioritized_step(child)) {
+      return s;
+    }
+  }
+  return c.type() == canvas::kind::chord ? first_prioritized_step(c.body()) : nullptr;
+}
+
 canvas chain(std::vector<canvas> steps) {
   if (steps.empty()) {
     throw usage_error("chain: a chain needs at least one step");

@@ -207,6 +207,11 @@ expected<void> check_size_limits(const canvas_limits& limits);
 /// message naming the place (`$.chain[1].options.retry.backoff: ...`).
 expected<canvas> canvas_from_value(const value& v, const canvas_limits& limits = {});
 
+/// The first step (depth first, a chord's body after its header) whose
+/// `priority` option is above 0, or null: cluster mode refuses them, since
+/// NATS delivers a queue's tasks in publish order.
+const signature* first_prioritized_step(const canvas& c);
+
 /// The canvas as compact JSON.
 std::string to_json(const canvas& c);
 

@@ -96,6 +96,8 @@ class nats_transport final : public transport {
   /// disconnected, which costs one redelivery at most.
   void touch_task(const delivery& d) override;
   void release_task(const delivery& d) override;
+  /// False: a JetStream consumer delivers in publish order (decision 0008).
+  bool honours_priority() const override { return false; }
   /// The largest upload (nats_uploads.hpp): a message larger than the
   /// server's max_payload travels in pieces.
   std::size_t max_message_bytes() const override;

@@ -113,6 +113,11 @@ class transport {
   /// start anyway.
   virtual void release_task(const delivery& d) { (void)d; }
 
+  /// Whether a queue hands out higher `outgoing_task::priority` first. A
+  /// transport that cannot makes the dispatcher refuse workflows that set a
+  /// priority, rather than ignore it. By default it can.
+  virtual bool honours_priority() const { return true; }
+
   /// The largest message (task or event) this transport can carry, in
   /// bytes. A worker whose outcome is larger reports a `payload_too_large`
   /// rejection in its place, and a dispatcher whose task message is larger
