@@ -10,10 +10,11 @@
 #include "support/store_reader.hpp"
 #include "support/wait_until.hpp"
 
+#include "trellis/transport/subjects.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <cctype>
 #include <cstdint>
 #include <string>
 
@@ -25,13 +26,8 @@ using trellis::test::count_rows;
 
 json outcome_of(const std::string& line) { return trellis::test::parse_outcome_line(line); }
 
-/// `TRELLIS_<NS>_UPLOADS`, the stream of the pieces (subject_space).
-std::string upload_stream(std::string ns) {
-  for (auto& c : ns) {
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return "TRELLIS_" + ns + "_UPLOADS";
-}
+/// `TRELLIS_<NS>_UPLOADS`, the stream of the pieces.
+std::string upload_stream(const std::string& ns) { return trellis::detail::subject_space::make(ns)->upload_stream(); }
 
 /// Runs `flow` through `trellis submit --wait` on a cluster of a dispatcher
 /// and two workers, and returns its outcome line.

@@ -10,10 +10,11 @@
 #include "support/store_reader.hpp"
 #include "support/wait_until.hpp"
 
+#include "trellis/transport/subjects.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -28,13 +29,8 @@ using trellis::test::count_rows;
 
 json outcome_of(const std::string& line) { return trellis::test::parse_outcome_line(line); }
 
-/// The task stream of namespace `ns` (subject_space::task_stream).
-std::string task_stream(std::string ns) {
-  for (auto& c : ns) {
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return "TRELLIS_" + ns + "_TASKS";
-}
+/// The task stream of namespace `ns`.
+std::string task_stream(const std::string& ns) { return trellis::detail::subject_space::make(ns)->task_stream(); }
 
 }  // namespace
 

@@ -9,31 +9,39 @@
 
 namespace trellis::detail {
 
+natsStatus make_message(message_ptr& out, const std::string& subject, const std::string& body,
+                        const message_signer* signer, const std::string* upload) {
+  natsMsg* raw = nullptr;
+  auto s = upload != nullptr
+               ? natsMsg_Create(&raw, subject.c_str(), nullptr, nullptr, 0)
+               : natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  out.reset(raw);
+  if (s == NATS_OK && upload != nullptr) {
+    s = natsMsgHeader_Set(out.get(), upload_header, upload->c_str());
+  }
+  if (s == NATS_OK && signer != nullptr) {
+    // Over the whole body, a stub's too: the receiver checks what it read.
+    // A signature OpenSSL could not compute fails the send like a full
+    // buffer would: the caller retries it.
+    auto signature = signer->sign(body);
+    s = signature ? natsMsgHeader_Set(out.get(), signature_header, signature->c_str()) : NATS_NO_MEMORY;
+  }
+  return s;
+}
+
 natsStatus publish_one_async(jsCtx* js, const std::string& subject, const std::string& body,
                              const message_signer* signer, const char* pack_header, const std::string* pack_count,
                              jsPubOptions* po, const std::string* upload) {
   if (signer == nullptr && pack_count == nullptr && upload == nullptr) {
     return js_PublishAsync(js, subject.c_str(), body.data(), static_cast<int>(body.size()), po);
   }
-  natsMsg* raw = nullptr;
-  auto s = upload != nullptr
-               ? natsMsg_Create(&raw, subject.c_str(), nullptr, nullptr, 0)
-               : natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
-  message_ptr msg{raw};
-  if (s == NATS_OK && signer != nullptr) {
-    auto signature = signer->sign(body);
-    // A signature OpenSSL could not compute fails the publish like a full
-    // buffer would: the caller retries it.
-    s = signature ? natsMsgHeader_Set(msg.get(), signature_header, signature->c_str()) : NATS_NO_MEMORY;
-  }
+  message_ptr msg;
+  auto s = make_message(msg, subject, body, signer, upload);
   if (s == NATS_OK && pack_count != nullptr) {
     s = natsMsgHeader_Set(msg.get(), pack_header, pack_count->c_str());
   }
-  if (s == NATS_OK && upload != nullptr) {
-    s = natsMsgHeader_Set(msg.get(), upload_header, upload->c_str());
-  }
   if (s == NATS_OK) {
-    raw = msg.release();
+    natsMsg* raw = msg.release();
     s = js_PublishMsgAsync(js, &raw, po);
     msg.reset(raw);  // null once nats.c took the message
   }

@@ -23,6 +23,12 @@ class message_signer;
 constexpr const char* event_pack_header = "Trellis-Event-Pack";
 constexpr const char* task_pack_header = "Trellis-Task-Pack";
 
+/// A natsMsg on `subject` carrying `body`, or with `upload` (a stub header,
+/// nats_uploads.hpp) an empty body and that header; signed over `body` when
+/// `signer` is set. `out` holds the message, also on failure.
+natsStatus make_message(message_ptr& out, const std::string& subject, const std::string& body,
+                        const message_signer* signer, const std::string* upload = nullptr);
+
 /// js_PublishAsync of `body`, with headers when there are any: its signature
 /// (Trellis-Signature) when `signer` is set, the number of envelopes of a
 /// pack (header `pack_header`, see pack_frames) when `pack_count` is set,

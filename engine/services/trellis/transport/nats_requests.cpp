@@ -47,12 +47,8 @@ void answer_request(nats_connection& conn, std::mutex& mutex, Replies& replies, 
     s = natsConnection_Publish(conn.get(), subject.c_str(), reply.data(), static_cast<int>(reply.size()));
   } else {
     // A stub: the requester reads the pieces and removes them.
-    natsMsg* raw = nullptr;
-    s = natsMsg_Create(&raw, subject.c_str(), nullptr, nullptr, 0);
-    message_ptr msg{raw};
-    if (s == NATS_OK) {
-      s = natsMsgHeader_Set(msg.get(), upload_header, upload->c_str());
-    }
+    message_ptr msg;
+    s = make_message(msg, subject, reply, nullptr, upload);
     if (s == NATS_OK) {
       s = natsConnection_PublishMsg(conn.get(), msg.get());
     }
@@ -213,21 +209,10 @@ natsStatus submission_channel::send_request(natsMsg** reply, const std::string& 
     return natsConnection_Request(reply, conn_.get(), subject.c_str(), bytes.data(), static_cast<int>(bytes.size()),
                                   wait.count());
   }
-  natsMsg* request = nullptr;
-  auto s = upload != nullptr
-               ? natsMsg_Create(&request, subject.c_str(), nullptr, nullptr, 0)
-               : natsMsg_Create(&request, subject.c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size()));
-  message_ptr owned_request{request};
-  if (s == NATS_OK && upload != nullptr) {
-    s = natsMsgHeader_Set(request, upload_header, upload->c_str());
-  }
-  if (s == NATS_OK && signer != nullptr) {
-    // Over the whole body, a stub's too: the receiver checks what it read.
-    auto signature = signer->sign(bytes);
-    s = signature ? natsMsgHeader_Set(request, signature_header, signature->c_str()) : NATS_NO_MEMORY;
-  }
+  message_ptr request;
+  auto s = make_message(request, subject, bytes, signer, upload);
   if (s == NATS_OK) {
-    s = natsConnection_RequestMsg(reply, conn_.get(), request, wait.count());
+    s = natsConnection_RequestMsg(reply, conn_.get(), request.get(), wait.count());
   }
   return s;
 }
