@@ -31,6 +31,11 @@ const std::vector<cluster_setting> settings_table{
      false, true, false, false,
      whole_number_range{1, static_cast<std::int64_t>(defaults::max_fetch_batch),
                         static_cast<std::int64_t>(fallback.fetch_batch)}},
+    {"max_abandoned_handlers", "--max-abandoned-handlers", "N", "TRELLIS_MAX_ABANDONED_HANDLERS",
+     "Handlers left running past their hard time limit before the worker takes no new task until one returns", false,
+     true, false, false,
+     whole_number_range{1, static_cast<std::int64_t>(defaults::max_concurrency),
+                        static_cast<std::int64_t>(fallback.max_abandoned_handlers)}},
     {"task_pack", "--task-pack", "N", "TRELLIS_TASK_PACK",
      "Most tasks of a large submission packed into one JetStream message (1 never packs)", false, true, true, false,
      whole_number_range{1, 1000, fallback.task_pack}},
@@ -380,6 +385,7 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   }
   auto concurrency = r.number("concurrency");
   auto fetch_batch = r.number("fetch_batch");
+  auto max_abandoned = r.number("max_abandoned_handlers");
   auto ack_wait = r.number("ack_wait_ms");
   auto partitions = r.number("partitions");
   auto max_deliver = r.number("max_deliver");
@@ -389,14 +395,15 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   auto max_submission_bytes = r.number("max_submission_bytes");
   auto max_argument_bytes = r.number("max_argument_bytes");
   auto max_result_bytes = r.number("max_result_bytes");
-  for (const auto* n : {&concurrency, &fetch_batch, &ack_wait, &partitions, &max_deliver, &replicas, &task_pack,
-                        &max_cached_nodes, &max_submission_bytes, &max_argument_bytes, &max_result_bytes}) {
+  for (const auto* n : {&concurrency, &fetch_batch, &max_abandoned, &ack_wait, &partitions, &max_deliver, &replicas,
+                        &task_pack, &max_cached_nodes, &max_submission_bytes, &max_argument_bytes, &max_result_bytes}) {
     if (!*n) {
       return n->error();
     }
   }
   out.concurrency = static_cast<std::size_t>(*concurrency);
   out.fetch_batch = static_cast<std::size_t>(*fetch_batch);
+  out.max_abandoned_handlers = static_cast<std::size_t>(*max_abandoned);
   out.ack_wait = std::chrono::milliseconds{*ack_wait};
   out.partitions = static_cast<int>(*partitions);
   out.max_deliver = static_cast<int>(*max_deliver);

@@ -67,8 +67,20 @@ void register_demo_tasks(task_registry& tasks) {
   });
   tasks.add("identity", {"value"}, [](task_context&, value v) { return v; });
   tasks.add("noop", [](task_context&) {});
-  tasks.add("sleep_ms", {"ms"}, [](task_context&, std::int64_t ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+  // Sleeps, and observes its stop: at its soft time limit (or when its
+  // hard limit gives it up) it wakes early and ends with
+  // soft_time_limit_exceeded.
+  tasks.add("sleep_ms", {"ms"}, [](task_context& ctx, std::int64_t ms) {
+    ctx.sleep_for(std::chrono::milliseconds{ms});
+    return ms;
+  });
+  // Busy-waits for `ms` and never looks at cancellation: a handler that
+  // only a hard time limit ends (its thread is abandoned, still spinning).
+  tasks.add("spin", {"ms"}, [](task_context&, std::int64_t ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds{ms};
+    while (std::chrono::steady_clock::now() < until) {
+      // reading the clock, and nothing else
+    }
     return ms;
   });
   tasks.add("fail", {"message"},

@@ -6,7 +6,9 @@
 ///
 ///   add(x, y) -> x + y            mul(x, y) -> x * y
 ///   xsum(values) -> sum           identity(value) -> value
-///   noop() -> null                sleep_ms(ms) -> ms (after sleeping)
+///   noop() -> null                sleep_ms(ms) -> ms (after sleeping; at a soft time limit it
+///                                   wakes early and fails with soft_time_limit_exceeded)
+///   spin(ms) -> ms (after busy-waiting, never looking at cancellation: only a hard time limit ends it)
 ///   fail(message) -> always fails with `message`
 ///   flaky(failures, error_type="") -> fails its first `failures` attempts, then returns the
 ///     attempt number; the failures are `task_error`s of `error_type` when it is given

@@ -86,6 +86,10 @@ envelope dispatcher_logic::task_envelope(const std::string& wf, const active_wor
   if (limit) {
     e.options["time_limit_ms"] = static_cast<std::int64_t>(limit->count());
   }
+  auto soft = sig.options().soft_time_limit ? sig.options().soft_time_limit : defaults_of(sig.task()).soft_time_limit;
+  if (soft) {
+    e.options["soft_time_limit_ms"] = static_cast<std::int64_t>(soft->count());
+  }
   e.sent_at = now_ms();
   if (sig.options().expires) {
     // Measured from publication of this attempt; the worker revokes it if it

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <typeinfo>
 
 namespace trellis::detail {
@@ -32,6 +33,31 @@ envelope outcome_for(const envelope& task) {
   out.task = task.task;
   out.trace = task.trace;
   return out;
+}
+
+/// One call of a handler, with what it needs and what it produced. Shared
+/// with the thread that runs it when that thread may be abandoned.
+struct handler_call {
+  task_context ctx;
+  value::array args;
+  std::optional<task_result<value>> result;
+  std::exception_ptr thrown;
+
+  void run(const raw_handler& handler) noexcept {
+    try {
+      result.emplace(handler(ctx, args));
+    } catch (...) {
+      thrown = std::current_exception();
+    }
+  }
+};
+
+std::optional<std::int64_t> int_option(const envelope& task, const char* name) {
+  auto i = task.options.find(name);
+  if (i == task.options.end() || !i->second.is_integer()) {
+    return std::nullopt;
+  }
+  return i->second.as_int();
 }
 
 envelope rejected(envelope out, errc reason, std::string message) {
@@ -71,7 +97,8 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   // Task options change what running means, so an option this build does not
   // know is refused like an unknown contract version, never ignored.
   for (const auto& [name, option] : task->options) {
-    if (name != "idempotency_key" && name != "time_limit_ms" && name != "expires_at_ms") {
+    if (name != "idempotency_key" && name != "time_limit_ms" && name != "soft_time_limit_ms" &&
+        name != "expires_at_ms") {
       return {rejected(std::move(out), errc::unsupported_version,
                        "task option '" + (name.size() > 60 ? name.substr(0, 60) + "..." : name) +
                            "' is not part of envelope version 1"),
@@ -107,14 +134,49 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   if (auto k = task->options.find("idempotency_key"); k != task->options.end() && k->second.is_string()) {
     key = k->second.as_string();
   }
-  task_context ctx{task->task, task->workflow_id, task->node, task->attempt, std::move(key), task->kwargs};
   double queue_wait = std::max<double>(0, static_cast<double>(now_epoch_ms() - task->sent_at) / 1000.0);
   if (hooks.on_start) {
     hooks.on_start(*task);
   }
+  auto hard_limit = int_option(*task, "time_limit_ms");
+  auto soft_limit = int_option(*task, "soft_time_limit_ms");
   auto started = std::chrono::steady_clock::now();
+  // Without a limit the token never stops, and costs no allocation.
+  std::optional<stop_source> stop;
+  if (soft_limit || hard_limit) {
+    stop.emplace(soft_limit ? std::optional{started + std::chrono::milliseconds{*soft_limit}} : std::nullopt);
+  }
+  handler_call local{task_context{task->task, task->workflow_id, task->node, task->attempt, std::move(key),
+                                  task->kwargs, stop ? stop->token() : stop_token{}},
+                     std::move(task->args), std::nullopt, nullptr};
+  handler_call* call = &local;
+  std::shared_ptr<handler_call> shared;  // when the call may be abandoned
+  if (hard_limit && hooks.run_limited) {
+    shared = std::make_shared<handler_call>(std::move(local));
+    call = shared.get();
+    auto deadline = started + std::chrono::milliseconds{*hard_limit};
+    if (!hooks.run_limited(
+            *task, [shared, handler = entry->handler] { shared->run(handler); }, deadline)) {
+      // Still running: wake a handler that waits on its stop token, and
+      // leave the call (its result, whenever it comes) to the abandoned thread.
+      stop->request_stop();
+      auto elapsed = std::chrono::steady_clock::now() - started;
+      out.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+      out.status = outcome_status::failure;
+      out.error_type = to_string(errc::time_limit_exceeded);
+      out.error_message = "attempt still running at its time limit of " + std::to_string(*hard_limit) +
+                          " ms: its thread was abandoned and a late result is discarded";
+      out.sent_at = now_epoch_ms();
+      return {std::move(out), task->queue, queue_wait};
+    }
+  } else {
+    call->run(entry->handler);
+  }
   try {
-    auto r = entry->handler(ctx, task->args);
+    if (call->thrown) {
+      std::rethrow_exception(call->thrown);
+    }
+    auto& r = *call->result;
     if (r.is_retry()) {
       out.status = outcome_status::retry;
       out.error_type = "retry";
@@ -145,17 +207,14 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   }
   auto elapsed = std::chrono::steady_clock::now() - started;
   out.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
-  if (auto limit = task->options.find("time_limit_ms"); limit != task->options.end() && limit->second.is_integer()) {
-    auto limit_us = limit->second.as_int() * 1000;
-    if (out.duration_us > limit_us && out.status == outcome_status::success) {
-      // A thread cannot be interrupted safely; an overrun attempt is failed
-      // when it returns, and its result is discarded.
-      out.status = outcome_status::failure;
-      out.payload = value{};
-      out.error_type = to_string(errc::time_limit_exceeded);
-      out.error_message = "attempt ran " + std::to_string(out.duration_us / 1000) + " ms, over its time limit of " +
-                          std::to_string(limit->second.as_int()) + " ms";
-    }
+  if (hard_limit && out.duration_us > *hard_limit * 1000 && out.status == outcome_status::success) {
+    // Run where it could not be abandoned (or returned just at the limit):
+    // an overrun attempt is failed when it returns, its result discarded.
+    out.status = outcome_status::failure;
+    out.payload = value{};
+    out.error_type = to_string(errc::time_limit_exceeded);
+    out.error_message = "attempt ran " + std::to_string(out.duration_us / 1000) + " ms, over its time limit of " +
+                        std::to_string(*hard_limit) + " ms";
   }
   if (out.status == outcome_status::success) {
     if (auto size = packed_size(out.payload); size > limits.max_result_bytes) {

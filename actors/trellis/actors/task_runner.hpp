@@ -10,6 +10,7 @@
 #include "trellis/envelope.hpp"
 #include "trellis/task.hpp"
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -47,6 +48,15 @@ struct run_hooks {
   std::function<bool(const envelope& task)> claim;
   /// Called right before the handler runs.
   std::function<void(const envelope& task)> on_start;
+  /// Runs the handler call `job` of a task that has a hard time limit
+  /// somewhere it can be abandoned (worker_pool: the slot's handler thread,
+  /// see handler_slot.hpp), waiting until it returns (true) or `deadline`
+  /// passes (false: the attempt fails with `time_limit_exceeded` at once,
+  /// and `job`, which owns what it touches, goes on alone). Unset: the
+  /// handler runs on the calling thread, and an attempt that overran is
+  /// failed when it returns.
+  std::function<bool(const envelope& task, std::function<void()> job, std::chrono::steady_clock::time_point deadline)>
+      run_limited;
 };
 
 /// Runs the task message `bytes` with the handlers in `tasks`; a message

@@ -1,5 +1,6 @@
 #include "trellis/actors/worker_pool.hpp"
 
+#include "trellis/actors/handler_slot.hpp"
 #include "trellis/actors/task_runner.hpp"
 #include "trellis/clock.hpp"
 #include "trellis/envelope.hpp"
@@ -139,8 +140,14 @@ class task_claims {
 
 class handler_threads {
  public:
-  explicit handler_threads(worker_pool_config cfg) : cfg_(std::move(cfg)) {
-    for (std::size_t i = 0; i < std::max<std::size_t>(1, cfg_.concurrency); ++i) {
+  explicit handler_threads(worker_pool_config cfg)
+      : cfg_(std::move(cfg)),
+        abandoned_(std::make_shared<abandoned_handlers>(cfg_.max_abandoned_handlers, cfg_.stats)) {
+    auto n = std::max<std::size_t>(1, cfg_.concurrency);
+    for (std::size_t i = 0; i < n; ++i) {
+      slots_.push_back(std::make_unique<handler_slot>(abandoned_));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
       threads_.emplace_back([this, i] { loop(i); });
     }
   }
@@ -148,15 +155,21 @@ class handler_threads {
   handler_threads(const handler_threads&) = delete;
   handler_threads& operator=(const handler_threads&) = delete;
 
-  /// Lets every thread finish the batch in hand, then joins them.
+  /// Lets every thread finish the task in hand (a time-limited one until
+  /// its limit at most) and hand the rest of its batch back, then joins
+  /// them and the slots' idle handler threads. Abandoned handlers are not
+  /// waited for: they run on, detached, until they return or the process
+  /// exits.
   void stop() {
     stopping_ = true;
+    abandoned_->wake();
     for (auto& t : threads_) {
       if (t.joinable()) {
         t.join();
       }
     }
     threads_.clear();
+    slots_.clear();
   }
 
  private:
@@ -178,16 +191,25 @@ class handler_threads {
         activity->started(slot, active_task{task.task, task.workflow_id, task.node, task.attempt, now_epoch_ms()});
       };
     }
+    hooks.run_limited = [this, slot](const envelope& task, std::function<void()> job, clock::time_point deadline) {
+      return slots_[slot]->run(std::move(job), deadline, task.queue, task.task);
+    };
     while (!stopping_) {
+      if (abandoned_->at_bound()) {
+        // Too many overrun handlers still hold their threads: take nothing
+        // until one returns (or the drain), so that they cannot pile up.
+        abandoned_->wait_below_bound(stopping_);
+        continue;
+      }
       auto batch = cfg_.bus->fetch_tasks(cfg_.queues, cfg_.fetch_batch, fetch_wait);
       auto last_report = clock::now();
       // What the transport carries and the dispatcher reads.
       auto max_outcome = std::min(cfg_.bus->max_message_bytes(), max_outcome_message_bytes(cfg_.limits));
       for (auto& d : batch) {
-        if (stopping_) {
-          // Draining: what was fetched but not started is handed back; the
-          // store (embedded) or the broker (cluster, at once) gives it to
-          // the next worker.
+        if (stopping_ || abandoned_->at_bound()) {
+          // Draining, or at the bound of abandoned handlers: what was
+          // fetched but not started is handed back; the store (embedded) or
+          // the broker (cluster, at once) gives it to the next worker.
           cfg_.bus->release_task(d);
           continue;
         }
@@ -268,6 +290,9 @@ class handler_threads {
   worker_pool_config cfg_;
   task_claims claims_;
   std::atomic<bool> stopping_{false};
+  std::shared_ptr<abandoned_handlers> abandoned_;
+  /// One per thread of `threads_`, which use them; cleared after the join.
+  std::vector<std::unique_ptr<handler_slot>> slots_;
   std::vector<std::thread> threads_;
 };
 

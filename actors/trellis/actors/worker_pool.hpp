@@ -44,13 +44,17 @@ struct worker_pool_config {
   /// Dispatcher partitions of the namespace: each outcome goes to the
   /// partition owning its workflow (transport/partition.hpp). 1 in-process.
   int partitions = 1;
+  /// Handlers abandoned past their hard time limit that may still run
+  /// before the pool takes no new task until one returns (handler_slot.hpp).
+  std::size_t max_abandoned_handlers = defaults::max_abandoned_handlers;
   /// Cluster mode: where the threads record what they run (for `inspect`)
   /// and learn which workflows are revoked (their tasks are skipped). Its
   /// slot count must be at least `concurrency`. Unset: neither.
   std::shared_ptr<worker_activity> activity;
 };
 
-/// Spawns the pool's actor (detached: draining joins threads) and its threads.
+/// Spawns the pool's actor (detached: draining joins threads, but never an
+/// abandoned one) and its threads.
 worker_pool_actor spawn_worker_pool(caf::actor_system& sys, worker_pool_config cfg);
 
 }  // namespace trellis::detail

@@ -454,6 +454,11 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   if (opts.fetch_batch == 0) {
     return error{errc::invalid_config, "fetch_batch: must be at least 1"};
   }
+  if (opts.max_abandoned_handlers == 0 || opts.max_abandoned_handlers > defaults::max_concurrency) {
+    return error{errc::invalid_config, "max_abandoned_handlers: must be from 1 to " +
+                                           std::to_string(defaults::max_concurrency) + ", got " +
+                                           std::to_string(opts.max_abandoned_handlers)};
+  }
   if (auto ok = validate_partitions(opts); !ok) {
     return ok.error();
   }
@@ -481,6 +486,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   workers.queues = opts.queues;
   workers.concurrency = opts.concurrency != 0 ? opts.concurrency : std::max(1u, std::thread::hardware_concurrency());
   workers.fetch_batch = opts.fetch_batch;
+  workers.max_abandoned_handlers = opts.max_abandoned_handlers;
   workers.limits = opts.limits;
   workers.partitions = opts.partitions;
   workers.activity = std::make_shared<worker_activity>(workers.concurrency);

@@ -43,6 +43,9 @@ struct cluster_options {
   /// Worker: task messages one handler thread takes per fetch (why 64:
   /// defaults.hpp).
   std::size_t fetch_batch = defaults::fetch_batch;
+  /// Worker: handlers abandoned past their hard time limit that may still
+  /// run before it takes no new task until one returns.
+  std::size_t max_abandoned_handlers = defaults::max_abandoned_handlers;
   /// Dispatcher: the most tasks of a large submission packed into one
   /// JetStream message (`nats_config::task_pack_max`; 1 never packs).
   /// Worker: the pack size its first pull request assumes.

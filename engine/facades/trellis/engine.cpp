@@ -176,6 +176,7 @@ class engine_core {
       workers.concurrency =
           cfg_.concurrency != 0 ? cfg_.concurrency : std::max(1u, std::thread::hardware_concurrency());
       workers.fetch_batch = cfg_.fetch_batch;
+      workers.max_abandoned_handlers = cfg_.max_abandoned_handlers;
       workers.limits = cfg_.limits;
       sup.workers = std::move(workers);
     }
@@ -379,6 +380,11 @@ expected<void> validate(const engine_config& cfg) {
   }
   if (cfg.fetch_batch == 0) {
     return error{errc::invalid_config, "fetch_batch: must be at least 1"};
+  }
+  if (cfg.max_abandoned_handlers == 0 || cfg.max_abandoned_handlers > defaults::max_concurrency) {
+    return error{errc::invalid_config, "max_abandoned_handlers: must be from 1 to " +
+                                           std::to_string(defaults::max_concurrency) + ", got " +
+                                           std::to_string(cfg.max_abandoned_handlers)};
   }
   if (auto ok = check_size_limits(cfg.limits); !ok) {
     return error{errc::invalid_config, "limits." + ok.error().message()};

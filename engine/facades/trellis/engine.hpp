@@ -53,6 +53,10 @@ struct engine_config {
   std::size_t max_cached_nodes = defaults::max_cached_nodes;
   /// Task messages a worker thread takes per fetch.
   std::size_t fetch_batch = defaults::fetch_batch;
+  /// Handlers left running past their hard time limit (abandoned) that may
+  /// still run before the workers take no new task until one returns, 1 to
+  /// `defaults::max_concurrency` (docs/operations.md, "Time limits").
+  std::size_t max_abandoned_handlers = defaults::max_abandoned_handlers;
   /// Bounds on submitted workflows: their shape, and the encoded size of a
   /// submission, of one task's arguments and of one result.
   canvas_limits limits;

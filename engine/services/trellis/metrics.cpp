@@ -39,6 +39,8 @@ const char* counter_name(counter c) {
       return "trellis_graph_evictions_total";
     case counter::graph_rebuilds:
       return "trellis_graph_rebuilds_total";
+    case counter::abandoned_handlers:
+      return "trellis_abandoned_handlers_total";
   }
   return "trellis_unknown_total";
 }
@@ -89,6 +91,14 @@ void metrics::observe(histogram h, const std::string& queue, const std::string& 
       break;
     }
   }
+}
+
+void metrics::gauge_add(gauge g, std::int64_t delta) {
+  gauges_[static_cast<std::size_t>(g)].fetch_add(delta, std::memory_order_relaxed);
+}
+
+std::int64_t metrics::gauge_value(gauge g) const {
+  return gauges_[static_cast<std::size_t>(g)].load(std::memory_order_relaxed);
 }
 
 std::uint64_t metrics::total(counter c) const {
@@ -150,6 +160,8 @@ std::string metrics::prometheus_text() const {
     }
     last_family = family;
   }
+  out << "# TYPE trellis_abandoned_handlers gauge\n"
+      << "trellis_abandoned_handlers " << gauge_value(gauge::abandoned_handlers) << '\n';
   return out.str();
 }
 

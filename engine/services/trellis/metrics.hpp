@@ -32,8 +32,14 @@ enum class counter : std::uint8_t {
   idempotent_hits,  ///< steps answered from a stored idempotency key
   workflows_submitted,
   workflows_finished,
-  graph_evictions,  ///< idle workflow graphs dropped from the dispatcher's cache
-  graph_rebuilds,   ///< evicted graphs read back from the store (cache misses)
+  graph_evictions,     ///< idle workflow graphs dropped from the dispatcher's cache
+  graph_rebuilds,      ///< evicted graphs read back from the store (cache misses)
+  abandoned_handlers,  ///< handlers left running past their hard time limit
+};
+
+/// Gauge names: process-wide values, without labels.
+enum class gauge : std::uint8_t {
+  abandoned_handlers,  ///< abandoned handler threads still running
 };
 
 /// Histogram names (seconds).
@@ -53,6 +59,10 @@ class metrics {
   void add(counter c, const std::string& queue, const std::string& task, std::uint64_t n = 1);
   void observe(histogram h, const std::string& queue, const std::string& task, double seconds);
 
+  /// Adds `delta` (negative: subtracts) to a gauge.
+  void gauge_add(gauge g, std::int64_t delta);
+  std::int64_t gauge_value(gauge g) const;
+
   /// Current value of a counter summed over all labels (for tests and CLI).
   std::uint64_t total(counter c) const;
   /// Number of observations of a histogram summed over all labels.
@@ -70,6 +80,7 @@ class metrics {
   series& find(std::uint8_t family, const std::string& queue, const std::string& task);
   mutable std::mutex mutex_;
   std::map<std::tuple<std::uint8_t, std::string, std::string>, std::unique_ptr<series>> series_;
+  std::array<std::atomic<std::int64_t>, 1> gauges_{};
 };
 
 }  // namespace trellis::detail

@@ -675,3 +675,23 @@ TEST_CASE("Size limits must be from 1 byte to what the store can keep", "[unit][
   limits.max_result_bytes = trellis::defaults::max_configurable_bytes + 1;
   CHECK_FALSE(trellis::check_size_limits(limits));
 }
+
+TEST_CASE("soft_time_limit_ms reads, writes back and is refused outside 1 ms to ten years", "[unit][canvas]") {
+  auto c = trellis::canvas_from_value(
+      parse_json(R"({"task":"a","options":{"soft_time_limit_ms":250,"time_limit_ms":500}})"));
+  REQUIRE(c);
+  CHECK(c->sig().options().soft_time_limit == std::optional<std::chrono::milliseconds>{250ms});
+  CHECK(c->sig().options().time_limit == std::optional<std::chrono::milliseconds>{500ms});
+  auto written = to_value(*c);
+  CHECK(written.as_map().at("options").as_map().at("soft_time_limit_ms") == value(std::int64_t{250}));
+  auto back = trellis::canvas_from_value(written);
+  REQUIRE(back);
+  CHECK(back->sig().options().soft_time_limit == std::optional<std::chrono::milliseconds>{250ms});
+  auto zero = trellis::canvas_from_value(parse_json(R"({"task":"a","options":{"soft_time_limit_ms":0}})"));
+  REQUIRE_FALSE(zero);
+  CHECK(zero.error().message() ==
+        "$.options.soft_time_limit_ms: must be an integer from 1 to 315360000000 (ten years), got 0");
+  signature s{"a"};
+  CHECK(s.soft_time_limit(1ms).options().soft_time_limit == std::optional<std::chrono::milliseconds>{1ms});
+  CHECK_THROWS_AS(s.soft_time_limit(0ms), trellis::usage_error);
+}

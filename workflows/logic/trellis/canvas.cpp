@@ -123,6 +123,13 @@ signature signature::time_limit(std::chrono::milliseconds limit) const {
   return copy;
 }
 
+signature signature::soft_time_limit(std::chrono::milliseconds limit) const {
+  check_duration(task_, "soft_time_limit", limit, 1);
+  signature copy = *this;
+  copy.options_.soft_time_limit = limit;
+  return copy;
+}
+
 signature signature::priority(int level) const {
   if (level < 0 || level > 9) {
     throw usage_error("signature '" + task_ + "': priority must be from 0 to 9, got " + std::to_string(level));
@@ -363,6 +370,9 @@ value options_to_value(const signature_options& o) {
   }
   if (o.time_limit) {
     m["time_limit_ms"] = static_cast<std::int64_t>(o.time_limit->count());
+  }
+  if (o.soft_time_limit) {
+    m["soft_time_limit_ms"] = static_cast<std::int64_t>(o.soft_time_limit->count());
   }
   if (o.priority) {
     m["priority"] = *o.priority;
@@ -609,7 +619,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
   }
   if (auto ok = reject_unknown_keys(**m, path,
                                     {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "eta",
-                                     "expires_ms", "time_limit_ms", "priority"});
+                                     "expires_ms", "time_limit_ms", "soft_time_limit_ms", "priority"});
       !ok) {
     return ok.error();
   }
@@ -629,6 +639,8 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
            optional_field(**m, "eta", path, eta_at, [&](eta_time t) { o.eta = t; }),
            optional_field(**m, "expires_ms", path, duration_at, [&](std::int64_t n) { o.expires = ms(n); }),
            optional_field(**m, "time_limit_ms", path, positive, [&](std::int64_t n) { o.time_limit = ms(n); }),
+           optional_field(**m, "soft_time_limit_ms", path, positive,
+                          [&](std::int64_t n) { o.soft_time_limit = ms(n); }),
            optional_field(**m, "priority", path, priority, [&](std::int64_t n) { o.priority = static_cast<int>(n); }),
        }) {
     if (!ok) {

@@ -57,8 +57,14 @@ struct signature_options {
   std::optional<eta_time> eta;
   /// A task not started within this time of becoming ready is revoked.
   std::optional<std::chrono::milliseconds> expires;
-  /// An attempt running longer than this fails with `time_limit_exceeded`.
+  /// The hard time limit: an attempt still running this long after it
+  /// started fails with `time_limit_exceeded` (within 200 ms), and its
+  /// handler's thread is abandoned.
   std::optional<std::chrono::milliseconds> time_limit;
+  /// The soft time limit: this long after it started, the attempt's
+  /// `task_context` reports cancellation; a handler that stops then ends
+  /// with `soft_time_limit_exceeded`.
+  std::optional<std::chrono::milliseconds> soft_time_limit;
   /// 0 (lowest) to 9 (highest); higher runs first within a queue.
   std::optional<int> priority;
 };
@@ -78,7 +84,7 @@ class signature {
 
   /// Fluent option setters, each returning a modified copy. Each refuses
   /// with `usage_error` what the workflow-file parser refuses: a duration
-  /// outside 0 (`time_limit`: 1) to `max_duration_ms`, an empty queue name or
+  /// outside 0 (`time_limit`, `soft_time_limit`: 1) to `max_duration_ms`, an empty queue name or
   /// one over `max_name_bytes`, an empty idempotency key or one over
   /// `max_idempotency_key_bytes`, a priority outside 0 to 9.
   signature immutable(bool yes = true) const;
@@ -91,6 +97,7 @@ class signature {
   signature eta(std::chrono::system_clock::time_point when) const;
   signature expires(std::chrono::milliseconds after) const;
   signature time_limit(std::chrono::milliseconds limit) const;
+  signature soft_time_limit(std::chrono::milliseconds limit) const;
   signature priority(int level) const;
   /// Adds a keyword argument.
   signature kwarg(std::string name, value v) const;
@@ -162,7 +169,7 @@ canvas group(Members&&... members) {
 value to_value(const canvas& c);
 
 /// The largest duration an option accepts (`countdown_ms`, `expires_ms`,
-/// `time_limit_ms`, `backoff_max_ms`, a retry's `countdown_ms`): ten years.
+/// `time_limit_ms`, `soft_time_limit_ms`, `backoff_max_ms`, a retry's `countdown_ms`): ten years.
 /// Larger values are refused when the canvas is read: added to a clock in
 /// epoch milliseconds they would overflow (a huge countdown ran at once, a
 /// huge expiry expired at once).

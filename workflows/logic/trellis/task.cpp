@@ -123,8 +123,26 @@ task_ref& task_ref::retry(retry_policy policy) {
   return *this;
 }
 
+namespace {
+
+void check_limit(const std::string& task, const char* what, std::chrono::milliseconds limit) {
+  if (limit.count() < 1 || limit.count() > max_duration_ms) {
+    throw usage_error("task '" + task + "': " + what + " must be from 1 to " + std::to_string(max_duration_ms) +
+                      " ms, got " + std::to_string(limit.count()));
+  }
+}
+
+}  // namespace
+
 task_ref& task_ref::time_limit(std::chrono::milliseconds limit) {
+  check_limit(name_, "time_limit", limit);
   entry().defaults.time_limit = limit;
+  return *this;
+}
+
+task_ref& task_ref::soft_time_limit(std::chrono::milliseconds limit) {
+  check_limit(name_, "soft_time_limit", limit);
+  entry().defaults.soft_time_limit = limit;
   return *this;
 }
 

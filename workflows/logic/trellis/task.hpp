@@ -15,6 +15,7 @@
 
 #include "trellis/canvas.hpp"
 #include "trellis/retry_policy.hpp"
+#include "trellis/stop_token.hpp"
 #include "trellis/value.hpp"
 
 #include <chrono>
@@ -77,6 +78,17 @@ class task_error : public std::runtime_error {
   std::string type_;
 };
 
+/// Thrown when a handler stops because its soft time limit passed:
+/// `ctx.throw_if_cancelled()` and `ctx.sleep_for()` throw it, and a handler
+/// may throw it itself. A `task_error` of type `soft_time_limit_exceeded`,
+/// so it follows the retry policy and its filters like any typed failure.
+/// Catch it to clean up; a handler that then returns a value succeeds.
+class soft_time_limit_exceeded : public task_error {
+ public:
+  explicit soft_time_limit_exceeded(const std::string& message = "the attempt stopped at its soft time limit")
+      : task_error("soft_time_limit_exceeded", message) {}
+};
+
 /// One named parameter of a typed handler, optionally with a default for
 /// when a call gives it neither by position nor by keyword. Converts from a
 /// name, so `{"x", "y"}` names two parameters and
@@ -94,13 +106,14 @@ struct param {
 class task_context {
  public:
   task_context(std::string task, std::string workflow_id, std::int32_t node, std::int32_t attempt,
-               std::string idempotency_key, value::map kwargs)
+               std::string idempotency_key, value::map kwargs, trellis::stop_token stop = {})
       : task_(std::move(task)),
         workflow_id_(std::move(workflow_id)),
         node_(node),
         attempt_(attempt),
         idempotency_key_(std::move(idempotency_key)),
-        kwargs_(std::move(kwargs)) {}
+        kwargs_(std::move(kwargs)),
+        stop_(std::move(stop)) {}
 
   const std::string& task() const noexcept { return task_; }
   const std::string& workflow_id() const noexcept { return workflow_id_; }
@@ -116,6 +129,30 @@ class task_context {
   /// handler reads them here.
   const value::map& kwargs() const noexcept { return kwargs_; }
 
+  /// True once the attempt should stop: its soft time limit passed, or the
+  /// worker gave it up at its hard time limit. A handler that looks at it
+  /// ends early, by `throw_if_cancelled()` or by returning what it has.
+  bool cancelled() const { return stop_.stop_requested(); }
+  /// When the attempt is asked to stop: started + `soft_time_limit_ms`.
+  /// Empty without a soft limit (a hard limit still stops the token).
+  std::optional<std::chrono::steady_clock::time_point> deadline() const { return stop_.deadline(); }
+  /// The attempt's stop, to pass to what the handler calls (a wait, a
+  /// loop of its own, another thread).
+  const trellis::stop_token& stop_token() const noexcept { return stop_; }
+  /// Throws `soft_time_limit_exceeded` once `cancelled()`.
+  void throw_if_cancelled() const {
+    if (cancelled()) {
+      throw soft_time_limit_exceeded{};
+    }
+  }
+  /// Sleeps for `d`, waking at once when the attempt is asked to stop, and
+  /// then throws `soft_time_limit_exceeded`.
+  void sleep_for(std::chrono::steady_clock::duration d) const {
+    if (!stop_.wait_for(d)) {
+      throw soft_time_limit_exceeded{};
+    }
+  }
+
   /// Returns a retry request: `return ctx.retry_later("gateway busy");`.
   retry_request retry_later(std::string reason,
                             std::optional<std::chrono::milliseconds> countdown = std::nullopt) const {
@@ -129,6 +166,7 @@ class task_context {
   std::int32_t attempt_;
   std::string idempotency_key_;
   value::map kwargs_;
+  trellis::stop_token stop_;
 };
 
 /// The type-erased form every handler is stored as.
@@ -139,6 +177,7 @@ struct task_defaults {
   std::string queue = "default";
   retry_policy retry = retry_policy::none();
   std::optional<std::chrono::milliseconds> time_limit;
+  std::optional<std::chrono::milliseconds> soft_time_limit;
 };
 
 /// A registered task.
@@ -163,8 +202,10 @@ class task_ref {
   task_ref& queue(std::string name);
   /// Default retry policy.
   task_ref& retry(retry_policy policy);
-  /// Default time limit of one attempt.
+  /// Default (hard) time limit of one attempt.
   task_ref& time_limit(std::chrono::milliseconds limit);
+  /// Default soft time limit of one attempt: when the handler is asked to stop.
+  task_ref& soft_time_limit(std::chrono::milliseconds limit);
 
   /// A signature of this task with these positional arguments.
   template <class... Args>

@@ -72,6 +72,16 @@ inline constexpr std::size_t max_cached_nodes_limit = 100'000'000;
 /// OS thread with its own stack).
 inline constexpr std::size_t max_concurrency = 1024;
 
+/// Handler threads a worker may leave running past their hard time limit
+/// (`time_limit_ms`) before it stops taking tasks until one of them
+/// returns. An abandoned thread cannot be stopped (C++ has no safe way to
+/// kill a thread), so each one still holds its stack and whatever its
+/// handler holds, and a spinning one a core: 16 is far more than a healthy
+/// worker ever has, and few enough that a task that always hangs stops a
+/// worker long before it exhausts the machine. The largest accepted value
+/// is `max_concurrency`.
+inline constexpr std::size_t max_abandoned_handlers = 16;
+
 /// Dispatcher partitions of a namespace, at most: each one is a store, a
 /// NATS connection and a dispatcher thread.
 inline constexpr int max_partitions = 1024;

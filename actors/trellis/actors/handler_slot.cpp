@@ -1,0 +1,140 @@
+#include "trellis/actors/handler_slot.hpp"
+
+#include <algorithm>
+#include <iostream>
+#include <optional>
+
+namespace trellis::detail {
+
+abandoned_handlers::abandoned_handlers(std::size_t bound, std::shared_ptr<metrics> stats)
+    : bound_(std::max<std::size_t>(1, bound)), stats_(std::move(stats)) {}
+
+void abandoned_handlers::add(const std::string& queue, const std::string& task) {
+  bool report = false;
+  std::size_t now = 0;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    now = ++count_;
+    if (count_ >= bound_ && !reported_) {
+      reported_ = report = true;
+    }
+  }
+  if (stats_) {
+    stats_->add(counter::abandoned_handlers, queue, task);
+    stats_->gauge_add(gauge::abandoned_handlers, 1);
+  }
+  if (report) {
+    std::cerr << "trellis: " << now << " handler(s) abandoned past their hard time limit are still running, the bound"
+              << " (max_abandoned_handlers " << bound_ << "); this worker takes no new task until one returns"
+              << std::endl;
+  }
+}
+
+void abandoned_handlers::returned() {
+  bool report = false;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    --count_;
+    if (reported_ && count_ < bound_) {
+      reported_ = false;
+      report = true;
+    }
+  }
+  if (stats_) {
+    stats_->gauge_add(gauge::abandoned_handlers, -1);
+  }
+  changed_.notify_all();
+  if (report) {
+    std::cerr << "trellis: an abandoned handler returned; this worker takes tasks again" << std::endl;
+  }
+}
+
+std::size_t abandoned_handlers::count() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return count_;
+}
+
+bool abandoned_handlers::at_bound() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return count_ >= bound_;
+}
+
+bool abandoned_handlers::wait_below_bound(const std::atomic<bool>& stopping) {
+  std::unique_lock<std::mutex> lock{mutex_};
+  changed_.wait(lock, [&] { return stopping || count_ < bound_; });
+  return !stopping;
+}
+
+void abandoned_handlers::wake() {
+  // Taking the lock orders the caller's `stopping` store before the wake-up.
+  { std::lock_guard<std::mutex> guard{mutex_}; }
+  changed_.notify_all();
+}
+
+/// What the slot's loop and its handler thread share; the thread keeps it
+/// alive when abandoned.
+struct handler_slot::shared {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::optional<std::function<void()>> job;
+  bool done = false;
+  bool quit = false;
+  bool abandoned = false;
+};
+
+handler_slot::~handler_slot() {
+  if (!state_) {
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> guard{state_->mutex};
+    state_->quit = true;
+  }
+  state_->changed.notify_all();
+  thread_.join();
+}
+
+bool handler_slot::run(std::function<void()> job, std::chrono::steady_clock::time_point deadline,
+                       const std::string& queue, const std::string& task) {
+  if (!state_) {
+    state_ = std::make_shared<shared>();
+    thread_ = std::thread{[state = state_, abandoned = abandoned_] {
+      std::unique_lock<std::mutex> lock{state->mutex};
+      for (;;) {
+        state->changed.wait(lock, [&] { return state->quit || state->job; });
+        if (!state->job) {
+          return;  // quit, idle
+        }
+        auto next = std::move(*state->job);
+        state->job.reset();
+        lock.unlock();
+        next();
+        next = nullptr;  // what the handler held goes now, not at the next job
+        lock.lock();
+        state->done = true;
+        if (state->abandoned) {
+          lock.unlock();
+          abandoned->returned();
+          return;
+        }
+        state->changed.notify_all();
+      }
+    }};
+  }
+  std::unique_lock<std::mutex> lock{state_->mutex};
+  state_->done = false;
+  state_->job = std::move(job);
+  state_->changed.notify_all();
+  if (state_->changed.wait_until(lock, deadline, [&] { return state_->done; })) {
+    return true;
+  }
+  state_->abandoned = true;
+  // Counted before the thread can see `abandoned` and report its return.
+  abandoned_->add(queue, task);
+  lock.unlock();
+  thread_.detach();
+  state_.reset();
+  return false;
+}
+
+}  // namespace trellis::detail
