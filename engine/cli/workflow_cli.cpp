@@ -167,6 +167,7 @@ expected<canvas> load_workflow_file(const std::string& path, const task_registry
 struct run_options {
   std::string db = defaults::store_path;
   std::size_t concurrency = 0;
+  std::size_t max_abandoned_handlers = defaults::max_abandoned_handlers;
   canvas_limits limits;
 };
 
@@ -175,6 +176,7 @@ engine_config config_for(const run_options& opts) {
   cfg.store_path = opts.db;
   cfg.concurrency = opts.concurrency;
   cfg.limits = opts.limits;
+  cfg.max_abandoned_handlers = opts.max_abandoned_handlers;
   return cfg;
 }
 
@@ -400,9 +402,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   app.require_subcommand(1);
   run_options opts;
   std::string& db = opts.db;
-  // `sizes`: the size limits too (run and resume; dlq replay takes the
-  // cluster's size flags when it asks a dispatcher, and its limits are the
-  // store's anyway).
+  // `sizes`: the size limits and the abandoned-handler bound too (run and
+  // resume; dlq replay takes the cluster's size flags when it asks a
+  // dispatcher, and its limits are the store's anyway).
   auto engine_flags = [&](CLI::App* cmd, bool sizes) {
     cmd->add_option(
            "--concurrency", opts.concurrency,
@@ -411,6 +413,12 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     if (!sizes) {
       return;
     }
+    cmd->add_option("--max-abandoned-handlers", opts.max_abandoned_handlers,
+                    "Handlers left running past their hard time limit before no new task starts until one "
+                    "returns, 1 to " +
+                        std::to_string(defaults::max_concurrency) +
+                        " (default: " + std::to_string(defaults::max_abandoned_handlers) + ")")
+        ->check(CLI::Range(std::size_t{1}, defaults::max_concurrency));
     // The size limits, named and ranged as the cluster settings name them.
     for (auto [flag, limit, help] :
          {std::tuple{"--max-submission-bytes", &opts.limits.max_submission_bytes, "Largest workflow, encoded"},
