@@ -2,6 +2,7 @@
 // results, submission keys, idempotency keys, retries and attempt numbers,
 // timeouts, and workflows that outlive the engine that started them.
 
+#include "support/engine_run.hpp"
 #include "support/files.hpp"
 #include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
@@ -27,6 +28,7 @@ using trellis::errc;
 using trellis::signature;
 using trellis::value;
 using trellis::test::max_test_wait;
+using trellis::test::run;
 using trellis::test::temp_dir;
 
 trellis::task_registry demo_tasks() {
@@ -43,16 +45,6 @@ trellis::engine_config config(const std::string& store_path) {
 }
 
 signature task(std::string name, value::array args = {}) { return signature(std::move(name), std::move(args)); }
-
-/// Submits `flow` and waits for its result, which must be a value.
-value run(trellis::engine& eng, const canvas& flow) {
-  auto h = eng.submit(flow);
-  REQUIRE(h);
-  auto r = h->wait_for(max_test_wait);
-  INFO((r ? std::string{} : trellis::to_string(r.error())));
-  REQUIRE(r);
-  return *r;
-}
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 // bound them: embedded here (the engine's own API); the same over a default
 // nats-server, where they travel in pieces, in cluster_large_values_test.cpp.
 
+#include "support/engine_run.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
@@ -22,6 +23,7 @@ using trellis::errc;
 using trellis::signature;
 using trellis::value;
 using trellis::test::max_test_wait;
+using trellis::test::run;
 using trellis::test::temp_dir;
 
 /// The demo tasks (`blob(bytes)` and `measure(values)` among them), plus
@@ -37,17 +39,6 @@ trellis::engine_config config(const temp_dir& dir) {
   trellis::engine_config cfg;
   cfg.store_path = dir.file("store.db");
   return cfg;
-}
-
-/// Submits `flow` and waits for its result, which must be a value.
-value run(trellis::engine& eng, const canvas& flow) {
-  auto h = eng.submit(flow);
-  INFO((h ? std::string{} : trellis::to_string(h.error())));
-  REQUIRE(h);
-  auto r = h->wait_for(max_test_wait);
-  INFO((r ? std::string{} : trellis::to_string(r.error())));
-  REQUIRE(r);
-  return *r;
 }
 
 /// Submits `flow`, which must fail with `payload_too_large`, and returns
