@@ -119,16 +119,14 @@ std::int64_t virtual_epoch_ms(std::chrono::milliseconds after) {
   return test::virtual_time::epoch_at_start + after.count();
 }
 
-}  // namespace
-
-TEST_CASE("a task's countdown publishes its first attempt when the countdown is over, not a millisecond before",
-          "[unit][actors][dispatcher][virtual_time]") {
-  supervised_dispatcher f;
-  REQUIRE(f.submit(signature("later").countdown(1500ms), "wf-1"));
+/// Checks that workflow "wf-1", a single task "later" due 1500 ms after the
+/// start, is stored as waiting with that due time (so a restart keeps it)
+/// and publishes its first attempt at 1500 ms, not a millisecond before.
+void check_first_attempt_at_1500ms(supervised_dispatcher& f) {
   CHECK(f.take_tasks().empty());
   auto waiting = f.row("wf-1", 0);
   CHECK(waiting.state == node_state::received);
-  CHECK(waiting.due_at == virtual_epoch_ms(1500ms));  // stored, so a restart keeps it
+  CHECK(waiting.due_at == virtual_epoch_ms(1500ms));
 
   CHECK(f.time.advance(1499ms) == 0);
   CHECK(f.take_tasks().empty());
@@ -138,6 +136,15 @@ TEST_CASE("a task's countdown publishes its first attempt when the countdown is 
   CHECK(tasks[0].task == "later");
   CHECK(tasks[0].attempt == 1);
   CHECK(tasks[0].sent_at == virtual_epoch_ms(1500ms));
+}
+
+}  // namespace
+
+TEST_CASE("a task's countdown publishes its first attempt when the countdown is over, not a millisecond before",
+          "[unit][actors][dispatcher][virtual_time]") {
+  supervised_dispatcher f;
+  REQUIRE(f.submit(signature("later").countdown(1500ms), "wf-1"));
+  check_first_attempt_at_1500ms(f);
   CHECK_FALSE(f.time.has_delayed_message());
 }
 
@@ -148,23 +155,11 @@ TEST_CASE("an eta publishes the first attempt at that time, not a millisecond be
     return std::chrono::system_clock::time_point{std::chrono::milliseconds{virtual_epoch_ms(after)}};
   };
   REQUIRE(f.submit(signature("later").eta(at(1500ms)), "wf-1"));
-  CHECK(f.take_tasks().empty());
-  auto waiting = f.row("wf-1", 0);
-  CHECK(waiting.state == node_state::received);
-  CHECK(waiting.due_at == virtual_epoch_ms(1500ms));  // stored, so a restart keeps it
-
-  CHECK(f.time.advance(1499ms) == 0);
-  CHECK(f.take_tasks().empty());
-  CHECK(f.time.advance(1ms) == 1);
-  auto tasks = f.take_tasks();
-  REQUIRE(tasks.size() == 1);
-  CHECK(tasks[0].task == "later");
-  CHECK(tasks[0].attempt == 1);
-  CHECK(tasks[0].sent_at == virtual_epoch_ms(1500ms));
+  check_first_attempt_at_1500ms(f);
 
   // Now 1500 ms after the start: an eta of 1000 ms after it is past.
   REQUIRE(f.submit(signature("overdue").eta(at(1000ms)), "wf-2"));
-  tasks = f.take_tasks();
+  auto tasks = f.take_tasks();
   REQUIRE(tasks.size() == 1);
   CHECK(tasks[0].task == "overdue");
   CHECK(tasks[0].sent_at == virtual_epoch_ms(1500ms));
