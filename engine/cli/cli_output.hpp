@@ -10,6 +10,7 @@
 #include "trellis/node_state.hpp"
 #include "trellis/value.hpp"
 
+#include <optional>
 #include <string>
 
 namespace trellis::cli {
@@ -56,6 +57,31 @@ inline std::string status_line(const value::map& doc) {
   line += ",\"nodes\":" + field("nodes") + ",\"failed_attempts\":" + field("failed_attempts");
   line += "}";
   return line;
+}
+
+/// What `revoke` prints: for a whole workflow its outcome line (state
+/// REVOKED); for a node {"id", "node", "state", "revoked"}, in that order,
+/// `revoked` listing the task nodes it revoked. Empty when the answer is not
+/// one of the two (a dispatcher that does not speak this contract).
+inline std::optional<std::string> revoke_line(const std::string& id, const value& answer) {
+  if (!answer.is_map()) {
+    return std::nullopt;
+  }
+  const auto& m = answer.as_map();
+  auto field = [&](const char* key) { return m.count(key) != 0 ? m.at(key) : value{}; };
+  auto name = field("state");
+  auto state = name.is_string() ? node_state_from_string(name.as_string()) : std::nullopt;
+  if (!state) {
+    return std::nullopt;
+  }
+  if (m.count("node") == 0) {
+    return outcome_line(id, *state, field("result"), field("error"));
+  }
+  if (!field("node").is_integer() || !field("revoked").is_array()) {
+    return std::nullopt;
+  }
+  return "{\"id\":" + json_string(id) + ",\"node\":" + to_json(field("node")) + ",\"state\":" + to_json(name) +
+         ",\"revoked\":" + to_json(field("revoked")) + "}";
 }
 
 }  // namespace trellis::cli

@@ -226,7 +226,7 @@ int metrics_over_broker(const detail::cluster_options& opts, std::chrono::millis
   return exit_success;
 }
 
-int revoke_over_broker(const std::string& id, const detail::cluster_options& opts) {
+int revoke_over_broker(const std::string& id, const revoke_options& what, const detail::cluster_options& opts) {
   auto bus = connect_client(opts, "trellis-revoke");
   if (!bus) {
     return fail(bus.error());
@@ -234,6 +234,8 @@ int revoke_over_broker(const std::string& id, const detail::cluster_options& opt
   detail::control_request request;
   request.op = detail::control_op::revoke;
   request.workflow_id = id;
+  request.node = what.node;
+  request.terminate = what.terminate;
   auto partition = detail::partition_of(id, opts.partitions);
   auto body = ask_dispatcher(**bus, request, partition);
   if (!body) {
@@ -244,12 +246,12 @@ int revoke_over_broker(const std::string& id, const detail::cluster_options& opt
     }
     return fail(body.error());
   }
-  auto line = terminal_line(id, *body);
+  auto line = revoke_line(id, *body);
   if (!line) {
-    std::cerr << "error: the dispatcher's revoke answer holds no final state\n";
+    std::cerr << "error: the dispatcher's revoke answer is neither an outcome nor a list of revoked nodes\n";
     return exit_broker;
   }
-  std::cout << line->line << std::endl;
+  std::cout << *line << std::endl;
   return exit_success;
 }
 

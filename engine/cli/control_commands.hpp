@@ -8,6 +8,7 @@
 /// the broker or the dispatcher cannot be reached.
 
 #include "trellis/cluster_node.hpp"
+#include "trellis/engine.hpp"
 #include "trellis/error.hpp"
 #include "trellis/transport/cluster_bus.hpp"
 
@@ -46,9 +47,9 @@ int inspect_over_broker(const detail::cluster_options& opts, std::chrono::millis
 /// An answer that cannot be read is left out with a warning on stderr.
 int metrics_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window);
 
-/// `revoke ID --broker URL`: the owning dispatcher revokes the workflow; prints
-/// its outcome line (FAILURE, error type `revoked`).
-int revoke_over_broker(const std::string& id, const detail::cluster_options& opts);
+/// `revoke ID [--node N] [--terminate] --broker URL`: the owning dispatcher
+/// revokes the workflow (or node); prints `revoke_line` of its answer.
+int revoke_over_broker(const std::string& id, const revoke_options& what, const detail::cluster_options& opts);
 
 /// Waits for one workflow's outcome over the broker without missing it. The
 /// `done` notice is core NATS, so it can be lost (a client away while it was

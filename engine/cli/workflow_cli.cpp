@@ -257,6 +257,26 @@ int cmd_dlq_replay(std::int64_t id, const run_options& opts, task_registry tasks
   return report(*h);
 }
 
+int cmd_revoke(const std::string& id, const revoke_options& what, const std::string& db) {
+  // No handlers: nothing of the store's other workflows runs while the
+  // engine is open for the revoke. A store a running engine holds is locked.
+  engine_config cfg;
+  cfg.store_path = db;
+  engine eng{cfg, task_registry{}};
+  auto answer = eng.revoke(id, what);
+  if (!answer) {
+    std::cerr << "error: " << to_string(answer.error()) << '\n';
+    return exit_code_for(answer.error().code());
+  }
+  auto line = cli::revoke_line(id, *answer);
+  if (!line) {
+    std::cerr << "error: the dispatcher's revoke answer is neither an outcome nor a list of revoked nodes\n";
+    return exit_store;
+  }
+  std::cout << *line << std::endl;
+  return exit_success;
+}
+
 /// The flags of one cluster command, bound to the settings table
 /// (cli/cluster_settings.hpp); only those given on the command line count.
 struct cluster_flags {
@@ -484,8 +504,17 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   auto* inspect = app.add_subcommand("inspect", "List the live workers and dispatchers of a cluster as JSON lines");
   auto* metrics =
       app.add_subcommand("metrics", "Print the metrics of every live process of a cluster as Prometheus text");
-  auto* revoke = app.add_subcommand("revoke", "Revoke a running workflow of a cluster: it ends FAILURE/revoked");
+  auto* revoke = app.add_subcommand("revoke", "Revoke an unfinished workflow, or one node of it: it ends REVOKED");
   revoke->add_option("ID", id, "Workflow id")->required();
+  auto* revoke_db = revoke->add_option("--db", db, "SQLite store of a stopped engine (or a running dispatcher: --broker)");
+  std::int32_t revoke_node = 0;
+  auto* revoke_node_flag =
+      revoke->add_option("--node", revoke_node, "Revoke this node only (as `status` lists them), 0 to 2147483647")
+          ->check(CLI::Range(0, INT32_MAX));
+  bool terminate = false;
+  revoke->add_flag("--terminate", terminate,
+                   "Also stop the handlers running the revoked tasks (their stop token now, abandoned after a grace "
+                   "period if they have a hard time limit)");
   for (auto* cmd : {status, dlq_list, dlq_replay, inspect, metrics, revoke}) {
     client_flags.emplace(cmd, cluster_flags{detail::cluster_command::submit, {}, {}, {}}).first->second.add_to(cmd);
   }
@@ -587,7 +616,13 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       return cli::metrics_over_broker(client_flags.at(metrics).resolve(), std::chrono::milliseconds{inspect_ms});
     }
     if (*revoke) {
-      return cli::revoke_over_broker(id, client_flags.at(revoke).resolve());
+      revoke_options what;
+      if (revoke_node_flag->count() > 0) {
+        what.node = revoke_node;
+      }
+      what.terminate = terminate;
+      return store_or_broker(revoke, revoke_db) ? cmd_revoke(id, what, db)
+                                                : cli::revoke_over_broker(id, what, client_flags.at(revoke).resolve());
     }
   } catch (const setup_error& e) {
     std::cerr << "error: " << to_string(e.code()) << ": " << e.what() << '\n';

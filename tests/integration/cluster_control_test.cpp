@@ -391,7 +391,7 @@ TEST_CASE(
   CHECK(c.stop_all());
 }
 
-TEST_CASE("revoke stops a running workflow: queued and later steps never run, and it ends FAILURE/revoked",
+TEST_CASE("revoke stops a running workflow: queued and later steps never run, and it ends REVOKED",
           "[integration][nats]") {
   cluster_processes c{"ctlrevoke", {}, {"--ack-wait-ms", "30000"}};
   c.start_dispatcher(c.db());
@@ -431,10 +431,10 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
   REQUIRE(revoked.status == 0);
   auto line = trellis::test::parse_outcome_line(revoked.last_line());
   CHECK(line["id"] == id);
-  CHECK(line["state"] == "FAILURE");
+  CHECK(line["state"] == "REVOKED");
   CHECK(line["error"]["type"] == "revoked");
 
-  // The client waiting with --wait prints the same FAILURE line, as `run` would.
+  // The client waiting with --wait prints the same REVOKED line, as `run` would.
   auto waited = waiting.wait_for(max_test_wait);
   REQUIRE(waited);
   CHECK(*waited == 1);
@@ -468,16 +468,64 @@ TEST_CASE("revoke stops a running workflow: queued and later steps never run, an
   auto status = c.client({"status", id});
   REQUIRE(status.status == 0);
   auto doc = json::parse(status.last_line());
-  CHECK(doc["state"] == "FAILURE");
+  CHECK(doc["state"] == "REVOKED");
   CHECK(doc["error"]["type"] == "revoked");
 
   // Revoking it again, or revoking an unknown workflow, is refused with exit 2.
   auto twice = c.client({"revoke", id});
   CHECK(twice.status == 2);
-  CHECK(twice.err.find("already finished as FAILURE") != std::string::npos);
+  CHECK(twice.err.find("already finished as REVOKED") != std::string::npos);
   auto unknown = c.client({"revoke", "no-such-workflow"});
   CHECK(unknown.status == 2);
   CHECK(unknown.err.find("no workflow with id no-such-workflow") != std::string::npos);
+}
+
+TEST_CASE("revoke --node --terminate stops one running group member on its worker; the others finish",
+          "[integration][nats][revoke]") {
+  cluster_processes c{"ctlnode", {}, {"--ack-wait-ms", "30000"}};
+  c.start_dispatcher(c.db());
+  c.start_worker(worker_flags("2", "1"));
+
+  // Nodes: 0 the group, 1 a ten-minute sleep, 2 a touch queued behind it.
+  auto touched = c.dir().file("touched");
+  json flow = {{"group", {{{"task", "sleep_ms"}, {"args", {600'000}}}, {{"task", "touch"}, {"args", {touched}}}}}};
+  auto& waiting = c.start_client(trellis::test::write_file(c.dir(), "flow.json", flow.dump()), {"--wait"});
+  std::string id;
+  REQUIRE(wait_until(
+      [&] {
+        auto d = of_role(inspect(c, "300"), "dispatcher");
+        if (d.size() != 1 || d[0]["workflows_in_flight"].size() != 1) {
+          return false;
+        }
+        id = d[0]["workflows_in_flight"][0].get<std::string>();
+        return !active_task(inspect(c, "300"), id, "sleep_ms").is_null();
+      },
+      max_test_wait, "the sleep_ms task to be running"));
+
+  auto revoked = c.client({"revoke", id, "--node", "1", "--terminate"});
+  INFO("revoke stderr:\n" << revoked.err << "\n" << c.logs());
+  REQUIRE(revoked.status == 0);
+  CHECK(json::parse(revoked.last_line()) ==
+        json{{"id", id}, {"node", 1}, {"state", "REVOKED"}, {"revoked", {1}}});
+
+  // The sleep is stopped on its worker (it had ten minutes to go), the touch
+  // ran, and the group ends REVOKED as its revoked member is.
+  auto waited = waiting.wait_for(max_test_wait);
+  REQUIRE(waited);
+  CHECK(*waited == 1);
+  auto line =
+      trellis::test::parse_outcome_line(trellis::test::command_result{1, false, waiting.stdout_text(), ""}.last_line());
+  CHECK(line["state"] == "REVOKED");
+  CHECK(line["error"]["node"] == 1);
+  CHECK(trellis::test::read_file(touched).has_value());
+  REQUIRE(wait_until([&] { return active_task(inspect(c, "300"), id, "sleep_ms").is_null(); }, max_test_wait,
+                     "the revoked sleep to stop"));
+
+  // Finished now: another revoke of it is refused with exit 2, nothing on stdout.
+  auto missing = c.client({"revoke", id, "--node", "7"});
+  CHECK(missing.status == 2);
+  CHECK(missing.out.empty());
+  CHECK(c.stop_all());
 }
 
 TEST_CASE(

@@ -49,9 +49,10 @@ class dispatcher_harness {
       std::lock_guard<std::mutex> guard{mutex_};
       finished_.push_back(o);
     };
-    cfg.dispatcher.on_revoked = [this](const std::string& id) {
+    cfg.dispatcher.on_revoked = [this](const detail::control_request& notice) {
       std::lock_guard<std::mutex> guard{mutex_};
-      revoked_.push_back(id);
+      revoked_.push_back(notice.workflow_id);
+      notices_.push_back(notice);
     };
     cfg.dispatcher.jitter_seed = 1;
     if (configure) {
@@ -139,6 +140,12 @@ class dispatcher_harness {
     return finished_;
   }
 
+  /// The `revoked` notices sent so far, in order.
+  std::vector<detail::control_request> revoke_notices() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return notices_;
+  }
+
   /// The ids of the workflows revoked so far, in order.
   std::vector<std::string> revoked() {
     std::lock_guard<std::mutex> guard{mutex_};
@@ -155,6 +162,7 @@ class dispatcher_harness {
   std::mutex mutex_;
   std::vector<detail::workflow_outcome> finished_;
   std::vector<std::string> revoked_;
+  std::vector<detail::control_request> notices_;
   int submitted_ = 0;
 };
 

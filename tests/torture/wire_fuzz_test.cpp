@@ -35,6 +35,15 @@
 
 namespace {
 
+/// A control request of `op` about workflow `id` or dead letter `letter`.
+trellis::detail::control_request control_of(trellis::detail::control_op op, std::string id, std::int64_t letter) {
+  trellis::detail::control_request r;
+  r.op = op;
+  r.workflow_id = std::move(id);
+  r.letter = letter;
+  return r;
+}
+
 using trellis::test::cluster_processes;
 using trellis::test::raw_nats;
 
@@ -126,10 +135,22 @@ bases valid_bodies() {
   auto flow = chain(signature{"add", {value(std::int64_t{1}), value(std::int64_t{2})}},
                     signature{"add", {value(std::int64_t{3})}});
   b.submissions.push_back(encode(submission_envelope("fz-submitted", flow)));
-  b.controls.push_back(encode(control_request{control_op::inspect, "", 0}));
-  b.controls.push_back(encode(control_request{control_op::status, "fz", 0}));
-  b.controls.push_back(encode(control_request{control_op::dlq_replay, "", 1}));
-  b.controls.push_back(encode(control_request{control_op::revoke, "fz", 0}));
+  b.controls.push_back(encode(control_of(control_op::inspect, "", 0)));
+  b.controls.push_back(encode(control_of(control_op::status, "fz", 0)));
+  b.controls.push_back(encode(control_of(control_op::dlq_replay, "", 1)));
+  b.controls.push_back(encode(control_of(control_op::revoke, "fz", 0)));
+  control_request one_node;
+  one_node.op = control_op::revoke;
+  one_node.workflow_id = "fz";
+  one_node.node = 1;
+  one_node.terminate = true;
+  b.controls.push_back(encode(one_node));
+  control_request notice;
+  notice.op = control_op::revoked;
+  notice.workflow_id = "fz";
+  notice.nodes = {0, 1};
+  notice.terminate = true;
+  b.controls.push_back(encode(notice));
   return b;
 }
 

@@ -28,6 +28,7 @@
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/canvas.hpp"
 #include "trellis/clock.hpp"
+#include "trellis/control_messages.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/node_state.hpp"
@@ -61,9 +62,11 @@ struct dispatcher_config {
   /// reports the error and stops; `resume` finishes the work once the store
   /// is usable again.
   std::function<void(const error&)> on_store_failure;
-  /// Called after the commit that revoked a workflow (control request
-  /// `revoke`), from the dispatcher's thread; cluster mode tells the workers.
-  std::function<void(const std::string& workflow_id)> on_revoked;
+  /// Called after the commit that revoked a workflow or some of its tasks
+  /// (control request `revoke`), from the dispatcher's thread, with the
+  /// `revoked` notice for the workers: they skip the revoked tasks' queued
+  /// messages and, when it says `terminate`, stop their running handlers.
+  std::function<void(const control_request& notice)> on_revoked;
   /// Fields added to this dispatcher's answer to `inspect` (who it is, its
   /// partition); the dispatcher adds `role` and what it has in flight.
   value::map inspect_identity;

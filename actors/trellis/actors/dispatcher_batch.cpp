@@ -83,9 +83,9 @@ void dispatcher_logic::flush() {
     st_.replies.clear();
     auto revoked = std::move(st_.revoked);
     st_.revoked.clear();
-    for (const auto& wf : revoked) {
+    for (const auto& notice : revoked) {
       if (st_.cfg.on_revoked) {
-        st_.cfg.on_revoked(wf);
+        st_.cfg.on_revoked(notice);
       }
     }
     auto finished = std::move(st_.finished);

@@ -229,7 +229,7 @@ void dispatcher_logic::control(const std::string& bytes, std::uint64_t token) {
       control_dlq_replay(request->letter, token);
       return;
     case control_op::revoke:
-      control_revoke(request->workflow_id, token);
+      control_revoke(*request, token);
       return;
     case control_op::inspect:
       control_inspect(token);
@@ -273,8 +273,10 @@ void dispatcher_logic::control_dlq_replay(std::int64_t letter, std::uint64_t tok
   }
 }
 
-void dispatcher_logic::control_revoke(const std::string& wf, std::uint64_t token) {
-  if (find_active(wf) == nullptr) {
+void dispatcher_logic::control_revoke(const control_request& request, std::uint64_t token) {
+  const auto& wf = request.workflow_id;
+  auto* aw = find_active(wf);
+  if (aw == nullptr) {
     auto rec = st_.cfg.store->find_workflow(wf);
     std::string reply;
     if (!rec) {
@@ -290,34 +292,130 @@ void dispatcher_logic::control_revoke(const std::string& wf, std::uint64_t token
     answer_after_commit(token, std::move(reply));
     return;
   }
+  auto answer = request.node ? revoke_node(wf, *aw, *request.node, request.terminate)
+                             : revoke_workflow(wf, *aw, request.terminate);
+  answer_after_commit(token, answer ? encode_control_reply(*answer) : encode_control_error(answer.error()));
+}
+
+expected<value> dispatcher_logic::revoke_workflow(const std::string& wf, active_workflow& aw, bool terminate) {
   open_batch();
-  // Finishing the workflow is the durable record of the revocation: once it
-  // commits, a restart does not restore the workflow, and its late outcomes
-  // count as duplicates (the once-only rules do not change).
+  // Every task not finished yet is REVOKED, and so is the workflow, at once
+  // (Celery's revoke of every task of a canvas). Finishing the workflow is
+  // the durable record of the revocation: once it commits, a restart does
+  // not restore the workflow, and its late outcomes count as duplicates.
   auto err = error_value(to_string(errc::revoked), "revoked by request");
-  check(st_.cfg.store->finish_workflow(wf, node_state::failure, value{}, err, now_ms()));
+  for (node_id id = 0; static_cast<std::size_t>(id) < aw.graph.size(); ++id) {
+    const auto& n = aw.graph.node(id);
+    if (n.kind != canvas::kind::task || is_terminal(n.state)) {
+      continue;
+    }
+    if (n.state != node_state::pending) {
+      st_.cfg.stats->add(counter::tasks_revoked, queue_of(*n.sig), n.sig->task());
+      value::map e = err.as_map();
+      e["task"] = n.sig->task();
+      e["node"] = id;
+      check(st_.cfg.store->upsert_node(row_of(wf, id, n, node_state::revoked, value{}, value(std::move(e)), 0, now_ms())));
+    }
+  }
+  check(st_.cfg.store->finish_workflow(wf, node_state::revoked, value{}, err, now_ms()));
   changed();
-  uncache(wf);
-  st_.finished.push_back(workflow_outcome{wf, node_state::failure, value{}, err});
-  // Task messages of the workflow that are not published yet never will be.
-  auto prefix = wf + ":";
-  auto of_workflow = [&](const outgoing_task& t) { return t.id.compare(0, prefix.size(), prefix) == 0; };
+  drop_unpublished(wf, {});
+  uncache(wf);  // `aw` dies here
+  st_.finished.push_back(workflow_outcome{wf, node_state::revoked, value{}, err});
+  control_request notice;
+  notice.op = control_op::revoked;
+  notice.workflow_id = wf;
+  notice.terminate = terminate;
+  st_.revoked.push_back(std::move(notice));
+  return value(value::map{
+      {"id", wf}, {"state", std::string{to_string(node_state::revoked)}}, {"result", value{}}, {"error", err}});
+}
+
+expected<value> dispatcher_logic::revoke_node(const std::string& wf, active_workflow& aw, std::int32_t node,
+                                              bool terminate) {
+  if (static_cast<std::size_t>(node) >= aw.graph.size()) {
+    return error{errc::not_found, "workflow " + wf + " has no node " + std::to_string(node) + " (it has " +
+                                      std::to_string(aw.graph.size()) + ")"};
+  }
+  // Which leaves may have a message out, before the revoke changes states.
+  std::vector<bool> was_out(aw.graph.size(), false);
+  for (auto id = static_cast<std::size_t>(node); id < aw.graph.size(); ++id) {
+    const auto& n = aw.graph.node(static_cast<node_id>(id));
+    was_out[id] = n.kind == canvas::kind::task && !is_terminal(n.state) && n.state != node_state::pending;
+  }
+  std::vector<node_id> revoked;
+  graph_effects fx;
+  auto err = error_value(to_string(errc::revoked), "revoked by request");
+  auto r = aw.graph.revoke(node, err, revoked, fx);
+  if (r == apply_result::duplicate) {
+    return error{errc::invalid_workflow, "node " + std::to_string(node) + " of workflow " + wf +
+                                             " already finished as " +
+                                             std::string{to_string(aw.graph.node(node).state)} +
+                                             " (every task under it did); there is nothing to revoke"};
+  }
+  open_batch();
+  value::array listed;
+  control_request notice;
+  notice.op = control_op::revoked;
+  notice.workflow_id = wf;
+  notice.terminate = terminate;
+  for (auto leaf : revoked) {
+    const auto& n = aw.graph.node(leaf);
+    // A revoked leaf's row is its durable record: a restore replays it as
+    // a known REVOKED outcome, whether or not the leaf had started.
+    check(st_.cfg.store->upsert_node(row_of(wf, leaf, n, node_state::revoked, value{}, n.error, 0, now_ms())));
+    listed.emplace_back(leaf);
+    if (was_out[static_cast<std::size_t>(leaf)]) {
+      if (notice.nodes.size() == max_revoked_nodes) {  // one notice is bounded; send several
+        st_.revoked.push_back(notice);
+        notice.nodes.clear();
+      }
+      notice.nodes.push_back(leaf);
+    }
+    st_.cfg.stats->add(counter::tasks_revoked, queue_of(*n.sig), n.sig->task());
+  }
+  changed(revoked.size());
+  drop_unpublished(wf, revoked);
+  if (!notice.nodes.empty()) {
+    st_.revoked.push_back(std::move(notice));
+  }
+  value::map answer{{"id", wf},
+                    {"node", node},
+                    {"state", std::string{to_string(node_state::revoked)}},
+                    {"revoked", value(std::move(listed))}};
+  process(wf, aw, fx);  // `aw` may die here, when the revoke finished the workflow
+  return value(std::move(answer));
+}
+
+void dispatcher_logic::drop_unpublished(const std::string& wf, const std::vector<node_id>& leaves) {
+  // Task messages of revoked tasks that are not published yet never will be.
+  // Their ids are `<workflow>:<node>:<attempt>`.
+  std::unordered_set<std::string> prefixes;
+  if (leaves.empty()) {
+    prefixes.insert(wf + ":");
+  }
+  for (auto leaf : leaves) {
+    prefixes.insert(wf + ":" + std::to_string(leaf) + ":");
+  }
+  auto revoked = [&](const outgoing_task& t) {
+    if (leaves.empty()) {
+      return t.id.compare(0, wf.size() + 1, wf + ":") == 0;
+    }
+    auto last = t.id.rfind(':');
+    return last != std::string::npos && prefixes.count(t.id.substr(0, last + 1)) != 0;
+  };
   for (auto& [queue, messages] : st_.outbox) {
-    messages.erase(std::remove_if(messages.begin(), messages.end(), of_workflow), messages.end());
+    messages.erase(std::remove_if(messages.begin(), messages.end(), revoked), messages.end());
   }
   // A list the broker refused once stays as it was (see `unsent`): part of
-  // it may be queued already, and workers skip a revoked workflow's tasks.
+  // it may be queued already, and workers skip revoked tasks.
   for (auto& [queue, lists] : st_.unsent) {
     for (auto& list : lists) {
       if (!list.attempted) {
-        list.tasks.erase(std::remove_if(list.tasks.begin(), list.tasks.end(), of_workflow), list.tasks.end());
+        list.tasks.erase(std::remove_if(list.tasks.begin(), list.tasks.end(), revoked), list.tasks.end());
       }
     }
   }
-  st_.revoked.push_back(wf);
-  value::map outcome{
-      {"id", wf}, {"state", std::string{to_string(node_state::failure)}}, {"result", value{}}, {"error", err}};
-  answer_after_commit(token, encode_control_reply(value(std::move(outcome))));
 }
 
 void dispatcher_logic::control_inspect(std::uint64_t token) {

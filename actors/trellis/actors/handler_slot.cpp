@@ -80,6 +80,9 @@ struct handler_slot::shared {
   bool done = false;
   bool quit = false;
   bool abandoned = false;
+  /// The job now running, and its deadline brought forward, if it was.
+  std::uint64_t job_number = 0;
+  std::optional<std::chrono::steady_clock::time_point> cut;
 };
 
 handler_slot::~handler_slot() {
@@ -94,9 +97,30 @@ handler_slot::~handler_slot() {
   thread_.join();
 }
 
+void handler_slot::cut_deadline(std::uint64_t job, std::chrono::steady_clock::time_point at) {
+  std::shared_ptr<shared> state;
+  {
+    std::lock_guard<std::mutex> guard{state_mutex_};
+    state = state_;
+  }
+  if (!state) {
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> guard{state->mutex};
+    if (state->job_number != job || state->done) {
+      return;  // that job returned already; the slot runs another one now
+    }
+    state->cut = state->cut ? std::min(*state->cut, at) : at;
+  }
+  state->changed.notify_all();
+}
+
 bool handler_slot::run(std::function<void()> job, std::chrono::steady_clock::time_point deadline,
                        const std::string& queue, const std::string& task) {
+  ++jobs_;
   if (!state_) {
+    std::lock_guard<std::mutex> guard{state_mutex_};
     state_ = std::make_shared<shared>();
     thread_ = std::thread{[state = state_, abandoned = abandoned_] {
       std::unique_lock<std::mutex> lock{state->mutex};
@@ -123,16 +147,27 @@ bool handler_slot::run(std::function<void()> job, std::chrono::steady_clock::tim
   }
   std::unique_lock<std::mutex> lock{state_->mutex};
   state_->done = false;
+  state_->job_number = jobs_;
+  state_->cut.reset();
   state_->job = std::move(job);
   state_->changed.notify_all();
-  if (state_->changed.wait_until(lock, deadline, [&] { return state_->done; })) {
-    return true;
+  for (;;) {
+    auto seen = state_->cut;
+    auto until = seen ? std::min(deadline, *seen) : deadline;
+    if (state_->changed.wait_until(lock, until, [&] { return state_->done || state_->cut != seen; })) {
+      if (state_->done) {
+        return true;
+      }
+      continue;  // the deadline was brought forward: wait until the new one
+    }
+    break;
   }
   state_->abandoned = true;
   // Counted before the thread can see `abandoned` and report its return.
   abandoned_->add(queue, task);
   lock.unlock();
   thread_.detach();
+  std::lock_guard<std::mutex> guard{state_mutex_};
   state_.reset();
   return false;
 }

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -72,11 +73,22 @@ class handler_slot {
   bool run(std::function<void()> job, std::chrono::steady_clock::time_point deadline, const std::string& queue,
            const std::string& task);
 
+  /// The number the next `run` call's job gets (the slot's loop thread
+  /// asks, right before it calls `run`).
+  std::uint64_t next_job() const noexcept { return jobs_ + 1; }
+
+  /// Brings the deadline of job `job` forward to `at` (a revoke with
+  /// terminate: its grace period), if that job is still running; nothing
+  /// otherwise. Safe from any thread.
+  void cut_deadline(std::uint64_t job, std::chrono::steady_clock::time_point at);
+
  private:
   struct shared;
   std::shared_ptr<abandoned_handlers> abandoned_;
+  std::mutex state_mutex_;  // guards the pointer `state_` for cut_deadline
   std::shared_ptr<shared> state_;
   std::thread thread_;
+  std::uint64_t jobs_ = 0;  // jobs run so far; the loop thread's only
 };
 
 }  // namespace trellis::detail

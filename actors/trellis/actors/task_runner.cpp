@@ -118,9 +118,10 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   if (hooks.claim && !hooks.claim(*task)) {
     return {std::move(out), task->queue, std::nullopt, true};
   }
-  if (hooks.is_revoked && hooks.is_revoked(task->workflow_id)) {
+  if (hooks.is_revoked && hooks.is_revoked(task->workflow_id, task->node)) {
     return {rejected(std::move(out), errc::revoked,
-                     "revoked: workflow " + task->workflow_id + " was revoked; the task was not run"),
+                     "revoked: node " + std::to_string(task->node) + " of workflow " + task->workflow_id +
+                         " was revoked; the task was not run"),
             task->queue, std::nullopt};
   }
   if (auto expires = task->options.find("expires_at_ms");
@@ -135,16 +136,17 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
     key = k->second.as_string();
   }
   double queue_wait = std::max<double>(0, static_cast<double>(now_epoch_ms() - task->sent_at) / 1000.0);
-  if (hooks.on_start) {
-    hooks.on_start(*task);
-  }
   auto hard_limit = int_option(*task, "time_limit_ms");
   auto soft_limit = int_option(*task, "soft_time_limit_ms");
   auto started = std::chrono::steady_clock::now();
-  // Without a limit the token never stops, and costs no allocation.
+  // Every attempt can be told to stop: at its soft time limit, when it is
+  // abandoned at its hard one, or by a revoke with terminate (on_start).
   std::optional<stop_source> stop;
-  if (soft_limit || hard_limit) {
+  if (soft_limit || hard_limit || hooks.on_start) {
     stop.emplace(soft_limit ? std::optional{started + std::chrono::milliseconds{*soft_limit}} : std::nullopt);
+  }
+  if (hooks.on_start) {
+    hooks.on_start(*task, *stop);
   }
   handler_call local{task_context{task->task, task->workflow_id, task->node, task->attempt, std::move(key),
                                   task->kwargs, stop ? stop->token() : stop_token{}},

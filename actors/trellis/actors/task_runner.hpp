@@ -36,18 +36,20 @@ struct task_run {
 /// What the worker pool lets the runner consult and tell while it runs one
 /// message. All are optional; embedded mode uses only `claim`.
 struct run_hooks {
-  /// Asked once the message is read: a task of a workflow it calls revoked
-  /// is not run, and is reported as rejected with `errc::revoked` (the
-  /// dispatcher, which revoked the workflow, counts it as a duplicate).
-  std::function<bool(const std::string& workflow_id)> is_revoked;
+  /// Asked once the message is read: a task it calls revoked (its whole
+  /// workflow, or its node) is not run, and is reported as rejected with
+  /// `errc::revoked` (the dispatcher, which revoked it, counts it as a
+  /// duplicate).
+  std::function<bool(const std::string& workflow_id, std::int32_t node)> is_revoked;
   /// Asked once the message is read and names a task this worker has,
   /// before the revocation and expiry checks: false when another delivery of
   /// the same attempt (the same task message id) ran here and its outcome is
   /// reported, so this one must neither run nor report. It may block while
   /// that other delivery is still running.
   std::function<bool(const envelope& task)> claim;
-  /// Called right before the handler runs.
-  std::function<void(const envelope& task)> on_start;
+  /// Called right before the handler runs, with the source that stops it
+  /// (`task_context::stop_token`): a revoke with terminate requests the stop.
+  std::function<void(const envelope& task, const stop_source& stop)> on_start;
   /// Runs the handler call `job` of a task that has a hard time limit
   /// somewhere it can be abandoned (worker_pool: the slot's handler thread,
   /// see handler_slot.hpp), waiting until it returns (true) or `deadline`

@@ -2,8 +2,9 @@
 
 /// @file
 /// What a worker process is doing right now, for `inspect`, and which
-/// workflows it was told are revoked, so that its handler threads skip their
-/// queued tasks (cluster mode, docs/cluster.md "Control").
+/// workflows and tasks it was told are revoked, so that its handler threads
+/// skip their queued messages and, for a revoke with terminate, stop the
+/// handlers running them (docs/canvas.md "Revoking").
 ///
 /// Thread-safe: handler threads write it, NATS callback threads read it.
 
@@ -11,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,6 +31,10 @@ struct active_task {
   std::int32_t attempt = 0;
   /// When the handler started, epoch ms.
   std::int64_t started_at = 0;
+  /// Stops the handler (a revoke with terminate): its stop token at once,
+  /// and, where it can be abandoned, the handler after the grace period.
+  /// Empty: it cannot be stopped.
+  std::function<void()> terminate;
 };
 
 class worker_activity {
@@ -47,11 +53,14 @@ class worker_activity {
   /// Handler threads.
   std::size_t slots() const noexcept { return slot_count_; }
 
-  /// Remembers that `workflow_id` was revoked. Idempotent.
-  void revoke(const std::string& workflow_id);
-  /// Whether `workflow_id` was revoked (and not forgotten since).
-  bool is_revoked(const std::string& workflow_id) const;
-  /// Revoked ids remembered now.
+  /// Remembers that the task nodes `nodes` of `workflow_id` (none: the
+  /// whole workflow) were revoked, and with `terminate` stops the handlers
+  /// running them now. Idempotent.
+  void revoke(const std::string& workflow_id, const std::vector<std::int32_t>& nodes = {}, bool terminate = false);
+  /// Whether node `node` of `workflow_id`, or the whole workflow, was
+  /// revoked (and not forgotten since).
+  bool is_revoked(const std::string& workflow_id, std::int32_t node) const;
+  /// Revocations remembered now (a workflow, or one of its nodes, each).
   std::size_t revoked_count() const;
 
  private:

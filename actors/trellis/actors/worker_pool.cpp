@@ -3,6 +3,7 @@
 #include "trellis/actors/handler_slot.hpp"
 #include "trellis/actors/task_runner.hpp"
 #include "trellis/clock.hpp"
+#include "trellis/defaults.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/transport/partition.hpp"
 
@@ -186,9 +187,25 @@ class handler_threads {
       return true;
     };
     if (auto activity = cfg_.activity) {
-      hooks.is_revoked = [activity](const std::string& wf) { return activity->is_revoked(wf); };
-      hooks.on_start = [activity, slot](const envelope& task) {
-        activity->started(slot, active_task{task.task, task.workflow_id, task.node, task.attempt, now_epoch_ms()});
+      hooks.is_revoked = [activity](const std::string& wf, std::int32_t node) {
+        return activity->is_revoked(wf, node);
+      };
+      hooks.on_start = [this, activity, slot](const envelope& task, const stop_source& stop) {
+        active_task running;
+        running.task = task.task;
+        running.workflow_id = task.workflow_id;
+        running.node = task.node;
+        running.attempt = task.attempt;
+        running.started_at = now_epoch_ms();
+        // A revoke with terminate: the stop token now; a handler with a
+        // hard limit runs on the slot's handler thread, which is abandoned
+        // after the grace period if the handler has not returned by then.
+        auto* handler = slots_[slot].get();
+        running.terminate = [stop, handler, job = handler->next_job()] {
+          stop_source{stop}.request_stop();
+          handler->cut_deadline(job, clock::now() + defaults::terminate_grace);
+        };
+        activity->started(slot, std::move(running));
       };
     }
     hooks.run_limited = [this, slot](const envelope& task, std::function<void()> job, clock::time_point deadline) {

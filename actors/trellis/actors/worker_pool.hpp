@@ -47,9 +47,10 @@ struct worker_pool_config {
   /// Handlers abandoned past their hard time limit that may still run
   /// before the pool takes no new task until one returns (handler_slot.hpp).
   std::size_t max_abandoned_handlers = defaults::max_abandoned_handlers;
-  /// Cluster mode: where the threads record what they run (for `inspect`)
-  /// and learn which workflows are revoked (their tasks are skipped). Its
-  /// slot count must be at least `concurrency`. Unset: neither.
+  /// Where the threads record what they run (for `inspect`, and to stop a
+  /// handler for a revoke with terminate) and learn which workflows and
+  /// tasks are revoked (their queued messages are skipped). Its slot count
+  /// must be at least `concurrency`. Unset: neither.
   std::shared_ptr<worker_activity> activity;
 };
 

@@ -152,7 +152,7 @@ expected<void> serve_worker_control(const std::shared_ptr<cluster_bus>& bus, std
                 << (notice ? std::string{"op "} + to_string(notice->op) : to_string(notice.error())) << std::endl;
       return;
     }
-    activity->revoke(notice->workflow_id);
+    activity->revoke(notice->workflow_id, notice->nodes, notice->terminate);
   });
 }
 
@@ -273,17 +273,15 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   // tasks, including workers that start later (the revoked stream keeps the
   // notice). A notice the broker refuses is logged; a worker that never
   // hears of it runs the tasks, and the dispatcher ignores their outcomes.
-  sup.dispatcher.on_revoked = [weak](const std::string& id) {
+  sup.dispatcher.on_revoked = [weak](const control_request& notice) {
     auto bus_now = weak.lock();
     if (!bus_now) {
       return;
     }
-    control_request notice;
-    notice.op = control_op::revoked;
-    notice.workflow_id = id;
-    if (auto ok = bus_now->publish_revocation(id, encode(notice)); !ok) {
-      std::cerr << "trellis: cannot tell the workers that workflow " << id << " is revoked: " << to_string(ok.error())
-                << std::endl;
+    if (auto ok = bus_now->publish_revocation(notice.workflow_id, encode(notice)); !ok) {
+      std::cerr << "trellis: cannot tell the workers that workflow " << notice.workflow_id
+                << (notice.nodes.empty() ? std::string{} : " (or some of its tasks)")
+                << " is revoked: " << to_string(ok.error()) << std::endl;
     }
   };
   // Called after the commit that finished the workflow, on the dispatcher's

@@ -178,6 +178,12 @@ class engine_core {
       workers.fetch_batch = cfg_.fetch_batch;
       workers.max_abandoned_handlers = cfg_.max_abandoned_handlers;
       workers.limits = cfg_.limits;
+      // What the handler threads run, so that a revoke skips queued tasks
+      // and, with terminate, stops running ones.
+      workers.activity = std::make_shared<worker_activity>(workers.concurrency);
+      sup.dispatcher.on_revoked = [activity = workers.activity](const control_request& notice) {
+        activity->revoke(notice.workflow_id, notice.nodes, notice.terminate);
+      };
       sup.workers = std::move(workers);
     }
     runtime_ = std::make_unique<actor_runtime>(std::move(sup));
@@ -312,7 +318,9 @@ class engine_core {
     if (stopped_) {
       return error{errc::shutting_down, "the engine is shut down"};
     }
-    auto reply = bus_->ask_control(encode(control_request{control_op::dlq_list, {}, 0}), max_actor_answer_wait);
+    control_request request;
+    request.op = control_op::dlq_list;
+    auto reply = bus_->ask_control(encode(request), max_actor_answer_wait);
     if (!reply) {
       return reply.error();
     }
@@ -324,6 +332,26 @@ class engine_core {
       return error{errc::malformed_envelope, "the dispatcher's dead-letter answer holds no list of letters"};
     }
     return std::move(body->as_map().at("letters")).as_array();
+  }
+
+  /// A revoke as the cluster asks it (a control request), on the in-process transport.
+  expected<value> revoke(const std::string& workflow_id, const revoke_options& options) {
+    if (auto why = board_->halted()) {
+      return *why;
+    }
+    if (stopped_) {
+      return error{errc::shutting_down, "the engine is shut down"};
+    }
+    control_request request;
+    request.op = control_op::revoke;
+    request.workflow_id = workflow_id;
+    request.node = options.node;
+    request.terminate = options.terminate;
+    auto reply = bus_->ask_control(encode(request), max_actor_answer_wait);
+    if (!reply) {
+      return reply.error();
+    }
+    return decode_control_reply(*reply);
   }
 
   std::string metrics_text() const {
@@ -409,7 +437,9 @@ expected<value> workflow_handle::wait_for(std::chrono::milliseconds timeout) con
   if (o.error.is_map()) {
     const auto& e = o.error.as_map();
     auto field = [&](const char* k) { return e.count(k) && e.at(k).is_string() ? e.at(k).as_string() : ""; };
-    message += ": task '" + field("task") + "' failed: " + field("type") + ": " + field("message");
+    // A whole revoked workflow names no task.
+    auto task = field("task");
+    message += (task.empty() ? ": " : ": task '" + task + "' failed: ") + field("type") + ": " + field("message");
   }
   return error{o.state == node_state::revoked ? errc::revoked : errc::workflow_failed, message};
 }
@@ -440,6 +470,10 @@ expected<workflow_handle> engine::find(const std::string& workflow_id) { return 
 expected<value::array> engine::dead_letters() { return core_->dead_letters(); }
 
 expected<workflow_handle> engine::replay_dead_letter(std::int64_t id) { return core_->replay(id); }
+
+expected<value> engine::revoke(const std::string& workflow_id, revoke_options options) {
+  return core_->revoke(workflow_id, options);
+}
 
 std::string engine::metrics_text() const { return core_->metrics_text(); }
 

@@ -79,7 +79,8 @@ class workflow_handle {
 
   /// Blocks until the workflow finishes or `timeout` passes. SUCCESS gives
   /// the result; FAILURE gives `errc::workflow_failed` whose message names the
-  /// failed task and its error (details in `error_details()`); a timeout gives
+  /// failed task and its error (details in `error_details()`); REVOKED gives
+  /// `errc::revoked` (see `engine::revoke`); a timeout gives
   /// `errc::timeout` and the workflow carries on. If the engine's store
   /// fails first (disk full, read-only), the store's error (`store_failed`,
   /// `store_corrupt`): the engine has stopped and the workflow stays
@@ -89,7 +90,8 @@ class workflow_handle {
   /// SUCCESS, FAILURE or REVOKED once finished; STARTED before.
   node_state state() const;
 
-  /// After FAILURE: {"task", "node", "type", "message"}; nil otherwise.
+  /// After FAILURE or REVOKED: {"task", "node", "type", "message"} ("task"
+  /// and "node" absent when the whole workflow was revoked); nil otherwise.
   value error_details() const;
 
  private:
@@ -98,6 +100,20 @@ class workflow_handle {
       : id_(std::move(id)), slot_(std::move(slot)) {}
   std::string id_;
   std::shared_ptr<detail::completion_slot> slot_;
+};
+
+/// What `engine::revoke` revokes, and how.
+struct revoke_options {
+  /// One node of the workflow, numbered as `trellis status` lists them (a
+  /// chain, group or chord node stands for every task under it); empty:
+  /// the whole workflow.
+  std::optional<std::int32_t> node;
+  /// Also stop the handlers running the revoked tasks: their stop token at
+  /// once (`task_context::cancelled()`), and a handler with a hard time
+  /// limit that has not returned `defaults::terminate_grace` later is
+  /// abandoned, as at its limit. Without it a running handler finishes and
+  /// its result is discarded.
+  bool terminate = false;
 };
 
 /// An embedded engine: dispatcher, worker pool and supervisor actors on an
@@ -122,7 +138,7 @@ class engine {
   /// second submission of the same key returns the first workflow instead of
   /// starting another. Errors: `unknown_task` (naming the place),
   /// `invalid_workflow`, `payload_too_large` (a workflow that encodes past
-  /// the 8 MiB one submission carries; nothing is stored), `shutting_down`.
+  /// `canvas_limits::max_submission_bytes`; nothing is stored), `shutting_down`.
   expected<workflow_handle> submit(const canvas& flow, std::optional<std::string> key = std::nullopt);
 
   /// Handles on the workflows that were unfinished when the store was opened
@@ -146,6 +162,16 @@ class engine {
   /// its workflow. Errors: `not_found`, or `invalid_workflow` for a dead
   /// letter that belongs to no node (undecodable bytes).
   expected<workflow_handle> replay_dead_letter(std::int64_t id);
+
+  /// Revokes a workflow, or one node of it (Celery's `revoke`), and returns
+  /// once that is committed. Revoked tasks that have not started never run;
+  /// their state, and the workflow's, are REVOKED. A revoked node ends its
+  /// chain and group as REVOKED and fails its chord (docs/canvas.md,
+  /// "Revoking"). Returns the dispatcher's answer: {id, state, result,
+  /// error} for a whole workflow, {id, node, state, revoked: [task nodes]}
+  /// for a node. Errors: `not_found` (no such workflow or node),
+  /// `invalid_workflow` (it finished already), `shutting_down`, `timeout`.
+  expected<value> revoke(const std::string& workflow_id, revoke_options options = {});
 
   /// Counters and histograms in Prometheus text format.
   std::string metrics_text() const;

@@ -3,6 +3,8 @@
 #include "trellis/detail/value_codec.hpp"
 
 #include <array>
+#include <climits>
+#include <cstdint>
 #include <optional>
 #include <utility>
 
@@ -21,6 +23,8 @@ constexpr std::array<control_op, 7> all_ops = {control_op::status,     control_o
 bool takes_workflow(control_op op) noexcept {
   return op == control_op::status || op == control_op::revoke || op == control_op::revoked;
 }
+
+bool names_nodes(control_op op) noexcept { return op == control_op::revoke || op == control_op::revoked; }
 
 error malformed(const std::string& what) { return error{errc::malformed_envelope, "control message: " + what}; }
 
@@ -101,6 +105,22 @@ std::string encode(const control_request& r) {
   if (r.op == control_op::dlq_replay) {
     m.emplace("letter", r.letter);
   }
+  if (r.op == control_op::revoke && r.node) {
+    m.emplace("node", *r.node);
+  }
+  if (r.op == control_op::revoked && !r.nodes.empty()) {
+    value::array nodes;
+    nodes.reserve(r.nodes.size());
+    for (auto n : r.nodes) {
+      nodes.emplace_back(n);
+    }
+    m.emplace("nodes", std::move(nodes));
+  }
+  if (names_nodes(r.op)) {
+    if (r.terminate) {
+      m.emplace("terminate", true);
+    }
+  }
   return pack_to_string(value(std::move(m)));
 }
 
@@ -140,6 +160,43 @@ expected<control_request> decode_control_request(std::string_view bytes) {
     }
     r.letter = letter->second.as_int();
     m->erase(letter);
+  }
+  auto node_number = [](const value& v) {
+    return v.is_integer() && v.as_int() >= 0 && v.as_int() <= INT32_MAX;
+  };
+  if (r.op == control_op::revoke) {
+    if (auto node = m->find("node"); node != m->end()) {
+      if (!node_number(node->second)) {
+        return malformed("'node' must be an integer from 0 to " + std::to_string(INT32_MAX));
+      }
+      r.node = static_cast<std::int32_t>(node->second.as_int());
+      m->erase(node);
+    }
+  }
+  if (r.op == control_op::revoked) {
+    if (auto nodes = m->find("nodes"); nodes != m->end()) {
+      if (!nodes->second.is_array() || nodes->second.as_array().empty() ||
+          nodes->second.as_array().size() > max_revoked_nodes) {
+        return malformed("'nodes' must be an array of 1 to " + std::to_string(max_revoked_nodes) + " node numbers");
+      }
+      for (const auto& n : nodes->second.as_array()) {
+        if (!node_number(n)) {
+          return malformed("'nodes' holds something that is not a node number from 0 to " +
+                           std::to_string(INT32_MAX));
+        }
+        r.nodes.push_back(static_cast<std::int32_t>(n.as_int()));
+      }
+      m->erase(nodes);
+    }
+  }
+  if (names_nodes(r.op)) {
+    if (auto terminate = m->find("terminate"); terminate != m->end()) {
+      if (!terminate->second.is_bool()) {
+        return malformed("'terminate' must be a boolean");
+      }
+      r.terminate = terminate->second.as_bool();
+      m->erase(terminate);
+    }
   }
   if (!m->empty()) {
     return malformed("field '" + m->begin()->first + "' is not part of op '" + to_string(r.op) + "'");

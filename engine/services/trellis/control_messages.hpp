@@ -9,12 +9,12 @@
 /// | op           | subject                          | request fields | reply `ok`                          |
 /// |--------------|----------------------------------|----------------|-------------------------------------|
 /// | `status`     | `ctl.status.<partition>`         | `id`           | the status document (`status_document`) |
-/// | `revoke`     | `ctl.revoke.<partition>`         | `id`           | {id, state, result, error} after the commit |
+/// | `revoke`     | `ctl.revoke.<partition>`         | `id`, optional `node`, `terminate` | {id, state, result, error} after the commit; with `node`: {id, node, state, revoked} |
 /// | `dlq_list`   | `ctl.dlq.<partition>`            |                | {letters: [dead letter rows]}       |
 /// | `dlq_replay` | `ctl.dlq.<partition>`            | `letter`       | {id} of the reopened workflow       |
 /// | `inspect`    | `ctl.inspect` (every process)    |                | one answer per process (docs/cli.md)|
 /// | `metrics`    | `ctl.metrics` (every process)    |                | {role, name, text}: Prometheus text  |
-/// | `revoked`    | `ctl.revoked` (every worker)     | `id`           | none: a notice, not a request       |
+/// | `revoked`    | `ctl.revoked` (every worker)     | `id`, optional `nodes`, `terminate` | none: a notice, not a request       |
 ///
 /// Decoding is strict, as for envelopes: an unknown version is
 /// `unsupported_version`; a missing, unknown or mistyped field, or bytes that
@@ -26,8 +26,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace trellis::detail {
 
@@ -72,9 +74,24 @@ struct control_request {
   std::string workflow_id;
   /// The dead letter (`dlq_replay`); 0 otherwise.
   std::int64_t letter = 0;
+  /// `revoke`: one node of the workflow (0 to INT32_MAX; a composite node
+  /// stands for every task under it); empty: all of it.
+  std::optional<std::int32_t> node;
+  /// `revoked`: the task nodes whose messages may be out (at most
+  /// `max_revoked_nodes`); empty: the whole workflow.
+  std::vector<std::int32_t> nodes;
+  /// `revoke`, `revoked`: also stop the handlers running the revoked tasks
+  /// (their stop token at once, abandoned after a grace period).
+  bool terminate = false;
 };
 
-/// The request as msgpack: {v, op} plus `id` or `letter` where `op` takes one.
+/// The most task nodes one `revoked` notice lists (a worker remembers a
+/// bounded number of revocations anyway).
+inline constexpr std::size_t max_revoked_nodes = 10'000;
+
+/// The request as msgpack: {v, op} plus `id` or `letter` where `op` takes
+/// one, `node` (when set) for `revoke`, `nodes` (when not empty) for
+/// `revoked`, and `terminate` (when true) for both.
 std::string encode(const control_request& r);
 
 /// Reads a request strictly (see the file comment for the errors).

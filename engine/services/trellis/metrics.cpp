@@ -41,6 +41,8 @@ const char* counter_name(counter c) {
       return "trellis_graph_rebuilds_total";
     case counter::abandoned_handlers:
       return "trellis_abandoned_handlers_total";
+    case counter::tasks_revoked:
+      return "trellis_tasks_revoked_total";
   }
   return "trellis_unknown_total";
 }

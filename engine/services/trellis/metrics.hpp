@@ -35,6 +35,7 @@ enum class counter : std::uint8_t {
   graph_evictions,     ///< idle workflow graphs dropped from the dispatcher's cache
   graph_rebuilds,      ///< evicted graphs read back from the store (cache misses)
   abandoned_handlers,  ///< handlers left running past their hard time limit
+  tasks_revoked,       ///< task nodes revoked by request
 };
 
 /// Gauge names: process-wide values, without labels.

@@ -95,10 +95,10 @@ TEST_CASE("a revoked chain publishes no more of its nodes and its late outcome i
   auto answer = f.bus->ask(1, request(control_op::revoke, "wf-r"));
   REQUIRE(answer);
   REQUIRE(answer->is_map());
-  CHECK(answer->as_map().at("state") == value("FAILURE"));
+  CHECK(answer->as_map().at("state") == value("REVOKED"));
   CHECK(answer->as_map().at("error").as_map().at("type") == value("revoked"));
   REQUIRE(f.finished().size() == 1);
-  CHECK(f.finished()[0].state == node_state::failure);
+  CHECK(f.finished()[0].state == node_state::revoked);
   CHECK(f.revoked() == std::vector<std::string>{"wf-r"});
 
   // The first step's outcome comes in after the revocation: nothing advances.
@@ -110,13 +110,97 @@ TEST_CASE("a revoked chain publishes no more of its nodes and its late outcome i
 
   auto status = f.bus->ask(2, request(control_op::status, "wf-r"));
   REQUIRE(status);
-  CHECK(status->as_map().at("state") == value("FAILURE"));
-  CHECK(status->as_map().at("nodes") == value(value::array{}));
+  CHECK(status->as_map().at("state") == value("REVOKED"));
+  // The step that was out is stored REVOKED; the ones never reached have no row.
+  const auto& nodes = status->as_map().at("nodes").as_array();
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0].as_map().at("node") == value(first[0].node));
+  CHECK(nodes[0].as_map().at("state") == value("REVOKED"));
 
   auto again = f.bus->ask(3, request(control_op::revoke, "wf-r"));
   REQUIRE_FALSE(again);
   CHECK(again.error().code() == errc::invalid_workflow);
-  CHECK(again.error().message().find("already finished as FAILURE") != std::string::npos);
+  CHECK(again.error().message().find("already finished as REVOKED") != std::string::npos);
+}
+
+/// An encoded request to revoke node `node` of workflow `id`.
+std::string revoke_node_request(const std::string& id, std::int32_t node, bool terminate = false) {
+  control_request r;
+  r.op = control_op::revoke;
+  r.workflow_id = id;
+  r.node = node;
+  r.terminate = terminate;
+  return encode(r);
+}
+
+TEST_CASE("revoking one running group member names it to the workers and leaves the others running",
+          "[unit][actors][dispatcher][control][once]") {
+  fixture f{":memory:", name_dispatcher};
+  f.submit(group(signature("a"), signature("b")), "wf-g");
+  f.settle();
+  auto tasks = f.take_tasks();
+  REQUIRE(tasks.size() == 2);
+  const auto& a = tasks[0].task == "a" ? tasks[0] : tasks[1];
+  const auto& b = tasks[0].task == "a" ? tasks[1] : tasks[0];
+
+  auto answer = f.bus->ask(1, revoke_node_request("wf-g", a.node, true));
+  REQUIRE(answer);
+  CHECK(answer->as_map().at("state") == value("REVOKED"));
+  CHECK(answer->as_map().at("node") == value(a.node));
+  CHECK(answer->as_map().at("revoked") == value(value::array{value(a.node)}));
+  auto notices = f.revoke_notices();
+  REQUIRE(notices.size() == 1);
+  CHECK(notices[0].workflow_id == "wf-g");
+  CHECK(notices[0].nodes == std::vector<std::int32_t>{a.node});
+  CHECK(notices[0].terminate);
+  CHECK(f.finished().empty());
+  CHECK(f.stats->total(counter::tasks_revoked) == 1);
+
+  // The revoked member's late outcome is a duplicate; the other one ends
+  // the group, which is REVOKED as its first unsuccessful member is.
+  f.report_success(a, 1);
+  f.report_success(b, 2);
+  REQUIRE(test::wait_until([&] { return f.finished().size() == 1; }, test::max_test_wait, "the group to end"));
+  CHECK(f.finished()[0].state == node_state::revoked);
+  CHECK(f.stats->total(counter::duplicates) == 1);
+  CHECK(f.stats->total(counter::tasks_succeeded) == 1);
+}
+
+TEST_CASE("a chain step revoked while it waits is never published, and the chain ends REVOKED",
+          "[unit][actors][dispatcher][control]") {
+  fixture f{":memory:", name_dispatcher};
+  f.submit(chain(signature("a"), signature("b"), signature("c")), "wf-c");
+  f.settle();
+  auto first = f.take_tasks();
+  REQUIRE(first.size() == 1);
+  auto b = first[0].node + 1;
+
+  auto answer = f.bus->ask(1, revoke_node_request("wf-c", b));
+  REQUIRE(answer);
+  CHECK(answer->as_map().at("revoked") == value(value::array{value(b)}));
+  CHECK(f.revoke_notices().empty());  // no message of `b` is out: nothing for workers to skip
+
+  f.report_success(first[0], 1);
+  REQUIRE(test::wait_until([&] { return f.finished().size() == 1; }, test::max_test_wait, "the chain to end"));
+  f.settle();
+  CHECK(f.take_tasks().empty());
+  CHECK(f.finished()[0].state == node_state::revoked);
+  CHECK(f.finished()[0].error.as_map().at("task") == value("b"));
+
+  // Revoking what already finished, or a node the workflow lacks, is refused.
+  auto late = f.bus->ask(2, revoke_node_request("wf-c", b));
+  REQUIRE_FALSE(late);
+  CHECK(late.error().code() == errc::invalid_workflow);
+}
+
+TEST_CASE("a node the workflow does not have is not_found", "[unit][actors][dispatcher][control]") {
+  fixture f{":memory:", name_dispatcher};
+  f.submit(chain(signature("a"), signature("b")), "wf-n");
+  f.settle();
+  auto answer = f.bus->ask(1, revoke_node_request("wf-n", 99));
+  REQUIRE_FALSE(answer);
+  CHECK(answer.error().code() == errc::not_found);
+  CHECK(answer.error().message().find("has no node 99") != std::string::npos);
 }
 
 TEST_CASE("the dispatcher answers status, inspect and bad control requests without touching workflows",

@@ -191,8 +191,8 @@ TEST_CASE("a task of a revoked workflow is rejected as revoked without running",
   static const auto tasks = sample_tasks();
   run_hooks hooks;
   bool started = false;
-  hooks.is_revoked = [](const std::string& wf) { return wf == "wf"; };
-  hooks.on_start = [&](const envelope&) { started = true; };
+  hooks.is_revoked = [](const std::string& wf, std::int32_t node) { return wf == "wf" && node == 3; };
+  hooks.on_start = [&](const envelope&, const stop_source&) { started = true; };
   auto run = run_task_message(encode(task_message("add", {1, 2})), tasks, hooks);
   CHECK_FALSE(started);
   CHECK(run.outcome.status == outcome_status::rejected);
@@ -201,7 +201,7 @@ TEST_CASE("a task of a revoked workflow is rejected as revoked without running",
   CHECK(run.outcome.node == 3);
   CHECK_FALSE(run.queue_wait);
 
-  hooks.is_revoked = [](const std::string&) { return false; };
+  hooks.is_revoked = [](const std::string&, std::int32_t) { return false; };
   run = run_task_message(encode(task_message("add", {1, 2})), tasks, hooks);
   CHECK(started);
   CHECK(run.outcome.status == outcome_status::success);

@@ -38,6 +38,35 @@ TEST_CASE("every control request round-trips with its fields", "[unit][control]"
   }
 }
 
+TEST_CASE("a revoke names one node, its notice the task nodes, and both terminate only when told",
+          "[unit][control]") {
+  for (auto op : {control_op::revoke, control_op::revoked}) {
+    control_request r;
+    r.op = op;
+    r.workflow_id = "wf-1";
+    auto whole = decode_control_request(encode(r));
+    REQUIRE(whole);
+    CHECK_FALSE(whole->node);
+    CHECK(whole->nodes.empty());
+    CHECK_FALSE(whole->terminate);
+    if (op == control_op::revoke) {
+      r.node = 7;
+    } else {
+      r.nodes = {3, 4, 2147483647};
+    }
+    r.terminate = true;
+    auto some = decode_control_request(encode(r));
+    REQUIRE(some);
+    CHECK(some->node == r.node);
+    CHECK(some->nodes == r.nodes);
+    CHECK(some->terminate);
+  }
+  std::vector<std::int32_t> too_many(max_revoked_nodes + 1, 1);
+  auto over = pack({{"v", 1}, {"op", "revoked"}, {"id", "wf"},
+                    {"nodes", value::array(too_many.begin(), too_many.end())}});
+  CHECK_FALSE(decode_control_request(over));
+}
+
 TEST_CASE("control ops travel under their subject verbs", "[unit][control]") {
   CHECK(std::string{subject_verb(control_op::status)} == "status");
   CHECK(std::string{subject_verb(control_op::revoke)} == "revoke");
@@ -75,6 +104,20 @@ TEST_CASE("malformed control requests are malformed_envelope with the reason", "
       {"replay without letter", pack({{"v", 1}, {"op", "dlq_replay"}}), "'letter'"},
       {"replay with a string letter", pack({{"v", 1}, {"op", "dlq_replay"}, {"letter", "1"}}), "'letter'"},
       {"an extra field", pack({{"v", 1}, {"op", "inspect"}, {"id", "wf"}}), "field 'id' is not part of op"},
+      {"revoke of a negative node", pack({{"v", 1}, {"op", "revoke"}, {"id", "wf"}, {"node", -1}}), "'node'"},
+      {"revoke of a node past INT32_MAX", pack({{"v", 1}, {"op", "revoke"}, {"id", "wf"}, {"node", 2147483648LL}}),
+       "'node'"},
+      {"revoke of a string node", pack({{"v", 1}, {"op", "revoke"}, {"id", "wf"}, {"node", "3"}}), "'node'"},
+      {"terminate not a boolean", pack({{"v", 1}, {"op", "revoked"}, {"id", "wf"}, {"terminate", 1}}),
+       "'terminate'"},
+      {"a notice of an empty node list", pack({{"v", 1}, {"op", "revoked"}, {"id", "wf"}, {"nodes", value::array{}}}),
+       "'nodes'"},
+      {"a notice of a negative node", pack({{"v", 1}, {"op", "revoked"}, {"id", "wf"}, {"nodes", value::array{1, -2}}}),
+       "'nodes'"},
+      {"a notice with one node, not a list", pack({{"v", 1}, {"op", "revoked"}, {"id", "wf"}, {"node", 1}}),
+       "field 'node' is not part of op"},
+      {"a node on a status request", pack({{"v", 1}, {"op", "status"}, {"id", "wf"}, {"node", 1}}),
+       "field 'node' is not part of op"},
   };
   for (const auto& c : cases) {
     INFO(c.name);

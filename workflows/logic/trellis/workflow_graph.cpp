@@ -121,7 +121,10 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
           }
           if (failed != nullptr) {
             p.error = failed->error;
-            done(failed->state);
+            // Celery: a revoked header member fails the chord (ChordError);
+            // a group simply ends as its first unsuccessful member.
+            bool chord_fails = p.kind == canvas::kind::chord && failed->state == node_state::revoked;
+            done(chord_fails ? node_state::failure : failed->state);
           } else if (p.kind == canvas::kind::group) {
             p.result = value(std::move(results));
             done(node_state::success);
@@ -137,6 +140,11 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
     }
 
     // op::activate
+    if (n.kind == canvas::kind::task && n.state == node_state::revoked) {
+      // Revoked while it waited for the steps before it: it never runs.
+      queue.push_back({pending_step::op::complete, step.id, std::nullopt});
+      continue;
+    }
     n.state = node_state::received;
     switch (n.kind) {
       case canvas::kind::task: {
@@ -237,6 +245,49 @@ apply_result workflow_graph::schedule_retry(node_id leaf, std::int32_t attempt) 
     return r;
   }
   nodes_[static_cast<std::size_t>(leaf)].state = node_state::retry;
+  return apply_result::applied;
+}
+
+apply_result workflow_graph::revoke(node_id id, const value& err, std::vector<node_id>& revoked,
+                                    graph_effects& fx) {
+  if (id < 0 || static_cast<std::size_t>(id) >= nodes_.size()) {
+    return apply_result::unknown_node;
+  }
+  // Depth-first ids: the subtree of `id` is the contiguous range of ids
+  // from `id` up to the first node that is not below it.
+  auto below = [&](node_id candidate) {
+    for (auto p = candidate; p >= 0; p = nodes_[static_cast<std::size_t>(p)].parent) {
+      if (p == id) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::vector<node_id> to_complete;
+  for (auto leaf = id; static_cast<std::size_t>(leaf) < nodes_.size() && below(leaf); ++leaf) {
+    auto& n = nodes_[static_cast<std::size_t>(leaf)];
+    if (n.kind != canvas::kind::task || is_terminal(n.state)) {
+      continue;
+    }
+    bool waiting = n.state == node_state::pending;
+    value::map e = err.is_map() ? err.as_map() : value::map{{"message", err}};
+    e["task"] = n.sig->task();
+    e["node"] = leaf;
+    n.state = node_state::revoked;
+    n.error = value(std::move(e));
+    revoked.push_back(leaf);
+    if (!waiting) {
+      to_complete.push_back(leaf);
+    }
+  }
+  if (revoked.empty()) {
+    return apply_result::duplicate;
+  }
+  // Each leaf completes once, and only leaves that were active: a chain
+  // holds one active child at a time, so no composite completes twice.
+  for (auto leaf : to_complete) {
+    complete(leaf, fx);
+  }
   return apply_result::applied;
 }
 

@@ -111,6 +111,17 @@ class workflow_graph {
   /// Attempt `attempt` failed and another one is scheduled.
   apply_result schedule_retry(node_id leaf, std::int32_t attempt);
 
+  /// Revokes node `id` (Celery's revoke of a task): every leaf under it
+  /// that is not terminal becomes REVOKED with `err` ({"type", "message"};
+  /// the graph adds "task" and "node"), appended to `revoked`. A leaf that
+  /// was ready or running completes now; one still waiting for the steps
+  /// before it completes as REVOKED when they reach it, without running.
+  /// A revoked leaf ends its chain and its group as REVOKED; a revoked
+  /// chord header member makes the chord fail (FAILURE), as Celery's
+  /// ChordError does. `duplicate` when nothing under `id` was left to
+  /// revoke, `unknown_node` when there is no node `id`.
+  apply_result revoke(node_id id, const value& err, std::vector<node_id>& revoked, graph_effects& fx);
+
   /// Positional arguments of a ready leaf: the previous result first (unless
   /// the signature is immutable or there is no previous step), then its own.
   value::array arguments_of(node_id leaf) const;

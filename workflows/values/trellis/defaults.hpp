@@ -86,6 +86,11 @@ inline constexpr std::size_t max_abandoned_handlers = 16;
 /// NATS connection and a dispatcher thread.
 inline constexpr int max_partitions = 1024;
 
+/// A revoke with terminate stops a running handler's token at once; a
+/// handler with a hard time limit that has not returned this much later is
+/// abandoned, as at its hard limit (docs/canvas.md, "Revoking").
+inline constexpr std::chrono::milliseconds terminate_grace{2'000};
+
 /// The nesting bound when reading a value this system wrote itself (a
 /// workflow's stored result, a done notice, a status answer): far deeper
 /// than a submitted envelope may nest (`envelope_limits::max_depth`, 64), so

@@ -153,8 +153,8 @@ struct dispatcher_state {
   std::uint64_t control_token = 0;
   /// Control answers that may be sent only after the commit: token, reply.
   std::vector<std::pair<std::uint64_t, std::string>> control_answers;
-  /// Workflows revoked in this batch, announced after the commit.
-  std::vector<std::string> revoked;
+  /// Revocations of this batch (`revoked` notices), announced after the commit.
+  std::vector<control_request> revoked;
   /// Read-only control requests that arrived while a batch was open: they
   /// are answered after its commit, so an answer never shows state that a
   /// crash could still take back.
@@ -205,7 +205,10 @@ class dispatcher_logic {
   void control_status(const std::string& wf, std::uint64_t token);
   void control_dlq_list(std::uint64_t token);
   void control_dlq_replay(std::int64_t letter, std::uint64_t token);
-  void control_revoke(const std::string& wf, std::uint64_t token);
+  void control_revoke(const control_request& request, std::uint64_t token);
+  expected<value> revoke_workflow(const std::string& wf, active_workflow& aw, bool terminate);
+  expected<value> revoke_node(const std::string& wf, active_workflow& aw, std::int32_t node, bool terminate);
+  void drop_unpublished(const std::string& wf, const std::vector<node_id>& leaves);
   void control_inspect(std::uint64_t token);
   void open_batch();
   void changed(std::size_t n = 1);

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
+#include <sstream>
+#include <string>
 #include <utility>
 
 namespace trellis::detail {
@@ -133,8 +136,12 @@ expected<void> revocation_channel::publish(const std::string& workflow_id, const
   if (!subject) {
     return subject.error();
   }
-  // The same workflow revoked twice is stored once.
-  auto id = "revoked-" + workflow_id;
+  // The same notice sent twice (a retried publish) is stored once; another
+  // revocation of the same workflow (other nodes, or terminate) is not the
+  // same notice, so its id depends on the bytes too.
+  std::ostringstream id_text;
+  id_text << "revoked-" << workflow_id << '-' << std::hex << std::hash<std::string>{}(bytes);
+  auto id = id_text.str();
   std::vector<outgoing> items{outgoing{&bytes, &id}};
   return publishers_.publish(*subject, items, "the revoke notice of " + workflow_id);
 }
