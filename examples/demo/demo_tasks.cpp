@@ -135,6 +135,23 @@ void register_demo_tasks(task_registry& tasks) {
     }
     return lines;
   });
+  // Reports progress while it waits for a file: state WAITING with `steps`
+  // of `steps` done once started, then FINISHING and the last report once
+  // `gate` exists. Tests create the file to let it go on.
+  // [progress]
+  tasks.add("report_and_wait", {"steps", "gate"}, [](task_context& ctx, std::int64_t steps, std::string gate) {
+    ctx.set_state("WAITING");
+    for (std::int64_t i = 1; i <= steps; ++i) {
+      ctx.report_progress(i, steps + 1, "step " + std::to_string(i));
+    }
+    while (!std::ifstream{gate}) {
+      ctx.sleep_for(std::chrono::milliseconds{10});
+    }
+    ctx.set_state("FINISHING");
+    ctx.report_progress(steps + 1, steps + 1, "done");
+    return steps + 1;
+  });
+  // [progress]
 }
 
 }  // namespace trellis::demo

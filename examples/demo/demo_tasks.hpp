@@ -15,6 +15,8 @@
 ///     (std::runtime_error otherwise)
 ///   touch(path) -> appends a line to the file, returns its line count
 ///   crash_worker() -> kills its own process with SIGKILL (for the cluster "worker lost" test)
+///   report_and_wait(steps, gate) -> steps + 1, reporting progress and custom states
+///     (WAITING, then FINISHING) while it waits for the file `gate` to exist
 ///   blob(bytes) -> a string of `bytes` bytes    measure(values) -> their total length
 ///   (the last two for large values: tests and bench/)
 

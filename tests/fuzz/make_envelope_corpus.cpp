@@ -67,6 +67,20 @@ envelope outcome(outcome_status status) {
   return e;
 }
 
+/// A progress report: counts, message and custom state, or only the state.
+envelope progress(bool counts) {
+  trellis::task_progress p;
+  if (counts) {
+    p.done = 7;
+    p.total = 20;
+    p.message = "rows imported";
+  }
+  p.state = "IMPORTING";
+  auto e = progress_envelope("wf-1:2:1:progress:1", {"wf-1", 2, 1, "orders.import"}, p);
+  e.sent_at = 1'700'000'000'300;
+  return e;
+}
+
 envelope submit() {
   value reserve = value::map{{"task", "orders.reserve"}, {"args", value::array{"A-17"}}};
   value notify = value::map{{"task", "orders.notify"}, {"args", value::array{"email"}}, {"immutable", true}};
@@ -113,6 +127,12 @@ int main(int argc, char** argv) {
   files.emplace_back("valid-outcome-retry", encode(outcome(outcome_status::retry)));
   files.emplace_back("valid-outcome-rejected", encode(outcome(outcome_status::rejected)));
   files.emplace_back("valid-submit-chord", encode(submit()));
+  files.emplace_back("valid-progress", encode(progress(true)));
+  files.emplace_back("valid-progress-state-only", encode(progress(false)));
+  files.emplace_back("invalid-progress-builtin-state",
+                     pack_fields({{"v", 1}, {"type", "progress"}, {"id", "wf-1:2:1:progress:1"}, {"sent_at", 0},
+                                  {"wf", "wf-1"}, {"node", 2}, {"attempt", 1}, {"task", "t.x"},
+                                  {"state", "SUCCESS"}}));
   // Valid, but not how Trellis writes it: wide ints and a float32. The fuzzer
   // checks that the re-encoding is canonical and stable.
   auto noncanonical_args = [](raw_packer& pk) {

@@ -64,6 +64,13 @@ inline detail::envelope outcome_envelope(std::string id, attempt_address of, det
   return e;
 }
 
+/// A progress envelope of attempt `of` reporting `latest`.
+inline detail::envelope progress_envelope(std::string id, attempt_address of, task_progress latest) {
+  auto e = addressed_envelope(detail::envelope_type::progress, std::move(id), std::move(of));
+  e.progress = std::move(latest);
+  return e;
+}
+
 /// A submit envelope of `canvas` (its value shape) as workflow `workflow_id`.
 inline detail::envelope submit_envelope(std::string id, std::string workflow_id, value canvas, std::string submit_key) {
   detail::envelope e;
@@ -178,6 +185,9 @@ inline std::string envelope_difference(const detail::envelope& a, const detail::
   }
   if (a.duration_us != b.duration_us) {
     return "duration_us";
+  }
+  if (a.progress != b.progress) {
+    return "progress";
   }
   return "";
 }

@@ -132,6 +132,18 @@ bases valid_bodies() {
                                                    value(std::int64_t{3}), "", "")));
   b.events.push_back(encode(test::outcome_envelope("fz:1:1:out", {"fz", 1, 1, "add"}, outcome_status::failure, value{},
                                                    "boom", "failed on purpose")));
+  // Progress reports: one of a running attempt's, one of no attempt, and
+  // one only a custom state (a mutation may make any of them stale or bad).
+  task_progress report;
+  report.done = 1;
+  report.total = 2;
+  report.message = "half";
+  report.state = "FUZZING";
+  b.events.push_back(encode(test::progress_envelope("fz:0:1:progress:1", {"fz", 0, 1, "add"}, report)));
+  b.events.push_back(encode(test::progress_envelope("fz:9:3:progress:1", {"fz", 9, 3, "add"}, report)));
+  task_progress state_only;
+  state_only.state = "WAITING";
+  b.events.push_back(encode(test::progress_envelope("fz:1:1:progress:2", {"fz", 1, 1, "add"}, state_only)));
   auto flow = chain(signature{"add", {value(std::int64_t{1}), value(std::int64_t{2})}},
                     signature{"add", {value(std::int64_t{3})}});
   b.submissions.push_back(encode(submission_envelope("fz-submitted", flow)));

@@ -160,6 +160,39 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
   process(env.workflow_id, aw, fx);
 }
 
+void dispatcher_logic::apply_progress(const envelope& env) {
+  // Progress is advisory: whatever does not fit the attempt now running is
+  // dropped and counted, never dead-lettered (a late report is normal: the
+  // outcome may have overtaken it, or the node was revoked meanwhile).
+  auto* aw = event_partition_of(env.workflow_id, st_.cfg.partitions) == st_.cfg.partition
+                 ? find_active(env.workflow_id)
+                 : nullptr;
+  const graph_node* n = nullptr;
+  if (aw != nullptr && env.node >= 0 && static_cast<std::size_t>(env.node) < aw->graph.size() &&
+      aw->graph.node(env.node).kind == canvas::kind::task) {
+    n = &aw->graph.node(env.node);
+  }
+  if (n == nullptr || n->attempt != env.attempt ||
+      (n->state != node_state::received && n->state != node_state::started)) {
+    // Labelled by the node's task only: a name from the wire would let any
+    // sender grow the series without bound.
+    st_.cfg.stats->add(counter::progress_ignored, n != nullptr ? queue_of(*n->sig) : std::string{},
+                       n != nullptr ? n->sig->task() : std::string{});
+    return;
+  }
+  open_batch();
+  progress_record row;
+  row.workflow_id = env.workflow_id;
+  row.node = env.node;
+  row.task = n->sig->task();
+  row.attempt = env.attempt;
+  row.progress = env.progress;
+  row.updated_at = now_ms();
+  check(st_.cfg.store->upsert_progress(row));
+  changed();
+  st_.cfg.stats->add(counter::progress_reports, queue_of(*n->sig), n->sig->task());
+}
+
 void dispatcher_logic::on_events(std::vector<std::string>& batch, const std::vector<std::uint64_t>& tokens) {
   // Even a batch of duplicates needs a commit point: its events are acked
   // to the transport only after it.
@@ -184,6 +217,10 @@ void dispatcher_logic::on_event(const std::string& raw) {
     auto env = decode(raw, envelope_limits{max_outcome_message_bytes(st_.cfg.limits)});
     if (!env) {
       dead_letter(to_string(env.error().code()), env.error().message(), raw, "", "", -1, "", 1);
+      return;
+    }
+    if (env->type == envelope_type::progress) {
+      apply_progress(*env);
       return;
     }
     if (env->type != envelope_type::outcome) {

@@ -148,8 +148,9 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   if (hooks.on_start) {
     hooks.on_start(*task, *stop);
   }
+  auto progress = hooks.progress ? hooks.progress(*task) : nullptr;
   handler_call local{task_context{task->task, task->workflow_id, task->node, task->attempt, std::move(key),
-                                  task->kwargs, stop ? stop->token() : stop_token{}},
+                                  task->kwargs, stop ? stop->token() : stop_token{}, std::move(progress)},
                      std::move(task->args), std::nullopt, nullptr};
   handler_call* call = &local;
   std::shared_ptr<handler_call> shared;  // when the call may be abandoned

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +60,9 @@ struct run_hooks {
   /// failed when it returns.
   std::function<bool(const envelope& task, std::function<void()> job, std::chrono::steady_clock::time_point deadline)>
       run_limited;
+  /// Called right before the handler runs: where its context sends progress
+  /// reports (progress_reporter.hpp). Unset or null: they go nowhere.
+  std::function<std::shared_ptr<progress_sink>(const envelope& task)> progress;
 };
 
 /// Runs the task message `bytes` with the handlers in `tasks`; a message

@@ -1,6 +1,7 @@
 #include "trellis/actors/worker_pool.hpp"
 
 #include "trellis/actors/handler_slot.hpp"
+#include "trellis/actors/progress_reporter.hpp"
 #include "trellis/actors/task_runner.hpp"
 #include "trellis/clock.hpp"
 #include "trellis/defaults.hpp"
@@ -143,7 +144,9 @@ class handler_threads {
  public:
   explicit handler_threads(worker_pool_config cfg)
       : cfg_(std::move(cfg)),
-        abandoned_(std::make_shared<abandoned_handlers>(cfg_.max_abandoned_handlers, cfg_.stats)) {
+        abandoned_(std::make_shared<abandoned_handlers>(cfg_.max_abandoned_handlers, cfg_.stats)),
+        progress_(std::make_shared<progress_reporter>(cfg_.bus, cfg_.partitions)) {
+    progress_->start(cfg_.progress_interval);
     auto n = std::max<std::size_t>(1, cfg_.concurrency);
     for (std::size_t i = 0; i < n; ++i) {
       slots_.push_back(std::make_unique<handler_slot>(abandoned_));
@@ -171,6 +174,7 @@ class handler_threads {
     }
     threads_.clear();
     slots_.clear();
+    progress_->stop();
   }
 
  private:
@@ -208,6 +212,7 @@ class handler_threads {
         activity->started(slot, std::move(running));
       };
     }
+    hooks.progress = [this](const envelope& task) { return progress_->open(task); };
     hooks.run_limited = [this, slot](const envelope& task, std::function<void()> job, clock::time_point deadline) {
       return slots_[slot]->run(std::move(job), deadline, task.queue, task.task);
     };
@@ -245,6 +250,11 @@ class handler_threads {
         }
         if (run.queue_wait) {
           cfg_.stats->observe(histogram::queue_wait, run.queue, run.outcome.task, *run.queue_wait);
+        }
+        // The attempt's last progress report goes out before its outcome,
+        // so that the dispatcher stores it while the attempt still runs.
+        if (auto last = progress_->close(attempt_key(run.outcome.workflow_id, run.outcome.node, run.outcome.attempt))) {
+          outcomes.push_back(std::move(*last));
         }
         auto partition = event_partition_of(run.outcome.workflow_id, cfg_.partitions);
         auto bytes = encode(run.outcome);
@@ -308,6 +318,7 @@ class handler_threads {
   task_claims claims_;
   std::atomic<bool> stopping_{false};
   std::shared_ptr<abandoned_handlers> abandoned_;
+  std::shared_ptr<progress_reporter> progress_;
   /// One per thread of `threads_`, which use them; cleared after the join.
   std::vector<std::unique_ptr<handler_slot>> slots_;
   std::vector<std::thread> threads_;

@@ -21,6 +21,7 @@
 
 #include <caf/fwd.hpp>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,9 @@ struct worker_pool_config {
   /// tasks are revoked (their queued messages are skipped). Its slot count
   /// must be at least `concurrency`. Unset: neither.
   std::shared_ptr<worker_activity> activity;
+  /// How often the latest progress report of each running task is sent
+  /// (progress_reporter.hpp).
+  std::chrono::milliseconds progress_interval = defaults::progress_report_interval;
 };
 
 /// Spawns the pool's actor (detached: draining joins threads, but never an

@@ -334,6 +334,24 @@ class engine_core {
     return std::move(body->as_map().at("letters")).as_array();
   }
 
+  /// `status` as the cluster asks it (a control request), on the in-process transport.
+  expected<value> status(const std::string& workflow_id) {
+    if (auto why = board_->halted()) {
+      return *why;
+    }
+    if (stopped_) {
+      return error{errc::shutting_down, "the engine is shut down"};
+    }
+    control_request request;
+    request.op = control_op::status;
+    request.workflow_id = workflow_id;
+    auto reply = bus_->ask_control(encode(request), max_actor_answer_wait);
+    if (!reply) {
+      return reply.error();
+    }
+    return decode_control_reply(*reply);
+  }
+
   /// A revoke as the cluster asks it (a control request), on the in-process transport.
   expected<value> revoke(const std::string& workflow_id, const revoke_options& options) {
     if (auto why = board_->halted()) {
@@ -470,6 +488,8 @@ expected<workflow_handle> engine::find(const std::string& workflow_id) { return 
 expected<value::array> engine::dead_letters() { return core_->dead_letters(); }
 
 expected<workflow_handle> engine::replay_dead_letter(std::int64_t id) { return core_->replay(id); }
+
+expected<value> engine::status(const std::string& workflow_id) { return core_->status(workflow_id); }
 
 expected<value> engine::revoke(const std::string& workflow_id, revoke_options options) {
   return core_->revoke(workflow_id, options);

@@ -158,6 +158,14 @@ class engine {
   /// `shutting_down`, `timeout`.
   expected<value::array> dead_letters();
 
+  /// The status document of a workflow, as `trellis status` prints it
+  /// (docs/cli.md "Status line"): {id, state, result, error, nodes,
+  /// failed_attempts}, each node with the `progress` and `custom_state` its
+  /// handler reported, while it runs and after. Read by the dispatcher on its
+  /// own thread once what it holds is committed. Errors: `not_found`, the
+  /// store's, `shutting_down`, `timeout`.
+  expected<value> status(const std::string& workflow_id);
+
   /// Runs a dead-lettered node again with a fresh retry budget, reopening
   /// its workflow. Errors: `not_found`, or `invalid_workflow` for a dead
   /// letter that belongs to no node (undecodable bytes).

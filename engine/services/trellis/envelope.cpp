@@ -1,5 +1,6 @@
 #include "trellis/envelope.hpp"
 
+#include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 
 #include <msgpack.hpp>
@@ -40,12 +41,17 @@ enum field : std::uint8_t {
   f_duration_us,
   f_canvas,
   f_detail,
+  f_done,
+  f_total,
+  f_message,
+  f_state,
   field_count,
 };
 
 constexpr std::array<std::string_view, field_count> field_names = {
     "v",    "type",   "id",      "sent_at", "trace",  "wf",         "node",          "attempt",     "task",   "queue",
     "args", "kwargs", "options", "status",  "result", "error_type", "error_message", "duration_us", "canvas", "detail",
+    "done", "total",  "message", "state",
 };
 
 constexpr std::uint32_t bit(field f) noexcept { return std::uint32_t{1} << f; }
@@ -57,6 +63,10 @@ constexpr std::uint32_t outcome_fields = common_fields | bit(f_wf) | bit(f_node)
                                          bit(f_status) | bit(f_result) | bit(f_error_type) | bit(f_error_message) |
                                          bit(f_duration_us) | bit(f_detail);
 constexpr std::uint32_t submit_fields = common_fields | bit(f_wf) | bit(f_canvas) | bit(f_options);
+// Each part of a progress report is left out when empty.
+constexpr std::uint32_t progress_optional = bit(f_done) | bit(f_total) | bit(f_message) | bit(f_state);
+constexpr std::uint32_t progress_fields =
+    common_fields | bit(f_wf) | bit(f_node) | bit(f_attempt) | bit(f_task) | progress_optional;
 // Which of the outcome fields depend on the status.
 constexpr std::uint32_t success_only = bit(f_result);
 constexpr std::uint32_t failure_only = bit(f_error_type) | bit(f_error_message);
@@ -72,6 +82,8 @@ std::uint32_t allowed_fields(envelope_type t) noexcept {
       return outcome_fields;
     case envelope_type::submit:
       return submit_fields;
+    case envelope_type::progress:
+      return progress_fields;
   }
   return common_fields;
 }
@@ -80,6 +92,9 @@ std::uint32_t required_fields(envelope_type t) noexcept {
   auto required = allowed_fields(t) & ~bit(f_trace);
   if (t == envelope_type::outcome) {
     required &= ~(success_only | failure_only | failure_optional);
+  }
+  if (t == envelope_type::progress) {
+    required &= ~progress_optional;
   }
   return required;
 }
@@ -126,9 +141,9 @@ error wrong_type(field f, const char* expected, const msgpack::object& o) {
 
 // The wire spellings of the two enums, indexed by enumerator: one table serves
 // both `to_string` and decoding, so the two can never disagree.
-constexpr std::array<std::string_view, 3> type_names = {"task", "outcome", "submit"};
+constexpr std::array<std::string_view, 4> type_names = {"task", "outcome", "submit", "progress"};
 constexpr std::array<std::string_view, 4> status_names = {"success", "failure", "retry", "rejected"};
-static_assert(static_cast<std::size_t>(envelope_type::submit) + 1 == type_names.size(),
+static_assert(static_cast<std::size_t>(envelope_type::progress) + 1 == type_names.size(),
               "type_names lists every envelope_type");
 static_assert(static_cast<std::size_t>(outcome_status::rejected) + 1 == status_names.size(),
               "status_names lists every outcome_status");
@@ -252,6 +267,44 @@ void pack_key(msgpack::packer<string_sink>& pk, field f) {
   auto name = field_names[f];
   pk.pack_str(static_cast<std::uint32_t>(name.size()));
   pk.pack_str_body(name.data(), static_cast<std::uint32_t>(name.size()));
+}
+
+/// The parts of a progress report, each optional, in wire order, checked
+/// as `task_context` checks them: counts not negative, the message within
+/// its bound (writers cut it), a custom state name a handler may set.
+std::optional<error> read_progress(const field_reader& read, const std::array<const msgpack::object*, field_count>& slots,
+                                   task_progress& out) {
+  for (auto f : {f_done, f_total}) {
+    if (slots[f] == nullptr) {
+      continue;
+    }
+    std::int64_t n = 0;
+    if (auto err = read.int64(f, n)) {
+      return err;
+    }
+    if (n < 0) {
+      return malformed("field '" + std::string{field_names[f]} + "' is out of range: " + std::to_string(n));
+    }
+    (f == f_done ? out.done : out.total) = n;
+  }
+  if (slots[f_message] != nullptr) {
+    if (auto err = read.string(f_message, out.message)) {
+      return err;
+    }
+    if (out.message.size() > defaults::max_progress_message_bytes) {
+      return malformed("field 'message' is " + std::to_string(out.message.size()) + " bytes long; at most " +
+                       std::to_string(defaults::max_progress_message_bytes) + " are allowed");
+    }
+  }
+  if (slots[f_state] != nullptr) {
+    if (auto err = read.string(f_state, out.state)) {
+      return err;
+    }
+    if (auto problem = custom_state_problem(out.state)) {
+      return malformed("field 'state': " + *problem);
+    }
+  }
+  return std::nullopt;
 }
 
 expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limits& limits) {
@@ -410,6 +463,11 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
         return std::move(*err);
       }
       break;
+    case envelope_type::progress:
+      if (failed(read_progress(read, slots, e.progress))) {
+        return std::move(*err);
+      }
+      break;
   }
   return e;
 }
@@ -435,6 +493,10 @@ std::string encode(const envelope& e) {
       break;
     case envelope_type::submit:
       count += 3;
+      break;
+    case envelope_type::progress:
+      count += 4 + (e.progress.done ? 1 : 0) + (e.progress.total ? 1 : 0) + (e.progress.message.empty() ? 0 : 1) +
+               (e.progress.state.empty() ? 0 : 1);
       break;
   }
   pk.pack_map(count);
@@ -497,6 +559,24 @@ std::string encode(const envelope& e) {
       pack_value(pk, e.payload);
       pack_key(pk, f_options);
       pack_map(pk, e.options);
+      break;
+    case envelope_type::progress:
+      if (e.progress.done) {
+        pack_key(pk, f_done);
+        pk.pack_int64(*e.progress.done);
+      }
+      if (e.progress.total) {
+        pack_key(pk, f_total);
+        pk.pack_int64(*e.progress.total);
+      }
+      if (!e.progress.message.empty()) {
+        pack_key(pk, f_message);
+        pack_string(pk, e.progress.message);
+      }
+      if (!e.progress.state.empty()) {
+        pack_key(pk, f_state);
+        pack_string(pk, e.progress.state);
+      }
       break;
   }
   sink.finish();

@@ -12,6 +12,7 @@
 /// bytes with that reason. Decoding never throws and never crashes on any input.
 
 #include "trellis/error.hpp"
+#include "trellis/task_progress.hpp"
 #include "trellis/value.hpp"
 
 #include <cstddef>
@@ -32,9 +33,12 @@ enum class envelope_type : std::uint8_t {
   outcome,
   /// client -> dispatcher: a new workflow (`payload` is the canvas value).
   submit,
+  /// worker -> dispatcher: the latest progress and custom state of a running
+  /// attempt (`progress`), on the event path outcomes take.
+  progress,
 };
 
-/// "task", "outcome", "submit".
+/// "task", "outcome", "submit", "progress".
 const char* to_string(envelope_type t) noexcept;
 
 /// The result of an attempt, carried by an `outcome` envelope.
@@ -87,6 +91,9 @@ struct envelope {
   std::int64_t sent_at = 0;
   /// Outcome: handler run time in microseconds.
   std::int64_t duration_us = 0;
+  /// Progress: the attempt's latest report ("done", "total", "message",
+  /// "state" on the wire, each left out when empty).
+  task_progress progress;
 };
 
 /// Limits applied while decoding.

@@ -43,6 +43,10 @@ const char* counter_name(counter c) {
       return "trellis_abandoned_handlers_total";
     case counter::tasks_revoked:
       return "trellis_tasks_revoked_total";
+    case counter::progress_reports:
+      return "trellis_progress_reports_total";
+    case counter::progress_ignored:
+      return "trellis_progress_reports_ignored_total";
   }
   return "trellis_unknown_total";
 }

@@ -36,6 +36,8 @@ enum class counter : std::uint8_t {
   graph_rebuilds,      ///< evicted graphs read back from the store (cache misses)
   abandoned_handlers,  ///< handlers left running past their hard time limit
   tasks_revoked,       ///< task nodes revoked by request
+  progress_reports,    ///< progress reports stored
+  progress_ignored,    ///< progress reports of no running attempt, dropped
 };
 
 /// Gauge names: process-wide values, without labels.

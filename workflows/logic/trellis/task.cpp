@@ -230,4 +230,38 @@ expected<void> check_tasks_known(const value& workflow, const task_registry& tas
   return check_at(workflow, tasks, "$");
 }
 
+void task_context::report_progress(std::int64_t done, std::optional<std::int64_t> total, std::string message) {
+  if (done < 0 || (total && *total < 0)) {
+    throw usage_error("task '" + task_ + "': report_progress(" + std::to_string(done) + ", " +
+                      (total ? std::to_string(*total) : std::string{"none"}) +
+                      "): done and total must not be negative");
+  }
+  progress_.done = done;
+  progress_.total = total;
+  progress_.message = clip_progress_message(std::move(message));
+  if (sink_) {
+    sink_->report(progress_);
+  }
+}
+
+void task_context::set_state(const std::string& name) {
+  if (auto problem = custom_state_problem(name)) {
+    throw usage_error("task '" + task_ + "': set_state: " + *problem);
+  }
+  progress_.state = name;
+  if (sink_) {
+    sink_->report(progress_);
+  }
+}
+
+void task_context::clear_state() {
+  if (progress_.state.empty()) {
+    return;
+  }
+  progress_.state.clear();
+  if (sink_) {
+    sink_->report(progress_);
+  }
+}
+
 }  // namespace trellis

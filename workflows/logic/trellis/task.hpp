@@ -16,6 +16,7 @@
 #include "trellis/canvas.hpp"
 #include "trellis/retry_policy.hpp"
 #include "trellis/stop_token.hpp"
+#include "trellis/task_progress.hpp"
 #include "trellis/value.hpp"
 
 #include <chrono>
@@ -106,14 +107,16 @@ struct param {
 class task_context {
  public:
   task_context(std::string task, std::string workflow_id, std::int32_t node, std::int32_t attempt,
-               std::string idempotency_key, value::map kwargs, trellis::stop_token stop = {})
+               std::string idempotency_key, value::map kwargs, trellis::stop_token stop = {},
+               std::shared_ptr<progress_sink> progress = nullptr)
       : task_(std::move(task)),
         workflow_id_(std::move(workflow_id)),
         node_(node),
         attempt_(attempt),
         idempotency_key_(std::move(idempotency_key)),
         kwargs_(std::move(kwargs)),
-        stop_(std::move(stop)) {}
+        stop_(std::move(stop)),
+        sink_(std::move(progress)) {}
 
   const std::string& task() const noexcept { return task_; }
   const std::string& workflow_id() const noexcept { return workflow_id_; }
@@ -153,6 +156,26 @@ class task_context {
     }
   }
 
+  /// Reports how far the attempt is: `done` units of `total` (when known),
+  /// with a short message, cut to `defaults::max_progress_message_bytes`
+  /// bytes. Replaces the previous report; keeps the custom state. Cheap: the
+  /// worker sends the latest report at most every
+  /// `defaults::progress_report_interval`, and `trellis status` shows it on
+  /// the node while it runs and after. Throws `usage_error` (failing the
+  /// attempt) for a negative `done` or `total`.
+  void report_progress(std::int64_t done, std::optional<std::int64_t> total = std::nullopt,
+                       std::string message = {});
+  /// Sets a custom state name of the handler's own ("UPLOADING"), shown by
+  /// `trellis status` beside the node's state. 1 to
+  /// `defaults::max_custom_state_chars` characters of [A-Z0-9_], not a
+  /// built-in state name: anything else throws `usage_error`, which fails
+  /// the attempt (a programmer error, see `custom_state_problem`).
+  void set_state(const std::string& name);
+  /// Drops the custom state.
+  void clear_state();
+  /// The latest report of this attempt.
+  const task_progress& progress() const noexcept { return progress_; }
+
   /// Returns a retry request: `return ctx.retry_later("gateway busy");`.
   retry_request retry_later(std::string reason,
                             std::optional<std::chrono::milliseconds> countdown = std::nullopt) const {
@@ -167,6 +190,8 @@ class task_context {
   std::string idempotency_key_;
   value::map kwargs_;
   trellis::stop_token stop_;
+  std::shared_ptr<progress_sink> sink_;
+  task_progress progress_;
 };
 
 /// The type-erased form every handler is stored as.

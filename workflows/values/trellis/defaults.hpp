@@ -91,6 +91,19 @@ inline constexpr int max_partitions = 1024;
 /// abandoned, as at its hard limit (docs/canvas.md, "Revoking").
 inline constexpr std::chrono::milliseconds terminate_grace{2'000};
 
+/// Progress a handler reports (`task_context::report_progress`): its
+/// message is cut to this many bytes (at a UTF-8 character boundary).
+inline constexpr std::size_t max_progress_message_bytes = 256;
+
+/// A custom state name (`task_context::set_state`) has 1 to this many
+/// characters of [A-Z0-9_].
+inline constexpr std::size_t max_custom_state_chars = 64;
+
+/// A worker sends the latest progress of a running task at most this often
+/// (plus the last one, right before the outcome); reports in between only
+/// replace what waits to be sent (docs/canvas.md, "Progress and custom states").
+inline constexpr std::chrono::milliseconds progress_report_interval{100};
+
 /// The nesting bound when reading a value this system wrote itself (a
 /// workflow's stored result, a done notice, a status answer): far deeper
 /// than a submitted envelope may nest (`envelope_limits::max_depth`, 64), so

@@ -239,6 +239,10 @@ class dispatcher_logic {
                       const std::string& message, graph_effects& fx);
   void schedule(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt, epoch_ms due_at);
   void apply_outcome(const envelope& env, const std::string& raw, const std::string* lost_task = nullptr);
+  /// Stores a progress report of the attempt a node is running; one for any
+  /// other attempt (late, for a finished node or workflow, for another
+  /// partition's workflow, for a node that is no task) is only counted.
+  void apply_progress(const envelope& env);
   void dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,
                    const std::string& message_id, const std::string& wf, std::int32_t node, const std::string& task,
                    std::int32_t attempts);

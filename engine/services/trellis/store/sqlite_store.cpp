@@ -1,5 +1,7 @@
 #include "trellis/store/sqlite_store.hpp"
 
+#include "trellis/store/store_schema.hpp"
+
 #include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 
@@ -14,82 +16,7 @@ namespace trellis::detail {
 
 namespace {
 
-// -- schema -------------------------------------------------------------------
-
-/// The steps that bring a file from version i to version i + 1, in order.
-/// A released step is never edited: a schema change is a new step at the end.
-/// `trellis_meta` names the application, so a foreign SQLite file is told
-/// apart from a Trellis store even when its `user_version` happens to match.
-constexpr std::string_view migrations[] = {
-    // Version 1: the initial schema.
-    R"sql(
-CREATE TABLE trellis_meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) WITHOUT ROWID;
-INSERT INTO trellis_meta (key, value) VALUES ('application', 'trellis');
-
-CREATE TABLE workflows (
-  id          TEXT PRIMARY KEY,
-  submit_key  TEXT UNIQUE,
-  state       INTEGER NOT NULL,
-  canvas      BLOB,
-  result      BLOB,
-  error       BLOB,
-  created_at  INTEGER NOT NULL,
-  finished_at INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX workflows_unfinished ON workflows (created_at) WHERE state NOT IN (3, 4, 6);
-
-CREATE TABLE nodes (
-  workflow_id TEXT NOT NULL,
-  node        INTEGER NOT NULL,
-  task        TEXT NOT NULL,
-  state       INTEGER NOT NULL,
-  attempt     INTEGER NOT NULL,
-  result      BLOB,
-  error       BLOB,
-  due_at      INTEGER NOT NULL,
-  updated_at  INTEGER NOT NULL,
-  retry_base  INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (workflow_id, node)
-) WITHOUT ROWID;
-
-CREATE TABLE attempts (
-  workflow_id   TEXT NOT NULL,
-  node          INTEGER NOT NULL,
-  attempt       INTEGER NOT NULL,
-  error_type    TEXT NOT NULL,
-  error_message TEXT NOT NULL,
-  finished_at   INTEGER NOT NULL,
-  PRIMARY KEY (workflow_id, node, attempt)
-) WITHOUT ROWID;
-
-CREATE TABLE idempotency_keys (
-  key         TEXT PRIMARY KEY,
-  result      BLOB,
-  workflow_id TEXT NOT NULL,
-  node        INTEGER NOT NULL,
-  created_at  INTEGER NOT NULL
-);
-
-CREATE TABLE dead_letters (
-  id          INTEGER PRIMARY KEY AUTOINCREMENT,
-  message_id  TEXT NOT NULL,
-  workflow_id TEXT NOT NULL,
-  node        INTEGER NOT NULL,
-  task        TEXT NOT NULL,
-  reason      TEXT NOT NULL,
-  error       TEXT NOT NULL,
-  attempts    INTEGER NOT NULL,
-  envelope    BLOB NOT NULL,
-  created_at  INTEGER NOT NULL,
-  replayed_at INTEGER NOT NULL DEFAULT 0
-);
-)sql",
-};
-
-constexpr int schema_version_of_this_build = static_cast<int>(std::size(migrations));
+constexpr int schema_version_of_this_build = static_cast<int>(std::size(store_migrations));
 
 // The partial index and `unfinished_workflows` spell the terminal states as
 // integers; they must stay the enumerators' values.
@@ -375,6 +302,7 @@ struct sqlite_store::impl {
   statement_ptr reopen_workflow;
   statement_ptr upsert_node;
   statement_ptr insert_attempt;
+  statement_ptr upsert_progress;
   statement_ptr put_idempotency_key;
   statement_ptr insert_dead_letter;
   statement_ptr mark_dead_letter_replayed;
@@ -383,6 +311,7 @@ struct sqlite_store::impl {
   statement_ptr unfinished_workflows;
   statement_ptr nodes_of;
   statement_ptr attempts_of;
+  statement_ptr progress_of;
   statement_ptr find_idempotency_key;
   statement_ptr dead_letters;
   statement_ptr find_dead_letter;
@@ -561,7 +490,7 @@ void sqlite_store::impl::migrate() {
                                                  std::to_string(schema_version_of_this_build) + ")");
     }
     for (int v = version; v < schema_version_of_this_build; ++v) {
-      exec(db.get(), std::string{migrations[v]},
+      exec(db.get(), std::string{store_migrations[v]},
            "migrate store '" + path + "' to schema version " + std::to_string(v + 1));
     }
     // user_version is written inside the same transaction as the steps, so a
@@ -594,6 +523,12 @@ void sqlite_store::impl::prepare_statements() {
   insert_attempt =
       p("INSERT OR REPLACE INTO attempts (workflow_id, node, attempt, error_type, error_message, finished_at) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  upsert_progress =
+      p("INSERT OR REPLACE INTO node_progress (workflow_id, node, task, attempt, done, total, message, "
+        "custom_state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+  progress_of =
+      p("SELECT workflow_id, node, task, attempt, done, total, message, custom_state, updated_at "
+        "FROM node_progress WHERE workflow_id = ?1 ORDER BY node");
   // OR IGNORE: the first success wins; a duplicate outcome never rewrites it.
   put_idempotency_key =
       p("INSERT OR IGNORE INTO idempotency_keys (key, result, workflow_id, node, created_at) "
@@ -675,6 +610,27 @@ attempt_record read_attempt(sqlite3_stmt* stmt) {
   a.error_message = column_text(stmt, 4);
   a.finished_at = sqlite3_column_int64(stmt, 5);
   return a;
+}
+
+std::optional<std::int64_t> column_optional_int(sqlite3_stmt* stmt, int col) {
+  if (sqlite3_column_type(stmt, col) == SQLITE_NULL) {
+    return std::nullopt;
+  }
+  return sqlite3_column_int64(stmt, col);
+}
+
+progress_record read_progress(sqlite3_stmt* stmt) {
+  progress_record p;
+  p.workflow_id = column_text(stmt, 0);
+  p.node = sqlite3_column_int(stmt, 1);
+  p.task = column_text(stmt, 2);
+  p.attempt = sqlite3_column_int(stmt, 3);
+  p.progress.done = column_optional_int(stmt, 4);
+  p.progress.total = column_optional_int(stmt, 5);
+  p.progress.message = column_text(stmt, 6);
+  p.progress.state = column_text(stmt, 7);
+  p.updated_at = sqlite3_column_int64(stmt, 8);
+  return p;
 }
 
 dead_letter_record read_dead_letter(sqlite3_stmt* stmt) {
@@ -788,6 +744,21 @@ expected<void> sqlite_store::upsert_node(const node_record& n) {
       [&n] { return "upsert node " + std::to_string(n.node) + " of workflow " + n.workflow_id; });
 }
 
+expected<void> sqlite_store::upsert_progress(const progress_record& p) {
+  const auto& r = p.progress;
+  return impl_->write(
+      impl_->upsert_progress.get(),
+      [&](binder& b) {
+        b.text(p.workflow_id).integer(p.node).text(p.task).integer(p.attempt);
+        r.done ? b.integer(*r.done) : b.null();
+        r.total ? b.integer(*r.total) : b.null();
+        b.text(r.message);
+        r.state.empty() ? b.null() : b.text(r.state);
+        b.integer(p.updated_at);
+      },
+      [&p] { return "store progress of node " + std::to_string(p.node) + " of workflow " + p.workflow_id; });
+}
+
 expected<void> sqlite_store::insert_attempt(const attempt_record& a) {
   return impl_->write(
       impl_->insert_attempt.get(),
@@ -864,6 +835,12 @@ expected<std::vector<node_record>> sqlite_store::nodes_of(const std::string& wor
   return impl_->query<std::vector<node_record>>(
       impl_->nodes_of.get(), [&workflow_id](binder& b) { b.text(workflow_id); }, read_node,
       [&workflow_id] { return "read nodes of workflow " + workflow_id; });
+}
+
+expected<std::vector<progress_record>> sqlite_store::progress_of(const std::string& workflow_id) {
+  return impl_->query<std::vector<progress_record>>(
+      impl_->progress_of.get(), [&workflow_id](binder& b) { b.text(workflow_id); }, read_progress,
+      [&workflow_id] { return "read progress of workflow " + workflow_id; });
 }
 
 expected<std::vector<attempt_record>> sqlite_store::attempts_of(const std::string& workflow_id) {

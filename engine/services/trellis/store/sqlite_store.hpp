@@ -20,6 +20,7 @@
 
 #include "trellis/error.hpp"
 #include "trellis/node_state.hpp"
+#include "trellis/task_progress.hpp"
 #include "trellis/value.hpp"
 
 #include <cstdint>
@@ -86,6 +87,19 @@ struct attempt_record {
   epoch_ms finished_at = 0;
 };
 
+/// The latest progress report and custom state of a node's running (or
+/// last reporting) attempt. Kept apart from the node row, which it never
+/// changes: a restore does not read it.
+struct progress_record {
+  std::string workflow_id;
+  std::int32_t node = 0;
+  std::string task;
+  /// The attempt that reported it.
+  std::int32_t attempt = 0;
+  task_progress progress;
+  epoch_ms updated_at = 0;
+};
+
 struct dead_letter_record {
   std::int64_t id = 0;
   /// The envelope's message id when it could be decoded, else empty.
@@ -140,6 +154,8 @@ class sqlite_store {
   /// Inserts or replaces the row of (workflow_id, node).
   expected<void> upsert_node(const node_record& n);
   expected<void> insert_attempt(const attempt_record& a);
+  /// Inserts or replaces the progress of (workflow_id, node).
+  expected<void> upsert_progress(const progress_record& p);
   /// Records that `key` succeeded with `result`. A key that exists is kept
   /// unchanged (the first success wins).
   expected<void> put_idempotency_key(const std::string& key, const value& result, const std::string& workflow_id,
@@ -157,6 +173,8 @@ class sqlite_store {
   /// The node rows of a workflow, by node id.
   expected<std::vector<node_record>> nodes_of(const std::string& workflow_id);
   expected<std::vector<attempt_record>> attempts_of(const std::string& workflow_id);
+  /// The progress rows of a workflow, by node id.
+  expected<std::vector<progress_record>> progress_of(const std::string& workflow_id);
   expected<std::optional<value>> find_idempotency_key(const std::string& key);
   /// Dead letters, newest first; `include_replayed` adds those already replayed.
   expected<std::vector<dead_letter_record>> dead_letters(bool include_replayed = false);

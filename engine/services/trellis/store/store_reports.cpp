@@ -1,8 +1,26 @@
 #include "trellis/store/store_reports.hpp"
 
+#include <map>
 #include <utility>
 
 namespace trellis::detail {
+
+namespace {
+
+/// Sets a status node row's `progress` ({done, total, message}, or null for
+/// a report without counts) and `custom_state` (a name or null).
+void add_progress(value::map& row, const task_progress& p) {
+  if (p.done) {
+    row["progress"] = value::map{{"done", *p.done},
+                                 {"total", p.total ? value(*p.total) : value{}},
+                                 {"message", p.message}};
+  }
+  if (!p.state.empty()) {
+    row["custom_state"] = p.state;
+  }
+}
+
+}  // namespace
 
 expected<std::optional<value::map>> status_document(sqlite_store& store, const std::string& id) {
   auto wf = store.find_workflow(id);
@@ -20,17 +38,56 @@ expected<std::optional<value::map>> status_document(sqlite_store& store, const s
   if (!attempt_rows) {
     return attempt_rows.error();
   }
+  auto progress_rows = store.progress_of(id);
+  if (!progress_rows) {
+    return progress_rows.error();
+  }
+  std::map<std::int32_t, const progress_record*> progress;
+  for (const auto& p : *progress_rows) {
+    progress[p.node] = &p;
+  }
   // Rows are built as named maps and moved into place: GCC 12 reports a
   // false -Wmaybe-uninitialized for a map temporary pushed into a vector.
-  value::array nodes(node_rows->size());
-  for (std::size_t i = 0; i < node_rows->size(); ++i) {
-    const auto& n = (*node_rows)[i];
+  std::map<std::int32_t, value> nodes_by_id;
+  for (const auto& n : *node_rows) {
     value::map row{{"node", n.node},
                    {"task", n.task},
                    {"state", std::string{to_string(n.state)}},
                    {"attempt", n.attempt},
-                   {"error", n.error}};
-    nodes[i] = std::move(row);
+                   {"error", n.error},
+                   {"progress", value{}},
+                   {"custom_state", value{}}};
+    if (auto p = progress.find(n.node); p != progress.end()) {
+      const auto& reported = *p->second;
+      if (reported.attempt > n.attempt && !is_terminal(n.state)) {
+        // A later attempt runs (the row still says what the last one left).
+        row["state"] = std::string{to_string(node_state::started)};
+        row["attempt"] = reported.attempt;
+        row["error"] = value{};
+      }
+      if (reported.attempt >= n.attempt) {  // else an earlier attempt's
+        add_progress(row, reported.progress);
+      }
+      progress.erase(p);
+    }
+    nodes_by_id[n.node] = value(std::move(row));
+  }
+  // A first attempt that reports has no node row yet: it runs.
+  for (const auto& [node, p] : progress) {
+    value::map row{{"node", node},
+                   {"task", p->task},
+                   {"state", std::string{to_string(node_state::started)}},
+                   {"attempt", p->attempt},
+                   {"error", value{}},
+                   {"progress", value{}},
+                   {"custom_state", value{}}};
+    add_progress(row, p->progress);
+    nodes_by_id[node] = value(std::move(row));
+  }
+  value::array nodes;
+  nodes.reserve(nodes_by_id.size());
+  for (auto& [node, row] : nodes_by_id) {
+    nodes.push_back(std::move(row));
   }
   value::array attempts(attempt_rows->size());
   for (std::size_t i = 0; i < attempt_rows->size(); ++i) {

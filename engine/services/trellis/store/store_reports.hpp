@@ -16,7 +16,9 @@ namespace trellis::detail {
 
 /// The status document of workflow `id`: {id, state, result, error, nodes,
 /// failed_attempts} (docs/cli.md "Status line"); nullopt when the store does
-/// not hold it. Errors are the store's.
+/// not hold it. A node row carries the latest `progress` and `custom_state`
+/// its attempt reported; a running attempt that reported is listed even
+/// before it has a node row (STARTED). Errors are the store's.
 expected<std::optional<value::map>> status_document(sqlite_store& store, const std::string& id);
 
 /// Every dead letter, newest first, replayed ones included, each as the map

@@ -1,0 +1,167 @@
+// Progress and custom states end to end (Celery's update_state): a handler
+// reports how far it is and a state name of its own while it waits for a
+// file the test creates; `engine::status`, `trellis status --db` and, in a
+// cluster, `trellis status --broker` show them on its node while it runs
+// and after it finished.
+
+#include "support/child_process.hpp"
+#include "support/cluster_processes.hpp"
+#include "support/files.hpp"
+#include "support/temp_dir.hpp"
+#include "support/wait_until.hpp"
+
+#include <demo_tasks.hpp>
+#include <trellis/engine.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+using trellis::value;
+using trellis::test::max_test_wait;
+using trellis::test::temp_dir;
+using trellis::test::wait_until;
+
+/// `trellis-demo status ID --db DB`, parsed; null when it printed nothing
+/// (e.g. the store is not written yet).
+json status_from_store(const temp_dir& dir, const std::string& id, const std::string& db) {
+  auto r = trellis::test::run_command({TRELLIS_DEMO_BIN, "status", id, "--db", db}, dir.file("status"), max_test_wait);
+  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
+  REQUIRE_FALSE(r.timed_out);
+  if (r.status != 0 || r.last_line().empty()) {
+    return nullptr;
+  }
+  return json::parse(r.last_line());
+}
+
+/// The status line's row of `node`, or null.
+json node_row(const json& doc, int node) {
+  if (doc.is_null()) {
+    return nullptr;
+  }
+  for (const auto& n : doc["nodes"]) {
+    if (n["node"] == node) {
+      return n;
+    }
+  }
+  return nullptr;
+}
+
+/// Whether `row` shows the handler waiting: 3 of 4 done, WAITING.
+bool shows_waiting(const json& row) {
+  return !row.is_null() && row["state"] == "STARTED" && row["custom_state"] == "WAITING" &&
+         row["progress"] == json{{"done", 3}, {"total", 4}, {"message", "step 3"}};
+}
+
+/// Whether `row` shows the finished handler's last report.
+bool shows_finished(const json& row) {
+  return !row.is_null() && row["state"] == "SUCCESS" && row["custom_state"] == "FINISHING" &&
+         row["progress"] == json{{"done", 4}, {"total", 4}, {"message", "done"}};
+}
+
+void open_gate(const std::string& gate) { std::ofstream{gate} << "go\n"; }
+
+}  // namespace
+
+TEST_CASE("a running handler's progress and custom state show in engine::status and status --db, and stay",
+          "[integration][engine][progress]") {
+  temp_dir dir;
+  auto db = dir.file("p.db");
+  auto gate = dir.file("gate");
+  trellis::task_registry tasks;
+  trellis::demo::register_demo_tasks(tasks);
+  trellis::engine_config cfg;
+  cfg.store_path = db;
+  trellis::engine eng{cfg, tasks};
+  // Nodes: 0 the chain, 1 report_and_wait, 2 add.
+  auto handle = eng.submit(trellis::chain(trellis::signature("report_and_wait", {3, gate}),
+                                          trellis::signature("add", {10})));
+  REQUIRE(handle);
+
+  // While it runs: the API and a reader process on the store say the same.
+  REQUIRE(wait_until(
+      [&] {
+        auto doc = eng.status(handle->id());
+        return doc && shows_waiting(node_row(json::parse(to_json(*doc)), 1));
+      },
+      max_test_wait, "engine::status to show the handler waiting"));
+  auto running = status_from_store(dir, handle->id(), db);
+  INFO(running.dump());
+  CHECK(running["state"] == "STARTED");
+  CHECK(shows_waiting(node_row(running, 1)));
+  CHECK(node_row(running, 1)["attempt"] == 1);
+  CHECK(node_row(running, 2).is_null());  // not started: no row
+
+  open_gate(gate);
+  auto result = handle->wait_for(max_test_wait);
+  REQUIRE(result);
+  CHECK(*result == value(14));
+
+  // After it finished: the last report, kept in the store.
+  auto doc = eng.status(handle->id());
+  REQUIRE(doc);
+  auto after = json::parse(to_json(*doc));
+  INFO(after.dump());
+  CHECK(after["state"] == "SUCCESS");
+  CHECK(shows_finished(node_row(after, 1)));
+  CHECK(node_row(after, 2)["progress"].is_null());  // add never reported
+  CHECK(node_row(after, 2)["custom_state"].is_null());
+  auto unknown = eng.status("nope");
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().code() == trellis::errc::not_found);
+  eng.shutdown();
+  CHECK(status_from_store(dir, handle->id(), db) == after);
+}
+
+TEST_CASE("a bad custom state name fails the attempt with usage_error, naming the rule",
+          "[integration][engine][progress]") {
+  temp_dir dir;
+  trellis::task_registry tasks;
+  tasks.add("bad_state", [](trellis::task_context& ctx) {
+    ctx.set_state("uploading");
+    return 1;
+  });
+  trellis::engine_config cfg;
+  cfg.store_path = dir.file("bad.db");
+  trellis::engine eng{cfg, tasks};
+  auto handle = eng.submit(trellis::signature("bad_state"));
+  REQUIRE(handle);
+  auto result = handle->wait_for(max_test_wait);
+  REQUIRE_FALSE(result);
+  auto err = handle->error_details().as_map();
+  CHECK(err.at("type") == value("trellis::usage_error"));
+  CHECK_THAT(err.at("message").as_string(), Catch::Contains("may hold only A-Z, 0-9 and _"));
+}
+
+TEST_CASE("status over the broker shows a worker's progress and custom state while it runs and after",
+          "[integration][nats][progress]") {
+  trellis::test::cluster_processes c{"progress", {}, {}};
+  c.start_dispatcher(c.db());
+  c.start_worker({"--concurrency", "2"});
+  auto gate = c.dir().file("gate");
+  auto file = trellis::test::write_file(c.dir(), "wait.json",
+                                        R"({"task": "report_and_wait", "args": [3, ")" + gate + R"("]})");
+  auto submitted = c.client({"submit", file});
+  REQUIRE(submitted.status == 0);
+  auto id = json::parse(submitted.last_line())["id"].get<std::string>();
+
+  auto over_broker = [&] {
+    auto r = c.client({"status", id});
+    return r.status == 0 ? json::parse(r.last_line()) : json{};
+  };
+  // Node 0: the workflow is one task.
+  REQUIRE(wait_until([&] { return shows_waiting(node_row(over_broker(), 0)); }, max_test_wait,
+                     "status --broker to show the worker's handler waiting"));
+  open_gate(gate);
+  REQUIRE(wait_until([&] { return shows_finished(node_row(over_broker(), 0)); }, max_test_wait,
+                     "status --broker to show the finished handler's last report"));
+  auto from_store = c.cli({"status", id, "--db", c.db()});
+  REQUIRE(from_store.status == 0);
+  CHECK(json::parse(from_store.last_line()) == over_broker());
+}
