@@ -16,7 +16,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -137,6 +139,45 @@ TEST_CASE("a bad custom state name fails the attempt with usage_error, naming th
   auto err = handle->error_details().as_map();
   CHECK(err.at("type") == value("trellis::usage_error"));
   CHECK_THAT(err.at("message").as_string(), Catch::Contains("may hold only A-Z, 0-9 and _"));
+}
+
+TEST_CASE("a handler reporting in a tight loop makes at most one stored report per 100 ms, ending with its last",
+          "[integration][engine][progress]") {
+  temp_dir dir;
+  trellis::task_registry tasks;
+  tasks.add("busy", [](trellis::task_context& ctx, std::int64_t ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds{ms};
+    std::int64_t calls = 0;
+    while (std::chrono::steady_clock::now() < until) {
+      ctx.report_progress(++calls, std::nullopt, "working");
+    }
+    ctx.report_progress(calls, calls, "done");
+    return calls;
+  });
+  trellis::engine_config cfg;
+  cfg.store_path = dir.file("busy.db");
+  trellis::engine eng{cfg, tasks};
+  auto started = std::chrono::steady_clock::now();
+  auto handle = eng.submit(trellis::signature("busy", {500}));
+  REQUIRE(handle);
+  auto result = handle->wait_for(max_test_wait);
+  REQUIRE(result);
+  auto elapsed_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  auto calls = result->as<std::int64_t>();
+  auto doc = eng.status(handle->id());
+  REQUIRE(doc);
+  auto row = node_row(json::parse(to_json(*doc)), 0);
+  CHECK(row["progress"] == json{{"done", calls}, {"total", calls}, {"message", "done"}});
+  // What the dispatcher stored: one report per tick at most, plus the last.
+  auto text = eng.metrics_text();
+  auto at = text.find("trellis_progress_reports_total{queue=\"default\",task=\"busy\"} ");
+  REQUIRE(at != std::string::npos);
+  auto stored = std::stoll(text.substr(text.find('}', at) + 2));
+  INFO(calls << " reports in " << elapsed_ms << " ms, " << stored << " stored");
+  CHECK(stored >= 1);
+  CHECK(stored <= elapsed_ms / 100 + 2);
+  CHECK(stored < calls);
 }
 
 TEST_CASE("status over the broker shows a worker's progress and custom state while it runs and after",

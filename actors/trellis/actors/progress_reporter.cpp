@@ -17,6 +17,7 @@ struct progress_reporter::attempt_entry {
   task_progress latest;
   bool unsent = false;
   bool closed = false;
+  bool registered = false;  // in `open_`: it reported
   std::uint64_t sequence = 0;  // events sent, for their ids
 };
 
@@ -36,7 +37,13 @@ class progress_reporter::sink : public progress_sink {
     }
     entry_->latest = latest;
     entry_->unsent = true;
+    if (!entry_->registered) {
+      entry_->registered = true;
+      owner->open_.emplace(entry_.get(), entry_);
+    }
   }
+
+  const std::shared_ptr<attempt_entry>& entry() const noexcept { return entry_; }
 
  private:
   std::weak_ptr<progress_reporter> owner_;
@@ -79,13 +86,8 @@ std::shared_ptr<progress_sink> progress_reporter::open(const envelope& task) {
   entry->head.attempt = task.attempt;
   entry->head.task = task.task;
   entry->head.trace = task.trace;
-  // Keyed as `close` is called, from the attempt (a task id is this too).
-  auto key = attempt_key(task.workflow_id, task.node, task.attempt);
-  entry->head.id = key;
-  {
-    std::lock_guard<std::mutex> guard{mutex_};
-    open_[key] = entry;
-  }
+  // The attempt's own id, whatever the task message called itself.
+  entry->head.id = attempt_key(task.workflow_id, task.node, task.attempt);
   return std::make_shared<sink>(weak_from_this(), std::move(entry));
 }
 
@@ -98,15 +100,22 @@ outgoing_event progress_reporter::event_of(attempt_entry& entry) {
   return outgoing_event{event_partition_of(e.workflow_id, partitions_), encode(e)};
 }
 
-std::optional<outgoing_event> progress_reporter::close(const std::string& key) {
-  std::lock_guard<std::mutex> publishing{publishing_};
-  std::lock_guard<std::mutex> guard{mutex_};
-  auto it = open_.find(key);
-  if (it == open_.end()) {
+std::optional<outgoing_event> progress_reporter::close(const std::shared_ptr<progress_sink>& reporting) {
+  if (!reporting) {
     return std::nullopt;
   }
-  auto entry = std::move(it->second);
-  open_.erase(it);
+  const auto& entry = static_cast<const sink&>(*reporting).entry();
+  {
+    // The common case, a handler that never reported, takes one lock.
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (!entry->registered) {
+      entry->closed = true;
+      return std::nullopt;
+    }
+  }
+  std::lock_guard<std::mutex> publishing{publishing_};
+  std::lock_guard<std::mutex> guard{mutex_};
+  open_.erase(entry.get());
   entry->closed = true;
   if (!entry->unsent) {
     return std::nullopt;

@@ -48,13 +48,15 @@ class progress_reporter : public std::enable_shared_from_this<progress_reporter>
   /// Stops and joins that thread (a last flush first); idempotent.
   void stop();
 
-  /// Where the attempt of task message `task` reports while it runs.
+  /// Where the attempt of task message `task` reports while it runs. Cheap
+  /// for a handler that never reports: the attempt joins the ones a flush
+  /// looks at on its first report.
   std::shared_ptr<progress_sink> open(const envelope& task);
-  /// The attempt `key` (attempt_key) ended: later reports of it are
+  /// The attempt of `sink` (from `open`) ended: later reports of it are
   /// dropped. Returns the event of its latest report not sent yet, to be
   /// published before its outcome; waits for a flush in progress, so that
   /// no report of it is published after this returns.
-  std::optional<outgoing_event> close(const std::string& key);
+  std::optional<outgoing_event> close(const std::shared_ptr<progress_sink>& sink);
 
   /// Publishes the latest unsent report of every open attempt, in one call;
   /// returns how many. Called by the thread; tests call it directly.
@@ -73,7 +75,8 @@ class progress_reporter : public std::enable_shared_from_this<progress_reporter>
   std::mutex publishing_;
   /// Guards `open_` and every entry.
   std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<attempt_entry>> open_;
+  /// The attempts that reported, until they close.
+  std::unordered_map<const attempt_entry*, std::shared_ptr<attempt_entry>> open_;
   std::condition_variable wake_;
   bool stopping_ = false;
   std::thread thread_;

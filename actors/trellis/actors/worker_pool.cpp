@@ -212,7 +212,11 @@ class handler_threads {
         activity->started(slot, std::move(running));
       };
     }
-    hooks.progress = [this](const envelope& task) { return progress_->open(task); };
+    std::shared_ptr<progress_sink> reporting;  // of the attempt this thread runs
+    hooks.progress = [this, &reporting](const envelope& task) {
+      reporting = progress_->open(task);
+      return reporting;
+    };
     hooks.run_limited = [this, slot](const envelope& task, std::function<void()> job, clock::time_point deadline) {
       return slots_[slot]->run(std::move(job), deadline, task.queue, task.task);
     };
@@ -253,9 +257,10 @@ class handler_threads {
         }
         // The attempt's last progress report goes out before its outcome,
         // so that the dispatcher stores it while the attempt still runs.
-        if (auto last = progress_->close(attempt_key(run.outcome.workflow_id, run.outcome.node, run.outcome.attempt))) {
+        if (auto last = progress_->close(reporting)) {
           outcomes.push_back(std::move(*last));
         }
+        reporting.reset();
         auto partition = event_partition_of(run.outcome.workflow_id, cfg_.partitions);
         auto bytes = encode(run.outcome);
         if (bytes.size() > max_outcome) {

@@ -108,11 +108,11 @@ TEST_CASE("close hands back the unsent last report and drops later ones", "[unit
   auto sink = reporter->open(running_task(3));
   sink->report(at(1));
   CHECK(reporter->flush() == 1);
-  CHECK_FALSE(reporter->close(attempt_key("wf-1", 3, 1)));  // nothing new: nothing to send
+  CHECK_FALSE(reporter->close(sink));  // nothing new: nothing to send
 
   sink = reporter->open(running_task(4));
   sink->report(at(7));
-  auto last = reporter->close(attempt_key("wf-1", 4, 1));
+  auto last = reporter->close(sink);
   REQUIRE(last);
   auto e = decode(last->bytes);
   REQUIRE(e);
@@ -122,6 +122,17 @@ TEST_CASE("close hands back the unsent last report and drops later ones", "[unit
   sink->report(at(8));
   CHECK(reporter->flush() == 0);
   CHECK(bus->events().size() == 1);
+}
+
+TEST_CASE("an attempt that never reported costs a flush nothing and sends nothing", "[unit][progress]") {
+  auto bus = std::make_shared<event_recorder>();
+  auto reporter = std::make_shared<progress_reporter>(bus, 1);
+  auto quiet = reporter->open(running_task(8));
+  CHECK(reporter->flush() == 0);
+  CHECK_FALSE(reporter->close(quiet));
+  quiet->report(at(1));  // after its close: dropped, never registered
+  CHECK(reporter->flush() == 0);
+  CHECK(bus->calls() == 0);
 }
 
 TEST_CASE("a report the broker refused is sent at the next flush", "[unit][progress]") {
