@@ -19,6 +19,7 @@
 #include <chrono>
 #include <fstream>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -139,6 +140,47 @@ TEST_CASE("a bad custom state name fails the attempt with usage_error, naming th
   auto err = handle->error_details().as_map();
   CHECK(err.at("type") == value("trellis::usage_error"));
   CHECK_THAT(err.at("message").as_string(), Catch::Contains("may hold only A-Z, 0-9 and _"));
+}
+
+TEST_CASE("a retried task's status shows the running attempt's progress, not the failed one's",
+          "[integration][engine][progress]") {
+  temp_dir dir;
+  auto gate = dir.file("gate");
+  trellis::task_registry tasks;
+  tasks.add("twice", [gate](trellis::task_context& ctx) -> std::int64_t {
+    if (ctx.attempt() == 1) {
+      ctx.set_state("FIRST_TRY");
+      ctx.report_progress(1, 3, "before the failure");
+      throw std::runtime_error("first attempt fails");
+    }
+    ctx.report_progress(2, 3, "second attempt");
+    while (!std::ifstream{gate}) {
+      ctx.sleep_for(std::chrono::milliseconds{10});
+    }
+    return ctx.attempt();
+  }).retry(trellis::retry_policy::fixed(1, std::chrono::milliseconds{10}));
+  trellis::engine_config cfg;
+  cfg.store_path = dir.file("retry.db");
+  trellis::engine eng{cfg, tasks};
+  auto handle = eng.submit(trellis::signature("twice"));
+  REQUIRE(handle);
+  json row;
+  REQUIRE(wait_until(
+      [&] {
+        auto doc = eng.status(handle->id());
+        row = doc ? node_row(json::parse(to_json(*doc)), 0) : json{};
+        return !row.is_null() && row["attempt"] == 2 && !row["progress"].is_null();
+      },
+      max_test_wait, "the second attempt's report"));
+  INFO(row.dump());
+  CHECK(row["state"] == "STARTED");
+  CHECK(row["error"].is_null());
+  CHECK(row["progress"] == json{{"done", 2}, {"total", 3}, {"message", "second attempt"}});
+  CHECK(row["custom_state"].is_null());  // each attempt's picture is its own
+  open_gate(gate);
+  auto result = handle->wait_for(max_test_wait);
+  REQUIRE(result);
+  CHECK(*result == value(2));
 }
 
 TEST_CASE("a handler reporting in a tight loop makes at most one stored report per 100 ms, ending with its last",
