@@ -43,6 +43,8 @@ const char* counter_name(counter c) {
       return "trellis_abandoned_handlers_total";
     case counter::tasks_revoked:
       return "trellis_tasks_revoked_total";
+    case counter::rate_limit_gate_errors:
+      return "trellis_rate_limit_gate_errors_total";
   }
   return "trellis_unknown_total";
 }
@@ -55,6 +57,8 @@ const char* histogram_name(histogram h) {
       return "trellis_queue_wait_seconds";
     case histogram::handler_duration:
       return "trellis_handler_duration_seconds";
+    case histogram::rate_limit_wait:
+      return "trellis_rate_limit_wait_seconds";
   }
   return "trellis_unknown_seconds";
 }

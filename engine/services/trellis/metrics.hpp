@@ -36,6 +36,7 @@ enum class counter : std::uint8_t {
   graph_rebuilds,      ///< evicted graphs read back from the store (cache misses)
   abandoned_handlers,  ///< handlers left running past their hard time limit
   tasks_revoked,       ///< task nodes revoked by request
+  rate_limit_gate_errors,  ///< rate-limit slots that could not be reserved (broker away); tried again
 };
 
 /// Gauge names: process-wide values, without labels.
@@ -48,6 +49,7 @@ enum class histogram : std::uint8_t {
   publish_latency,   ///< node ready -> task message handed to the transport
   queue_wait,        ///< task message published -> handler started (consumer lag)
   handler_duration,  ///< handler run time
+  rate_limit_wait,   ///< a rate-limited task's wait for its start slot (only waits > 0)
 };
 
 class metrics {
