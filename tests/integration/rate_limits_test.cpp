@@ -13,6 +13,8 @@
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
+#include "trellis/transport/partition.hpp"
+
 #include <trellis/trellis.hpp>
 
 #include <catch2/catch.hpp>
@@ -191,5 +193,44 @@ TEST_CASE("over NATS, two workers share one rate limit: 30 noop at 20/s take at 
   auto starts = stamps_in(stamps);
   REQUIRE(starts.size() == 30);
   CHECK(starts.back() - starts.front() >= 28 * interval_us);
+  check_spaced(starts);
+}
+
+TEST_CASE("over NATS, workflows of two dispatcher partitions share one rate limit per task name",
+          "[integration][nats][rate_limits]") {
+  trellis::test::cluster_processes c{"ratepart", {"--partitions", "2"}};
+  c.start_dispatcher(c.dir().file("a.db"), {"--owns", "0"});
+  c.start_dispatcher(c.dir().file("b.db"), {"--owns", "1"});
+  auto& first = c.start_worker({"--concurrency", "2", "--fetch-batch", "1"});
+  auto& second = c.start_worker({"--concurrency", "2", "--fetch-batch", "1"});
+  c.wait_running(first);
+  c.wait_running(second);
+
+  // Sixteen workflows at once, of two stamps each: their ids fall into both
+  // partitions (all into one with probability 2^-15), so two dispatchers
+  // publish tasks of one name at the same time.
+  auto stamps = c.dir().file("stamps");
+  auto file = write_file(c.dir(), "pair.json", limited_group(2, "stamp", json::array({stamps})).dump());
+  std::vector<trellis::test::child_process*> clients;
+  for (int i = 0; i < 16; ++i) {
+    clients.push_back(&c.start_client(file, {"--wait"}));
+  }
+  int in_partition[2] = {0, 0};
+  for (auto* client : clients) {
+    auto status = client->wait_for(trellis::test::max_test_wait);
+    INFO("client stdout:\n" << client->stdout_text() << "\nclient stderr:\n" << client->stderr_text() << "\n"
+                            << c.logs());
+    REQUIRE(status);
+    CHECK(*status == 0);
+    auto out = trellis::test::parse_outcome_line(
+        trellis::test::command_result{0, false, client->stdout_text(), ""}.last_line());
+    CHECK(out["state"] == "SUCCESS");
+    ++in_partition[trellis::detail::partition_of(out["id"].get<std::string>(), 2)];
+  }
+  CHECK(in_partition[0] > 0);
+  CHECK(in_partition[1] > 0);
+  auto starts = stamps_in(stamps);
+  REQUIRE(starts.size() == 32);
+  CHECK(starts.back() - starts.front() >= 30 * interval_us);
   check_spaced(starts);
 }
