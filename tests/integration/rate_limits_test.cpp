@@ -9,7 +9,9 @@
 #include "support/cluster_processes.hpp"
 #include "support/engine_run.hpp"
 #include "support/files.hpp"
+#include "support/nats_server.hpp"
 #include "support/outcome_line.hpp"
+#include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
@@ -233,4 +235,47 @@ TEST_CASE("over NATS, workflows of two dispatcher partitions share one rate limi
   REQUIRE(starts.size() == 32);
   CHECK(starts.back() - starts.front() >= 30 * interval_us);
   check_spaced(starts);
+}
+
+TEST_CASE("over NATS, rate-limited tasks ride out a server restart without ever starting faster than the rate",
+          "[integration][nats][rate_limits][recovery]") {
+  trellis::test::nats_server server;
+  // AckWait as in the server-restart test: deliveries lost with the server
+  // come back after it, and held ones are kept alive meanwhile.
+  auto c = trellis::test::cluster_processes::on_broker(server.url(), "ratedown", {}, {"--ack-wait-ms", "8000"});
+  auto db = c.db();
+  c.start_dispatcher(db);
+  auto& first = c.start_worker({"--concurrency", "2", "--fetch-batch", "1"});
+  auto& second = c.start_worker({"--concurrency", "2", "--fetch-batch", "1"});
+  c.wait_running(first);
+  c.wait_running(second);
+
+  // "4/s": one start every 250 ms, twelve in all; the server goes away
+  // after the third and comes back on the same port and store.
+  constexpr std::int64_t quarter_second_us = 250'000;
+  auto stamps = c.dir().file("stamps");
+  json group = json::array();
+  for (int i = 0; i < 12; ++i) {
+    group.push_back({{"task", "stamp"}, {"args", {stamps}}, {"options", {{"rate_limit", "4/s"}}}});
+  }
+  auto file = write_file(c.dir(), "slow.json", json{{"group", group}}.dump());
+  c.start_client(file, {});
+  REQUIRE(trellis::test::wait_until([&] { return trellis::test::line_count(stamps) >= 3; },
+                                    trellis::test::max_test_wait, "three tasks to start"));
+  server.stop();
+  server.start();
+  bool finished = trellis::test::wait_until(
+      [&] { return trellis::test::try_count(db, "SELECT count(*) FROM workflows WHERE state = 3").value_or(0) == 1; },
+      trellis::test::max_test_wait, "the workflow to succeed");
+  INFO(c.logs() << "\nserver log:\n" << server.log());
+  REQUIRE(finished);
+  auto starts = stamps_in(stamps);
+  // A task may run twice only if its delivery was lost with the server
+  // (at least once); every start, a second one included, took a slot.
+  REQUIRE(starts.size() >= 12);
+  for (std::size_t j = 1; j < starts.size(); ++j) {
+    INFO("start " << j << " is " << (starts[j] - starts[0]) << " us after the first");
+    CHECK(starts[j] - starts[0] >= static_cast<std::int64_t>(j - 1) * quarter_second_us);
+  }
+  CHECK(c.stop_all());
 }

@@ -50,15 +50,12 @@ std::string rate_key(const std::string& task) {
 
 void rate_gate::clear() {
   std::lock_guard<std::mutex> guard{mutex_};
-  if (kv_ != nullptr) {
-    kvStore_Destroy(kv_);
-    kv_ = nullptr;
-  }
+  kv_.reset();
 }
 
-expected<kvStore*> rate_gate::bucket() {
+expected<rate_gate::bucket_ptr> rate_gate::bucket() {
   std::lock_guard<std::mutex> guard{mutex_};
-  if (kv_ != nullptr) {
+  if (kv_) {
     return kv_;
   }
   if (auto down = conn_.unless_connected("cannot reserve a rate-limit slot")) {
@@ -83,7 +80,7 @@ expected<kvStore*> rate_gate::bucket() {
   if (s != NATS_OK) {
     return conn_.broker_error("cannot open the rate-limit bucket " + name, s);
   }
-  kv_ = kv;
+  kv_ = bucket_ptr{kv, kvStore_Destroy};
   return kv_;
 }
 
@@ -92,10 +89,14 @@ expected<std::int64_t> rate_gate::reserve(const std::string& task, std::int64_t 
   if (!kv) {
     return kv.error();
   }
+  auto failed = [this](error e) {
+    clear();  // bound again next time, made again if it is gone
+    return e;
+  };
   auto key = rate_key(task);
   for (int tries = 0; tries < max_tries; ++tries) {
     kvEntry* got = nullptr;
-    auto s = kvStore_Get(&got, *kv, key.c_str());
+    auto s = kvStore_Get(&got, kv->get(), key.c_str());
     entry_ptr e{got};
     std::int64_t next = 0;
     std::uint64_t revision = 0;
@@ -103,22 +104,22 @@ expected<std::int64_t> rate_gate::reserve(const std::string& task, std::int64_t 
       next = slot_of(e.get());
       revision = kvEntry_Revision(e.get());
     } else if (s != NATS_NOT_FOUND) {
-      return conn_.broker_error("cannot read the rate-limit slot of " + task.substr(0, 60), s);
+      return failed(conn_.broker_error("cannot read the rate-limit slot of " + task.substr(0, 60), s));
     }
     auto slot = reserve_slot(next, now_epoch_us(), interval_us);
     auto value = std::to_string(slot.next_us);
     auto len = static_cast<int>(value.size());
-    s = revision == 0 ? kvStore_Create(nullptr, *kv, key.c_str(), value.data(), len)
-                      : kvStore_Update(nullptr, *kv, key.c_str(), value.data(), len, revision);
+    s = revision == 0 ? kvStore_Create(nullptr, kv->get(), key.c_str(), value.data(), len)
+                      : kvStore_Update(nullptr, kv->get(), key.c_str(), value.data(), len, revision);
     if (s == NATS_OK) {
       return slot.start_us;
     }
     if (!is_conflict(s)) {
-      return conn_.broker_error("cannot reserve a rate-limit slot of " + task.substr(0, 60), s);
+      return failed(conn_.broker_error("cannot reserve a rate-limit slot of " + task.substr(0, 60), s));
     }
   }
-  return error{errc::broker_unavailable, "cannot reserve a rate-limit slot of " + task.substr(0, 60) + ": " +
-                                             std::to_string(max_tries) + " writes in a row were refused"};
+  return failed(error{errc::broker_unavailable, "cannot reserve a rate-limit slot of " + task.substr(0, 60) + ": " +
+                                                    std::to_string(max_tries) + " writes in a row were refused"});
 }
 
 }  // namespace trellis::detail

@@ -20,6 +20,7 @@
 #include "trellis/transport/nats_handles.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -28,7 +29,10 @@ namespace trellis::detail {
 class nats_connection;
 
 /// The bucket and the reservations. Thread-safe: `mutex_` guards only the
-/// bucket handle while it is bound; reservations run in parallel.
+/// bucket handle; reservations run in parallel, each holding the handle it
+/// started with. After a failed reservation the handle is dropped and the
+/// next one binds the bucket again, making it if it is gone (a server
+/// restarted with memory storage, a bucket deleted by hand).
 class rate_gate {
  public:
   explicit rate_gate(nats_connection& conn) : conn_(conn) {}
@@ -46,12 +50,14 @@ class rate_gate {
   void clear();
 
  private:
+  using bucket_ptr = std::shared_ptr<kvStore>;
+
   /// The bucket, bound (or made) on first use.
-  expected<kvStore*> bucket();
+  expected<bucket_ptr> bucket();
 
   nats_connection& conn_;
   std::mutex mutex_;
-  kvStore* kv_ = nullptr;
+  bucket_ptr kv_;
 };
 
 /// The key of `task` in the bucket: its bytes in lowercase hex.
