@@ -216,10 +216,11 @@ class handler_threads {
       // What this thread ran before is reported before a wait, so that a
       // slot far away holds back no other task's outcome. The task in hand
       // (claimed last) is not reported: it has not run.
-      auto own = claimed.back();
-      claimed.pop_back();
-      report(outcomes, handled, claimed);
-      claimed.push_back(std::move(own));
+      if (!claimed.empty() && claimed.back() == task.id) {
+        claimed.pop_back();
+        report(outcomes, handled, claimed);
+        claimed.push_back(task.id);
+      }
       return pace(task.queue, task.task, rate);
     };
     hooks.run_limited = [this, slot](const envelope& task, std::function<void()> job, clock::time_point deadline) {
@@ -255,8 +256,10 @@ class handler_threads {
         if (run.handed_back) {
           // Stopped while it waited for its rate-limit slot: not run, so
           // another delivery of it must run (the slot is wasted).
-          claims_.given_up({claimed.back()});
-          claimed.pop_back();
+          if (!claimed.empty()) {
+            claims_.given_up({claimed.back()});
+            claimed.pop_back();
+          }
           cfg_.bus->release_task(d);
           continue;
         }
