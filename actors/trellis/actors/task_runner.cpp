@@ -126,6 +126,12 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
                        std::string{"task option 'rate_limit' must be "} + rate_limit_expectation),
               task->queue, std::nullopt};
     }
+  } else if (entry->defaults.rate_limit) {
+    // The dispatcher puts the task's default in the message when its own
+    // registry has the task (trellis-demo, cli_main with the tasks); a
+    // dispatcher without it (the generic `trellis dispatcher`) cannot, and
+    // the limit of this worker's registration must not lapse for that.
+    rate = entry->defaults.rate_limit;
   }
   // Revoked or expired: not run. Asked before a rate-limit wait (a revoked
   // task takes no slot) and again after it (it may have been revoked, or

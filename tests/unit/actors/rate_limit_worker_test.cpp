@@ -218,6 +218,21 @@ TEST_CASE("the runner refuses a task message whose rate_limit is not a rate, and
     CHECK(run.outcome.status == outcome_status::success);
     CHECK(paced == 1);
   }
+  SECTION("a message without a rate takes the worker's registration default, for a dispatcher without the task") {
+    task_registry limited;
+    limited.add("noop", [](task_context&) {}).rate_limit("20/s");
+    auto run = run_task_message(task_message("wf:0:1", 0, "noop", std::nullopt), limited, hooks);
+    CHECK(run.outcome.status == outcome_status::success);
+    CHECK(paced == 1);
+    // A rate in the message (the call's own, or the dispatcher's default) wins.
+    hooks.pace = [&](const envelope&, const rate_limit_spec& rate) {
+      ++paced;
+      CHECK(rate.interval_us() == 1'000);
+      return true;
+    };
+    run = run_task_message(task_message("wf:0:1", 0, "noop", std::string{"1000/s"}), limited, hooks);
+    CHECK(paced == 2);
+  }
   SECTION("a task whose pacing was cut short by a stop is handed back, not reported") {
     hooks.pace = [](const envelope&, const rate_limit_spec&) { return false; };
     auto run = run_task_message(task_message("wf:0:1", 0, "noop", std::string{"20/s"}), tasks, hooks);
