@@ -1,22 +1,16 @@
 // Rate limits: the "N/s", "N/m", "N/h" spelling, read strictly in C++ and in
-// the workflow file, and the start gate's reservation rule (even spacing,
-// whichever thread reserves).
+// the workflow file (the gate that spaces the starts: start_gate_test.cpp).
 
 #include "trellis/canvas.hpp"
 #include "trellis/error.hpp"
 #include "trellis/rate_limit.hpp"
 #include "trellis/task.hpp"
-#include "trellis/transport/start_gate.hpp"
 #include "trellis/value.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 using trellis::parse_rate_limit;
 using trellis::rate_limit_spec;
@@ -96,45 +90,4 @@ TEST_CASE("a workflow file's rate_limit parses, prints back the same, and is ref
         R"(to 1000000, then /s, /m or /h), got 20)");
   CHECK_THAT(rejection(R"({"task":"noop","options":{"rate_limit":"1.5/s"}})"), Catch::Contains("got \"1.5/s\""));
   CHECK_THAT(rejection(R"({"task":"noop","options":{"rate_limit":"20/x"}})"), Catch::Contains("got \"20/x\""));
-}
-
-TEST_CASE("the start gate spaces the starts of one name evenly and leaves other names alone",
-          "[unit][rate-limit][start-gate]") {
-  trellis::detail::start_gate gate;
-  // Six starts asked for at the same moment: one every 50 ms from now.
-  for (std::int64_t i = 0; i < 6; ++i) {
-    CHECK(gate.reserve("noop", 50'000, 1'000'000) == 1'000'000 + i * 50'000);
-  }
-  // Another name has its own slots; a later request after an idle spell starts at once.
-  CHECK(gate.reserve("other", 50'000, 1'000'000) == 1'000'000);
-  CHECK(gate.reserve("noop", 50'000, 9'000'000) == 9'000'000);
-  CHECK(gate.reserve("noop", 50'000, 9'000'001) == 9'050'000);
-  // The rule alone: a slot far in the past counts as free now.
-  CHECK(trellis::detail::reserve_slot(5, 100, 10).start_us == 100);
-  CHECK(trellis::detail::reserve_slot(5, 100, 10).next_us == 110);
-}
-
-TEST_CASE("threads reserving at once from one gate get distinct slots one interval apart",
-          "[unit][rate-limit][start-gate]") {
-  trellis::detail::start_gate gate;
-  std::mutex mutex;
-  std::vector<std::int64_t> slots;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 250; ++i) {
-        auto slot = gate.reserve("noop", 1'000, 0);
-        std::lock_guard<std::mutex> guard{mutex};
-        slots.push_back(slot);
-      }
-    });
-  }
-  for (auto& t : threads) {
-    t.join();
-  }
-  std::sort(slots.begin(), slots.end());
-  REQUIRE(slots.size() == 1000);
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    REQUIRE(slots[i] == static_cast<std::int64_t>(i) * 1'000);
-  }
 }
