@@ -1,5 +1,6 @@
 #include "demo_tasks.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -119,6 +120,26 @@ void register_demo_tasks(task_registry& tasks) {
       total += static_cast<std::int64_t>(p.size());
     }
     return total;
+  });
+  // When the handler started, in microseconds since the Unix epoch, as one
+  // line appended to the file (one write with O_APPEND, so the lines of
+  // several worker processes never mix); returns the same time. For the
+  // rate-limit tests, which read the start times back.
+  tasks.add("stamp", {"path"}, [](task_context&, std::string path) {
+    auto started = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+    auto line = std::to_string(started) + "\n";
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      throw std::runtime_error("stamp: cannot open " + path);
+    }
+    auto written = ::write(fd, line.data(), line.size());
+    ::close(fd);
+    if (written != static_cast<ssize_t>(line.size())) {
+      throw std::runtime_error("stamp: cannot write to " + path);
+    }
+    return static_cast<std::int64_t>(started);
   });
   tasks.add("touch", {"path"}, [](task_context&, std::string path) {
     {

@@ -14,6 +14,8 @@
 ///     attempt number; the failures are `task_error`s of `error_type` when it is given
 ///     (std::runtime_error otherwise)
 ///   touch(path) -> appends a line to the file, returns its line count
+///   stamp(path) -> appends the time it started (microseconds since the epoch) as a line to the
+///     file and returns it (for the rate-limit tests)
 ///   crash_worker() -> kills its own process with SIGKILL (for the cluster "worker lost" test)
 ///   report_and_wait(steps, gate) -> steps + 1, reporting progress and custom states
 ///     (WAITING, then FINISHING) while it waits for the file `gate` to exist

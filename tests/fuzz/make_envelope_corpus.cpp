@@ -122,6 +122,9 @@ int main(int argc, char** argv) {
 
   files.emplace_back("valid-task-minimal", encode(task(false)));
   files.emplace_back("valid-task-full", encode(task(true)));
+  auto limited = task(false);
+  limited.options = {{"idempotency_key", "wf-1:2"}, {"rate_limit", "20/s"}, {"soft_time_limit_ms", 20000}};
+  files.emplace_back("valid-task-limits", encode(limited));
   files.emplace_back("valid-outcome-success", encode(outcome(outcome_status::success)));
   files.emplace_back("valid-outcome-failure", encode(outcome(outcome_status::failure)));
   files.emplace_back("valid-outcome-retry", encode(outcome(outcome_status::retry)));

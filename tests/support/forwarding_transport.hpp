@@ -35,6 +35,9 @@ class forwarding_transport : public detail::transport {
   }
   void ack_event(const detail::delivery& d) override { inner.ack_event(d); }
   void close() override { inner.close(); }
+  expected<std::int64_t> reserve_start(const std::string& task, std::int64_t interval_us) override {
+    return inner.reserve_start(task, interval_us);
+  }
 
   detail::inproc_transport inner;
 };

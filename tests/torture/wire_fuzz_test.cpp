@@ -128,6 +128,11 @@ bases valid_bodies() {
   auto bad_args = task;
   bad_args.args = {value("x"), value(value::array{})};
   b.tasks.push_back(encode(bad_args));
+  // A rate limit makes the worker reserve a slot first (its key-value
+  // bucket); the mutations give it malformed rates.
+  auto limited = task;
+  limited.options["rate_limit"] = "1000000/s";
+  b.tasks.push_back(encode(limited));
   b.events.push_back(encode(test::outcome_envelope("fz:0:1:out", {"fz", 0, 1, "add"}, outcome_status::success,
                                                    value(std::int64_t{3}), "", "")));
   b.events.push_back(encode(test::outcome_envelope("fz:1:1:out", {"fz", 1, 1, "add"}, outcome_status::failure, value{},
@@ -145,7 +150,7 @@ bases valid_bodies() {
   state_only.state = "WAITING";
   b.events.push_back(encode(test::progress_envelope("fz:1:1:progress:2", {"fz", 1, 1, "add"}, state_only)));
   auto flow = chain(signature{"add", {value(std::int64_t{1}), value(std::int64_t{2})}},
-                    signature{"add", {value(std::int64_t{3})}});
+                    signature{"add", {value(std::int64_t{3})}}.rate_limit("1000/s"));
   b.submissions.push_back(encode(submission_envelope("fz-submitted", flow)));
   b.controls.push_back(encode(control_of(control_op::inspect, "", 0)));
   b.controls.push_back(encode(control_of(control_op::status, "fz", 0)));

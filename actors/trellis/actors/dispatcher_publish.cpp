@@ -90,6 +90,11 @@ envelope dispatcher_logic::task_envelope(const std::string& wf, const active_wor
   if (soft) {
     e.options["soft_time_limit_ms"] = static_cast<std::int64_t>(soft->count());
   }
+  // Enforced by the worker, when the handler is about to start.
+  auto rate = sig.options().rate_limit ? sig.options().rate_limit : defaults_of(sig.task()).rate_limit;
+  if (rate) {
+    e.options["rate_limit"] = rate->to_string();
+  }
   e.sent_at = now_ms();
   if (sig.options().expires) {
     // Measured from publication of this attempt; the worker revokes it if it

@@ -98,7 +98,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   // know is refused like an unknown contract version, never ignored.
   for (const auto& [name, option] : task->options) {
     if (name != "idempotency_key" && name != "time_limit_ms" && name != "soft_time_limit_ms" &&
-        name != "expires_at_ms") {
+        name != "expires_at_ms" && name != "rate_limit") {
       return {rejected(std::move(out), errc::unsupported_version,
                        "task option '" + (name.size() > 60 ? name.substr(0, 60) + "..." : name) +
                            "' is not part of envelope version 1"),
@@ -118,18 +118,53 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   if (hooks.claim && !hooks.claim(*task)) {
     return {std::move(out), task->queue, std::nullopt, true};
   }
-  if (hooks.is_revoked && hooks.is_revoked(task->workflow_id, task->node)) {
-    return {rejected(std::move(out), errc::revoked,
-                     "revoked: node " + std::to_string(task->node) + " of workflow " + task->workflow_id +
-                         " was revoked; the task was not run"),
-            task->queue, std::nullopt};
+  std::optional<rate_limit_spec> rate;
+  if (auto r = task->options.find("rate_limit"); r != task->options.end()) {
+    rate = r->second.is_string() ? parse_rate_limit(r->second.as_string()) : std::nullopt;
+    if (!rate) {
+      return {rejected(std::move(out), errc::malformed_envelope,
+                       std::string{"task option 'rate_limit' must be "} + rate_limit_expectation),
+              task->queue, std::nullopt};
+    }
+  } else if (entry->defaults.rate_limit) {
+    // The dispatcher puts the task's default in the message when its own
+    // registry has the task (trellis-demo, cli_main with the tasks); a
+    // dispatcher without it (the generic `trellis dispatcher`) cannot, and
+    // the limit of this worker's registration must not lapse for that.
+    rate = entry->defaults.rate_limit;
   }
-  if (auto expires = task->options.find("expires_at_ms");
-      expires != task->options.end() && expires->second.is_integer() && now_epoch_ms() > expires->second.as_int()) {
-    return {rejected(std::move(out), errc::revoked,
-                     "expired: not started by its expiry time, " +
-                         std::to_string(now_epoch_ms() - expires->second.as_int()) + " ms ago"),
-            task->queue, std::nullopt};
+  // Revoked or expired: not run. Asked before a rate-limit wait (a revoked
+  // task takes no slot) and again after it (it may have been revoked, or
+  // expired, while it waited).
+  auto refused = [&]() -> std::optional<task_run> {
+    if (hooks.is_revoked && hooks.is_revoked(task->workflow_id, task->node)) {
+      return task_run{rejected(std::move(out), errc::revoked,
+                               "revoked: node " + std::to_string(task->node) + " of workflow " + task->workflow_id +
+                                   " was revoked; the task was not run"),
+                      task->queue, std::nullopt};
+    }
+    if (auto expires = task->options.find("expires_at_ms"); expires != task->options.end() &&
+                                                              expires->second.is_integer() &&
+                                                              now_epoch_ms() > expires->second.as_int()) {
+      return task_run{rejected(std::move(out), errc::revoked,
+                               "expired: not started by its expiry time, " +
+                                   std::to_string(now_epoch_ms() - expires->second.as_int()) + " ms ago"),
+                      task->queue, std::nullopt};
+    }
+    return std::nullopt;
+  };
+  if (auto no = refused()) {
+    return std::move(*no);
+  }
+  if (rate && hooks.pace) {
+    if (!hooks.pace(*task, *rate)) {
+      task_run back{std::move(out), task->queue, std::nullopt};
+      back.handed_back = true;
+      return back;
+    }
+    if (auto no = refused()) {
+      return std::move(*no);
+    }
   }
   std::string key;
   if (auto k = task->options.find("idempotency_key"); k != task->options.end() && k->second.is_string()) {

@@ -8,6 +8,7 @@
 
 #include "trellis/canvas.hpp"
 #include "trellis/envelope.hpp"
+#include "trellis/rate_limit.hpp"
 #include "trellis/task.hpp"
 
 #include <chrono>
@@ -32,6 +33,10 @@ struct task_run {
   /// delivery of the same attempt ran here and reported: `outcome` is not to
   /// be reported.
   bool duplicate = false;
+  /// The handler did not run because the worker stopped while the task
+  /// waited for its rate-limit slot (`run_hooks::pace`): `outcome` is not to
+  /// be reported, and the message is handed back for another start.
+  bool handed_back = false;
 };
 
 /// What the worker pool lets the runner consult and tell while it runs one
@@ -48,6 +53,12 @@ struct run_hooks {
   /// reported, so this one must neither run nor report. It may block while
   /// that other delivery is still running.
   std::function<bool(const envelope& task)> claim;
+  /// Asked once a task with a `rate_limit` may run (claimed, not revoked,
+  /// not expired): returns when its rate-limit slot has come (true), or
+  /// false when the worker stops first (the task is handed back unrun,
+  /// `task_run::handed_back`). The revocation and expiry checks are made
+  /// again after a wait. Unset: rate limits are not enforced (unit tests).
+  std::function<bool(const envelope& task, const rate_limit_spec& rate)> pace;
   /// Called right before the handler runs, with the source that stops it
   /// (`task_context::stop_token`): a revoke with terminate requests the stop.
   std::function<void(const envelope& task, const stop_source& stop)> on_start;

@@ -165,7 +165,11 @@ class handler_threads {
   /// waited for: they run on, detached, until they return or the process
   /// exits.
   void stop() {
-    stopping_ = true;
+    {
+      std::lock_guard<std::mutex> guard{pause_mutex_};
+      stopping_ = true;
+    }
+    paused_.notify_all();
     abandoned_->wake();
     for (auto& t : threads_) {
       if (t.joinable()) {
@@ -217,6 +221,17 @@ class handler_threads {
       reporting = progress_->open(task);
       return reporting;
     };
+    hooks.pace = [this, &outcomes, &handled, &claimed](const envelope& task, const rate_limit_spec& rate) {
+      // What this thread ran before is reported before a wait, so that a
+      // slot far away holds back no other task's outcome. The task in hand
+      // (claimed last) is not reported: it has not run.
+      if (!claimed.empty() && claimed.back() == task.id) {
+        claimed.pop_back();
+        report(outcomes, handled, claimed);
+        claimed.push_back(task.id);
+      }
+      return pace(task.queue, task.task, rate);
+    };
     hooks.run_limited = [this, slot](const envelope& task, std::function<void()> job, clock::time_point deadline) {
       return slots_[slot]->run(std::move(job), deadline, task.queue, task.task);
     };
@@ -247,6 +262,16 @@ class handler_threads {
         if (cfg_.activity) {
           cfg_.activity->finished(slot);
         }
+        if (run.handed_back) {
+          // Stopped while it waited for its rate-limit slot: not run, so
+          // another delivery of it must run (the slot is wasted).
+          if (!claimed.empty()) {
+            claims_.given_up({claimed.back()});
+            claimed.pop_back();
+          }
+          cfg_.bus->release_task(d);
+          continue;
+        }
         if (run.duplicate) {
           // Its twin ran here and its outcome is stored: nothing to report.
           cfg_.bus->ack_task(d);
@@ -275,6 +300,43 @@ class handler_threads {
       }
       report(outcomes, handled, claimed);
     }
+  }
+
+  /// Waits until a start of `task` under `rate` is due: reserves its slot
+  /// (transport::reserve_start, shared by every worker of the namespace)
+  /// and sleeps until it comes. While the gate cannot be reached (the
+  /// broker is away) it tries again with backoff, never starting the task
+  /// without a slot; the transport keeps the delivery in hand alive
+  /// meanwhile. False when the worker stops first.
+  bool pace(const std::string& queue, const std::string& task, const rate_limit_spec& rate) {
+    backoff pauses{first_report_retry, max_report_retry};
+    std::optional<std::int64_t> slot;
+    while (!slot) {
+      if (stopping_) {
+        return false;
+      }
+      auto reserved = cfg_.bus->reserve_start(task, rate.interval_us());
+      if (reserved) {
+        slot = *reserved;
+      } else {
+        cfg_.stats->add(counter::rate_limit_gate_errors, queue, task, 1);
+        pause(std::chrono::duration_cast<std::chrono::microseconds>(pauses.next()).count());
+      }
+    }
+    auto wait_us = *slot - now_epoch_us();
+    if (wait_us > 0) {
+      cfg_.stats->observe(histogram::rate_limit_wait, queue, task, static_cast<double>(wait_us) / 1e6);
+    }
+    while (!stopping_ && (wait_us = *slot - now_epoch_us()) > 0) {
+      pause(wait_us);
+    }
+    return !stopping_;
+  }
+
+  /// Sleeps up to `us` microseconds, or until `stop()`.
+  void pause(std::int64_t us) {
+    std::unique_lock<std::mutex> lock{pause_mutex_};
+    paused_.wait_for(lock, std::chrono::microseconds{us}, [this] { return stopping_.load(); });
   }
 
   /// Publishes `outcomes`, then acks `handled` and settles `claimed` (see
@@ -322,6 +384,9 @@ class handler_threads {
   worker_pool_config cfg_;
   task_claims claims_;
   std::atomic<bool> stopping_{false};
+  /// Rate-limit waits (pace) sleep on these; stop() wakes them.
+  std::mutex pause_mutex_;
+  std::condition_variable paused_;
   std::shared_ptr<abandoned_handlers> abandoned_;
   std::shared_ptr<progress_reporter> progress_;
   /// One per thread of `threads_`, which use them; cleared after the join.

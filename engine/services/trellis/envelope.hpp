@@ -74,7 +74,7 @@ struct envelope {
   value::array args;
   value::map kwargs;
   /// Options the worker needs: "idempotency_key", "time_limit_ms",
-  /// "expires_at_ms" (task);
+  /// "soft_time_limit_ms", "expires_at_ms", "rate_limit" (task);
   /// "submit_key" (submit).
   value::map options;
   /// Task: unused. Outcome: on success the result ("result"); otherwise an

@@ -47,6 +47,8 @@ const char* counter_name(counter c) {
       return "trellis_progress_reports_total";
     case counter::progress_ignored:
       return "trellis_progress_reports_ignored_total";
+    case counter::rate_limit_gate_errors:
+      return "trellis_rate_limit_gate_errors_total";
   }
   return "trellis_unknown_total";
 }
@@ -59,6 +61,8 @@ const char* histogram_name(histogram h) {
       return "trellis_queue_wait_seconds";
     case histogram::handler_duration:
       return "trellis_handler_duration_seconds";
+    case histogram::rate_limit_wait:
+      return "trellis_rate_limit_wait_seconds";
   }
   return "trellis_unknown_seconds";
 }

@@ -38,6 +38,7 @@ enum class counter : std::uint8_t {
   tasks_revoked,       ///< task nodes revoked by request
   progress_reports,    ///< progress reports stored
   progress_ignored,    ///< progress reports of no running attempt, dropped
+  rate_limit_gate_errors,  ///< rate-limit slots that could not be reserved (broker away); tried again
 };
 
 /// Gauge names: process-wide values, without labels.
@@ -50,6 +51,7 @@ enum class histogram : std::uint8_t {
   publish_latency,   ///< node ready -> task message handed to the transport
   queue_wait,        ///< task message published -> handler started (consumer lag)
   handler_duration,  ///< handler run time
+  rate_limit_wait,   ///< a rate-limited task's wait for its start slot (only waits > 0)
 };
 
 class metrics {

@@ -130,6 +130,17 @@ signature signature::soft_time_limit(std::chrono::milliseconds limit) const {
   return copy;
 }
 
+signature signature::rate_limit(std::string_view rate) const {
+  auto parsed = parse_rate_limit(rate);
+  if (!parsed) {
+    throw usage_error("signature '" + task_ + "': rate_limit must be " + rate_limit_expectation + ", got \"" +
+                      std::string{rate.substr(0, 60)} + "\"");
+  }
+  signature copy = *this;
+  copy.options_.rate_limit = *parsed;
+  return copy;
+}
+
 signature signature::priority(int level) const {
   if (level < 0 || level > 9) {
     throw usage_error("signature '" + task_ + "': priority must be from 0 to 9, got " + std::to_string(level));
@@ -374,6 +385,9 @@ value options_to_value(const signature_options& o) {
   if (o.soft_time_limit) {
     m["soft_time_limit_ms"] = static_cast<std::int64_t>(o.soft_time_limit->count());
   }
+  if (o.rate_limit) {
+    m["rate_limit"] = o.rate_limit->to_string();
+  }
   if (o.priority) {
     m["priority"] = *o.priority;
   }
@@ -532,6 +546,15 @@ expected<std::int64_t> duration_at(const value& v, const std::string& path) {
   return int_at(v, path, 0, max_duration_ms, "an integer from 0 to 315360000000 (ten years)");
 }
 
+/// "N/s", "N/m" or "N/h".
+expected<rate_limit_spec> rate_at(const value& v, const std::string& path) {
+  auto rate = v.is_string() ? parse_rate_limit(v.as_string()) : std::nullopt;
+  if (!rate) {
+    return invalid(path, std::string{"must be "} + rate_limit_expectation + ", got " + describe(v));
+  }
+  return *rate;
+}
+
 /// An RFC 3339 date-time with an offset, read to the millisecond.
 expected<eta_time> eta_at(const value& v, const std::string& path) {
   auto ms = v.is_string() ? parse_rfc3339_ms(v.as_string()) : std::nullopt;
@@ -619,7 +642,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
   }
   if (auto ok = reject_unknown_keys(**m, path,
                                     {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "eta",
-                                     "expires_ms", "time_limit_ms", "soft_time_limit_ms", "priority"});
+                                     "expires_ms", "time_limit_ms", "soft_time_limit_ms", "rate_limit", "priority"});
       !ok) {
     return ok.error();
   }
@@ -641,6 +664,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
            optional_field(**m, "time_limit_ms", path, positive, [&](std::int64_t n) { o.time_limit = ms(n); }),
            optional_field(**m, "soft_time_limit_ms", path, positive,
                           [&](std::int64_t n) { o.soft_time_limit = ms(n); }),
+           optional_field(**m, "rate_limit", path, rate_at, [&](rate_limit_spec r) { o.rate_limit = r; }),
            optional_field(**m, "priority", path, priority, [&](std::int64_t n) { o.priority = static_cast<int>(n); }),
        }) {
     if (!ok) {

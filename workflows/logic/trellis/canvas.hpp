@@ -24,6 +24,7 @@
 
 #include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
+#include "trellis/rate_limit.hpp"
 #include "trellis/retry_policy.hpp"
 #include "trellis/value.hpp"
 
@@ -31,6 +32,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace trellis {
@@ -65,6 +67,9 @@ struct signature_options {
   /// `task_context` reports cancellation; a handler that stops then ends
   /// with `soft_time_limit_exceeded`.
   std::optional<std::chrono::milliseconds> soft_time_limit;
+  /// At most this many starts of the task per second, minute or hour,
+  /// across every worker of the namespace, spaced evenly.
+  std::optional<rate_limit_spec> rate_limit;
   /// 0 (lowest) to 9 (highest); higher runs first within a queue.
   std::optional<int> priority;
 };
@@ -86,7 +91,8 @@ class signature {
   /// with `usage_error` what the workflow-file parser refuses: a duration
   /// outside 0 (`time_limit`, `soft_time_limit`: 1) to `max_duration_ms`, an empty queue name or
   /// one over `max_name_bytes`, an empty idempotency key or one over
-  /// `max_idempotency_key_bytes`, a priority outside 0 to 9.
+  /// `max_idempotency_key_bytes`, a priority outside 0 to 9, a rate limit
+  /// that is not "N/s", "N/m" or "N/h".
   signature immutable(bool yes = true) const;
   signature retry(retry_policy policy) const;
   signature idempotency_key(std::string key) const;
@@ -98,6 +104,8 @@ class signature {
   signature expires(std::chrono::milliseconds after) const;
   signature time_limit(std::chrono::milliseconds limit) const;
   signature soft_time_limit(std::chrono::milliseconds limit) const;
+  /// "N/s", "N/m" or "N/h" (rate_limit.hpp); anything else is a `usage_error`.
+  signature rate_limit(std::string_view rate) const;
   signature priority(int level) const;
   /// Adds a keyword argument.
   signature kwarg(std::string name, value v) const;

@@ -146,6 +146,16 @@ task_ref& task_ref::soft_time_limit(std::chrono::milliseconds limit) {
   return *this;
 }
 
+task_ref& task_ref::rate_limit(std::string_view rate) {
+  auto parsed = parse_rate_limit(rate);
+  if (!parsed) {
+    throw usage_error("task '" + name_ + "': rate_limit must be " + rate_limit_expectation + ", got \"" +
+                      std::string{rate.substr(0, 60)} + "\"");
+  }
+  entry().defaults.rate_limit = *parsed;
+  return *this;
+}
+
 task_ref task_registry::add_raw(std::string name, raw_handler handler) {
   if (name.empty()) {
     throw usage_error("a task name must not be empty");

@@ -14,6 +14,7 @@
 /// @endcode
 
 #include "trellis/canvas.hpp"
+#include "trellis/rate_limit.hpp"
 #include "trellis/retry_policy.hpp"
 #include "trellis/stop_token.hpp"
 #include "trellis/task_progress.hpp"
@@ -27,6 +28,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -203,6 +205,7 @@ struct task_defaults {
   retry_policy retry = retry_policy::none();
   std::optional<std::chrono::milliseconds> time_limit;
   std::optional<std::chrono::milliseconds> soft_time_limit;
+  std::optional<rate_limit_spec> rate_limit;
 };
 
 /// A registered task.
@@ -231,6 +234,10 @@ class task_ref {
   task_ref& time_limit(std::chrono::milliseconds limit);
   /// Default soft time limit of one attempt: when the handler is asked to stop.
   task_ref& soft_time_limit(std::chrono::milliseconds limit);
+  /// Default rate limit: "N/s", "N/m" or "N/h" (rate_limit.hpp), at most N
+  /// starts of this task per unit across every worker of the namespace;
+  /// anything else is a `usage_error`.
+  task_ref& rate_limit(std::string_view rate);
 
   /// A signature of this task with these positional arguments.
   template <class... Args>

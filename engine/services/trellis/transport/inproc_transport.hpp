@@ -38,6 +38,10 @@ class inproc_transport final : public transport {
   void consume_control(std::function<void(delivery)> sink) override;
   void answer_control(const delivery& d, const std::string& reply) override;
   void close() override;
+  /// From this transport's own gate: every handler thread of the engine.
+  expected<std::int64_t> reserve_start(const std::string& task, std::int64_t interval_us) override {
+    return gate_.reserve(task, interval_us, now_epoch_us());
+  }
 
   /// Hands control request `request` (an encoded `control_request`) to the
   /// dispatcher and returns its encoded reply, waiting at most `wait` in all
@@ -67,6 +71,7 @@ class inproc_transport final : public transport {
   std::map<std::uint64_t, std::optional<std::string>> control_answers_;
   std::uint64_t last_control_token_ = 0;
   bool control_closed_ = false;
+  start_gate gate_;
 };
 
 }  // namespace trellis::detail

@@ -25,6 +25,7 @@ nats_link::nats_link(nats_config cfg, subject_space names, std::string event_sub
       control(connection, uploads),
       done(connection),
       revocations(connection, publishers),
+      rates(connection),
       transport_face(*this),
       bus_face(*this) {}
 
@@ -124,6 +125,7 @@ nats_link::~nats_link() {
   revocations.clear();
   consumers.clear_bindings();
   publishers.clear();
+  rates.clear();
   connection.release();
 }
 

@@ -26,6 +26,7 @@
 ///   their subscriptions and the reply subjects of requests not answered.
 /// - `done`, `revocations` (nats_notices): the done-notice subscriptions and
 ///   the revoked stream's ordered consumer.
+/// - `rates` (nats_rates): the rate-limit bucket and its reservations.
 ///
 /// Threads: besides nats.c's own (which run subscription callbacks and
 /// PubAck handlers), three: the event thread (started by
@@ -48,6 +49,7 @@
 #include "trellis/transport/nats_loops.hpp"
 #include "trellis/transport/nats_notices.hpp"
 #include "trellis/transport/nats_publishing.hpp"
+#include "trellis/transport/nats_rates.hpp"
 #include "trellis/transport/nats_requests.hpp"
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/nats_uploads.hpp"
@@ -89,6 +91,7 @@ class nats_link {
   control_channel control;
   done_channel done;
   revocation_channel revocations;
+  rate_gate rates;
 
   // The faces.
   nats_transport transport_face;

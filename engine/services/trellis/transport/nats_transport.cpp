@@ -32,6 +32,10 @@ void nats_transport::touch_task(const delivery& d) { link_.consumers.touch(d); }
 
 void nats_transport::release_task(const delivery& d) { link_.consumers.release(d); }
 
+expected<std::int64_t> nats_transport::reserve_start(const std::string& task, std::int64_t interval_us) {
+  return link_.rates.reserve(task, interval_us);
+}
+
 std::size_t nats_transport::max_message_bytes() const {
   // Larger than one NATS message travels in pieces (nats_uploads.hpp).
   return max_upload_bytes();

@@ -96,6 +96,9 @@ class nats_transport final : public transport {
   /// disconnected, which costs one redelivery at most.
   void touch_task(const delivery& d) override;
   void release_task(const delivery& d) override;
+  /// By compare-and-set on the namespace's key-value bucket
+  /// `TRELLIS_<NS>_RATES` (nats_rates.hpp): one gate for every worker.
+  expected<std::int64_t> reserve_start(const std::string& task, std::int64_t interval_us) override;
   /// False: a JetStream consumer delivers in publish order (decision 0008).
   bool honours_priority() const override { return false; }
   /// The largest upload (nats_uploads.hpp): a message larger than the

@@ -168,6 +168,8 @@ std::string subject_space::revoked_stream() const { return "TRELLIS_" + upper(ns
 
 std::string subject_space::upload_stream() const { return "TRELLIS_" + upper(ns_) + "_UPLOADS"; }
 
+std::string subject_space::rate_bucket() const { return "TRELLIS_" + upper(ns_) + "_RATES"; }
+
 std::string subject_space::all_uploads() const { return prefix_ + "upload.>"; }
 
 expected<std::string> subject_space::upload_piece(std::string_view id, std::size_t piece) const {

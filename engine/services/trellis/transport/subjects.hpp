@@ -104,6 +104,9 @@ class subject_space {
   /// `TRELLIS_<NS>_UPLOADS`: the pieces of messages larger than one NATS
   /// message (nats_uploads.hpp).
   std::string upload_stream() const;
+  /// `TRELLIS_<NS>_RATES`: the key-value bucket of the next free start slot
+  /// of each rate-limited task name (nats_rates.hpp).
+  std::string rate_bucket() const;
   /// `trellis.<ns>.upload.>`: every piece of every upload.
   std::string all_uploads() const;
   /// `trellis.<ns>.upload.<id>.<piece>`; fails for an id that is not a

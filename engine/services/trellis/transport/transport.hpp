@@ -15,6 +15,7 @@
 /// The dispatcher tolerates duplicates of both tasks and events.
 
 #include "trellis/error.hpp"
+#include "trellis/transport/start_gate.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -112,6 +113,19 @@ class transport {
   /// nothing: an in-process task not acked is ready again at the next
   /// start anyway.
   virtual void release_task(const delivery& d) { (void)d; }
+
+  /// Reserves the next start of task `task` under a rate limit of one start
+  /// every `interval_us` microseconds (start_gate.hpp): returns when its
+  /// handler may start, in microseconds since the Unix epoch, at least
+  /// `interval_us` after the start reserved before it by any worker that
+  /// shares this transport's gate. A reserved slot is used or wasted, never
+  /// given back (wasting one slows the task, never speeds it up). Errors:
+  /// `broker_unavailable` when the gate cannot be reached; the caller tries
+  /// again and never starts the task without a slot. By default the
+  /// process's gate.
+  virtual expected<std::int64_t> reserve_start(const std::string& task, std::int64_t interval_us) {
+    return process_start_gate().reserve(task, interval_us, now_epoch_us());
+  }
 
   /// Whether a queue hands out higher `outgoing_task::priority` first. A
   /// transport that cannot makes the dispatcher refuse workflows that set a
