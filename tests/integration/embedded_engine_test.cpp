@@ -37,20 +37,13 @@ trellis::task_registry demo_tasks() {
   return tasks;
 }
 
-trellis::engine_config config(const std::string& store_path) {
-  trellis::engine_config cfg;
-  cfg.store_path = store_path;
-  cfg.jitter_seed = 7;
-  return cfg;
-}
-
 signature task(std::string name, value::array args = {}) { return signature(std::move(name), std::move(args)); }
 
 }  // namespace
 
 TEST_CASE("a chain passes each result on, a group collects results in call order, a chord sums its header",
           "[integration][engine]") {
-  trellis::engine eng{config(":memory:"), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
 
   SECTION("chain") {
     CHECK(to_json(run(eng, trellis::chain(task("add", {2, 2}), task("add", {4}), task("mul", {10})))) == "80");
@@ -76,7 +69,7 @@ TEST_CASE("a second submission with the same key returns the first workflow and 
           "[integration][engine]") {
   temp_dir dir;
   auto effect = dir.file("effect.txt");
-  trellis::engine eng{config(dir.file("store.db")), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(dir.file("store.db")), demo_tasks()};
   canvas flow = task("touch", {effect});
 
   auto first = eng.submit(flow, std::string{"order-17"});
@@ -103,7 +96,7 @@ TEST_CASE("a step whose idempotency key already succeeded returns the stored res
           "[integration][engine]") {
   temp_dir dir;
   auto effect = dir.file("effect.txt");
-  trellis::engine eng{config(dir.file("store.db")), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(dir.file("store.db")), demo_tasks()};
   auto charge = task("touch", {effect}).idempotency_key("charge-order-17");
 
   auto first = run(eng, charge);
@@ -117,7 +110,7 @@ TEST_CASE("a step whose idempotency key already succeeded returns the stored res
 
 TEST_CASE("handlers see their attempt number, and a retried step succeeds on a later attempt",
           "[integration][engine]") {
-  trellis::engine eng{config(":memory:"), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
 
   auto result = run(eng, task("flaky", {2}).retry(trellis::retry_policy::fixed(3, 1ms)));
 
@@ -129,7 +122,7 @@ TEST_CASE("a step whose retries run out fails the workflow and leaves a dead let
   auto db = dir.file("store.db");
   std::string id;
   {
-    trellis::engine eng{config(db), demo_tasks()};
+    trellis::engine eng{trellis::test::engine_config_for(db), demo_tasks()};
     auto h = eng.submit(trellis::chain(task("add", {1, 1}),
                                        task("flaky", {5}).immutable().retry(trellis::retry_policy::fixed(2, 1ms))));
     REQUIRE(h);
@@ -152,7 +145,7 @@ TEST_CASE("a step whose retries run out fails the workflow and leaves a dead let
 }
 
 TEST_CASE("submitting a workflow that names an unknown task fails with unknown_task", "[integration][engine]") {
-  trellis::engine eng{config(":memory:"), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
 
   auto h = eng.submit(trellis::chain(task("add", {1, 1}), task("ad", {1})));
 
@@ -162,7 +155,7 @@ TEST_CASE("submitting a workflow that names an unknown task fails with unknown_t
 }
 
 TEST_CASE("wait_for gives up with timeout while the workflow carries on", "[integration][engine]") {
-  trellis::engine eng{config(":memory:"), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
   auto h = eng.submit(task("sleep_ms", {2000}));
   REQUIRE(h);
 
@@ -185,7 +178,7 @@ TEST_CASE("a workflow outlives the engine that started it and finishes when the 
   auto db = dir.file("store.db");
   std::string id;
   {
-    trellis::engine eng{config(db), demo_tasks()};
+    trellis::engine eng{trellis::test::engine_config_for(db), demo_tasks()};
     auto h = eng.submit(trellis::chain(task("sleep_ms", {300}), task("add", {1})));
     REQUIRE(h);
     id = h->id();
@@ -197,7 +190,7 @@ TEST_CASE("a workflow outlives the engine that started it and finishes when the 
     CHECK(unfinished->front().id == id);
   }
 
-  trellis::engine eng{config(db), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(db), demo_tasks()};
   auto restored = eng.restored();
 
   REQUIRE(restored.size() == 1);
@@ -211,7 +204,7 @@ TEST_CASE("a workflow outlives the engine that started it and finishes when the 
 }
 
 TEST_CASE("find of an id the store does not hold fails with not_found", "[integration][engine]") {
-  trellis::engine eng{config(":memory:"), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
 
   auto h = eng.find("0123456789abcdef0123456789abcdef");
 
@@ -220,7 +213,7 @@ TEST_CASE("find of an id the store does not hold fails with not_found", "[integr
 }
 
 TEST_CASE("submitting after shutdown fails with shutting_down", "[integration][engine]") {
-  trellis::engine eng{config(":memory:"), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
   eng.shutdown();
 
   auto h = eng.submit(task("noop"));
@@ -232,7 +225,7 @@ TEST_CASE("submitting after shutdown fails with shutting_down", "[integration][e
 TEST_CASE("a group of 2,000 members completes with 2,000 results", "[integration][engine]") {
   constexpr std::size_t members = 2000;
   temp_dir dir;
-  trellis::engine eng{config(dir.file("store.db")), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(dir.file("store.db")), demo_tasks()};
   std::vector<canvas> tasks(members, canvas(task("noop")));
 
   auto result = run(eng, trellis::group(std::move(tasks)));
@@ -245,7 +238,7 @@ TEST_CASE("a group of 2,000 members completes with 2,000 results", "[integration
 TEST_CASE("an attempt not started before it expires fails as revoked without running", "[integration][engine]") {
   temp_dir dir;
   auto marker = dir.file("expired.txt");
-  auto cfg = config(":memory:");
+  auto cfg = trellis::test::engine_config_for(":memory:");
   cfg.concurrency = 1;  // the sleep holds the only handler thread past the expiry
   trellis::engine eng{cfg, demo_tasks()};
   auto h = eng.submit(trellis::group(task("sleep_ms", {200}), task("touch", {marker}).expires(50ms)));
@@ -264,7 +257,7 @@ TEST_CASE("an attempt not started before it expires fails as revoked without run
 TEST_CASE("within a queue, a higher priority task runs first", "[integration][engine]") {
   temp_dir dir;
   auto order = dir.file("order.txt");
-  auto cfg = config(":memory:");
+  auto cfg = trellis::test::engine_config_for(":memory:");
   cfg.concurrency = 1;
   trellis::engine eng{cfg, demo_tasks()};
   // `touch` returns the file's line count after appending: the first to run
@@ -275,7 +268,7 @@ TEST_CASE("within a queue, a higher priority task runs first", "[integration][en
 
 TEST_CASE("an engine can be shut down and destroyed from a thread other than the one that made it",
           "[integration][engine]") {
-  auto eng = std::make_unique<trellis::engine>(config(":memory:"), demo_tasks());
+  auto eng = std::make_unique<trellis::engine>(trellis::test::engine_config_for(":memory:"), demo_tasks());
   CHECK(to_json(run(*eng, task("add", {1, 2}))) == "3");
   std::thread other{[&] {
     eng->shutdown();
@@ -289,7 +282,7 @@ TEST_CASE("an engine can be shut down and destroyed from a thread other than the
 
 TEST_CASE("metrics count throughput, retries and dead letters per queue and task, and time every stage",
           "[integration][engine][metrics]") {
-  trellis::engine eng{config(":memory:"), demo_tasks()};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
   CHECK(to_json(run(eng, trellis::chain(task("add", {1, 1}), task("add", {1})))) == "3");
   auto failing = eng.submit(task("flaky", {5}).retry(trellis::retry_policy::fixed(1, 1ms)));
   REQUIRE(failing);

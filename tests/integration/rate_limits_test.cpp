@@ -13,6 +13,7 @@
 #include "support/outcome_line.hpp"
 #include "support/store_reader.hpp"
 #include "support/temp_dir.hpp"
+#include "support/timed_run.hpp"
 #include "support/wait_until.hpp"
 
 #include "trellis/transport/partition.hpp"
@@ -34,6 +35,7 @@ namespace {
 
 using nlohmann::json;
 using std::chrono::steady_clock;
+using trellis::test::run_workflow;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
 
@@ -71,25 +73,6 @@ void check_spaced(const std::vector<std::int64_t>& starts) {
     INFO("start " << j << " is " << (starts[j] - starts[0]) << " us after the first");
     CHECK(starts[j] - starts[0] >= static_cast<std::int64_t>(j - 1) * interval_us);
   }
-}
-
-struct timed_run {
-  trellis::test::command_result result;
-  json outcome;
-  steady_clock::duration took;
-};
-
-timed_run run_workflow(const temp_dir& dir, const std::string& name, const json& workflow,
-                       std::vector<std::string> extra = {}) {
-  auto file = write_file(dir, name + ".json", workflow.dump());
-  std::vector<std::string> argv{TRELLIS_DEMO_BIN, "run", file, "--db", dir.file(name + ".db")};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  auto started = steady_clock::now();
-  auto r = trellis::test::run_command(argv, dir.file(name), trellis::test::max_test_wait);
-  auto took = steady_clock::now() - started;
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  REQUIRE_FALSE(r.timed_out);
-  return {r, trellis::test::parse_outcome_line(r.last_line()), took};
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // runs), the whole workflow, and `terminate`, which stops the handler.
 
 #include "support/child_process.hpp"
+#include "support/engine_run.hpp"
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
 #include "support/temp_dir.hpp"
@@ -72,13 +73,6 @@ trellis::task_registry tasks_with(const std::shared_ptr<holder>& h) {
   return tasks;
 }
 
-trellis::engine_config config(const std::string& store_path) {
-  trellis::engine_config cfg;
-  cfg.store_path = store_path;
-  cfg.jitter_seed = 7;
-  return cfg;
-}
-
 signature task(std::string name, value::array args = {}) { return signature(std::move(name), std::move(args)); }
 
 /// Waits until `n` holds have started.
@@ -102,7 +96,7 @@ TEST_CASE("revoking the running step of a chain ends it REVOKED at once; the ste
   auto h = std::make_shared<holder>();
   temp_dir dir;
   auto later = dir.file("later");
-  trellis::engine eng{config(dir.file("r.db")), tasks_with(h)};
+  trellis::engine eng{trellis::test::engine_config_for(dir.file("r.db")), tasks_with(h)};
   // Nodes: 0 the chain, 1 hold, 2 touch.
   auto handle = eng.submit(trellis::chain(task("hold", {1}), task("touch", {later}).immutable()));
   REQUIRE(handle);
@@ -129,7 +123,7 @@ TEST_CASE("revoking the running step of a chain ends it REVOKED at once; the ste
 TEST_CASE("a revoked group member leaves the others to finish; a revoked chord header member fails the chord",
           "[integration][engine][revoke]") {
   auto h = std::make_shared<holder>();
-  trellis::engine eng{config(":memory:"), tasks_with(h)};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), tasks_with(h)};
 
   SECTION("group: the others finish, and the group ends REVOKED") {
     // Nodes: 0 the group, 1 hold, 2 add.
@@ -164,7 +158,7 @@ TEST_CASE("a chain step revoked while it waits never runs, and a revoked subtree
   auto h = std::make_shared<holder>();
   temp_dir dir;
   auto never = dir.file("never");
-  trellis::engine eng{config(dir.file("w.db")), tasks_with(h)};
+  trellis::engine eng{trellis::test::engine_config_for(dir.file("w.db")), tasks_with(h)};
   // Nodes: 0 the chain, 1 hold, 2 the group, 3 touch, 4 add.
   auto handle = eng.submit(
       trellis::chain(task("hold", {1}), trellis::group(task("touch", {never}).immutable(), task("add", {1}))));
@@ -194,7 +188,7 @@ TEST_CASE("a chain step revoked while it waits never runs, and a revoked subtree
 TEST_CASE("revoking a whole workflow with terminate stops its running handler and skips the rest",
           "[integration][engine][revoke]") {
   auto h = std::make_shared<holder>();
-  trellis::engine eng{config(":memory:"), tasks_with(h)};
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), tasks_with(h)};
   auto handle = eng.submit(trellis::chain(task("hold", {1}), task("add", {1})));
   REQUIRE(handle);
   wait_started(*h, 1);
@@ -224,7 +218,7 @@ TEST_CASE("terminate abandons a handler that ignores its stop once the grace pas
     std::unique_lock<std::mutex> lock{h->mutex};
     h->released_cv.wait(lock, [&] { return h->released; });
   });
-  auto cfg = config(":memory:");
+  auto cfg = trellis::test::engine_config_for(":memory:");
   cfg.concurrency = 1;
   trellis::engine eng{cfg, std::move(tasks)};
   // Its 60 s hard limit lets the worker abandon it; terminate does so after
@@ -256,7 +250,7 @@ TEST_CASE("trellis revoke --db revokes a node, then the rest, of a stopped engin
   auto db = dir.file("cli.db");
   std::string id;
   {
-    trellis::engine eng{config(db), tasks_with(std::make_shared<holder>())};
+    trellis::engine eng{trellis::test::engine_config_for(db), tasks_with(std::make_shared<holder>())};
     // Nodes: 0 the chain, 1 add (due in a minute), 2 add. The engine stops
     // before the first is due: the workflow stays unfinished in the store.
     auto handle = eng.submit(trellis::chain(task("add", {1, 1}).countdown(60'000ms), task("add", {1})));

@@ -9,6 +9,7 @@
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
 #include "support/temp_dir.hpp"
+#include "support/timed_run.hpp"
 #include "support/wait_until.hpp"
 
 #include <catch2/catch.hpp>
@@ -24,29 +25,9 @@ namespace {
 using nlohmann::json;
 using std::chrono::steady_clock;
 using trellis::test::command_result;
+using trellis::test::run_workflow;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
-
-struct timed_run {
-  command_result result;
-  json outcome;
-  steady_clock::duration took;
-};
-
-/// Runs `trellis-demo run FILE --db DB [extra]` on `workflow` to its end,
-/// timing the whole process.
-timed_run run_workflow(const temp_dir& dir, const std::string& name, const json& workflow,
-                       std::vector<std::string> extra = {}) {
-  auto file = write_file(dir, name + ".json", workflow.dump());
-  std::vector<std::string> argv{TRELLIS_DEMO_BIN, "run", file, "--db", dir.file(name + ".db")};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  auto started = steady_clock::now();
-  auto r = trellis::test::run_command(argv, dir.file(name), trellis::test::max_test_wait);
-  auto took = steady_clock::now() - started;
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  REQUIRE_FALSE(r.timed_out);
-  return {r, trellis::test::parse_outcome_line(r.last_line()), took};
-}
 
 /// `trellis-demo status ID --db DB` of a finished run.
 json status_of(const temp_dir& dir, const std::string& name, const json& outcome) {

@@ -14,6 +14,15 @@
 
 namespace trellis::test {
 
+/// An engine on `store_path` with a fixed retry-jitter seed, as the engine
+/// tests run it.
+inline engine_config engine_config_for(const std::string& store_path) {
+  engine_config cfg;
+  cfg.store_path = store_path;
+  cfg.jitter_seed = 7;
+  return cfg;
+}
+
 /// Submits `flow` on `eng` and waits (up to `max_test_wait`) for its result,
 /// which must be a value; a refused submission or a failed workflow fails
 /// the test, saying why.
