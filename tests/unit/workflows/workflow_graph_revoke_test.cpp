@@ -1,6 +1,8 @@
 // Revoking a node of a graph: the revoked leaves, and what their chain,
 // group or chord does next (Celery's rules for a revoked member).
 
+#include "support/graph_steps.hpp"
+
 #include "trellis/workflow_graph.hpp"
 
 #include <catch2/catch.hpp>
@@ -17,13 +19,7 @@ signature task(const char* name, value::array args = {}) { return signature(name
 
 const value revoked_error = value(value::map{{"type", "revoked"}, {"message", "revoked by request"}});
 
-/// Dispatches every ready leaf as attempt 1 and returns them.
-std::vector<node_id> dispatch(workflow_graph& g, const graph_effects& fx) {
-  for (auto id : fx.ready) {
-    g.mark_dispatched(id, 1);
-  }
-  return fx.ready;
-}
+using trellis::test::dispatch;
 
 }  // namespace
 

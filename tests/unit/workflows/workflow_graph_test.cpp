@@ -1,3 +1,5 @@
+#include "support/graph_steps.hpp"
+
 #include "trellis/workflow_graph.hpp"
 
 #include <catch2/catch.hpp>
@@ -24,13 +26,7 @@ std::vector<std::string> names_of(const workflow_graph& g, const std::vector<nod
   return out;
 }
 
-/// Dispatches every ready leaf as attempt 1 and returns them.
-std::vector<node_id> dispatch(workflow_graph& g, const graph_effects& fx) {
-  for (auto id : fx.ready) {
-    g.mark_dispatched(id, 1);
-  }
-  return fx.ready;
-}
+using trellis::test::dispatch;
 
 }  // namespace
 
