@@ -390,19 +390,17 @@ expected<value> dispatcher_logic::revoke_node(const std::string& wf, active_work
 void dispatcher_logic::drop_unpublished(const std::string& wf, const std::vector<node_id>& leaves) {
   // Task messages of revoked tasks that are not published yet never will be.
   // Their ids are `<workflow>:<node>:<attempt>`.
+  // No leaves: every task of the workflow.
+  const std::string of_workflow = wf + ":";
   std::unordered_set<std::string> prefixes;
-  if (leaves.empty()) {
-    prefixes.insert(wf + ":");
-  }
   for (auto leaf : leaves) {
-    prefixes.insert(wf + ":" + std::to_string(leaf) + ":");
+    prefixes.insert(of_workflow + std::to_string(leaf) + ":");
   }
   auto revoked = [&](const outgoing_task& t) {
-    if (leaves.empty()) {
-      return t.id.compare(0, wf.size() + 1, wf + ":") == 0;
+    if (t.id.compare(0, of_workflow.size(), of_workflow) != 0) {
+      return false;
     }
-    auto last = t.id.rfind(':');
-    return last != std::string::npos && prefixes.count(t.id.substr(0, last + 1)) != 0;
+    return leaves.empty() || prefixes.count(t.id.substr(0, t.id.rfind(':') + 1)) != 0;
   };
   for (auto& [queue, messages] : st_.outbox) {
     messages.erase(std::remove_if(messages.begin(), messages.end(), revoked), messages.end());
