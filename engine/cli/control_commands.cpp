@@ -1,6 +1,7 @@
 #include "control_commands.hpp"
 
 #include "cli_output.hpp"
+#include "inspect_report.hpp"
 
 #include "trellis/control_messages.hpp"
 #include "trellis/defaults.hpp"
@@ -171,8 +172,20 @@ int inspect_over_broker(const detail::cluster_options& opts, std::chrono::millis
   std::sort(answers.begin(), answers.end(), [&](const value::map& a, const value::map& b) {
     return std::make_pair(key(b, "role"), key(a, "name")) < std::make_pair(key(a, "role"), key(b, "name"));
   });
+  // Then the tasks that wait for a worker: queued on a subject no live
+  // worker reads (decision 0022).
+  std::vector<unserved_task> unserved;
+  if (auto census = (*bus)->queued_tasks()) {
+    unserved = unserved_tasks(answers, *census);
+  } else {
+    std::cerr << "trellis: cannot tell which queued tasks no live worker serves: " << to_string(census.error())
+              << '\n';
+  }
   for (auto& a : answers) {
     std::cout << to_json(value(std::move(a))) << '\n';
+  }
+  for (const auto& t : unserved) {
+    std::cout << to_json(unserved_line(t)) << '\n';
   }
   std::cout.flush();
   return exit_success;

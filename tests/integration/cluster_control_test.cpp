@@ -4,6 +4,7 @@
 // processes and the generic `trellis` client.
 
 #include "support/cluster_processes.hpp"
+#include "support/inspect_lines.hpp"
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
 #include "support/wait_until.hpp"
@@ -29,6 +30,8 @@ namespace {
 
 using nlohmann::json;
 using trellis::test::cluster_processes;
+using trellis::test::inspect;
+using trellis::test::of_role;
 using trellis::test::max_test_wait;
 using trellis::test::wait_until;
 
@@ -38,27 +41,6 @@ std::vector<std::string> worker_flags(const std::string& concurrency = "2", cons
   return {"--concurrency", concurrency, "--fetch-batch", fetch_batch};
 }
 
-/// Every answer `inspect` printed, one JSON object per line.
-std::vector<json> inspect(cluster_processes& c, const std::string& timeout_ms = "1000") {
-  auto r = c.client({"inspect", "--timeout-ms", timeout_ms});
-  INFO("inspect stderr:\n" << r.err);
-  REQUIRE(r.status == 0);
-  std::vector<json> answers;
-  for (const auto& line : r.lines()) {
-    answers.push_back(json::parse(line));
-  }
-  return answers;
-}
-
-std::vector<json> of_role(const std::vector<json>& answers, const std::string& role) {
-  std::vector<json> out;
-  for (const auto& a : answers) {
-    if (a.value("role", "") == role) {
-      out.push_back(a);
-    }
-  }
-  return out;
-}
 
 /// The active task `task` of workflow `id` on any worker, or null.
 json active_task(const std::vector<json>& answers, const std::string& id, const std::string& task) {

@@ -78,7 +78,11 @@ TEST_CASE(
   // Three messages, three deliveries: the consumer's sequence counts every
   // delivery, redeliveries included (its num_redelivered only counts those
   // still unacked, so it is back to 0 by now).
-  auto consumer = c.server().consumer_report(stream, "all-queues");
+  // (The consumer of `sleep_ms` in every queue: a worker reads each task it
+  // registers through its own consumer.)
+  auto names = trellis::detail::subject_space::make(c.ns());
+  REQUIRE(names);
+  auto consumer = c.server().consumer_report(stream, names->all_queues_task_consumer("sleep_ms"));
   REQUIRE_FALSE(consumer.is_null());
   CHECK(consumer.value("delivered", json::object()).value("consumer_seq", -1) == 3);
   CHECK(count_rows(db, "SELECT count(*) FROM nodes WHERE task = 'sleep_ms' AND state = 3 AND attempt = 1") == 3);

@@ -278,7 +278,10 @@ TEST_CASE(
   auto names = trellis::detail::subject_space::make(procs.ns());
   REQUIRE(names);
   REQUIRE(wait_until(
-      [&] { return server.consumer_backlog(names->task_stream(), names->all_queues_consumer()) == std::uint64_t{0}; },
+      [&] {
+        auto owed = server.stream_backlog(names->task_stream());
+        return owed && owed->first == 0 && owed->second > 0;
+      },
       max_test_wait, "the workers to run every queued task"));
   int marked_while_down = 0;
   for (const auto& m : marks) {
@@ -391,7 +394,7 @@ TEST_CASE(
   auto& worker = procs.start_worker(worker_flags);
   procs.wait_running(worker);
 
-  // Straight onto the task subject `trellis.poison.task.default`, as a
+  // Straight onto the task subject of `add`, `trellis.poison.task.default.add`, as a
   // foreign or newer publisher would: no dispatcher saw these.
   const std::string garbage = "\xc1\xff not msgpack at all \x00\x01"s;
   trellis::detail::envelope future;
@@ -413,8 +416,8 @@ TEST_CASE(
     auto bus = trellis::detail::nats_transport::connect(cfg);
     INFO("connect: " << (bus ? std::string{"ok"} : to_string(bus.error())));
     REQUIRE(bus);
-    std::vector<trellis::detail::outgoing_task> poison{{"poison-garbage", garbage, 0, {}},
-                                                       {"poison-future", future_bytes, 0, {}}};
+    std::vector<trellis::detail::outgoing_task> poison{{"poison-garbage", garbage, 0, {}, false, "add"},
+                                                       {"poison-future", future_bytes, 0, {}, false, "add"}};
     auto sent = (*bus)->publish_tasks("default", poison);
     INFO("publish: " << (sent ? std::string{"ok"} : to_string(sent.error())));
     REQUIRE(sent);

@@ -705,7 +705,30 @@ TEST_CASE("names that are not one NATS token are refused before anything is publ
   SECTION("the subject builders") {
     auto names = subject_space::make("prod");
     REQUIRE(names);
-    CHECK(names->task("payments").value() == "trellis.prod.task.payments");
+    CHECK(names->task("payments", "charge").value() == "trellis.prod.task.payments.charge");
+    CHECK(names->queue_tasks("payments").value() == "trellis.prod.task.payments.*");
+    CHECK(names->task_in_all_queues("charge") == "trellis.prod.task.*.charge");
+    // A name that is no token, or could pass for a hashed one, is hashed.
+    CHECK(subject_space::task_token("charge") == "charge");
+    for (const char* odd : {"", "billing.charge", "~charge", "with space", "a*", "a>"}) {
+      INFO("task '" << odd << "'");
+      auto token = subject_space::task_token(odd);
+      CHECK(token.size() == 17);
+      CHECK(token.front() == '~');
+      CHECK(trellis::detail::validate_token("token", token));
+    }
+    CHECK(subject_space::task_token("billing.charge") != subject_space::task_token("billing.refund"));
+    CHECK(subject_space::task_token(std::string(65, 'x')).front() == '~');
+    CHECK(names->queue_task_consumer("payments", "charge").value().rfind("task-", 0) == 0);
+    CHECK(names->queue_task_consumer("payments", "charge").value() !=
+          names->queue_task_consumer("payment", "scharge").value());
+    CHECK(names->all_queues_task_consumer("charge").rfind("all-task-", 0) == 0);
+    auto parts = names->task_subject_parts("trellis.prod.task.payments.charge");
+    REQUIRE(parts);
+    CHECK(parts->first == "payments");
+    CHECK(parts->second == "charge");
+    CHECK_FALSE(names->task_subject_parts("trellis.prod.task.payments"));
+    CHECK_FALSE(names->task_subject_parts("trellis.other.task.payments.charge"));
     CHECK(names->event(3).value() == "trellis.prod.event.3");
     CHECK(names->submit(0).value() == "trellis.prod.submit.0");
     CHECK(names->control() == "trellis.prod.ctl.>");
@@ -715,7 +738,7 @@ TEST_CASE("names that are not one NATS token are refused before anything is publ
     CHECK(names->queue_consumer("payments").value() == "worker-payments");
     for (const char* bad : {"", "a.b", "a b", "a*", "a>", "a/b", "x\\y", "tab\there"}) {
       INFO("queue '" << bad << "'");
-      auto r = names->task(bad);
+      auto r = names->task(bad, "charge");
       REQUIRE_FALSE(r);
       CHECK(r.error().code() == errc::invalid_config);
     }

@@ -35,7 +35,8 @@ TEST_CASE(
   c.wait_running(worker);
 
   trellis::test::raw_nats raw{c.url()};
-  const std::string tasks = "trellis.poison.task.default";
+  // On the subject of a task the worker registers: only those reach it.
+  const std::string tasks = "trellis.poison.task.default.add";
   const std::string events = "trellis.poison.event.0";
   struct poison {
     std::string subject, header, value, body;

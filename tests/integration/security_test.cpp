@@ -193,13 +193,13 @@ TEST_CASE(
   plain.client_name = "forger";
   auto unsigned_bus = nats_transport::connect(plain);
   REQUIRE(unsigned_bus);
-  std::vector<outgoing_task> one{outgoing_task{"forged:0:1", unsigned_bytes, 0, {}}};
+  std::vector<outgoing_task> one{outgoing_task{"forged:0:1", unsigned_bytes, 0, {}, false, "add"}};
   REQUIRE((*unsigned_bus)->publish_tasks("default", one));
   auto other_key = plain;
   other_key.security.signer = std::make_shared<const message_signer>(std::string(40, 'x'));
   auto forged_bus = nats_transport::connect(other_key);
   REQUIRE(forged_bus);
-  std::vector<outgoing_task> two{outgoing_task{"forged:0:2", forged_bytes, 0, {}}};
+  std::vector<outgoing_task> two{outgoing_task{"forged:0:2", forged_bytes, 0, {}, false, "add"}};
   REQUIRE((*forged_bus)->publish_tasks("default", two));
   // And an unsigned outcome event straight onto the event stream.
   auto event = trellis::test::outcome_envelope("forged:0:3:out", {"forged", 0, 3, "add"}, outcome_status::success,

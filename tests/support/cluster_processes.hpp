@@ -81,6 +81,12 @@ class cluster_processes {
   /// Starts `trellis-demo worker` with the common and `extra` flags.
   child_process& start_worker(std::vector<std::string> extra = {}) { return start("worker", {}, std::move(extra)); }
 
+  /// Starts another worker binary (one made with `trellis::worker_main`,
+  /// which takes no subcommand) with the common and `extra` flags.
+  child_process& start_worker_binary(const std::string& binary, std::vector<std::string> extra = {}) {
+    return start_argv("worker", {binary, "--broker", url(), "--namespace", ns_}, std::move(extra));
+  }
+
   /// Waits until `process` says it is running (it connected and declared
   /// its streams and consumers); fails the test if it exits instead.
   void wait_running(child_process& process) {
@@ -180,6 +186,10 @@ class cluster_processes {
   child_process& start(const std::string& command, std::vector<std::string> own, std::vector<std::string> extra) {
     std::vector<std::string> argv{TRELLIS_DEMO_BIN, command, "--broker", url(), "--namespace", ns_};
     argv.insert(argv.end(), own.begin(), own.end());
+    return start_argv(command, std::move(argv), std::move(extra));
+  }
+
+  child_process& start_argv(const std::string& command, std::vector<std::string> argv, std::vector<std::string> extra) {
     argv.insert(argv.end(), common_.begin(), common_.end());
     argv.insert(argv.end(), servers_.begin(), servers_.end());
     argv.insert(argv.end(), extra.begin(), extra.end());

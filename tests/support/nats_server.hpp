@@ -221,6 +221,24 @@ class nats_server {
     return c.value("num_pending", std::uint64_t{0}) + c.value("num_ack_pending", std::uint64_t{0});
   }
 
+  /// What every consumer of `stream` still owes together (consumer_backlog
+  /// summed), and how many consumers it has; nothing when the server does
+  /// not report the stream. Messages no consumer's filter takes (a task no
+  /// live worker registered) are not counted: they wait by design.
+  std::optional<std::pair<std::uint64_t, std::size_t>> stream_backlog(const std::string& stream) const {
+    auto s = stream_report(stream);
+    if (s.is_null()) {
+      return std::nullopt;
+    }
+    std::uint64_t owed = 0;
+    std::size_t consumers = 0;
+    for (const auto& c : s.value("consumer_detail", nlohmann::json::array())) {
+      owed += c.value("num_pending", std::uint64_t{0}) + c.value("num_ack_pending", std::uint64_t{0});
+      ++consumers;
+    }
+    return std::pair{owed, consumers};
+  }
+
   /// One line per stream and consumer of the JetStream report, with the
   /// counts that tell a message waiting from one delivered and not acked:
   /// stream messages and sequences; consumer num_pending (not yet

@@ -64,7 +64,9 @@ inline endpoints connect(const nats_config& cfg) {
   return endpoints{t->transport, t->bus};
 }
 
-inline outgoing_task task(const std::string& id, const std::string& bytes) { return outgoing_task{id, bytes, 0, {}}; }
+inline outgoing_task task(const std::string& id, const std::string& bytes) {
+  return outgoing_task{id, bytes, 0, {}, false, ""};
+}
 
 /// Fetches from `queues` until `n` deliveries are in hand (or the test's
 /// bound passes); each fetch is itself the wait.

@@ -135,7 +135,7 @@ void dispatcher_logic::dispatch(const std::string& wf, active_workflow& aw, node
   }
   auto priority = aw.graph.node(leaf).sig->options().priority.value_or(0);
   auto& box = st_.outbox[e.queue];
-  box.push_back(outgoing_task{e.id, std::move(bytes), priority, st_.cfg.clock->now_steady(), st_.republishing});
+  box.push_back(outgoing_task{e.id, std::move(bytes), priority, st_.cfg.clock->now_steady(), st_.republishing, e.task});
   if (st_.publish_early_every != 0 && box.size() >= st_.publish_early_every) {
     st_.unsent[e.queue].push_back({std::move(box), false});
     box.clear();

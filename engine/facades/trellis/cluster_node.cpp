@@ -75,9 +75,10 @@ expected<void> validate_exposure(const cluster_options& opts) {
   return check_broker_exposure(opts.broker_urls, protection);
 }
 
-/// A worker's answer to `inspect`: who it is, what it serves, what it runs.
+/// A worker's answer to `inspect`: who it is, what it serves (queues and
+/// registered tasks), what it runs.
 value worker_inspect_answer(const std::string& name, const std::vector<std::string>& queues,
-                            const worker_activity& activity) {
+                            const std::vector<std::string>& tasks, const worker_activity& activity) {
   value::array active;
   for (const auto& t : activity.active()) {
     value::map row{{"task", t.task},
@@ -92,9 +93,14 @@ value worker_inspect_answer(const std::string& name, const std::vector<std::stri
   for (const auto& q : queues) {
     queue_names.emplace_back(q);
   }
+  value::array task_names;
+  for (const auto& t : tasks) {
+    task_names.emplace_back(t);
+  }
   value::map answer{{"role", "worker"},
                     {"name", name},
                     {"queues", std::move(queue_names)},
+                    {"tasks", std::move(task_names)},
                     {"all_queues", queues.empty()},
                     {"concurrency", static_cast<std::int64_t>(activity.slots())},
                     {"active", std::move(active)},
@@ -133,10 +139,10 @@ expected<void> serve_request(const std::shared_ptr<cluster_bus>& bus, control_op
 /// Subscribes a worker to `inspect` (answered from `activity`) and to
 /// `revoked` notices (remembered in `activity`).
 expected<void> serve_worker_control(const std::shared_ptr<cluster_bus>& bus, std::shared_ptr<worker_activity> activity,
-                                    std::vector<std::string> queues) {
+                                    std::vector<std::string> queues, std::vector<std::string> tasks) {
   auto name = bus->process_name();
-  auto inspect = serve_request(bus, control_op::inspect, [activity, queues, name](cluster_bus&) {
-    return worker_inspect_answer(name, queues, *activity);
+  auto inspect = serve_request(bus, control_op::inspect, [activity, queues, tasks, name](cluster_bus&) {
+    return worker_inspect_answer(name, queues, tasks, *activity);
   });
   if (!inspect) {
     return inspect;
@@ -466,6 +472,9 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   auto cfg = nats_config_for(opts, "trellis-worker");
   cfg.task_queues = opts.queues;
   cfg.all_task_queues = opts.queues.empty();
+  // Only the messages of registered tasks reach this worker; another
+  // worker's tasks wait for it (decision 0022).
+  cfg.task_names = tasks.names();
   auto nats = connect_nats(std::move(cfg));
   if (!nats) {
     return nats.error();
@@ -488,7 +497,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   workers.limits = opts.limits;
   workers.partitions = opts.partitions;
   workers.activity = std::make_shared<worker_activity>(workers.concurrency);
-  if (auto ok = serve_worker_control(cluster, workers.activity, opts.queues); !ok) {
+  if (auto ok = serve_worker_control(cluster, workers.activity, opts.queues, workers.tasks->names()); !ok) {
     return ok.error();
   }
   sup.workers = std::move(workers);

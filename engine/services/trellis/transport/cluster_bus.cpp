@@ -87,32 +87,26 @@ expected<void> cluster_bus::discard_exhausted_task(std::uint64_t stream_sequence
 }
 
 expected<std::uint64_t> cluster_bus::queue_depth(const std::string& queue) {
-  auto& conn = link_.connection;
-  auto subject = conn.names().task(queue);
-  if (!subject) {
-    return subject.error();
+  auto filter = link_.connection.names().queue_tasks(queue);
+  if (!filter) {
+    return filter.error();
   }
-  auto stream = conn.names().task_stream();
-  auto jo = conn.api_options();
+  auto census = read_task_census(link_.connection, *filter);
+  if (!census) {
+    return error{census.error().code(), "cannot read the depth of queue '" + queue + "': " + census.error().message()};
+  }
   // The stream holds a queue's messages until they are acked (work queue),
-  // so its per-subject count is the lag: waiting plus delivered-not-acked.
-  jo.Stream.Info.SubjectsFilter = subject->c_str();
-  jsStreamInfo* raw = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = js_GetStreamInfo(&raw, conn.js(), stream.c_str(), &jo, &jerr);
-  stream_info_ptr info{raw};
-  if (s != NATS_OK) {
-    return conn.api_error("cannot read the depth of queue '" + queue + "' from " + stream, s, jerr);
+  // so the per-subject counts add up to the lag: waiting plus delivered and
+  // not acked, over every task of the queue.
+  std::uint64_t depth = 0;
+  for (const auto& s : *census) {
+    depth += s.messages;
   }
-  if (info->State.Subjects == nullptr) {
-    return std::uint64_t{0};
-  }
-  for (int i = 0; i < info->State.Subjects->Count; ++i) {
-    if (*subject == info->State.Subjects->List[i].Subject) {
-      return info->State.Subjects->List[i].Msgs;
-    }
-  }
-  return std::uint64_t{0};
+  return depth;
+}
+
+expected<std::vector<queued_subject>> cluster_bus::queued_tasks() {
+  return read_task_census(link_.connection, link_.connection.names().all_tasks());
 }
 
 void cluster_bus::on_reconnect(std::function<void()> listener) { link_.connection.on_reconnect(std::move(listener)); }

@@ -11,6 +11,7 @@
 /// parts it is made of, their threads and locks are in nats_link.hpp.
 
 #include "trellis/error.hpp"
+#include "trellis/transport/nats_census.hpp"
 #include "trellis/transport/nats_config.hpp"
 #include "trellis/transport/nats_transport.hpp"
 #include "trellis/transport/transport.hpp"
@@ -204,6 +205,10 @@ class cluster_bus {
   /// Messages of `queue` not yet delivered plus those delivered and not
   /// acked (consumer lag, for metrics). A pack of tasks counts once.
   expected<std::uint64_t> queue_depth(const std::string& queue);
+  /// Every task subject holding messages, by queue and task, counted as
+  /// `queue_depth`: what `inspect` compares with the tasks live workers
+  /// registered, to name the tasks nobody serves.
+  expected<std::vector<queued_subject>> queued_tasks();
 
   // --- the connection -------------------------------------------------------------------
 

@@ -63,14 +63,23 @@ struct nats_config {
   /// The client name servers show in their monitoring.
   std::string client_name = "trellis";
 
-  /// Task queues whose durable consumers (`worker-<queue>`) are declared at
-  /// connect, so a configuration error shows there and not in a fetch loop.
-  /// `fetch_tasks` declares the consumer of any other queue it is asked for.
+  /// Task queues whose durable consumers are declared at connect, so a
+  /// configuration error shows there and not in a fetch loop. `fetch_tasks`
+  /// declares the consumers of any other queue it is asked for.
   std::vector<std::string> task_queues;
-  /// Serve every queue through the one consumer `all-queues` filtered on
-  /// `trellis.<ns>.task.>`. JetStream refuses overlapping consumers on a
-  /// work-queue stream, so within a namespace either every worker serves all
-  /// queues or every worker names its queues; mixing fails at connect.
+  /// The tasks this process runs (a worker's registered names). Given, the
+  /// process reads only their messages: one consumer per queue and task
+  /// (`task-<hash>` on `trellis.<ns>.task.<queue>.<task>`, or with
+  /// `all_task_queues` `all-task-<hash>` on `trellis.<ns>.task.*.<task>`),
+  /// so a task no live worker registered waits in the stream (decision
+  /// 0022). Empty: the process reads every task of its queues
+  /// (`worker-<queue>`, `all-queues`), as tools and the transport's tests do.
+  std::vector<std::string> task_names;
+  /// Serve every queue (consumers filtered on `trellis.<ns>.task.*.<task>`,
+  /// or `all-queues` on `trellis.<ns>.task.>`). JetStream refuses
+  /// overlapping consumers on a work-queue stream, so within a namespace
+  /// either every worker serves all queues or every worker names its
+  /// queues; mixing fails at connect.
   bool all_task_queues = false;
   /// Declare the dispatcher's event consumer (`dispatcher-<partition>`) at
   /// connect. `consume_events` declares it too, but cannot report a failure.

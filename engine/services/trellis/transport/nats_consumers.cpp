@@ -95,8 +95,20 @@ expected<natsSubscription*> consumer_binding::borrow(nats_connection& conn) {
   {
     std::lock_guard<std::mutex> guard{mutex};
     if (!idle.empty()) {
-      auto* sub = idle.back();
-      idle.pop_back();
+      // One holding messages a timed-out request brought late first, so
+      // that they are taken now (fetch_messages) rather than wait, unseen
+      // and unmarked, for their AckWait to pass.
+      auto pick = idle.end() - 1;
+      for (auto i = idle.begin(); i != idle.end(); ++i) {
+        int waiting = 0;
+        int waiting_bytes = 0;
+        if (natsSubscription_GetPending(*i, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
+          pick = i;
+          break;
+        }
+      }
+      auto* sub = *pick;
+      idle.erase(pick);
       return sub;
     }
   }
@@ -131,20 +143,17 @@ void consumer_binding::give_back(natsSubscription* sub) {
 // ---------------------------------------------------------------------------
 
 pull_consumers::pull_consumers(nats_connection& conn, upload_store& uploads, std::string event_subject)
-    : conn_(conn), uploads_(uploads), event_subject_(std::move(event_subject)) {}
+    : conn_(conn), uploads_(uploads), event_subject_(std::move(event_subject)), census_(conn, task_census_interval) {}
 
 expected<void> pull_consumers::declare() {
   std::lock_guard<std::mutex> guard{bindings_mutex_};
   if (conn_.cfg().all_task_queues) {
-    auto b = bind_consumer(conn_, "every queue", conn_.names().task_stream(), conn_.names().all_queues_consumer(),
-                           conn_.names().all_tasks());
-    if (!b) {
+    if (auto b = all_queues_bindings_locked(); !b) {
       return b.error();
     }
-    all_binding_ = std::move(*b);
   }
   for (const auto& q : conn_.cfg().task_queues) {
-    if (auto b = queue_binding_locked(q); !b) {
+    if (auto b = queue_bindings_locked(q); !b) {
       return b.error();
     }
   }
@@ -172,28 +181,6 @@ expected<void> pull_consumers::ensure_event_binding_locked() {
   }
   event_binding_ = std::move(*b);
   return {};
-}
-
-/// The binding of `queue`, declared on first use. Caller holds bindings_mutex_.
-expected<consumer_binding*> pull_consumers::queue_binding_locked(const std::string& queue) {
-  if (auto i = task_bindings_.find(queue); i != task_bindings_.end()) {
-    return i->second.get();
-  }
-  auto subject = conn_.names().task(queue);
-  if (!subject) {
-    return subject.error();
-  }
-  auto consumer = conn_.names().queue_consumer(queue);
-  if (!consumer) {
-    return consumer.error();
-  }
-  auto b = bind_consumer(conn_, "queue '" + queue + "'", conn_.names().task_stream(), *consumer, *subject);
-  if (!b) {
-    return b.error();
-  }
-  auto* raw = b->get();
-  task_bindings_.emplace(queue, std::move(*b));
-  return raw;
 }
 
 consumer_binding* pull_consumers::event_binding() {
@@ -399,83 +386,6 @@ std::pair<natsStatus, int> pull_consumers::fetch_messages(consumer_binding& b, i
     conn_.remember(conn_.broker_error("cannot fetch from consumer " + b.consumer + " for " + b.label, s, jerr));
   }
   return {s, received};
-}
-
-std::vector<consumer_binding*> pull_consumers::resolve(const std::vector<std::string>& queues) {
-  std::vector<consumer_binding*> out;
-  std::lock_guard<std::mutex> guard{bindings_mutex_};
-  if (queues.empty()) {
-    if (all_binding_) {
-      out.push_back(all_binding_.get());
-      return out;
-    }
-    for (auto& [name, b] : task_bindings_) {
-      out.push_back(b.get());
-    }
-    return out;
-  }
-  for (const auto& q : queues) {
-    auto b = queue_binding_locked(q);
-    if (b) {
-      out.push_back(*b);
-    } else {
-      conn_.remember(b.error());
-    }
-  }
-  return out;
-}
-
-std::vector<delivery> pull_consumers::fetch_tasks(const std::vector<std::string>& queues, std::size_t max,
-                                                  milliseconds wait) {
-  std::vector<delivery> out;
-  if (conn_.closed() || max == 0) {
-    return out;
-  }
-  auto deadline = clock::now() + wait;
-  auto bindings = resolve(queues);
-  if (bindings.empty()) {
-    conn_.remember(error{errc::invalid_config,
-                         "fetch_tasks: no task queue to fetch from (none named, none "
-                         "configured, all_task_queues off)"});
-    conn_.pause(wait);
-    return out;
-  }
-  auto batch = static_cast<int>(std::min<std::size_t>(
-      {max, static_cast<std::size_t>(conn_.cfg().max_messages_per_pull), static_cast<std::size_t>(INT_MAX)}));
-  // Rotate the starting queue so that a busy first queue does not starve
-  // the others.
-  auto start = rotation_.fetch_add(1);
-  auto nth = [&](std::size_t i) -> consumer_binding& { return *bindings[(start + i) % bindings.size()]; };
-  if (bindings.size() > 1) {
-    for (std::size_t i = 0; i < bindings.size() && out.size() < max; ++i) {
-      fetch_once(nth(i), batch - static_cast<int>(out.size()), milliseconds{0}, true, out, true);
-    }
-    if (!out.empty()) {
-      return out;
-    }
-  }
-  // Wait in slices: close() must be seen, and with several queues each
-  // gets its turn to wait.
-  for (std::size_t i = 0; !conn_.closed(); ++i) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
-    if (left <= milliseconds{0}) {
-      break;
-    }
-    auto slice = std::min(left, max_fetch_slice);
-    if (bindings.size() > 1) {
-      slice = std::min(slice, std::max(milliseconds{10}, wait / static_cast<int>(bindings.size())));
-    }
-    auto before = clock::now();
-    auto s = fetch_once(nth(i), batch, slice, false, out, true);
-    if (!out.empty()) {
-      break;
-    }
-    if (s != NATS_OK && !is_no_message(s) && clock::now() - before < slice) {
-      // Failed at once (closed connection, bad subscription): pace.
-      conn_.pause(slice);
-    }
-  }
-  return out;
 }
 
 /// A stub and the body its pieces hold (or why they cannot be read): one
@@ -712,7 +622,7 @@ void pull_consumers::forget_deliveries() {
 void pull_consumers::clear_bindings() {
   std::lock_guard<std::mutex> guard{bindings_mutex_};
   event_binding_.reset();
-  all_binding_.reset();
+  all_bindings_.clear();
   task_bindings_.clear();
 }
 

@@ -2,12 +2,14 @@
 
 /// @file
 /// Internal to the NATS transport: the durable pull consumers a process
-/// reads (a task queue's `worker-<queue>` or `all-queues`, a dispatcher's
+/// reads (a worker's one per task and queue, a dispatcher's
 /// `dispatcher-<partition>`), the pull requests, and the deliveries handed
 /// out and not acked yet. The lost-task consumer uses the same bindings
-/// (nats_loops.hpp).
+/// (nats_loops.hpp). Which task consumers exist and which a fetch pulls
+/// from is in nats_task_consumers.cpp; the rest in nats_consumers.cpp.
 
 #include "trellis/error.hpp"
+#include "trellis/transport/nats_census.hpp"
 #include "trellis/transport/nats_handles.hpp"
 #include "trellis/transport/nats_uploads.hpp"
 #include "trellis/transport/transport.hpp"
@@ -35,10 +37,18 @@ class nats_connection;
 /// keeps a pool; a fetch borrows one. `mutex` guards the pool, `ready` and
 /// `envelopes_per_message`; the names are fixed once bound.
 struct consumer_binding {
-  std::string label;  // "queue 'payments'", "every queue", "partition 0 events"
+  std::string label;  // "task 'add' of queue 'payments'", "every queue", "partition 0 events"
   std::string stream;
   std::string consumer;
   std::string filter;
+  /// A task consumer's queue and task token (subject_space::task_token);
+  /// empty where its filter takes any (`all-task-…`: any queue).
+  std::string queue;
+  std::string task_token;
+  /// When a task fetch last brought messages from it (steady clock, ms):
+  /// a consumer busy in the last moments is pulled from without asking the
+  /// census first (see fetch_tasks).
+  std::atomic<std::int64_t> last_hit_ms{0};
   std::mutex mutex;
   // Owned here until the transport is destroyed: a natsMsg refers to its
   // subscription without holding it, and unacked messages may outlive any
@@ -161,8 +171,13 @@ class pull_consumers {
   void settle(const delivery& d, bool released);
   void adopt_stub(message_ptr m, expected<std::string> body, std::vector<delivery>& out, bool tasks);
   expected<void> ensure_event_binding_locked();
-  expected<consumer_binding*> queue_binding_locked(const std::string& queue);
+  expected<std::vector<consumer_binding*>> queue_bindings_locked(const std::string& queue);
+  expected<std::vector<consumer_binding*>> all_queues_bindings_locked();
   std::vector<consumer_binding*> resolve(const std::vector<std::string>& queues);
+  void fetch_from_one(consumer_binding& b, int batch, std::chrono::steady_clock::time_point deadline,
+                      std::vector<delivery>& out);
+  void fetch_from_many(const std::vector<consumer_binding*>& bindings, std::size_t max, int batch,
+                       std::chrono::steady_clock::time_point deadline, std::vector<delivery>& out);
   void adopt(natsMsgList& list, std::vector<delivery>& out, bool tasks);
   bool take_ready(consumer_binding& b, int batch, std::vector<delivery>& out);
   void keep_batch(consumer_binding& b, std::size_t taken, std::size_t messages, int batch, std::vector<delivery>& out);
@@ -176,8 +191,11 @@ class pull_consumers {
   const std::string event_subject_;
 
   std::mutex bindings_mutex_;
-  std::map<std::string, std::unique_ptr<consumer_binding>> task_bindings_;  // by queue
-  std::unique_ptr<consumer_binding> all_binding_;
+  // Task consumers: by queue, and those of every queue (all_task_queues);
+  // one per task with `task_names`, else one for every task.
+  std::map<std::string, std::vector<std::unique_ptr<consumer_binding>>> task_bindings_;
+  std::vector<std::unique_ptr<consumer_binding>> all_bindings_;
+  task_census census_;
   std::unique_ptr<consumer_binding> event_binding_;
   std::atomic<std::size_t> rotation_{0};
 

@@ -253,9 +253,8 @@ void lost_task_watch::handle_advisory(message_ptr msg) {
     return;
   }
   std::string subject = natsMsg_GetSubject(stored.get());
-  auto prefix = conn_.names().all_tasks();
-  prefix.pop_back();  // "trellis.<ns>.task."
-  t.queue = subject.compare(0, prefix.size(), prefix) == 0 ? subject.substr(prefix.size()) : subject;
+  auto parts = conn_.names().task_subject_parts(subject);
+  t.queue = parts ? parts->first : subject;
   const char* data = natsMsg_GetData(stored.get());
   auto size = static_cast<std::size_t>(natsMsg_GetDataLength(stored.get()));
   // Every task of an exhausted pack was lost with it; one that does not

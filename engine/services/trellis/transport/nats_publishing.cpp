@@ -211,7 +211,32 @@ expected<void> publisher_pool::publish(const std::string& subject, const std::ve
 }
 
 expected<void> publisher_pool::publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages) {
-  auto subject = conn_.names().task(queue);
+  // Each task name has its subject (decision 0022): the call is split by
+  // task, keeping the order within each part; usually there is one part.
+  // On a failure the caller keeps every message and publishes them all
+  // again: parts already out are dropped by the broker's dedup window, since
+  // the same list splits into the same parts, packed under the same ids.
+  std::vector<std::vector<const outgoing_task*>> parts;
+  std::map<std::string_view, std::size_t> part_of;
+  for (const auto& m : messages) {
+    auto [at, added] = part_of.try_emplace(m.task, parts.size());
+    if (added) {
+      parts.emplace_back();
+    }
+    parts[at->second].push_back(&m);
+  }
+  for (const auto& part : parts) {
+    if (auto ok = publish_task_list(queue, part); !ok) {
+      return ok;
+    }
+  }
+  messages.clear();
+  return {};
+}
+
+expected<void> publisher_pool::publish_task_list(const std::string& queue,
+                                                 const std::vector<const outgoing_task*>& messages) {
+  auto subject = conn_.names().task(queue, messages.front()->task);
   if (!subject) {
     return subject.error();
   }
@@ -238,27 +263,23 @@ expected<void> publisher_pool::publish_tasks(const std::string& queue, std::vect
   items.reserve(n);
   for (std::size_t first = 0; first < n;) {
     auto last = first + 1;
-    std::size_t bytes = pack_frame_header + messages[first].bytes.size();
-    while (!messages[first].republished && last < n && last - first < per_pack && !messages[last].republished &&
-           bytes + pack_frame_header + messages[last].bytes.size() <= max_event_pack_bytes) {
-      bytes += pack_frame_header + messages[last].bytes.size();
+    std::size_t bytes = pack_frame_header + messages[first]->bytes.size();
+    while (!messages[first]->republished && last < n && last - first < per_pack && !messages[last]->republished &&
+           bytes + pack_frame_header + messages[last]->bytes.size() <= max_event_pack_bytes) {
+      bytes += pack_frame_header + messages[last]->bytes.size();
       ++last;
     }
     if (last - first == 1) {
-      items.push_back(outgoing{&messages[first].bytes, &messages[first].id});
+      items.push_back(outgoing{&messages[first]->bytes, &messages[first]->id});
     } else {
-      packs.push_back(pack_frames(first, last, [&](std::size_t i) -> const std::string& { return messages[i].bytes; }));
+      packs.push_back(pack_frames(first, last, [&](std::size_t i) -> const std::string& { return messages[i]->bytes; }));
       counts.push_back(std::to_string(last - first));
-      ids.push_back(messages[first].id + "+" + counts.back());
+      ids.push_back(messages[first]->id + "+" + counts.back());
       items.push_back(outgoing{&packs.back(), &ids.back(), &counts.back(), task_pack_header});
     }
     first = last;
   }
-  auto ok = publish(*subject, items, "task messages for queue '" + queue + "'");
-  if (ok) {
-    messages.clear();
-  }
-  return ok;
+  return publish(*subject, items, "task messages for queue '" + queue + "'");
 }
 
 expected<void> publisher_pool::publish_events(std::vector<outgoing_event> messages) {

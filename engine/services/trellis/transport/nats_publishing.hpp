@@ -54,8 +54,9 @@ class publisher_pool {
   /// messages for queue 'q'").
   expected<void> publish(const std::string& subject, const std::vector<outgoing>& items, const std::string& what);
 
-  /// `nats_transport::publish_tasks`: to `trellis.<ns>.task.<queue>`, large
-  /// calls in packs of up to `task_pack_max` (id `<first id>+<count>`), a
+  /// `nats_transport::publish_tasks`: each task to
+  /// `trellis.<ns>.task.<queue>.<task>`, large calls in packs of up to
+  /// `task_pack_max` tasks of one name (id `<first id>+<count>`), a
   /// republished task alone. On success `messages` is empty.
   expected<void> publish_tasks(const std::string& queue, std::vector<outgoing_task>& messages);
 
@@ -73,6 +74,7 @@ class publisher_pool {
   /// A context's PubAck error handler (on the NATS thread that reads
   /// PubAcks): counts the failure for the call that owns the context.
   static void on_publish_error(jsCtx*, jsPubAckErr* pae, void* closure);
+  expected<void> publish_task_list(const std::string& queue, const std::vector<const outgoing_task*>& messages);
   expected<publisher*> acquire();
   void release(publisher* p);
 

@@ -1,6 +1,7 @@
 #include "trellis/transport/subjects.hpp"
 
 #include <cctype>
+#include <cstdint>
 #include <utility>
 
 namespace trellis::detail {
@@ -34,6 +35,23 @@ expected<void> validate_partition(int partition) {
                  "partition " + std::to_string(partition) + " is negative; partitions start at 0"};
   }
   return {};
+}
+
+// 64-bit FNV-1a as 16 hex digits: stable across processes, builds and
+// machines (std::hash is not), and short enough for a consumer name.
+std::string hex_hash(std::string_view bytes) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : bytes) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = digits[h & 0xf];
+    h >>= 4;
+  }
+  return out;
 }
 
 }  // namespace
@@ -79,14 +97,48 @@ expected<subject_space> subject_space::make(std::string_view ns) {
 
 subject_space::subject_space(std::string ns) : ns_(std::move(ns)), prefix_("trellis." + ns_ + ".") {}
 
-expected<std::string> subject_space::task(std::string_view queue) const {
+std::string subject_space::task_token(std::string_view name) {
+  // `~` starts only hashed tokens, so a name can never pass for the hash of
+  // another.
+  if (!name.empty() && name.front() != '~' && validate_token("task", name)) {
+    return std::string{name};
+  }
+  return "~" + hex_hash(name);
+}
+
+expected<std::string> subject_space::task(std::string_view queue, std::string_view task) const {
   if (auto ok = validate_token("queue", queue); !ok) {
     return ok.error();
   }
-  return prefix_ + "task." + std::string{queue};
+  return prefix_ + "task." + std::string{queue} + "." + task_token(task);
+}
+
+expected<std::string> subject_space::queue_tasks(std::string_view queue) const {
+  if (auto ok = validate_token("queue", queue); !ok) {
+    return ok.error();
+  }
+  return prefix_ + "task." + std::string{queue} + ".*";
+}
+
+std::string subject_space::task_in_all_queues(std::string_view task) const {
+  return prefix_ + "task.*." + task_token(task);
 }
 
 std::string subject_space::all_tasks() const { return prefix_ + "task.>"; }
+
+std::optional<std::pair<std::string, std::string>> subject_space::task_subject_parts(std::string_view subject) const {
+  auto head = prefix_ + "task.";
+  if (subject.substr(0, head.size()) != head) {
+    return std::nullopt;
+  }
+  auto rest = subject.substr(head.size());
+  auto dot = rest.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot + 1 == rest.size() ||
+      rest.find('.', dot + 1) != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::pair{std::string{rest.substr(0, dot)}, std::string{rest.substr(dot + 1)}};
+}
 
 expected<std::string> subject_space::event(int partition) const {
   if (auto ok = validate_partition(partition); !ok) {
@@ -150,6 +202,20 @@ expected<std::string> subject_space::queue_consumer(std::string_view queue) cons
 }
 
 std::string subject_space::all_queues_consumer() const { return "all-queues"; }
+
+expected<std::string> subject_space::queue_task_consumer(std::string_view queue, std::string_view task) const {
+  if (auto ok = validate_token("queue", queue); !ok) {
+    return ok.error();
+  }
+  std::string key{queue};
+  key.push_back('\0');  // no queue name holds it, so (queue, task) pairs stay apart
+  key.append(task);
+  return "task-" + hex_hash(key);
+}
+
+std::string subject_space::all_queues_task_consumer(std::string_view task) const {
+  return "all-task-" + hex_hash(task);
+}
 
 expected<std::string> subject_space::event_consumer(int partition) const {
   if (auto ok = validate_partition(partition); !ok) {

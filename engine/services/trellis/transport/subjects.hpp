@@ -7,7 +7,7 @@
 ///
 /// | what                       | subject / name                    |
 /// |----------------------------|-----------------------------------|
-/// | task messages of a queue   | `trellis.<ns>.task.<queue>`       |
+/// | task messages of a queue   | `trellis.<ns>.task.<queue>.<task>` |
 /// | outcome events             | `trellis.<ns>.event.<partition>`  |
 /// | submissions                | `trellis.<ns>.submit.<partition>` |
 /// | control (ping, revoke ...) | `trellis.<ns>.ctl.>`              |
@@ -15,8 +15,10 @@
 /// | workflow finished          | `trellis.<ns>.done.<workflow>`    |
 /// | task stream                | `TRELLIS_<NS>_TASKS`              |
 /// | event stream               | `TRELLIS_<NS>_EVENTS`             |
-/// | per-queue task consumer    | `worker-<queue>`                  |
-/// | all-queues task consumer   | `all-queues`                      |
+/// | consumer of one task of a queue | `task-<hash of queue and task>` |
+/// | consumer of one task, every queue | `all-task-<hash of task>`     |
+/// | consumer of a queue, every task | `worker-<queue>` (tools, tests) |
+/// | consumer of every queue and task | `all-queues` (tools, tests)   |
 /// | event consumer             | `dispatcher-<partition>`          |
 /// | task delivery exhausted    | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.TRELLIS_<NS>_TASKS.*` |
 /// | lost stream (those advisories, kept) | `TRELLIS_<NS>_LOST`     |
@@ -25,12 +27,16 @@
 /// Names that come from users (namespace, queue, workflow id) are validated:
 /// each must be exactly one NATS subject token that is also usable in a
 /// stream or durable consumer name, which JetStream turns into a directory.
+/// A task name is not validated, since any name may be registered: it
+/// stands in a subject as its `task_token` (decision 0022).
 
 #include "trellis/error.hpp"
 
 #include <cstddef>
 #include <string>
+#include <optional>
 #include <string_view>
+#include <utility>
 
 namespace trellis::detail {
 
@@ -53,10 +59,24 @@ class subject_space {
   /// The namespace this space was made for.
   const std::string& ns() const noexcept { return ns_; }
 
-  /// `trellis.<ns>.task.<queue>`; fails when `queue` is not a valid token.
-  expected<std::string> task(std::string_view queue) const;
+  /// How task `name` stands in a subject: the name itself when it is a
+  /// valid token not starting with `~`, else `~` and 16 hex digits of its
+  /// 64-bit FNV-1a hash. Every process derives it alike, so a publisher and
+  /// the workers that registered `name` meet on one subject.
+  static std::string task_token(std::string_view name);
+  /// `trellis.<ns>.task.<queue>.<task_token(task)>`: where a task message
+  /// of `task` for `queue` goes; fails when `queue` is not a valid token.
+  expected<std::string> task(std::string_view queue, std::string_view task) const;
+  /// `trellis.<ns>.task.<queue>.*`: every task of `queue`; fails when
+  /// `queue` is not a valid token.
+  expected<std::string> queue_tasks(std::string_view queue) const;
+  /// `trellis.<ns>.task.*.<task_token(task)>`: `task` in every queue.
+  std::string task_in_all_queues(std::string_view task) const;
   /// `trellis.<ns>.task.>`: every queue (the task stream's subject).
   std::string all_tasks() const;
+  /// The queue and task token of a task subject
+  /// (`trellis.<ns>.task.<queue>.<token>`); empty when `subject` is not one.
+  std::optional<std::pair<std::string, std::string>> task_subject_parts(std::string_view subject) const;
   /// `trellis.<ns>.event.<partition>`; fails for a negative partition.
   expected<std::string> event(int partition) const;
   /// `trellis.<ns>.event.>`: every partition (the event stream's subject).
@@ -81,12 +101,23 @@ class subject_space {
   std::string task_stream() const;
   /// `TRELLIS_<NS>_EVENTS`: the work-queue stream holding outcome events.
   std::string event_stream() const;
-  /// `worker-<queue>`: the durable pull consumer shared by every worker of
-  /// `queue`; fails when `queue` is not a valid token.
+  /// `task-<16 hex digits>`: the durable pull consumer of task `task` in
+  /// `queue`, shared by every worker of `queue` that registered `task`
+  /// (filtered on `task(queue, task)`). A hash, since a queue and a task
+  /// name together may be longer than a consumer name may be. Fails when
+  /// `queue` is not a valid token.
+  expected<std::string> queue_task_consumer(std::string_view queue, std::string_view task) const;
+  /// `all-task-<16 hex digits>`: the durable pull consumer of task `task` in
+  /// every queue, for workers that serve every queue (filtered on
+  /// `task_in_all_queues(task)`).
+  std::string all_queues_task_consumer(std::string_view task) const;
+  /// `worker-<queue>`: a durable pull consumer of every task of `queue`,
+  /// for a process that runs whatever comes (the transport's tests, tools);
+  /// workers bind `queue_task_consumer`s. Fails when `queue` is not a valid
+  /// token.
   expected<std::string> queue_consumer(std::string_view queue) const;
-  /// `all-queues`: the durable pull consumer of workers that serve every
-  /// queue. It cannot be mistaken for a queue's consumer, whose names all
-  /// start with `worker-`.
+  /// `all-queues`: a durable pull consumer of every task of every queue, as
+  /// `queue_consumer` for every queue.
   std::string all_queues_consumer() const;
   /// `dispatcher-<partition>`: the durable pull consumer of the dispatcher
   /// owning `partition`; fails for a negative partition.

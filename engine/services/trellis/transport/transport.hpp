@@ -63,6 +63,9 @@ struct outgoing_task {
   /// the call holds), so that the broker drops it when the first copy went
   /// out alone too.
   bool republished = false;
+  /// The task's name: a cluster transport publishes it on the task's own
+  /// subject, which only workers that registered it read.
+  std::string task;
 };
 
 /// An outcome event to publish, addressed to the dispatcher partition that
