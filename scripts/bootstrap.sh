@@ -16,6 +16,7 @@ packages=(
   libssl-dev openssl              # HMAC-SHA256 message signing; openssl makes the TLS test certificates
   catch2                          # tests
   python3                         # scripts/check_layers.py and check_quotes.py (run by ctest)
+  python3-prometheus-client       # the Prometheus and OpenMetrics parsers the metrics tests check our text with
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -191,7 +191,8 @@ int inspect_over_broker(const detail::cluster_options& opts, std::chrono::millis
   return exit_success;
 }
 
-int metrics_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window) {
+int metrics_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window,
+                        metrics_format format) {
   auto bus = connect_client(opts, "trellis-metrics");
   if (!bus) {
     return fail(bus.error());
@@ -235,7 +236,7 @@ int metrics_over_broker(const detail::cluster_options& opts, std::chrono::millis
       std::cerr << "trellis: ignoring the metrics of " << a.name << ": " << ok.error().message() << '\n';
     }
   }
-  std::cout << merged.text() << std::flush;
+  std::cout << detail::in_format(merged.text(), format) << std::flush;
   return exit_success;
 }
 

@@ -45,7 +45,8 @@ int inspect_over_broker(const detail::cluster_options& opts, std::chrono::millis
 /// `window`, as one Prometheus text exposition: each sample labelled
 /// `process="<name>"` (the name `inspect` shows), each family declared once.
 /// An answer that cannot be read is left out with a warning on stderr.
-int metrics_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window);
+int metrics_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window,
+                        metrics_format format);
 
 /// `revoke ID [--node N] [--terminate] --broker URL`: the owning dispatcher
 /// revokes the workflow (or node); prints `revoke_line` of its answer.

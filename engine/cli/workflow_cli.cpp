@@ -525,6 +525,12 @@ int cli_main(int argc, char** argv, task_registry tasks) {
         ->check(CLI::Range(0, 1023))
         ->capture_default_str();
   }
+  std::string metrics_format_name = "prometheus";
+  metrics
+      ->add_option("--format", metrics_format_name,
+                   "prometheus (text 0.0.4) or openmetrics (OpenMetrics 1.0 text, ending in # EOF)")
+      ->check(CLI::IsMember({"prometheus", "openmetrics"}))
+      ->capture_default_str();
   std::int64_t inspect_ms = 1000;
   for (auto* cmd : {inspect, metrics}) {
     cmd->add_option("--timeout-ms", inspect_ms, "How long to collect answers, 1 to 60000 ms")
@@ -613,7 +619,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       return cli::inspect_over_broker(client_flags.at(inspect).resolve(), std::chrono::milliseconds{inspect_ms});
     }
     if (*metrics) {
-      return cli::metrics_over_broker(client_flags.at(metrics).resolve(), std::chrono::milliseconds{inspect_ms});
+      return cli::metrics_over_broker(client_flags.at(metrics).resolve(), std::chrono::milliseconds{inspect_ms},
+                                      metrics_format_name == "openmetrics" ? metrics_format::openmetrics
+                                                                           : metrics_format::prometheus);
     }
     if (*revoke) {
       revoke_options what;

@@ -77,9 +77,8 @@ TEST_CASE("A worker transport takes only the tasks it registered; the others wai
   auto publisher = connect(for_publisher);
 
   // One call mixing four tasks, as a dispatcher's batch does.
-  std::vector<outgoing_task> batch{task_named("add-1", "add"), task_named("mul-1", "mul"),
-                                   task_named("add-2", "add"), task_named("tax-1", "tax"),
-                                   task_named("charge-1", "billing.charge")};
+  std::vector<outgoing_task> batch{task_named("add-1", "add"), task_named("mul-1", "mul"), task_named("add-2", "add"),
+                                   task_named("tax-1", "tax"), task_named("charge-1", "billing.charge")};
   REQUIRE(publisher->publish_tasks("default", batch));
   CHECK(batch.empty());
 
@@ -115,9 +114,10 @@ TEST_CASE("A worker transport takes only the tasks it registered; the others wai
   CHECK(bodies_of(got_c) == std::set<std::string>{"tax-1"});
 }
 
-TEST_CASE("Two worker binaries with disjoint tasks run one chain that alternates between them; a task no live "
-          "worker registers waits and inspect names it",
-          "[integration][nats][mixed]") {
+TEST_CASE(
+    "Two worker binaries with disjoint tasks run one chain that alternates between them; a task no live "
+    "worker registers waits and inspect names it",
+    "[integration][nats][mixed]") {
   cluster_processes c{"mixed", {}};
   c.wait_running(c.start_dispatcher(c.db()));
   // trellis-demo's tasks (add, mul, ...) only.

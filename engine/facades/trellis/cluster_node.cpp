@@ -182,7 +182,9 @@ std::string metrics_text_of(cluster_bus& bus, const metrics& stats, bool report_
     depths += "trellis_queue_depth{queue=\"" + queue + "\"} " + std::to_string(*depth) + "\n";
   }
   if (!depths.empty()) {
-    text += "# TYPE trellis_queue_depth gauge\n" + depths;
+    text += "# HELP trellis_queue_depth Task messages of the queue waiting or delivered and not acked.\n"
+            "# TYPE trellis_queue_depth gauge\n" +
+            depths;
   }
   return text;
 }
@@ -267,6 +269,9 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
     return ok.error();
   }
   sup.dispatcher.stats = stats;
+  for (const auto& [name, d] : defaults) {
+    stats->declare_task(metrics_role::dispatcher, d.queue, name);
+  }
   sup.dispatcher.defaults = defaults;
   sup.dispatcher.partition = partition;
   sup.dispatcher.partitions = opts.partitions;
@@ -490,6 +495,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
     return ok.error();
   }
   workers.tasks = std::make_shared<const task_registry>(std::move(tasks));
+  workers.stats->declare_tasks(metrics_role::worker, *workers.tasks, opts.queues);
   workers.queues = opts.queues;
   workers.concurrency = opts.concurrency != 0 ? opts.concurrency : std::max(1u, std::thread::hardware_concurrency());
   workers.fetch_batch = opts.fetch_batch;

@@ -10,6 +10,7 @@
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/metrics.hpp"
+#include "trellis/prometheus_merge.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_lock.hpp"
 #include "trellis/submission.hpp"
@@ -161,6 +162,7 @@ class engine_core {
     for (const auto& name : tasks_->names()) {
       sup.dispatcher.defaults.emplace(name, tasks_->find(name)->defaults);
     }
+    stats_->declare_tasks(metrics_role::embedded, *tasks_);
     sup.dispatcher.on_finished = [board = board_](const workflow_outcome& o) { board->complete(o); };
     sup.dispatcher.on_store_failure = [board = board_](const error& why) { board->halt(why); };
     sup.dispatcher.limits = cfg_.limits;
@@ -372,13 +374,14 @@ class engine_core {
     return decode_control_reply(*reply);
   }
 
-  std::string metrics_text() const {
+  std::string metrics_text(metrics_format format) const {
     auto text = stats_->prometheus_text();
+    text += "# HELP trellis_queue_depth Task messages of the queue waiting or delivered and not acked.\n";
     text += "# TYPE trellis_queue_depth gauge\n";
     for (const auto& [queue, depth] : bus_->depths()) {
       text += "trellis_queue_depth{queue=\"" + queue + "\"} " + std::to_string(depth) + "\n";
     }
-    return text;
+    return in_format(std::move(text), format);
   }
 
   void shutdown() {
@@ -495,7 +498,7 @@ expected<value> engine::revoke(const std::string& workflow_id, revoke_options op
   return core_->revoke(workflow_id, options);
 }
 
-std::string engine::metrics_text() const { return core_->metrics_text(); }
+std::string engine::metrics_text(metrics_format format) const { return core_->metrics_text(format); }
 
 void engine::shutdown() { core_->shutdown(); }
 

@@ -21,6 +21,7 @@
 #include "trellis/canvas.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
+#include "trellis/metrics_format.hpp"
 #include "trellis/node_state.hpp"
 #include "trellis/task.hpp"
 #include "trellis/value.hpp"
@@ -181,8 +182,11 @@ class engine {
   /// `invalid_workflow` (it finished already), `shutting_down`, `timeout`.
   expected<value> revoke(const std::string& workflow_id, revoke_options options = {});
 
-  /// Counters and histograms in Prometheus text format.
-  std::string metrics_text() const;
+  /// Counters, histograms and gauges as Prometheus text, or OpenMetrics
+  /// text with `metrics_format::openmetrics` (docs/operations.md, Metrics).
+  /// Every family has `# HELP` and `# TYPE`, and every registered task's
+  /// series are there from the start, at zero.
+  std::string metrics_text(metrics_format format = metrics_format::prometheus) const;
 
   /// Drains and stops; idempotent. Later submissions fail with `shutting_down`.
   void shutdown();

@@ -3,7 +3,9 @@
 /// @file
 /// The seed's metrics list, per queue and task name: publish latency,
 /// consumer lag, retry volume, dead-letter counts, throughput and handler
-/// duration. Exposed as Prometheus text (`engine::metrics_text()`).
+/// duration. Exposed as Prometheus or OpenMetrics text
+/// (`engine::metrics_text()`, `trellis metrics`; docs/operations.md lists
+/// every family).
 ///
 /// Thread-safe. Recording is a hash lookup plus atomic adds; callers on hot
 /// paths record once per batch where they can.
@@ -18,6 +20,10 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+namespace trellis {
+class task_registry;
+}  // namespace trellis
 
 namespace trellis::detail {
 
@@ -54,6 +60,13 @@ enum class histogram : std::uint8_t {
   rate_limit_wait,   ///< a rate-limited task's wait for its start slot (only waits > 0)
 };
 
+/// Which series a process records, for `metrics::declare_task`.
+enum class metrics_role : std::uint8_t {
+  dispatcher,  ///< publishes tasks and applies their outcomes
+  worker,      ///< runs handlers
+  embedded,    ///< both, in one process
+};
+
 class metrics {
  public:
   metrics();
@@ -77,7 +90,19 @@ class metrics {
   /// reports the depth of these).
   std::vector<std::string> queues() const;
 
-  /// Prometheus text exposition of everything recorded.
+  /// Creates, at zero, every series a process of `role` records for `task`
+  /// in `queue`, so that a series exists before its first event: an alert
+  /// on `increase(trellis_dead_letters_total[5m]) > 0` then fires on the
+  /// first dead letter too (Prometheus sees no increase from a series it
+  /// has never seen). Called at start for every registered task.
+  void declare_task(metrics_role role, const std::string& queue, const std::string& task);
+  /// `declare_task` for every task of `tasks`, in each of `queues`, or in
+  /// the task's registered queue when `queues` is empty.
+  void declare_tasks(metrics_role role, const task_registry& tasks, const std::vector<std::string>& queues = {});
+
+  /// Prometheus text exposition of everything recorded: every family with
+  /// `# HELP` and `# TYPE`, also one without series yet
+  /// (`to_openmetrics`, prometheus_merge.hpp, turns it into OpenMetrics).
   std::string prometheus_text() const;
 
  private:

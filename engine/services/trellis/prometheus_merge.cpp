@@ -84,6 +84,57 @@ bool belongs_to(const std::string& sample, const std::string& family) {
 
 }  // namespace
 
+std::string in_format(std::string text, metrics_format format) {
+  if (format == metrics_format::prometheus) {
+    return text;
+  }
+  // The counter families first (their TYPE line may follow their HELP).
+  std::vector<std::string> counters;
+  std::string_view rest{text};
+  while (!rest.empty()) {
+    auto end = rest.find('\n');
+    auto line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    constexpr std::string_view type = "# TYPE ";
+    constexpr std::string_view suffix = " counter";
+    if (line.substr(0, type.size()) == type && line.size() > type.size() + suffix.size() &&
+        line.substr(line.size() - suffix.size()) == suffix) {
+      counters.emplace_back(line.substr(type.size(), line.size() - type.size() - suffix.size()));
+    }
+  }
+  std::string out;
+  out.reserve(text.size() + 16);
+  rest = text;
+  while (!rest.empty()) {
+    auto end = rest.find('\n');
+    auto line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    bool declared = false;
+    for (std::string_view head : {"# HELP ", "# TYPE "}) {
+      if (line.substr(0, head.size()) != head) {
+        continue;
+      }
+      auto name_end = line.find(' ', head.size());
+      auto name = line.substr(head.size(), name_end == std::string_view::npos ? line.npos : name_end - head.size());
+      constexpr std::string_view total = "_total";
+      if (name.size() > total.size() && name.substr(name.size() - total.size()) == total &&
+          std::find(counters.begin(), counters.end(), name) != counters.end()) {
+        out.append(line.substr(0, head.size()));
+        out.append(name.substr(0, name.size() - total.size()));
+        out.append(name_end == std::string_view::npos ? std::string_view{} : line.substr(name_end));
+        out.push_back('\n');
+        declared = true;
+      }
+    }
+    if (!declared && !line.empty()) {
+      out.append(line);
+      out.push_back('\n');
+    }
+  }
+  out += "# EOF\n";
+  return out;
+}
+
 std::string escape_label_value(std::string_view raw) {
   std::string out;
   out.reserve(raw.size());

@@ -9,6 +9,7 @@
 /// Prometheus refuses a family declared twice or split in two.
 
 #include "trellis/error.hpp"
+#include "trellis/metrics_format.hpp"
 
 #include <optional>
 #include <string>
@@ -43,6 +44,12 @@ class prometheus_merge {
   static family& find(std::vector<family>& families, const std::string& name);
   std::vector<family> families_;
 };
+
+/// `text` (Prometheus text as `metrics::prometheus_text` and
+/// `prometheus_merge::text` write it) in `format`. For OpenMetrics a
+/// counter family is declared without its `_total` suffix (its samples
+/// keep it), and the text ends with `# EOF`; the samples are the same.
+std::string in_format(std::string text, metrics_format format);
 
 /// `raw` escaped as a Prometheus label value (backslash, double quote and
 /// newline), without the quotes.

@@ -140,7 +140,7 @@ class one_worker {
 void publish(gated_broker& bus, std::vector<std::string> messages) {
   std::vector<outgoing_task> out;
   for (auto& m : messages) {
-    out.push_back({"id", std::move(m), 0, {}});
+    out.push_back({"id", std::move(m), 0, {}, false, ""});
   }
   REQUIRE(bus.publish_tasks("default", out));
 }

@@ -190,7 +190,7 @@ TEST_CASE("at the hard limit the attempt fails at once, its thread is abandoned 
   REQUIRE(test::wait_until([&] { return abandoned->count() == 0; }, 10s, "the abandoned handler to return"));
   CHECK(*saw_stop);  // its stop token was requested when it was given up
   CHECK(stats->gauge_value(gauge::abandoned_handlers) == 0);
-  CHECK_THAT(stats->prometheus_text(), Catch::Contains("trellis_abandoned_handlers 0\n"));
+  CHECK_THAT(stats->prometheus_text(), Catch::Contains("trellis_abandoned_handlers_running 0\n"));
   CHECK_THAT(stats->prometheus_text(),
              Catch::Contains("trellis_abandoned_handlers_total{queue=\"default\",task=\"hang\"} 1\n"));
 }

@@ -148,7 +148,7 @@ bool run_worker_until(const std::shared_ptr<transport>& bus, Predicate done, con
 /// Publishes the task message `bytes` on `bus`, runs the worker until it
 /// acks it, and returns the broker's log.
 std::vector<std::string> run_until_acked(const std::shared_ptr<refusing_broker>& bus, std::string bytes) {
-  std::vector<outgoing_task> task{{"wf:0:1", std::move(bytes), 0, {}}};
+  std::vector<outgoing_task> task{{"wf:0:1", std::move(bytes), 0, {}, false, ""}};
   REQUIRE(bus->publish_tasks("default", task));
   bool acked = run_worker_until(
       bus,
@@ -221,7 +221,7 @@ TEST_CASE(
   // payload_too_large will not pass on a second try: the task stays unacked,
   // so a broker delivers it again (and, past MaxDeliver, reports it exhausted).
   auto bus = std::make_shared<oversize_broker>();
-  std::vector<outgoing_task> task{{"wf:0:1", add_task(), 0, {}}};
+  std::vector<outgoing_task> task{{"wf:0:1", add_task(), 0, {}, false, ""}};
   REQUIRE(bus->publish_tasks("default", task));
   bool offered = run_worker_until(
       bus, [&] { return bus->attempts.load() >= 1; }, "the outcome to be offered");
@@ -260,7 +260,7 @@ TEST_CASE("two deliveries of one task attempt run its handler once, even on two 
   // first one's handler runs, so it meets the first one's claim.
   auto bus = std::make_shared<refusing_broker>(0);
   auto copy = task_message("hold_add", {2, 3});
-  std::vector<outgoing_task> copies{{"wf:0:1", copy, 0, {}}, {"wf:0:1", copy, 0, {}}};
+  std::vector<outgoing_task> copies{{"wf:0:1", copy, 0, {}, false, ""}, {"wf:0:1", copy, 0, {}, false, ""}};
   REQUIRE(bus->publish_tasks("default", copies));
   std::atomic<int> runs{0};
   task_registry tasks;
