@@ -16,6 +16,7 @@ packages=(
   libssl-dev openssl              # HMAC-SHA256 message signing; openssl makes the TLS test certificates
   catch2                          # tests
   python3                         # scripts/check_layers.py and check_quotes.py (run by ctest)
+  pkg-config                      # test install_pkg_config builds against the installed trellis.pc
 )
 missing=()
 for p in "${packages[@]}"; do
