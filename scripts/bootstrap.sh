@@ -17,6 +17,7 @@ packages=(
   catch2                          # tests
   python3                         # scripts/check_layers.py and check_quotes.py (run by ctest)
   python3-prometheus-client       # the Prometheus and OpenMetrics parsers the metrics tests check our text with
+  pkg-config                      # test install_pkg_config builds against the installed trellis.pc
 )
 missing=()
 for p in "${packages[@]}"; do

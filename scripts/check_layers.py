@@ -14,6 +14,8 @@ Each folder is an include root: `#include "trellis/value.hpp"` names a file
 under one of them. A quoted include is looked up in every root; the layer of
 the root that has it must not be above the including file's layer. A quoted
 include found in no root fails too (a header that moved without its users).
+A header CMake generates (`trellis/version.hpp`) counts as found where its
+template (`trellis/version.hpp.in`) is.
 
 Usage: scripts/check_layers.py [REPO]   (exit 0: clean; 1: violations, listed)
 Run by ctest (test `layers`), so CI runs it.
@@ -52,7 +54,7 @@ def resolve(repo: Path, including: Path, name: str):
         return layer_of_file(repo, including.parent / name)
     roots = [(folder, index) for index, (_, folder) in enumerate(LAYERS)] + EXTRA_ROOTS
     for folder, index in roots:
-        if (repo / folder / name).is_file():
+        if (repo / folder / name).is_file() or (repo / folder / (name + ".in")).is_file():
             return index
     return None
 

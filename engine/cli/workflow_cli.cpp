@@ -15,6 +15,7 @@
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_reports.hpp"
 #include "trellis/submission.hpp"
+#include "trellis/version.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -420,6 +421,9 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
 int cli_main(int argc, char** argv, task_registry tasks) {
   CLI::App app{"Trellis: durable chain/group/chord workflows"};
   app.require_subcommand(1);
+  // The same line from every binary built on cli_main (trellis, trellis-demo,
+  // an application's own): the library's version, which is what it runs.
+  app.set_version_flag("--version", std::string{"trellis "} + TRELLIS_VERSION, "Print the Trellis version and exit");
   run_options opts;
   std::string& db = opts.db;
   // `sizes`: the size limits and the abandoned-handler bound too (run and

@@ -11,3 +11,4 @@
 #include "trellis/retry_policy.hpp"  // retry_policy
 #include "trellis/task.hpp"          // task_registry, task_ref, task_context, task_result
 #include "trellis/value.hpp"         // value
+#include "trellis/version.hpp"       // TRELLIS_VERSION, TRELLIS_VERSION_MAJOR/MINOR/PATCH
