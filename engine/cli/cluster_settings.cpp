@@ -41,6 +41,9 @@ const std::vector<cluster_setting> settings_table{
      whole_number_range{1, 1000, fallback.task_pack}},
     {"ack_wait_ms", "--ack-wait-ms", "MS", "TRELLIS_ACK_WAIT_MS", "JetStream AckWait of this process's consumers in ms",
      false, true, true, false, whole_number_range{100, 3'600'000, fallback.ack_wait.count()}},
+    {"broker_wait_ms", "--broker-wait-ms", "MS", "TRELLIS_BROKER_WAIT_MS",
+     "How long to keep trying at start while no NATS server answers, in ms (0: once)", false, true, true, false,
+     whole_number_range{0, 3'600'000, fallback.broker_wait.count()}},
     {"db", "--db", "PATH", "TRELLIS_DB",
      "SQLite store (required; with several partitions, partition P's is <stem>-pP<ext>)", false, false, true, false},
     {"partitions", "--partitions", "N", "TRELLIS_PARTITIONS",
@@ -387,6 +390,7 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   auto fetch_batch = r.number("fetch_batch");
   auto max_abandoned = r.number("max_abandoned_handlers");
   auto ack_wait = r.number("ack_wait_ms");
+  auto broker_wait = r.number("broker_wait_ms");
   auto partitions = r.number("partitions");
   auto max_deliver = r.number("max_deliver");
   auto replicas = r.number("replicas");
@@ -395,7 +399,8 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   auto max_submission_bytes = r.number("max_submission_bytes");
   auto max_argument_bytes = r.number("max_argument_bytes");
   auto max_result_bytes = r.number("max_result_bytes");
-  for (const auto* n : {&concurrency, &fetch_batch, &max_abandoned, &ack_wait, &partitions, &max_deliver, &replicas,
+  for (const auto* n : {&concurrency, &fetch_batch, &max_abandoned, &ack_wait, &broker_wait, &partitions, &max_deliver,
+                        &replicas,
                         &task_pack, &max_cached_nodes, &max_submission_bytes, &max_argument_bytes, &max_result_bytes}) {
     if (!*n) {
       return n->error();
@@ -405,6 +410,7 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
   out.fetch_batch = static_cast<std::size_t>(*fetch_batch);
   out.max_abandoned_handlers = static_cast<std::size_t>(*max_abandoned);
   out.ack_wait = std::chrono::milliseconds{*ack_wait};
+  out.broker_wait = std::chrono::milliseconds{*broker_wait};
   out.partitions = static_cast<int>(*partitions);
   out.max_deliver = static_cast<int>(*max_deliver);
   out.replicas = static_cast<int>(*replicas);

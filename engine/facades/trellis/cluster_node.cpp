@@ -42,6 +42,19 @@ nats_config nats_config_for(const cluster_options& opts, const std::string& clie
 
 namespace {
 
+/// `nats_config_for` for a worker or dispatcher: at start it waits up to
+/// `opts.broker_wait` for a broker that does not answer yet, and says so
+/// once on stderr.
+nats_config server_config_for(const cluster_options& opts, const std::string& client_name) {
+  auto cfg = nats_config_for(opts, client_name);
+  cfg.connect_wait = opts.broker_wait;
+  cfg.on_connect_wait = [client_name](const std::string& why, std::chrono::milliseconds wait) {
+    std::cerr << "trellis: " << client_name << ": " << why << "; trying again for up to " << wait.count() / 1000
+              << " s (--broker-wait-ms)" << std::endl;
+  };
+  return cfg;
+}
+
 expected<void> validate_partitions(const cluster_options& opts) {
   if (opts.partitions < 1 || opts.partitions > defaults::max_partitions) {
     return error{errc::invalid_config, "partitions: " + std::to_string(opts.partitions) + " is not in [1, " +
@@ -252,7 +265,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   } catch (const setup_error& e) {
     return error{e.code(), e.what()};
   }
-  auto cfg = nats_config_for(opts, "trellis-dispatcher-p" + std::to_string(partition));
+  auto cfg = server_config_for(opts, "trellis-dispatcher-p" + std::to_string(partition));
   cfg.partition = partition;
   cfg.consume_events = true;
   auto nats = connect_nats(std::move(cfg));
@@ -474,7 +487,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   if (auto ok = validate_exposure(opts); !ok) {
     return ok.error();
   }
-  auto cfg = nats_config_for(opts, "trellis-worker");
+  auto cfg = server_config_for(opts, "trellis-worker");
   cfg.task_queues = opts.queues;
   cfg.all_task_queues = opts.queues.empty();
   // Only the messages of registered tasks reach this worker; another

@@ -84,6 +84,11 @@ struct cluster_options {
   /// JetStream MaxDeliver of the consumers this process declares: a task
   /// delivered this often without an ack is "worker lost".
   int max_deliver = 5;
+  /// Worker and dispatcher: how long to keep trying at start while no NATS
+  /// server answers (pauses from 100 ms doubling to 2 s), before failing
+  /// with `broker_unavailable`; 0 tries once. Refused credentials and TLS
+  /// failures are reported at once. Clients never wait.
+  std::chrono::milliseconds broker_wait = defaults::broker_wait;
 
   /// Connection security (user, password, token, creds file, TLS files,
   /// signing key), passed to `nats_config::security` as is (see

@@ -38,6 +38,13 @@ inline constexpr std::size_t max_fetch_batch = 256;
 /// seconds, and marks cannot reach it meanwhile.
 inline constexpr std::chrono::milliseconds ack_wait{5'000};
 
+/// How long a worker or dispatcher that starts while no NATS server
+/// answers keeps trying before it exits with `broker_unavailable`: long
+/// enough to ride out a broker that starts at the same time (a machine
+/// boot, `docker compose up`), short enough that a wrong URL is reported
+/// within a minute. Refused credentials or TLS are reported at once.
+inline constexpr std::chrono::milliseconds broker_wait{60'000};
+
 /// How large a workflow and its values may be, encoded (msgpack), unless
 /// configured otherwise (`canvas_limits`, the `--max-*-bytes` flags). Large
 /// enough that a user meets them only by mistake; they are a guard on

@@ -110,6 +110,9 @@ expected<void> validate(const nats_config& cfg) {
     }
     return {};
   };
+  if (cfg.connect_wait.count() < 0) {
+    return error{errc::invalid_config, "connect_wait: must not be negative"};
+  }
   for (auto check :
        {positive("ack_wait", cfg.ack_wait.count()), positive("max_deliver", cfg.max_deliver),
         positive("max_ack_pending", cfg.max_ack_pending),

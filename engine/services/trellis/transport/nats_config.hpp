@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -136,6 +137,14 @@ struct nats_config {
   std::chrono::milliseconds dedup_window{120'000};
   /// Timeout of the initial TCP/TLS connect, per server.
   std::chrono::milliseconds connect_timeout{2'000};
+  /// How long `connect` keeps trying while no server of `urls` answers at
+  /// all (nats.c's "no server available"), with pauses from 100 ms doubling
+  /// to 2 s; 0 tries once. Refused credentials, a failed TLS handshake and
+  /// a bad option fail at once: trying again cannot help them.
+  std::chrono::milliseconds connect_wait{0};
+  /// Called once, from `connect`, when the first attempt found no server
+  /// and it keeps trying (for a process to say so on stderr); may be empty.
+  std::function<void(const std::string& why, std::chrono::milliseconds wait)> on_connect_wait;
   /// Timeout of a JetStream API request (stream and consumer management).
   std::chrono::milliseconds api_timeout{5'000};
   /// Pause between reconnect attempts to the same server.

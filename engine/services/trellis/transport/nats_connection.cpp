@@ -1,6 +1,9 @@
 #include "trellis/transport/nats_connection.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 #include <unistd.h>
@@ -159,7 +162,23 @@ expected<void> nats_connection::connect() {
     }
   }
   natsConnection* nc = nullptr;
-  if (auto s = natsConnection_Connect(&nc, opts.get()); s != NATS_OK) {
+  auto s = natsConnection_Connect(&nc, opts.get());
+  if (s == NATS_NO_SERVER && cfg_.connect_wait.count() > 0) {
+    // No server answers yet (it may be starting with this process): try
+    // again, pausing longer each time, until connect_wait has passed.
+    auto give_up = std::chrono::steady_clock::now() + cfg_.connect_wait;
+    auto pause = std::chrono::milliseconds{100};
+    if (cfg_.on_connect_wait) {
+      cfg_.on_connect_wait(broker_error("cannot connect to " + where, s).message(), cfg_.connect_wait);
+    }
+    for (auto left = give_up - std::chrono::steady_clock::now(); s == NATS_NO_SERVER && left.count() > 0;
+         left = give_up - std::chrono::steady_clock::now()) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, left));
+      pause = std::min(pause * 2, std::chrono::milliseconds{2'000});
+      s = natsConnection_Connect(&nc, opts.get());
+    }
+  }
+  if (s != NATS_OK) {
     std::string who = sec.user.empty() ? "" : " as user '" + sec.user + "'";
     if (s == NATS_CONNECTION_AUTH_FAILED) {
       // Said plainly: retrying cannot help, the credentials must change.
@@ -172,8 +191,8 @@ expected<void> nats_connection::connect() {
   conn_.reset(nc);
   jsCtx* ctx = nullptr;
   auto jo = api_options();
-  if (auto s = natsConnection_JetStream(&ctx, conn_.get(), &jo); s != NATS_OK) {
-    return broker_error("cannot open a JetStream context on " + where, s);
+  if (auto js = natsConnection_JetStream(&ctx, conn_.get(), &jo); js != NATS_OK) {
+    return broker_error("cannot open a JetStream context on " + where, js);
   }
   js_.reset(ctx);
   return {};
