@@ -270,5 +270,5 @@ TEST_CASE(
                Catch::Contains(std::to_string(s.range->low) + " to " + std::to_string(s.range->high) + " (default: "));
     ++checked;
   }
-  CHECK(checked == 12);
+  CHECK(checked == 13);
 }
