@@ -31,6 +31,8 @@ for binary in "${binaries[@]}"; do
 done
 grep -qx "ExecStart=$prefix/bin/trellis dispatcher" "$prefix/lib/systemd/system/trellis-dispatcher.service" ||
   fail "trellis-dispatcher.service does not start $prefix/bin/trellis"
+grep -qx "ExecStart=$prefix/bin/trellis-demo worker" "$prefix/lib/systemd/system/trellis-worker.service" ||
+  fail "trellis-worker.service does not start $prefix/bin/trellis-demo worker"
 grep -qx "#define TRELLIS_VERSION \"$version\"" "$prefix/include/trellis/version.hpp" || fail "version.hpp is not $version"
 
 # Public headers: every installed header is one trellis/trellis.hpp reaches
