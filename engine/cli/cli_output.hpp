@@ -20,6 +20,7 @@ inline constexpr int exit_workflow_failed = 1;
 inline constexpr int exit_bad_input = 2;
 inline constexpr int exit_store = 3;
 inline constexpr int exit_broker = 4;        // the NATS broker cannot be reached (cluster commands)
+inline constexpr int exit_pool_failed = 5;   // a worker's process pool cannot run handlers any more
 inline constexpr int exit_terminated = 143;  // 128 + SIGTERM, as shells report it
 
 /// The exit code of a command that failed with `code`.
@@ -32,6 +33,8 @@ inline int exit_code_for(errc code) {
     case errc::broker_unavailable:
     case errc::timeout:
       return exit_broker;
+    case errc::process_pool_failed:
+      return exit_pool_failed;
     default:
       return exit_bad_input;
   }

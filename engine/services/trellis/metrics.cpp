@@ -43,6 +43,10 @@ constexpr family_text counter_texts[] = {
     {"trellis_progress_reports_ignored_total", "Progress reports of no running attempt, dropped."},
     {"trellis_rate_limit_gate_errors_total",
      "Rate-limit start slots that could not be reserved (broker away), tried again."},
+    {"trellis_worker_children_crashed_total",
+     "Process-pool children that died running a task (or broke the reply protocol) and were replaced."},
+    {"trellis_worker_children_killed_total",
+     "Process-pool children killed at a task's hard time limit and replaced."},
 };
 constexpr family_text histogram_texts[] = {
     {"trellis_publish_latency_seconds",
@@ -54,7 +58,7 @@ constexpr family_text histogram_texts[] = {
 };
 constexpr std::uint8_t counter_families = std::size(counter_texts);
 constexpr std::uint8_t histogram_families = std::size(histogram_texts);
-static_assert(counter_families == static_cast<std::uint8_t>(counter::rate_limit_gate_errors) + 1,
+static_assert(counter_families == static_cast<std::uint8_t>(counter::children_killed) + 1,
               "one text per counter");
 static_assert(histogram_families == static_cast<std::uint8_t>(histogram::rate_limit_wait) + 1,
               "one text per histogram");

@@ -45,6 +45,12 @@ enum class counter : std::uint8_t {
   progress_reports,    ///< progress reports stored
   progress_ignored,    ///< progress reports of no running attempt, dropped
   rate_limit_gate_errors,  ///< rate-limit slots that could not be reserved (broker away); tried again
+  /// Process-pool children that died running a task (a crash, a broken
+  /// reply) and were replaced (trellis_worker_children_crashed_total).
+  children_crashed,
+  /// Process-pool children killed at a task's hard time limit and replaced
+  /// (trellis_worker_children_killed_total).
+  children_killed,
 };
 
 /// Gauge names: process-wide values, without labels.

@@ -44,6 +44,8 @@ const char* to_string(errc code) noexcept {
       return "unsigned_message";
     case errc::bad_signature:
       return "bad_signature";
+    case errc::process_pool_failed:
+      return "process_pool_failed";
   }
   // Only reachable through a cast of an out-of-range integer; a name is still
   // better than undefined behaviour in a log line.

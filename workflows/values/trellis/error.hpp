@@ -67,6 +67,10 @@ enum class errc : std::uint8_t {
   /// A message whose signature does not match its body under the cluster's
   /// key. Outcome: as `unsigned_message`.
   bad_signature,
+  /// A worker's process pool can no longer run handlers (its zygote died,
+  /// so no handler child can be replaced). Outcome: the worker takes no more
+  /// tasks and exits with code 5; tasks it held unacked are delivered again.
+  process_pool_failed,
 };
 
 /// The stable snake_case name of a code, as it appears in JSON output and logs.
