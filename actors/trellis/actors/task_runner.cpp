@@ -16,13 +16,6 @@ namespace trellis::detail {
 
 namespace {
 
-std::string type_name_of(const std::exception& e) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> name{abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status),
-                                              std::free};
-  return status == 0 && name ? std::string{name.get()} : std::string{typeid(e).name()};
-}
-
 envelope outcome_for(const envelope& task) {
   envelope out;
   out.type = envelope_type::outcome;
@@ -69,6 +62,13 @@ envelope rejected(envelope out, errc reason, std::string message) {
 }
 
 }  // namespace
+
+std::string exception_type_name(const std::exception& e) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name{abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status),
+                                              std::free};
+  return status == 0 && name ? std::string{name.get()} : std::string{typeid(e).name()};
+}
 
 envelope oversized_outcome(envelope outcome, std::size_t bytes, std::size_t limit) {
   auto message = "the outcome of " + outcome.task + " is " + std::to_string(bytes) + " bytes encoded, beyond the " +
@@ -183,13 +183,77 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   if (hooks.on_start) {
     hooks.on_start(*task, *stop);
   }
+  std::optional<child_request> in_child;
+  if (hooks.run_in_child) {
+    in_child = child_request{task->task,  std::move(task->args), task->kwargs, task->workflow_id,
+                             task->node,  task->attempt,         key,          soft_limit,
+                             hard_limit};
+  }
   auto progress = hooks.progress ? hooks.progress(*task) : nullptr;
   handler_call local{task_context{task->task, task->workflow_id, task->node, task->attempt, std::move(key),
                                   task->kwargs, stop ? stop->token() : stop_token{}, std::move(progress)},
                      std::move(task->args), std::nullopt, nullptr};
   handler_call* call = &local;
   std::shared_ptr<handler_call> shared;  // when the call may be abandoned
-  if (hard_limit && hooks.run_limited) {
+  if (in_child) {
+    auto done = hooks.run_in_child(
+        *task, *in_child,
+        hard_limit ? std::optional{started + std::chrono::milliseconds{*hard_limit}} : std::nullopt);
+    auto failed = [&](const std::string& type) -> task_run {
+      auto elapsed = std::chrono::steady_clock::now() - started;
+      out.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+      out.status = outcome_status::failure;
+      out.error_type = type;
+      out.error_message = std::move(done.message);
+      out.sent_at = now_epoch_ms();
+      return {std::move(out), task->queue, queue_wait};
+    };
+    switch (done.how) {
+      case child_outcome::kind::unavailable: {
+        // Not the task's fault: it goes back unrun, for another worker.
+        task_run back{std::move(out), task->queue, std::nullopt};
+        back.handed_back = true;
+        return back;
+      }
+      case child_outcome::kind::lost:
+        return failed("worker_lost");
+      case child_outcome::kind::timed_out:
+        return failed(to_string(errc::time_limit_exceeded));
+      case child_outcome::kind::terminated:
+        return {rejected(std::move(out), errc::revoked, std::move(done.message)), task->queue, queue_wait};
+      case child_outcome::kind::replied:
+        break;
+    }
+    // The reply, turned back into what the handler did, so that it becomes
+    // the outcome exactly as a call on this thread would.
+    auto& reply = done.reply;
+    switch (reply.kind) {
+      case child_reply_kind::result:
+        call->result.emplace(std::move(reply.result));
+        break;
+      case child_reply_kind::retry: {
+        retry_request again{std::move(reply.message), std::nullopt};
+        if (reply.countdown_ms) {
+          again.countdown = std::chrono::milliseconds{*reply.countdown_ms};
+        }
+        call->result.emplace(std::move(again));
+        break;
+      }
+      case child_reply_kind::failure:
+        call->thrown = reply.error_type == "unknown"
+                           ? std::make_exception_ptr(42)  // not a std::exception, as in the child
+                           : std::make_exception_ptr(task_error(reply.error_type, reply.message));
+        break;
+      case child_reply_kind::rejected:
+        if (reply.error_type == to_string(errc::payload_too_large)) {
+          out.payload = value{};
+          return {rejected(std::move(out), errc::payload_too_large, std::move(reply.message)), task->queue,
+                  queue_wait};
+        }
+        call->thrown = std::make_exception_ptr(task_rejected(reply.message));
+        break;
+    }
+  } else if (hard_limit && hooks.run_limited) {
     shared = std::make_shared<handler_call>(std::move(local));
     call = shared.get();
     auto deadline = started + std::chrono::milliseconds{*hard_limit};
@@ -236,7 +300,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
     out.error_message = e.what();
   } catch (const std::exception& e) {
     out.status = outcome_status::failure;
-    out.error_type = type_name_of(e);
+    out.error_type = exception_type_name(e);
     out.error_message = e.what();
   } catch (...) {
     out.status = outcome_status::failure;

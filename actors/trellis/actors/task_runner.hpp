@@ -6,12 +6,14 @@
 /// exception, a poison message) into the outcome the dispatcher applies.
 /// Used by the worker pool's threads; never throws.
 
+#include "trellis/actors/child_protocol.hpp"
 #include "trellis/canvas.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/rate_limit.hpp"
 #include "trellis/task.hpp"
 
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -71,10 +73,24 @@ struct run_hooks {
   /// failed when it returns.
   std::function<bool(const envelope& task, std::function<void()> job, std::chrono::steady_clock::time_point deadline)>
       run_limited;
+  /// Runs the handler call in a child process instead of on the calling
+  /// thread (the process pool, process_pool.hpp): `request` is the call,
+  /// `deadline` its hard time limit, if any. A reply becomes the outcome as
+  /// a handler's return or throw would; a lost child fails the attempt with
+  /// `worker_lost`, one killed at the limit with `time_limit_exceeded`, one
+  /// killed by a revoke with terminate is `rejected` as `revoked`, and
+  /// `unavailable` hands the task back unrun (`task_run::handed_back`).
+  /// Set: `run_limited` is not used.
+  std::function<child_outcome(const envelope& task, const child_request& request,
+                              std::optional<std::chrono::steady_clock::time_point> deadline)>
+      run_in_child;
   /// Called right before the handler runs: where its context sends progress
   /// reports (progress_reporter.hpp). Unset or null: they go nowhere.
   std::function<std::shared_ptr<progress_sink>(const envelope& task)> progress;
 };
+
+/// The demangled C++ type name of `e`, as a failure outcome's error type.
+std::string exception_type_name(const std::exception& e);
 
 /// Runs the task message `bytes` with the handlers in `tasks`; a message
 /// over `max_task_message_bytes(limits)` is poison, a result over

@@ -1,6 +1,7 @@
 #include "trellis/actors/worker_pool.hpp"
 
 #include "trellis/actors/handler_slot.hpp"
+#include "trellis/actors/process_pool.hpp"
 #include "trellis/actors/progress_reporter.hpp"
 #include "trellis/actors/task_runner.hpp"
 #include "trellis/clock.hpp"
@@ -209,10 +210,18 @@ class handler_threads {
         // hard limit runs on the slot's handler thread, which is abandoned
         // after the grace period if the handler has not returned by then.
         auto* handler = slots_[slot].get();
-        running.terminate = [stop, handler, job = handler->next_job()] {
-          stop_source{stop}.request_stop();
-          handler->cut_deadline(job, clock::now() + defaults::terminate_grace);
-        };
+        if (auto processes = cfg_.processes) {
+          // In a child the stop token cannot reach the handler: the child
+          // is killed at once (docs/operations.md, "Process pool").
+          running.terminate = [processes, slot, job = processes->next_job(slot)] {
+            processes->terminate(slot, job);
+          };
+        } else {
+          running.terminate = [stop, handler, job = handler->next_job()] {
+            stop_source{stop}.request_stop();
+            handler->cut_deadline(job, clock::now() + defaults::terminate_grace);
+          };
+        }
         activity->started(slot, std::move(running));
       };
     }
@@ -235,7 +244,19 @@ class handler_threads {
     hooks.run_limited = [this, slot](const envelope& task, std::function<void()> job, clock::time_point deadline) {
       return slots_[slot]->run(std::move(job), deadline, task.queue, task.task);
     };
+    if (auto processes = cfg_.processes) {
+      hooks.run_in_child = [processes, slot](const envelope& task, const child_request& request,
+                                             std::optional<clock::time_point> deadline) {
+        return processes->run(slot, request, task.queue, deadline);
+      };
+    }
     while (!stopping_) {
+      if (cfg_.processes && cfg_.processes->failed()) {
+        // No child can run a task: take none (the process exits; see
+        // cluster_node's take_over), rather than fetch and hand back.
+        pause(std::chrono::duration_cast<std::chrono::microseconds>(fetch_wait).count());
+        continue;
+      }
       if (abandoned_->at_bound()) {
         // Too many overrun handlers still hold their threads: take nothing
         // until one returns (or the drain), so that they cannot pile up.

@@ -28,6 +28,8 @@
 
 namespace trellis::detail {
 
+class process_pool;
+
 struct worker_pool_config {
   std::shared_ptr<transport> bus;
   /// Records consumer lag (queue wait) per queue and task.
@@ -56,6 +58,10 @@ struct worker_pool_config {
   /// How often the latest progress report of each running task is sent
   /// (progress_reporter.hpp).
   std::chrono::milliseconds progress_interval = defaults::progress_report_interval;
+  /// Cluster workers with `--pool process`: the children that run the
+  /// handlers, one per thread (at least `concurrency` slots). Unset: the
+  /// handlers run on the pool's threads.
+  std::shared_ptr<process_pool> processes;
 };
 
 /// Spawns the pool's actor (detached: draining joins threads, but never an
