@@ -27,6 +27,10 @@ const std::vector<cluster_setting> settings_table{
      true, false, false},
     {"concurrency", "--concurrency", "N", "TRELLIS_CONCURRENCY", "Handler threads", false, true, false, false,
      whole_number_range{1, static_cast<std::int64_t>(defaults::max_concurrency), 0, "one per hardware thread"}},
+    {"pool", "--pool", "thread|process", "TRELLIS_POOL",
+     "Where handlers run: thread (the worker's threads) or process (a child process per slot, replaced when a "
+     "handler crashes or passes its hard time limit) (default: thread)",
+     false, true, false, false},
     {"fetch_batch", "--fetch-batch", "N", "TRELLIS_FETCH_BATCH", "Task messages a handler thread takes per fetch",
      false, true, false, false,
      whole_number_range{1, static_cast<std::int64_t>(defaults::max_fetch_batch),
@@ -407,6 +411,16 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
     }
   }
   out.concurrency = static_cast<std::size_t>(*concurrency);
+  if (auto pool = r.get("pool")) {
+    if (pool->text == "thread") {
+      out.pool = pool_kind::thread;
+    } else if (pool->text == "process") {
+      out.pool = pool_kind::process;
+    } else {
+      return error{errc::invalid_config,
+                   pool->source + ": '" + pool->text.substr(0, 60) + "' is not a pool kind: use thread or process"};
+    }
+  }
   out.fetch_batch = static_cast<std::size_t>(*fetch_batch);
   out.max_abandoned_handlers = static_cast<std::size_t>(*max_abandoned);
   out.ack_wait = std::chrono::milliseconds{*ack_wait};

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -106,6 +108,20 @@ void register_demo_tasks(task_registry& tasks) {
   // JetStream gives up on it after MaxDeliver deliveries. Never use it
   // embedded: it kills the engine's process too.
   tasks.add("crash_worker", [](task_context&) { ::kill(::getpid(), SIGKILL); });
+  // For the process pool (tests/integration/process_pool_test.cpp,
+  // docs/operations.md "Process pool"): a handler that crashes its process
+  // the way buggy native code does, by "abort" (std::abort, SIGABRT) or
+  // "segv" (SIGSEGV). Under `--pool process` only its child dies; under the
+  // thread pool, or embedded, the whole process does.
+  tasks.add("crash", {"how"}, [](task_context&, std::string how) -> value {
+    if (how == "abort") {
+      std::abort();
+    }
+    if (how == "segv") {
+      std::raise(SIGSEGV);
+    }
+    throw task_rejected("crash: how must be \"abort\" or \"segv\", got \"" + how.substr(0, 40) + "\"");
+  });
   // For large values (tests and bench/): a string of `bytes` bytes, and the
   // total length of a list of strings, say a chord's header results.
   tasks.add("blob", {"bytes"}, [](task_context&, std::int64_t bytes) {

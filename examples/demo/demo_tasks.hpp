@@ -17,6 +17,8 @@
 ///   stamp(path) -> appends the time it started (microseconds since the epoch) as a line to the
 ///     file and returns it (for the rate-limit tests)
 ///   crash_worker() -> kills its own process with SIGKILL (for the cluster "worker lost" test)
+///   crash(how) -> crashes its process: how "abort" calls std::abort, "segv" raises SIGSEGV
+///     (for the process pool: only the handler's child dies)
 ///   report_and_wait(steps, gate) -> steps + 1, reporting progress and custom states
 ///     (WAITING, then FINISHING) while it waits for the file `gate` to exist
 ///   blob(bytes) -> a string of `bytes` bytes    measure(values) -> their total length

@@ -3,6 +3,7 @@
 #include "trellis/actors/actor_runtime.hpp"
 #include "trellis/actors/dispatcher.hpp"
 #include "trellis/actors/interfaces.hpp"
+#include "trellis/actors/process_pool.hpp"
 #include "trellis/actors/supervisor.hpp"
 #include "trellis/actors/worker_activity.hpp"
 #include "trellis/actors/worker_pool.hpp"
@@ -376,12 +377,19 @@ class cluster_node_core {
   cluster_options opts;
   task_defaults_by_name defaults;
   std::unique_ptr<node_runtime> worker;
+  /// The worker's handler children (`--pool process`); null otherwise.
+  std::shared_ptr<process_pool> processes;
   std::vector<partition_runtime> partitions;
 
   expected<std::size_t> take_over() {
     std::lock_guard<std::mutex> guard{mutex_};
     if (auto why = failure()) {
       return *why;
+    }
+    if (processes && processes->failed()) {
+      return error{errc::process_pool_failed,
+                   processes->failure() +
+                       "; the worker stops: the tasks it holds unacked are delivered again to other workers"};
     }
     std::size_t waiting = 0;
     for (auto& p : partitions) {
@@ -452,6 +460,8 @@ class cluster_node_core {
   std::shared_ptr<store_failure_note> failed_ = std::make_shared<store_failure_note>();
 };
 
+const char* to_string(pool_kind kind) noexcept { return kind == pool_kind::process ? "process" : "thread"; }
+
 std::string partition_store_path(const std::string& db, int partition, int partitions) {
   if (partitions <= 1) {
     return db;
@@ -487,12 +497,25 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   if (auto ok = validate_exposure(opts); !ok) {
     return ok.error();
   }
+  auto concurrency = opts.concurrency != 0 ? opts.concurrency : std::max(1u, std::thread::hardware_concurrency());
+  auto registry = std::make_shared<const task_registry>(std::move(tasks));
+  auto stats = std::make_shared<metrics>();
+  std::shared_ptr<process_pool> processes;
+  if (opts.pool == pool_kind::process) {
+    // Before the broker connection and the actor system: the zygote must be
+    // forked while this process has one thread (zygote.hpp).
+    auto started = process_pool::start(registry, concurrency, opts.limits, stats);
+    if (!started) {
+      return started.error();
+    }
+    processes = std::move(*started);
+  }
   auto cfg = server_config_for(opts, "trellis-worker");
   cfg.task_queues = opts.queues;
   cfg.all_task_queues = opts.queues.empty();
   // Only the messages of registered tasks reach this worker; another
   // worker's tasks wait for it (decision 0022).
-  cfg.task_names = tasks.names();
+  cfg.task_names = registry->names();
   auto nats = connect_nats(std::move(cfg));
   if (!nats) {
     return nats.error();
@@ -503,14 +526,15 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   sup.run_dispatcher = false;
   worker_pool_config workers;
   workers.bus = shared;
-  workers.stats = std::make_shared<metrics>();
+  workers.stats = stats;
   if (auto ok = serve_metrics(cluster, workers.stats, "worker"); !ok) {
     return ok.error();
   }
-  workers.tasks = std::make_shared<const task_registry>(std::move(tasks));
+  workers.tasks = registry;
   workers.stats->declare_tasks(metrics_role::worker, *workers.tasks, opts.queues);
   workers.queues = opts.queues;
-  workers.concurrency = opts.concurrency != 0 ? opts.concurrency : std::max(1u, std::thread::hardware_concurrency());
+  workers.concurrency = concurrency;
+  workers.processes = processes;
   workers.fetch_batch = opts.fetch_batch;
   workers.max_abandoned_handlers = opts.max_abandoned_handlers;
   workers.limits = opts.limits;
@@ -523,6 +547,7 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   auto core = std::make_unique<cluster_node_core>();
   core->opts = opts;
   core->worker = std::make_unique<node_runtime>(shared, std::move(sup));
+  core->processes = std::move(processes);
   return std::unique_ptr<cluster_node>{new cluster_node{std::move(core)}};
 }
 

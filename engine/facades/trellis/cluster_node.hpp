@@ -24,11 +24,27 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace trellis::detail {
+
+/// Where a worker runs its handlers.
+enum class pool_kind : std::uint8_t {
+  /// On threads of the worker process (the default): cheapest, but a
+  /// handler that crashes takes the process down, and one past its hard
+  /// limit is abandoned, still running.
+  thread,
+  /// Each in a child process of its own (Celery's prefork): a crash or a
+  /// hard limit costs only the child, which is replaced
+  /// (docs/decisions/0023-process-pool.md).
+  process,
+};
+
+/// "thread" or "process".
+const char* to_string(pool_kind kind) noexcept;
 
 /// How a cluster process connects and what it serves.
 struct cluster_options {
@@ -38,8 +54,11 @@ struct cluster_options {
   std::string ns = "default";
   /// Worker: queues to serve; empty serves every queue (consumer `all-queues`).
   std::vector<std::string> queues;
-  /// Worker: handler threads (0: one per hardware thread).
+  /// Worker: handler threads (0: one per hardware thread); with the
+  /// process pool, also the number of handler children.
   std::size_t concurrency = 0;
+  /// Worker: where handlers run (`--pool thread|process`).
+  pool_kind pool = pool_kind::thread;
   /// Worker: task messages one handler thread takes per fetch (why 64:
   /// defaults.hpp).
   std::size_t fetch_batch = defaults::fetch_batch;
@@ -121,8 +140,12 @@ class cluster_node_core;
 class cluster_node {
  public:
   /// Connects and starts a supervisor with only a worker pool running the
-  /// handlers of `tasks`. Errors: `invalid_config` (options, an empty
-  /// registry), `broker_unavailable`.
+  /// handlers of `tasks`. With `opts.pool == pool_kind::process` it first
+  /// forks the process pool's zygote, so it must then be called while the
+  /// process has a single thread. Errors: `invalid_config` (options, an
+  /// empty registry, a process pool asked for in a threaded process),
+  /// `broker_unavailable`. Once running, `take_over` reports
+  /// `process_pool_failed` if the process pool can no longer run handlers.
   static expected<std::unique_ptr<cluster_node>> start_worker(const cluster_options& opts, task_registry tasks);
 
   /// Starts a dispatcher for every owned partition: takes the store's lock,
