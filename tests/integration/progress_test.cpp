@@ -223,10 +223,13 @@ TEST_CASE("a handler reporting in a tight loop makes at most one stored report p
 }
 
 TEST_CASE("status over the broker shows a worker's progress and custom state while it runs and after",
-          "[integration][nats][progress]") {
+          "[integration][nats][progress][process_pool]") {
+  // Either pool: a handler in a process-pool child reports through its
+  // socket to the worker, which sends it on as a thread's reports go.
+  auto pool = GENERATE(as<std::string>{}, "thread", "process");
   trellis::test::cluster_processes c{"progress", {}, {}};
   c.start_dispatcher(c.db());
-  c.start_worker({"--concurrency", "2"});
+  c.start_worker({"--concurrency", "2", "--pool", pool});
   auto gate = c.dir().file("gate");
   auto file = trellis::test::write_file(c.dir(), "wait.json",
                                         R"({"task": "report_and_wait", "args": [3, ")" + gate + R"("]})");

@@ -121,6 +121,8 @@ const char* kind_name(child_reply_kind k) {
       return "failure";
     case child_reply_kind::rejected:
       return "rejected";
+    case child_reply_kind::progress:
+      return "progress";
   }
   return "";
 }
@@ -150,6 +152,12 @@ std::string encode_frame(const child_reply& reply) {
   m.emplace("error_type", reply.error_type);
   m.emplace("message", reply.message);
   put_limit(m, "countdown_ms", reply.countdown_ms);
+  if (reply.kind == child_reply_kind::progress) {
+    put_limit(m, "done", reply.progress.done);
+    put_limit(m, "total", reply.progress.total);
+    m.emplace("progress_message", reply.progress.message);
+    m.emplace("state", reply.progress.state);
+  }
   return framed(value{std::move(m)});
 }
 
@@ -230,15 +238,38 @@ expected<child_reply> decode_reply(std::string_view body, std::size_t max_bytes)
   child_reply out;
   bool known = false;
   for (auto k : {child_reply_kind::result, child_reply_kind::retry, child_reply_kind::failure,
-                 child_reply_kind::rejected}) {
+                 child_reply_kind::rejected, child_reply_kind::progress}) {
     if (*kind == kind_name(k)) {
       out.kind = k;
       known = true;
     }
   }
   if (!known) {
-    return error{errc::malformed_envelope,
-                 "frame: reply kind '" + kind->substr(0, 32) + "' is not result, retry, failure or rejected"};
+    return error{errc::malformed_envelope, "frame: reply kind '" + kind->substr(0, 32) +
+                                               "' is not result, retry, failure, rejected or progress"};
+  }
+  if (out.kind == child_reply_kind::progress) {
+    auto done = f.limit("done");
+    auto total = f.limit("total");
+    auto text = f.text("progress_message");
+    auto state = f.text("state");
+    for (const error* e : {done ? nullptr : &done.error(), total ? nullptr : &total.error(),
+                           text ? nullptr : &text.error(), state ? nullptr : &state.error()}) {
+      if (e != nullptr) {
+        return *e;
+      }
+    }
+    // The checks task_context makes, made again: the child's word is not
+    // taken for them.
+    if (!state->empty()) {
+      if (auto problem = custom_state_problem(*state)) {
+        return error{errc::malformed_envelope, "frame: progress state: " + *problem};
+      }
+    }
+    out.progress.done = *done;
+    out.progress.total = *total;
+    out.progress.message = clip_progress_message(std::move(*text));
+    out.progress.state = std::move(*state);
   }
   if (out.kind == child_reply_kind::result) {
     auto result = f.get("result");

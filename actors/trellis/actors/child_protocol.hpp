@@ -12,6 +12,7 @@
 /// parent then treats the child as lost (`worker_lost`).
 
 #include "trellis/error.hpp"
+#include "trellis/task_progress.hpp"
 #include "trellis/value.hpp"
 
 #include <chrono>
@@ -56,6 +57,10 @@ enum class child_reply_kind : std::uint8_t {
   /// "bad_arguments" (a `task_rejected`, arguments that do not bind) or
   /// "payload_too_large" (a result over `max_result_bytes`).
   rejected,
+  /// Not an answer yet: the handler's latest progress (`progress`), sent
+  /// while it runs; the answer follows. Its custom state name is checked
+  /// and its message cut as `task_context` does.
+  progress,
 };
 
 /// A child's answer to one `child_request`.
@@ -65,6 +70,7 @@ struct child_reply {
   std::string error_type;
   std::string message;
   std::optional<std::int64_t> countdown_ms;
+  task_progress progress;
 };
 
 /// How one call in a child ended, seen by the worker.

@@ -304,7 +304,7 @@ class process_pool_core {
   }
 
   child_outcome run(std::size_t slot, const child_request& request, const std::string& queue,
-                    std::optional<clock::time_point> deadline) {
+                    std::optional<clock::time_point> deadline, const std::shared_ptr<progress_sink>& progress) {
     auto& s = *slots_.at(slot);
     {
       std::lock_guard<std::mutex> guard{s.mutex};
@@ -337,15 +337,27 @@ class process_pool_core {
       }
     }
     const pid_t pid = s.pid;
-    auto in = read_frame(s.fd, max_frame_bytes_, deadline, s.wake[0]);
-    if (in.status == frame_status::complete) {
-      if (auto reply = decode_reply(in.body, max_frame_bytes_)) {
-        out.how = child_outcome::kind::replied;
-        out.reply = std::move(*reply);
-        return out;
-      } else {
-        in.problem = reply.error().message();
+    frame_read in;
+    // Progress frames until the answer, all within the one deadline.
+    for (;;) {
+      in = read_frame(s.fd, max_frame_bytes_, deadline, s.wake[0]);
+      if (in.status != frame_status::complete) {
+        break;
       }
+      auto reply = decode_reply(in.body, max_frame_bytes_);
+      if (!reply) {
+        in.problem = reply.error().message();
+        break;
+      }
+      if (reply->kind == child_reply_kind::progress) {
+        if (progress) {
+          progress->report(reply->progress);
+        }
+        continue;
+      }
+      out.how = child_outcome::kind::replied;
+      out.reply = std::move(*reply);
+      return out;
     }
     if (in.status == frame_status::timed_out || in.status == frame_status::woken || !in.problem.empty()) {
       link_.kill(pid);
@@ -449,8 +461,9 @@ process_pool::process_pool(std::unique_ptr<process_pool_core> core) : core_(std:
 process_pool::~process_pool() = default;
 
 child_outcome process_pool::run(std::size_t slot, const child_request& request, const std::string& queue,
-                                std::optional<clock::time_point> deadline) {
-  return core_->run(slot, request, queue, deadline);
+                                std::optional<clock::time_point> deadline,
+                                const std::shared_ptr<progress_sink>& progress) {
+  return core_->run(slot, request, queue, deadline, progress);
 }
 
 std::uint64_t process_pool::next_job(std::size_t slot) const { return core_->next_job(slot); }

@@ -62,9 +62,11 @@ class process_pool {
   process_pool& operator=(const process_pool&) = delete;
 
   /// Runs `request` (of a task from `queue`) in `slot`'s child, waiting for
-  /// the reply until `deadline` (none: no hard limit).
+  /// the reply until `deadline` (none: no hard limit). Progress the handler
+  /// reports meanwhile goes to `progress` (if not null), from this thread.
   child_outcome run(std::size_t slot, const child_request& request, const std::string& queue,
-                    std::optional<std::chrono::steady_clock::time_point> deadline);
+                    std::optional<std::chrono::steady_clock::time_point> deadline,
+                    const std::shared_ptr<progress_sink>& progress = nullptr);
 
   /// The number the next `run` of `slot` gets (for `terminate`).
   std::uint64_t next_job(std::size_t slot) const;

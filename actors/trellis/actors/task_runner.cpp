@@ -191,14 +191,14 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   }
   auto progress = hooks.progress ? hooks.progress(*task) : nullptr;
   handler_call local{task_context{task->task, task->workflow_id, task->node, task->attempt, std::move(key),
-                                  task->kwargs, stop ? stop->token() : stop_token{}, std::move(progress)},
+                                  task->kwargs, stop ? stop->token() : stop_token{}, progress},
                      std::move(task->args), std::nullopt, nullptr};
   handler_call* call = &local;
   std::shared_ptr<handler_call> shared;  // when the call may be abandoned
   if (in_child) {
     auto done = hooks.run_in_child(
         *task, *in_child,
-        hard_limit ? std::optional{started + std::chrono::milliseconds{*hard_limit}} : std::nullopt);
+        hard_limit ? std::optional{started + std::chrono::milliseconds{*hard_limit}} : std::nullopt, progress);
     auto failed = [&](const std::string& type) -> task_run {
       auto elapsed = std::chrono::steady_clock::now() - started;
       out.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
@@ -252,6 +252,11 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
         }
         call->thrown = std::make_exception_ptr(task_rejected(reply.message));
         break;
+      case child_reply_kind::progress:
+        // The pool forwards progress and reads on, so it is never the
+        // answer; defined all the same.
+        done.message = "the handler child answered with a progress report";
+        return failed("worker_lost");
     }
   } else if (hard_limit && hooks.run_limited) {
     shared = std::make_shared<handler_call>(std::move(local));

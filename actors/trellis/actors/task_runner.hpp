@@ -75,14 +75,17 @@ struct run_hooks {
       run_limited;
   /// Runs the handler call in a child process instead of on the calling
   /// thread (the process pool, process_pool.hpp): `request` is the call,
-  /// `deadline` its hard time limit, if any. A reply becomes the outcome as
+  /// `deadline` its hard time limit, if any, `progress` where the handler's
+  /// progress reports go (`progress` below; may be null). A reply becomes
+  /// the outcome as
   /// a handler's return or throw would; a lost child fails the attempt with
   /// `worker_lost`, one killed at the limit with `time_limit_exceeded`, one
   /// killed by a revoke with terminate is `rejected` as `revoked`, and
   /// `unavailable` hands the task back unrun (`task_run::handed_back`).
   /// Set: `run_limited` is not used.
   std::function<child_outcome(const envelope& task, const child_request& request,
-                              std::optional<std::chrono::steady_clock::time_point> deadline)>
+                              std::optional<std::chrono::steady_clock::time_point> deadline,
+                              const std::shared_ptr<progress_sink>& progress)>
       run_in_child;
   /// Called right before the handler runs: where its context sends progress
   /// reports (progress_reporter.hpp). Unset or null: they go nowhere.

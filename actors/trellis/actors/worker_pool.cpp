@@ -246,8 +246,9 @@ class handler_threads {
     };
     if (auto processes = cfg_.processes) {
       hooks.run_in_child = [processes, slot](const envelope& task, const child_request& request,
-                                             std::optional<clock::time_point> deadline) {
-        return processes->run(slot, request, task.queue, deadline);
+                                             std::optional<clock::time_point> deadline,
+                                             const std::shared_ptr<progress_sink>& progress) {
+        return processes->run(slot, request, task.queue, deadline, progress);
       };
     }
     while (!stopping_) {

@@ -10,8 +10,11 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include <poll.h>
@@ -73,9 +76,112 @@ void close_other_fds(const std::vector<int>& keep) {
   }
 }
 
+/// Sends the handlers' progress to the worker as `progress` frames ahead of
+/// each reply: at most one per `interval`, so that a handler reporting per
+/// row does not pay a system call per row. A report that comes sooner is
+/// kept, and a thread of its own sends the latest when the interval is up,
+/// also when the handler reports nothing more (it may wait a long time);
+/// `close` sends what is left right before the reply. One per child; the
+/// thread starts with the first report that has to wait.
+class progress_channel {
+ public:
+  explicit progress_channel(int fd) : fd_(fd) {}
+  progress_channel(const progress_channel&) = delete;
+  progress_channel& operator=(const progress_channel&) = delete;
+  // The child ends with _exit: the thread is never joined.
+
+  /// A call starts: reports of earlier calls are dropped from now on (a
+  /// thread of a handler's that outlived its call).
+  std::uint64_t open() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    pending_.reset();
+    return ++call_;
+  }
+
+  void report(std::uint64_t call, const task_progress& latest) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (call != call_ || closed_ == call) {
+      return;
+    }
+    pending_ = latest;
+    if (std::chrono::steady_clock::now() - last_sent_ >= interval) {
+      send();
+      return;
+    }
+    if (!pump_.joinable()) {
+      pump_ = std::thread{[this] { pump(); }};
+    }
+    due_.notify_one();
+  }
+
+  /// Sends what call `call` left pending; nothing of it is sent after.
+  void close(std::uint64_t call) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (call == call_) {
+      send();
+      closed_ = call;
+    }
+  }
+
+ private:
+  // The worker forwards the latest report every 100 ms at most
+  // (progress_reporter.hpp); a few frames in between cost little.
+  static constexpr std::chrono::milliseconds interval{20};
+
+  void pump() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    for (;;) {
+      due_.wait(lock, [&] { return pending_.has_value(); });
+      auto at = last_sent_ + interval;
+      if (std::chrono::steady_clock::now() < at) {
+        due_.wait_until(lock, at);
+        continue;  // sent by a report meanwhile, or closed, or now due
+      }
+      send();
+    }
+  }
+
+  /// Under `mutex_`, which also keeps the frames of several threads whole
+  /// and a progress frame from landing after its call's reply.
+  void send() {
+    if (!pending_) {
+      return;
+    }
+    child_reply r;
+    r.kind = child_reply_kind::progress;
+    r.progress = std::move(*pending_);
+    pending_.reset();
+    last_sent_ = std::chrono::steady_clock::now();
+    // A failed write means the worker dropped this child: the reply's
+    // write fails too, and the child exits there.
+    (void)write_frame(fd_, encode_frame(r));
+  }
+
+  const int fd_;
+  std::mutex mutex_;
+  std::condition_variable due_;
+  std::optional<task_progress> pending_;
+  std::chrono::steady_clock::time_point last_sent_{};
+  std::uint64_t call_ = 0;
+  std::uint64_t closed_ = 0;
+  std::thread pump_;
+};
+
+/// What a handler's context reports to: its call's share of the channel.
+class call_progress final : public progress_sink {
+ public:
+  call_progress(progress_channel& channel, std::uint64_t call) : channel_(channel), call_(call) {}
+  void report(const task_progress& latest) override { channel_.report(call_, latest); }
+
+ private:
+  progress_channel& channel_;
+  const std::uint64_t call_;
+};
+
 /// Runs one call in the child, as task_runner's handler call does in a
 /// thread: whatever happens becomes a reply.
-child_reply run_call(const task_registry& tasks, child_request request, const child_limits& limits) {
+child_reply run_call(const task_registry& tasks, child_request request, const child_limits& limits,
+                     std::shared_ptr<progress_sink> progress) {
   child_reply reply;
   const auto* entry = tasks.find(request.task);
   if (entry == nullptr) {
@@ -90,8 +196,6 @@ child_reply run_call(const task_registry& tasks, child_request request, const ch
   stop_source stop{request.soft_limit_ms
                        ? std::optional{started + std::chrono::milliseconds{*request.soft_limit_ms}}
                        : std::nullopt};
-  // Progress reports are not carried to the worker (docs/operations.md,
-  // "Process pool"): the context gets no sink.
   task_context ctx{request.task,
                    request.workflow_id,
                    request.node,
@@ -99,7 +203,7 @@ child_reply run_call(const task_registry& tasks, child_request request, const ch
                    std::move(request.idempotency_key),
                    std::move(request.kwargs),
                    stop.token(),
-                   nullptr};
+                   std::move(progress)};
   try {
     auto r = entry->handler(ctx, request.args);
     if (r.is_retry()) {
@@ -139,6 +243,9 @@ child_reply run_call(const task_registry& tasks, child_request request, const ch
 
 /// A handler child: serves calls on `fd` until end of file.
 [[noreturn]] void child_main(int fd, const task_registry& tasks, const child_limits& limits) {
+  // Never destroyed: the child ends with _exit, and its pump thread may
+  // still wait on it then.
+  auto* progress = new progress_channel{fd};
   for (;;) {
     auto in = read_frame(fd, limits.max_frame_bytes);
     if (in.status == frame_status::closed) {
@@ -151,7 +258,10 @@ child_reply run_call(const task_registry& tasks, child_request request, const ch
     if (!request) {
       ::_exit(child_exit_bad_request);
     }
-    auto frame = encode_frame(run_call(tasks, std::move(*request), limits));
+    auto call = progress->open();
+    auto reply = run_call(tasks, std::move(*request), limits, std::make_shared<call_progress>(*progress, call));
+    progress->close(call);  // the last report goes before the reply, as on a thread
+    auto frame = encode_frame(reply);
     if (frame.size() - frame_header_bytes > limits.max_frame_bytes) {
       // Only an enormous retry reason or error type gets here (results are
       // checked above): replace it by a reply that fits.

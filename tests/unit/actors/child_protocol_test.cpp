@@ -4,6 +4,7 @@
 // or an allocation of the size it claims.
 
 #include "trellis/actors/child_protocol.hpp"
+#include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 
 #include <catch2/catch.hpp>
@@ -220,5 +221,36 @@ TEST_CASE("reading a frame from a socket: a whole frame, a clean close, a cut fr
     socket_pair wake;
     REQUIRE(write_frame(wake.fds[1], "x"));
     CHECK(read_frame(s.fds[0], limit, std::nullopt, wake.fds[0]).status == frame_status::woken);
+  }
+}
+
+TEST_CASE("a progress report crosses as it was made, and one the context would refuse is an error",
+          "[unit][process_pool]") {
+  child_reply r;
+  r.kind = child_reply_kind::progress;
+  r.progress.done = 3;
+  r.progress.total = 4;
+  r.progress.message = "step 3";
+  r.progress.state = "WAITING";
+  auto out = decode_reply(body_of(encode_frame(r)), limit);
+  REQUIRE(out);
+  CHECK(out->kind == child_reply_kind::progress);
+  CHECK(out->progress == r.progress);
+
+  SECTION("a state name that is not a custom state name") {
+    r.progress.state = "STARTED";  // a built-in state
+    CHECK_FALSE(decode_reply(body_of(encode_frame(r)), limit));
+    r.progress.state = "lower case";
+    CHECK_FALSE(decode_reply(body_of(encode_frame(r)), limit));
+  }
+  SECTION("a negative count") {
+    r.progress.done = -1;
+    CHECK_FALSE(decode_reply(body_of(encode_frame(r)), limit));
+  }
+  SECTION("a message longer than a report may carry is cut") {
+    r.progress.message = std::string(10'000, 'm');
+    auto cut = decode_reply(body_of(encode_frame(r)), limit);
+    REQUIRE(cut);
+    CHECK(cut->progress.message.size() <= trellis::defaults::max_progress_message_bytes);
   }
 }
