@@ -48,6 +48,20 @@ json run_flow(cluster_processes& c, const std::string& name, const json& flow,
   return trellis::test::parse_outcome_line(command_result{0, false, client.stdout_text(), ""}.last_line());
 }
 
+/// The value of the sample of `family` whose labels include `label`, from
+/// `trellis metrics` ("" when there is none).
+std::string metric_value(cluster_processes& c, const std::string& family, const std::string& label) {
+  auto text = c.client({"metrics"}).out;
+  std::istringstream lines{text};
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(family + "{", 0) == 0 && line.find(label) != std::string::npos) {
+      return line.substr(line.rfind(' ') + 1);
+    }
+  }
+  INFO(text);
+  return "";
+}
+
 json chain_of_adds() {
   return {{"chain", json::array({{{"task", "add"}, {"args", {1, 2}}}, {{"task", "add"}, {"args", {10}}}})}};
 }
@@ -108,6 +122,9 @@ TEST_CASE("a handler that crashes its child fails the step with worker_lost afte
   CHECK(letter.error.find("worker_lost") != std::string::npos);
   CHECK(letter.error.find(signal_name) != std::string::npos);
 
+  // Two children replaced after crashes, counted.
+  CHECK(metric_value(c, "trellis_worker_children_crashed_total", "task=\"crash\"") == "2");
+
   // The worker process is the same one, and it still serves.
   CHECK_FALSE(worker.try_wait());
   CHECK(worker.pid() == pid);
@@ -134,6 +151,8 @@ TEST_CASE("a spin past its hard limit in a child fails with time_limit_exceeded 
   // From the submission, which starts the step within milliseconds; the
   // spin itself would take 5 s.
   CHECK(took < std::chrono::milliseconds{limit_ms + 1000});
+
+  CHECK(metric_value(c, "trellis_worker_children_killed_total", "task=\"spin\"") == "1");
 
   auto next = run_flow(c, "after", {{"task", "add"}, {"args", {20, 22}}});
   CHECK(next["state"] == "SUCCESS");

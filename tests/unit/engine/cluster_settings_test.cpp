@@ -272,3 +272,37 @@ TEST_CASE(
   }
   CHECK(checked == 13);
 }
+
+TEST_CASE("The worker's pool is thread by default, process from the flag, the environment or the file, and "
+          "nothing else",
+          "[unit][process_pool]") {
+  temp_dir dir;
+  fake_env env;
+  cluster_inputs in;
+  in.getenv = env.lookup();
+  in.flags = {{"broker", "nats://127.0.0.1:4222"}};
+  CHECK(resolve_cluster_options(cluster_command::worker, in)->pool == pool_kind::thread);
+
+  in.config_flag = write_file(dir, "w.toml", "pool = \"process\"\n");
+  CHECK(resolve_cluster_options(cluster_command::worker, in)->pool == pool_kind::process);
+  env.vars = {{"TRELLIS_POOL", "thread"}};
+  CHECK(resolve_cluster_options(cluster_command::worker, in)->pool == pool_kind::thread);
+  in.flags["pool"] = "process";
+  CHECK(resolve_cluster_options(cluster_command::worker, in)->pool == pool_kind::process);
+
+  in.flags["pool"] = "prefork";
+  auto r = resolve_cluster_options(cluster_command::worker, in);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == errc::invalid_config);
+  CHECK_THAT(r.error().message(), Catch::Contains("--pool: 'prefork' is not a pool kind: use thread or process"));
+  in.flags.erase("pool");
+  env.vars = {{"TRELLIS_POOL", "Process"}};
+  r = resolve_cluster_options(cluster_command::worker, in);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message(), Catch::Contains("TRELLIS_POOL: 'Process'"));
+
+  // Not a setting of the other commands: one config file serves them all.
+  env.vars.clear();
+  in.flags["db"] = "d.db";
+  CHECK(resolve_cluster_options(cluster_command::dispatcher, in)->pool == pool_kind::thread);
+}
