@@ -31,7 +31,9 @@
 /// Exit codes: 0 success, 1 a workflow failed, 2 bad input (usage, workflow
 /// file, unknown id), 3 the store cannot be used (corrupt, locked, I/O),
 /// 4 the broker cannot be reached or did not answer (cluster commands),
-/// 143 stopped by SIGTERM/SIGINT after draining (finish with `resume`).
+/// 5 a `worker --pool process` whose process pool died (docs/operations.md,
+/// "Process pool"), 143 stopped by SIGTERM/SIGINT after draining (finish
+/// with `resume`).
 
 #include "trellis/task.hpp"
 
@@ -42,8 +44,10 @@ int cli_main(int argc, char** argv, task_registry tasks);
 
 /// A cluster worker binary in one call: `cli_main` with the `worker` command
 /// put in front of `argv`'s arguments (`--broker URL [--queues a,b]
-/// [--concurrency N] [--namespace NS]`, see docs/cluster.md). Runs until
-/// SIGTERM or SIGINT, then drains; returns the exit code.
+/// [--concurrency N] [--pool thread|process] [--namespace NS]`, see
+/// docs/cluster.md). Runs until SIGTERM or SIGINT, then drains; returns the
+/// exit code. `--pool process` forks the process pool's zygote at once, so
+/// call it before your binary starts any thread (it refuses otherwise).
 int worker_main(int argc, char** argv, task_registry tasks);
 
 }  // namespace trellis
