@@ -238,3 +238,30 @@ TEST_CASE("when the zygote dies, the worker exits 5 and the task its child ran i
   CHECK(out["result"] == 1500);
   CHECK(count_rows(c.db(), "SELECT count(*) FROM attempts") == 0);
 }
+
+TEST_CASE("a revoke with terminate kills the child at once, and the only slot runs the next task",
+          "[integration][nats][process_pool][revoke]") {
+  cluster_processes c{"pool_revoke", {}};
+  c.start_dispatcher(c.db());
+  auto& worker = start_pool_worker(c, "1");
+  // spin never looks at its stop token and has no hard limit: on threads,
+  // terminate could not stop it.
+  auto file = trellis::test::write_file(c.dir(), "spin.json", json{{"task", "spin"}, {"args", {60'000}}}.dump());
+  auto submitted = c.submit(file);
+  REQUIRE(submitted.status == 0);
+  auto id = json::parse(submitted.last_line())["id"].get<std::string>();
+  REQUIRE(trellis::test::wait_until(
+      [&] { return c.client({"inspect"}).out.find("\"spin\"") != std::string::npos; },
+      trellis::test::max_test_wait, "the worker to run spin"));
+
+  auto revoked_at = steady_clock::now();
+  auto revoke = c.client({"revoke", id, "--terminate"});
+  INFO("revoke stdout:\n" << revoke.out << "\nrevoke stderr:\n" << revoke.err);
+  REQUIRE(revoke.status == 0);
+  CHECK(json::parse(revoke.last_line())["state"] == "REVOKED");
+  auto next = run_flow(c, "after", {{"task", "add"}, {"args", {2, 3}}});
+  CHECK(next["state"] == "SUCCESS");
+  CHECK(next["result"] == 5);
+  CHECK(steady_clock::now() - revoked_at < std::chrono::seconds{10});
+  CHECK_FALSE(worker.try_wait());
+}
