@@ -8,6 +8,7 @@
 #include "support/child_process.hpp"
 #include "support/cluster_processes.hpp"
 #include "support/files.hpp"
+#include "support/inspect_lines.hpp"
 #include "support/outcome_line.hpp"
 #include "support/store_reader.hpp"
 #include "support/wait_until.hpp"
@@ -60,6 +61,19 @@ std::string metric_value(cluster_processes& c, const std::string& family, const 
   }
   INFO(text);
   return "";
+}
+
+/// Whether a worker of the cluster says (`inspect`) it is running `task`
+/// now: its `active` list, not the tasks it registers.
+bool running(cluster_processes& c, const std::string& task) {
+  for (const auto& worker : trellis::test::of_role(trellis::test::inspect(c), "worker")) {
+    for (const auto& active : worker.value("active", json::array())) {
+      if (active.value("task", "") == task) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 json chain_of_adds() {
@@ -218,8 +232,7 @@ TEST_CASE("when the zygote dies, the worker exits 5 and the task its child ran i
   auto file = trellis::test::write_file(c.dir(), "sleep.json", json{{"task", "sleep_ms"}, {"args", {1500}}}.dump());
   auto& client = c.start_client(file, {"--wait"});
   REQUIRE(trellis::test::wait_until(
-      [&] { return c.client({"inspect"}).out.find("sleep_ms") != std::string::npos; }, trellis::test::max_test_wait,
-      "the worker to run sleep_ms"));
+      [&] { return running(c, "sleep_ms"); }, trellis::test::max_test_wait, "the worker to run sleep_ms"));
 
   ::kill(zygotes[0], SIGKILL);
   auto exited = worker.wait_for(trellis::test::max_test_wait);
@@ -251,8 +264,7 @@ TEST_CASE("a revoke with terminate kills the child at once, and the only slot ru
   REQUIRE(submitted.status == 0);
   auto id = json::parse(submitted.last_line())["id"].get<std::string>();
   REQUIRE(trellis::test::wait_until(
-      [&] { return c.client({"inspect"}).out.find("\"spin\"") != std::string::npos; },
-      trellis::test::max_test_wait, "the worker to run spin"));
+      [&] { return running(c, "spin"); }, trellis::test::max_test_wait, "the worker to run spin"));
 
   auto revoked_at = steady_clock::now();
   auto revoke = c.client({"revoke", id, "--terminate"});
