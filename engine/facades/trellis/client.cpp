@@ -197,7 +197,7 @@ expected<client_handle> client::replay_dead_letter(std::int64_t letter, int part
   }
   // Watched after the replay: the workflow may have finished already, and
   // the handle's first status request covers exactly that.
-  return core_->handle(body->as_map().at("id").as_string());
+  return core_->handle(body->as_map().at("id").as_string(), nullptr, true);
 }
 
 }  // namespace trellis

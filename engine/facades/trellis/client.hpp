@@ -177,7 +177,8 @@ class client {
 
   /// Runs the dead-lettered node `letter` of the dispatcher of `partition`
   /// again with a fresh retry budget, reopening its workflow, and returns a
-  /// handle on that workflow. Errors: `not_found`, `invalid_workflow`
+  /// handle on that workflow; the handles on it from before forget the old
+  /// outcome and wait for the new one too. Errors: `not_found`, `invalid_workflow`
   /// (replayed already, or no node), and those of `dead_letters`.
   expected<client_handle> replay_dead_letter(std::int64_t letter, int partition = 0);
 

@@ -83,7 +83,7 @@ std::unique_ptr<client> client_core::make_client(std::shared_ptr<client_core> co
   return std::unique_ptr<client>{new client{std::move(core)}};
 }
 
-expected<client_handle> client_core::handle(const std::string& id, const value* known_status) {
+expected<client_handle> client_core::handle(const std::string& id, const value* known_status, bool reopened) {
   // Declared before the lock: a watch that fails to subscribe is released
   // after it (release takes the lock too).
   std::shared_ptr<client_watch> watch;
@@ -107,6 +107,9 @@ expected<client_handle> client_core::handle(const std::string& id, const value* 
       std::lock_guard<std::mutex> guard{watches_->mutex};
       watches_->entries[id] = watch_registry::entry{watch, std::move(box)};
     }
+  }
+  if (reopened) {
+    watch->reopen();
   }
   if (known_status != nullptr) {
     watch->take_status(*known_status);
@@ -163,6 +166,16 @@ bool client_watch::take_status(const value& doc) {
   }
   box_->changed.notify_all();
   return true;
+}
+
+void client_watch::reopen() {
+  {
+    std::lock_guard<std::mutex> guard{box_->mutex};
+    box_->outcome.reset();
+    box_->notice.reset();
+    box_->ask = true;
+  }
+  box_->changed.notify_all();
 }
 
 expected<workflow_outcome> client_watch::wait(std::chrono::milliseconds timeout) {

@@ -77,8 +77,10 @@ class client_core : public std::enable_shared_from_this<client_core> {
 
   /// A handle on `id`. Every handle on one id shares one watch; a new
   /// watch subscribes to the workflow's done notice first. A final
-  /// `known_status` (a status document) fills in the outcome at once.
-  expected<client_handle> handle(const std::string& id, const value* known_status = nullptr);
+  /// `known_status` (a status document) fills in the outcome at once;
+  /// `reopened` (a replayed dead letter) forgets an outcome the watch knew,
+  /// for every handle on the workflow.
+  expected<client_handle> handle(const std::string& id, const value* known_status = nullptr, bool reopened = false);
 
   /// Asks the dispatcher of `partition` (`request_timeout`, unless `timeout`).
   expected<value> ask(const control_request& request, int partition,
@@ -115,6 +117,8 @@ class client_watch {
 
   /// Takes a status document; true when it was final (the outcome is known).
   bool take_status(const value& doc);
+  /// The workflow runs again (a replay): forget its outcome and notice.
+  void reopen();
 
   /// Waits up to `timeout` for the outcome (client_handle::wait_for).
   expected<workflow_outcome> wait(std::chrono::milliseconds timeout);
