@@ -205,3 +205,12 @@ TEST_CASE("client: connect refuses bad options, naming the field and no secret",
   CHECK(short_key.error().message().find("signing_key") != std::string::npos);
   CHECK(short_key.error().message().find("tiny-secret-key") == std::string::npos);
 }
+
+TEST_CASE("client: a key's workflow id is 32 hex digits of SHA-256 over namespace and key", "[integration][client]") {
+  // sha256("trellis-submit-key" "7:default" "8:order-17"), first 16 bytes:
+  // fixed, so that every client version derives the same id from a key.
+  CHECK(trellis::workflow_id_for_key("default", "order-17") == "ab58529f561eb09c4f587d8f3a5b4ff7");
+  CHECK(trellis::workflow_id_for_key("default", "order-17") != trellis::workflow_id_for_key("other", "order-17"));
+  // Length-prefixed parts: moving a character between them changes the id.
+  CHECK(trellis::workflow_id_for_key("ab", "c") != trellis::workflow_id_for_key("a", "bc"));
+}
