@@ -54,7 +54,7 @@ trellis::retry_policy no_retries() {
 
 }  // namespace
 
-TEST_CASE("client: a submitted chain is waited for; a failing one gives workflow_failed with its details",
+TEST_CASE("client: a submitted chain is waited for, and a failing one gives workflow_failed with its details",
           "[integration][nats][client]") {
   cluster_processes c{"clientwait", {}};
   start(c);
@@ -91,7 +91,7 @@ TEST_CASE("client: a submitted chain is waited for; a failing one gives workflow
   CHECK(cl->find("0123456789abcdef0123456789abcdef").error().code() == errc::not_found);
 }
 
-TEST_CASE("client: the same key twice gives the same workflow, submitted once; trellis submit --key agrees",
+TEST_CASE("client: the same key twice gives the same workflow, submitted once, and trellis submit --key agrees",
           "[integration][nats][client]") {
   cluster_processes c{"clientkey", {}};
   start(c);
@@ -127,7 +127,7 @@ TEST_CASE("client: the same key twice gives the same workflow, submitted once; t
   CHECK(trellis::test::count_rows(c.db(), "SELECT count(*) FROM workflows WHERE submit_key = 'order-17'") == 1);
 }
 
-TEST_CASE("client: status and revoke of a running workflow; it ends REVOKED", "[integration][nats][client]") {
+TEST_CASE("client: status and revoke of a running workflow, which ends REVOKED", "[integration][nats][client]") {
   cluster_processes c{"clientrevoke", {}, {"--ack-wait-ms", "30000"}};
   start(c);
   auto cl = connect(c);
