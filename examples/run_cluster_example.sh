@@ -2,7 +2,8 @@
 # Runs a cluster example as ctest does: a fresh nats-server with JetStream on a
 # port the kernel picks, a `trellis dispatcher`, the example's worker binary,
 # then `trellis submit WORKFLOW --wait`, whose outcome line must be SUCCESS
-# with the expected result. Every process is stopped by its PID on the way
+# with the expected result (or, with --client, a client program of its own,
+# whose last line must hold the expected result). Every process is stopped by its PID on the way
 # out, on failure too. Every wait is on an event (the ports file, a log line,
 # an answer) with a deadline; the short pauses between looks only pace them.
 #
@@ -19,6 +20,9 @@
 #   --namespace NS       the namespace `trellis inspect` asks in (default: default)
 #   --expect-worker TEXT the worker's `trellis inspect` line must contain TEXT
 #                        (repeatable), e.g. '"concurrency":2,'
+#   --client PROGRAM     instead of `trellis submit`, run PROGRAM with the
+#                        broker URL as its one argument: it must exit 0 and its
+#                        last line must contain "result":RESULT (WORKFLOW: -)
 set -euo pipefail
 
 usage() {
@@ -28,12 +32,13 @@ usage() {
 (($# >= 4)) || usage
 trellis=$1 nats_server=$2 workflow=$3 expected_result=$4
 shift 4
-config="" namespace="" expect_worker=()
+config="" namespace="" expect_worker=() client=""
 while (($#)) && [[ $1 != -- ]]; do
   case $1 in
     --config) config=$2; shift 2 ;;
     --namespace) namespace=$2; shift 2 ;;
     --expect-worker) expect_worker+=("$2"); shift 2 ;;
+    --client) client=$2; shift 2 ;;
     *) usage ;;
   esac
 done
@@ -147,6 +152,15 @@ fi
 
 # 4. Submit and wait; the last line of stdout is the outcome line.
 status=0
+if [[ -n $client ]]; then
+  timeout "$submit_deadline_s" "$client" "$url" >"$dir/client.out" 2>"$dir/client.log" || status=$?
+  cat "$dir/client.out"
+  ((status == 0)) || fail "$client exited $status"
+  [[ $(tail -n 1 "$dir/client.out") == *"\"result\":$expected_result,"* ]] ||
+    fail "expected \"result\":$expected_result in the client's last line"
+  failed=0
+  exit 0
+fi
 timeout "$submit_deadline_s" "$trellis" submit "$workflow" "${connect[@]}" --wait >"$dir/submit.out" \
   2>"$dir/submit.log" || status=$?
 outcome=$(tail -n 1 "$dir/submit.out")

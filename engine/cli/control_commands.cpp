@@ -3,6 +3,7 @@
 #include "cli_output.hpp"
 #include "inspect_report.hpp"
 
+#include "trellis/client_core.hpp"
 #include "trellis/control_messages.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
@@ -22,41 +23,15 @@ namespace {
 /// listens on the partition, for one to appear).
 constexpr auto control_timeout = std::chrono::seconds{10};
 
-/// Sends `request` to the dispatcher of `partition`; the reply's body or
-/// its error.
-expected<value> ask_dispatcher(detail::cluster_bus& bus, const detail::control_request& request, int partition,
-                               std::chrono::milliseconds timeout = control_timeout) {
-  auto reply = bus.request_control(detail::subject_verb(request.op), partition, detail::encode(request), timeout);
-  if (!reply) {
-    return reply.error();
-  }
-  return detail::decode_control_reply(*reply);
-}
+/// How long a submission waits for a dispatcher to commit it (and, while
+/// none listens, for one to appear).
+constexpr auto submit_timeout = std::chrono::seconds{30};
 
+/// Prints `e`; an answer that cannot be read is the dispatcher's fault, as
+/// one that never came (exit 4).
 int fail(const error& e) {
   std::cerr << "error: " << to_string(e) << '\n';
-  return exit_code_for(e.code());
-}
-
-/// A finished workflow's outcome line, and whether it succeeded.
-struct final_outcome {
-  std::string line;
-  bool success = false;
-};
-
-/// The outcome of a status document or a done notice, if it is final.
-std::optional<final_outcome> terminal_line(const std::string& id, const value& doc) {
-  if (!doc.is_map()) {
-    return std::nullopt;
-  }
-  const auto& m = doc.as_map();
-  auto field = [&](const char* key) { return m.count(key) != 0 ? m.at(key) : value{}; };
-  auto name = field("state");
-  auto state = name.is_string() ? node_state_from_string(name.as_string()) : std::nullopt;
-  if (!state || !is_terminal(*state)) {
-    return std::nullopt;
-  }
-  return final_outcome{outcome_line(id, *state, field("result"), field("error")), *state == node_state::success};
+  return e.code() == errc::malformed_envelope ? exit_broker : exit_code_for(e.code());
 }
 
 }  // namespace
@@ -69,48 +44,61 @@ expected<std::shared_ptr<detail::cluster_bus>> connect_client(const detail::clus
   return detail::cluster_bus::connect(std::move(cfg));
 }
 
-int status_over_broker(const std::string& id, const detail::cluster_options& opts) {
-  auto bus = connect_client(opts, "trellis-status");
-  if (!bus) {
-    return fail(bus.error());
+expected<std::unique_ptr<client>> connect_trellis_client(const detail::cluster_options& opts,
+                                                         const std::string& client_name) {
+  return detail::connect_client(opts, client_name, submit_timeout, control_timeout);
+}
+
+int report_outcome(const client_handle& handle) {
+  for (;;) {
+    // No deadline, as `run`: the workflow may legitimately take long.
+    auto result = handle.wait_for(std::chrono::hours{1});
+    if (result) {
+      std::cout << outcome_line(handle.id(), node_state::success, *result, value{}) << std::endl;
+      return exit_success;
+    }
+    switch (result.error().code()) {
+      case errc::timeout:
+        continue;
+      case errc::workflow_failed:
+      case errc::revoked:
+        // Known to the handle now: neither asks the dispatcher.
+        std::cout << outcome_line(handle.id(), handle.state(), value{}, handle.error_details()) << std::endl;
+        return exit_workflow_failed;
+      default:
+        return fail(result.error());
+    }
   }
-  detail::control_request request;
-  request.op = detail::control_op::status;
-  request.workflow_id = id;
-  auto partition = detail::partition_of(id, opts.partitions);
-  auto doc = ask_dispatcher(**bus, request, partition);
+}
+
+int status_over_broker(const std::string& id, const detail::cluster_options& opts) {
+  auto c = connect_trellis_client(opts, "trellis-status");
+  if (!c) {
+    return fail(c.error());
+  }
+  auto doc = (*c)->status(id);
   if (!doc) {
     if (doc.error().code() == errc::not_found) {
-      std::cerr << "error: no workflow with id " << id << " (namespace " << opts.ns << ", partition " << partition
-                << ")\n";
+      std::cerr << "error: no workflow with id " << id << " (namespace " << opts.ns << ", partition "
+                << detail::partition_of(id, opts.partitions) << ")\n";
       return exit_bad_input;
     }
     return fail(doc.error());
-  }
-  if (!doc->is_map()) {
-    std::cerr << "error: the dispatcher's status answer is not a map\n";
-    return exit_broker;
   }
   std::cout << status_line(doc->as_map()) << std::endl;
   return exit_success;
 }
 
 int dlq_list_over_broker(int partition, const detail::cluster_options& opts) {
-  auto bus = connect_client(opts, "trellis-dlq");
-  if (!bus) {
-    return fail(bus.error());
+  auto c = connect_trellis_client(opts, "trellis-dlq");
+  if (!c) {
+    return fail(c.error());
   }
-  detail::control_request request;
-  request.op = detail::control_op::dlq_list;
-  auto body = ask_dispatcher(**bus, request, partition);
-  if (!body) {
-    return fail(body.error());
+  auto letters = (*c)->dead_letters(partition);
+  if (!letters) {
+    return fail(letters.error());
   }
-  if (!body->is_map() || body->as_map().count("letters") == 0 || !body->as_map().at("letters").is_array()) {
-    std::cerr << "error: the dispatcher's dead-letter answer holds no list of letters\n";
-    return exit_broker;
-  }
-  for (const auto& row : body->as_map().at("letters").as_array()) {
+  for (const auto& row : *letters) {
     std::cout << to_json(row) << '\n';
   }
   std::cout.flush();
@@ -118,29 +106,15 @@ int dlq_list_over_broker(int partition, const detail::cluster_options& opts) {
 }
 
 int dlq_replay_over_broker(std::int64_t letter, int partition, const detail::cluster_options& opts) {
-  auto bus = connect_client(opts, "trellis-dlq");
-  if (!bus) {
-    return fail(bus.error());
+  auto c = connect_trellis_client(opts, "trellis-dlq");
+  if (!c) {
+    return fail(c.error());
   }
-  detail::control_request request;
-  request.op = detail::control_op::dlq_replay;
-  request.letter = letter;
-  auto body = ask_dispatcher(**bus, request, partition);
-  if (!body) {
-    return fail(body.error());
+  auto handle = (*c)->replay_dead_letter(letter, partition);
+  if (!handle) {
+    return fail(handle.error());
   }
-  if (!body->is_map() || body->as_map().count("id") == 0 || !body->as_map().at("id").is_string()) {
-    std::cerr << "error: the dispatcher's replay answer names no workflow\n";
-    return exit_broker;
-  }
-  auto id = body->as_map().at("id").as_string();
-  // Subscribed after the replay: the workflow may already have finished, and
-  // the waiter's first status request covers exactly that.
-  auto waiter = outcome_waiter::watch(**bus, id, opts);
-  if (!waiter) {
-    return fail(waiter.error());
-  }
-  return waiter->report(**bus);
+  return report_outcome(*handle);
 }
 
 int inspect_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window) {
@@ -241,21 +215,15 @@ int metrics_over_broker(const detail::cluster_options& opts, std::chrono::millis
 }
 
 int revoke_over_broker(const std::string& id, const revoke_options& what, const detail::cluster_options& opts) {
-  auto bus = connect_client(opts, "trellis-revoke");
-  if (!bus) {
-    return fail(bus.error());
+  auto c = connect_trellis_client(opts, "trellis-revoke");
+  if (!c) {
+    return fail(c.error());
   }
-  detail::control_request request;
-  request.op = detail::control_op::revoke;
-  request.workflow_id = id;
-  request.node = what.node;
-  request.terminate = what.terminate;
-  auto partition = detail::partition_of(id, opts.partitions);
-  auto body = ask_dispatcher(**bus, request, partition);
+  auto body = (*c)->revoke(id, what);
   if (!body) {
     if (body.error().code() == errc::not_found) {
-      std::cerr << "error: no workflow with id " << id << " (namespace " << opts.ns << ", partition " << partition
-                << "); nothing was revoked\n";
+      std::cerr << "error: no workflow with id " << id << " (namespace " << opts.ns << ", partition "
+                << detail::partition_of(id, opts.partitions) << "); nothing was revoked\n";
       return exit_bad_input;
     }
     return fail(body.error());
@@ -267,77 +235,6 @@ int revoke_over_broker(const std::string& id, const revoke_options& what, const 
   }
   std::cout << *line << std::endl;
   return exit_success;
-}
-
-outcome_waiter::outcome_waiter(std::shared_ptr<shared> s, std::string id, int partition)
-    : state_(std::move(s)), id_(std::move(id)), partition_(partition) {}
-
-expected<outcome_waiter> outcome_waiter::watch(detail::cluster_bus& bus, const std::string& workflow_id,
-                                               const detail::cluster_options& opts) {
-  auto s = std::make_shared<shared>();
-  // The callbacks hold the state, not the waiter: they may run until the
-  // connection is gone, whatever happens to the waiter.
-  auto watching = bus.watch_done(workflow_id, [s](std::string bytes) {
-    {
-      std::lock_guard<std::mutex> guard{s->mutex};
-      if (!s->notice) {
-        s->notice = std::move(bytes);
-      }
-    }
-    s->changed.notify_all();
-  });
-  if (!watching) {
-    return watching.error();
-  }
-  bus.on_reconnect([s] {
-    {
-      std::lock_guard<std::mutex> guard{s->mutex};
-      s->ask = true;
-    }
-    s->changed.notify_all();
-  });
-  return outcome_waiter{s, workflow_id, detail::partition_of(workflow_id, opts.partitions)};
-}
-
-int outcome_waiter::report(detail::cluster_bus& bus) {
-  detail::control_request request;
-  request.op = detail::control_op::status;
-  request.workflow_id = id_;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock{state_->mutex};
-      state_->changed.wait_for(lock, poll, [&] { return state_->notice.has_value() || state_->ask; });
-      if (state_->notice) {
-        auto note =
-            detail::unpack_from_string(*state_->notice, state_->notice->size(), defaults::max_stored_value_depth);
-        if (note && note->is_map() && note->as_map().count("result_too_large") != 0) {
-          // Finished, with a result larger than a notice: ask for it.
-          state_->notice.reset();
-          state_->ask = true;
-          continue;
-        }
-        auto line = note ? terminal_line(id_, *note) : std::nullopt;
-        if (!line) {
-          std::cerr << "error: unreadable completion notice for workflow " << id_ << '\n';
-          return exit_broker;
-        }
-        std::cout << line->line << std::endl;
-        return line->success ? exit_success : exit_workflow_failed;
-      }
-      state_->ask = false;
-    }
-    // The notice may be lost (core NATS); the dispatcher's store is not. An
-    // unanswered request (dispatcher restarting, broker away) only means
-    // asking again later.
-    auto doc = ask_dispatcher(bus, request, partition_);
-    if (!doc) {
-      continue;
-    }
-    if (auto line = terminal_line(id_, *doc)) {
-      std::cout << line->line << std::endl;
-      return line->success ? exit_success : exit_workflow_failed;
-    }
-  }
 }
 
 }  // namespace trellis::cli

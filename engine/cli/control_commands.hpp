@@ -7,24 +7,34 @@
 /// what its `--db` form prints and returns the same exit codes, plus 4 when
 /// the broker or the dispatcher cannot be reached.
 
+#include "trellis/client.hpp"
 #include "trellis/cluster_node.hpp"
 #include "trellis/engine.hpp"
 #include "trellis/error.hpp"
 #include "trellis/transport/cluster_bus.hpp"
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
 
 namespace trellis::cli {
 
-/// Connects a client (no consumers) to the broker of `opts`.
+/// Connects a bus client (no consumers) to the broker of `opts`, for the
+/// commands that ask every process (`inspect`, `metrics`).
 expected<std::shared_ptr<detail::cluster_bus>> connect_client(const detail::cluster_options& opts,
                                                               const std::string& client_name);
+
+/// Connects a `trellis::client` with the command's settings: what `submit`,
+/// `status`, `revoke` and `dlq` use.
+expected<std::unique_ptr<client>> connect_trellis_client(const detail::cluster_options& opts,
+                                                         const std::string& client_name);
+
+/// Waits for the workflow of `handle` without a deadline (as `run`), prints
+/// its outcome line and returns its exit code: 0 SUCCESS, 1 FAILURE or
+/// REVOKED, 4 for a notice or status that cannot be read. A lost done
+/// notice only delays the answer (client_handle asks the dispatcher).
+int report_outcome(const client_handle& handle);
 
 /// `status ID --broker URL`: asks the dispatcher owning the workflow's
 /// partition (`partition_of(id, opts.partitions)`) and prints the status line.
@@ -51,39 +61,5 @@ int metrics_over_broker(const detail::cluster_options& opts, std::chrono::millis
 /// `revoke ID [--node N] [--terminate] --broker URL`: the owning dispatcher
 /// revokes the workflow (or node); prints `revoke_line` of its answer.
 int revoke_over_broker(const std::string& id, const revoke_options& what, const detail::cluster_options& opts);
-
-/// Waits for one workflow's outcome over the broker without missing it. The
-/// `done` notice is core NATS, so it can be lost (a client away while it was
-/// published); the waiter therefore also asks the owning dispatcher for the
-/// workflow's status at once, after every reconnect and every `poll`, and a
-/// lost notice only delays the answer.
-class outcome_waiter {
- public:
-  /// Subscribes to the done notice of `workflow_id` and to reconnects of
-  /// `bus`. Subscribe before the workflow can finish when you can (submit);
-  /// the status requests cover the other cases (replay).
-  static expected<outcome_waiter> watch(detail::cluster_bus& bus, const std::string& workflow_id,
-                                        const detail::cluster_options& opts);
-
-  /// Blocks until the outcome is known (no deadline, as `run`), prints the
-  /// outcome line and returns its exit code (0 SUCCESS, 1 otherwise).
-  int report(detail::cluster_bus& bus);
-
-  /// Period of the status requests.
-  static constexpr std::chrono::seconds poll{3};
-
- private:
-  struct shared {
-    std::mutex mutex;
-    std::condition_variable changed;
-    std::optional<std::string> notice;
-    bool ask = true;  // ask the dispatcher now (at start and after a reconnect)
-  };
-  outcome_waiter(std::shared_ptr<shared> s, std::string id, int partition);
-
-  std::shared_ptr<shared> state_;
-  std::string id_;
-  int partition_;
-};
 
 }  // namespace trellis::cli

@@ -8,7 +8,7 @@
 #include "cli/cluster_settings.hpp"
 #include "cli/control_commands.hpp"
 
-#include "trellis/cluster_client.hpp"
+#include "trellis/client.hpp"
 #include "trellis/cluster_node.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/engine.hpp"
@@ -359,11 +359,8 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
   return exit_terminated;
 }
 
-/// How long a submission waits for a dispatcher to commit it (and, while
-/// none listens, for one to appear).
-constexpr auto submit_timeout = std::chrono::seconds{30};
-
-int cmd_submit(const std::string& file, const detail::cluster_options& opts, bool wait, const task_registry& tasks) {
+int cmd_submit(const std::string& file, const detail::cluster_options& opts, bool wait,
+               const std::optional<std::string>& key, const task_registry& tasks) {
   auto flow = load_workflow_file(file, tasks, opts.limits, !tasks.empty());
   if (!flow) {
     std::cerr << "error: " << flow.error().message() << '\n';
@@ -373,47 +370,35 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
     std::cerr << "error: " << file << ": " << ok.error().message() << '\n';
     return exit_bad_input;
   }
-  auto client = detail::cluster_client::connect(opts, "trellis-submit");
+  auto client = cli::connect_trellis_client(opts, "trellis-submit");
   if (!client) {
     std::cerr << "error: " << to_string(client.error()) << '\n';
     return exit_code_for(client.error().code());
   }
-  auto& bus = (*client)->bus();
-  // The id is chosen here, so that --wait can subscribe before the
-  // submission goes out: a notice that arrives is not missed, and the
-  // waiter's status requests cover a lost one.
-  auto workflow_id = detail::new_workflow_id();
-  std::optional<cli::outcome_waiter> waiter;
-  if (wait) {
-    auto watching = cli::outcome_waiter::watch(bus, workflow_id, opts);
-    if (!watching) {
-      std::cerr << "error: " << to_string(watching.error()) << '\n';
-      return exit_code_for(watching.error().code());
-    }
-    waiter.emplace(std::move(*watching));
-  }
   // To the dispatcher owning the workflow's partition, signed when the
-  // options carry a key.
-  auto id = (*client)->submit_as(workflow_id, *flow, false, submit_timeout);
-  if (!id) {
-    switch (id.error().code()) {
+  // options carry a key. The handle listens for the outcome before the
+  // submission goes out; with --key the id is the key's
+  // (trellis::workflow_id_for_key) and a second submission gets the first
+  // workflow.
+  auto handle = (*client)->submit(*flow, key);
+  if (!handle) {
+    switch (handle.error().code()) {
       case errc::invalid_workflow:  // the dispatcher refused it
-        std::cerr << "error: " << id.error().message() << '\n';
+        std::cerr << "error: " << handle.error().message() << '\n';
         return exit_bad_input;
       case errc::malformed_envelope:  // an answer that cannot be read
-        std::cerr << "error: " << id.error().message() << '\n';
+        std::cerr << "error: " << handle.error().message() << '\n';
         return exit_broker;
       default:
-        std::cerr << "error: " << to_string(id.error()) << '\n';
-        return exit_code_for(id.error().code());
+        std::cerr << "error: " << to_string(handle.error()) << '\n';
+        return exit_code_for(handle.error().code());
     }
   }
   if (!wait) {
-    std::cout << "{\"id\":" << json_string(*id) << "}" << std::endl;
+    std::cout << "{\"id\":" << json_string(handle->id()) << "}" << std::endl;
     return exit_success;
   }
-  // No deadline, as `run`: the workflow may legitimately take long.
-  return waiter->report(bus);
+  return cli::report_outcome(*handle);
 }
 
 }  // namespace
@@ -500,6 +485,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   cluster_flags submit_flags{detail::cluster_command::submit, {}, {}, {}};
   submit_flags.add_to(submit);
   submit->add_flag("--wait", wait, "Wait for the outcome and print it as `run` does");
+  std::string submit_key;
+  submit->add_option("--key", submit_key,
+                     "Idempotent submission: the workflow id is derived from the namespace and KEY, and a second "
+                     "submission with the same key gets the first workflow");
 
   // Control over the broker (docs/cluster.md "Control"): the store commands
   // ask the running dispatcher with --broker instead of opening --db. They
@@ -597,7 +586,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       return serve(detail::cluster_node::start_dispatcher(options, tasks), "dispatcher");
     }
     if (*submit) {
-      return cmd_submit(file, submit_flags.resolve(), wait, tasks);
+      auto* key_flag = submit->get_option("--key");
+      return cmd_submit(file, submit_flags.resolve(), wait,
+                        key_flag->count() > 0 ? std::optional<std::string>{submit_key} : std::nullopt, tasks);
     }
     if (*run) {
       return cmd_run(file, opts, std::move(tasks));

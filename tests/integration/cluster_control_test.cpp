@@ -620,9 +620,9 @@ TEST_CASE("a waiter that missed the done notice learns the outcome from the disp
   trellis::detail::cluster_options opts;
   opts.broker_urls = {c.url()};
   opts.ns = c.ns();
-  auto bus = trellis::cli::connect_client(opts, "missed-notice-test");
-  REQUIRE(bus);
-  auto waiter = trellis::cli::outcome_waiter::watch(**bus, id, opts);
-  REQUIRE(waiter);
-  CHECK(waiter->report(**bus) == 0);
+  auto client = trellis::cli::connect_trellis_client(opts, "missed-notice-test");
+  REQUIRE(client);
+  auto handle = (*client)->find(id);
+  REQUIRE(handle);
+  CHECK(trellis::cli::report_outcome(*handle) == 0);
 }

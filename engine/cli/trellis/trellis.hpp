@@ -5,6 +5,7 @@
 
 #include "trellis/canvas.hpp"        // signature, chain, group, chord
 #include "trellis/cli_main.hpp"      // cli_main: the CLI for your own binary
+#include "trellis/client.hpp"        // client, client_options, client_handle: submit to a cluster
 #include "trellis/engine.hpp"        // engine, engine_config, workflow_handle
 #include "trellis/error.hpp"         // errc, error, expected, usage_error, setup_error
 #include "trellis/node_state.hpp"    // node_state

@@ -1,7 +1,5 @@
 #include "trellis/cluster_client.hpp"
 
-#include "trellis/control_messages.hpp"
-
 #include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
@@ -47,14 +45,24 @@ expected<std::string> cluster_client::submit(const canvas& flow, bool watch, std
   return submit_as(new_workflow_id(), flow, watch, timeout);
 }
 
+expected<value> cluster_client::ask(const control_request& request, int partition,
+                                    std::chrono::milliseconds timeout) {
+  auto reply = bus_->request_control(subject_verb(request.op), partition, encode(request), timeout);
+  if (!reply) {
+    return reply.error();
+  }
+  return decode_control_reply(*reply);
+}
+
 expected<std::string> cluster_client::submit_as(const std::string& workflow_id, const canvas& flow, bool watch,
-                                                std::chrono::milliseconds timeout) {
+                                                std::chrono::milliseconds timeout,
+                                                const std::optional<std::string>& submit_key) {
   // Refused here already, with the dispatcher's words: no NATS queue
   // honours a priority.
   if (auto ok = check_priorities_honoured(flow, false); !ok) {
     return ok.error();
   }
-  auto e = submission_envelope(workflow_id, flow);
+  auto e = submission_envelope(workflow_id, flow, submit_key);
   auto encoded = encode_submission(e, limits_.max_submission_bytes);
   if (!encoded) {
     return encoded.error();

@@ -9,6 +9,7 @@
 
 #include "trellis/canvas.hpp"
 #include "trellis/cluster_node.hpp"
+#include "trellis/control_messages.hpp"
 #include "trellis/error.hpp"
 #include "trellis/node_state.hpp"
 #include "trellis/submission.hpp"
@@ -54,11 +55,25 @@ class cluster_client {
 
   /// As `submit`, under the caller's `workflow_id` (a new one, from
   /// `new_workflow_id`): a caller that knows the id before the request goes
-  /// out can subscribe to what it needs first, as `trellis submit --wait`
-  /// does. An id the dispatcher already knows is answered with that id and
-  /// submits nothing (the dispatcher deduplicates by workflow id).
+  /// out can subscribe to what it needs first, as `trellis::client` does.
+  /// An id the dispatcher already knows is answered with that id and
+  /// submits nothing (the dispatcher deduplicates by workflow id). With
+  /// `submit_key`, the envelope carries it and a key the dispatcher already
+  /// knows is answered with its workflow's id (the first submission wins):
+  /// the returned id is then not `workflow_id`.
   expected<std::string> submit_as(const std::string& workflow_id, const canvas& flow, bool watch,
-                                  std::chrono::milliseconds timeout = std::chrono::seconds{30});
+                                  std::chrono::milliseconds timeout = std::chrono::seconds{30},
+                                  const std::optional<std::string>& submit_key = std::nullopt);
+
+  /// Sends a control request (docs/cluster.md "Control") to the dispatcher
+  /// of `partition` and returns the body of its answer. While no dispatcher
+  /// listens on the partition the request is repeated until `timeout`.
+  /// Errors: `broker_unavailable`, `timeout`, the dispatcher's own error
+  /// (`not_found`, `invalid_workflow`, ...), `malformed_envelope`.
+  expected<value> ask(const control_request& request, int partition, std::chrono::milliseconds timeout);
+
+  /// The partition count the client routes by (`partition_of`).
+  int partitions() const noexcept { return partitions_; }
 
   /// Waits up to `timeout` for the completion notice of a workflow submitted
   /// with `watch`, and forgets it. Errors: `timeout` (the workflow goes on),

@@ -10,6 +10,7 @@
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/metrics.hpp"
+#include "trellis/outcome_result.hpp"
 #include "trellis/prometheus_merge.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_lock.hpp"
@@ -450,19 +451,9 @@ expected<value> workflow_handle::wait_for(std::chrono::milliseconds timeout) con
   if (!slot_->done) {
     return *slot_->halted;
   }
-  const auto& o = slot_->outcome;
-  if (o.state == node_state::success) {
-    return o.result;
-  }
-  std::string message = "workflow " + id_ + " " + std::string{to_string(o.state)};
-  if (o.error.is_map()) {
-    const auto& e = o.error.as_map();
-    auto field = [&](const char* k) { return e.count(k) && e.at(k).is_string() ? e.at(k).as_string() : ""; };
-    // A whole revoked workflow names no task.
-    auto task = field("task");
-    message += (task.empty() ? ": " : ": task '" + task + "' failed: ") + field("type") + ": " + field("message");
-  }
-  return error{o.state == node_state::revoked ? errc::revoked : errc::workflow_failed, message};
+  auto o = slot_->outcome;
+  o.id = id_;
+  return detail::outcome_result(o);
 }
 
 node_state workflow_handle::state() const {

@@ -2,9 +2,12 @@
 
 #include "trellis/clock.hpp"
 
+#include <openssl/evp.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 
 namespace trellis::detail {
 
@@ -18,6 +21,27 @@ std::string new_workflow_id() {
   char buf[33];
   std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(ids()),
                 static_cast<unsigned long long>(ids()));
+  return buf;
+}
+
+std::string workflow_id_for_key(const std::string& ns, const std::string& key) {
+  // Length-prefixed parts: ("a", "bc") and ("ab", "c") differ.
+  std::string input = "trellis-submit-key";
+  for (const auto* part : {&ns, &key}) {
+    input += std::to_string(part->size());
+    input += ':';
+    input += *part;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr) != 1 || length < 16) {
+    // Only when OpenSSL cannot allocate: nothing sensible to return.
+    throw std::runtime_error("SHA-256 failed while deriving a workflow id from a submit key");
+  }
+  char buf[33];
+  for (int i = 0; i < 16; ++i) {
+    std::snprintf(buf + 2 * i, 3, "%02x", static_cast<unsigned>(digest[i]));
+  }
   return buf;
 }
 

@@ -18,6 +18,14 @@ namespace trellis::detail {
 /// never pick the same one).
 std::string new_workflow_id();
 
+/// The workflow id of a submission keyed `key` in namespace `ns`: the first
+/// 32 hex digits of SHA-256("trellis-submit-key", ns, key), each part
+/// length-prefixed, so the same namespace and key always give the same id
+/// (and so the same partition and dispatcher), in the format of
+/// `new_workflow_id`. `trellis::client::submit` and `trellis submit --key`
+/// use it (docs/decisions/0025-public-cluster-client.md).
+std::string workflow_id_for_key(const std::string& ns, const std::string& key);
+
 /// The submit envelope of `flow` under `workflow_id`, stamped now, with
 /// `submit_key` (the first submission with a key wins) when given.
 envelope submission_envelope(const std::string& workflow_id, const canvas& flow,
