@@ -174,7 +174,7 @@ TEST_CASE("a spin past its hard limit in a child fails with time_limit_exceeded 
   CHECK_FALSE(worker.try_wait());
 }
 
-TEST_CASE("--pool with an unknown kind exits 2 with a message on stderr and nothing on stdout",
+TEST_CASE("A worker given --pool of an unknown kind exits 2 with a message on stderr and nothing on stdout",
           "[integration][cli][process_pool]") {
   trellis::test::temp_dir dir;
   auto r = trellis::test::run_command(

@@ -329,6 +329,75 @@ natsStatus pull_consumers::fetch_once(consumer_binding& b, int batch, millisecon
   return fetch_messages(b, batch, wait, no_wait, out, false).first;
 }
 
+/// Takes up to `batch` messages already waiting in `sub` (brought late by a
+/// request whose fetch had timed out), one at a time, into `out`. Returns
+/// how many.
+int pull_consumers::take_leftovers(natsSubscription* sub, int batch, std::vector<delivery>& out, bool tasks) {
+  int received = 0;
+  int waiting = 0;
+  int waiting_bytes = 0;
+  while (received < batch && natsSubscription_GetPending(sub, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
+    jsFetchRequest one;
+    jsFetchRequest_Init(&one);
+    one.Batch = 1;
+    one.NoWait = true;
+    one.Expires = to_nanos(no_wait_expiry);
+    message_list leftover;
+    if (natsSubscription_FetchRequest(&leftover.list, sub, &one) != NATS_OK) {
+      break;
+    }
+    received += leftover.list.Count;
+    adopt(leftover.list, out, tasks);
+  }
+  return received;
+}
+
+/// Task messages that arrived in an idle subscription after the fetch that
+/// asked for them gave up (a no-wait answer later than its expiry on a
+/// loaded machine) are nobody's yet: no fetch may come for them while the
+/// worker's threads run handlers, and unmarked they would be delivered a
+/// second time after AckWait. Moves them to their binding's ready tasks,
+/// where the keep-alive marks them and the next fetch hands them out.
+void pull_consumers::adopt_late_tasks() {
+  std::vector<consumer_binding*> bindings;
+  {
+    std::lock_guard<std::mutex> guard{bindings_mutex_};
+    for (auto& b : all_bindings_) {
+      bindings.push_back(b.get());
+    }
+    for (auto& [queue, bound] : task_bindings_) {
+      for (auto& b : bound) {
+        bindings.push_back(b.get());
+      }
+    }
+  }
+  for (auto* b : bindings) {
+    natsSubscription* sub = nullptr;
+    {
+      std::lock_guard<std::mutex> guard{b->mutex};
+      for (auto i = b->idle.begin(); i != b->idle.end(); ++i) {
+        int waiting = 0;
+        int waiting_bytes = 0;
+        if (natsSubscription_GetPending(*i, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
+          sub = *i;
+          b->idle.erase(i);
+          break;
+        }
+      }
+    }
+    if (sub == nullptr) {
+      continue;
+    }
+    std::vector<delivery> late;
+    take_leftovers(sub, INT_MAX, late, true);
+    b->give_back(sub);
+    std::lock_guard<std::mutex> guard{b->mutex};
+    for (auto& d : late) {
+      b->ready.push_back(std::move(d));
+    }
+  }
+}
+
 /// One pull request for up to `batch` messages on `b`, every envelope of
 /// them appended to `out`. Returns the status and the messages received.
 std::pair<natsStatus, int> pull_consumers::fetch_messages(consumer_binding& b, int batch, milliseconds wait,
@@ -345,22 +414,7 @@ std::pair<natsStatus, int> pull_consumers::fetch_messages(consumer_binding& b, i
   // Such leftovers are messages a previous fetch's request brought after
   // that fetch timed out. Take them one at a time first: a batch of one
   // cannot overrun.
-  int received = 0;
-  int waiting = 0;
-  int waiting_bytes = 0;
-  while (received < batch && natsSubscription_GetPending(*sub, &waiting, &waiting_bytes) == NATS_OK && waiting > 0) {
-    jsFetchRequest one;
-    jsFetchRequest_Init(&one);
-    one.Batch = 1;
-    one.NoWait = true;
-    one.Expires = to_nanos(no_wait_expiry);
-    message_list leftover;
-    if (natsSubscription_FetchRequest(&leftover.list, *sub, &one) != NATS_OK) {
-      break;
-    }
-    received += leftover.list.Count;
-    adopt(leftover.list, out, tasks);
-  }
+  int received = take_leftovers(*sub, batch, out, tasks);
   if (received > 0) {
     b.give_back(*sub);
     return {NATS_OK, received};
@@ -481,6 +535,7 @@ void pull_consumers::touch(const delivery& d) {
   }
 }
 void pull_consumers::keep_alive(milliseconds quiet) {
+  adopt_late_tasks();
   // Which messages first, then the in-progress calls in slices under the
   // lock: a dispatcher may hold tens of thousands of events, and acks must
   // not wait behind all of them. The lock also keeps a touch from running

@@ -120,7 +120,9 @@ class pull_consumers {
   /// thread (nats_loops.hpp) more often than AckWait, so that nothing a
   /// live process holds is delivered a second time, however long it takes.
   /// Only messages JetStream has not heard of for `quiet` are marked: most
-  /// are acked within milliseconds and never need it.
+  /// are acked within milliseconds and never need it. First it takes in
+  /// task messages that reached an idle subscription after their fetch
+  /// gave up (adopt_late_tasks), so that they are marked too.
   void keep_alive(std::chrono::milliseconds quiet);
   /// `nats_transport::work_already_out`: a scan of the task stream, then of
   /// `partition`'s events.
@@ -183,6 +185,8 @@ class pull_consumers {
   void keep_batch(consumer_binding& b, std::size_t taken, std::size_t messages, int batch, std::vector<delivery>& out);
   natsStatus fetch_once(consumer_binding& b, int batch, std::chrono::milliseconds wait, bool no_wait,
                         std::vector<delivery>& out, bool tasks = false);
+  int take_leftovers(natsSubscription* sub, int batch, std::vector<delivery>& out, bool tasks);
+  void adopt_late_tasks();
   std::pair<natsStatus, int> fetch_messages(consumer_binding& b, int batch, std::chrono::milliseconds wait,
                                             bool no_wait, std::vector<delivery>& out, bool tasks);
 
