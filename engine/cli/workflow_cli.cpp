@@ -12,6 +12,7 @@
 #include "trellis/cluster_node.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/engine.hpp"
+#include "trellis/log.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_reports.hpp"
 #include "trellis/submission.hpp"
@@ -74,8 +75,8 @@ class termination_watch {
           while (!done_) {
             int sig = sigtimedwait(&set, nullptr, &tick);
             if (sig == SIGTERM || sig == SIGINT) {
-              std::cerr << "trellis: signal " << sig << ": draining; unfinished workflows stay in " << db
-                        << " (finish them with: resume --db " << db << ")" << std::endl;
+              log::info() << "signal " << sig << ": draining; unfinished workflows stay in " << db
+                          << " (finish them with: resume --db " << db << ")";
               eng.shutdown();
               std::cout.flush();
               std::_Exit(exit_terminated);
@@ -329,7 +330,7 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
     std::cerr << "error: " << to_string(node.error()) << '\n';
     return exit_code_for(node.error().code());
   }
-  std::cerr << "trellis: " << what << " running" << std::endl;
+  log::info() << what << " running";
   auto set = termination_watch::signals();
   int sig = 0;
   // Every 100 ms between waits for a signal: a standby dispatcher retries
@@ -344,8 +345,8 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
     }
     if (*waiting > 0 && !announced) {
       announced = true;
-      std::cerr << "trellis: " << what << " standing by: " << *waiting
-                << " owned partition(s) are served by another dispatcher; taking over when it stops" << std::endl;
+      log::info() << what << " standing by: " << *waiting
+                  << " owned partition(s) are served by another dispatcher; taking over when it stops";
     }
     timespec pause{0, 100'000'000};
     if (int got = sigtimedwait(&set, nullptr, &pause); got > 0) {
@@ -353,7 +354,7 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
       break;
     }
   }
-  std::cerr << "trellis: signal " << sig << ": draining the " << what << std::endl;
+  log::info() << "signal " << sig << ": draining the " << what;
   (*node)->shutdown();
   std::cout.flush();
   return exit_terminated;
