@@ -305,8 +305,7 @@ struct cluster_flags {
     }
   }
 
-  /// Flag > environment > config file > default; a bad value is bad input.
-  detail::cluster_options resolve() const {
+  detail::cluster_inputs inputs() const {
     detail::cluster_inputs in;
     for (const auto& [key, option] : options) {
       if (option->count() > 0) {
@@ -315,13 +314,55 @@ struct cluster_flags {
     }
     in.config_flag = config;
     in.getenv = [](const char* name) -> const char* { return std::getenv(name); };
-    auto resolved = detail::resolve_cluster_options(command, in);
+    return in;
+  }
+
+  /// Flag > environment > config file > default; a bad value is bad input.
+  detail::cluster_options resolve() const {
+    auto resolved = detail::resolve_cluster_options(command, inputs());
     if (!resolved) {
       throw setup_error(resolved.error().code(), resolved.error().message());
     }
     return std::move(*resolved);
   }
 };
+
+/// `--log-level` and `--log-format` of a command without the cluster
+/// settings (run, resume, dlq replay): flag > environment > default.
+struct log_flags {
+  std::map<std::string, std::string> values;
+  std::map<std::string, CLI::Option*> options;
+
+  void add_to(CLI::App* cmd) {
+    for (const auto& s : detail::cluster_settings()) {
+      if (std::string{s.key} == "log_level" || std::string{s.key} == "log_format") {
+        options[s.key] = cmd->add_option(s.flag, values[s.key], detail::help_text(s))->type_name(s.value_name);
+      }
+    }
+  }
+
+  detail::cluster_inputs inputs() const {
+    detail::cluster_inputs in;
+    for (const auto& [key, option] : options) {
+      if (option->count() > 0) {
+        in.flags[key] = values.at(key);
+      }
+    }
+    in.getenv = [](const char* name) -> const char* { return std::getenv(name); };
+    return in;
+  }
+};
+
+/// Sets up the process log before anything logs: the settings `in` give
+/// (a bad value is bad input), the process named `trellis-<command>`.
+void start_log(const detail::cluster_inputs& in, bool read_config, const std::string& command) {
+  auto resolved = detail::resolve_log_options(in, read_config);
+  if (!resolved) {
+    throw setup_error(resolved.error().code(), resolved.error().message());
+  }
+  resolved->process = "trellis-" + command;
+  log::configure(*resolved);
+}
 
 /// Runs a started cluster process until SIGTERM or SIGINT (blocked by the
 /// caller before any thread started), then drains it.
@@ -443,6 +484,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     }
   };
 
+  std::map<CLI::App*, log_flags> embedded_log;
   std::string file;
   auto* run = app.add_subcommand("run", "Run a workflow file embedded and print its outcome as JSON");
   run->add_option("FILE", file, "Workflow file (JSON)")->required();
@@ -473,6 +515,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   worker_flags.add_to(worker);
 
   cluster_flags dispatcher_flags{detail::cluster_command::dispatcher, {}, {}, {}};
+  for (auto* cmd : {run, resume, dlq_replay}) {
+    embedded_log[cmd].add_to(cmd);
+  }
+
   auto* dispatcher = app.add_subcommand("dispatcher", "Run the dispatcher of a cluster, owning the store");
   dispatcher_flags.add_to(dispatcher);
   bool standby = false;
@@ -576,6 +622,24 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     termination_watch::block();
   }
   try {
+    // The log first, so that every line has its format: the cluster
+    // processes from their settings, the embedded commands from their flags,
+    // the others from the environment.
+    std::string command_name = "trellis";
+    for (const auto* cmd : app.get_subcommands()) {
+      command_name = cmd->get_name();
+    }
+    if (*worker || *dispatcher) {
+      start_log((*worker ? worker_flags : dispatcher_flags).inputs(), true, command_name);
+    } else if (*run || *resume || *dlq_replay) {
+      start_log(embedded_log.at(*run      ? run
+                                : *resume ? resume
+                                          : dlq_replay)
+                    .inputs(),
+                false, *dlq_replay ? std::string{"dlq-replay"} : command_name);
+    } else {
+      start_log(log_flags{}.inputs(), false, command_name);
+    }
     if (*worker) {
       termination_watch::block();  // before any thread exists, so that only serve() sees them
       return serve(detail::cluster_node::start_worker(worker_flags.resolve(), std::move(tasks)), "worker");
