@@ -49,6 +49,8 @@ namespace {
 nats_config server_config_for(const cluster_options& opts, const std::string& client_name) {
   auto cfg = nats_config_for(opts, client_name);
   cfg.connect_wait = opts.broker_wait;
+  // Only the redacted form is ever logged: no password, token or URL user.
+  log::debug() << client_name << ": connecting: " << cfg.redacted();
   cfg.on_connect_wait = [client_name](const std::string& why, std::chrono::milliseconds wait) {
     log::warn() << client_name << ": " << why << "; trying again for up to " << wait.count() / 1000
                 << " s (--broker-wait-ms)";
