@@ -218,9 +218,11 @@ std::shared_ptr<spdlog::logger> make_logger(const options& opts, std::ostream* o
 
 /// The logger in use; replaced whole by `configure` (atomic shared_ptr
 /// access, so a record written meanwhile uses the old or the new one).
+/// Never destroyed: an engine in a static object may log while the
+/// program's statics are torn down.
 std::shared_ptr<spdlog::logger>& current() {
-  static std::shared_ptr<spdlog::logger> logger = make_logger(options{}, nullptr);
-  return logger;
+  static auto* logger = new std::shared_ptr<spdlog::logger>(make_logger(options{}, nullptr));
+  return *logger;
 }
 
 std::shared_ptr<spdlog::logger> logger() { return std::atomic_load(&current()); }
