@@ -13,6 +13,7 @@ packages=(
   libsqlite3-dev                  # the workflow store
   nlohmann-json3-dev              # workflow files and CLI JSON
   libcli11-dev                    # command-line parsing
+  libspdlog-dev                   # the process log: timestamps, levels, text or JSON lines (spdlog 1.10, with fmt)
   libssl-dev openssl              # HMAC-SHA256 message signing; openssl makes the TLS test certificates
   catch2                          # tests
   python3                         # scripts/check_layers.py and check_quotes.py (run by ctest)

@@ -5,6 +5,8 @@
 #include <iterator>
 #include <optional>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "trellis/defaults.hpp"
 #include "trellis/signing.hpp"
@@ -98,6 +100,12 @@ const std::vector<cluster_setting> settings_table{
      "Run against a broker off loopback with neither NATS authentication nor message signing (refused "
      "otherwise: anyone who can publish there could make workers run any task)",
      false, true, true, false},
+    // The process log (docs/operations.md#logs); the embedded commands (run,
+    // resume, dlq replay) take the same flags and variables.
+    {"log_level", "--log-level", "trace|debug|info|warn|error|off", "TRELLIS_LOG_LEVEL",
+     "Least severe log line written on stderr (default: info)", false, true, true, false},
+    {"log_format", "--log-format", "text|json", "TRELLIS_LOG_FORMAT",
+     "Log lines as text or as one JSON object per line (default: text)", false, true, true, false},
 };
 
 std::string trim(const std::string& s) {
@@ -356,7 +364,11 @@ expected<std::map<std::string, std::string>> read_config_file(const std::string&
   return out;
 }
 
-expected<cluster_options> resolve_cluster_options(cluster_command command, const cluster_inputs& inputs) {
+namespace {
+
+/// The config file `inputs` name (--config, then TRELLIS_CONFIG), read; an
+/// empty map and path when none is named.
+expected<std::pair<std::map<std::string, std::string>, std::string>> config_of(const cluster_inputs& inputs) {
   std::string config_path = inputs.config_flag;
   std::string config_source = "--config";
   if (config_path.empty() && inputs.getenv) {
@@ -373,6 +385,49 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
     }
     file = std::move(*read);
   }
+  return std::pair{std::move(file), config_path};
+}
+
+}  // namespace
+
+expected<log::options> resolve_log_options(const cluster_inputs& inputs, bool read_config) {
+  std::map<std::string, std::string> file;
+  std::string file_path;
+  if (read_config) {
+    auto config = config_of(inputs);
+    if (!config) {
+      return config.error();
+    }
+    std::tie(file, file_path) = std::move(*config);
+  }
+  // Both rows are the worker's (and the dispatcher's).
+  resolver r{cluster_command::worker, inputs, std::move(file), file_path};
+  log::options out;
+  if (auto level = r.get("log_level")) {
+    auto parsed = log::parse_level(level->text);
+    if (!parsed) {
+      return error{errc::invalid_config, level->source + ": '" + level->text.substr(0, 60) +
+                                             "' is not a log level: use trace, debug, info, warn, error or off"};
+    }
+    out.min_level = *parsed;
+  }
+  if (auto format = r.get("log_format")) {
+    auto parsed = log::parse_format(format->text);
+    if (!parsed) {
+      return error{errc::invalid_config,
+                   format->source + ": '" + format->text.substr(0, 60) + "' is not a log format: use text or json"};
+    }
+    out.style = *parsed;
+  }
+  return out;
+}
+
+expected<cluster_options> resolve_cluster_options(cluster_command command, const cluster_inputs& inputs) {
+  auto config = config_of(inputs);
+  if (!config) {
+    return config.error();
+  }
+  auto& [file, config_path] = *config;
   resolver r{command, inputs, std::move(file), config_path};
 
   cluster_options out;

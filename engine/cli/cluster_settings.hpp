@@ -26,6 +26,7 @@
 
 #include "trellis/cluster_node.hpp"
 #include "trellis/error.hpp"
+#include "trellis/log.hpp"
 
 namespace trellis::detail {
 
@@ -107,5 +108,10 @@ struct cluster_inputs {
 /// certificate without its key, an unreadable or empty secret file, a bad
 /// signing key, a bad config file.
 expected<cluster_options> resolve_cluster_options(cluster_command command, const cluster_inputs& inputs);
+
+/// The log settings, `log_level` and `log_format` (flag > environment >
+/// config file, when `read_config`, > default: info, text). The process
+/// name is the caller's. Errors are `invalid_config` and name the source.
+expected<log::options> resolve_log_options(const cluster_inputs& inputs, bool read_config);
 
 }  // namespace trellis::detail

@@ -7,6 +7,7 @@
 #include "trellis/control_messages.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
+#include "trellis/log.hpp"
 #include "trellis/prometheus_merge.hpp"
 #include "trellis/transport/partition.hpp"
 
@@ -132,8 +133,8 @@ int inspect_over_broker(const detail::cluster_options& opts, std::chrono::millis
   for (const auto& bytes : *replies) {
     auto body = detail::decode_control_reply(bytes);
     if (!body || !body->is_map()) {
-      std::cerr << "trellis: ignoring an unreadable inspect answer: "
-                << (body ? std::string{"not a map"} : to_string(body.error())) << '\n';
+      log::warn() << "ignoring an unreadable inspect answer: "
+                  << (body ? std::string{"not a map"} : to_string(body.error()));
       continue;
     }
     answers.push_back(std::move(*body).as_map());
@@ -152,8 +153,7 @@ int inspect_over_broker(const detail::cluster_options& opts, std::chrono::millis
   if (auto census = (*bus)->queued_tasks()) {
     unserved = unserved_tasks(answers, *census);
   } else {
-    std::cerr << "trellis: cannot tell which queued tasks no live worker serves: " << to_string(census.error())
-              << '\n';
+    log::warn() << "cannot tell which queued tasks no live worker serves: " << to_string(census.error());
   }
   for (auto& a : answers) {
     std::cout << to_json(value(std::move(a))) << '\n';
@@ -193,8 +193,8 @@ int metrics_over_broker(const detail::cluster_options& opts, std::chrono::millis
       return i != body->as_map().end() && i->second.is_string() ? &i->second : nullptr;
     };
     if (!field("role") || !field("name") || !field("text")) {
-      std::cerr << "trellis: ignoring an unreadable metrics answer: "
-                << (body ? std::string{"not a map of role, name and text"} : to_string(body.error())) << '\n';
+      log::warn() << "ignoring an unreadable metrics answer: "
+                  << (body ? std::string{"not a map of role, name and text"} : to_string(body.error()));
       continue;
     }
     answers.push_back(answer{field("role")->as_string(), field("name")->as_string(), field("text")->as_string()});
@@ -207,7 +207,7 @@ int metrics_over_broker(const detail::cluster_options& opts, std::chrono::millis
   detail::prometheus_merge merged;
   for (const auto& a : answers) {
     if (auto ok = merged.add(a.text, "process", a.name); !ok) {
-      std::cerr << "trellis: ignoring the metrics of " << a.name << ": " << ok.error().message() << '\n';
+      log::warn() << "ignoring the metrics of " << a.name << ": " << ok.error().message();
     }
   }
   std::cout << detail::in_format(merged.text(), format) << std::flush;

@@ -12,6 +12,7 @@
 #include "trellis/cluster_node.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/engine.hpp"
+#include "trellis/log.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_reports.hpp"
 #include "trellis/submission.hpp"
@@ -74,8 +75,8 @@ class termination_watch {
           while (!done_) {
             int sig = sigtimedwait(&set, nullptr, &tick);
             if (sig == SIGTERM || sig == SIGINT) {
-              std::cerr << "trellis: signal " << sig << ": draining; unfinished workflows stay in " << db
-                        << " (finish them with: resume --db " << db << ")" << std::endl;
+              log::info() << "signal " << sig << ": draining; unfinished workflows stay in " << db
+                          << " (finish them with: resume --db " << db << ")";
               eng.shutdown();
               std::cout.flush();
               std::_Exit(exit_terminated);
@@ -304,8 +305,7 @@ struct cluster_flags {
     }
   }
 
-  /// Flag > environment > config file > default; a bad value is bad input.
-  detail::cluster_options resolve() const {
+  detail::cluster_inputs inputs() const {
     detail::cluster_inputs in;
     for (const auto& [key, option] : options) {
       if (option->count() > 0) {
@@ -314,13 +314,55 @@ struct cluster_flags {
     }
     in.config_flag = config;
     in.getenv = [](const char* name) -> const char* { return std::getenv(name); };
-    auto resolved = detail::resolve_cluster_options(command, in);
+    return in;
+  }
+
+  /// Flag > environment > config file > default; a bad value is bad input.
+  detail::cluster_options resolve() const {
+    auto resolved = detail::resolve_cluster_options(command, inputs());
     if (!resolved) {
       throw setup_error(resolved.error().code(), resolved.error().message());
     }
     return std::move(*resolved);
   }
 };
+
+/// `--log-level` and `--log-format` of a command without the cluster
+/// settings (run, resume, dlq replay): flag > environment > default.
+struct log_flags {
+  std::map<std::string, std::string> values;
+  std::map<std::string, CLI::Option*> options;
+
+  void add_to(CLI::App* cmd) {
+    for (const auto& s : detail::cluster_settings()) {
+      if (std::string{s.key} == "log_level" || std::string{s.key} == "log_format") {
+        options[s.key] = cmd->add_option(s.flag, values[s.key], detail::help_text(s))->type_name(s.value_name);
+      }
+    }
+  }
+
+  detail::cluster_inputs inputs() const {
+    detail::cluster_inputs in;
+    for (const auto& [key, option] : options) {
+      if (option->count() > 0) {
+        in.flags[key] = values.at(key);
+      }
+    }
+    in.getenv = [](const char* name) -> const char* { return std::getenv(name); };
+    return in;
+  }
+};
+
+/// Sets up the process log before anything logs: the settings `in` give
+/// (a bad value is bad input), the process named `trellis-<command>`.
+void start_log(const detail::cluster_inputs& in, bool read_config, const std::string& command) {
+  auto resolved = detail::resolve_log_options(in, read_config);
+  if (!resolved) {
+    throw setup_error(resolved.error().code(), resolved.error().message());
+  }
+  resolved->process = "trellis-" + command;
+  log::configure(*resolved);
+}
 
 /// Runs a started cluster process until SIGTERM or SIGINT (blocked by the
 /// caller before any thread started), then drains it.
@@ -329,7 +371,7 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
     std::cerr << "error: " << to_string(node.error()) << '\n';
     return exit_code_for(node.error().code());
   }
-  std::cerr << "trellis: " << what << " running" << std::endl;
+  log::info() << what << " running";
   auto set = termination_watch::signals();
   int sig = 0;
   // Every 100 ms between waits for a signal: a standby dispatcher retries
@@ -344,8 +386,8 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
     }
     if (*waiting > 0 && !announced) {
       announced = true;
-      std::cerr << "trellis: " << what << " standing by: " << *waiting
-                << " owned partition(s) are served by another dispatcher; taking over when it stops" << std::endl;
+      log::info() << what << " standing by: " << *waiting
+                  << " owned partition(s) are served by another dispatcher; taking over when it stops";
     }
     timespec pause{0, 100'000'000};
     if (int got = sigtimedwait(&set, nullptr, &pause); got > 0) {
@@ -353,7 +395,7 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
       break;
     }
   }
-  std::cerr << "trellis: signal " << sig << ": draining the " << what << std::endl;
+  log::info() << "signal " << sig << ": draining the " << what;
   (*node)->shutdown();
   std::cout.flush();
   return exit_terminated;
@@ -442,6 +484,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     }
   };
 
+  std::map<CLI::App*, log_flags> embedded_log;
   std::string file;
   auto* run = app.add_subcommand("run", "Run a workflow file embedded and print its outcome as JSON");
   run->add_option("FILE", file, "Workflow file (JSON)")->required();
@@ -472,6 +515,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   worker_flags.add_to(worker);
 
   cluster_flags dispatcher_flags{detail::cluster_command::dispatcher, {}, {}, {}};
+  for (auto* cmd : {run, resume, dlq_replay}) {
+    embedded_log[cmd].add_to(cmd);
+  }
+
   auto* dispatcher = app.add_subcommand("dispatcher", "Run the dispatcher of a cluster, owning the store");
   dispatcher_flags.add_to(dispatcher);
   bool standby = false;
@@ -575,6 +622,24 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     termination_watch::block();
   }
   try {
+    // The log first, so that every line has its format: the cluster
+    // processes from their settings, the embedded commands from their flags,
+    // the others from the environment.
+    std::string command_name = "trellis";
+    for (const auto* cmd : app.get_subcommands()) {
+      command_name = cmd->get_name();
+    }
+    if (*worker || *dispatcher) {
+      start_log((*worker ? worker_flags : dispatcher_flags).inputs(), true, command_name);
+    } else if (*run || *resume || *dlq_replay) {
+      start_log(embedded_log.at(*run      ? run
+                                : *resume ? resume
+                                          : dlq_replay)
+                    .inputs(),
+                false, *dlq_replay ? std::string{"dlq-replay"} : command_name);
+    } else {
+      start_log(log_flags{}.inputs(), false, command_name);
+    }
     if (*worker) {
       termination_watch::block();  // before any thread exists, so that only serve() sees them
       return serve(detail::cluster_node::start_worker(worker_flags.resolve(), std::move(tasks)), "worker");

@@ -1,10 +1,9 @@
 #include "trellis/actors/actor_runtime.hpp"
+#include "trellis/log.hpp"
 
 #include <caf/atom.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/logger.hpp>
-
-#include <iostream>
 
 namespace trellis::detail {
 
@@ -45,8 +44,8 @@ void actor_runtime::stop(const std::function<void()>& release_handles) {
             // new one restores from the store); nothing is pending to commit.
             [](bool) {},
             [&](caf::error& e) {
-              std::cerr << "trellis: the drain did not finish (" << system_->render(e)
-                        << "); stopping anyway, and the tasks in hand run again after a restart" << std::endl;
+              log::warn() << "the drain did not finish (" << system_->render(e)
+                          << "); stopping anyway, and the tasks in hand run again after a restart";
             });
     (*self)->send_exit(supervisor_, caf::exit_reason::user_shutdown);
   }

@@ -7,9 +7,29 @@
 
 #include "trellis/actors/detail/dispatcher_logic.hpp"
 
+#include "trellis/log.hpp"
 #include "trellis/transport/partition.hpp"
 
 namespace trellis::detail {
+
+namespace {
+
+/// The most bytes of an error message a failure warning carries: enough to
+/// recognise the error, bounded so that a workflow failing many times does
+/// not write a handler's whole output each time (the store keeps it all).
+constexpr std::size_t failure_log_bytes = 200;
+
+}  // namespace
+
+void dispatcher_logic::log_failed_attempt(const envelope& env, const std::string& task, const std::string& next) const {
+  if (!log::enabled(log::level::warn)) {
+    return;
+  }
+  log::write(log::level::warn,
+             "attempt " + std::to_string(env.attempt) + " of task " + task + " failed: " + env.error_type + ": " +
+                 log::cut(env.error_message, failure_log_bytes) + "; " + next,
+             log::fields{env.workflow_id, env.node, task, env.error_type, env.attempt});
+}
 
 void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph_effects& fx) {
   // `ready` may complete nodes (idempotency hits) and so append to fx.ready.
@@ -27,7 +47,20 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
 
 void dispatcher_logic::dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,
                                    const std::string& message_id, const std::string& wf, std::int32_t node,
-                                   const std::string& task, std::int32_t attempts) {
+                                   const std::string& task, std::int32_t attempts, const std::string& error_type) {
+  if (log::enabled(log::level::warn)) {
+    log::fields f;
+    f.workflow = wf;
+    if (node >= 0) {
+      f.node = node;
+    }
+    f.task = task;
+    f.error_type = error_type.empty() ? reason : error_type;
+    if (attempts > 0) {
+      f.attempt = attempts;
+    }
+    log::write(log::level::warn, "dead letter (" + reason + "): " + log::cut(error_text, failure_log_bytes), f);
+  }
   open_batch();
   dead_letter_record d;
   d.message_id = message_id;
@@ -135,8 +168,15 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
         changed();
         schedule(env.workflow_id, aw, env.node, env.attempt + 1, due);
         st_.cfg.stats->add(counter::retries, queue, sig.task());
+        log_failed_attempt(env, sig.task(),
+                           "retry " + std::to_string(used) + " of " + std::to_string(policy.max_retries) + " in " +
+                               std::to_string(delay.count()) + " ms");
         return;
       }
+      log_failed_attempt(env, sig.task(),
+                         env.status == outcome_status::rejected ? std::string{"rejected, not retried"}
+                         : retryable                            ? std::string{"no retry left: the node fails"}
+                                                                : env.error_type + " is not retried: the node fails");
       auto type = env.status == outcome_status::retry ? std::string{"max_retries_exceeded"} : env.error_type;
       auto err = error_value(type, env.error_message);
       check(st_.cfg.store->upsert_node(
@@ -151,7 +191,7 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
         reason = "worker lost";
       }
       dead_letter(reason, type + ": " + env.error_message, lost_task != nullptr ? *lost_task : encode(task_msg),
-                  task_msg.id, env.workflow_id, env.node, sig.task(), env.attempt);
+                  task_msg.id, env.workflow_id, env.node, sig.task(), env.attempt, type);
       aw.graph.fail(env.node, env.attempt, err, fx);
       st_.cfg.stats->add(counter::tasks_failed, queue, sig.task());
       break;

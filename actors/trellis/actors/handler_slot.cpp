@@ -1,7 +1,7 @@
 #include "trellis/actors/handler_slot.hpp"
+#include "trellis/log.hpp"
 
 #include <algorithm>
-#include <iostream>
 #include <optional>
 
 namespace trellis::detail {
@@ -24,9 +24,8 @@ void abandoned_handlers::add(const std::string& queue, const std::string& task) 
     stats_->gauge_add(gauge::abandoned_handlers, 1);
   }
   if (report) {
-    std::cerr << "trellis: " << now << " handler(s) abandoned past their hard time limit are still running, the bound"
-              << " (max_abandoned_handlers " << bound_ << "); this worker takes no new task until one returns"
-              << std::endl;
+    log::warn() << now << " handler(s) abandoned past their hard time limit are still running, the bound"
+                << " (max_abandoned_handlers " << bound_ << "); this worker takes no new task until one returns";
   }
 }
 
@@ -45,7 +44,7 @@ void abandoned_handlers::returned() {
   }
   changed_.notify_all();
   if (report) {
-    std::cerr << "trellis: an abandoned handler returned; this worker takes tasks again" << std::endl;
+    log::info() << "an abandoned handler returned; this worker takes tasks again";
   }
 }
 

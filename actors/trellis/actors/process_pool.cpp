@@ -1,6 +1,7 @@
 #include "trellis/actors/process_pool.hpp"
 
 #include "trellis/actors/zygote.hpp"
+#include "trellis/log.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -8,7 +9,6 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -70,8 +70,7 @@ class zygote_link {
     auto child = it->second;
     spawned_.erase(it);
     if (child.second < 0) {
-      std::cerr << "trellis: process pool: the zygote could not fork a child: " << std::strerror(-child.second)
-                << std::endl;
+      log::error() << "process pool: the zygote could not fork a child: " << std::strerror(-child.second);
       return std::nullopt;
     }
     return child;
@@ -183,7 +182,7 @@ class zygote_link {
       why = "the process pool's zygote (pid " + std::to_string(zygote_.pid) + ") " +
             (status ? describe_wait_status(*status) : problem.empty() ? "closed its control socket" : problem) +
             "; no handler child can be replaced";
-      std::cerr << "trellis: error: " << why << std::endl;
+      log::error() << why;
     }
     {
       std::lock_guard<std::mutex> guard{mutex_};

@@ -10,6 +10,7 @@
 #include "trellis/clock.hpp"
 #include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
+#include "trellis/log.hpp"
 #include "trellis/metrics.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_lock.hpp"
@@ -19,7 +20,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -49,9 +49,11 @@ namespace {
 nats_config server_config_for(const cluster_options& opts, const std::string& client_name) {
   auto cfg = nats_config_for(opts, client_name);
   cfg.connect_wait = opts.broker_wait;
+  // Only the redacted form is ever logged: no password, token or URL user.
+  log::debug() << client_name << ": connecting: " << cfg.redacted();
   cfg.on_connect_wait = [client_name](const std::string& why, std::chrono::milliseconds wait) {
-    std::cerr << "trellis: " << client_name << ": " << why << "; trying again for up to " << wait.count() / 1000
-              << " s (--broker-wait-ms)" << std::endl;
+    log::warn() << client_name << ": " << why << "; trying again for up to " << wait.count() / 1000
+                << " s (--broker-wait-ms)";
   };
   return cfg;
 }
@@ -168,8 +170,8 @@ expected<void> serve_worker_control(const std::shared_ptr<cluster_bus>& bus, std
     if (!notice || notice->op != control_op::revoked) {
       // A notice has nobody to answer; a bad one is dropped, and the
       // dispatcher still ignores the revoked workflow's outcomes.
-      std::cerr << "trellis: ignoring a malformed revoke notice: "
-                << (notice ? std::string{"op "} + to_string(notice->op) : to_string(notice.error())) << std::endl;
+      log::warn() << "ignoring a malformed revoke notice: "
+                  << (notice ? std::string{"op "} + to_string(notice->op) : to_string(notice.error()));
       return;
     }
     activity->revoke(notice->workflow_id, notice->nodes, notice->terminate);
@@ -189,8 +191,7 @@ std::string metrics_text_of(cluster_bus& bus, const metrics& stats, bool report_
   for (const auto& queue : stats.queues()) {
     auto depth = bus.queue_depth(queue);
     if (!depth) {
-      std::cerr << "trellis: metrics leave out the depth of queue " << queue << ": " << to_string(depth.error())
-                << std::endl;
+      log::warn() << "metrics leave out the depth of queue " << queue << ": " << to_string(depth.error());
       continue;
     }
     depths += "trellis_queue_depth{queue=\"" + queue + "\"} " + std::to_string(*depth) + "\n";
@@ -304,9 +305,9 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
       return;
     }
     if (auto ok = bus_now->publish_revocation(notice.workflow_id, encode(notice)); !ok) {
-      std::cerr << "trellis: cannot tell the workers that workflow " << notice.workflow_id
-                << (notice.nodes.empty() ? std::string{} : " (or some of its tasks)")
-                << " is revoked: " << to_string(ok.error()) << std::endl;
+      log::warn() << "cannot tell the workers that workflow " << notice.workflow_id
+                  << (notice.nodes.empty() ? std::string{} : " (or some of its tasks)")
+                  << " is revoked: " << to_string(ok.error());
     }
   };
   // Called after the commit that finished the workflow, on the dispatcher's
@@ -327,7 +328,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
       bytes = pack_to_string(value(std::move(note)));
     }
     if (auto ok = bus_now->publish_done(o.id, bytes); !ok) {
-      std::cerr << "trellis: cannot announce workflow " << o.id << ": " << to_string(ok.error()) << std::endl;
+      log::warn() << "cannot announce workflow " << o.id << ": " << to_string(ok.error());
     }
   };
   // "Worker lost": every partition's dispatcher reads every advisory of the
@@ -342,8 +343,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
     auto ok = bus_now->watch_exhausted_tasks(
         [sink = std::move(sink)](exhausted_task t) { sink(std::move(t.bytes), t.deliveries, t.token); });
     if (!ok) {
-      std::cerr << "trellis: cannot watch for lost workers yet (the transport keeps trying): " << to_string(ok.error())
-                << std::endl;
+      log::warn() << "cannot watch for lost workers yet (the transport keeps trying): " << to_string(ok.error());
     }
   };
   sup.dispatcher.discard_lost_task = [weak](std::uint64_t token) {
@@ -354,7 +354,7 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
     if (auto ok = bus_now->settle_exhausted_task(token); !ok) {
       // Its advisory stays unacked and comes again after AckWait; the dead
       // letter is committed, so the second time only removes the task.
-      std::cerr << "trellis: cannot discard lost task (retried after AckWait): " << to_string(ok.error()) << std::endl;
+      log::warn() << "cannot discard lost task (retried after AckWait): " << to_string(ok.error());
     }
   };
   sup.dispatcher.pass_lost_task = [weak](std::uint64_t token) {
@@ -419,8 +419,8 @@ class cluster_node_core {
       }
       p.lock = std::move(*lock);
       p.runtime = std::move(*runtime);
-      std::cerr << "trellis: dispatcher serves partition " << p.partition << " of " << opts.partitions << " (store "
-                << partition_store_path(opts.db, p.partition, opts.partitions) << ")" << std::endl;
+      log::info() << "dispatcher serves partition " << p.partition << " of " << opts.partitions << " (store "
+                  << partition_store_path(opts.db, p.partition, opts.partitions) << ")";
     }
     return waiting;
   }

@@ -243,9 +243,15 @@ class dispatcher_logic {
   /// other attempt (late, for a finished node or workflow, for another
   /// partition's workflow, for a node that is no task) is only counted.
   void apply_progress(const envelope& env);
+  /// Stores a dead letter and logs a warning naming it; `error_type` is
+  /// the failure's type for the log (empty: the reason is the type).
   void dead_letter(const std::string& reason, const std::string& error_text, const std::string& bytes,
                    const std::string& message_id, const std::string& wf, std::int32_t node, const std::string& task,
-                   std::int32_t attempts);
+                   std::int32_t attempts, const std::string& error_type = {});
+  /// Logs the warning of a failed attempt (every one, retried or not):
+  /// one line with the workflow, node, task, error type and attempt, the
+  /// message cut to `failure_log_bytes`, and what happens next.
+  void log_failed_attempt(const envelope& env, const std::string& task, const std::string& next) const;
   envelope task_envelope(const std::string& wf, const active_workflow& aw, node_id leaf, std::int32_t attempt) const;
   const task_defaults& defaults_of(const std::string& task) const;
   std::string queue_of(const signature& sig) const;
