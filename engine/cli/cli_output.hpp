@@ -21,6 +21,7 @@ inline constexpr int exit_bad_input = 2;
 inline constexpr int exit_store = 3;
 inline constexpr int exit_broker = 4;        // the NATS broker cannot be reached (cluster commands)
 inline constexpr int exit_pool_failed = 5;   // a worker's process pool cannot run handlers any more
+inline constexpr int exit_timed_out = 6;     // a wait's --timeout-ms ran out; the workflow goes on
 inline constexpr int exit_terminated = 143;  // 128 + SIGTERM, as shells report it
 
 /// The exit code of a command that failed with `code`.

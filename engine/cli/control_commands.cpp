@@ -50,29 +50,30 @@ expected<std::unique_ptr<client>> connect_trellis_client(const detail::cluster_o
   return detail::connect_client(opts, client_name, submit_timeout, control_timeout);
 }
 
-int report_outcome(const client_handle& handle) {
-  for (;;) {
-    // No deadline, as `run`: the workflow may legitimately take long.
-    auto result = handle.wait_for(std::chrono::hours{1});
-    if (result) {
-      std::cout << outcome_line(handle.id(), node_state::success, *result, value{}) << std::endl;
-      return exit_success;
-    }
-    switch (result.error().code()) {
-      case errc::timeout:
-        continue;
-      case errc::workflow_failed:
-      case errc::revoked:
-        // Known to the handle now: neither asks the dispatcher.
-        std::cout << outcome_line(handle.id(), handle.state(), value{}, handle.error_details()) << std::endl;
-        return exit_workflow_failed;
-      default:
-        return fail(result.error());
-    }
+int report_outcome(const client_handle& handle, wait_limit& limit, progress_line* progress,
+                   const slow_wait_check* slow) {
+  // Without --timeout-ms no deadline, as `run`: the workflow may
+  // legitimately take long. The progress line asks about once a second.
+  auto result = wait_within(handle, limit, progress, std::chrono::seconds{1}, slow);
+  if (result) {
+    std::cout << outcome_line(handle.id(), node_state::success, *result, value{}) << std::endl;
+    return exit_success;
+  }
+  switch (result.error().code()) {
+    case errc::timeout:
+      return report_timed_out(handle.id(), limit,
+                              "it goes on in the cluster (follow it with: status " + handle.id() + " --broker URL)");
+    case errc::workflow_failed:
+    case errc::revoked:
+      // Known to the handle now: neither asks the dispatcher.
+      std::cout << outcome_line(handle.id(), handle.state(), value{}, handle.error_details()) << std::endl;
+      return exit_workflow_failed;
+    default:
+      return fail(result.error());
   }
 }
 
-int status_over_broker(const std::string& id, const detail::cluster_options& opts) {
+int status_over_broker(const std::string& id, const detail::cluster_options& opts, output_format format) {
   auto c = connect_trellis_client(opts, "trellis-status");
   if (!c) {
     return fail(c.error());
@@ -86,11 +87,16 @@ int status_over_broker(const std::string& id, const detail::cluster_options& opt
     }
     return fail(doc.error());
   }
-  std::cout << status_line(doc->as_map()) << std::endl;
+  if (!doc->is_map()) {
+    std::cerr << "error: the dispatcher's status answer is not a status document\n";
+    return exit_broker;
+  }
+  std::cout << (format == output_format::table ? status_table(doc->as_map()) : status_line(doc->as_map()) + '\n')
+            << std::flush;
   return exit_success;
 }
 
-int dlq_list_over_broker(int partition, const detail::cluster_options& opts) {
+int dlq_list_over_broker(int partition, const detail::cluster_options& opts, output_format format) {
   auto c = connect_trellis_client(opts, "trellis-dlq");
   if (!c) {
     return fail(c.error());
@@ -99,14 +105,19 @@ int dlq_list_over_broker(int partition, const detail::cluster_options& opts) {
   if (!letters) {
     return fail(letters.error());
   }
-  for (const auto& row : *letters) {
-    std::cout << to_json(row) << '\n';
+  if (format == output_format::table) {
+    std::cout << dead_letter_table(*letters);
+  } else {
+    for (const auto& row : *letters) {
+      std::cout << to_json(row) << '\n';
+    }
   }
   std::cout.flush();
   return exit_success;
 }
 
-int dlq_replay_over_broker(std::int64_t letter, int partition, const detail::cluster_options& opts) {
+int dlq_replay_over_broker(std::int64_t letter, int partition, const detail::cluster_options& opts,
+                           std::optional<std::int64_t> timeout_ms) {
   auto c = connect_trellis_client(opts, "trellis-dlq");
   if (!c) {
     return fail(c.error());
@@ -115,7 +126,9 @@ int dlq_replay_over_broker(std::int64_t letter, int partition, const detail::clu
   if (!handle) {
     return fail(handle.error());
   }
-  return report_outcome(*handle);
+  announce_workflow(handle->id(), "reopened by the replay of dead letter " + std::to_string(letter));
+  wait_limit limit{timeout_ms};
+  return report_outcome(*handle, limit);
 }
 
 int inspect_over_broker(const detail::cluster_options& opts, std::chrono::milliseconds window) {

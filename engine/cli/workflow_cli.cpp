@@ -7,6 +7,10 @@
 #include "cli/cli_output.hpp"
 #include "cli/cluster_settings.hpp"
 #include "cli/control_commands.hpp"
+#include "cli/list_command.hpp"
+#include "cli/progress_line.hpp"
+#include "cli/serve_check.hpp"
+#include "cli/waiting.hpp"
 
 #include "trellis/client.hpp"
 #include "trellis/cluster_node.hpp"
@@ -20,7 +24,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
@@ -28,6 +34,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -95,11 +102,32 @@ class termination_watch {
   std::thread watcher_;
 };
 
-/// Waits for the workflow and prints its outcome line; returns its exit code.
-int report(const workflow_handle& h) {
-  // No deadline: a workflow with long retries legitimately takes long, and
-  // the caller can interrupt; progress survives in the store.
-  auto r = h.wait_for(std::chrono::hours{24 * 365});
+/// The live progress line of workflow `id` of `eng` (its tasks: `total`, 0
+/// when unknown), drawn when stderr is a terminal.
+std::unique_ptr<cli::progress_line> progress_of(engine& eng, const std::string& id, std::size_t total) {
+  return std::make_unique<cli::progress_line>(
+      cli::stderr_is_terminal(),
+      [&eng, id]() -> std::optional<value> {
+        auto doc = eng.status(id);
+        return doc ? std::optional<value>{std::move(*doc)} : std::nullopt;
+      },
+      total);
+}
+
+/// Waits for the workflow within `limit` and prints its outcome line;
+/// returns its exit code. Without --timeout-ms there is no deadline: a
+/// workflow with long retries legitimately takes long, and the caller can
+/// interrupt; progress survives in the store.
+int report(const workflow_handle& h, cli::wait_limit& limit, const std::string& db,
+           cli::progress_line* progress = nullptr) {
+  // At most five redraws a second.
+  auto r = cli::wait_within(h, limit, progress, std::chrono::milliseconds{200});
+  if (!r && r.error().code() == errc::timeout) {
+    // The engine drains when the command returns: running handlers finish,
+    // the rest of the workflow stays in the store for `resume`.
+    return cli::report_timed_out(h.id(), limit,
+                                 "running handlers finish, the rest stays in " + db + " for: resume --db " + db);
+  }
   if (!r && exit_code_for(r.error().code()) == exit_store) {
     // The engine stopped on its store: no outcome to print, only the error.
     std::cerr << "error: " << to_string(r.error()) << "; workflow " << h.id()
@@ -171,6 +199,10 @@ struct run_options {
   std::size_t concurrency = 0;
   std::size_t max_abandoned_handlers = defaults::max_abandoned_handlers;
   canvas_limits limits;
+  /// --timeout-ms: how long to wait for the workflows (default: no limit).
+  std::optional<std::int64_t> timeout_ms;
+  /// run --key: an idempotent submission (engine::submit's key).
+  std::optional<std::string> key;
 };
 
 engine_config config_for(const run_options& opts) {
@@ -190,22 +222,33 @@ int cmd_run(const std::string& file, const run_options& opts, task_registry task
   }
   engine eng{config_for(opts), std::move(tasks)};
   termination_watch watch{eng, opts.db};
-  auto h = eng.submit(*flow);
+  // With --key a second run of the same key gets the first workflow (its
+  // outcome at once when it finished) and starts nothing.
+  auto h = eng.submit(*flow, opts.key);
   if (!h) {
     std::cerr << "error: " << to_string(h.error()) << '\n';
     return exit_code_for(h.error().code());
   }
-  return report(*h);
+  cli::announce_workflow(h->id(), "submitted");
+  cli::wait_limit limit{opts.timeout_ms};
+  auto progress = progress_of(eng, h->id(), flow->task_count());
+  return report(*h, limit, opts.db, progress.get());
 }
 
 int cmd_resume(const run_options& opts, task_registry tasks) {
   engine eng{config_for(opts), std::move(tasks)};
   termination_watch watch{eng, opts.db};
   int code = exit_success;
-  for (const auto& h : eng.restored()) {
-    auto one = report(h);
-    if (one == exit_store) {
-      return exit_store;
+  auto restored = eng.restored();
+  for (const auto& h : restored) {
+    cli::announce_workflow(h.id(), "resumed");
+  }
+  cli::wait_limit limit{opts.timeout_ms};
+  for (const auto& h : restored) {
+    auto progress = progress_of(eng, h.id(), 0);
+    auto one = report(h, limit, opts.db, progress.get());
+    if (one == exit_store || one == cli::exit_timed_out) {
+      return one;
     }
     if (one != exit_success) {
       code = exit_workflow_failed;
@@ -228,21 +271,27 @@ T or_throw(expected<T> r) {
   return std::move(*r);
 }
 
-int cmd_status(const std::string& id, const std::string& db) {
+int cmd_status(const std::string& id, const std::string& db, cli::output_format format) {
   auto store = open_read_only(db);
   auto doc = or_throw(detail::status_document(*store, id));
   if (!doc) {
     std::cerr << "error: no workflow with id " << id << " in " << db << '\n';
     return exit_bad_input;
   }
-  std::cout << cli::status_line(*doc) << std::endl;
+  std::cout << (format == cli::output_format::table ? cli::status_table(*doc) : cli::status_line(*doc) + '\n')
+            << std::flush;
   return exit_success;
 }
 
-int cmd_dlq_list(const std::string& db) {
+int cmd_dlq_list(const std::string& db, cli::output_format format) {
   auto store = open_read_only(db);
-  for (const auto& row : or_throw(detail::dead_letter_rows(*store))) {
-    std::cout << to_json(row) << '\n';
+  auto rows = or_throw(detail::dead_letter_rows(*store));
+  if (format == cli::output_format::table) {
+    std::cout << cli::dead_letter_table(rows);
+  } else {
+    for (const auto& row : rows) {
+      std::cout << to_json(row) << '\n';
+    }
   }
   std::cout.flush();
   return exit_success;
@@ -256,7 +305,10 @@ int cmd_dlq_replay(std::int64_t id, const run_options& opts, task_registry tasks
     std::cerr << "error: " << to_string(h.error()) << '\n';
     return exit_code_for(h.error().code());
   }
-  return report(*h);
+  cli::announce_workflow(h->id(), "reopened by the replay of dead letter " + std::to_string(id));
+  cli::wait_limit limit{opts.timeout_ms};
+  auto progress = progress_of(eng, h->id(), 0);
+  return report(*h, limit, opts.db, progress.get());
 }
 
 int cmd_revoke(const std::string& id, const revoke_options& what, const std::string& db) {
@@ -402,7 +454,8 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
 }
 
 int cmd_submit(const std::string& file, const detail::cluster_options& opts, bool wait,
-               const std::optional<std::string>& key, const task_registry& tasks) {
+               const std::optional<std::string>& key, std::optional<std::int64_t> timeout_ms,
+               const task_registry& tasks) {
   auto flow = load_workflow_file(file, tasks, opts.limits, !tasks.empty());
   if (!flow) {
     std::cerr << "error: " << flow.error().message() << '\n';
@@ -440,7 +493,21 @@ int cmd_submit(const std::string& file, const detail::cluster_options& opts, boo
     std::cout << "{\"id\":" << json_string(handle->id()) << "}" << std::endl;
     return exit_success;
   }
-  return cli::report_outcome(*handle);
+  cli::announce_workflow(handle->id(), "submitted");
+  cli::wait_limit limit{timeout_ms};
+  // About once a second: each redraw asks the owning dispatcher.
+  cli::progress_line progress{cli::stderr_is_terminal(),
+                              [&client, id = handle->id()]() -> std::optional<value> {
+                                auto doc = (*client)->status(id);
+                                return doc ? std::optional<value>{std::move(*doc)} : std::nullopt;
+                              },
+                              flow->task_count()};
+  // A workflow that did not finish within a second may wait for a worker
+  // nobody runs: say so (inspect's answers, gathered for a second).
+  cli::slow_wait_check slow{std::chrono::seconds{1}, [&opts, needs = cli::needed_tasks(*flow, tasks)] {
+                              cli::warn_unserved(opts, needs, std::chrono::seconds{1});
+                            }};
+  return cli::report_outcome(*handle, limit, &progress, &slow);
 }
 
 }  // namespace
@@ -490,6 +557,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   run->add_option("FILE", file, "Workflow file (JSON)")->required();
   run->add_option("--db", db, "SQLite store")->capture_default_str();
   engine_flags(run, true);
+  std::string run_key;
+  auto* run_key_flag = run->add_option(
+      "--key", run_key,
+      "Idempotent submission: a second run with the same KEY on the same store gets the first workflow");
 
   auto* resume = app.add_subcommand("resume", "Finish every unfinished workflow in the store");
   resume->add_option("--db", db, "SQLite store")->required();
@@ -509,6 +580,24 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   dlq_replay->add_option("ID", dead_letter_id, "Dead letter id")->required();
   auto* dlq_replay_db = dlq_replay->add_option("--db", db, "SQLite store (or ask a running dispatcher: --broker)");
   engine_flags(dlq_replay, false);
+
+  auto* list = app.add_subcommand("list", "List the store's recent workflows, newest first, one JSON object per line");
+  auto* list_db = list->add_option("--db", db, "SQLite store (read-only: works beside a running engine)")->required();
+  cli::list_options listing;
+  std::string list_state;
+  list->add_option("--state", list_state,
+                   "Only workflows in this state: PENDING, STARTED, SUCCESS, FAILURE or REVOKED (any case)");
+  list->add_option("--limit", listing.limit, "At most this many, 1 to " + std::to_string(cli::max_list_limit))
+      ->check(CLI::Range(std::size_t{1}, cli::max_list_limit))
+      ->capture_default_str();
+  (void)list_db;
+  // -o on the commands a person reads: after `status` and `dlq list` exist.
+  std::string output_name = "json";
+  for (auto* cmd : {list, status, dlq_list}) {
+    cmd->add_option("-o,--output", output_name, "json (one object per line) or table (for a person)")
+        ->check(CLI::IsMember({"json", "table"}))
+        ->capture_default_str();
+  }
 
   cluster_flags worker_flags{detail::cluster_command::worker, {}, {}, {}};
   auto* worker = app.add_subcommand("worker", "Run task handlers for a cluster (NATS JetStream) until SIGTERM");
@@ -571,6 +660,15 @@ int cli_main(int argc, char** argv, task_registry tasks) {
                    "prometheus (text 0.0.4) or openmetrics (OpenMetrics 1.0 text, ending in # EOF)")
       ->check(CLI::IsMember({"prometheus", "openmetrics"}))
       ->capture_default_str();
+  // --timeout-ms on the commands that wait for workflows: no limit unless given.
+  std::int64_t wait_ms = 0;
+  std::map<CLI::App*, CLI::Option*> wait_flags;
+  for (auto* cmd : {run, resume, submit, dlq_replay}) {
+    wait_flags[cmd] = cmd->add_option("--timeout-ms", wait_ms,
+                                      "Wait at most MS for the workflow, then print its id and exit 6 (it goes on), "
+                                      "1 to 2147483647 (default: no limit)")
+                          ->check(CLI::Range(std::int64_t{1}, std::int64_t{INT32_MAX}));
+  }
   std::int64_t inspect_ms = 1000;
   for (auto* cmd : {inspect, metrics}) {
     cmd->add_option("--timeout-ms", inspect_ms, "How long to collect answers, 1 to 60000 ms")
@@ -583,6 +681,13 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   } catch (const CLI::ParseError& e) {
     auto code = app.exit(e);
     return code == 0 ? exit_success : exit_bad_input;
+  }
+
+  auto output = output_name == "table" ? cli::output_format::table : cli::output_format::json;
+  for (const auto& [cmd, flag] : wait_flags) {
+    if (*cmd && flag->count() > 0) {
+      opts.timeout_ms = wait_ms;
+    }
   }
 
   // Exactly one of --db (a store file) and --broker (a running dispatcher).
@@ -652,28 +757,54 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     }
     if (*submit) {
       auto* key_flag = submit->get_option("--key");
+      if (opts.timeout_ms && !wait) {
+        std::cerr << "error: --timeout-ms bounds the wait: it needs --wait\n";
+        return exit_bad_input;
+      }
       return cmd_submit(file, submit_flags.resolve(), wait,
-                        key_flag->count() > 0 ? std::optional<std::string>{submit_key} : std::nullopt, tasks);
+                        key_flag->count() > 0 ? std::optional<std::string>{submit_key} : std::nullopt, opts.timeout_ms,
+                        tasks);
     }
     if (*run) {
+      if (run_key_flag->count() > 0) {
+        if (run_key.empty()) {
+          throw usage_error("--key: an empty key names no submission");
+        }
+        opts.key = run_key;
+      }
       return cmd_run(file, opts, std::move(tasks));
     }
     if (*resume) {
       return cmd_resume(opts, std::move(tasks));
     }
+    if (*list) {
+      if (!list_state.empty()) {
+        std::string upper = list_state;
+        std::transform(upper.begin(), upper.end(), upper.begin(),
+                       [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+        listing.state = node_state_from_string(upper);
+        if (!listing.state) {
+          throw usage_error("--state: '" + list_state +
+                            "' is not a state: use PENDING, STARTED, SUCCESS, FAILURE or REVOKED");
+        }
+      }
+      listing.format = output;
+      return cli::list_from_store(db, listing);
+    }
     if (*status) {
-      return store_or_broker(status, status_db) ? cmd_status(id, db)
-                                                : cli::status_over_broker(id, client_flags.at(status).resolve());
+      return store_or_broker(status, status_db)
+                 ? cmd_status(id, db, output)
+                 : cli::status_over_broker(id, client_flags.at(status).resolve(), output);
     }
     if (*dlq_list) {
       return store_or_broker(dlq_list, dlq_list_db)
-                 ? cmd_dlq_list(db)
-                 : cli::dlq_list_over_broker(partition, client_flags.at(dlq_list).resolve());
+                 ? cmd_dlq_list(db, output)
+                 : cli::dlq_list_over_broker(partition, client_flags.at(dlq_list).resolve(), output);
     }
     if (*dlq_replay) {
-      return replay_from_store
-                 ? cmd_dlq_replay(dead_letter_id, opts, std::move(tasks))
-                 : cli::dlq_replay_over_broker(dead_letter_id, partition, client_flags.at(dlq_replay).resolve());
+      return replay_from_store ? cmd_dlq_replay(dead_letter_id, opts, std::move(tasks))
+                               : cli::dlq_replay_over_broker(dead_letter_id, partition,
+                                                             client_flags.at(dlq_replay).resolve(), opts.timeout_ms);
     }
     if (*inspect) {
       return cli::inspect_over_broker(client_flags.at(inspect).resolve(), std::chrono::milliseconds{inspect_ms});

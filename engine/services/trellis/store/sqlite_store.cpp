@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <string_view>
 #include <utility>
@@ -309,6 +310,7 @@ struct sqlite_store::impl {
   statement_ptr find_workflow;
   statement_ptr find_workflow_by_key;
   statement_ptr unfinished_workflows;
+  statement_ptr recent_workflows;
   statement_ptr nodes_of;
   statement_ptr attempts_of;
   statement_ptr progress_of;
@@ -542,6 +544,10 @@ void sqlite_store::impl::prepare_statements() {
   // The WHERE clause repeats the partial index's, so the planner uses it.
   unfinished_workflows =
       p(select_from(workflow_columns, "FROM workflows WHERE state NOT IN (3, 4, 6) ORDER BY created_at, rowid"));
+  // ?2 is a state, or -1 for every state.
+  recent_workflows =
+      p("SELECT id, submit_key, state, created_at, finished_at FROM workflows WHERE ?2 < 0 OR state = ?2 "
+        "ORDER BY created_at DESC, rowid DESC LIMIT ?1");
   nodes_of = p(select_from(node_columns, "FROM nodes WHERE workflow_id = ?1 ORDER BY node"));
   attempts_of =
       p("SELECT workflow_id, node, attempt, error_type, error_message, finished_at FROM attempts "
@@ -579,6 +585,19 @@ expected<workflow_record> read_workflow(sqlite3_stmt* stmt) {
   }
   w.created_at = sqlite3_column_int64(stmt, 6);
   w.finished_at = sqlite3_column_int64(stmt, 7);
+  return w;
+}
+
+expected<workflow_summary> read_workflow_summary(sqlite3_stmt* stmt) {
+  workflow_summary w;
+  w.id = column_text(stmt, 0);
+  w.submit_key = column_optional_text(stmt, 1);
+  error err;
+  if (!take(column_state(stmt, 2, [&w] { return "workflow " + w.id; }), w.state, err)) {
+    return err;
+  }
+  w.created_at = sqlite3_column_int64(stmt, 3);
+  w.finished_at = sqlite3_column_int64(stmt, 4);
   return w;
 }
 
@@ -829,6 +848,16 @@ expected<std::vector<workflow_record>> sqlite_store::unfinished_workflows() {
   return impl_->query<std::vector<workflow_record>>(
       impl_->unfinished_workflows.get(), no_parameters, read_workflow,
       [this] { return "list unfinished workflows of store '" + impl_->path + "'"; });
+}
+
+expected<std::vector<workflow_summary>> sqlite_store::recent_workflows(std::size_t limit,
+                                                                       std::optional<node_state> state) {
+  // SQLite reads a negative LIMIT as none; a size_t past INT64_MAX is one.
+  auto bound = static_cast<std::int64_t>(limit);
+  auto wanted = state ? static_cast<std::int64_t>(*state) : std::int64_t{-1};
+  return impl_->query<std::vector<workflow_summary>>(
+      impl_->recent_workflows.get(), [bound, wanted](binder& b) { b.integer(bound).integer(wanted); },
+      read_workflow_summary, [this] { return "list recent workflows of store '" + impl_->path + "'"; });
 }
 
 expected<std::vector<node_record>> sqlite_store::nodes_of(const std::string& workflow_id) {

@@ -58,6 +58,17 @@ struct workflow_record {
   epoch_ms finished_at = 0;
 };
 
+/// A workflow row without its canvas, result and error: a line of
+/// `trellis list`.
+struct workflow_summary {
+  std::string id;
+  std::optional<std::string> submit_key;
+  node_state state = node_state::pending;
+  epoch_ms created_at = 0;
+  /// 0 while unfinished.
+  epoch_ms finished_at = 0;
+};
+
 struct node_record {
   std::string workflow_id;
   std::int32_t node = 0;
@@ -170,6 +181,9 @@ class sqlite_store {
   expected<std::optional<workflow_record>> find_workflow_by_key(const std::string& submit_key);
   /// Workflows not yet SUCCESS/FAILURE/REVOKED, oldest first.
   expected<std::vector<workflow_record>> unfinished_workflows();
+  /// The `limit` newest workflows (by submission time), newest first; with
+  /// `state`, only those in it.
+  expected<std::vector<workflow_summary>> recent_workflows(std::size_t limit, std::optional<node_state> state);
   /// The node rows of a workflow, by node id.
   expected<std::vector<node_record>> nodes_of(const std::string& workflow_id);
   expected<std::vector<attempt_record>> attempts_of(const std::string& workflow_id);
