@@ -4,6 +4,7 @@
 #include "inspect_report.hpp"
 
 #include "trellis/control_messages.hpp"
+#include "trellis/log.hpp"
 #include "trellis/transport/subjects.hpp"
 
 #include <algorithm>
@@ -77,24 +78,24 @@ std::vector<needed_task> unserved_needs(const std::vector<value::map>& answers, 
 }
 
 std::string unserved_warning(const needed_task& t) {
-  return "trellis: warning: no live worker serves task " + t.task +
-         (t.queue ? " in queue " + *t.queue : std::string{" in any queue"}) + "; the workflow waits for one";
+  return "no live worker serves task " + t.task + (t.queue ? " in queue " + *t.queue : std::string{" in any queue"}) +
+         "; the workflow waits for one";
 }
 
 void warn_unserved(const detail::cluster_options& opts, const std::vector<needed_task>& needs,
                    std::chrono::milliseconds window) {
   auto bus = connect_client(opts, "trellis-submit-check");
   if (!bus) {
-    std::cerr << "trellis: cannot tell whether live workers serve the workflow's tasks: " << to_string(bus.error())
-              << std::endl;
+    log::write(log::level::warn,
+               "cannot tell whether live workers serve the workflow's tasks: " + to_string(bus.error()));
     return;
   }
   detail::control_request request;
   request.op = detail::control_op::inspect;
   auto replies = (*bus)->gather_control(detail::subject_verb(request.op), detail::encode(request), window);
   if (!replies) {
-    std::cerr << "trellis: cannot tell whether live workers serve the workflow's tasks: " << to_string(replies.error())
-              << std::endl;
+    log::write(log::level::warn,
+               "cannot tell whether live workers serve the workflow's tasks: " + to_string(replies.error()));
     return;
   }
   std::vector<value::map> answers;
@@ -121,11 +122,10 @@ void warn_unserved(const detail::cluster_options& opts, const std::vector<needed
       }
     }
   } else {
-    std::cerr << "trellis: cannot tell which queued tasks no live worker serves: " << to_string(census.error())
-              << std::endl;
+    log::write(log::level::warn, "cannot tell which queued tasks no live worker serves: " + to_string(census.error()));
   }
   for (const auto& t : warnings) {
-    std::cerr << unserved_warning(t) << std::endl;
+    log::write(log::level::warn, unserved_warning(t));
   }
 }
 

@@ -44,7 +44,7 @@ command_result demo(const temp_dir& dir, std::vector<std::string> args) {
 /// The id of the first `trellis: workflow ID submitted` line of `err`, or "".
 std::string announced_id(const std::string& err, const std::string& what = "submitted") {
   std::smatch m;
-  std::regex line{"trellis: workflow ([0-9a-f]{32}) " + what};
+  std::regex line{"workflow ([0-9a-f]{32}) " + what};
   return std::regex_search(err, m, line) ? m[1].str() : std::string{};
 }
 
@@ -85,7 +85,7 @@ TEST_CASE("run --timeout-ms: the wait ends with exit 6 naming the workflow, whic
   CHECK(r.out.empty());
   auto id = announced_id(r.err);
   REQUIRE_FALSE(id.empty());
-  CHECK(r.err.find("trellis: timeout: workflow " + id + " not finished after 300 ms (--timeout-ms)") !=
+  CHECK(r.err.find("timeout: workflow " + id + " not finished after 300 ms (--timeout-ms)") !=
         std::string::npos);
   CHECK(count_rows(db, "SELECT count(*) FROM workflows WHERE state NOT IN (3, 4, 6)") == 1);
 
@@ -97,7 +97,7 @@ TEST_CASE("run --timeout-ms: the wait ends with exit 6 naming the workflow, whic
   CHECK(again.out.empty());
 }
 
-TEST_CASE("--timeout-ms is checked before anything runs", "[integration][cli][cli_talks]") {
+TEST_CASE("A --timeout-ms out of range is refused before anything runs", "[integration][cli][cli_talks]") {
   temp_dir dir;
   auto db = dir.file("s.db");
   for (const auto* bad : {"0", "-5", "2147483648", "soon"}) {
@@ -147,7 +147,7 @@ TEST_CASE("submit --wait: the id on stderr at once, the outcome alone on stdout,
   CHECK(late.out.empty());
   auto id = announced_id(late.err);
   REQUIRE_FALSE(id.empty());
-  CHECK(late.err.find("trellis: timeout: workflow " + id + " not finished after 500 ms") != std::string::npos);
+  CHECK(late.err.find("timeout: workflow " + id + " not finished after 500 ms") != std::string::npos);
   CHECK(late.err.find("it goes on in the cluster") != std::string::npos);
 
   // A worker comes; the queued workflow finishes, and a new submit --wait
@@ -294,7 +294,7 @@ TEST_CASE("submit --wait warns when no live worker serves a queue the workflow n
   INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err << '\n' << c.logs());
   CHECK(r.status == 6);
   CHECK(r.out.empty());
-  CHECK(r.err.find("trellis: warning: no live worker serves task add in queue default; the workflow waits for one") !=
+  CHECK(r.err.find("WARN trellis-submit: no live worker serves task add in queue default; the workflow waits for one") !=
         std::string::npos);
 
   // A worker of the default queue comes (naming its queue, as every worker

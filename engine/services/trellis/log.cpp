@@ -284,6 +284,31 @@ void write(level l, std::string_view message, const fields& f) {
   current_fields = nullptr;
 }
 
+namespace {
+
+/// Calls `text(key, value)` or `number(key, value)` for each field `f`
+/// sets, in the one order both formats use.
+template <typename Text, typename Number>
+void for_each_field(const fields& f, Text text, Number number) {
+  auto t = [&](const char* key, std::string_view v) {
+    if (!v.empty()) {
+      text(key, v);
+    }
+  };
+  auto n = [&](const char* key, const std::optional<std::int64_t>& v) {
+    if (v) {
+      number(key, *v);
+    }
+  };
+  t("workflow", f.workflow);
+  n("node", f.node);
+  t("task", f.task);
+  t("error_type", f.error_type);
+  n("attempt", f.attempt);
+}
+
+}  // namespace
+
 std::string format_line(format style, std::chrono::system_clock::time_point when, level l, std::string_view process,
                         std::string_view message, const fields& f) {
   std::string out;
@@ -296,27 +321,20 @@ std::string format_line(format style, std::chrono::system_clock::time_point when
     append_plain_text(out, process);
     out += ": ";
     append_plain_text(out, message);
-    auto text_field = [&](const char* key, std::string_view v) {
-      if (!v.empty()) {
-        out += ' ';
-        out += key;
-        out += '=';
-        append_plain_text(out, v);
-      }
-    };
-    auto number_field = [&](const char* key, const std::optional<std::int64_t>& v) {
-      if (v) {
-        out += ' ';
-        out += key;
-        out += '=';
-        out += std::to_string(*v);
-      }
-    };
-    text_field("workflow", f.workflow);
-    number_field("node", f.node);
-    text_field("task", f.task);
-    text_field("error_type", f.error_type);
-    number_field("attempt", f.attempt);
+    for_each_field(
+        f,
+        [&](const char* key, std::string_view v) {
+          out += ' ';
+          out += key;
+          out += '=';
+          append_plain_text(out, v);
+        },
+        [&](const char* key, std::int64_t v) {
+          out += ' ';
+          out += key;
+          out += '=';
+          out += std::to_string(v);
+        });
   } else {
     out += "{\"ts\":\"";
     append_timestamp(out, when);
@@ -327,28 +345,21 @@ std::string format_line(format style, std::chrono::system_clock::time_point when
     out += "\",\"msg\":\"";
     append_json_text(out, message);
     out += '"';
-    auto text_field = [&](const char* key, std::string_view v) {
-      if (!v.empty()) {
-        out += ",\"";
-        out += key;
-        out += "\":\"";
-        append_json_text(out, v);
-        out += '"';
-      }
-    };
-    auto number_field = [&](const char* key, const std::optional<std::int64_t>& v) {
-      if (v) {
-        out += ",\"";
-        out += key;
-        out += "\":";
-        out += std::to_string(*v);
-      }
-    };
-    text_field("workflow", f.workflow);
-    number_field("node", f.node);
-    text_field("task", f.task);
-    text_field("error_type", f.error_type);
-    number_field("attempt", f.attempt);
+    for_each_field(
+        f,
+        [&](const char* key, std::string_view v) {
+          out += ",\"";
+          out += key;
+          out += "\":\"";
+          append_json_text(out, v);
+          out += '"';
+        },
+        [&](const char* key, std::int64_t v) {
+          out += ",\"";
+          out += key;
+          out += "\":";
+          out += std::to_string(v);
+        });
     out += '}';
   }
   out += '\n';

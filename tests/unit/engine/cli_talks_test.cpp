@@ -119,13 +119,13 @@ TEST_CASE("submit's warning: the workflow's tasks that no live worker serves", "
   auto unserved = trellis::cli::unserved_needs({worker({"other"}, {"a", "registered", "b"})}, needs);
   REQUIRE(unserved.size() == 2);
   CHECK(trellis::cli::unserved_warning(unserved[0]) ==
-        "trellis: warning: no live worker serves task a in queue fast; the workflow waits for one");
+        "no live worker serves task a in queue fast; the workflow waits for one");
   CHECK(unserved[1].task == "registered");
   // Every queue, but not every task.
   auto missing_b = trellis::cli::unserved_needs({worker({}, {"a", "registered"})}, needs);
   REQUIRE(missing_b.size() == 1);
   CHECK(trellis::cli::unserved_warning(missing_b[0]) ==
-        "trellis: warning: no live worker serves task b in any queue; the workflow waits for one");
+        "no live worker serves task b in any queue; the workflow waits for one");
   // No worker at all; a dispatcher's answer serves nothing.
   value::map dispatcher{{"role", "dispatcher"}};
   CHECK(trellis::cli::unserved_needs({dispatcher}, needs).size() == 3);
