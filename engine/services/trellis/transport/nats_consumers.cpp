@@ -196,8 +196,12 @@ natsStatus pull_consumers::fetch_events(consumer_binding& b, std::vector<deliver
 }
 
 /// Turns fetched messages into deliveries whose tokens keep each natsMsg
-/// alive until it is acked.
-void pull_consumers::adopt(natsMsgList& list, std::vector<delivery>& out, bool tasks) {
+/// alive until it is acked. A `late` message waited in its subscription for
+/// an unknown time after JetStream delivered it, so its redelivery clock may
+/// be well along: it counts as not heard of since long ago, and the next
+/// keep-alive round marks it in progress at once.
+void pull_consumers::adopt(natsMsgList& list, std::vector<delivery>& out, bool tasks, bool late) {
+  const auto heard = late ? clock::time_point{} : clock::now();
   // The whole bodies of stubs first, outside the lock: each piece is a
   // broker request, and acks must not wait behind them. A stub whose pieces
   // cannot be read goes on as a refused delivery with the reason: the
@@ -216,7 +220,7 @@ void pull_consumers::adopt(natsMsgList& list, std::vector<delivery>& out, bool t
       continue;
     }
     if (auto& stub = whole[static_cast<std::size_t>(i)]) {
-      adopt_stub(std::move(m), std::move(*stub), out, tasks);
+      adopt_stub(std::move(m), std::move(*stub), out, tasks, heard);
       continue;
     }
     std::int32_t count = 1;
@@ -229,7 +233,7 @@ void pull_consumers::adopt(natsMsgList& list, std::vector<delivery>& out, bool t
     auto size = static_cast<std::size_t>(natsMsg_GetDataLength(m.get()));
     auto entry = std::make_shared<inflight_message>();
     entry->task = tasks;
-    entry->heard = clock::now();
+    entry->heard = heard;
     // The signature covers the whole message, a pack included: a refused
     // pack goes on whole, as one refused delivery, unread.
     auto refused = refusal_of(conn_.cfg().security.signer.get(), m.get());
@@ -347,7 +351,7 @@ int pull_consumers::take_leftovers(natsSubscription* sub, int batch, std::vector
       break;
     }
     received += leftover.list.Count;
-    adopt(leftover.list, out, tasks);
+    adopt(leftover.list, out, tasks, true);
   }
   return received;
 }
@@ -445,7 +449,8 @@ std::pair<natsStatus, int> pull_consumers::fetch_messages(consumer_binding& b, i
 /// A stub and the body its pieces hold (or why they cannot be read): one
 /// delivery of the whole body, which holds the stub's natsMsg and, in
 /// `upload`, what to remove once it is acked. Caller holds inflight_mutex_.
-void pull_consumers::adopt_stub(message_ptr m, expected<std::string> body, std::vector<delivery>& out, bool tasks) {
+void pull_consumers::adopt_stub(message_ptr m, expected<std::string> body, std::vector<delivery>& out, bool tasks,
+                                clock::time_point heard) {
   std::int32_t count = 1;
   jsMsgMetaData* raw = nullptr;
   if (natsMsg_GetMetaData(&raw, m.get()) == NATS_OK) {
@@ -454,7 +459,7 @@ void pull_consumers::adopt_stub(message_ptr m, expected<std::string> body, std::
   }
   auto entry = std::make_shared<inflight_message>();
   entry->task = tasks;
-  entry->heard = clock::now();
+  entry->heard = heard;
   entry->upload = upload_store::header_of(m.get()).value_or("");
   std::optional<error> refused;
   std::string bytes;

@@ -171,7 +171,8 @@ class pull_consumers {
   };
 
   void settle(const delivery& d, bool released);
-  void adopt_stub(message_ptr m, expected<std::string> body, std::vector<delivery>& out, bool tasks);
+  void adopt_stub(message_ptr m, expected<std::string> body, std::vector<delivery>& out, bool tasks,
+                  std::chrono::steady_clock::time_point heard);
   expected<void> ensure_event_binding_locked();
   expected<std::vector<consumer_binding*>> queue_bindings_locked(const std::string& queue);
   expected<std::vector<consumer_binding*>> all_queues_bindings_locked();
@@ -180,7 +181,7 @@ class pull_consumers {
                       std::vector<delivery>& out);
   void fetch_from_many(const std::vector<consumer_binding*>& bindings, std::size_t max, int batch,
                        std::chrono::steady_clock::time_point deadline, std::vector<delivery>& out);
-  void adopt(natsMsgList& list, std::vector<delivery>& out, bool tasks);
+  void adopt(natsMsgList& list, std::vector<delivery>& out, bool tasks, bool late = false);
   bool take_ready(consumer_binding& b, int batch, std::vector<delivery>& out);
   void keep_batch(consumer_binding& b, std::size_t taken, std::size_t messages, int batch, std::vector<delivery>& out);
   natsStatus fetch_once(consumer_binding& b, int batch, std::chrono::milliseconds wait, bool no_wait,
