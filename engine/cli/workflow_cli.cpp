@@ -757,6 +757,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     }
     if (*submit) {
       auto* key_flag = submit->get_option("--key");
+      if (key_flag->count() > 0 && submit_key.empty()) {
+        throw usage_error("--key: an empty key names no submission");
+      }
       if (opts.timeout_ms && !wait) {
         std::cerr << "error: --timeout-ms bounds the wait: it needs --wait\n";
         return exit_bad_input;

@@ -122,6 +122,14 @@ TEST_CASE("client: the same key twice gives the same workflow, submitted once, a
   REQUIRE(cli_new.status == 0);
   CHECK(json::parse(cli_new.last_line())["id"] == trellis::workflow_id_for_key(c.ns(), "order-19"));
 
+  // An empty key names no submission: refused, by the client and the CLI.
+  auto empty = cl->submit(flow, std::string{});
+  REQUIRE_FALSE(empty);
+  CHECK(empty.error().code() == trellis::errc::invalid_workflow);
+  auto cli_empty = c.client({"submit", file, "--key", ""});
+  CHECK(cli_empty.status == 2);
+  CHECK(cli_empty.out.empty());
+
   // Two keyed workflows (17 and 19) and one more (18): three in the store.
   CHECK(trellis::test::count_rows(c.db(), "SELECT count(*) FROM workflows") == 3);
   CHECK(trellis::test::count_rows(c.db(), "SELECT count(*) FROM workflows WHERE submit_key = 'order-17'") == 1);

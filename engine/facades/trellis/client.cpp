@@ -127,6 +127,11 @@ const std::string& client::ns() const noexcept { return core_->ns(); }
 int client::partitions() const noexcept { return core_->raw().partitions(); }
 
 expected<client_handle> client::submit(const canvas& flow, std::optional<std::string> key) {
+  if (key && key->empty()) {
+    // Every empty key would name one workflow of the namespace: refused, as
+    // `run --key ""` is.
+    return error{errc::invalid_workflow, "an empty submission key names no submission; give a key or none"};
+  }
   auto id = key ? detail::workflow_id_for_key(core_->ns(), *key) : detail::new_workflow_id();
   // Watched before the submission goes out, so its notice cannot be missed.
   auto watched = core_->handle(id);

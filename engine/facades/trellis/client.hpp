@@ -147,8 +147,8 @@ class client {
   /// submission with the same key (from any client of the namespace, also
   /// after a crash or a lost answer) returns the first workflow instead of
   /// starting another, as `engine::submit` does. Errors: `invalid_workflow`
-  /// (refused by the dispatcher, or a priority, which a cluster cannot
-  /// honour), `payload_too_large`, `broker_unavailable`, `timeout`,
+  /// (an empty key, refused by the dispatcher, or a priority, which a
+  /// cluster cannot honour), `payload_too_large`, `broker_unavailable`, `timeout`,
   /// `malformed_envelope`.
   expected<client_handle> submit(const canvas& flow, std::optional<std::string> key = std::nullopt);
 
