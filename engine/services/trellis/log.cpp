@@ -4,6 +4,8 @@
 
 #include "trellis/log.hpp"
 
+#include "trellis/detail/json_text.hpp"
+
 #include <atomic>
 #include <ctime>
 #include <memory>
@@ -74,67 +76,6 @@ const char* upper_name(level l) {
       break;
   }
   return "OFF";
-}
-
-/// The length of the valid UTF-8 sequence at text[i], or 0.
-std::size_t utf8_length(std::string_view text, std::size_t i) {
-  auto b = static_cast<unsigned char>(text[i]);
-  std::size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > text.size()) {
-    return 0;
-  }
-  for (std::size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) {
-      return 0;
-    }
-  }
-  return n;
-}
-
-/// `text` as JSON string content: quotes, backslashes and control
-/// characters escaped, bytes that are not UTF-8 replaced by U+FFFD.
-void append_json_text(std::string& out, std::string_view text) {
-  static const char* hex = "0123456789abcdef";
-  for (std::size_t i = 0; i < text.size();) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      auto n = utf8_length(text, i);
-      if (n == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(text.substr(i, n));
-        i += n;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0xF];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
 }
 
 /// `text` on one text line: newlines, carriage returns and other control
@@ -340,19 +281,17 @@ std::string format_line(format style, std::chrono::system_clock::time_point when
     append_timestamp(out, when);
     out += "\",\"level\":\"";
     out += to_string(l);
-    out += "\",\"process\":\"";
-    append_json_text(out, process);
-    out += "\",\"msg\":\"";
-    append_json_text(out, message);
-    out += '"';
+    out += "\",\"process\":";
+    detail::append_json_string(out, process);
+    out += ",\"msg\":";
+    detail::append_json_string(out, message);
     for_each_field(
         f,
         [&](const char* key, std::string_view v) {
           out += ",\"";
           out += key;
-          out += "\":\"";
-          append_json_text(out, v);
-          out += '"';
+          out += "\":";
+          detail::append_json_string(out, v);
         },
         [&](const char* key, std::int64_t v) {
           out += ",\"";

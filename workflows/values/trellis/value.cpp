@@ -1,5 +1,7 @@
 #include "trellis/value.hpp"
 
+#include "trellis/detail/json_text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <charconv>
@@ -64,60 +66,6 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
-// Strings are bytes on the wire; JSON output must be valid UTF-8, so bytes that
-// are not UTF-8 print as U+FFFD rather than producing unparseable text.
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      std::size_t len = utf8_sequence_length(s, i);
-      if (len == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(s.data() + i, len);
-        i += len;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex_digits[c >> 4];
-          out += hex_digits[c & 0x0f];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
-  out += '"';
-}
-
 void append_json_double(std::string& out, double d) {
   // JSON has no NaN or infinity. null would read as "no result", so they
   // are spelled as the strings Python's and JavaScript's parsers know.
@@ -158,7 +106,7 @@ void append_json(std::string& out, const value& v) {
       append_json_double(out, v.as_float());
       return;
     case value::kind::string:
-      append_json_string(out, v.as_string());
+      detail::append_json_string(out, v.as_string());
       return;
     case value::kind::binary: {
       out += "{\"$bin\":\"";
@@ -190,7 +138,7 @@ void append_json(std::string& out, const value& v) {
           out += ',';
         }
         first = false;
-        append_json_string(out, k);
+        detail::append_json_string(out, k);
         out += ':';
         append_json(out, x);
       }
@@ -354,7 +302,7 @@ class json_value_builder {
 
   static std::string quoted(const std::string& s) {
     std::string out;
-    append_json_string(out, s);
+    detail::append_json_string(out, s);
     return out;
   }
 
@@ -369,6 +317,61 @@ class json_value_builder {
 };
 
 }  // namespace
+
+// Strings are bytes on the wire; JSON output must be valid UTF-8, so bytes that
+// are not UTF-8 print as U+FFFD rather than producing unparseable text.
+void detail::append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      std::size_t len = utf8_sequence_length(s, i);
+      if (len == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(s.data() + i, len);
+        i += len;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hex_digits[c >> 4];
+          out += hex_digits[c & 0x0f];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+    ++i;
+  }
+  out += '"';
+}
+
 
 bool value::as_bool() const {
   if (auto* p = std::get_if<bool>(&data_)) {
