@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "trellis/defaults.hpp"
+#include "trellis/http/http_server.hpp"
 #include "trellis/signing.hpp"
 
 namespace trellis::detail {
@@ -100,6 +101,17 @@ const std::vector<cluster_setting> settings_table{
      "Run against a broker off loopback with neither NATS authentication nor message signing (refused "
      "otherwise: anyone who can publish there could make workers run any task)",
      false, true, true, false},
+    // The HTTP endpoint and task events (docs/operations.md#http).
+    {"http", "--http", "HOST:PORT", "TRELLIS_HTTP",
+     "Serve /metrics, /healthz, /readyz, the JSON API, task events and the dashboard over HTTP on this address "
+     "(loopback unless a token is set; port 0: any free port, logged) (default: off)",
+     false, true, true, false},
+    {"http_token_file", "--http-token-file", "FILE", "TRELLIS_HTTP_TOKEN",
+     "File holding the bearer token the HTTP endpoint's revoke and replay require (the variable holds the token "
+     "itself; needed to listen off loopback)",
+     true, true, true, false},
+    {"no_task_events", "--no-task-events", "", "TRELLIS_NO_TASK_EVENTS",
+     "Announce no task events on trellis.<ns>.lifecycle (default: announce them)", false, true, true, false},
     // The process log (docs/operations.md#logs); the embedded commands (run,
     // resume, dlq replay) take the same flags and variables.
     {"log_level", "--log-level", "trace|debug|info|warn|error|off", "TRELLIS_LOG_LEVEL",
@@ -550,6 +562,24 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
     return insecure.error();
   }
   out.insecure = *insecure;
+  if (auto http = r.get("http")) {
+    out.http.listen = http->text;
+  }
+  auto http_token = r.secret("http_token_file");
+  if (!http_token) {
+    return http_token.error();
+  }
+  out.http.token = std::move(*http_token);
+  if (!out.http.listen.empty()) {
+    if (auto address = check_http_options(out.http); !address) {
+      return error{errc::invalid_config, r.get("http")->source + ": " + address.error().message()};
+    }
+  }
+  auto quiet = r.on_off("no_task_events");
+  if (!quiet) {
+    return quiet.error();
+  }
+  out.task_events = !*quiet;
   return out;
 }
 

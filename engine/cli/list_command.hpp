@@ -7,6 +7,7 @@
 
 #include "table_output.hpp"
 
+#include "trellis/cluster_node.hpp"
 #include "trellis/node_state.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/value.hpp"
@@ -29,18 +30,23 @@ struct list_options {
   output_format format = output_format::json;
 };
 
-/// The JSON line of one workflow: {id, state, created_at, finished_at, key}
-/// (times in epoch ms, `finished_at` null while unfinished, `key` null
-/// without a submission key).
-value list_line(const detail::workflow_summary& w);
-
 /// A table with a header (ID, STATE, CREATED, FINISHED, KEY; times in UTC),
 /// one row per workflow, each line ending in '\n'.
 std::string list_table(const std::vector<detail::workflow_summary>& rows);
+
+/// The summary a list line (`detail::list_line`) was made of; nullopt for a
+/// line that is not one.
+std::optional<detail::workflow_summary> summary_of(const value& line);
 
 /// `list --db PATH`: the newest `opts.limit` workflows of the store opened
 /// read-only (beside a running engine or dispatcher), newest first. Throws
 /// `setup_error` when the store cannot be read; returns 0.
 int list_from_store(const std::string& db, const list_options& opts);
+
+/// `list --broker URL`: the newest `opts.limit` workflows of the whole
+/// namespace, asked of every partition's dispatcher and merged, newest
+/// first, printed as `list_from_store` prints them. Returns 0, or the exit
+/// code of the failure it printed (4 when a dispatcher cannot be asked).
+int list_over_broker(const detail::cluster_options& cluster, const list_options& opts);
 
 }  // namespace trellis::cli

@@ -11,6 +11,8 @@
 #include "cli/progress_line.hpp"
 #include "cli/serve_check.hpp"
 #include "cli/waiting.hpp"
+#include "cli/workflow_file.hpp"
+#include "cli/serve_commands.hpp"
 
 #include "trellis/client.hpp"
 #include "trellis/cluster_node.hpp"
@@ -139,60 +141,6 @@ int report(const workflow_handle& h, cli::wait_limit& limit, const std::string& 
   return state == node_state::success ? exit_success : exit_workflow_failed;
 }
 
-/// The largest workflow file read: twice what encodes into one submission,
-/// room for JSON's formatting, and a bound on the memory a mistaken path
-/// can take.
-std::uintmax_t max_workflow_file_bytes(const canvas_limits& limits) {
-  return 2 * static_cast<std::uintmax_t>(limits.max_submission_bytes);
-}
-
-/// Reads and checks a workflow file against `limits`; `check_tasks` false
-/// skips the check of task names (a client without handlers leaves it to
-/// the dispatcher).
-expected<canvas> load_workflow_file(const std::string& path, const task_registry& tasks, const canvas_limits& limits,
-                                    bool check_tasks = true) {
-  std::error_code ec;
-  auto kind = std::filesystem::status(path, ec).type();
-  if (kind == std::filesystem::file_type::directory) {
-    return error{errc::invalid_workflow, path + ": is a directory, not a workflow file"};
-  }
-  // Checked before reading: a file is read whole into memory. (A pipe has
-  // no size and is read as it comes.)
-  if (kind == std::filesystem::file_type::regular) {
-    auto size = std::filesystem::file_size(path, ec);
-    if (!ec && size > max_workflow_file_bytes(limits)) {
-      return error{errc::invalid_workflow, path + ": " + std::to_string(size) + " bytes, over the " +
-                                               std::to_string(max_workflow_file_bytes(limits)) +
-                                               " bytes a workflow file may have (twice max_submission_bytes)"};
-    }
-  }
-  std::ifstream in{path, std::ios::binary};
-  if (!in) {
-    return error{errc::invalid_workflow, path + ": cannot be read"};
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  auto v = value_from_json(text.str());
-  if (!v) {
-    return error{errc::invalid_workflow, path + ": not valid JSON: " + v.error().message()};
-  }
-  auto c = canvas_from_value(*v, limits);
-  if (!c) {
-    return error{c.error().code(), path + ": " + c.error().message()};
-  }
-  // Checked on the file's own shape, so the path names the place in the file.
-  if (auto known = check_tasks ? check_tasks_known(*v, tasks) : expected<void>{}; !known) {
-    return error{errc::unknown_task, path + ": " + known.error().message()};
-  }
-  // Before any store is made or message sent: what one submission carries.
-  if (auto bytes =
-          detail::encode_submission(detail::submission_envelope("size-check", *c), limits.max_submission_bytes);
-      !bytes) {
-    return error{bytes.error().code(), path + ": " + bytes.error().message()};
-  }
-  return c;
-}
-
 /// Options shared by the commands that run an engine.
 struct run_options {
   std::string db = defaults::store_path;
@@ -215,7 +163,7 @@ engine_config config_for(const run_options& opts) {
 }
 
 int cmd_run(const std::string& file, const run_options& opts, task_registry tasks) {
-  auto flow = load_workflow_file(file, tasks, config_for(opts).limits);
+  auto flow = cli::load_workflow_file(file, tasks, config_for(opts).limits);
   if (!flow) {
     std::cerr << "error: " << flow.error().message() << '\n';
     return exit_bad_input;
@@ -456,7 +404,7 @@ int serve(expected<std::unique_ptr<detail::cluster_node>> node, const std::strin
 int cmd_submit(const std::string& file, const detail::cluster_options& opts, bool wait,
                const std::optional<std::string>& key, std::optional<std::int64_t> timeout_ms,
                const task_registry& tasks) {
-  auto flow = load_workflow_file(file, tasks, opts.limits, !tasks.empty());
+  auto flow = cli::load_workflow_file(file, tasks, opts.limits, !tasks.empty());
   if (!flow) {
     std::cerr << "error: " << flow.error().message() << '\n';
     return exit_bad_input;
@@ -566,6 +514,27 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   resume->add_option("--db", db, "SQLite store")->required();
   engine_flags(resume, true);
 
+  // Long-running: an embedded engine, a cluster namespace's dashboard.
+  std::string http_listen;
+  std::string http_token_file;
+  auto* serve_cmd = app.add_subcommand(
+      "serve", "Run the embedded engine until SIGTERM: finish unfinished workflows, serve HTTP with --http");
+  serve_cmd->add_option("--db", db, "SQLite store")->required();
+  engine_flags(serve_cmd, true);
+  auto* dashboard =
+      app.add_subcommand("dashboard", "Serve a cluster namespace's JSON API, task events and dashboard over HTTP");
+  for (auto* cmd : {serve_cmd, dashboard}) {
+    auto* listen = cmd->add_option("--http", http_listen,
+                                   "HOST:PORT to serve /metrics, /healthz, /readyz, the JSON API, task events and "
+                                   "the dashboard on (loopback unless a token is set; port 0: any free port)");
+    if (cmd == dashboard) {
+      listen->required();
+    }
+    cmd->add_option("--http-token-file", http_token_file,
+                    "File holding the bearer token revoke and replay require (or set TRELLIS_HTTP_TOKEN; needed "
+                    "to listen off loopback)");
+  }
+
   std::string id;
   auto* status = app.add_subcommand("status", "Show a workflow's state, result, error and nodes");
   status->add_option("ID", id, "Workflow id")->required();
@@ -581,8 +550,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   auto* dlq_replay_db = dlq_replay->add_option("--db", db, "SQLite store (or ask a running dispatcher: --broker)");
   engine_flags(dlq_replay, false);
 
-  auto* list = app.add_subcommand("list", "List the store's recent workflows, newest first, one JSON object per line");
-  auto* list_db = list->add_option("--db", db, "SQLite store (read-only: works beside a running engine)")->required();
+  auto* list = app.add_subcommand("list", "List the recent workflows, newest first, one JSON object per line");
+  auto* list_db =
+      list->add_option("--db", db, "SQLite store (read-only: works beside a running engine; or a cluster: --broker)");
   cli::list_options listing;
   std::string list_state;
   list->add_option("--state", list_state,
@@ -590,7 +560,6 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   list->add_option("--limit", listing.limit, "At most this many, 1 to " + std::to_string(cli::max_list_limit))
       ->check(CLI::Range(std::size_t{1}, cli::max_list_limit))
       ->capture_default_str();
-  (void)list_db;
   // -o on the commands a person reads: after `status` and `dlq list` exist.
   std::string output_name = "json";
   for (auto* cmd : {list, status, dlq_list}) {
@@ -604,7 +573,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   worker_flags.add_to(worker);
 
   cluster_flags dispatcher_flags{detail::cluster_command::dispatcher, {}, {}, {}};
-  for (auto* cmd : {run, resume, dlq_replay}) {
+  for (auto* cmd : {run, resume, serve_cmd, dlq_replay}) {
     embedded_log[cmd].add_to(cmd);
   }
 
@@ -644,7 +613,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   revoke->add_flag("--terminate", terminate,
                    "Also stop the handlers running the revoked tasks (their stop token now, abandoned after a grace "
                    "period if they have a hard time limit)");
-  for (auto* cmd : {status, dlq_list, dlq_replay, inspect, metrics, revoke}) {
+  for (auto* cmd : {list, status, dlq_list, dlq_replay, inspect, metrics, revoke, dashboard}) {
     client_flags.emplace(cmd, cluster_flags{detail::cluster_command::submit, {}, {}, {}}).first->second.add_to(cmd);
   }
   int partition = 0;
@@ -714,7 +683,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       return exit_bad_input;
     }
   }
-  bool runs_engine = *run || *resume || (*dlq_replay && replay_from_store);
+  bool runs_engine = *run || *resume || *serve_cmd || (*dlq_replay && replay_from_store);
   if (runs_engine && tasks.empty()) {
     // Without handlers nothing could make progress and the command would
     // wait forever.
@@ -736,9 +705,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     }
     if (*worker || *dispatcher) {
       start_log((*worker ? worker_flags : dispatcher_flags).inputs(), true, command_name);
-    } else if (*run || *resume || *dlq_replay) {
+    } else if (*run || *resume || *serve_cmd || *dlq_replay) {
       start_log(embedded_log.at(*run      ? run
                                 : *resume ? resume
+                                : *serve_cmd ? serve_cmd
                                           : dlq_replay)
                     .inputs(),
                 false, *dlq_replay ? std::string{"dlq-replay"} : command_name);
@@ -780,6 +750,17 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     if (*resume) {
       return cmd_resume(opts, std::move(tasks));
     }
+    if (*serve_cmd) {
+      auto cfg = config_for(opts);
+      cfg.http = http_options{http_listen, cli::http_token(http_token_file)};
+      return cli::serve_embedded(cfg, std::move(tasks));
+    }
+    if (*dashboard) {
+      termination_watch::block();  // before the connections start threads
+      auto cluster = client_flags.at(dashboard).resolve();
+      cluster.http = http_options{http_listen, cli::http_token(http_token_file)};
+      return cli::serve_dashboard(cluster);
+    }
     if (*list) {
       if (!list_state.empty()) {
         std::string upper = list_state;
@@ -792,7 +773,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
         }
       }
       listing.format = output;
-      return cli::list_from_store(db, listing);
+      return store_or_broker(list, list_db) ? cli::list_from_store(db, listing)
+                                            : cli::list_over_broker(client_flags.at(list).resolve(), listing);
     }
     if (*status) {
       return store_or_broker(status, status_db)

@@ -16,6 +16,25 @@
 
 namespace trellis::detail {
 
+namespace {
+
+/// A workflow's error {task, node, type, message} as a task event carries
+/// it: {type, message}.
+value type_and_message(const value& err) {
+  auto text = [&](const char* key, const char* otherwise) {
+    if (err.is_map()) {
+      auto i = err.as_map().find(key);
+      if (i != err.as_map().end() && i->second.is_string()) {
+        return i->second.as_string();
+      }
+    }
+    return std::string{otherwise};
+  };
+  return error_value(text("type", "task_failed"), text("message", ""));
+}
+
+}  // namespace
+
 void dispatcher_logic::check(const expected<void>& r) {
   if (!r) {
     // A store that cannot write leaves memory ahead of disk: nothing more
@@ -23,6 +42,14 @@ void dispatcher_logic::check(const expected<void>& r) {
     // exit reason (see `stopping_on_store_failure` in dispatcher.cpp).
     throw store_failure{r.error()};
   }
+}
+
+void dispatcher_logic::announce(lifecycle_kind kind, const std::string& wf, std::optional<std::int32_t> node,
+                                const std::string& task, std::int32_t attempt, value err) {
+  if (!st_.cfg.bus->announces_lifecycle()) {
+    return;
+  }
+  st_.lifecycle.push_back(lifecycle_event{kind, wf, node, task, attempt, now_ms(), std::move(err)});
 }
 
 void dispatcher_logic::open_batch() {
@@ -92,9 +119,17 @@ void dispatcher_logic::flush() {
     st_.finished.clear();
     for (auto& f : finished) {
       st_.cfg.stats->add(counter::workflows_finished, "", "");
+      announce(f.state == node_state::success   ? lifecycle_kind::succeeded
+               : f.state == node_state::revoked ? lifecycle_kind::revoked
+                                                : lifecycle_kind::failed,
+               f.id, std::nullopt, "", 0, f.state == node_state::failure ? type_and_message(f.error) : value{});
       if (st_.cfg.on_finished) {
         st_.cfg.on_finished(f);
       }
+    }
+    if (!st_.lifecycle.empty()) {
+      st_.cfg.bus->announce_lifecycle(st_.lifecycle);
+      st_.lifecycle.clear();
     }
     // Last, so that a client told "revoked" knows the workers were told and
     // the done notice is out.

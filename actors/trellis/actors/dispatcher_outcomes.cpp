@@ -75,6 +75,10 @@ void dispatcher_logic::dead_letter(const std::string& reason, const std::string&
   check(st_.cfg.store->insert_dead_letter(d));
   changed();
   st_.cfg.stats->add(counter::dead_letters, "", task);
+  if (!wf.empty()) {  // a message tied to no workflow is no workflow's event
+    announce(lifecycle_kind::dead_lettered, wf, node >= 0 ? std::optional<std::int32_t>{node} : std::nullopt, task,
+             attempts, error_value(reason, error_text));
+  }
 }
 
 void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw, const std::string* lost_task) {
@@ -131,6 +135,7 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
       }
       changed();
       st_.cfg.stats->add(counter::tasks_succeeded, queue, sig.task());
+      announce(lifecycle_kind::succeeded, env.workflow_id, env.node, sig.task(), env.attempt);
       st_.cfg.stats->observe(histogram::handler_duration, queue, sig.task(),
                              static_cast<double>(env.duration_us) / 1e6);
       break;
@@ -168,6 +173,8 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
         changed();
         schedule(env.workflow_id, aw, env.node, env.attempt + 1, due);
         st_.cfg.stats->add(counter::retries, queue, sig.task());
+        announce(lifecycle_kind::retried, env.workflow_id, env.node, sig.task(), env.attempt,
+                 error_value(env.error_type, env.error_message));
         log_failed_attempt(env, sig.task(),
                            "retry " + std::to_string(used) + " of " + std::to_string(policy.max_retries) + " in " +
                                std::to_string(delay.count()) + " ms");
@@ -194,6 +201,7 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
                   task_msg.id, env.workflow_id, env.node, sig.task(), env.attempt, type);
       aw.graph.fail(env.node, env.attempt, err, fx);
       st_.cfg.stats->add(counter::tasks_failed, queue, sig.task());
+      announce(lifecycle_kind::failed, env.workflow_id, env.node, sig.task(), env.attempt, err);
       break;
     }
   }

@@ -157,6 +157,7 @@ void dispatcher_logic::fail_oversized(const std::string& wf, active_workflow& aw
   dead_letter(type, type + ": " + message, bytes, task.id, wf, task.node, task.task, task.attempt);
   aw.graph.fail(task.node, task.attempt, err, fx);
   st_.cfg.stats->add(counter::tasks_failed, task.queue, task.task);
+  announce(lifecycle_kind::failed, wf, task.node, task.task, task.attempt, err);
 }
 
 void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id leaf, graph_effects& fx) {

@@ -1,6 +1,7 @@
 // Requests to the dispatcher: submissions (from the facade or over the
 // transport), status, the replay of a dead letter, and the control requests
-// of cluster mode (status, dead letters, replay, revoke, inspect). Every
+// of cluster mode (status, dead letters, replay, revoke, inspect, list,
+// graph). Every
 // answer that could show state a crash might take back waits for the
 // commit. Kept apart from the event path because requests are answered and
 // events are not.
@@ -9,7 +10,9 @@
 
 #include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
+#include "trellis/store/graph_document.hpp"
 #include "trellis/store/store_reports.hpp"
+#include "trellis/store/workflow_pages.hpp"
 #include "trellis/submission.hpp"
 #include "trellis/transport/partition.hpp"
 
@@ -83,6 +86,7 @@ caf::result<std::string> dispatcher_logic::submit(const std::string& bytes) {
   check(st_.cfg.store->insert_workflow(rec));
   changed();
   st_.cfg.stats->add(counter::workflows_submitted, "", "");
+  announce(lifecycle_kind::submitted, rec.id, std::nullopt, "", 0);
   auto& aw = cache(rec.id, std::move(*parsed));
   auto fx = aw.graph.start();
   auto promise = self_->make_response_promise<std::string>();
@@ -213,7 +217,8 @@ void dispatcher_logic::control(const std::string& bytes, std::uint64_t token) {
     st_.cfg.bus->answer_control(delivery{{}, token, 1}, encode_control_error(request.error()));
     return;
   }
-  bool reads_store = request->op == control_op::status || request->op == control_op::dlq_list;
+  bool reads_store = request->op == control_op::status || request->op == control_op::dlq_list ||
+                     request->op == control_op::list || request->op == control_op::graph;
   if (reads_store && st_.in_batch) {
     st_.deferred_controls.emplace_back(bytes, token);
     return;
@@ -234,6 +239,12 @@ void dispatcher_logic::control(const std::string& bytes, std::uint64_t token) {
     case control_op::inspect:
       control_inspect(token);
       return;
+    case control_op::list:
+      control_list(*request, token);
+      return;
+    case control_op::graph:
+      control_graph(request->workflow_id, token);
+      return;
     case control_op::metrics:  // ctl.metrics is served beside the actor (cluster_node.cpp)
     case control_op::revoked:
       break;
@@ -246,6 +257,27 @@ void dispatcher_logic::control(const std::string& bytes, std::uint64_t token) {
 
 void dispatcher_logic::control_status(const std::string& wf, std::uint64_t token) {
   auto doc = status_document(*st_.cfg.store, wf);
+  std::string reply;
+  if (!doc) {
+    reply = encode_control_error(doc.error());
+  } else if (!*doc) {
+    reply = encode_control_error(error{errc::not_found, "no workflow with id " + wf});
+  } else {
+    reply = encode_control_reply(value(std::move(**doc)));
+  }
+  st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+}
+
+void dispatcher_logic::control_list(const control_request& request, std::uint64_t token) {
+  // The decoder checked the state's name and the limit's range.
+  auto state = request.state.empty() ? std::nullopt : node_state_from_string(request.state);
+  auto page = workflow_page(*st_.cfg.store, state, static_cast<std::size_t>(request.limit), request.cursor);
+  st_.cfg.bus->answer_control(delivery{{}, token, 1},
+                              page ? encode_control_reply(value(std::move(*page))) : encode_control_error(page.error()));
+}
+
+void dispatcher_logic::control_graph(const std::string& wf, std::uint64_t token) {
+  auto doc = graph_document(*st_.cfg.store, wf, st_.cfg.limits);
   std::string reply;
   if (!doc) {
     reply = encode_control_error(doc.error());
@@ -311,6 +343,7 @@ expected<value> dispatcher_logic::revoke_workflow(const std::string& wf, active_
     }
     if (n.state != node_state::pending) {
       st_.cfg.stats->add(counter::tasks_revoked, queue_of(*n.sig), n.sig->task());
+      announce(lifecycle_kind::revoked, wf, id, n.sig->task(), n.attempt);
       value::map e = err.as_map();
       e["task"] = n.sig->task();
       e["node"] = id;
@@ -373,6 +406,7 @@ expected<value> dispatcher_logic::revoke_node(const std::string& wf, active_work
       notice.nodes.push_back(leaf);
     }
     st_.cfg.stats->add(counter::tasks_revoked, queue_of(*n.sig), n.sig->task());
+    announce(lifecycle_kind::revoked, wf, leaf, n.sig->task(), n.attempt);
   }
   changed(revoked.size());
   drop_unpublished(wf, revoked);

@@ -190,6 +190,9 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
                              hard_limit};
   }
   auto progress = hooks.progress ? hooks.progress(*task) : nullptr;
+  if (hooks.started) {
+    hooks.started(*task);
+  }
   handler_call local{task_context{task->task, task->workflow_id, task->node, task->attempt, std::move(key),
                                   task->kwargs, stop ? stop->token() : stop_token{}, progress},
                      std::move(task->args), std::nullopt, nullptr};

@@ -90,6 +90,9 @@ struct run_hooks {
   /// Called right before the handler runs: where its context sends progress
   /// reports (progress_reporter.hpp). Unset or null: they go nowhere.
   std::function<std::shared_ptr<progress_sink>(const envelope& task)> progress;
+  /// Called right before the handler runs, after every check that could
+  /// still hand the task back or refuse it: the `started` task event.
+  std::function<void(const envelope& task)> started;
 };
 
 /// The demangled C++ type name of `e`, as a failure outcome's error type.

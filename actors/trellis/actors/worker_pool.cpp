@@ -226,6 +226,12 @@ class handler_threads {
       };
     }
     std::shared_ptr<progress_sink> reporting;  // of the attempt this thread runs
+    if (cfg_.bus->announces_lifecycle()) {
+      hooks.started = [this](const envelope& task) {
+        cfg_.bus->announce_lifecycle({lifecycle_event{lifecycle_kind::started, task.workflow_id, task.node, task.task,
+                                                      task.attempt, now_epoch_ms(), value{}}});
+      };
+    }
     hooks.progress = [this, &reporting](const envelope& task) {
       reporting = progress_->open(task);
       return reporting;

@@ -4,8 +4,10 @@
 #include "trellis/control_messages.hpp"
 #include "trellis/outcome_result.hpp"
 #include "trellis/signing.hpp"
+#include "trellis/store/workflow_pages.hpp"
 #include "trellis/submission.hpp"
 #include "trellis/transport/partition.hpp"
+#include "trellis/workflow_listing.hpp"
 
 #include <utility>
 
@@ -160,6 +162,31 @@ expected<client_handle> client::find(const std::string& workflow_id) {
 }
 
 expected<value> client::status(const std::string& workflow_id) { return core_->status(workflow_id); }
+
+expected<value> client::workflows(const workflow_query& query) {
+  auto request = detail::list_request(query);
+  if (!request) {
+    return request.error();
+  }
+  // Each partition's newest page, merged: a line cut off here is older than
+  // the merged page's last line, so the cursor brings it next time.
+  std::vector<value> pages;
+  for (int p = 0; p < partitions(); ++p) {
+    auto page = core_->ask(*request, p);
+    if (!page) {
+      return page.error();
+    }
+    pages.push_back(std::move(*page));
+  }
+  return detail::merge_pages(pages, query.limit);
+}
+
+expected<value> client::graph(const std::string& workflow_id) {
+  detail::control_request request;
+  request.op = detail::control_op::graph;
+  request.workflow_id = workflow_id;
+  return core_->ask(request, detail::partition_of(workflow_id, partitions()));
+}
 
 expected<value> client::revoke(const std::string& workflow_id, revoke_options options) {
   detail::control_request request;

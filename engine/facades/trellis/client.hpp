@@ -161,6 +161,16 @@ class client {
   /// `not_found`, `broker_unavailable`, `timeout`, `malformed_envelope`.
   expected<value> status(const std::string& workflow_id);
 
+  /// A page of the namespace's workflows, newest first, merged from every
+  /// partition's dispatcher: as `engine::workflows`. Errors: `invalid_config`
+  /// (a limit out of range), `malformed_envelope` (a bad cursor),
+  /// `broker_unavailable`, `timeout` (a partition's dispatcher did not answer).
+  expected<value> workflows(const workflow_query& query = {});
+
+  /// A workflow's graph, as `engine::graph`, from the dispatcher owning it.
+  /// Errors as `status`.
+  expected<value> graph(const std::string& workflow_id);
+
   /// Revokes a workflow, or one node of it, as `engine::revoke` (same
   /// options, same answer: {id, state, result, error} for a whole
   /// workflow, {id, node, state, revoked} for a node). Errors: `not_found`,

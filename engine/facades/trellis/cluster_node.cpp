@@ -8,10 +8,13 @@
 #include "trellis/actors/worker_activity.hpp"
 #include "trellis/actors/worker_pool.hpp"
 #include "trellis/clock.hpp"
+#include "trellis/cluster_http.hpp"
 #include "trellis/control_messages.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/log.hpp"
 #include "trellis/metrics.hpp"
+#include "trellis/operator_views.hpp"
+#include "trellis/prometheus_merge.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_lock.hpp"
 #include "trellis/transport/broker_exposure.hpp"
@@ -49,6 +52,7 @@ namespace {
 nats_config server_config_for(const cluster_options& opts, const std::string& client_name) {
   auto cfg = nats_config_for(opts, client_name);
   cfg.connect_wait = opts.broker_wait;
+  cfg.task_events = opts.task_events;
   // Only the redacted form is ever logged: no password, token or URL user.
   log::debug() << client_name << ": connecting: " << cfg.redacted();
   cfg.on_connect_wait = [client_name](const std::string& why, std::chrono::milliseconds wait) {
@@ -89,39 +93,6 @@ expected<void> validate_exposure(const cluster_options& opts) {
   protection.signed_messages = security.signer != nullptr;
   protection.insecure = opts.insecure;
   return check_broker_exposure(opts.broker_urls, protection);
-}
-
-/// A worker's answer to `inspect`: who it is, what it serves (queues and
-/// registered tasks), what it runs.
-value worker_inspect_answer(const std::string& name, const std::vector<std::string>& queues,
-                            const std::vector<std::string>& tasks, const worker_activity& activity) {
-  value::array active;
-  for (const auto& t : activity.active()) {
-    value::map row{{"task", t.task},
-                   {"workflow_id", t.workflow_id},
-                   {"node", t.node},
-                   {"attempt", t.attempt},
-                   {"started_at", t.started_at},
-                   {"running_ms", std::max<std::int64_t>(0, now_epoch_ms() - t.started_at)}};
-    active.emplace_back(std::move(row));
-  }
-  value::array queue_names;
-  for (const auto& q : queues) {
-    queue_names.emplace_back(q);
-  }
-  value::array task_names;
-  for (const auto& t : tasks) {
-    task_names.emplace_back(t);
-  }
-  value::map answer{{"role", "worker"},
-                    {"name", name},
-                    {"queues", std::move(queue_names)},
-                    {"tasks", std::move(task_names)},
-                    {"all_queues", queues.empty()},
-                    {"concurrency", static_cast<std::int64_t>(activity.slots())},
-                    {"active", std::move(active)},
-                    {"revoked_known", static_cast<std::int64_t>(activity.revoked_count())}};
-  return value(std::move(answer));
 }
 
 /// Subscribes the process behind `bus` to requests of `op` on their
@@ -233,6 +204,10 @@ class node_runtime {
   ~node_runtime() { shutdown(); }
   node_runtime(const node_runtime&) = delete;
   node_runtime& operator=(const node_runtime&) = delete;
+
+  /// What this runtime's `metrics` answer is made of (its HTTP `/metrics`).
+  std::shared_ptr<const metrics> stats;
+  std::shared_ptr<cluster_bus> cluster;
 
   void shutdown() {
     // Closing first wakes idle fetches and stops the event thread; handlers
@@ -362,7 +337,10 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
       bus_now->pass_exhausted_task(token);
     }
   };
-  return std::make_unique<node_runtime>(shared, std::move(sup));
+  auto runtime = std::make_unique<node_runtime>(shared, std::move(sup));
+  runtime->stats = stats;
+  runtime->cluster = cluster;
+  return runtime;
 }
 
 /// Everything one cluster process runs: a worker pool, or the dispatchers of
@@ -425,7 +403,91 @@ class cluster_node_core {
     return waiting;
   }
 
+  /// With `opts.http.listen`: the namespace's HTTP API, with this
+  /// process's own metrics and readiness (docs/operations.md "HTTP").
+  expected<void> start_http(const char* role) {
+    if (opts.http.listen.empty()) {
+      return {};
+    }
+    auto server = start_cluster_http(
+        opts, role, [this](metrics_format f) { return own_metrics(f); }, [this] { return readiness(); });
+    if (!server) {
+      return server.error();
+    }
+    http_ = std::move(*server);
+    return {};
+  }
+
+  /// This process's metrics: each runtime's `metrics` answer, merged with a
+  /// `partition` label when a dispatcher process serves several.
+  std::string own_metrics(metrics_format format) {
+    std::vector<std::pair<std::string, const node_runtime*>> sources;
+    std::unique_lock<std::mutex> guard{mutex_, std::try_to_lock};
+    if (!guard.owns_lock()) {  // a standby taking over: answer without it
+      return in_format("", format);
+    }
+    if (worker) {
+      sources.emplace_back("", worker.get());
+    }
+    for (const auto& p : partitions) {
+      if (p.runtime) {
+        sources.emplace_back(std::to_string(p.partition), p.runtime.get());
+      }
+    }
+    if (sources.size() == 1) {
+      const auto* r = sources.front().second;
+      return in_format(metrics_text_of(*r->cluster, *r->stats, !worker), format);
+    }
+    prometheus_merge merged;
+    for (const auto& [label, r] : sources) {
+      if (auto ok = merged.add(metrics_text_of(*r->cluster, *r->stats, true), "partition", label); !ok) {
+        log::warn() << "metrics of partition " << label << " left out: " << ok.error().message();
+      }
+    }
+    return in_format(merged.text(), format);
+  }
+
+  /// {ready, checks}: the broker connection of each runtime, each owned
+  /// partition served, no store failure, the process pool alive.
+  value readiness() {
+    value::map checks;
+    bool ready = true;
+    auto check = [&](const std::string& name, bool ok, const std::string& detail) {
+      checks[name] = value::map{{"ok", ok}, {"detail", detail}};
+      ready = ready && ok;
+    };
+    std::unique_lock<std::mutex> guard{mutex_, std::try_to_lock};
+    if (!guard.owns_lock()) {
+      check("process", false, "starting a dispatcher");
+      return value(value::map{{"ready", false}, {"checks", std::move(checks)}});
+    }
+    check("process", !stopped_, stopped_ ? "shutting down" : "running");
+    if (worker) {
+      bool up = worker->cluster->is_connected();
+      check("broker", up, up ? "connected" : "not connected");
+      if (processes) {
+        check("process_pool", !processes->failed(), processes->failed() ? processes->failure() : "running");
+      }
+    }
+    if (auto why = failure()) {
+      check("store", false, to_string(*why));
+    }
+    for (const auto& p : partitions) {
+      auto name = "partition_" + std::to_string(p.partition);
+      if (!p.runtime) {
+        check(name, false, "waiting for the store lock (standby)");
+        continue;
+      }
+      bool up = p.runtime->cluster->is_connected();
+      check(name, up, up ? "owned, store open, broker connected" : "owned, broker not connected");
+    }
+    return value(value::map{{"ready", ready}, {"checks", std::move(checks)}});
+  }
+
   void shutdown() {
+    if (http_) {
+      http_->stop();  // before the runtimes its answers read go
+    }
     std::lock_guard<std::mutex> guard{mutex_};
     stopped_ = true;
     if (worker) {
@@ -455,6 +517,7 @@ class cluster_node_core {
 
   std::mutex mutex_;
   bool stopped_ = false;
+  std::unique_ptr<http_server> http_;
   // Shared with the dispatchers' callbacks, which may run on their threads
   // while this object is being torn down.
   std::shared_ptr<store_failure_note> failed_ = std::make_shared<store_failure_note>();
@@ -547,7 +610,12 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_worker(const cluster
   auto core = std::make_unique<cluster_node_core>();
   core->opts = opts;
   core->worker = std::make_unique<node_runtime>(shared, std::move(sup));
+  core->worker->stats = stats;
+  core->worker->cluster = cluster;
   core->processes = std::move(processes);
+  if (auto ok = core->start_http("worker"); !ok) {
+    return ok.error();
+  }
   return std::unique_ptr<cluster_node>{new cluster_node{std::move(core)}};
 }
 
@@ -575,6 +643,9 @@ expected<std::unique_ptr<cluster_node>> cluster_node::start_dispatcher(const clu
   }
   if (auto started = core->take_over(); !started) {
     return started.error();  // the core's destructor stops what started
+  }
+  if (auto ok = core->start_http("dispatcher"); !ok) {
+    return ok.error();
   }
   return std::unique_ptr<cluster_node>{new cluster_node{std::move(core)}};
 }

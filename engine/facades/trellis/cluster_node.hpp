@@ -19,6 +19,7 @@
 #include "trellis/canvas.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
+#include "trellis/http_options.hpp"
 #include "trellis/task.hpp"
 #include "trellis/transport/nats_config.hpp"
 
@@ -113,6 +114,13 @@ struct cluster_options {
   /// signing key), passed to `nats_config::security` as is (see
   /// broker_security). The password and token are secrets: never printed.
   broker_security security;
+  /// Worker and dispatcher: the HTTP endpoint (`--http`): this process's
+  /// metrics and readiness, the namespace's JSON API, task events and the
+  /// dashboard (docs/operations.md "HTTP"); off unless `http.listen` is set.
+  http_options http;
+  /// Worker and dispatcher: announce task events on `trellis.<ns>.lifecycle`
+  /// (`--no-task-events` turns it off).
+  bool task_events = true;
   /// Worker and dispatcher: run against a broker off loopback even with
   /// neither authentication nor signing. Without it they refuse to start
   /// there (`invalid_config`), since anyone who can publish on such a

@@ -9,13 +9,17 @@
 #include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/envelope.hpp"
+#include "trellis/http/event_hub.hpp"
+#include "trellis/http/http_server.hpp"
 #include "trellis/metrics.hpp"
+#include "trellis/operator_views.hpp"
 #include "trellis/outcome_result.hpp"
 #include "trellis/prometheus_merge.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/store/store_lock.hpp"
 #include "trellis/submission.hpp"
 #include "trellis/transport/inproc_transport.hpp"
+#include "trellis/workflow_listing.hpp"
 
 #include <caf/sec.hpp>
 
@@ -184,12 +188,94 @@ class engine_core {
       // What the handler threads run, so that a revoke skips queued tasks
       // and, with terminate, stops running ones.
       workers.activity = std::make_shared<worker_activity>(workers.concurrency);
+      activity_ = workers.activity;
       sup.dispatcher.on_revoked = [activity = workers.activity](const control_request& notice) {
         activity->revoke(notice.workflow_id, notice.nodes, notice.terminate);
       };
       sup.workers = std::move(workers);
     }
+    if (!cfg_.http.listen.empty()) {
+      // Before any actor runs: the transport reads its sink without a lock.
+      hub_ = std::make_shared<event_hub>();
+      bus_->set_lifecycle_sink([hub = hub_](const std::vector<lifecycle_event>& events) { hub->publish(events); });
+    }
     runtime_ = std::make_unique<actor_runtime>(std::move(sup));
+    if (!cfg_.http.listen.empty()) {
+      auto server = http_server::start(cfg_.http, operator_endpoints(), "embedded engine");
+      if (!server) {
+        shutdown();
+        throw setup_error(server.error().code(), server.error().message());
+      }
+      http_ = std::move(*server);
+    }
+  }
+
+  /// What the HTTP endpoint serves: this engine, called from HTTP threads.
+  operator_api operator_endpoints() {
+    operator_api api;
+    api.metrics = [this](metrics_format f) { return metrics_text(f); };
+    api.readiness = [this] {
+      auto halted = board_->halted();
+      bool running = !halted && !stopped_;
+      value::map store{{"ok", !halted},
+                       {"detail", halted ? to_string(*halted) : "store " + cfg_.store_path + " is open"}};
+      value::map engine{{"ok", !stopped_.load()}, {"detail", stopped_ ? "shutting down" : "running"}};
+      return value(value::map{{"ready", running},
+                              {"checks", value::map{{"store", std::move(store)}, {"engine", std::move(engine)}}}});
+    };
+    api.workflows = [this](const workflow_list_query& q) {
+      return workflows(workflow_query{q.state, q.limit, q.cursor});
+    };
+    api.workflow = [this](const std::string& id) { return graph(id); };
+    api.queues = [this]() -> expected<value> { return value(queue_rows(metrics_text(metrics_format::prometheus))); };
+    api.workers = [this]() -> expected<value> {
+      value::array rows;
+      if (activity_) {
+        rows.push_back(worker_inspect_answer("embedded", cfg_.queues, tasks_->names(), *activity_, "embedded"));
+      }
+      return value(std::move(rows));
+    };
+    api.dead_letters = [this]() -> expected<value> {
+      auto rows = dead_letters();
+      if (!rows) {
+        return rows.error();
+      }
+      for (auto& r : *rows) {
+        if (r.is_map()) {
+          r.as_map()["partition"] = 0;
+        }
+      }
+      return value(std::move(*rows));
+    };
+    api.submit = [this](const value& workflow, const std::optional<std::string>& key) -> expected<value> {
+      auto flow = canvas_from_value(workflow, cfg_.limits);
+      if (!flow) {
+        return flow.error();
+      }
+      if (auto known = check_tasks_known(workflow, *tasks_); !known) {
+        return error{errc::unknown_task, known.error().message()};
+      }
+      auto h = submit(*flow, key);
+      if (!h) {
+        return h.error();
+      }
+      return value(value::map{{"id", h->id()}});
+    };
+    api.revoke = [this](const revoke_query& q) {
+      return revoke(q.workflow_id, revoke_options{q.node, q.terminate});
+    };
+    api.replay = [this](std::int64_t letter, int partition) -> expected<value> {
+      if (partition != 0) {
+        return error{errc::not_found, "an embedded engine has one partition, 0"};
+      }
+      auto h = replay(letter);
+      if (!h) {
+        return h.error();
+      }
+      return value(value::map{{"id", h->id()}});
+    };
+    api.events = hub_;
+    return api;
   }
 
   ~engine_core() { shutdown(); }
@@ -315,19 +401,9 @@ class engine_core {
 
   /// `dlq list` as the cluster asks it (a control request), on the in-process transport.
   expected<value::array> dead_letters() {
-    if (auto why = board_->halted()) {
-      return *why;
-    }
-    if (stopped_) {
-      return error{errc::shutting_down, "the engine is shut down"};
-    }
     control_request request;
     request.op = control_op::dlq_list;
-    auto reply = bus_->ask_control(encode(request), max_actor_answer_wait);
-    if (!reply) {
-      return reply.error();
-    }
-    auto body = decode_control_reply(*reply);
+    auto body = ask_control(request);
     if (!body) {
       return body.error();
     }
@@ -337,17 +413,15 @@ class engine_core {
     return std::move(body->as_map().at("letters")).as_array();
   }
 
-  /// `status` as the cluster asks it (a control request), on the in-process transport.
-  expected<value> status(const std::string& workflow_id) {
+  /// A control request answered by the dispatcher, as the cluster asks it,
+  /// on the in-process transport.
+  expected<value> ask_control(const control_request& request) {
     if (auto why = board_->halted()) {
       return *why;
     }
     if (stopped_) {
       return error{errc::shutting_down, "the engine is shut down"};
     }
-    control_request request;
-    request.op = control_op::status;
-    request.workflow_id = workflow_id;
     auto reply = bus_->ask_control(encode(request), max_actor_answer_wait);
     if (!reply) {
       return reply.error();
@@ -355,24 +429,35 @@ class engine_core {
     return decode_control_reply(*reply);
   }
 
-  /// A revoke as the cluster asks it (a control request), on the in-process transport.
+  expected<value> status(const std::string& workflow_id) {
+    control_request request;
+    request.op = control_op::status;
+    request.workflow_id = workflow_id;
+    return ask_control(request);
+  }
+
+  expected<value> graph(const std::string& workflow_id) {
+    control_request request;
+    request.op = control_op::graph;
+    request.workflow_id = workflow_id;
+    return ask_control(request);
+  }
+
+  expected<value> workflows(const workflow_query& query) {
+    auto request = list_request(query);
+    if (!request) {
+      return request.error();
+    }
+    return ask_control(*request);
+  }
+
   expected<value> revoke(const std::string& workflow_id, const revoke_options& options) {
-    if (auto why = board_->halted()) {
-      return *why;
-    }
-    if (stopped_) {
-      return error{errc::shutting_down, "the engine is shut down"};
-    }
     control_request request;
     request.op = control_op::revoke;
     request.workflow_id = workflow_id;
     request.node = options.node;
     request.terminate = options.terminate;
-    auto reply = bus_->ask_control(encode(request), max_actor_answer_wait);
-    if (!reply) {
-      return reply.error();
-    }
-    return decode_control_reply(*reply);
+    return ask_control(request);
   }
 
   std::string metrics_text(metrics_format format) const {
@@ -392,6 +477,13 @@ class engine_core {
     if (stopped_.exchange(true)) {
       return;
     }
+    // No HTTP request reaches a stopping engine; event streams end.
+    if (http_) {
+      http_->stop();
+    }
+    if (hub_) {
+      hub_->close();
+    }
     // Closing first wakes idle worker threads at once instead of after their
     // fetch wait; handlers in progress still finish and report, and task
     // messages the dispatcher can no longer publish stay ready in the store.
@@ -410,6 +502,9 @@ class engine_core {
   std::shared_ptr<metrics> stats_ = std::make_shared<metrics>();
   std::shared_ptr<completion_board> board_ = std::make_shared<completion_board>();
   std::unique_ptr<actor_runtime> runtime_;
+  std::shared_ptr<worker_activity> activity_;
+  std::shared_ptr<event_hub> hub_;
+  std::unique_ptr<http_server> http_;
   std::mutex dispatcher_mutex_;
   dispatcher_actor dispatcher_;
   std::mutex shutdown_mutex_;
@@ -438,6 +533,11 @@ expected<void> validate(const engine_config& cfg) {
   }
   if (auto ok = check_size_limits(cfg.limits); !ok) {
     return error{errc::invalid_config, "limits." + ok.error().message()};
+  }
+  if (!cfg.http.listen.empty()) {
+    if (auto address = detail::check_http_options(cfg.http); !address) {
+      return error{errc::invalid_config, "http: " + address.error().message()};
+    }
   }
   return {};
 }
@@ -484,6 +584,10 @@ expected<value::array> engine::dead_letters() { return core_->dead_letters(); }
 expected<workflow_handle> engine::replay_dead_letter(std::int64_t id) { return core_->replay(id); }
 
 expected<value> engine::status(const std::string& workflow_id) { return core_->status(workflow_id); }
+
+expected<value> engine::workflows(const workflow_query& query) { return core_->workflows(query); }
+
+expected<value> engine::graph(const std::string& workflow_id) { return core_->graph(workflow_id); }
 
 expected<value> engine::revoke(const std::string& workflow_id, revoke_options options) {
   return core_->revoke(workflow_id, options);

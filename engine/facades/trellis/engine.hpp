@@ -21,6 +21,7 @@
 #include "trellis/canvas.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/error.hpp"
+#include "trellis/http_options.hpp"
 #include "trellis/metrics_format.hpp"
 #include "trellis/node_state.hpp"
 #include "trellis/task.hpp"
@@ -63,6 +64,10 @@ struct engine_config {
   canvas_limits limits;
   /// Seed of the retry jitter (0: random). Tests set it to be repeatable.
   std::uint64_t jitter_seed = 0;
+  /// The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, the JSON API, task
+  /// events and the dashboard; docs/operations.md "HTTP"); off unless
+  /// `http.listen` is set.
+  http_options http;
 };
 
 /// Checks `cfg`; the error (`errc::invalid_config`) names the first bad field.
@@ -117,6 +122,16 @@ struct revoke_options {
   bool terminate = false;
 };
 
+/// Which workflows `engine::workflows` and `client::workflows` list.
+struct workflow_query {
+  /// Only workflows in this state; every state when unset.
+  std::optional<node_state> state;
+  /// The most workflows in the page, 1 to 10,000.
+  std::size_t limit = 20;
+  /// The `next` of the page before; empty: from the newest.
+  std::string cursor;
+};
+
 /// An embedded engine: dispatcher, worker pool and supervisor actors on an
 /// in-process transport, with one SQLite store.
 class engine {
@@ -166,6 +181,18 @@ class engine {
   /// own thread once what it holds is committed. Errors: `not_found`, the
   /// store's, `shutting_down`, `timeout`.
   expected<value> status(const std::string& workflow_id);
+
+  /// A page of the store's workflows, newest first: {workflows: [{id,
+  /// state, created_at, finished_at, key}], next: a cursor for the next
+  /// page, or nil at the end} (docs/cli.md "Listing workflows"). Errors:
+  /// `invalid_config` (a limit out of range), `malformed_envelope` (a
+  /// cursor no page ended with), the store's, `shutting_down`, `timeout`.
+  expected<value> workflows(const workflow_query& query = {});
+
+  /// A workflow's canvas as a graph: every node with its kind, parent,
+  /// children, task, state, attempts, last change, progress and error
+  /// (docs/operations.md "HTTP", `GET /api/workflows/ID`). Errors as `status`.
+  expected<value> graph(const std::string& workflow_id);
 
   /// Runs a dead-lettered node again with a fresh retry budget, reopening
   /// its workflow. Errors: `not_found`, or `invalid_workflow` for a dead

@@ -1,6 +1,7 @@
 #include "trellis/control_messages.hpp"
 
 #include "trellis/detail/value_codec.hpp"
+#include "trellis/node_state.hpp"
 
 #include <array>
 #include <climits>
@@ -16,12 +17,13 @@ namespace {
 // levels the status document and the reply map add around them.
 constexpr std::size_t max_control_depth = 64 + 4;
 
-constexpr std::array<control_op, 7> all_ops = {control_op::status,     control_op::revoke,  control_op::dlq_list,
+constexpr std::array<control_op, 9> all_ops = {control_op::status,     control_op::revoke,  control_op::dlq_list,
                                                control_op::dlq_replay, control_op::inspect, control_op::metrics,
-                                               control_op::revoked};
+                                               control_op::revoked,    control_op::list,    control_op::graph};
 
 bool takes_workflow(control_op op) noexcept {
-  return op == control_op::status || op == control_op::revoke || op == control_op::revoked;
+  return op == control_op::status || op == control_op::revoke || op == control_op::revoked ||
+         op == control_op::graph;
 }
 
 bool names_nodes(control_op op) noexcept { return op == control_op::revoke || op == control_op::revoked; }
@@ -83,6 +85,10 @@ const char* to_string(control_op op) noexcept {
       return "metrics";
     case control_op::revoked:
       return "revoked";
+    case control_op::list:
+      return "list";
+    case control_op::graph:
+      return "graph";
   }
   return "unknown";
 }
@@ -119,6 +125,15 @@ std::string encode(const control_request& r) {
   if (names_nodes(r.op)) {
     if (r.terminate) {
       m.emplace("terminate", true);
+    }
+  }
+  if (r.op == control_op::list) {
+    m.emplace("limit", r.limit);
+    if (!r.state.empty()) {
+      m.emplace("state", r.state);
+    }
+    if (!r.cursor.empty()) {
+      m.emplace("cursor", r.cursor);
     }
   }
   return pack_to_string(value(std::move(m)));
@@ -196,6 +211,30 @@ expected<control_request> decode_control_request(std::string_view bytes) {
       }
       r.terminate = terminate->second.as_bool();
       m->erase(terminate);
+    }
+  }
+  if (r.op == control_op::list) {
+    auto limit = m->find("limit");
+    if (limit == m->end() || !limit->second.is_integer() || limit->second.as_int() < 1 ||
+        limit->second.as_int() > max_list_page) {
+      return malformed("op 'list' needs an integer field 'limit' from 1 to " + std::to_string(max_list_page));
+    }
+    r.limit = limit->second.as_int();
+    m->erase(limit);
+    if (auto state = m->find("state"); state != m->end()) {
+      if (!state->second.is_string() || !node_state_from_string(state->second.as_string())) {
+        return malformed("'state' must be the name of a state, such as \"SUCCESS\"");
+      }
+      r.state = state->second.as_string();
+      m->erase(state);
+    }
+    if (auto cursor = m->find("cursor"); cursor != m->end()) {
+      if (!cursor->second.is_string() || cursor->second.as_string().empty() ||
+          cursor->second.as_string().size() > max_cursor_bytes) {
+        return malformed("'cursor' must be a string of 1 to " + std::to_string(max_cursor_bytes) + " bytes");
+      }
+      r.cursor = cursor->second.as_string();
+      m->erase(cursor);
     }
   }
   if (!m->empty()) {

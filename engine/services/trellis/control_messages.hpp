@@ -12,6 +12,8 @@
 /// | `revoke`     | `ctl.revoke.<partition>`         | `id`, optional `node`, `terminate` | {id, state, result, error} after the commit; with `node`: {id, node, state, revoked} |
 /// | `dlq_list`   | `ctl.dlq.<partition>`            |                | {letters: [dead letter rows]}       |
 /// | `dlq_replay` | `ctl.dlq.<partition>`            | `letter`       | {id} of the reopened workflow       |
+/// | `list`       | `ctl.list.<partition>`           | `limit`, optional `state`, `cursor` | {workflows: [list lines], next: cursor or nil} |
+/// | `graph`      | `ctl.graph.<partition>`          | `id`           | the graph document (`graph_document`) |
 /// | `inspect`    | `ctl.inspect` (every process)    |                | one answer per process (docs/cli.md)|
 /// | `metrics`    | `ctl.metrics` (every process)    |                | {role, name, text}: Prometheus text  |
 /// | `revoked`    | `ctl.revoked` (every worker)     | `id`, optional `nodes`, `terminate` | none: a notice, not a request       |
@@ -57,6 +59,12 @@ enum class control_op {
   metrics,
   /// Notice to workers: skip queued tasks of this workflow.
   revoked,
+  /// A page of the partition's workflows, newest first (`trellis list
+  /// --broker`, `GET /api/workflows`).
+  list,
+  /// A workflow's canvas as a graph of nodes with their states
+  /// (`GET /api/workflows/ID`).
+  graph,
 };
 
 /// The wire name of `op` ("status", "dlq_list", ...).
@@ -83,7 +91,20 @@ struct control_request {
   /// `revoke`, `revoked`: also stop the handlers running the revoked tasks
   /// (their stop token at once, abandoned after a grace period).
   bool terminate = false;
+  /// `list`: only workflows in this state (a `node_state` name such as
+  /// "SUCCESS"); empty: every state.
+  std::string state;
+  /// `list`: the most workflows in the answer, 1 to `max_list_page`.
+  std::int64_t limit = 20;
+  /// `list`: continue after this cursor (the `next` of the page before,
+  /// at most `max_cursor_bytes`); empty: from the newest.
+  std::string cursor;
 };
+
+/// The most workflows one `list` answer holds.
+inline constexpr std::int64_t max_list_page = 10'000;
+/// The longest `list` cursor (`<created_at ms>.<workflow id>`).
+inline constexpr std::size_t max_cursor_bytes = 512;
 
 /// The most task nodes one `revoked` notice lists (a worker remembers a
 /// bounded number of revocations anyway).
@@ -91,7 +112,8 @@ inline constexpr std::size_t max_revoked_nodes = 10'000;
 
 /// The request as msgpack: {v, op} plus `id` or `letter` where `op` takes
 /// one, `node` (when set) for `revoke`, `nodes` (when not empty) for
-/// `revoked`, and `terminate` (when true) for both.
+/// `revoked`, `terminate` (when true) for both, and `limit`, `state` and
+/// `cursor` (the last two when not empty) for `list`.
 std::string encode(const control_request& r);
 
 /// Reads a request strictly (see the file comment for the errors).

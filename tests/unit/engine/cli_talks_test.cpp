@@ -8,6 +8,7 @@
 #include "cli/serve_check.hpp"
 
 #include "trellis/canvas.hpp"
+#include "trellis/store/workflow_pages.hpp"
 #include "trellis/task.hpp"
 
 #include <catch2/catch.hpp>
@@ -86,9 +87,9 @@ TEST_CASE("list: the JSON line and the table of workflows", "[unit][cli_talks]")
   running.state = trellis::node_state::started;
   running.created_at = 1'796'592'724'000;
 
-  CHECK(to_json(trellis::cli::list_line(done)) ==
+  CHECK(to_json(trellis::detail::list_line(done)) ==
         R"({"created_at":1796592722000,"finished_at":1796592723500,"id":"aaaa","key":"order-17","state":"SUCCESS"})");
-  CHECK(to_json(trellis::cli::list_line(running)) ==
+  CHECK(to_json(trellis::detail::list_line(running)) ==
         R"({"created_at":1796592724000,"finished_at":null,"id":"bbbb","key":null,"state":"STARTED"})");
 
   CHECK(trellis::cli::list_table({done, running}) ==

@@ -22,6 +22,7 @@
 #include "trellis/actors/dispatcher.hpp"
 #include "trellis/clock.hpp"
 #include "trellis/envelope.hpp"
+#include "trellis/lifecycle_events.hpp"
 #include "trellis/store/sqlite_store.hpp"
 #include "trellis/workflow_graph.hpp"
 
@@ -155,6 +156,9 @@ struct dispatcher_state {
   std::vector<std::pair<std::uint64_t, std::string>> control_answers;
   /// Revocations of this batch (`revoked` notices), announced after the commit.
   std::vector<control_request> revoked;
+  /// Task events of this batch, announced after the commit (only when the
+  /// transport announces them).
+  std::vector<lifecycle_event> lifecycle;
   /// Read-only control requests that arrived while a batch was open: they
   /// are answered after its commit, so an answer never shows state that a
   /// crash could still take back.
@@ -193,6 +197,10 @@ class dispatcher_logic {
   caf::result<std::string> replay(std::int64_t dead_letter_id);
   void control(const std::string& bytes, std::uint64_t token);
   void flush();
+  /// Records a task event of this batch (lifecycle_events.hpp), announced
+  /// after its commit; nothing when the transport announces none.
+  void announce(lifecycle_kind kind, const std::string& wf, std::optional<std::int32_t> node, const std::string& task,
+                std::int32_t attempt, value err = {});
   /// Drops least recently used idle graphs while the cache holds more than
   /// `max_cached_nodes`, after a commit. `keep_newest` spares the most
   /// recently used one: the workflow a message is being handled for, when a
@@ -204,6 +212,8 @@ class dispatcher_logic {
   void answer_after_commit(std::uint64_t token, std::string reply);
   void control_status(const std::string& wf, std::uint64_t token);
   void control_dlq_list(std::uint64_t token);
+  void control_list(const control_request& request, std::uint64_t token);
+  void control_graph(const std::string& wf, std::uint64_t token);
   void control_dlq_replay(std::int64_t letter, std::uint64_t token);
   void control_revoke(const control_request& request, std::uint64_t token);
   expected<value> revoke_workflow(const std::string& wf, active_workflow& aw, bool terminate);

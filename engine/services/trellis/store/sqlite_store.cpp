@@ -546,8 +546,9 @@ void sqlite_store::impl::prepare_statements() {
       p(select_from(workflow_columns, "FROM workflows WHERE state NOT IN (3, 4, 6) ORDER BY created_at, rowid"));
   // ?2 is a state, or -1 for every state.
   recent_workflows =
-      p("SELECT id, submit_key, state, created_at, finished_at FROM workflows WHERE ?2 < 0 OR state = ?2 "
-        "ORDER BY created_at DESC, rowid DESC LIMIT ?1");
+      p("SELECT id, submit_key, state, created_at, finished_at FROM workflows WHERE (?2 < 0 OR state = ?2) "
+        "AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4)) "
+        "ORDER BY created_at DESC, id DESC LIMIT ?1");
   nodes_of = p(select_from(node_columns, "FROM nodes WHERE workflow_id = ?1 ORDER BY node"));
   attempts_of =
       p("SELECT workflow_id, node, attempt, error_type, error_message, finished_at FROM attempts "
@@ -851,12 +852,21 @@ expected<std::vector<workflow_record>> sqlite_store::unfinished_workflows() {
 }
 
 expected<std::vector<workflow_summary>> sqlite_store::recent_workflows(std::size_t limit,
-                                                                       std::optional<node_state> state) {
+                                                                       std::optional<node_state> state,
+                                                                       const std::optional<workflow_cursor>& after) {
   // SQLite reads a negative LIMIT as none; a size_t past INT64_MAX is one.
   auto bound = static_cast<std::int64_t>(limit);
   auto wanted = state ? static_cast<std::int64_t>(*state) : std::int64_t{-1};
   return impl_->query<std::vector<workflow_summary>>(
-      impl_->recent_workflows.get(), [bound, wanted](binder& b) { b.integer(bound).integer(wanted); },
+      impl_->recent_workflows.get(),
+      [&](binder& b) {
+        b.integer(bound).integer(wanted);
+        if (after) {
+          b.integer(after->created_at).text(after->id);
+        } else {
+          b.null().null();
+        }
+      },
       read_workflow_summary, [this] { return "list recent workflows of store '" + impl_->path + "'"; });
 }
 

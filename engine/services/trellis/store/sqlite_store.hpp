@@ -69,6 +69,13 @@ struct workflow_summary {
   epoch_ms finished_at = 0;
 };
 
+/// Where a page of `recent_workflows` continues: after this workflow, in
+/// the order newest first (by creation time, then id).
+struct workflow_cursor {
+  epoch_ms created_at = 0;
+  std::string id;
+};
+
 struct node_record {
   std::string workflow_id;
   std::int32_t node = 0;
@@ -181,9 +188,11 @@ class sqlite_store {
   expected<std::optional<workflow_record>> find_workflow_by_key(const std::string& submit_key);
   /// Workflows not yet SUCCESS/FAILURE/REVOKED, oldest first.
   expected<std::vector<workflow_record>> unfinished_workflows();
-  /// The `limit` newest workflows (by submission time), newest first; with
-  /// `state`, only those in it.
-  expected<std::vector<workflow_summary>> recent_workflows(std::size_t limit, std::optional<node_state> state);
+  /// The `limit` newest workflows (by submission time, then id), newest
+  /// first; with `state`, only those in it; with `after`, only those that
+  /// come after it in that order (the next page).
+  expected<std::vector<workflow_summary>> recent_workflows(std::size_t limit, std::optional<node_state> state,
+                                                           const std::optional<workflow_cursor>& after = std::nullopt);
   /// The node rows of a workflow, by node id.
   expected<std::vector<node_record>> nodes_of(const std::string& workflow_id);
   expected<std::vector<attempt_record>> attempts_of(const std::string& workflow_id);

@@ -48,6 +48,10 @@ expected<void> cluster_bus::watch_done(const std::string& workflow_id, std::func
 
 void cluster_bus::unwatch_done(const std::string& workflow_id) { link_.done.unwatch(workflow_id); }
 
+expected<void> cluster_bus::watch_lifecycle(std::function<void(std::string)> sink) {
+  return link_.lifecycle.watch(std::move(sink));
+}
+
 void cluster_bus::consume_control(std::function<void(delivery)> sink) { link_.control.consume(std::move(sink)); }
 
 void cluster_bus::answer_control(const delivery& d, const std::string& reply) { link_.control.answer(d, reply); }

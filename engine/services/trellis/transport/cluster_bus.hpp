@@ -109,6 +109,12 @@ class cluster_bus {
   /// thread ends. A client that waits for many workflows calls it after each.
   void unwatch_done(const std::string& workflow_id);
 
+  /// Subscribes to the namespace's task events (`trellis.<ns>.lifecycle`)
+  /// and calls `sink` from a NATS thread with each batch as published
+  /// (`decode_lifecycle_batch` reads it). A second call replaces the sink.
+  /// Returns once the server knows the subscription.
+  expected<void> watch_lifecycle(std::function<void(std::string)> sink);
+
   // --- control (core NATS) --------------------------------------------------------
 
   /// Dispatcher side of control (docs/cluster.md "Control"): subscribes on

@@ -53,6 +53,19 @@ class inproc_transport final : public transport {
   /// Messages waiting, per queue (the consumer-lag gauge).
   std::map<std::string, std::size_t> depths() const;
 
+  /// Where task events go (the engine's HTTP event stream); without a sink
+  /// none are built. Set before any actor uses the transport, never after:
+  /// it is read without a lock.
+  void set_lifecycle_sink(std::function<void(const std::vector<lifecycle_event>&)> sink) {
+    lifecycle_sink_ = std::move(sink);
+  }
+  bool announces_lifecycle() const override { return static_cast<bool>(lifecycle_sink_); }
+  void announce_lifecycle(const std::vector<lifecycle_event>& events) override {
+    if (lifecycle_sink_) {
+      lifecycle_sink_(events);
+    }
+  }
+
  private:
   mutable std::mutex mutex_;
   std::condition_variable ready_;
@@ -72,6 +85,7 @@ class inproc_transport final : public transport {
   std::uint64_t last_control_token_ = 0;
   bool control_closed_ = false;
   start_gate gate_;
+  std::function<void(const std::vector<lifecycle_event>&)> lifecycle_sink_;
 };
 
 }  // namespace trellis::detail

@@ -90,6 +90,10 @@ struct nats_config {
   /// no business changing the streams, and in a loaded cluster the stream
   /// request alone can outlast `api_timeout`.
   bool declare_streams = true;
+  /// Announce task events on `trellis.<ns>.lifecycle` (lifecycle_events.hpp):
+  /// the dispatcher what it commits, a worker each task it starts. One core
+  /// NATS message per dispatcher commit, one per task started.
+  bool task_events = true;
 
   /// Authentication, TLS and signing (see broker_security).
   broker_security security;

@@ -24,6 +24,7 @@ nats_link::nats_link(nats_config cfg, subject_space names, std::string event_sub
       submissions(connection, uploads),
       control(connection, uploads),
       done(connection),
+      lifecycle(connection),
       revocations(connection, publishers),
       rates(connection),
       transport_face(*this),
@@ -112,6 +113,7 @@ nats_link::~nats_link() {
   connection.forget_reconnect_listeners();
   submissions.drain();
   done.drain();
+  lifecycle.drain();
   control.drain();
   revocations.drain();
   connection.close_connection();
@@ -121,6 +123,7 @@ nats_link::~nats_link() {
   lost_tasks.clear();
   submissions.clear();
   done.clear();
+  lifecycle.clear();
   control.clear();
   revocations.clear();
   consumers.clear_bindings();

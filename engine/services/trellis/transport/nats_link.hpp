@@ -90,6 +90,7 @@ class nats_link {
   submission_channel submissions;
   control_channel control;
   done_channel done;
+  lifecycle_channel lifecycle;
   revocation_channel revocations;
   rate_gate rates;
 

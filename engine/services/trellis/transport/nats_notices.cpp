@@ -93,6 +93,73 @@ void done_channel::clear() {
   watches_.clear();
 }
 
+void lifecycle_channel::publish(const std::vector<lifecycle_event>& events) {
+  if (!events.empty()) {
+    publish_range(events, 0, events.size());
+  }
+}
+
+void lifecycle_channel::publish_range(const std::vector<lifecycle_event>& events, std::size_t begin,
+                                      std::size_t end) {
+  std::vector<lifecycle_event> part(events.begin() + static_cast<std::ptrdiff_t>(begin),
+                                    events.begin() + static_cast<std::ptrdiff_t>(end));
+  auto bytes = encode_lifecycle_batch(part);
+  if (bytes.size() > conn_.max_message_bytes() && end - begin > 1) {
+    // Halves until each fits; one event always fits (its error text is
+    // bounded by the envelope's).
+    auto middle = begin + (end - begin) / 2;
+    publish_range(events, begin, middle);
+    publish_range(events, middle, end);
+    return;
+  }
+  auto subject = conn_.names().lifecycle();
+  // Best effort: a monitor that misses a notice reads the state instead.
+  (void)natsConnection_Publish(conn_.get(), subject.c_str(), bytes.data(), static_cast<int>(bytes.size()));
+}
+
+void lifecycle_channel::on_batch(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  message_ptr owned{msg};
+  auto* self = static_cast<lifecycle_channel*>(closure);
+  std::function<void(std::string)> sink;
+  {
+    std::lock_guard<std::mutex> guard{self->mutex_};
+    sink = self->sink_;
+  }
+  if (sink) {
+    sink(std::string(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))));
+  }
+}
+
+expected<void> lifecycle_channel::watch(std::function<void(std::string)> sink) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  sink_ = std::move(sink);
+  if (sub_) {
+    return {};
+  }
+  auto subject = conn_.names().lifecycle();
+  natsSubscription* sub = nullptr;
+  if (auto s = natsConnection_Subscribe(&sub, conn_.get(), subject.c_str(), &lifecycle_channel::on_batch, this);
+      s != NATS_OK) {
+    return conn_.broker_error("cannot subscribe to " + subject, s);
+  }
+  sub_.reset(sub);
+  if (auto s = natsConnection_FlushTimeout(conn_.get(), conn_.cfg().api_timeout.count()); s != NATS_OK) {
+    return conn_.broker_error("cannot confirm the subscription to " + subject, s);
+  }
+  return {};
+}
+
+void lifecycle_channel::drain() {
+  if (sub_) {
+    drain_subscription(sub_, conn_.cfg().api_timeout);
+  }
+}
+
+void lifecycle_channel::clear() {
+  std::lock_guard<std::mutex> guard{mutex_};
+  sub_.reset();
+}
+
 // ---------------------------------------------------------------------------
 // Revoke notices (kept in the revoked stream).
 

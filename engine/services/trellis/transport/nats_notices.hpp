@@ -8,9 +8,11 @@
 /// them). The public API is cluster_bus.
 
 #include "trellis/error.hpp"
+#include "trellis/lifecycle_events.hpp"
 #include "trellis/transport/nats_handles.hpp"
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,6 +63,39 @@ class done_channel {
   nats_connection& conn_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<done_watch>> watches_;
+};
+
+/// Task events (lifecycle_events.hpp): published by dispatchers and
+/// workers on core NATS (`trellis.<ns>.lifecycle`, never stored), followed
+/// by monitors such as `trellis dashboard`.
+///
+/// Thread-safe. `mutex_` guards the one watch; its sink is called from the
+/// NATS thread of the subscription, not under it.
+class lifecycle_channel {
+ public:
+  explicit lifecycle_channel(nats_connection& conn) : conn_(conn) {}
+  lifecycle_channel(const lifecycle_channel&) = delete;
+  lifecycle_channel& operator=(const lifecycle_channel&) = delete;
+
+  /// See nats_transport::announce_lifecycle. A batch larger than one NATS
+  /// message goes as several; a failure is dropped (events are notices).
+  void publish(const std::vector<lifecycle_event>& events);
+  /// See cluster_bus::watch_lifecycle.
+  expected<void> watch(std::function<void(std::string)> sink);
+
+  /// Teardown, before the connection closes: waits for a running callback.
+  void drain();
+  /// Teardown, after the connection closed.
+  void clear();
+
+ private:
+  static void on_batch(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+  void publish_range(const std::vector<lifecycle_event>& events, std::size_t begin, std::size_t end);
+
+  nats_connection& conn_;
+  std::mutex mutex_;
+  std::function<void(std::string)> sink_;
+  subscription_ptr sub_;
 };
 
 /// Revoke notices: published (through JetStream, deduplicated by workflow)

@@ -70,6 +70,12 @@ void nats_transport::consume_control(std::function<void(delivery)> sink) { link_
 
 void nats_transport::answer_control(const delivery& d, const std::string& reply) { link_.control.answer(d, reply); }
 
+bool nats_transport::announces_lifecycle() const { return link_.connection.cfg().task_events; }
+
+void nats_transport::announce_lifecycle(const std::vector<lifecycle_event>& events) {
+  link_.lifecycle.publish(events);
+}
+
 std::int32_t nats_transport::max_deliver() const noexcept { return link_.connection.cfg().max_deliver; }
 
 }  // namespace trellis::detail

@@ -139,6 +139,8 @@ class nats_transport final : public transport {
   void answer_submission(const delivery& d, const std::string& reply) override;
   void consume_control(std::function<void(delivery)> sink) override;
   void answer_control(const delivery& d, const std::string& reply) override;
+  bool announces_lifecycle() const override;
+  void announce_lifecycle(const std::vector<lifecycle_event>& events) override;
 
   /// `max_deliver`: a delivery whose `delivery_count` equals it is the last
   /// one JetStream makes.

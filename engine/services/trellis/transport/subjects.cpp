@@ -158,6 +158,8 @@ expected<std::string> subject_space::submit(int partition) const {
 
 std::string subject_space::control() const { return prefix_ + "ctl.>"; }
 
+std::string subject_space::lifecycle() const { return prefix_ + "lifecycle"; }
+
 expected<std::string> subject_space::control(std::string_view verb) const {
   if (auto ok = validate_token("control verb", verb); !ok) {
     return ok.error();

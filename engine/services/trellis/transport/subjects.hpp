@@ -13,6 +13,7 @@
 /// | control (ping, revoke ...) | `trellis.<ns>.ctl.>`              |
 /// | control of one partition   | `trellis.<ns>.ctl.<verb>.<partition>` |
 /// | workflow finished          | `trellis.<ns>.done.<workflow>`    |
+/// | task events (lifecycle)    | `trellis.<ns>.lifecycle`          |
 /// | task stream                | `TRELLIS_<NS>_TASKS`              |
 /// | event stream               | `TRELLIS_<NS>_EVENTS`             |
 /// | consumer of one task of a queue | `task-<hash of queue and task>` |
@@ -85,6 +86,8 @@ class subject_space {
   expected<std::string> submit(int partition) const;
   /// `trellis.<ns>.ctl.>`: every control verb.
   std::string control() const;
+  /// `trellis.<ns>.lifecycle`: task events (lifecycle_events.hpp), core NATS.
+  std::string lifecycle() const;
   /// `trellis.<ns>.ctl.<verb>`; fails when `verb` is not a valid token.
   expected<std::string> control(std::string_view verb) const;
   /// `trellis.<ns>.ctl.<verb>.<partition>`: a control request for the

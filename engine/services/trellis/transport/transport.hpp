@@ -15,6 +15,7 @@
 /// The dispatcher tolerates duplicates of both tasks and events.
 
 #include "trellis/error.hpp"
+#include "trellis/lifecycle_events.hpp"
 #include "trellis/transport/start_gate.hpp"
 
 #include <chrono>
@@ -195,6 +196,15 @@ class transport {
     (void)d;
     (void)reply;
   }
+
+  /// Whether task events (lifecycle_events.hpp) go anywhere: the dispatcher
+  /// and the workers build them only then.
+  virtual bool announces_lifecycle() const { return false; }
+
+  /// Announces task events, after the commit that made them true (a
+  /// worker's `started` when the handler starts). Notices: never fails,
+  /// never waits for a reader.
+  virtual void announce_lifecycle(const std::vector<lifecycle_event>& events) { (void)events; }
 };
 
 }  // namespace trellis::detail
