@@ -13,12 +13,15 @@ packages=(
   libsqlite3-dev                  # the workflow store
   nlohmann-json3-dev              # workflow files and CLI JSON
   libcli11-dev                    # command-line parsing
+  libcpp-httplib-dev              # the HTTP endpoint: metrics, health, JSON API, task events, dashboard
   libspdlog-dev                   # the process log: timestamps, levels, text or JSON lines (spdlog 1.10, with fmt)
   libssl-dev openssl              # HMAC-SHA256 message signing; openssl makes the TLS test certificates
   catch2                          # tests
   python3                         # scripts/check_layers.py and check_quotes.py (run by ctest)
   python3-prometheus-client       # the Prometheus and OpenMetrics parsers the metrics tests check our text with
-  pkg-config                      # test install_pkg_config builds against the installed trellis.pc
+  pkg-config                      # test install_pkg_config builds against the installed trellis.pc; finds cpp-httplib
+  chromium chromium-driver        # test dashboard_browser: the dashboard in a real, headless browser
+  python3-selenium                # ... driven through chromedriver
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""The dashboard in a real browser (Debian's chromium, headless, driven by
+chromedriver through Selenium): an embedded `trellis-demo serve` with an
+HTTP endpoint and a token, workflows submitted over the JSON API, and each
+page checked for what it shows. Every wait is bounded (WebDriverWait);
+nothing sleeps to synchronize.
+
+    dashboard_test.py --demo build/bin/trellis-demo [--screenshots DIR]
+
+With --screenshots the pages are also saved as PNG files (docs/dashboard.md
+shows them). Exits 0 when every check passed, 1 otherwise.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+TOKEN = "dashboard-test-token-0123456789"
+WAIT = 20  # seconds: the bound on every wait
+
+
+class Server:
+    """`trellis-demo serve` on a free loopback port, stopped by its PID."""
+
+    def __init__(self, demo, workdir):
+        self.log_path = os.path.join(workdir, "serve.log")
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ, TRELLIS_HTTP_TOKEN=TOKEN)
+        self.proc = subprocess.Popen(
+            [demo, "serve", "--db", os.path.join(workdir, "dash.db"), "--http", "127.0.0.1:0", "--concurrency", "4"],
+            stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        deadline = time.monotonic() + WAIT
+        self.port = None
+        while self.port is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("serve did not announce its HTTP port:\n" + self.log_text())
+            match = re.search(r"serves HTTP on http://127\.0\.0\.1:(\d+)/", self.log_text())
+            if match:
+                self.port = int(match.group(1))
+            else:
+                time.sleep(0.05)  # polling the log file for the announcement, bounded above
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def post(self, path, body, token=TOKEN):
+        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, timeout=WAIT) as res:
+            return json.load(res)
+
+    def get(self, path):
+        with urllib.request.urlopen(self.base + path, timeout=WAIT) as res:
+            return json.load(res)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def browser():
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,900", "--hide-scrollbars"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def wait_for(driver, what, condition):
+    try:
+        return WebDriverWait(driver, WAIT).until(condition)
+    except TimeoutException:
+        raise AssertionError("timed out after %d s waiting for %s" % (WAIT, what))
+
+
+def css(driver, selector):
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--demo", required=True)
+    parser.add_argument("--screenshots")
+    args = parser.parse_args()
+    shots = args.screenshots
+
+    def shot(driver, name):
+        if shots:
+            os.makedirs(shots, exist_ok=True)
+            driver.save_screenshot(os.path.join(shots, name + ".png"))
+
+    with tempfile.TemporaryDirectory() as workdir:
+        server = Server(args.demo, workdir)
+        driver = None
+        try:
+            pipeline = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "examples",
+                                                   "order_pipeline.json")))
+            done = server.post("/api/workflows", pipeline)["id"]
+            failing = server.post("/api/workflows", {"task": "fail", "args": ["card declined"]})["id"]
+            driver = browser()
+
+            # A finished workflow drawn as its graph: every task box SUCCESS.
+            driver.get(server.base + "/#/workflows/" + done)
+            wait_for(driver, "the pipeline's summary to say SUCCESS",
+                     lambda d: css(d, "#summary[data-state='SUCCESS']"))
+            boxes = css(driver, "g.box")
+            assert len(boxes) == 7, "the order pipeline has 7 tasks, the graph drew %d" % len(boxes)
+            assert all(b.get_attribute("data-state") == "SUCCESS" for b in boxes), "a task box is not SUCCESS"
+            chords = [f for f in css(driver, "rect.frame") if f.get_attribute("data-node") == "1"]
+            assert chords, "the chord (node 1) has no frame"
+            boxes[0].click()
+            wait_for(driver, "the details of the clicked node", lambda d: css(d, "#details[data-node]"))
+            shot(driver, "workflow")
+
+            # A running workflow updates without a reload: it is opened while
+            # its first task sleeps and the page follows it to SUCCESS.
+            running = server.post("/api/workflows", {"chain": [{"task": "sleep_ms", "args": [1500]},
+                                                               {"task": "add", "args": [1]}]})["id"]
+            driver.get(server.base + "/#/workflows/" + running)
+            wait_for(driver, "the running workflow drawn as STARTED",
+                     lambda d: css(d, "#summary[data-state='STARTED']"))
+            shot(driver, "workflow-running")
+            wait_for(driver, "the running workflow to turn SUCCESS without a reload",
+                     lambda d: css(d, "#summary[data-state='SUCCESS']"))
+            assert driver.execute_script("return performance.getEntriesByType('navigation').length") == 1
+
+            # Revoke from the page: the token goes in the header field first.
+            token = driver.find_element(By.ID, "token")
+            token.send_keys(TOKEN)
+            driver.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
+            slow = server.post("/api/workflows", {"chain": [{"task": "sleep_ms", "args": [3000]},
+                                                            {"task": "add", "args": [1]}]})["id"]
+            driver.get(server.base + "/#/workflows/" + slow)
+            revoke = wait_for(driver, "the revoke button", lambda d: css(d, "#revoke"))[0]
+            revoke.click()
+            driver.switch_to.alert.accept()
+            wait_for(driver, "the revoked workflow to say REVOKED", lambda d: css(d, "#summary[data-state='REVOKED']"))
+
+            # The list: every workflow, and the state filter.
+            driver.get(server.base + "/#/workflows")
+            wait_for(driver, "the four workflows listed", lambda d: len(css(d, "#workflows tbody tr[data-id]")) == 4)
+            listed = {r.get_attribute("data-id") for r in css(driver, "#workflows tbody tr[data-id]")}
+            assert listed == {done, failing, running, slow}, "the list shows %s" % listed
+            shot(driver, "workflows")
+            Select(driver.find_element(By.ID, "state-filter")).select_by_value("FAILURE")
+            wait_for(driver, "only the failed workflow listed",
+                     lambda d: [r.get_attribute("data-id") for r in css(d, "#workflows tbody tr[data-id]")] == [failing])
+            search = driver.find_element(By.ID, "search")
+            search.send_keys(done)
+            search.submit()
+            wait_for(driver, "the searched workflow opened", lambda d: css(d, "#summary[data-state='SUCCESS']"))
+            assert driver.current_url.endswith("#/workflows/" + done)
+
+            # Dead letters: the failure is there; replay needs the token
+            # (set above) and runs the node again, which fails again.
+            driver.get(server.base + "/#/dead-letters")
+            row = wait_for(driver, "the dead letter of the failing workflow",
+                           lambda d: [r for r in css(d, "#dead-letters tbody tr[data-letter]")
+                                      if failing in r.text])[0]
+            letter = row.get_attribute("data-letter")
+            shot(driver, "dead-letters")
+            row.find_element(By.CSS_SELECTOR, "button.replay").click()
+            wait_for(driver, "the letter marked replayed and a second letter",
+                     lambda d: any(r.get_attribute("data-letter") == letter and r.get_attribute("data-replayed") == "true"
+                                   for r in css(d, "#dead-letters tbody tr[data-letter]"))
+                     and len(css(d, "#dead-letters tbody tr[data-letter]")) == 2)
+
+            # Queues with their counters, workers with their tasks.
+            driver.get(server.base + "/#/queues")
+            wait_for(driver, "the default queue's row", lambda d: css(d, "#queues tbody tr[data-queue='default']"))
+            cells = css(driver, "#queues tbody tr[data-queue='default'] td")
+            succeeded = int(cells[3].text)
+            assert succeeded >= 9, "the default queue shows %d tasks succeeded, expected at least 9" % succeeded
+            shot(driver, "queues")
+            driver.get(server.base + "/#/workers")
+            row = wait_for(driver, "the embedded worker pool", lambda d: css(d, "#workers tr[data-role='embedded']"))[0]
+            assert "sleep_ms" in row.text and "add" in row.text, "registered tasks missing: " + row.text
+            shot(driver, "workers")
+
+            # Task events arrive while the page is open.
+            driver.get(server.base + "/#/events")
+            wait_for(driver, "the event stream connected", lambda d: css(d, "#live.on"))
+            server.post("/api/workflows", {"task": "add", "args": [2, 3]})
+            wait_for(driver, "submitted, started and succeeded events",
+                     lambda d: {"submitted", "started", "succeeded"} <=
+                     {li.get_attribute("data-kind") for li in css(d, "#events li")})
+            shot(driver, "events")
+        finally:
+            if driver is not None:
+                driver.quit()
+            server.stop()
+    print("dashboard: every check passed")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except AssertionError as e:
+        print("dashboard: FAILED: %s" % e, file=sys.stderr)
+        sys.exit(1)
