@@ -25,7 +25,11 @@ def find_app(spec):
     module_name, _, attribute = spec.partition(":")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        # The module's own failing imports come here too: say which.
+        raise SystemExit(f"error: cannot import the app module {module_name}: {e}") from None
     if attribute:
         app = getattr(module, attribute)
     elif isinstance(getattr(module, "app", None), App):
