@@ -20,35 +20,37 @@ namespace trellis::python {
 
 namespace {
 
-/// The engine as Python holds it. Destroying it drains the engine, which
-/// waits for running handlers; they need the GIL, so it is released first.
+/// The engine as Python holds it. Closing drains the engine, which waits
+/// for running handlers; they need the GIL, so it is released first. A call
+/// in flight on another Python thread holds its own reference: it ends with
+/// `shutting_down`, and the engine is freed (already drained, so without
+/// waiting for anything) when the last reference goes.
 class python_engine {
  public:
   python_engine(engine_config cfg, task_registry tasks) {
     py::gil_scoped_release release;
-    engine_ = std::make_unique<engine>(std::move(cfg), std::move(tasks));
+    engine_ = std::make_shared<engine>(std::move(cfg), std::move(tasks));
   }
   ~python_engine() { close(); }
   python_engine(const python_engine&) = delete;
   python_engine& operator=(const python_engine&) = delete;
 
-  engine& get() {
+  std::shared_ptr<engine> get() const {
     if (!engine_) {
       raise_error(error(errc::shutting_down, "the engine was closed"));
     }
-    return *engine_;
+    return engine_;
   }
 
   void close() {
-    if (engine_) {
+    if (auto closing = std::move(engine_)) {
       py::gil_scoped_release release;
-      engine_->shutdown();
-      engine_.reset();
+      closing->shutdown();
     }
   }
 
  private:
-  std::unique_ptr<engine> engine_;
+  std::shared_ptr<engine> engine_;
 };
 
 engine_config config_from(py::dict options) {
@@ -106,49 +108,49 @@ void bind_engine(py::module_& m) {
       .def(
           "submit",
           [](python_engine& e, const canvas& flow, std::optional<std::string> key) {
-            auto& eng = e.get();
-            return value_or_raise(released<expected<workflow_handle>>([&] { return eng.submit(flow, key); }));
+            auto eng = e.get();
+            return value_or_raise(released<expected<workflow_handle>>([&] { return eng->submit(flow, key); }));
           },
           py::arg("canvas"), py::arg("key") = py::none())
       .def("find",
            [](python_engine& e, const std::string& id) {
-             auto& eng = e.get();
-             return value_or_raise(released<expected<workflow_handle>>([&] { return eng.find(id); }));
+             auto eng = e.get();
+             return value_or_raise(released<expected<workflow_handle>>([&] { return eng->find(id); }));
            })
       .def("restored",
            [](python_engine& e) {
-             auto& eng = e.get();
-             return released<std::vector<workflow_handle>>([&] { return eng.restored(); });
+             auto eng = e.get();
+             return released<std::vector<workflow_handle>>([&] { return eng->restored(); });
            })
       .def("status",
            [](python_engine& e, const std::string& id) {
-             auto& eng = e.get();
-             return to_python(value_or_raise(released<expected<value>>([&] { return eng.status(id); })));
+             auto eng = e.get();
+             return to_python(value_or_raise(released<expected<value>>([&] { return eng->status(id); })));
            })
       .def(
           "revoke",
           [](python_engine& e, const std::string& id, std::optional<std::int32_t> node, bool terminate) {
-            auto& eng = e.get();
+            auto eng = e.get();
             revoke_options opts{node, terminate};
-            return to_python(value_or_raise(released<expected<value>>([&] { return eng.revoke(id, opts); })));
+            return to_python(value_or_raise(released<expected<value>>([&] { return eng->revoke(id, opts); })));
           },
           py::arg("id"), py::arg("node") = py::none(), py::arg("terminate") = false)
       .def("dead_letters",
            [](python_engine& e) {
-             auto& eng = e.get();
+             auto eng = e.get();
              return to_python(
-                 value(value_or_raise(released<expected<value::array>>([&] { return eng.dead_letters(); }))));
+                 value(value_or_raise(released<expected<value::array>>([&] { return eng->dead_letters(); }))));
            })
       .def("replay_dead_letter",
            [](python_engine& e, std::int64_t id) {
-             auto& eng = e.get();
+             auto eng = e.get();
              return value_or_raise(
-                 released<expected<workflow_handle>>([&] { return eng.replay_dead_letter(id); }));
+                 released<expected<workflow_handle>>([&] { return eng->replay_dead_letter(id); }));
            })
       .def("metrics_text",
            [](python_engine& e, bool openmetrics) {
-             auto& eng = e.get();
-             return eng.metrics_text(openmetrics ? metrics_format::openmetrics : metrics_format::prometheus);
+             auto eng = e.get();
+             return eng->metrics_text(openmetrics ? metrics_format::openmetrics : metrics_format::prometheus);
            },
            py::arg("openmetrics") = false)
       .def("close", &python_engine::close, "Drains and stops; idempotent.");

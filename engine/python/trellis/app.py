@@ -15,11 +15,25 @@ registry, as in C++. A cluster worker serves the same app's tasks over NATS
 (``python3 -m trellis worker --app module``).
 """
 
+import atexit
 import threading
+import weakref
 
 from . import _native
 from .canvas import Signature, as_native
 from .options import to_engine
+
+
+# Apps with a running engine, closed at exit: draining needs the running
+# tasks to finish, and they need a working interpreter, which it no longer
+# is once it finalizes (when an App left open would otherwise be freed).
+_RUNNING = weakref.WeakSet()
+
+
+@atexit.register
+def _close_running_apps():
+    for app in list(_RUNNING):
+        app.close()
 
 
 class Task:
@@ -148,6 +162,7 @@ class App:
         with self._lock:
             if self._engine is None:
                 self._engine = _native.Engine(self._registry, self.engine_options)
+                _RUNNING.add(self)
         return self
 
     @property
@@ -193,6 +208,7 @@ class App:
         """Drains the engine (running tasks finish) and stops it; idempotent."""
         with self._lock:
             engine, self._engine = self._engine, None
+            _RUNNING.discard(self)
         if engine is not None:
             engine.close()
 
