@@ -8,7 +8,10 @@ import pytest
 
 import trellis
 
-app = trellis.App(concurrency=2)
+# fetch_batch=1: a handler thread takes one task at a time, so the two
+# calls of `meet` go to two threads (with a larger batch one thread may take
+# both, and would run them one after the other).
+app = trellis.App(concurrency=2, fetch_batch=1)
 both_inside = threading.Barrier(2)
 started = threading.Event()
 opened = threading.Event()
