@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """bench/compare's driver: the same workloads on Celery (prefork, 2 processes,
 msgpack, Redis broker and result backend) and on Trellis (embedded, and over
-NATS with 2 worker processes); a table on stdout with the ratios, and
+NATS with 2 worker processes), plus no-op tasks written in Python on Trellis
+(compare_python.py); a table on stdout with the ratios, and
 docs/benchmarks.md and docs/benchmarks.png generated from the run.
 
 Run it through bench/compare, which installs the Debian packages and builds
@@ -22,6 +23,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import compare_celery  # noqa: E402
+import compare_python  # noqa: E402
 import compare_report  # noqa: E402
 import compare_trellis  # noqa: E402
 from compare_procs import Processes  # noqa: E402
@@ -235,8 +237,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="small sizes, to check the script (not for the docs)")
     p.add_argument("--doc", help="markdown to write (default: docs/benchmarks.md; with --quick, none)")
     p.add_argument("--plot", help="PNG to write (default: docs/benchmarks.png; with --quick, none)")
-    p.add_argument("--systems", default="celery,embedded,nats,kill",
-                   help="comma-separated parts to run: celery, embedded, nats, kill (default: all)")
+    p.add_argument("--systems", default="celery,embedded,nats,kill,python",
+                   help="comma-separated parts to run: celery, embedded, nats, kill, python (default: all)")
     p.add_argument("--celery-timeout", type=float, default=150.0, help="seconds per Celery workload")
     p.add_argument("--queued-timeout", type=float, default=300.0, help="seconds for each NATS queued run (1M, then 2M)")
     p.add_argument("--ack-wait-ms", type=int, default=5000, help="AckWait of the NATS kill workload")
@@ -269,7 +271,7 @@ def main():
     ok = False
     try:
         for part, fn in (("embedded", embedded_side), ("nats", nats_side), ("kill", kill_side),
-                         ("celery", celery_side)):
+                         ("python", compare_python.python_side), ("celery", celery_side)):
             if part in parts:
                 try:
                     fn(run, procs, args)

@@ -7,7 +7,11 @@ import subprocess
 
 SYSTEMS = ("celery", "trellis-embedded", "trellis-nats")
 COLORS = {"celery": "tab:green", "trellis-embedded": "tab:blue", "trellis-nats": "tab:orange"}
-NAMES = {"celery": "Celery", "trellis-embedded": "Trellis embedded", "trellis-nats": "Trellis NATS"}
+NAMES = {"celery": "Celery", "trellis-embedded": "Trellis embedded", "trellis-nats": "Trellis NATS",
+         "trellis-python-embedded": "Trellis Python embedded", "trellis-python-nats": "Trellis Python NATS"}
+# Tasks written in Python (bench/compare_python.py), each against Celery's no-op row.
+PYTHON_SYSTEMS = ("trellis-python-embedded", "trellis-python-nats")
+PYTHON_GOAL = 20
 # Rows of the noop workload that are the main configuration: Celery and Trellis
 # NATS with 2 worker processes, Trellis embedded with 2 handler threads.
 MAIN = {"workers": 2, "concurrency": 2}
@@ -157,6 +161,10 @@ class Report:
             r = self.ratio(system, "noop", s["noop"], "tasks_per_s", "high", MAIN)
             goal(f"{NAMES[system]}: no-op throughput >= {factor}x Celery's", None if r is None else r >= factor,
                  ratio_text(r))
+        for system in PYTHON_SYSTEMS:
+            r = self.ratio(system, "noop", s["noop"], "tasks_per_s", "high", MAIN)
+            goal(f"{NAMES[system]}: no-op throughput >= {PYTHON_GOAL}x Celery's",
+                 None if r is None else r >= PYTHON_GOAL, ratio_text(r))
         for system in ("trellis-embedded", "trellis-nats"):
             c = self.value("celery", "latency", None, "p50_ms")
             t = self.value(system, "latency", None, "p50_ms")
@@ -170,7 +178,20 @@ class Report:
         return out
 
     def goals_text(self):
-        return self.markdown([["goal (issue 4)", "verdict", "measured"]] + self.goals())
+        return self.markdown([["goal (issues 4 and 15)", "verdict", "measured"]] + self.goals())
+
+    def python_table(self):
+        """No-op tasks written in Python beside Celery's (whose tasks are Python too)."""
+        s = self.run.sizes
+        n = s["noop"]
+        lines = [["system", f"no-op tasks, {n:,} (tasks/s)", "vs Celery"]]
+        lines.append([NAMES["celery"] + " (2 prefork processes)", self.cell("celery", "noop", n, "tasks_per_s",
+                                                                            "tasks/s", MAIN), "-"])
+        for system, how in (("trellis-python-embedded", " (2 handler threads, one process)"),
+                            ("trellis-python-nats", " (2 worker processes)")):
+            lines.append([NAMES[system] + how, self.cell(system, "noop", n, "tasks_per_s", "tasks/s", MAIN),
+                          ratio_text(self.ratio(system, "noop", n, "tasks_per_s", "high", MAIN))])
+        return self.markdown(lines, ["l", "r", "r"])
 
     # -- the document -------------------------------------------------------------
 
@@ -390,6 +411,14 @@ class Report:
             parts.append(f"![Trellis and Celery]({plot_rel})\n")
         parts.append("## Goals\n")
         parts.append(self.goals_text() + "\n")
+        parts.append("## Tasks written in Python\n")
+        parts.append("The same no-op group with the task written in Python (`bench/python_noop.py`, the `trellis` "
+                     "package of docs/python.md): embedded, an `App` with 2 handler threads and `synchronous=FULL`; "
+                     "over NATS, a nats-server, `trellis-demo dispatcher` and two `python3 -m trellis worker "
+                     "--concurrency 1` processes, the client in a third. Each handler call takes the GIL; "
+                     "everything else (dispatch, store, transport) runs in C++ without it. The median of "
+                     f"{s.get('embedded_repeat', 1)} groups after a warm-up.\n")
+        parts.append(self.python_table() + "\n")
         parts.append("## How each side runs\n")
         parts.append(
             "- **Celery**: one worker node, `--pool prefork --concurrency 2`, Redis on loopback as broker and "

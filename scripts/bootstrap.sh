@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing from Debian 12's packages, then builds Trellis
-# (Release) into build/. Safe to run again: it installs and rebuilds only
+# (Release) into build/, and makes `python3 -c "import trellis"` work
+# (scripts/python_path.sh). Safe to run again: it installs and rebuilds only
 # what changed. Run as root on a fresh machine (it uses apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ packages=(
   pkg-config                      # test install_pkg_config builds against the installed trellis.pc; finds cpp-httplib
   chromium chromium-driver        # test dashboard_browser: the dashboard in a real, headless browser
   python3-selenium                # ... driven through chromedriver
+  pybind11-dev                    # the Python package's C++ module (engine/python, docs/python.md)
+  python3-dev                     # the Python headers that module is compiled against
+  python3-pytest                  # the Python package's tests (tests/python, run by ctest)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -36,3 +40,5 @@ fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
+# `import trellis` for python3 and /usr/bin/python3: a trellis.pth naming build/python.
+bash scripts/python_path.sh build/python

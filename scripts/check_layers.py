@@ -9,6 +9,7 @@ The layers, bottom to top (docs/architecture.md draws them):
   4 actors             actors/             supervisor, dispatcher, worker pool
   5 facades            engine/facades/     embedded engine, cluster node, cluster client
   6 CLI                engine/cli/         the command line and the one public include
+  7 Python bindings    engine/python/      the `trellis` Python package's C++ module (native/)
 
 Each folder is an include root: `#include "trellis/value.hpp"` names a file
 under one of them. A quoted include is looked up in every root; the layer of
@@ -32,10 +33,11 @@ LAYERS = [
     ("actors", "actors"),
     ("facades", "engine/facades"),
     ("CLI", "engine/cli"),
+    ("Python bindings", "engine/python"),
 ]
 
 # The CLI's own headers are included as "cli/..." from the engine folder.
-EXTRA_ROOTS = [("engine", len(LAYERS) - 1)]
+EXTRA_ROOTS = [("engine", 5)]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 

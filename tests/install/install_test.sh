@@ -5,8 +5,8 @@
 #   pkg-config    with g++ $(pkg-config --cflags --libs trellis)
 # Both also check the installed tree: the public headers are exactly those
 # trellis/trellis.hpp includes (none private, none missing), `trellis
-# --version` and `trellis-demo --version` print the project's version, and the
-# systemd unit names the installed binary.
+# --version` and `trellis-demo --version` print the project's version, the
+# systemd unit names the installed binary, and the Python package imports.
 # Usage: install_test.sh find_package|pkg-config BUILD_DIR VERSION
 set -euo pipefail
 mode=$1 build=$2 version=$3
@@ -34,6 +34,18 @@ grep -qx "ExecStart=$prefix/bin/trellis dispatcher" "$prefix/lib/systemd/system/
 grep -qx "ExecStart=$prefix/bin/trellis-demo worker" "$prefix/lib/systemd/system/trellis-worker.service" ||
   fail "trellis-worker.service does not start $prefix/bin/trellis-demo worker"
 grep -qx "#define TRELLIS_VERSION \"$version\"" "$prefix/include/trellis/version.hpp" || fail "version.hpp is not $version"
+
+# The Python package, where the build has it (docs/python.md): under
+# lib/python3/dist-packages, importable from there alone (-S: no site-packages,
+# so no trellis.pth) by the interpreter it was built for, with its version.
+if compgen -G "$build/python/trellis/_native*.so" >/dev/null; then
+  site=$prefix/lib/python3/dist-packages
+  compgen -G "$site/trellis/_native*.so" >/dev/null || fail "no trellis/_native*.so in $site"
+  got=$(cd "$tmp" && PYTHONPATH=$site PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -S -c \
+    'import trellis; print(trellis.__version__, trellis.__file__)' 2>&1) ||
+    fail "the installed Python package does not import: $got"
+  [[ $got == "$version $site/trellis/__init__.py" ]] || fail "import trellis gave '$got', expected version $version from $site"
+fi
 
 # Public headers: every installed header is one trellis/trellis.hpp reaches
 # (so no test, actor, store or transport header), and it compiles from the
