@@ -70,7 +70,7 @@ int serve_embedded(const engine_config& cfg, task_registry tasks) {
     }
   }
   eng.shutdown();
-  return exit_success;
+  return exit_terminated;
 }
 
 int serve_dashboard(const detail::cluster_options& opts) {
@@ -82,7 +82,7 @@ int serve_dashboard(const detail::cluster_options& opts) {
   while (!stop_signal_within(std::chrono::seconds{1})) {
   }
   (*server)->stop();
-  return exit_success;
+  return exit_terminated;
 }
 
 }  // namespace trellis::cli

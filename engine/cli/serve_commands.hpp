@@ -16,12 +16,12 @@ namespace trellis::cli {
 /// `serve --db PATH [--http ADDR]`: opens the store (finishing every
 /// unfinished workflow in it, each announced as a log record), serves HTTP
 /// when `cfg.http` says so, and runs until SIGTERM or SIGINT, then drains
-/// and returns 0. Returns 3 when the store fails while serving. The
+/// and returns 143 (as a worker or dispatcher does). Returns 3 when the store fails while serving. The
 /// signals must be blocked in every thread before the call.
 int serve_embedded(const engine_config& cfg, task_registry tasks);
 
 /// `dashboard --broker URL --http ADDR`: the namespace's API, task events
-/// and dashboard over HTTP until SIGTERM or SIGINT; returns 0 then. Exit
+/// and dashboard over HTTP until SIGTERM or SIGINT; returns 143 then. Exit
 /// codes as the other cluster commands when it cannot start. The signals
 /// must be blocked as for `serve_embedded`.
 int serve_dashboard(const detail::cluster_options& opts);

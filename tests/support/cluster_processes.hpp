@@ -147,6 +147,19 @@ class cluster_processes {
     return *clients_running_.back();
   }
 
+  /// Starts `trellis dashboard --broker URL --namespace NS` with the common
+  /// and `extra` flags (e.g. {"--http", "127.0.0.1:0"}); stopped as the
+  /// dispatchers are.
+  child_process& start_dashboard(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{TRELLIS_CLI_BIN, "dashboard", "--broker", url(), "--namespace", ns_};
+    argv.insert(argv.end(), common_.begin(), common_.end());
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto name = "dashboard-" + std::to_string(processes_.size());
+    processes_.push_back(
+        {name, false, std::make_unique<child_process>(argv, dir_.file(name + ".out"), dir_.file(name + ".err"), env_)});
+    return *processes_.back().process;
+  }
+
   /// What every dispatcher and worker wrote to stderr, for failure messages.
   std::string logs() const {
     std::string text;

@@ -210,6 +210,8 @@ class engine_core {
     }
   }
 
+  int http_port() const noexcept { return http_ ? http_->port() : 0; }
+
   /// What the HTTP endpoint serves: this engine, called from HTTP threads.
   operator_api operator_endpoints() {
     operator_api api;
@@ -586,6 +588,8 @@ expected<workflow_handle> engine::replay_dead_letter(std::int64_t id) { return c
 expected<value> engine::status(const std::string& workflow_id) { return core_->status(workflow_id); }
 
 expected<value> engine::workflows(const workflow_query& query) { return core_->workflows(query); }
+
+int engine::http_port() const noexcept { return core_->http_port(); }
 
 expected<value> engine::graph(const std::string& workflow_id) { return core_->graph(workflow_id); }
 

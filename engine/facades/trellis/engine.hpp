@@ -215,6 +215,10 @@ class engine {
   /// series are there from the start, at zero.
   std::string metrics_text(metrics_format format = metrics_format::prometheus) const;
 
+  /// The port the HTTP endpoint listens on (the one chosen for port 0 in
+  /// `engine_config::http`); 0 without an endpoint.
+  int http_port() const noexcept;
+
   /// Drains and stops; idempotent. Later submissions fail with `shutting_down`.
   void shutdown();
 
