@@ -140,6 +140,9 @@ std::string encode_frame(const child_request& request) {
   m.emplace("idempotency_key", request.idempotency_key);
   put_limit(m, "soft_limit_ms", request.soft_limit_ms);
   put_limit(m, "hard_limit_ms", request.hard_limit_ms);
+  if (request.chunk) {
+    m.emplace("chunk", true);  // written only when set, as the limits are
+  }
   return framed(value{std::move(m)});
 }
 
@@ -214,6 +217,12 @@ expected<child_request> decode_request(std::string_view body, std::size_t max_by
   out.attempt = *attempt;
   out.soft_limit_ms = *soft;
   out.hard_limit_ms = *hard;
+  if (auto c = m->find("chunk"); c != m->end()) {
+    if (!c->second.is_bool()) {
+      return error{errc::malformed_envelope, "frame: field 'chunk' is not a bool"};
+    }
+    out.chunk = c->second.as_bool();
+  }
   out.args = (*args)->as_array();
   out.kwargs = (*kwargs)->as_map();
   return out;

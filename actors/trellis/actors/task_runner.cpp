@@ -98,7 +98,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   // know is refused like an unknown contract version, never ignored.
   for (const auto& [name, option] : task->options) {
     if (name != "idempotency_key" && name != "time_limit_ms" && name != "soft_time_limit_ms" &&
-        name != "expires_at_ms" && name != "rate_limit") {
+        name != "expires_at_ms" && name != "rate_limit" && name != "chunk") {
       return {rejected(std::move(out), errc::unsupported_version,
                        "task option '" + (name.size() > 60 ? name.substr(0, 60) + "..." : name) +
                            "' is not part of envelope version 1"),
@@ -112,6 +112,22 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
     return {
         rejected(std::move(out), errc::unknown_task, "no handler for task '" + name + "' is registered in this worker"),
         task->queue, std::nullopt};
+  }
+  bool chunk = false;
+  if (auto c = task->options.find("chunk"); c != task->options.end()) {
+    if (!c->second.is_bool()) {
+      return {rejected(std::move(out), errc::malformed_envelope, "task option 'chunk' must be a bool"), task->queue,
+              std::nullopt};
+    }
+    chunk = c->second.as_bool();
+  }
+  // A chunk calls the registered handler once per argument list, in this
+  // attempt (the same on this thread, a limited thread or a child).
+  raw_handler handler = entry->handler;
+  if (chunk) {
+    handler = [inner = entry->handler](task_context& ctx, const value::array& args) {
+      return run_chunk(inner, ctx, args);
+    };
   }
   // Before revocation and expiry: a copy of an attempt that ran here must
   // not report a second, different outcome for it either.
@@ -185,9 +201,11 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   }
   std::optional<child_request> in_child;
   if (hooks.run_in_child) {
-    in_child = child_request{task->task,  std::move(task->args), task->kwargs, task->workflow_id,
-                             task->node,  task->attempt,         key,          soft_limit,
-                             hard_limit};
+    in_child = child_request{task->task,   std::move(task->args),
+                             task->kwargs, task->workflow_id,
+                             task->node,   task->attempt,
+                             key,          soft_limit,
+                             hard_limit,   chunk};
   }
   auto progress = hooks.progress ? hooks.progress(*task) : nullptr;
   handler_call local{task_context{task->task, task->workflow_id, task->node, task->attempt, std::move(key),
@@ -263,7 +281,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
     call = shared.get();
     auto deadline = started + std::chrono::milliseconds{*hard_limit};
     if (!hooks.run_limited(
-            *task, [shared, handler = entry->handler] { shared->run(handler); }, deadline)) {
+            *task, [shared, handler] { shared->run(handler); }, deadline)) {
       // Still running: wake a handler that waits on its stop token, and
       // leave the call (its result, whenever it comes) to the abandoned thread.
       stop->request_stop();
@@ -277,7 +295,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
       return {std::move(out), task->queue, queue_wait};
     }
   } else {
-    call->run(entry->handler);
+    call->run(handler);
   }
   try {
     if (call->thrown) {

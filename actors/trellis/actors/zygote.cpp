@@ -205,7 +205,7 @@ child_reply run_call(const task_registry& tasks, child_request request, const ch
                    stop.token(),
                    std::move(progress)};
   try {
-    auto r = entry->handler(ctx, request.args);
+    auto r = request.chunk ? run_chunk(entry->handler, ctx, request.args) : entry->handler(ctx, request.args);
     if (r.is_retry()) {
       reply.kind = child_reply_kind::retry;
       reply.message = cut(r.retry().reason);

@@ -153,6 +153,33 @@ TEST_CASE("a task option this build does not know is refused, not ignored", "[un
   CHECK(out.error_type == "unsupported_version");
 }
 
+TEST_CASE("a chunk message calls the handler once per argument list and returns the list", "[unit][actors][worker]") {
+  value::array calls{value::array{1, 2}, value::array{3, 4}, value::array{5, 6}};
+  value::array args;
+  args.emplace_back(calls);
+  auto msg = task_message("add", args);
+  msg.options["chunk"] = true;
+  auto out = outcome_of(msg);
+  CHECK(out.status == outcome_status::success);
+  CHECK(to_json(out.payload) == "[3,7,11]");
+
+  SECTION("a call that does not fit rejects the chunk as bad_arguments") {
+    value::array bad;
+    bad.emplace_back(value::array{value::array{1, 2}, value::array{"x"}});
+    auto wrong = task_message("add", bad);
+    wrong.options["chunk"] = true;
+    auto refused = outcome_of(wrong);
+    CHECK(refused.status == outcome_status::rejected);
+    CHECK(refused.error_type == "bad_arguments");
+  }
+  SECTION("an option chunk that is not a bool is malformed") {
+    msg.options["chunk"] = 1;
+    auto refused = outcome_of(msg);
+    CHECK(refused.status == outcome_status::rejected);
+    CHECK(refused.error_type == "malformed_envelope");
+  }
+}
+
 TEST_CASE("an expired task is revoked without running", "[unit][actors][worker]") {
   auto msg = task_message("add", {1, 1});
   msg.options["expires_at_ms"] = now_epoch_ms() - 1000;

@@ -356,6 +356,14 @@ raw_handler make_raw_handler(F f, param_list params = nullptr) {
   };
 }
 
+/// Runs one chunk (a task message whose `chunk` option is set, built by
+/// `chunks`): `args` must be one list of argument lists, and `handler` is
+/// called with each of them in order, in this attempt and context. Returns
+/// the list of results; the first retry request ends the chunk as that
+/// request (the whole chunk runs again), and an exception escapes. Throws
+/// `task_rejected` for arguments of another shape.
+task_result<value> run_chunk(const raw_handler& handler, task_context& ctx, const value::array& args);
+
 }  // namespace detail
 
 /// Task name -> handler. Fill it before handing it to an engine; the engine
