@@ -1,5 +1,6 @@
 #include "trellis/workflow_graph.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 
@@ -134,7 +135,14 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
           break;
         }
         case canvas::kind::task:
-          break;  // a leaf has no children
+          // The leaf's replacement ended: the leaf ends as it did, unless
+          // the leaf was revoked (and so completed) meanwhile.
+          if (!is_terminal(p.state)) {
+            p.result = n.result;
+            p.error = n.error;
+            done(n.state);
+          }
+          break;
       }
       continue;
     }
@@ -149,6 +157,13 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
     switch (n.kind) {
       case canvas::kind::task: {
         n.input = std::move(step.input);
+        if (n.replacement >= 0) {
+          // Replaced before a restart (attached by the restore): what runs
+          // is the replacement, with no input, as when it was made.
+          n.state = node_state::started;
+          queue.push_back({pending_step::op::activate, n.replacement, std::nullopt});
+          break;
+        }
         if (known_) {
           if (auto k = known_(step.id); k) {
             n.attempt = k->attempt;
@@ -203,7 +218,7 @@ apply_result workflow_graph::check_outcome(node_id leaf, std::int32_t attempt) c
   // The once-only guard: a terminal node never changes again, and only the
   // current attempt may finish it (a late outcome of an earlier attempt that
   // was presumed lost is a duplicate).
-  if (is_terminal(n.state) || n.state == node_state::pending || n.attempt != attempt) {
+  if (is_terminal(n.state) || n.state == node_state::pending || n.attempt != attempt || n.replacement >= 0) {
     return apply_result::duplicate;
   }
   return apply_result::applied;
@@ -253,20 +268,11 @@ apply_result workflow_graph::revoke(node_id id, const value& err, std::vector<no
   if (id < 0 || static_cast<std::size_t>(id) >= nodes_.size()) {
     return apply_result::unknown_node;
   }
-  // Depth-first ids: the subtree of `id` is the contiguous range of ids
-  // from `id` up to the first node that is not below it.
-  auto below = [&](node_id candidate) {
-    for (auto p = candidate; p >= 0; p = nodes_[static_cast<std::size_t>(p)].parent) {
-      if (p == id) {
-        return true;
-      }
-    }
-    return false;
-  };
   std::vector<node_id> to_complete;
-  for (auto leaf = id; static_cast<std::size_t>(leaf) < nodes_.size() && below(leaf); ++leaf) {
+  for (auto leaf : subtree(id)) {
     auto& n = nodes_[static_cast<std::size_t>(leaf)];
-    if (n.kind != canvas::kind::task || is_terminal(n.state)) {
+    if (n.kind != canvas::kind::task || is_terminal(n.state) || n.replacement >= 0) {
+      // A replaced leaf ends when its replacement does, revoked below it.
       continue;
     }
     bool waiting = n.state == node_state::pending;
@@ -288,6 +294,51 @@ apply_result workflow_graph::revoke(node_id id, const value& err, std::vector<no
   for (auto leaf : to_complete) {
     complete(leaf, fx);
   }
+  return apply_result::applied;
+}
+
+std::vector<node_id> workflow_graph::subtree(node_id id) const {
+  // Depth-first ids keep a canvas's own subtree contiguous, but a
+  // replacement's nodes come after every other node, so walk the links.
+  std::vector<node_id> out;
+  std::vector<node_id> stack{id};
+  while (!stack.empty()) {
+    auto at = stack.back();
+    stack.pop_back();
+    out.push_back(at);
+    const auto& n = nodes_[static_cast<std::size_t>(at)];
+    if (n.replacement >= 0) {
+      stack.push_back(n.replacement);
+    }
+    for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) {
+      stack.push_back(*it);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+node_id workflow_graph::attach_replacement(node_id leaf, canvas c) {
+  if (leaf < 0 || static_cast<std::size_t>(leaf) >= nodes_.size() ||
+      nodes_[static_cast<std::size_t>(leaf)].kind != canvas::kind::task ||
+      nodes_[static_cast<std::size_t>(leaf)].replacement >= 0) {
+    return -1;
+  }
+  // The graph keeps the canvas: its leaves point at its signatures, which
+  // canvas copies share, so the vector may move it freely.
+  replacements_.push_back(std::move(c));
+  auto root = expand(replacements_.back(), leaf, 0);
+  nodes_[static_cast<std::size_t>(leaf)].replacement = root;
+  return root;
+}
+
+apply_result workflow_graph::replace(node_id leaf, std::int32_t attempt, canvas c, graph_effects& fx) {
+  if (auto r = check_outcome(leaf, attempt); r != apply_result::applied) {
+    return r;
+  }
+  auto root = attach_replacement(leaf, std::move(c));
+  nodes_[static_cast<std::size_t>(leaf)].state = node_state::started;
+  activate(root, std::nullopt, fx);
   return apply_result::applied;
 }
 
