@@ -64,6 +64,9 @@ enum class child_reply_kind : std::uint8_t {
   /// while it runs; the answer follows. Its custom state name is checked
   /// and its message cut as `task_context` does.
   progress,
+  /// The handler replaced itself (`ctx.replace`): `result` holds the
+  /// canvas value, which the dispatcher parses strictly.
+  replace,
 };
 
 /// A child's answer to one `child_request`.

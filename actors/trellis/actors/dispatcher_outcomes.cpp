@@ -263,6 +263,10 @@ void dispatcher_logic::on_event(const std::string& raw) {
       apply_progress(*env);
       return;
     }
+    if (env->type == envelope_type::replace) {
+      apply_replace(*env, raw);
+      return;
+    }
     if (env->type != envelope_type::outcome) {
       dead_letter("malformed_envelope",
                   std::string{"expected an outcome on the event stream, got "} + to_string(env->type), raw, env->id,

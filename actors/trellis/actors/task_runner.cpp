@@ -75,6 +75,7 @@ envelope oversized_outcome(envelope outcome, std::size_t bytes, std::size_t limi
                  std::to_string(limit) +
                  " bytes one event may carry; return a reference to large data (a key, a path, a URL) instead";
   outcome.payload = value{};
+  outcome.type = envelope_type::outcome;  // a replacement too large becomes a rejection
   return rejected(std::move(outcome), errc::payload_too_large, std::move(message));
 }
 
@@ -249,6 +250,18 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
       case child_reply_kind::result:
         call->result.emplace(std::move(reply.result));
         break;
+      case child_reply_kind::replace: {
+        // Back to a canvas, as the dispatcher will read it; a child's value
+        // that is no canvas fails the attempt here.
+        auto replacement = canvas_from_value(reply.result, limits);
+        if (!replacement) {
+          done.message =
+              "the handler child answered with a replacement that is no canvas: " + replacement.error().message();
+          return failed(to_string(errc::invalid_workflow));
+        }
+        call->result.emplace(replace_request{std::move(*replacement)});
+        break;
+      }
       case child_reply_kind::retry: {
         retry_request again{std::move(reply.message), std::nullopt};
         if (reply.countdown_ms) {
@@ -302,7 +315,12 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
       std::rethrow_exception(call->thrown);
     }
     auto& r = *call->result;
-    if (r.is_retry()) {
+    if (r.is_replace()) {
+      // An outcome of its own type: the dispatcher stores the canvas with it
+      // and runs it in the step's place (workflow_graph::replace).
+      out.type = envelope_type::replace;
+      out.payload = to_value(r.replacement().with);
+    } else if (r.is_retry()) {
       out.status = outcome_status::retry;
       out.error_type = "retry";
       out.error_message = r.retry().reason;
@@ -333,6 +351,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   auto elapsed = std::chrono::steady_clock::now() - started;
   out.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
   if (hard_limit && out.duration_us > *hard_limit * 1000 && out.status == outcome_status::success) {
+    out.type = envelope_type::outcome;  // a replacement that overran is discarded too
     // Run where it could not be abandoned (or returned just at the limit):
     // an overrun attempt is failed when it returns, its result discarded.
     out.status = outcome_status::failure;
@@ -344,7 +363,9 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   if (out.status == outcome_status::success) {
     if (auto size = packed_size(out.payload); size > limits.max_result_bytes) {
       out.payload = value{};
-      auto message = "the result of " + out.task + " is " + std::to_string(size) +
+      auto what = out.type == envelope_type::replace ? "the replacement canvas" : "the result";
+      out.type = envelope_type::outcome;
+      auto message = std::string{what} + " of " + out.task + " is " + std::to_string(size) +
                      " bytes encoded, beyond max_result_bytes (" + std::to_string(limits.max_result_bytes) +
                      "); return a reference to large data (a key, a path, a URL) or raise the limit";
       return {rejected(std::move(out), errc::payload_too_large, std::move(message)), task->queue, queue_wait};

@@ -91,6 +91,15 @@ TEST_CASE("a call and each kind of reply come back out of their frames as they w
     CHECK(out->kind == child_reply_kind::result);
     CHECK(out->result == r.result);
   }
+  SECTION("replace") {
+    child_reply r;
+    r.kind = child_reply_kind::replace;
+    r.result = value::map{{"group", value::array{}}};
+    auto out = decode_reply(body_of(encode_frame(r)), limit);
+    REQUIRE(out);
+    CHECK(out->kind == child_reply_kind::replace);
+    CHECK(out->result == r.result);
+  }
   SECTION("retry") {
     child_reply r;
     r.kind = child_reply_kind::retry;

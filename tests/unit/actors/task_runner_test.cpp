@@ -180,6 +180,44 @@ TEST_CASE("a chunk message calls the handler once per argument list and returns 
   }
 }
 
+TEST_CASE("a handler that replaces itself sends a replace envelope with the canvas", "[unit][actors][worker]") {
+  task_registry tasks;
+  tasks.add("split", [](task_context& ctx, std::int64_t n) -> task_result<value> {
+    std::vector<canvas> members;
+    for (std::int64_t i = 0; i < n; ++i) {
+      members.emplace_back(signature("identity", {i}));
+    }
+    return ctx.replace(group(std::move(members)));
+  });
+  canvas_limits limits;
+  auto run = run_task_message(encode(task_message("split", {2})), tasks, {}, limits);
+  auto wire = decode(encode(run.outcome));
+  REQUIRE(wire);
+  CHECK(wire->type == envelope_type::replace);
+  CHECK(wire->node == 3);
+  CHECK(wire->attempt == 2);
+  CHECK(to_json(wire->payload) == to_json(group(signature("identity", {0}), signature("identity", {1}))));
+
+  SECTION("a canvas beyond max_result_bytes is rejected as payload_too_large") {
+    limits.max_result_bytes = 16;
+    auto big = run_task_message(encode(task_message("split", {50})), tasks, {}, limits);
+    CHECK(big.outcome.type == envelope_type::outcome);
+    CHECK(big.outcome.status == outcome_status::rejected);
+    CHECK(big.outcome.error_type == "payload_too_large");
+  }
+  SECTION("a call of a chunk cannot replace itself") {
+    auto msg = task_message("split", {});
+    value::array calls{value::array{1}};
+    msg.args = value::array{};
+    msg.args.emplace_back(calls);
+    msg.options["chunk"] = true;
+    auto chunk = run_task_message(encode(msg), tasks, {}, limits);
+    CHECK(chunk.outcome.type == envelope_type::outcome);
+    CHECK(chunk.outcome.status == outcome_status::failure);
+    CHECK(chunk.outcome.error_type == "replace_in_chunk");
+  }
+}
+
 TEST_CASE("an expired task is revoked without running", "[unit][actors][worker]") {
   auto msg = task_message("add", {1, 1});
   msg.options["expires_at_ms"] = now_epoch_ms() - 1000;

@@ -268,6 +268,12 @@ task_result<value> run_chunk(const raw_handler& handler, task_context& ctx, cons
     if (r.is_retry()) {
       return r.retry();
     }
+    if (r.is_replace()) {
+      // One message stands for many calls: there is no single step that
+      // the replacement could take the place of.
+      throw task_error("replace_in_chunk", "chunk of " + ctx.task() + ": call " + std::to_string(i) +
+                                               " asked to be replaced, which a call in a chunk cannot be");
+    }
     results.push_back(std::move(r.result()));
   }
   return value(std::move(results));
