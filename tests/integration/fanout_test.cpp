@@ -11,6 +11,7 @@
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
 #include "support/store_reader.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
 
 #include <demo_tasks.hpp>
@@ -129,6 +130,13 @@ TEST_CASE("the C++ builders map, starmap and chunks run on the embedded engine",
   CHECK(to_json(run(eng, trellis::starmap("add", pairs(4)))) == "[0,2,4,6]");
   CHECK(to_json(run(eng, trellis::chunks("add", pairs(5), 2))) == "[[0,2],[4,6],[8]]");
   CHECK(to_json(run(eng, trellis::group(trellis::map("identity", {}), trellis::chunks("add", {}, 3)))) == "[[],[]]");
+  // Over the input: the requirement's example, and its starmap and chunks forms.
+  CHECK(to_json(run(eng, trellis::chain(trellis::signature("identity", {value::array{1, 2, 3}}),
+                                        trellis::map_input("mul", {10}), trellis::signature("xsum")))) == "60");
+  CHECK(to_json(run(eng, trellis::chain(trellis::signature("identity", {pairs(3)}), trellis::starmap_input("add")))) ==
+        "[0,2,4]");
+  CHECK(to_json(run(eng, trellis::chain(trellis::signature("identity", {pairs(3)}),
+                                        trellis::chunks_input("add", 2)))) == "[[0,2],[4]]");
 }
 
 TEST_CASE("a handler replaces itself through ctx.replace and task_result::replace on the embedded engine",
@@ -177,6 +185,48 @@ TEST_CASE("the C++ builders map, starmap and chunks run through the cluster clie
   expect(trellis::starmap("add", pairs(3)), "[0,2,4]");
   expect(trellis::chunks("add", pairs(5), 2), "[[0,2],[4,6],[8]]");
   expect(trellis::chain(trellis::signature("split", {4}), trellis::signature("xsum")), "6");
+  expect(trellis::chain(trellis::signature("split", {4}), trellis::map_input("mul", {3}), trellis::signature("xsum")),
+         "18");
+}
+
+TEST_CASE("a run killed while a map over its input runs is finished by resume: the map expanded once",
+          "[integration][recovery][fanout]") {
+  // 40 calls of 50 ms on two handler threads take about a second, so the
+  // kill lands after a few of them and long before the last.
+  trellis::test::temp_dir dir;
+  auto db = dir.file("store.db");
+  json items = json::array();
+  for (int i = 0; i < 40; ++i) {
+    items.push_back(50);
+  }
+  json flow = {{"chain", json::array({json{{"task", "identity"}, {"args", json::array({items})}},
+                                      json{{"map", {{"task", "sleep_ms"}}}}, json{{"task", "xsum"}}})}};
+  auto file = trellis::test::write_file(dir, "map.json", flow.dump());
+  trellis::test::child_process run{
+      {TRELLIS_DEMO_BIN, "run", file, "--db", db, "--concurrency", "2"}, dir.file("run.out"), dir.file("run.err")};
+  REQUIRE(trellis::test::wait_until(
+      [&] {
+        return trellis::test::try_count(db, "SELECT count(*) FROM nodes WHERE task = 'sleep_ms' AND state = 3")
+                   .value_or(0) >= 4;
+      },
+      max_test_wait, "at least 4 calls of the map recorded as SUCCESS"));
+  run.kill(SIGKILL);
+  REQUIRE(run.wait() == 128 + SIGKILL);
+  CHECK(trellis::test::count_rows(db, "SELECT count(*) FROM node_replacements") == 1);
+  auto done_before = trellis::test::count_rows(db, "SELECT count(*) FROM nodes WHERE task = 'sleep_ms' AND state = 3");
+  REQUIRE(done_before < 40);
+
+  auto r = trellis::test::run_command({TRELLIS_DEMO_BIN, "resume", "--db", db}, dir.file("resume"), max_test_wait);
+  INFO("resume stdout:\n" << r.out << "\nresume stderr:\n" << r.err);
+  REQUIRE_FALSE(r.timed_out);
+  CHECK(r.status == 0);
+  auto out = trellis::test::parse_outcome_line(r.last_line());
+  CHECK(out["state"] == "SUCCESS");
+  CHECK(out["result"] == 2000);
+  // Still one expansion; identity, xsum and the 40 calls, each once.
+  CHECK(trellis::test::count_rows(db, "SELECT count(*) FROM node_replacements") == 1);
+  CHECK(trellis::test::count_rows(db, "SELECT count(*) FROM nodes") == 42);
+  CHECK(trellis::test::count_rows(db, "SELECT count(*) FROM nodes WHERE state = 3 AND attempt = 1") == 42);
 }
 
 TEST_CASE(

@@ -36,6 +36,15 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
   for (std::size_t i = 0; i < fx.ready.size(); ++i) {
     ready(wf, aw, fx.ready[i], fx);
   }
+  // Maps whose input arrived grew the graph: stored in this batch, as a
+  // handler's replacement is, so a restore attaches them at the same ids.
+  for (auto id : fx.expanded) {
+    check(st_.cfg.store->insert_replacement(replacement_record{wf, id, 0, aw.graph.node(id).replacement,
+                                                               to_value(aw.graph.replacement_canvas(id)), now_ms()}));
+    changed();
+  }
+  st_.cached_nodes += fx.added_nodes;
+  fx.added_nodes = 0;
   if (fx.finished) {
     const auto& root = aw.graph.root();
     check(st_.cfg.store->finish_workflow(wf, root.state, root.result, root.error, now_ms()));

@@ -55,7 +55,6 @@ void dispatcher_logic::apply_replace(const envelope& env, const std::string& raw
     st_.cfg.stats->add(counter::duplicates, queue, task);
     return;
   }
-  st_.cached_nodes += aw->graph.size() - static_cast<std::size_t>(first);
   // In this batch, with the node row: a crash before the commit loses both
   // (the event is redelivered and applied then), one after keeps both (the
   // redelivered event is a duplicate). The canvas is stored normalized, as

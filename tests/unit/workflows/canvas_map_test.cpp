@@ -3,6 +3,7 @@
 // and how a worker runs one chunk (detail::run_chunk).
 
 #include "trellis/canvas.hpp"
+#include "trellis/detail/canvas_fields.hpp"
 #include "trellis/error.hpp"
 #include "trellis/task.hpp"
 #include "trellis/value.hpp"
@@ -134,8 +135,6 @@ TEST_CASE("a map, starmap or chunks that breaks the shape is refused naming the 
   const std::vector<bad_case> cases{
       {R"({"map":[1]})", "$.map: must be a map, got array"},
       {R"({"map":{"items":[1]}})", "$.map: missing key 'task'"},
-      {R"({"map":{"task":"a"}})",
-       "$.map: missing key 'items' (mapping over a previous step's result is not supported)"},
       {R"({"map":{"task":"a","items":3}})", "$.map.items: must be an array, got 3"},
       {R"({"map":{"task":"a","items":[],"size":3}})", "$.map: unknown key 'size'"},
       {R"({"starmap":{"task":"a","items":[],"args":[]}})", "$.starmap: unknown key 'args'"},
@@ -213,4 +212,40 @@ TEST_CASE("a chunk calls the handler once per argument list and returns their re
   CHECK_THROWS_AS(trellis::detail::run_chunk(handler, ctx, chunk_args({1, 2})), trellis::task_rejected);
   CHECK_THROWS_AS(trellis::detail::run_chunk(handler, ctx, {1, 2}), trellis::task_rejected);
   CHECK_THROWS_AS(trellis::detail::run_chunk(handler, ctx, chunk_args({value::array{"x", 2}})), trellis::task_rejected);
+}
+
+TEST_CASE("a map, starmap or chunks without items maps over its input when it arrives", "[unit][canvas][fanout]") {
+  auto m =
+      parse(R"({"chain":[{"task":"identity","args":[[1,2,3]]},{"map":{"task":"mul","args":[10]}},{"task":"xsum"}]})");
+  REQUIRE(m.children().size() == 3);
+  const auto& deferred = m.children()[1];
+  CHECK(deferred.over_input());
+  CHECK(deferred.children().empty());
+  CHECK(to_json(deferred) == R"({"map":{"args":[10],"task":"mul"}})");
+  CHECK(to_json(trellis::map_input("mul", {10})) == to_json(deferred));
+  CHECK_FALSE(trellis::map("mul", {1}).over_input());
+  CHECK(to_json(parse(to_json(m))) == to_json(m));
+
+  auto members = trellis::detail::expand_over_input(deferred, json("[1,2,3]"));
+  REQUIRE(members);
+  REQUIRE(members->children().size() == 3);
+  CHECK(to_json(value(members->children()[2].sig().args())) == "[3,10]");
+  CHECK(to_json(*members) == R"({"map":{"args":[10],"items":[1,2,3],"task":"mul"}})");
+
+  auto not_a_list = trellis::detail::expand_over_input(deferred, value(5));
+  REQUIRE_FALSE(not_a_list);
+  CHECK(not_a_list.error().message() == "map_input_not_a_list: the input of mul's map must be a list, got 5");
+  auto star = trellis::detail::expand_over_input(trellis::starmap_input("add"), json("[[1,2],3]"));
+  REQUIRE_FALSE(star);
+  CHECK(star.error().message().rfind("map_input_not_a_list: input[1] must be an array of arguments", 0) == 0);
+  auto chunked = trellis::detail::expand_over_input(trellis::chunks_input("add", 2), json("[[1,2],[3,4],[5,6]]"));
+  REQUIRE(chunked);
+  CHECK(chunked->children().size() == 2);
+  // kwargs and options given to the map reach every member.
+  auto with_options = parse(R"({"map":{"task":"add","kwargs":{"y":1},"options":{"queue":"q"}}})");
+  auto expanded = trellis::detail::expand_over_input(with_options, json("[1]"));
+  REQUIRE(expanded);
+  CHECK(expanded->children()[0].sig().options().queue == std::optional<std::string>{"q"});
+  CHECK(to_json(value(expanded->children()[0].sig().kwargs())) == R"({"y":1})");
+  CHECK_THROWS_AS(trellis::chunks_input("add", 0), trellis::usage_error);
 }

@@ -160,3 +160,51 @@ TEST_CASE("a restore attaches the stored replacements first and replays to the s
   REQUIRE(last.ready == std::vector<node_id>{2});
   CHECK(to_json(value(restored.arguments_of(2))) == "[[0,1,2]]");
 }
+
+TEST_CASE("a map over its input expands when the input arrives, and a restore reattaches it",
+          "[unit][graph][replace][fanout]") {
+  auto flow = chain(task("identity", {value::array{1, 2, 3}}), trellis::map_input("mul", {10}), task("xsum"));
+  workflow_graph g{flow};
+  auto first = dispatch(g, g.start());
+  REQUIRE(first == std::vector<node_id>{1});
+  auto before = g.size();
+  graph_effects fx;
+  REQUIRE(g.succeed(1, 1, value(value::array{1, 2, 3}), fx) == apply_result::applied);
+  REQUIRE(fx.expanded == std::vector<node_id>{2});
+  CHECK(fx.added_nodes == 4);
+  CHECK(g.size() == before + 4);
+  CHECK(to_json(g.replacement_canvas(2)) == R"({"map":{"args":[10],"items":[1,2,3],"task":"mul"}})");
+  auto members = dispatch(g, fx);
+  REQUIRE(members.size() == 3);
+  CHECK(to_json(value(g.arguments_of(members[1]))) == "[2,10]");
+  graph_effects done;
+  for (std::size_t i = 0; i < 3; ++i) {
+    REQUIRE(g.succeed(members[i], 1, value(static_cast<std::int64_t>(10 * (i + 1))), done) == apply_result::applied);
+  }
+  REQUIRE(done.ready == std::vector<node_id>{3});
+  CHECK(to_json(value(g.arguments_of(3))) == "[[10,20,30]]");
+
+  // Restored after the expansion was stored: the same ids, nothing expands again.
+  workflow_graph restored{flow};
+  CHECK(restored.attach_replacement(2, g.replacement_canvas(2)) == g.node(2).replacement);
+  auto rfx = restored.start([&](node_id id) -> std::optional<known_outcome> {
+    if (id == 1) {
+      return known_outcome{node_state::success, 1, value(value::array{1, 2, 3}), {}, 0};
+    }
+    return std::nullopt;
+  });
+  CHECK(rfx.expanded.empty());
+  CHECK(rfx.ready == members);
+}
+
+TEST_CASE("a map over an input that is not a list fails with map_input_not_a_list", "[unit][graph][fanout]") {
+  workflow_graph g{chain(task("identity", {5}), trellis::map_input("mul", {10}), task("xsum"))};
+  dispatch(g, g.start());
+  graph_effects fx;
+  REQUIRE(g.succeed(1, 1, value(5), fx) == apply_result::applied);
+  CHECK(fx.finished);
+  CHECK(fx.expanded.empty());
+  CHECK(g.root().state == node_state::failure);
+  CHECK(g.root().error.as_map().at("type") == value("map_input_not_a_list"));
+  CHECK(g.root().error.as_map().at("task") == value("mul"));
+}

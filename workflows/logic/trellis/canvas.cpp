@@ -242,6 +242,14 @@ const signature& canvas::sig() const {
   return *sig_;
 }
 
+bool canvas::over_input() const noexcept {
+  if (!fanout_ || !fanout_->is_map() || fanout_->as_map().size() != 1) {
+    return false;
+  }
+  const auto& inner = fanout_->as_map().begin()->second;
+  return inner.is_map() && inner.as_map().count("items") == 0;
+}
+
 const canvas& canvas::body() const {
   if (kind_ != kind::chord) {
     throw usage_error(std::string{"canvas::body: a "} + kind_name(kind_) + " has no body");

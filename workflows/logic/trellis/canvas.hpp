@@ -147,6 +147,9 @@ class canvas {
   /// null. Such a group is one value to the normalization rules (a list, as
   /// Celery's xmap is one task): never flattened or unrolled.
   const value* fanout() const noexcept { return fanout_.get(); }
+  /// A map, starmap or chunks over its input (no `items`): a group with no
+  /// members yet, made when the input arrives (`detail::expand_over_input`).
+  bool over_input() const noexcept;
 
   friend canvas chain(std::vector<canvas> steps);
   friend canvas group(std::vector<canvas> members);
@@ -201,6 +204,16 @@ canvas starmap(const std::string& task, const value::array& items);
 /// the result is a list of lists, one per chunk, in order. `size` 0 or an
 /// item that is not a list is a `usage_error`; empty `items` yield `[]`.
 canvas chunks(const std::string& task, const value::array& items, std::size_t size);
+
+/// `map`, `starmap` and `chunks` over their input: the items are the input
+/// (in a chain, the previous step's result), which must be a list; the
+/// group is made when the input arrives (the dispatcher stores it as a
+/// replacement, docs/decisions/0030-map-over-input.md). An input that is
+/// not a list fails the step with the error type `map_input_not_a_list`.
+canvas map_input(const std::string& task, const value::array& args = {});
+canvas starmap_input(const std::string& task);
+/// `size` 0 is a `usage_error`.
+canvas chunks_input(const std::string& task, std::size_t size);
 
 /// The canvas as a value, in the JSON workflow-file shape
 /// (`{"task", "args", "kwargs", "options"}`, `{"chain": [...]}`,

@@ -139,6 +139,37 @@ canvas build(fanout_spec spec, const char* name) {
   return expand(spec, std::move(form));
 }
 
+/// A map, starmap or chunks over its input: a sealed group without members,
+/// written back without `items`.
+canvas deferred(fanout_spec spec, const char* name) {
+  if (auto problem = problem_of(spec, "items")) {
+    throw usage_error(std::string{name} + " '" + spec.task.substr(0, 60) + "': " + *problem);
+  }
+  auto form = form_of(spec);
+  form.as_map().begin()->second.as_map().erase("items");
+  return fanout_group({}, std::move(form));
+}
+
+/// Reads back what `form_of` (or the parser) wrote: the spec of a map,
+/// starmap or chunks. The form was checked when it was parsed or built.
+fanout_spec spec_of(const value& form) {
+  const auto& [key, inner_value] = *form.as_map().begin();
+  const auto& inner = inner_value.as_map();
+  fanout_spec spec;
+  spec.kind = key == "map" ? fanout_kind::map : key == "starmap" ? fanout_kind::starmap : fanout_kind::chunks;
+  spec.task = inner.at("task").as_string();
+  if (auto it = inner.find("args"); it != inner.end()) {
+    spec.args = it->second.as_array();
+  }
+  if (auto it = inner.find("kwargs"); it != inner.end()) {
+    spec.kwargs = it->second.as_map();
+  }
+  if (auto it = inner.find("size"); it != inner.end()) {
+    spec.size = static_cast<std::size_t>(it->second.as_int());
+  }
+  return spec;
+}
+
 }  // namespace
 
 canvas map(const std::string& task, const value::array& items, const value::array& args) {
@@ -167,7 +198,60 @@ canvas chunks(const std::string& task, const value::array& items, std::size_t si
   return build(std::move(spec), "chunks");
 }
 
+canvas map_input(const std::string& task, const value::array& args) {
+  fanout_spec spec;
+  spec.kind = fanout_kind::map;
+  spec.task = task;
+  spec.args = args;
+  return deferred(std::move(spec), "map");
+}
+
+canvas starmap_input(const std::string& task) {
+  fanout_spec spec;
+  spec.kind = fanout_kind::starmap;
+  spec.task = task;
+  return deferred(std::move(spec), "starmap");
+}
+
+canvas chunks_input(const std::string& task, std::size_t size) {
+  fanout_spec spec;
+  spec.kind = fanout_kind::chunks;
+  spec.task = task;
+  spec.size = size;
+  return deferred(std::move(spec), "chunks");
+}
+
 namespace detail {
+
+expected<canvas> expand_over_input(const canvas& c, const value& input) {
+  auto spec = spec_of(*c.fanout());
+  if (!input.is_array()) {
+    return error{errc::invalid_workflow,
+                 "map_input_not_a_list: the input of " + spec.task + "'s map must be a list, got " + describe(input)};
+  }
+  spec.items = input.as_array();
+  // Options (queue, retry, ...) are the form's, so the members get them too.
+  const auto& inner = c.fanout()->as_map().begin()->second.as_map();
+  if (auto it = inner.find("options"); it != inner.end()) {
+    auto options = options_at(it->second, "options");
+    if (!options) {
+      return options.error();
+    }
+    spec.options = std::move(*options);
+  }
+  if (auto problem = problem_of(spec, "input")) {
+    return error{errc::invalid_workflow, "map_input_not_a_list: " + *problem};
+  }
+  auto form = form_of(spec);
+  // The form keeps the map's own kwargs and options; form_of writes neither.
+  auto& written = form.as_map().begin()->second.as_map();
+  for (const char* key : {"kwargs", "options"}) {
+    if (auto it = inner.find(key); it != inner.end()) {
+      written[key] = it->second;
+    }
+  }
+  return expand(spec, std::move(form));
+}
 
 expected<canvas> parse_fanout(std::string_view key, const value& v, const std::string& path,
                               const canvas_limits& limits, std::size_t& tasks) {
@@ -195,16 +279,13 @@ expected<canvas> parse_fanout(std::string_view key, const value& v, const std::s
   }
   spec.task = std::move(*name);
   auto items_it = (*m)->find("items");
-  if (items_it == (*m)->end()) {
-    // Mapping over the input (the previous step's result) needs the graph
-    // to grow while it runs, which this version does not do.
-    return invalid(path, "missing key 'items' (mapping over a previous step's result is not supported)");
+  if (items_it != (*m)->end()) {
+    auto items = array_at(items_it->second, path + ".items");
+    if (!items) {
+      return items.error();
+    }
+    spec.items = **items;
   }
-  auto items = array_at(items_it->second, path + ".items");
-  if (!items) {
-    return items.error();
-  }
-  spec.items = **items;
   if (auto it = (*m)->find("args"); it != (*m)->end()) {
     auto args = array_at(it->second, path + ".args");
     if (!args) {
@@ -241,6 +322,16 @@ expected<canvas> parse_fanout(std::string_view key, const value& v, const std::s
   if (auto problem = problem_of(spec, path + ".items")) {
     return error{errc::invalid_workflow, path + ": " + *problem};
   }
+  value::map form;
+  form[std::string{key}] = v;
+  if (items_it == (*m)->end()) {
+    // Over its input: the members are made when the input arrives; it
+    // counts as one task until then.
+    if (++tasks > limits.max_tasks) {
+      return invalid(path, "the workflow has more than max_tasks (" + std::to_string(limits.max_tasks) + ") tasks");
+    }
+    return fanout_group({}, std::move(form));
+  }
   // Counted before anything is built: a million items are refused without
   // making a million signatures first.
   auto count = message_count(spec);
@@ -248,8 +339,6 @@ expected<canvas> parse_fanout(std::string_view key, const value& v, const std::s
     return invalid(path, "the workflow has more than max_tasks (" + std::to_string(limits.max_tasks) + ") tasks");
   }
   tasks += count;
-  value::map form;
-  form[std::string{key}] = v;
   auto flow = expand(spec, std::move(form));
   // Each member's arguments are known here, so they are refused here, as a
   // task's own arguments are.

@@ -31,7 +31,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace trellis::detail {
@@ -60,9 +62,13 @@ struct graph_node {
   value error;
   /// Composites: children that reached a terminal state.
   std::int32_t finished = 0;
-  /// Leaves whose handler replaced itself: the root of the replacement
-  /// canvas, whose result becomes the leaf's; -1 otherwise.
+  /// Leaves whose handler replaced itself, and maps over their input once
+  /// it arrived: the root of the replacement canvas, whose result becomes
+  /// the node's; -1 otherwise.
   node_id replacement = -1;
+  /// A map, starmap or chunks over its input (a group with no members):
+  /// its canvas, expanded into a replacement when the input arrives.
+  std::shared_ptr<const canvas> over_input;
 };
 
 /// A leaf outcome already recorded in the store, replayed on restore.
@@ -83,6 +89,11 @@ struct graph_effects {
   std::vector<node_id> replayed;
   /// Set when the root reached a terminal state during the call.
   bool finished = false;
+  /// Maps over their input that expanded during the call, in order: the
+  /// dispatcher stores each (`replacement_canvas`) in the batch.
+  std::vector<node_id> expanded;
+  /// Nodes the graph grew by during the call (replacements, expansions).
+  std::size_t added_nodes = 0;
 };
 
 /// Whether an outcome changed the graph.
@@ -130,8 +141,12 @@ class workflow_graph {
   /// Appends the nodes of `c` (ids from `size()`) as the replacement of
   /// `leaf`, without activating anything: for a restore, before `start`,
   /// in the order the replacements were made. Returns the id of `c`'s root;
-  /// -1 (nothing changed) when `leaf` is no leaf or already has one.
+  /// -1 (nothing changed) when `leaf` is neither a leaf nor a map over its
+  /// input, or already has one.
   node_id attach_replacement(node_id leaf, canvas c);
+
+  /// The canvas attached as the replacement of `id` (which has one).
+  const canvas& replacement_canvas(node_id id) const;
 
   /// Revokes node `id` (Celery's revoke of a task): every leaf under it
   /// that is not terminal becomes REVOKED with `err` ({"type", "message"};
@@ -166,8 +181,9 @@ class workflow_graph {
   std::vector<node_id> subtree(node_id id) const;
 
   canvas canvas_;
-  /// The replacement canvases, which own the signatures their leaves point to.
-  std::vector<canvas> replacements_;
+  /// The replacement canvases by the node they replace, which own the
+  /// signatures their leaves point to.
+  std::vector<std::pair<node_id, canvas>> replacements_;
   std::vector<graph_node> nodes_;
   std::function<std::optional<known_outcome>(node_id)> known_;
 };

@@ -54,4 +54,9 @@ namespace trellis::detail {
 expected<canvas> parse_fanout(std::string_view key, const value& spec, const std::string& path,
                               const canvas_limits& limits, std::size_t& tasks);
 
+/// The group a map, starmap or chunks over its input (`c.over_input()`)
+/// stands for once `input` arrived: `input` must be a list (else the error
+/// `map_input_not_a_list`), and for starmap and chunks a list of lists.
+expected<canvas> expand_over_input(const canvas& c, const value& input);
+
 }  // namespace trellis::detail
