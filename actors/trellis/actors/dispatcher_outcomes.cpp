@@ -45,6 +45,13 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
   }
   st_.cached_nodes += fx.added_nodes;
   fx.added_nodes = 0;
+  // A replaced step ended with its replacement: its row says so, for
+  // `status` (a restore goes through the replacement, not this row).
+  for (auto id : fx.replaced_done) {
+    const auto& n = aw.graph.node(id);
+    check(st_.cfg.store->upsert_node(row_of(wf, id, n, n.state, n.result, n.error, 0, now_ms())));
+    changed();
+  }
   if (fx.finished) {
     const auto& root = aw.graph.root();
     check(st_.cfg.store->finish_workflow(wf, root.state, root.result, root.error, now_ms()));

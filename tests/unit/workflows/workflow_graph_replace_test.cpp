@@ -63,6 +63,7 @@ TEST_CASE("a replaced leaf grows the replacement's nodes after the others and en
     REQUIRE(g.succeed(before + 1 + i, 1, value(i), done) == apply_result::applied);
   }
   // The leaf took the group's list, and the chain went on to xsum with it.
+  CHECK(done.replaced_done == std::vector<node_id>{1});
   CHECK(g.node(1).state == node_state::success);
   CHECK(to_json(g.node(1).result) == "[0,1,2]");
   REQUIRE(done.ready == std::vector<node_id>{2});

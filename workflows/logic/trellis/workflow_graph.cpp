@@ -103,6 +103,9 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
           p.result = n.result;
           p.error = n.error;
           done(n.state);
+          if (p.kind == canvas::kind::task) {
+            fx.replaced_done.push_back(parent_id);
+          }
         }
         continue;
       }

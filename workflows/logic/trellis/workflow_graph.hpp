@@ -94,6 +94,9 @@ struct graph_effects {
   std::vector<node_id> expanded;
   /// Nodes the graph grew by during the call (replacements, expansions).
   std::size_t added_nodes = 0;
+  /// Leaves whose replacement ended during the call, so that they ended
+  /// too (with its state and result): the dispatcher updates their rows.
+  std::vector<node_id> replaced_done;
 };
 
 /// Whether an outcome changed the graph.
