@@ -14,6 +14,9 @@
 /// - dispatcher_timers.cpp: due times (countdowns, retries) and their arrival;
 /// - dispatcher_outcomes.cpp: outcome events and lost tasks applied to the
 ///   graphs, dead letters, and workflows settled when their root finishes;
+/// - dispatcher_replace.cpp: a handler's replacement of itself (`replace`
+///   events) checked, stored and expanded, and stored replacements attached
+///   again when a graph is rebuilt;
 /// - dispatcher_restore.cpp: restoring unfinished workflows after a
 ///   (re)start, and the graph cache that evicts idle graphs and rebuilds them;
 /// - dispatcher_requests.cpp: submissions, status, dead-letter replay and
