@@ -69,6 +69,19 @@ void register_demo_tasks(task_registry& tasks) {
     return total;
   });
   tasks.add("identity", {"value"}, [](task_context&, value v) { return v; });
+  // Dynamic fan-out (Celery's `replace`): replaces itself with a group of
+  // identity(i) for i in 0..n-1, so its result is [0, 1, ..., n-1].
+  tasks.add("split", {"n"}, [](task_context& ctx, std::int64_t n) -> task_result<value> {
+    if (n < 0 || n > 100000) {
+      throw task_rejected("split: n must be from 0 to 100000, got " + std::to_string(n));
+    }
+    std::vector<canvas> members;
+    members.reserve(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      members.emplace_back(signature("identity", {i}));
+    }
+    return ctx.replace(group(std::move(members)));
+  });
   tasks.add("noop", [](task_context&) {});
   // Sleeps, and observes its stop: at its soft time limit (or when its
   // hard limit gives it up) it wakes early and ends with

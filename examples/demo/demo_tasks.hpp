@@ -6,6 +6,7 @@
 ///
 ///   add(x, y) -> x + y            mul(x, y) -> x * y
 ///   xsum(values) -> sum           identity(value) -> value
+///   split(n) -> replaces itself with a group of identity(i) for i in 0..n-1: [0, ..., n-1]
 ///   noop() -> null                sleep_ms(ms) -> ms (after sleeping; at a soft time limit it
 ///                                   wakes early and fails with soft_time_limit_exceeded)
 ///   spin(ms) -> ms (after busy-waiting, never looking at cancellation: only a hard time limit ends it)

@@ -81,6 +81,22 @@ envelope progress(bool counts) {
   return e;
 }
 
+/// A handler's replacement of itself: the outcome with a canvas (a group).
+envelope replacement() {
+  envelope e;
+  e.type = trellis::detail::envelope_type::replace;
+  e.id = "wf-1:2:1:outcome";
+  e.workflow_id = "wf-1";
+  e.node = 2;
+  e.attempt = 1;
+  e.task = "orders.split";
+  value part = value::map{{"task", "orders.part"}, {"args", value::array{1}}};
+  e.payload = value::map{{"group", value::array{part, part}}};
+  e.sent_at = 1'700'000'000'400;
+  e.duration_us = 1234;
+  return e;
+}
+
 envelope submit() {
   value reserve = value::map{{"task", "orders.reserve"}, {"args", value::array{"A-17"}}};
   value notify = value::map{{"task", "orders.notify"}, {"args", value::array{"email"}}, {"immutable", true}};
@@ -132,6 +148,21 @@ int main(int argc, char** argv) {
   files.emplace_back("valid-submit-chord", encode(submit()));
   files.emplace_back("valid-progress", encode(progress(true)));
   files.emplace_back("valid-progress-state-only", encode(progress(false)));
+  files.emplace_back("valid-replace", encode(replacement()));
+  files.emplace_back("invalid-replace-with-status", pack_fields({{"v", 1},
+                                                                 {"type", "replace"},
+                                                                 {"id", "wf-1:2:1:outcome"},
+                                                                 {"sent_at", 0},
+                                                                 {"wf", "wf-1"},
+                                                                 {"node", 2},
+                                                                 {"attempt", 1},
+                                                                 {"task", "t.x"},
+                                                                 {"canvas", value::map{}},
+                                                                 {"duration_us", 1},
+                                                                 {"status", "success"}}));
+  auto chunk = task(false);
+  chunk.options = {{"idempotency_key", "wf-1:2"}, {"chunk", true}};
+  files.emplace_back("valid-task-chunk", encode(chunk));
   files.emplace_back("invalid-progress-builtin-state",
                      pack_fields({{"v", 1}, {"type", "progress"}, {"id", "wf-1:2:1:progress:1"}, {"sent_at", 0},
                                   {"wf", "wf-1"}, {"node", 2}, {"attempt", 1}, {"task", "t.x"},

@@ -123,6 +123,8 @@ const char* kind_name(child_reply_kind k) {
       return "rejected";
     case child_reply_kind::progress:
       return "progress";
+    case child_reply_kind::replace:
+      return "replace";
   }
   return "";
 }
@@ -140,13 +142,16 @@ std::string encode_frame(const child_request& request) {
   m.emplace("idempotency_key", request.idempotency_key);
   put_limit(m, "soft_limit_ms", request.soft_limit_ms);
   put_limit(m, "hard_limit_ms", request.hard_limit_ms);
+  if (request.chunk) {
+    m.emplace("chunk", true);  // written only when set, as the limits are
+  }
   return framed(value{std::move(m)});
 }
 
 std::string encode_frame(const child_reply& reply) {
   value::map m;
   m.emplace("kind", std::string{kind_name(reply.kind)});
-  if (reply.kind == child_reply_kind::result) {
+  if (reply.kind == child_reply_kind::result || reply.kind == child_reply_kind::replace) {
     m.emplace("result", reply.result);
   }
   m.emplace("error_type", reply.error_type);
@@ -214,6 +219,12 @@ expected<child_request> decode_request(std::string_view body, std::size_t max_by
   out.attempt = *attempt;
   out.soft_limit_ms = *soft;
   out.hard_limit_ms = *hard;
+  if (auto c = m->find("chunk"); c != m->end()) {
+    if (!c->second.is_bool()) {
+      return error{errc::malformed_envelope, "frame: field 'chunk' is not a bool"};
+    }
+    out.chunk = c->second.as_bool();
+  }
   out.args = (*args)->as_array();
   out.kwargs = (*kwargs)->as_map();
   return out;
@@ -238,7 +249,7 @@ expected<child_reply> decode_reply(std::string_view body, std::size_t max_bytes)
   child_reply out;
   bool known = false;
   for (auto k : {child_reply_kind::result, child_reply_kind::retry, child_reply_kind::failure,
-                 child_reply_kind::rejected, child_reply_kind::progress}) {
+                 child_reply_kind::rejected, child_reply_kind::progress, child_reply_kind::replace}) {
     if (*kind == kind_name(k)) {
       out.kind = k;
       known = true;
@@ -246,7 +257,7 @@ expected<child_reply> decode_reply(std::string_view body, std::size_t max_bytes)
   }
   if (!known) {
     return error{errc::malformed_envelope, "frame: reply kind '" + kind->substr(0, 32) +
-                                               "' is not result, retry, failure, rejected or progress"};
+                                               "' is not result, retry, failure, rejected, progress or replace"};
   }
   if (out.kind == child_reply_kind::progress) {
     auto done = f.limit("done");
@@ -271,7 +282,7 @@ expected<child_reply> decode_reply(std::string_view body, std::size_t max_bytes)
     out.progress.message = clip_progress_message(std::move(*text));
     out.progress.state = std::move(*state);
   }
-  if (out.kind == child_reply_kind::result) {
+  if (out.kind == child_reply_kind::result || out.kind == child_reply_kind::replace) {
     auto result = f.get("result");
     if (!result) {
       return result.error();

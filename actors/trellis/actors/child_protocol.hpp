@@ -40,6 +40,9 @@ struct child_request {
   /// The hard time limit, for the child's information only: the parent
   /// enforces it by killing the child.
   std::optional<std::int64_t> hard_limit_ms;
+  /// The task message is a chunk (`chunks`): the child calls the handler
+  /// once per argument list of `args[0]` (`detail::run_chunk`).
+  bool chunk = false;
 };
 
 /// What a handler call ended with.
@@ -61,6 +64,9 @@ enum class child_reply_kind : std::uint8_t {
   /// while it runs; the answer follows. Its custom state name is checked
   /// and its message cut as `task_context` does.
   progress,
+  /// The handler replaced itself (`ctx.replace`): `result` holds the
+  /// canvas value, which the dispatcher parses strictly.
+  replace,
 };
 
 /// A child's answer to one `child_request`.

@@ -36,6 +36,22 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
   for (std::size_t i = 0; i < fx.ready.size(); ++i) {
     ready(wf, aw, fx.ready[i], fx);
   }
+  // Maps whose input arrived grew the graph: stored in this batch, as a
+  // handler's replacement is, so a restore attaches them at the same ids.
+  for (auto id : fx.expanded) {
+    check(st_.cfg.store->insert_replacement(replacement_record{wf, id, 0, aw.graph.node(id).replacement,
+                                                               to_value(aw.graph.replacement_canvas(id)), now_ms()}));
+    changed();
+  }
+  st_.cached_nodes += fx.added_nodes;
+  fx.added_nodes = 0;
+  // A replaced step ended with its replacement: its row says so, for
+  // `status` (a restore goes through the replacement, not this row).
+  for (auto id : fx.replaced_done) {
+    const auto& n = aw.graph.node(id);
+    check(st_.cfg.store->upsert_node(row_of(wf, id, n, n.state, n.result, n.error, 0, now_ms())));
+    changed();
+  }
   if (fx.finished) {
     const auto& root = aw.graph.root();
     check(st_.cfg.store->finish_workflow(wf, root.state, root.result, root.error, now_ms()));
@@ -269,6 +285,10 @@ void dispatcher_logic::on_event(const std::string& raw) {
     }
     if (env->type == envelope_type::progress) {
       apply_progress(*env);
+      return;
+    }
+    if (env->type == envelope_type::replace) {
+      apply_replace(*env, raw);
       return;
     }
     if (env->type != envelope_type::outcome) {

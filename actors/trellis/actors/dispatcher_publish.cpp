@@ -95,6 +95,10 @@ envelope dispatcher_logic::task_envelope(const std::string& wf, const active_wor
   if (rate) {
     e.options["rate_limit"] = rate->to_string();
   }
+  if (sig.options().chunk) {
+    // The worker calls the handler once per item of the chunk (`chunks`).
+    e.options["chunk"] = true;
+  }
   e.sent_at = now_ms();
   if (sig.options().expires) {
     // Measured from publication of this attempt; the worker revokes it if it

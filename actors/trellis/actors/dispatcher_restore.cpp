@@ -67,6 +67,10 @@ dispatcher_logic::replayed_graph dispatcher_logic::replay_stored(const std::stri
     rows.emplace(r.node, std::move(r));
   }
   auto& aw = cache(wf, std::move(c));
+  // Before the replay, so that the ids of their nodes are those their rows have.
+  auto before = aw.graph.size();
+  attach_stored_replacements(wf, aw.graph);
+  st_.cached_nodes += aw.graph.size() - before;
   auto fx = aw.graph.start([&](node_id id) -> std::optional<known_outcome> {
     auto row = rows.find(id);
     if (row == rows.end()) {

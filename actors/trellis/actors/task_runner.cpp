@@ -75,6 +75,7 @@ envelope oversized_outcome(envelope outcome, std::size_t bytes, std::size_t limi
                  std::to_string(limit) +
                  " bytes one event may carry; return a reference to large data (a key, a path, a URL) instead";
   outcome.payload = value{};
+  outcome.type = envelope_type::outcome;  // a replacement too large becomes a rejection
   return rejected(std::move(outcome), errc::payload_too_large, std::move(message));
 }
 
@@ -98,7 +99,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   // know is refused like an unknown contract version, never ignored.
   for (const auto& [name, option] : task->options) {
     if (name != "idempotency_key" && name != "time_limit_ms" && name != "soft_time_limit_ms" &&
-        name != "expires_at_ms" && name != "rate_limit") {
+        name != "expires_at_ms" && name != "rate_limit" && name != "chunk") {
       return {rejected(std::move(out), errc::unsupported_version,
                        "task option '" + (name.size() > 60 ? name.substr(0, 60) + "..." : name) +
                            "' is not part of envelope version 1"),
@@ -112,6 +113,22 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
     return {
         rejected(std::move(out), errc::unknown_task, "no handler for task '" + name + "' is registered in this worker"),
         task->queue, std::nullopt};
+  }
+  bool chunk = false;
+  if (auto c = task->options.find("chunk"); c != task->options.end()) {
+    if (!c->second.is_bool()) {
+      return {rejected(std::move(out), errc::malformed_envelope, "task option 'chunk' must be a bool"), task->queue,
+              std::nullopt};
+    }
+    chunk = c->second.as_bool();
+  }
+  // A chunk calls the registered handler once per argument list, in this
+  // attempt (the same on this thread, a limited thread or a child).
+  raw_handler handler = entry->handler;
+  if (chunk) {
+    handler = [inner = entry->handler](task_context& ctx, const value::array& args) {
+      return run_chunk(inner, ctx, args);
+    };
   }
   // Before revocation and expiry: a copy of an attempt that ran here must
   // not report a second, different outcome for it either.
@@ -185,9 +202,11 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   }
   std::optional<child_request> in_child;
   if (hooks.run_in_child) {
-    in_child = child_request{task->task,  std::move(task->args), task->kwargs, task->workflow_id,
-                             task->node,  task->attempt,         key,          soft_limit,
-                             hard_limit};
+    in_child = child_request{task->task,   std::move(task->args),
+                             task->kwargs, task->workflow_id,
+                             task->node,   task->attempt,
+                             key,          soft_limit,
+                             hard_limit,   chunk};
   }
   auto progress = hooks.progress ? hooks.progress(*task) : nullptr;
   if (hooks.started) {
@@ -234,6 +253,18 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
       case child_reply_kind::result:
         call->result.emplace(std::move(reply.result));
         break;
+      case child_reply_kind::replace: {
+        // Back to a canvas, as the dispatcher will read it; a child's value
+        // that is no canvas fails the attempt here.
+        auto replacement = canvas_from_value(reply.result, limits);
+        if (!replacement) {
+          done.message =
+              "the handler child answered with a replacement that is no canvas: " + replacement.error().message();
+          return failed(to_string(errc::invalid_workflow));
+        }
+        call->result.emplace(replace_request{std::move(*replacement)});
+        break;
+      }
       case child_reply_kind::retry: {
         retry_request again{std::move(reply.message), std::nullopt};
         if (reply.countdown_ms) {
@@ -266,7 +297,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
     call = shared.get();
     auto deadline = started + std::chrono::milliseconds{*hard_limit};
     if (!hooks.run_limited(
-            *task, [shared, handler = entry->handler] { shared->run(handler); }, deadline)) {
+            *task, [shared, handler] { shared->run(handler); }, deadline)) {
       // Still running: wake a handler that waits on its stop token, and
       // leave the call (its result, whenever it comes) to the abandoned thread.
       stop->request_stop();
@@ -280,14 +311,19 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
       return {std::move(out), task->queue, queue_wait};
     }
   } else {
-    call->run(entry->handler);
+    call->run(handler);
   }
   try {
     if (call->thrown) {
       std::rethrow_exception(call->thrown);
     }
     auto& r = *call->result;
-    if (r.is_retry()) {
+    if (r.is_replace()) {
+      // An outcome of its own type: the dispatcher stores the canvas with it
+      // and runs it in the step's place (workflow_graph::replace).
+      out.type = envelope_type::replace;
+      out.payload = to_value(r.replacement().with);
+    } else if (r.is_retry()) {
       out.status = outcome_status::retry;
       out.error_type = "retry";
       out.error_message = r.retry().reason;
@@ -318,6 +354,7 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   auto elapsed = std::chrono::steady_clock::now() - started;
   out.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
   if (hard_limit && out.duration_us > *hard_limit * 1000 && out.status == outcome_status::success) {
+    out.type = envelope_type::outcome;  // a replacement that overran is discarded too
     // Run where it could not be abandoned (or returned just at the limit):
     // an overrun attempt is failed when it returns, its result discarded.
     out.status = outcome_status::failure;
@@ -329,7 +366,9 @@ task_run run_task_message(std::string_view bytes, const task_registry& tasks, co
   if (out.status == outcome_status::success) {
     if (auto size = packed_size(out.payload); size > limits.max_result_bytes) {
       out.payload = value{};
-      auto message = "the result of " + out.task + " is " + std::to_string(size) +
+      auto what = out.type == envelope_type::replace ? "the replacement canvas" : "the result";
+      out.type = envelope_type::outcome;
+      auto message = std::string{what} + " of " + out.task + " is " + std::to_string(size) +
                      " bytes encoded, beyond max_result_bytes (" + std::to_string(limits.max_result_bytes) +
                      "); return a reference to large data (a key, a path, a URL) or raise the limit";
       return {rejected(std::move(out), errc::payload_too_large, std::move(message)), task->queue, queue_wait};

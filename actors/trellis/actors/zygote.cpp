@@ -205,12 +205,24 @@ child_reply run_call(const task_registry& tasks, child_request request, const ch
                    stop.token(),
                    std::move(progress)};
   try {
-    auto r = entry->handler(ctx, request.args);
+    auto r = request.chunk ? run_chunk(entry->handler, ctx, request.args) : entry->handler(ctx, request.args);
     if (r.is_retry()) {
       reply.kind = child_reply_kind::retry;
       reply.message = cut(r.retry().reason);
       if (r.retry().countdown) {
         reply.countdown_ms = std::max<std::int64_t>(0, r.retry().countdown->count());
+      }
+    } else if (r.is_replace()) {
+      // Sent as a value: the canvas is parsed (strictly) by the dispatcher.
+      auto canvas_value = to_value(r.replacement().with);
+      if (auto size = packed_size(canvas_value); size > limits.max_result_bytes) {
+        reply.kind = child_reply_kind::rejected;
+        reply.error_type = to_string(errc::payload_too_large);
+        reply.message = "the replacement canvas of " + request.task + " is " + std::to_string(size) +
+                        " bytes encoded, beyond max_result_bytes (" + std::to_string(limits.max_result_bytes) + ")";
+      } else {
+        reply.kind = child_reply_kind::replace;
+        reply.result = std::move(canvas_value);
       }
     } else if (auto size = packed_size(r.result()); size > limits.max_result_bytes) {
       reply.kind = child_reply_kind::rejected;

@@ -67,6 +67,9 @@ constexpr std::uint32_t submit_fields = common_fields | bit(f_wf) | bit(f_canvas
 constexpr std::uint32_t progress_optional = bit(f_done) | bit(f_total) | bit(f_message) | bit(f_state);
 constexpr std::uint32_t progress_fields =
     common_fields | bit(f_wf) | bit(f_node) | bit(f_attempt) | bit(f_task) | progress_optional;
+// A replacement is an outcome whose result is a canvas to run in its place.
+constexpr std::uint32_t replace_fields =
+    common_fields | bit(f_wf) | bit(f_node) | bit(f_attempt) | bit(f_task) | bit(f_canvas) | bit(f_duration_us);
 // Which of the outcome fields depend on the status.
 constexpr std::uint32_t success_only = bit(f_result);
 constexpr std::uint32_t failure_only = bit(f_error_type) | bit(f_error_message);
@@ -84,6 +87,8 @@ std::uint32_t allowed_fields(envelope_type t) noexcept {
       return submit_fields;
     case envelope_type::progress:
       return progress_fields;
+    case envelope_type::replace:
+      return replace_fields;
   }
   return common_fields;
 }
@@ -141,9 +146,9 @@ error wrong_type(field f, const char* expected, const msgpack::object& o) {
 
 // The wire spellings of the two enums, indexed by enumerator: one table serves
 // both `to_string` and decoding, so the two can never disagree.
-constexpr std::array<std::string_view, 4> type_names = {"task", "outcome", "submit", "progress"};
+constexpr std::array<std::string_view, 5> type_names = {"task", "outcome", "submit", "progress", "replace"};
 constexpr std::array<std::string_view, 4> status_names = {"success", "failure", "retry", "rejected"};
-static_assert(static_cast<std::size_t>(envelope_type::progress) + 1 == type_names.size(),
+static_assert(static_cast<std::size_t>(envelope_type::replace) + 1 == type_names.size(),
               "type_names lists every envelope_type");
 static_assert(static_cast<std::size_t>(outcome_status::rejected) + 1 == status_names.size(),
               "status_names lists every outcome_status");
@@ -468,6 +473,12 @@ expected<envelope> decode_map(const msgpack::object_map& m, const envelope_limit
         return std::move(*err);
       }
       break;
+    case envelope_type::replace:
+      // The canvas is any value here; the dispatcher parses it strictly.
+      if (failed(read.any(f_canvas, e.payload)) || failed(read.int64(f_duration_us, e.duration_us))) {
+        return std::move(*err);
+      }
+      break;
   }
   return e;
 }
@@ -497,6 +508,9 @@ std::string encode(const envelope& e) {
     case envelope_type::progress:
       count += 4 + (e.progress.done ? 1 : 0) + (e.progress.total ? 1 : 0) + (e.progress.message.empty() ? 0 : 1) +
                (e.progress.state.empty() ? 0 : 1);
+      break;
+    case envelope_type::replace:
+      count += 6;
       break;
   }
   pk.pack_map(count);
@@ -577,6 +591,12 @@ std::string encode(const envelope& e) {
         pack_key(pk, f_state);
         pack_string(pk, e.progress.state);
       }
+      break;
+    case envelope_type::replace:
+      pack_key(pk, f_canvas);
+      pack_value(pk, e.payload);
+      pack_key(pk, f_duration_us);
+      pk.pack_int64(e.duration_us);
       break;
   }
   sink.finish();

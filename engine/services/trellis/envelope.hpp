@@ -36,9 +36,12 @@ enum class envelope_type : std::uint8_t {
   /// worker -> dispatcher: the latest progress and custom state of a running
   /// attempt (`progress`), on the event path outcomes take.
   progress,
+  /// worker -> dispatcher: the outcome of an attempt whose handler replaced
+  /// itself with a canvas (`payload` is the canvas value), on the event path.
+  replace,
 };
 
-/// "task", "outcome", "submit", "progress".
+/// "task", "outcome", "submit", "progress", "replace".
 const char* to_string(envelope_type t) noexcept;
 
 /// The result of an attempt, carried by an `outcome` envelope.
@@ -80,7 +83,7 @@ struct envelope {
   /// Task: unused. Outcome: on success the result ("result"); otherwise an
   /// optional detail ("detail"): a retry's countdown in ms (int), or the
   /// original bytes (bin) of a task message the worker could not read.
-  /// Submit: the canvas value.
+  /// Submit, replace: the canvas value.
   value payload;
   outcome_status status = outcome_status::success;
   std::string error_type;
@@ -89,7 +92,7 @@ struct envelope {
   std::string trace;
   /// Milliseconds since the epoch when the message was created.
   std::int64_t sent_at = 0;
-  /// Outcome: handler run time in microseconds.
+  /// Outcome, replace: handler run time in microseconds.
   std::int64_t duration_us = 0;
   /// Progress: the attempt's latest report ("done", "total", "message",
   /// "state" on the wire, each left out when empty).

@@ -76,6 +76,12 @@ TEST_CASE("a call and each kind of reply come back out of their frames as they w
   CHECK(back->idempotency_key == "wf-1/3");
   CHECK(back->soft_limit_ms == std::optional<std::int64_t>{250});
   CHECK_FALSE(back->hard_limit_ms);
+  CHECK_FALSE(back->chunk);
+  call.chunk = true;
+  auto chunk = decode_request(body_of(encode_frame(call)), limit);
+  REQUIRE(chunk);
+  CHECK(chunk->chunk);
+  call.chunk = false;
 
   SECTION("result") {
     child_reply r;
@@ -83,6 +89,15 @@ TEST_CASE("a call and each kind of reply come back out of their frames as they w
     auto out = decode_reply(body_of(encode_frame(r)), limit);
     REQUIRE(out);
     CHECK(out->kind == child_reply_kind::result);
+    CHECK(out->result == r.result);
+  }
+  SECTION("replace") {
+    child_reply r;
+    r.kind = child_reply_kind::replace;
+    r.result = value::map{{"group", value::array{}}};
+    auto out = decode_reply(body_of(encode_frame(r)), limit);
+    REQUIRE(out);
+    CHECK(out->kind == child_reply_kind::replace);
     CHECK(out->result == r.result);
   }
   SECTION("retry") {
@@ -178,6 +193,8 @@ TEST_CASE("a call with a node beyond 32 bits or arguments that are not a list is
   CHECK_FALSE(with("args", value::map{}));
   CHECK_FALSE(with("kwargs", value::array{}));
   CHECK_FALSE(with("soft_limit_ms", value{"never"}));
+  CHECK(with("chunk", value{true}));
+  CHECK_FALSE(with("chunk", value{std::int64_t{1}}));
 }
 
 TEST_CASE("reading a frame from a socket: a whole frame, a clean close, a cut frame, a hostile length, a deadline",

@@ -153,6 +153,71 @@ TEST_CASE("a task option this build does not know is refused, not ignored", "[un
   CHECK(out.error_type == "unsupported_version");
 }
 
+TEST_CASE("a chunk message calls the handler once per argument list and returns the list", "[unit][actors][worker]") {
+  value::array calls{value::array{1, 2}, value::array{3, 4}, value::array{5, 6}};
+  value::array args;
+  args.emplace_back(calls);
+  auto msg = task_message("add", args);
+  msg.options["chunk"] = true;
+  auto out = outcome_of(msg);
+  CHECK(out.status == outcome_status::success);
+  CHECK(to_json(out.payload) == "[3,7,11]");
+
+  SECTION("a call that does not fit rejects the chunk as bad_arguments") {
+    value::array bad;
+    bad.emplace_back(value::array{value::array{1, 2}, value::array{"x"}});
+    auto wrong = task_message("add", bad);
+    wrong.options["chunk"] = true;
+    auto refused = outcome_of(wrong);
+    CHECK(refused.status == outcome_status::rejected);
+    CHECK(refused.error_type == "bad_arguments");
+  }
+  SECTION("an option chunk that is not a bool is malformed") {
+    msg.options["chunk"] = 1;
+    auto refused = outcome_of(msg);
+    CHECK(refused.status == outcome_status::rejected);
+    CHECK(refused.error_type == "malformed_envelope");
+  }
+}
+
+TEST_CASE("a handler that replaces itself sends a replace envelope with the canvas", "[unit][actors][worker]") {
+  task_registry tasks;
+  tasks.add("split", [](task_context& ctx, std::int64_t n) -> task_result<value> {
+    std::vector<canvas> members;
+    for (std::int64_t i = 0; i < n; ++i) {
+      members.emplace_back(signature("identity", {i}));
+    }
+    return ctx.replace(group(std::move(members)));
+  });
+  canvas_limits limits;
+  auto run = run_task_message(encode(task_message("split", {2})), tasks, {}, limits);
+  auto wire = decode(encode(run.outcome));
+  REQUIRE(wire);
+  CHECK(wire->type == envelope_type::replace);
+  CHECK(wire->node == 3);
+  CHECK(wire->attempt == 2);
+  CHECK(to_json(wire->payload) == to_json(group(signature("identity", {0}), signature("identity", {1}))));
+
+  SECTION("a canvas beyond max_result_bytes is rejected as payload_too_large") {
+    limits.max_result_bytes = 16;
+    auto big = run_task_message(encode(task_message("split", {50})), tasks, {}, limits);
+    CHECK(big.outcome.type == envelope_type::outcome);
+    CHECK(big.outcome.status == outcome_status::rejected);
+    CHECK(big.outcome.error_type == "payload_too_large");
+  }
+  SECTION("a call of a chunk cannot replace itself") {
+    auto msg = task_message("split", {});
+    value::array calls{value::array{1}};
+    msg.args = value::array{};
+    msg.args.emplace_back(calls);
+    msg.options["chunk"] = true;
+    auto chunk = run_task_message(encode(msg), tasks, {}, limits);
+    CHECK(chunk.outcome.type == envelope_type::outcome);
+    CHECK(chunk.outcome.status == outcome_status::failure);
+    CHECK(chunk.outcome.error_type == "replace_in_chunk");
+  }
+}
+
 TEST_CASE("an expired task is revoked without running", "[unit][actors][worker]") {
   auto msg = task_message("add", {1, 1});
   msg.options["expires_at_ms"] = now_epoch_ms() - 1000;

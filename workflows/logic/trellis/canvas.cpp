@@ -1,5 +1,7 @@
 #include "trellis/canvas.hpp"
 
+#include "trellis/detail/canvas_fields.hpp"
+
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/error.hpp"
 #include "trellis/timestamp.hpp"
@@ -186,7 +188,11 @@ const char* kind_name(canvas::kind k) noexcept {
   return "canvas";
 }
 
-bool is_group(const canvas& c) noexcept { return c.type() == canvas::kind::group; }
+// A group that `map`, `starmap` or `chunks` built is one value (a list) to
+// the rules below, as Celery's xmap is one task: it is not flattened into an
+// outer group or chord header, not unrolled when it has one member, not
+// dropped from a chain when empty, and not made a chord header.
+bool is_group(const canvas& c) noexcept { return c.type() == canvas::kind::group && c.fanout() == nullptr; }
 
 bool is_chain(const canvas& c) noexcept { return c.type() == canvas::kind::chain; }
 
@@ -234,6 +240,14 @@ const signature& canvas::sig() const {
     throw usage_error(std::string{"canvas::sig: a "} + kind_name(kind_) + " has no signature");
   }
   return *sig_;
+}
+
+bool canvas::over_input() const noexcept {
+  if (!fanout_ || !fanout_->is_map() || fanout_->as_map().size() != 1) {
+    return false;
+  }
+  const auto& inner = fanout_->as_map().begin()->second;
+  return inner.is_map() && inner.as_map().count("items") == 0;
 }
 
 const canvas& canvas::body() const {
@@ -311,6 +325,12 @@ canvas group(std::vector<canvas> members) {
     return std::move(flat.front());
   }
   return canvas(canvas::kind::group, std::move(flat), nullptr);
+}
+
+canvas fanout_group(std::vector<canvas> members, value spec) {
+  canvas c(canvas::kind::group, std::move(members), nullptr);
+  c.fanout_ = std::make_shared<const value>(std::move(spec));
+  return c;
 }
 
 canvas chord(std::vector<canvas> header, canvas body) {
@@ -391,6 +411,9 @@ value options_to_value(const signature_options& o) {
   if (o.priority) {
     m["priority"] = *o.priority;
   }
+  if (o.chunk) {
+    m["chunk"] = true;
+  }
   return m;
 }
 
@@ -423,6 +446,11 @@ value to_value(const canvas& c) {
       m["chain"] = children_to_value(c.children());
       break;
     case canvas::kind::group:
+      if (c.fanout() != nullptr) {
+        // The map, starmap or chunks it was built from, which reads back
+        // into the same group.
+        return *c.fanout();
+      }
       m["group"] = children_to_value(c.children());
       break;
     case canvas::kind::chord: {
@@ -440,7 +468,7 @@ std::string to_json(const canvas& c) { return to_json(to_value(c)); }
 
 // -- canvas_from_value -------------------------------------------------------
 
-namespace {
+namespace detail {
 
 error invalid(const std::string& path, const std::string& problem) {
   return error(errc::invalid_workflow, path + ": " + problem);
@@ -640,9 +668,10 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
   if (!m) {
     return m.error();
   }
-  if (auto ok = reject_unknown_keys(**m, path,
-                                    {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "eta",
-                                     "expires_ms", "time_limit_ms", "soft_time_limit_ms", "rate_limit", "priority"});
+  if (auto ok =
+          reject_unknown_keys(**m, path,
+                              {"immutable", "retry", "idempotency_key", "queue", "countdown_ms", "eta", "expires_ms",
+                               "time_limit_ms", "soft_time_limit_ms", "rate_limit", "priority", "chunk"});
       !ok) {
     return ok.error();
   }
@@ -666,6 +695,7 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
                           [&](std::int64_t n) { o.soft_time_limit = ms(n); }),
            optional_field(**m, "rate_limit", path, rate_at, [&](rate_limit_spec r) { o.rate_limit = r; }),
            optional_field(**m, "priority", path, priority, [&](std::int64_t n) { o.priority = static_cast<int>(n); }),
+           optional_field(**m, "chunk", path, bool_at, [&](bool b) { o.chunk = b; }),
        }) {
     if (!ok) {
       return ok.error();
@@ -678,7 +708,14 @@ expected<signature_options> options_at(const value& v, const std::string& path) 
   return o;
 }
 
-constexpr std::string_view canvas_keys[] = {"task", "chain", "group", "chord"};
+}  // namespace detail
+
+namespace {
+
+using namespace detail;  // the field readers above, declared in detail/canvas_fields.hpp
+
+constexpr std::string_view canvas_keys[] = {"task", "chain", "group", "chord", "map", "starmap", "chunks"};
+const std::string canvas_key_list = "task, chain, group, chord, map, starmap, chunks";
 
 // One parse of one document: counts tasks across the whole tree for max_tasks.
 class canvas_parser {
@@ -691,7 +728,7 @@ class canvas_parser {
       return invalid(path, "canvas nesting exceeds max_depth (" + std::to_string(limits_.max_depth) + ")");
     }
     if (!v.is_map()) {
-      return invalid(path, "expected an object with one of task, chain, group, chord, got " + describe(v));
+      return invalid(path, "expected an object with one of " + canvas_key_list + ", got " + describe(v));
     }
     const auto& m = v.as_map();
     std::vector<std::string_view> present;
@@ -701,12 +738,12 @@ class canvas_parser {
       }
     }
     if (present.size() > 1) {
-      return invalid(path, "expected exactly one of task, chain, group, chord, got both '" + std::string{present[0]} +
+      return invalid(path, "expected exactly one of " + canvas_key_list + ", got both '" + std::string{present[0]} +
                                "' and '" + std::string{present[1]} + "'");
     }
     if (present.empty()) {
       if (m.empty()) {
-        return invalid(path, "expected an object with one of task, chain, group, chord");
+        return invalid(path, "expected an object with one of " + canvas_key_list);
       }
       // Most likely a misspelt key: name it.
       return invalid(path, "unknown key '" + m.begin()->first + "'");
@@ -720,6 +757,10 @@ class canvas_parser {
     }
     const auto& inner = m.at(std::string{k});
     auto inner_path = path + "." + std::string{k};
+    if (k == "map" || k == "starmap" || k == "chunks") {
+      // canvas_map.cpp: a group of tasks over the listed items.
+      return parse_fanout(k, inner, inner_path, limits_, tasks_);
+    }
     if (k == "chain" || k == "group") {
       auto xs = array_at(inner, inner_path);
       if (!xs) {

@@ -72,6 +72,12 @@ struct signature_options {
   std::optional<rate_limit_spec> rate_limit;
   /// 0 (lowest) to 9 (highest); higher runs first within a queue.
   std::optional<int> priority;
+  /// One task message for a chunk of calls (what `chunks` builds): the
+  /// signature's only argument is a list of argument lists, and the worker
+  /// calls the handler once per list, in order, in the same attempt; the
+  /// result is the list of their results. A retry request or a failure of
+  /// any call is the whole chunk's.
+  bool chunk = false;
 };
 
 /// A task name with arguments and options: one future task invocation.
@@ -136,9 +142,20 @@ class canvas {
   /// Number of task invocations (leaves) in the canvas.
   std::size_t task_count() const noexcept;
 
+  /// For a group that `map`, `starmap` or `chunks` built: the workflow-file
+  /// form it came from (`{"map": {...}}`), which `to_value` writes; else
+  /// null. Such a group is one value to the normalization rules (a list, as
+  /// Celery's xmap is one task): never flattened or unrolled.
+  const value* fanout() const noexcept { return fanout_.get(); }
+  /// A map, starmap or chunks over its input (no `items`): a group with no
+  /// members yet, made when the input arrives (`detail::expand_over_input`).
+  bool over_input() const noexcept;
+
   friend canvas chain(std::vector<canvas> steps);
   friend canvas group(std::vector<canvas> members);
   friend canvas chord(std::vector<canvas> header, canvas body);
+  /// Makes the group of a map, starmap or chunks (canvas_map.cpp).
+  friend canvas fanout_group(std::vector<canvas> members, value spec);
 
  private:
   canvas(kind k, std::vector<canvas> children, std::shared_ptr<const canvas> body);
@@ -146,6 +163,7 @@ class canvas {
   std::shared_ptr<const signature> sig_;
   std::vector<canvas> children_;
   std::shared_ptr<const canvas> body_;
+  std::shared_ptr<const value> fanout_;
 };
 
 /// A chain: each step receives the previous step's result as its first
@@ -170,6 +188,32 @@ template <class... Members>
 canvas group(Members&&... members) {
   return group(std::vector<canvas>{canvas(std::forward<Members>(members))...});
 }
+
+/// `[task(item, *args) for item in items]`, as Celery's `xmap` spelt as a
+/// group: one task message per item, results in item order. Each member is
+/// immutable (its item is its input; a previous step's result is not added).
+/// Empty `items` give a group that yields `[]`.
+canvas map(const std::string& task, const value::array& items, const value::array& args = {});
+/// `[task(*item) for item in items]`, Celery's `xstarmap`: every item is a
+/// list of positional arguments (anything else is a `usage_error`). Members
+/// are immutable, as in `map`.
+canvas starmap(const std::string& task, const value::array& items);
+/// Celery's `chunks`: `items` (each a list of positional arguments) cut into
+/// chunks of `size` (the last one may be shorter); each chunk is one task
+/// message that calls `task` once per item (`signature_options::chunk`), so
+/// the result is a list of lists, one per chunk, in order. `size` 0 or an
+/// item that is not a list is a `usage_error`; empty `items` yield `[]`.
+canvas chunks(const std::string& task, const value::array& items, std::size_t size);
+
+/// `map`, `starmap` and `chunks` over their input: the items are the input
+/// (in a chain, the previous step's result), which must be a list; the
+/// group is made when the input arrives (the dispatcher stores it as a
+/// replacement, docs/decisions/0030-map-over-input.md). An input that is
+/// not a list fails the step with the error type `map_input_not_a_list`.
+canvas map_input(const std::string& task, const value::array& args = {});
+canvas starmap_input(const std::string& task);
+/// `size` 0 is a `usage_error`.
+canvas chunks_input(const std::string& task, std::size_t size);
 
 /// The canvas as a value, in the JSON workflow-file shape
 /// (`{"task", "args", "kwargs", "options"}`, `{"chain": [...]}`,

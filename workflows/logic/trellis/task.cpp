@@ -214,6 +214,19 @@ expected<void> check_at(const value& v, const task_registry& tasks, const std::s
     }
     return {};
   };
+  for (const char* key : {"map", "starmap", "chunks"}) {
+    if (auto f = m.find(key); f != m.end()) {
+      if (!f->second.is_map()) {
+        return {};
+      }
+      const auto& spec = f->second.as_map();
+      auto t = spec.find("task");
+      if (t != spec.end() && t->second.is_string() && tasks.find(t->second.as_string()) == nullptr) {
+        return error{errc::unknown_task, path + "." + key + ": unknown task '" + t->second.as_string() + "'"};
+      }
+      return {};
+    }
+  }
   if (auto c = m.find("chain"); c != m.end()) {
     return each(c->second, path + ".chain");
   }
@@ -235,6 +248,38 @@ expected<void> check_at(const value& v, const task_registry& tasks, const std::s
 }
 
 }  // namespace
+
+namespace detail {
+
+task_result<value> run_chunk(const raw_handler& handler, task_context& ctx, const value::array& args) {
+  if (args.size() != 1 || !args.front().is_array()) {
+    throw task_rejected("chunk of " + ctx.task() + ": expected one list of argument lists, got " +
+                        std::to_string(args.size()) + " arguments");
+  }
+  const auto& calls = args.front().as_array();
+  value::array results;
+  results.reserve(calls.size());
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    if (!calls[i].is_array()) {
+      throw task_rejected("chunk of " + ctx.task() + ": item " + std::to_string(i) + " is a " +
+                          std::string{to_string(calls[i].type())} + ", not a list of arguments");
+    }
+    auto r = handler(ctx, calls[i].as_array());
+    if (r.is_retry()) {
+      return r.retry();
+    }
+    if (r.is_replace()) {
+      // One message stands for many calls: there is no single step that
+      // the replacement could take the place of.
+      throw task_error("replace_in_chunk", "chunk of " + ctx.task() + ": call " + std::to_string(i) +
+                                               " asked to be replaced, which a call in a chunk cannot be");
+    }
+    results.push_back(std::move(r.result()));
+  }
+  return value(std::move(results));
+}
+
+}  // namespace detail
 
 expected<void> check_tasks_known(const value& workflow, const task_registry& tasks) {
   return check_at(workflow, tasks, "$");

@@ -44,19 +44,32 @@ struct retry_request {
   std::optional<std::chrono::milliseconds> countdown;
 };
 
-/// What a handler returns: a result or a retry request.
+/// A handler's request to be replaced by a canvas (Celery's `replace`):
+/// the step's result becomes the canvas's result. The canvas runs with no
+/// input, in the same workflow, after the dispatcher has stored it with the
+/// outcome (docs/canvas.md, "Replacing a task").
+struct replace_request {
+  canvas with;
+};
+
+/// What a handler returns: a result, a retry request or a replacement.
 template <class T>
 class task_result {
  public:
-  task_result(T result) : data_(std::move(result)) {}            // NOLINT
-  task_result(retry_request retry) : data_(std::move(retry)) {}  // NOLINT
+  task_result(T result) : data_(std::move(result)) {}                  // NOLINT
+  task_result(retry_request retry) : data_(std::move(retry)) {}        // NOLINT
+  task_result(replace_request replace) : data_(std::move(replace)) {}  // NOLINT
+  /// `return task_result<T>::replace(group(...));`
+  static task_result replace(canvas c) { return task_result(replace_request{std::move(c)}); }
   bool is_retry() const noexcept { return data_.index() == 1; }
+  bool is_replace() const noexcept { return data_.index() == 2; }
   const T& result() const { return std::get<0>(data_); }
   T& result() { return std::get<0>(data_); }
   const retry_request& retry() const { return std::get<1>(data_); }
+  const replace_request& replacement() const { return std::get<2>(data_); }
 
  private:
-  std::variant<T, retry_request> data_;
+  std::variant<T, retry_request, replace_request> data_;
 };
 
 /// Thrown by a handler (or by argument conversion) for input that can never
@@ -177,6 +190,10 @@ class task_context {
   void clear_state();
   /// The latest report of this attempt.
   const task_progress& progress() const noexcept { return progress_; }
+
+  /// Returns a replacement: `return ctx.replace(trellis::group(...));`, in
+  /// a handler that returns `task_result<...>`. The step ends as `c` ends.
+  replace_request replace(canvas c) const { return replace_request{std::move(c)}; }
 
   /// Returns a retry request: `return ctx.retry_later("gateway busy");`.
   retry_request retry_later(std::string reason,
@@ -349,12 +366,24 @@ raw_handler make_raw_handler(F f, param_list params = nullptr) {
       if (r.is_retry()) {
         return r.retry();
       }
+      if (r.is_replace()) {
+        return r.replacement();
+      }
       return value(std::move(r.result()));
     } else {
       return value(invoke_typed<F, args_tuple>(f, ctx, params, actual, seq));
     }
   };
 }
+
+/// Runs one chunk (a task message whose `chunk` option is set, built by
+/// `chunks`): `args` must be one list of argument lists, and `handler` is
+/// called with each of them in order, in this attempt and context. Returns
+/// the list of results; the first retry request ends the chunk as that
+/// request (the whole chunk runs again), and an exception escapes. Throws
+/// `task_rejected` for arguments of another shape, and `task_error`
+/// (`replace_in_chunk`) when a call asks to be replaced.
+task_result<value> run_chunk(const raw_handler& handler, task_context& ctx, const value::array& args);
 
 }  // namespace detail
 

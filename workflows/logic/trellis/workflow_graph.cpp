@@ -1,9 +1,22 @@
 #include "trellis/workflow_graph.hpp"
 
+#include "trellis/detail/canvas_fields.hpp"
+
+#include <algorithm>
 #include <deque>
 #include <utility>
 
 namespace trellis::detail {
+
+namespace {
+
+/// The task a map over its input calls, for its error.
+std::string spec_task(const canvas& c) {
+  const auto& inner = c.fanout()->as_map().begin()->second;
+  return inner.as_map().at("task").as_string();
+}
+
+}  // namespace
 
 // Activation and completion run through an explicit queue instead of
 // recursion: restoring a long chain completes one step after another, and a
@@ -27,6 +40,10 @@ node_id workflow_graph::expand(const canvas& c, node_id parent, std::int32_t pos
   nodes_.back().position = position;
   if (c.is_task()) {
     nodes_.back().sig = &c.sig();
+    return id;
+  }
+  if (c.over_input()) {
+    nodes_.back().over_input = std::make_shared<const canvas>(c);
     return id;
   }
   std::vector<node_id> children;
@@ -79,6 +96,19 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
         p.state = s;
         queue.push_back({pending_step::op::complete, parent_id, std::nullopt});
       };
+      if (p.replacement == step.id) {
+        // A replacement ended: the node it replaced ends as it did, unless
+        // that node was revoked (and so completed) meanwhile.
+        if (!is_terminal(p.state)) {
+          p.result = n.result;
+          p.error = n.error;
+          done(n.state);
+          if (p.kind == canvas::kind::task) {
+            fx.replaced_done.push_back(parent_id);
+          }
+        }
+        continue;
+      }
       switch (p.kind) {
         case canvas::kind::chain: {
           if (n.state != node_state::success) {
@@ -134,7 +164,7 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
           break;
         }
         case canvas::kind::task:
-          break;  // a leaf has no children
+          break;  // a leaf's only child is its replacement, handled above
       }
       continue;
     }
@@ -146,6 +176,33 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
       continue;
     }
     n.state = node_state::received;
+    if (n.over_input && n.replacement < 0) {
+      // A map over its input: its members are made now, from the input.
+      auto members = step.input ? expand_over_input(*n.over_input, *step.input)
+                                : expected<canvas>{error{errc::invalid_workflow, "map_input_not_a_list: no input"}};
+      if (!members) {
+        n.state = node_state::failure;
+        n.error = value(value::map{{"type", "map_input_not_a_list"},
+                                   {"message", members.error().message()},
+                                   {"task", spec_task(*n.over_input)},
+                                   {"node", step.id}});
+        queue.push_back({pending_step::op::complete, step.id, std::nullopt});
+        continue;
+      }
+      auto before = nodes_.size();
+      attach_replacement(step.id, std::move(*members));
+      fx.added_nodes += nodes_.size() - before;
+      fx.expanded.push_back(step.id);
+    }
+    if (nodes_[static_cast<std::size_t>(step.id)].replacement >= 0) {
+      // Replaced (live, or attached by a restore): what runs is the
+      // replacement, with no input.
+      auto& replaced = nodes_[static_cast<std::size_t>(step.id)];
+      replaced.input = std::move(step.input);
+      replaced.state = node_state::started;
+      queue.push_back({pending_step::op::activate, replaced.replacement, std::nullopt});
+      continue;
+    }
     switch (n.kind) {
       case canvas::kind::task: {
         n.input = std::move(step.input);
@@ -203,7 +260,7 @@ apply_result workflow_graph::check_outcome(node_id leaf, std::int32_t attempt) c
   // The once-only guard: a terminal node never changes again, and only the
   // current attempt may finish it (a late outcome of an earlier attempt that
   // was presumed lost is a duplicate).
-  if (is_terminal(n.state) || n.state == node_state::pending || n.attempt != attempt) {
+  if (is_terminal(n.state) || n.state == node_state::pending || n.attempt != attempt || n.replacement >= 0) {
     return apply_result::duplicate;
   }
   return apply_result::applied;
@@ -253,20 +310,11 @@ apply_result workflow_graph::revoke(node_id id, const value& err, std::vector<no
   if (id < 0 || static_cast<std::size_t>(id) >= nodes_.size()) {
     return apply_result::unknown_node;
   }
-  // Depth-first ids: the subtree of `id` is the contiguous range of ids
-  // from `id` up to the first node that is not below it.
-  auto below = [&](node_id candidate) {
-    for (auto p = candidate; p >= 0; p = nodes_[static_cast<std::size_t>(p)].parent) {
-      if (p == id) {
-        return true;
-      }
-    }
-    return false;
-  };
   std::vector<node_id> to_complete;
-  for (auto leaf = id; static_cast<std::size_t>(leaf) < nodes_.size() && below(leaf); ++leaf) {
+  for (auto leaf : subtree(id)) {
     auto& n = nodes_[static_cast<std::size_t>(leaf)];
-    if (n.kind != canvas::kind::task || is_terminal(n.state)) {
+    if (n.kind != canvas::kind::task || is_terminal(n.state) || n.replacement >= 0) {
+      // A replaced leaf ends when its replacement does, revoked below it.
       continue;
     }
     bool waiting = n.state == node_state::pending;
@@ -288,6 +336,65 @@ apply_result workflow_graph::revoke(node_id id, const value& err, std::vector<no
   for (auto leaf : to_complete) {
     complete(leaf, fx);
   }
+  return apply_result::applied;
+}
+
+std::vector<node_id> workflow_graph::subtree(node_id id) const {
+  // Depth-first ids keep a canvas's own subtree contiguous, but a
+  // replacement's nodes come after every other node, so walk the links.
+  std::vector<node_id> out;
+  std::vector<node_id> stack{id};
+  while (!stack.empty()) {
+    auto at = stack.back();
+    stack.pop_back();
+    out.push_back(at);
+    const auto& n = nodes_[static_cast<std::size_t>(at)];
+    if (n.replacement >= 0) {
+      stack.push_back(n.replacement);
+    }
+    for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) {
+      stack.push_back(*it);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+node_id workflow_graph::attach_replacement(node_id leaf, canvas c) {
+  if (leaf < 0 || static_cast<std::size_t>(leaf) >= nodes_.size()) {
+    return -1;
+  }
+  const auto& n = nodes_[static_cast<std::size_t>(leaf)];
+  if ((n.kind != canvas::kind::task && !n.over_input) || n.replacement >= 0) {
+    return -1;
+  }
+  // The graph keeps the canvas: its leaves point at its signatures, which
+  // canvas copies share, so the vector may move it freely.
+  replacements_.emplace_back(leaf, std::move(c));
+  auto root = expand(replacements_.back().second, leaf, 0);
+  nodes_[static_cast<std::size_t>(leaf)].replacement = root;
+  return root;
+}
+
+const canvas& workflow_graph::replacement_canvas(node_id id) const {
+  // Asked right after the expansion, so the newest ones are looked at first.
+  for (auto it = replacements_.rbegin(); it != replacements_.rend(); ++it) {
+    if (it->first == id) {
+      return it->second;
+    }
+  }
+  throw usage_error("workflow_graph: node " + std::to_string(id) + " has no replacement");
+}
+
+apply_result workflow_graph::replace(node_id leaf, std::int32_t attempt, canvas c, graph_effects& fx) {
+  if (auto r = check_outcome(leaf, attempt); r != apply_result::applied) {
+    return r;
+  }
+  auto before = nodes_.size();
+  auto root = attach_replacement(leaf, std::move(c));
+  fx.added_nodes += nodes_.size() - before;
+  nodes_[static_cast<std::size_t>(leaf)].state = node_state::started;
+  activate(root, std::nullopt, fx);
   return apply_result::applied;
 }
 

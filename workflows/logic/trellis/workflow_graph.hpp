@@ -13,6 +13,12 @@
 /// crash a replay: expand the stored canvas again and feed it the stored leaf
 /// outcomes (`known_outcome`); nothing about composite nodes is stored.
 ///
+/// Replacement (Celery's `replace`): a leaf whose handler replaced itself
+/// with a canvas grows that canvas's nodes, appended after every node there
+/// is, under the leaf; the leaf ends as that canvas ends. Restoring attaches
+/// the stored replacements first, in the order of their first node id, so
+/// the ids come out as they were (`attach_replacement`), and replays the rest.
+///
 /// Once-only transitions: an outcome for a node that is already terminal, or
 /// for an attempt other than the node's current one, changes nothing and is
 /// reported as a duplicate. This is the guard that keeps a redelivered message
@@ -25,7 +31,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace trellis::detail {
@@ -54,6 +62,13 @@ struct graph_node {
   value error;
   /// Composites: children that reached a terminal state.
   std::int32_t finished = 0;
+  /// Leaves whose handler replaced itself, and maps over their input once
+  /// it arrived: the root of the replacement canvas, whose result becomes
+  /// the node's; -1 otherwise.
+  node_id replacement = -1;
+  /// A map, starmap or chunks over its input (a group with no members):
+  /// its canvas, expanded into a replacement when the input arrives.
+  std::shared_ptr<const canvas> over_input;
 };
 
 /// A leaf outcome already recorded in the store, replayed on restore.
@@ -74,6 +89,14 @@ struct graph_effects {
   std::vector<node_id> replayed;
   /// Set when the root reached a terminal state during the call.
   bool finished = false;
+  /// Maps over their input that expanded during the call, in order: the
+  /// dispatcher stores each (`replacement_canvas`) in the batch.
+  std::vector<node_id> expanded;
+  /// Nodes the graph grew by during the call (replacements, expansions).
+  std::size_t added_nodes = 0;
+  /// Leaves whose replacement ended during the call, so that they ended
+  /// too (with its state and result): the dispatcher updates their rows.
+  std::vector<node_id> replaced_done;
 };
 
 /// Whether an outcome changed the graph.
@@ -111,6 +134,23 @@ class workflow_graph {
   /// Attempt `attempt` failed and another one is scheduled.
   apply_result schedule_retry(node_id leaf, std::int32_t attempt);
 
+  /// Attempt `attempt` of `leaf` replaced itself with `c`: `c` is attached
+  /// (`attach_replacement`) and activated with no input; the leaf stays
+  /// STARTED until `c` ends, then ends as it does (its result, or its
+  /// failure). A second outcome for the leaf, this attempt or another, is a
+  /// duplicate. The first new node id is `size()` before the call.
+  apply_result replace(node_id leaf, std::int32_t attempt, canvas c, graph_effects& fx);
+
+  /// Appends the nodes of `c` (ids from `size()`) as the replacement of
+  /// `leaf`, without activating anything: for a restore, before `start`,
+  /// in the order the replacements were made. Returns the id of `c`'s root;
+  /// -1 (nothing changed) when `leaf` is neither a leaf nor a map over its
+  /// input, or already has one.
+  node_id attach_replacement(node_id leaf, canvas c);
+
+  /// The canvas attached as the replacement of `id` (which has one).
+  const canvas& replacement_canvas(node_id id) const;
+
   /// Revokes node `id` (Celery's revoke of a task): every leaf under it
   /// that is not terminal becomes REVOKED with `err` ({"type", "message"};
   /// the graph adds "task" and "node"), appended to `revoked`. A leaf that
@@ -140,7 +180,13 @@ class workflow_graph {
   void run(std::deque<pending_step>& queue, graph_effects& fx);
   apply_result check_outcome(node_id leaf, std::int32_t attempt) const;
 
+  /// Every node under `id` (itself included), through replacements too.
+  std::vector<node_id> subtree(node_id id) const;
+
   canvas canvas_;
+  /// The replacement canvases by the node they replace, which own the
+  /// signatures their leaves point to.
+  std::vector<std::pair<node_id, canvas>> replacements_;
   std::vector<graph_node> nodes_;
   std::function<std::optional<known_outcome>(node_id)> known_;
 };

@@ -14,6 +14,9 @@
 /// - dispatcher_timers.cpp: due times (countdowns, retries) and their arrival;
 /// - dispatcher_outcomes.cpp: outcome events and lost tasks applied to the
 ///   graphs, dead letters, and workflows settled when their root finishes;
+/// - dispatcher_replace.cpp: a handler's replacement of itself (`replace`
+///   events) checked, stored and expanded, and stored replacements attached
+///   again when a graph is rebuilt;
 /// - dispatcher_restore.cpp: restoring unfinished workflows after a
 ///   (re)start, and the graph cache that evicts idle graphs and rebuilds them;
 /// - dispatcher_requests.cpp: submissions, status, dead-letter replay and
@@ -249,6 +252,13 @@ class dispatcher_logic {
                       const std::string& message, graph_effects& fx);
   void schedule(const std::string& wf, active_workflow& aw, node_id leaf, std::int32_t attempt, epoch_ms due_at);
   void apply_outcome(const envelope& env, const std::string& raw, const std::string* lost_task = nullptr);
+  /// A handler's replacement of itself (a `replace` event): its canvas
+  /// checked as a submission's, stored with the outcome in this batch, and
+  /// expanded in the leaf's place (dispatcher_replace.cpp). A canvas that is
+  /// refused fails the step as a rejection (`invalid_workflow`).
+  void apply_replace(const envelope& env, const std::string& raw);
+  /// Attaches the stored replacements of `wf` to a graph about to replay.
+  void attach_stored_replacements(const std::string& wf, workflow_graph& graph);
   /// Stores a progress report of the attempt a node is running; one for any
   /// other attempt (late, for a finished node or workflow, for another
   /// partition's workflow, for a node that is no task) is only counted.

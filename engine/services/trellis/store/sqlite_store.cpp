@@ -314,6 +314,8 @@ struct sqlite_store::impl {
   statement_ptr nodes_of;
   statement_ptr attempts_of;
   statement_ptr progress_of;
+  statement_ptr insert_replacement;
+  statement_ptr replacements_of;
   statement_ptr find_idempotency_key;
   statement_ptr dead_letters;
   statement_ptr find_dead_letter;
@@ -531,6 +533,12 @@ void sqlite_store::impl::prepare_statements() {
   progress_of =
       p("SELECT workflow_id, node, task, attempt, done, total, message, custom_state, updated_at "
         "FROM node_progress WHERE workflow_id = ?1 ORDER BY node");
+  insert_replacement =
+      p("INSERT INTO node_replacements (workflow_id, node, attempt, first_node, canvas, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  replacements_of =
+      p("SELECT workflow_id, node, attempt, first_node, canvas, created_at FROM node_replacements "
+        "WHERE workflow_id = ?1 ORDER BY first_node");
   // OR IGNORE: the first success wins; a duplicate outcome never rewrites it.
   put_idempotency_key =
       p("INSERT OR IGNORE INTO idempotency_keys (key, result, workflow_id, node, created_at) "
@@ -651,6 +659,21 @@ progress_record read_progress(sqlite3_stmt* stmt) {
   p.progress.state = column_text(stmt, 7);
   p.updated_at = sqlite3_column_int64(stmt, 8);
   return p;
+}
+
+expected<replacement_record> read_replacement(sqlite3_stmt* stmt) {
+  replacement_record r;
+  r.workflow_id = column_text(stmt, 0);
+  r.node = sqlite3_column_int(stmt, 1);
+  r.attempt = sqlite3_column_int(stmt, 2);
+  r.first_node = sqlite3_column_int(stmt, 3);
+  auto c = column_value(stmt, 4, [&] { return "replacement of node " + std::to_string(r.node) + " canvas"; });
+  if (!c) {
+    return c.error();
+  }
+  r.canvas = std::move(*c);
+  r.created_at = sqlite3_column_int64(stmt, 5);
+  return r;
 }
 
 dead_letter_record read_dead_letter(sqlite3_stmt* stmt) {
@@ -794,6 +817,23 @@ expected<void> sqlite_store::insert_attempt(const attempt_record& a) {
         return "insert attempt " + std::to_string(a.attempt) + " of node " + std::to_string(a.node) + " of workflow " +
                a.workflow_id;
       });
+}
+
+expected<void> sqlite_store::insert_replacement(const replacement_record& r) {
+  auto packed_canvas = pack_column(r.canvas);
+  return impl_->write(
+      impl_->insert_replacement.get(),
+      [&](binder& b) {
+        b.text(r.workflow_id).integer(r.node).integer(r.attempt).integer(r.first_node).packed(packed_canvas);
+        b.integer(r.created_at);
+      },
+      [&r] { return "insert replacement of node " + std::to_string(r.node) + " of workflow " + r.workflow_id; });
+}
+
+expected<std::vector<replacement_record>> sqlite_store::replacements_of(const std::string& workflow_id) {
+  return impl_->query<std::vector<replacement_record>>(
+      impl_->replacements_of.get(), [&workflow_id](binder& b) { b.text(workflow_id); }, read_replacement,
+      [&workflow_id] { return "read replacements of workflow " + workflow_id; });
 }
 
 expected<void> sqlite_store::put_idempotency_key(const std::string& key, const value& result,

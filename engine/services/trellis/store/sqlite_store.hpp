@@ -138,6 +138,17 @@ struct dead_letter_record {
   epoch_ms replayed_at = 0;
 };
 
+/// The canvas leaf `node` replaced itself with in attempt `attempt`; its
+/// nodes start at `first_node` (`workflow_graph::attach_replacement`).
+struct replacement_record {
+  std::string workflow_id;
+  std::int32_t node = 0;
+  std::int32_t attempt = 0;
+  std::int32_t first_node = 0;
+  value canvas;
+  epoch_ms created_at = 0;
+};
+
 class sqlite_store {
  public:
   /// Opens (creating and migrating as needed) the store at `path`; ":memory:"
@@ -172,6 +183,9 @@ class sqlite_store {
   /// Inserts or replaces the row of (workflow_id, node).
   expected<void> upsert_node(const node_record& n);
   expected<void> insert_attempt(const attempt_record& a);
+  /// Records a replacement; a second one for the same node is an error
+  /// (the graph's once-only guard never asks for one).
+  expected<void> insert_replacement(const replacement_record& r);
   /// Inserts or replaces the progress of (workflow_id, node).
   expected<void> upsert_progress(const progress_record& p);
   /// Records that `key` succeeded with `result`. A key that exists is kept
@@ -196,6 +210,8 @@ class sqlite_store {
   /// The node rows of a workflow, by node id.
   expected<std::vector<node_record>> nodes_of(const std::string& workflow_id);
   expected<std::vector<attempt_record>> attempts_of(const std::string& workflow_id);
+  /// The replacements of a workflow, by `first_node`: the order to attach them.
+  expected<std::vector<replacement_record>> replacements_of(const std::string& workflow_id);
   /// The progress rows of a workflow, by node id.
   expected<std::vector<progress_record>> progress_of(const std::string& workflow_id);
   expected<std::optional<value>> find_idempotency_key(const std::string& key);

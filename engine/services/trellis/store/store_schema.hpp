@@ -99,6 +99,21 @@ CREATE TABLE node_progress (
   PRIMARY KEY (workflow_id, node)
 ) WITHOUT ROWID;
 )sql",
+    // Version 3: the canvas a leaf's handler replaced itself with, written
+    // in the batch that applies that outcome. A restore attaches these in
+    // `first_node` order before replaying the node rows, so the nodes they
+    // grew get the ids they had (docs/decisions/0029-dynamic-expansion.md).
+    R"sql(
+CREATE TABLE node_replacements (
+  workflow_id TEXT NOT NULL,
+  node        INTEGER NOT NULL,
+  attempt     INTEGER NOT NULL,
+  first_node  INTEGER NOT NULL,
+  canvas      BLOB NOT NULL,
+  created_at  INTEGER NOT NULL,
+  PRIMARY KEY (workflow_id, node)
+) WITHOUT ROWID;
+)sql",
 };
 
 }  // namespace trellis::detail

@@ -665,7 +665,8 @@ expected<std::unordered_set<std::string>> pull_consumers::work_already_out(int p
       }
       for (const auto& body : bodies) {
         auto e = decode(body);
-        if (e && (e->type == envelope_type::task || e->type == envelope_type::outcome)) {
+        if (e && (e->type == envelope_type::task || e->type == envelope_type::outcome ||
+                  e->type == envelope_type::replace)) {
           out.insert(e->workflow_id + ":" + std::to_string(e->node) + ":" + std::to_string(e->attempt));
         }
       }
