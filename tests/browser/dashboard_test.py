@@ -133,6 +133,19 @@ def main():
             assert chords, "the chord (node 1) has no frame"
             boxes[0].click()
             wait_for(driver, "the details of the clicked node", lambda d: css(d, "#details[data-node]"))
+
+            # A step that replaced itself is drawn with the canvas it became.
+            split = server.post("/api/workflows", {"chain": [{"task": "split", "args": [3]}, {"task": "xsum"}]})["id"]
+            driver.get(server.base + "/#/workflows/" + split)
+            wait_for(driver, "the split workflow's summary to say SUCCESS",
+                     lambda d: css(d, "#summary[data-state='SUCCESS']"))
+            assert len(css(driver, "g.box[data-task='identity']")) == 3, "the three identity steps are not drawn"
+            assert len(css(driver, "g.box[data-task='split']")) == 1
+            shot(driver, "workflow-replaced")
+            driver.get(server.base + "/#/workflows/" + done)
+            wait_for(driver, "the pipeline drawn again", lambda d: len(css(d, "g.box")) == 7)
+            css(driver, "g.box")[0].click()
+            wait_for(driver, "the details of the clicked node", lambda d: css(d, "#details[data-node]"))
             shot(driver, "workflow")
 
             # A running workflow updates without a reload: it is opened while
@@ -161,9 +174,9 @@ def main():
 
             # The list: every workflow, and the state filter.
             driver.get(server.base + "/#/workflows")
-            wait_for(driver, "the four workflows listed", lambda d: len(css(d, "#workflows tbody tr[data-id]")) == 4)
+            wait_for(driver, "the five workflows listed", lambda d: len(css(d, "#workflows tbody tr[data-id]")) == 5)
             listed = {r.get_attribute("data-id") for r in css(driver, "#workflows tbody tr[data-id]")}
-            assert listed == {done, failing, running, slow}, "the list shows %s" % listed
+            assert listed == {done, failing, split, running, slow}, "the list shows %s" % listed
             shot(driver, "workflows")
             Select(driver.find_element(By.ID, "state-filter")).select_by_value("FAILURE")
             wait_for(driver, "only the failed workflow listed",

@@ -129,6 +129,22 @@ TEST_CASE("the JSON API lists workflows in pages, draws one as a graph and revok
   CHECK(doc["nodes"][2]["state"] == "SUCCESS");
   CHECK(doc["nodes"][2]["attempt"] == 1);
   CHECK(doc["result"].is_number());
+  // A step that replaced itself: its node names the canvas it became.
+  auto split = eng.submit(chain(signature{"split", {3}}, signature{"xsum"}));
+  REQUIRE(split);
+  auto three = split->wait_for(30s);
+  REQUIRE(three);
+  CHECK(*three == value(3));
+  auto replaced = json_of(c.Get(("/api/workflows/" + split->id()).c_str()));
+  REQUIRE(replaced["nodes"].size() == 7);
+  CHECK(replaced["nodes"][1]["task"] == "split");
+  CHECK(replaced["nodes"][1]["replacement"] == 3);
+  CHECK(replaced["nodes"][3]["kind"] == "group");
+  CHECK(replaced["nodes"][3]["children"] == nlohmann::json::array({4, 5, 6}));
+  CHECK(replaced["nodes"][4]["task"] == "identity");
+  CHECK(replaced["nodes"][4]["state"] == "SUCCESS");
+  CHECK(replaced["nodes"][2]["replacement"].is_null());
+  submitted.insert(split->id());
   auto missing = c.Get("/api/workflows/0123456789abcdef");
   REQUIRE(missing);
   CHECK(missing->status == 404);

@@ -80,8 +80,21 @@ expected<std::optional<value::map>> graph_document(sqlite_store& store, const st
   for (const auto& r : *node_rows) {
     by_node[r.node] = &r;
   }
-  // Replayed as a restore does, so composite states are the dispatcher's.
+  // Replayed as a restore does (stored replacements attached first, in the
+  // order they were made), so composite states are the dispatcher's.
   workflow_graph graph{std::move(*parsed)};
+  auto replacements = store.replacements_of(id);
+  if (!replacements) {
+    return replacements.error();
+  }
+  for (auto& r : *replacements) {
+    auto c = canvas_from_value(r.canvas, limits);
+    if (!c || static_cast<node_id>(graph.size()) != r.first_node ||
+        graph.attach_replacement(r.node, std::move(*c)) != r.first_node) {
+      return error{errc::store_corrupt, "workflow " + id + ": the stored replacement of node " +
+                                            std::to_string(r.node) + " does not fit its graph"};
+    }
+  }
   graph.start([&](node_id n) -> std::optional<known_outcome> {
     auto row = by_node.find(n);
     if (row == by_node.end()) {
@@ -115,6 +128,9 @@ expected<std::optional<value::map>> graph_document(sqlite_store& store, const st
       children.emplace_back(static_cast<std::int64_t>(c));
     }
     out["children"] = std::move(children);
+    // A step that replaced itself (or a map expanded over its input): the
+    // root of the canvas whose result becomes its own.
+    out["replacement"] = n.replacement >= 0 ? value(static_cast<std::int64_t>(n.replacement)) : value{};
     auto state = n.state;
     if (n.kind == canvas::kind::task) {
       out["task"] = n.sig->task();
@@ -136,7 +152,11 @@ expected<std::optional<value::map>> graph_document(sqlite_store& store, const st
       }
     } else if (!is_terminal(state)) {
       state = node_state::pending;
-      for (auto c : n.children) {
+      auto under = n.children;
+      if (n.replacement >= 0) {
+        under.push_back(n.replacement);
+      }
+      for (auto c : under) {
         if (static_cast<std::size_t>(c) < listed && shown[static_cast<std::size_t>(c)] != node_state::pending) {
           state = node_state::started;
         }

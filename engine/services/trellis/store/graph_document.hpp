@@ -30,8 +30,10 @@ namespace trellis::detail {
 inline constexpr std::size_t max_graph_nodes = 10'000;
 
 /// {id, state, result, error, key, created_at, finished_at, node_count,
-/// truncated, nodes: [{id, parent, kind, position, children, task, queue,
-/// state, attempt, updated_at, error, progress, custom_state}],
+/// truncated, nodes: [{id, parent, kind, position, children, replacement,
+/// task, queue, state, attempt, updated_at, error, progress, custom_state}],
+/// `replacement` naming the root of the canvas a step replaced itself with
+/// (or a map over its input expanded into), nil otherwise,
 /// failed_attempts}; nullopt when the store does not hold workflow `id`.
 /// `limits` bound the stored canvas as the dispatcher reads it. Errors: the
 /// store's; `store_corrupt` for a stored canvas that does not parse.

@@ -159,11 +159,24 @@ function workflowsView(params) {
 // its header then its body; each composite in a dashed frame.
 const BOX = { w: 168, h: 46 }, GAP = 36, STACK = 10, PAD = 12, LABEL = 14;
 
+// The nodes drawn inside a composite: its children, or the canvas it was
+// replaced by (a map over its input, once expanded).
+function inner(doc, n) {
+  const kids = n.children.filter((c) => doc.byId.has(c));
+  if (!kids.length && n.replacement !== null && doc.byId.has(n.replacement)) kids.push(n.replacement);
+  return kids;
+}
+
 function measure(doc, id) {
   const n = doc.byId.get(id);
   if (!n) return { w: 0, h: 0 };
-  if (n.kind === "task") return (n.size = { w: BOX.w, h: BOX.h });
-  const kids = n.children.filter((c) => doc.byId.has(c)).map((c) => measure(doc, c));
+  if (n.kind === "task") {
+    if (n.replacement === null || !doc.byId.has(n.replacement)) return (n.size = { w: BOX.w, h: BOX.h });
+    // A step that replaced itself: its box, then the canvas it became.
+    const r = measure(doc, n.replacement);
+    return (n.size = { w: BOX.w + GAP + r.w + 2 * PAD, h: Math.max(BOX.h, r.h) + 2 * PAD + LABEL, framed: true });
+  }
+  const kids = inner(doc, n).map((c) => measure(doc, c));
   let w, h;
   if (!kids.length) { w = 110; h = 34; }
   else if (n.kind === "chain") {
@@ -182,9 +195,19 @@ function measure(doc, id) {
   return (n.size = { w: w + 2 * PAD, h: h + 2 * PAD + LABEL });
 }
 
-function place(doc, id, x, y, out, onPick) {
+function place(doc, id, x, y, out, onPick, bare) {
   const n = doc.byId.get(id);
-  const { w, h } = n.size;
+  const { w, h } = bare ? BOX : n.size;
+  if (n.kind === "task" && n.size.framed && !bare) {
+    out.append(svg("rect", { class: "frame", x, y, width: w, height: h, rx: 6 }));
+    out.append(svg("text", { class: "frame-label", x: x + 6, y: y + 12 }, "replaced by a canvas"));
+    const r = doc.byId.get(n.replacement).size;
+    const inY = y + PAD + LABEL, span = h - 2 * PAD - LABEL;
+    const box = place(doc, id, x + PAD, inY + (span - BOX.h) / 2, out, onPick, true);
+    const sub = place(doc, n.replacement, x + PAD + BOX.w + GAP, inY + (span - r.h) / 2, out, onPick);
+    out.append(svg("path", { class: "edge", d: `M${box.outX},${box.midY} L${sub.inX - 2},${sub.midY}` }));
+    return { inX: x, outX: x + w, midY: y + h / 2 };
+  }
   if (n.kind === "task") {
     const g = svg("g", { class: "box " + n.state, "data-node": n.id, "data-state": n.state, "data-task": n.task });
     g.append(svg("rect", { x, y, width: w, height: h }));
@@ -201,7 +224,7 @@ function place(doc, id, x, y, out, onPick) {
   out.append(svg("rect", { class: "frame", x, y, width: w, height: h, rx: 6, "data-node": n.id, "data-state": n.state }));
   out.append(svg("text", { class: "frame-label", x: x + 6, y: y + 12 }, n.kind + " #" + n.id + " · " + n.state));
   const ix = x + PAD, iy = y + PAD + LABEL;
-  const kids = n.children.filter((c) => doc.byId.has(c));
+  const kids = inner(doc, n);
   const edge = (x1, y1, x2, y2) => out.append(svg("path", { class: "edge",
     d: `M${x1},${y1} C${x1 + GAP / 2},${y1} ${x2 - GAP / 2},${y2} ${x2 - 2},${y2}` }));
   if (!kids.length) {
