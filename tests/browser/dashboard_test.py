@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -90,8 +90,10 @@ def browser():
 
 
 def wait_for(driver, what, condition):
+    # A live page replaces its rows as events arrive: an element read while
+    # it is being replaced is stale, and the condition is simply asked again.
     try:
-        return WebDriverWait(driver, WAIT).until(condition)
+        return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
     except TimeoutException:
         raise AssertionError("timed out after %d s waiting for %s" % (WAIT, what))
 
