@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The dashboard in a real browser (Debian's chromium, headless, driven by
 chromedriver through Selenium): an embedded `trellis-demo serve` with an
-HTTP endpoint and a token, workflows submitted over the JSON API, and each
-page checked for what it shows. Every wait is bounded (WebDriverWait);
-nothing sleeps to synchronize.
+HTTP endpoint and a token, workflows submitted over the JSON API, its
+/metrics parsed with the Prometheus client, a finished chord read from
+/api/workflows/ID, and each page checked for what it shows. Every wait is
+bounded; nothing sleeps to synchronize.
 
     dashboard_test.py --demo build/bin/trellis-demo [--screenshots DIR]
 
@@ -14,92 +15,35 @@ shows them). Exits 0 when every check passed, 1 otherwise.
 import argparse
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
+
+from browser_support import (EXAMPLES, Process, browser, check_chord_graph, check_metrics, css, http_json,
+                             wait_for)
 
 TOKEN = "dashboard-test-token-0123456789"
-WAIT = 20  # seconds: the bound on every wait
 
 
 class Server:
-    """`trellis-demo serve` on a free loopback port, stopped by its PID."""
+    """`trellis-demo serve` with a token, on a port the kernel picks."""
 
     def __init__(self, demo, workdir):
-        self.log_path = os.path.join(workdir, "serve.log")
-        self.log = open(self.log_path, "wb")
-        env = dict(os.environ, TRELLIS_HTTP_TOKEN=TOKEN)
-        self.proc = subprocess.Popen(
-            [demo, "serve", "--db", os.path.join(workdir, "dash.db"), "--http", "127.0.0.1:0", "--concurrency", "4"],
-            stdout=subprocess.DEVNULL, stderr=self.log, env=env)
-        deadline = time.monotonic() + WAIT
-        self.port = None
-        while self.port is None:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("serve did not announce its HTTP port:\n" + self.log_text())
-            match = re.search(r"serves HTTP on http://127\.0\.0\.1:(\d+)/", self.log_text())
-            if match:
-                self.port = int(match.group(1))
-            else:
-                time.sleep(0.05)  # polling the log file for the announcement, bounded above
-        self.base = "http://127.0.0.1:%d" % self.port
+        self.process = Process([demo, "serve", "--db", os.path.join(workdir, "dash.db"), "--http", "127.0.0.1:0",
+                                "--concurrency", "4"], workdir, "serve", env={"TRELLIS_HTTP_TOKEN": TOKEN})
+        self.base = self.process.http_base()
 
-    def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def post(self, path, body, token=TOKEN):
-        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
-        with urllib.request.urlopen(req, timeout=WAIT) as res:
-            return json.load(res)
+    def post(self, path, body):
+        return http_json(self.base, path, body, TOKEN)
 
     def get(self, path):
-        with urllib.request.urlopen(self.base + path, timeout=WAIT) as res:
-            return json.load(res)
+        return http_json(self.base, path)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def browser():
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,900", "--hide-scrollbars"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
-def wait_for(driver, what, condition):
-    # A live page replaces its rows as events arrive: an element read while
-    # it is being replaced is stale, and the condition is simply asked again.
-    try:
-        return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
-    except TimeoutException:
-        raise AssertionError("timed out after %d s waiting for %s" % (WAIT, what))
-
-
-def css(driver, selector):
-    return driver.find_elements(By.CSS_SELECTOR, selector)
+        code = self.process.stop()
+        assert code == 143, "serve exited %s after SIGTERM, not 143" % code
 
 
 def main():
@@ -117,12 +61,21 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         server = Server(args.demo, workdir)
         driver = None
+        stopped = False
         try:
-            pipeline = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "examples",
-                                                   "order_pipeline.json")))
+            pipeline = json.load(open(os.path.join(EXAMPLES, "order_pipeline.json")))
             done = server.post("/api/workflows", pipeline)["id"]
             failing = server.post("/api/workflows", {"task": "fail", "args": ["card declined"]})["id"]
             driver = browser()
+            # The finished chord read from the API, the metrics with the
+            # Prometheus client's parsers.
+            wait_for(driver, "the pipeline to finish",
+                     lambda d: server.get("/api/workflows/" + done)["state"] == "SUCCESS")
+            check_chord_graph(server.get("/api/workflows/" + done))
+            families = check_metrics(server.base, "trellis_tasks_succeeded")
+            succeeded = sum(s.value for s in families["trellis_tasks_succeeded"].samples
+                            if s.name == "trellis_tasks_succeeded_total")
+            assert succeeded >= 7, "the metrics count %s tasks succeeded" % succeeded
 
             # A finished workflow drawn as its graph: every task box SUCCESS.
             driver.get(server.base + "/#/workflows/" + done)
@@ -223,10 +176,15 @@ def main():
                      lambda d: {"submitted", "started", "succeeded"} <=
                      {li.get_attribute("data-kind") for li in css(d, "#events li")})
             shot(driver, "events")
+            driver.quit()
+            driver = None
+            server.stop()
+            stopped = True
         finally:
             if driver is not None:
                 driver.quit()
-            server.stop()
+            if not stopped:
+                server.process.stop()
     print("dashboard: every check passed")
     return 0
 
