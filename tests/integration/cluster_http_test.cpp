@@ -10,11 +10,8 @@
 
 #include <catch2/catch.hpp>
 
-#include <atomic>
-#include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 
 using namespace std::chrono_literals;
 using trellis::test::announced_http_port;
@@ -60,25 +57,8 @@ TEST_CASE("a cluster's dispatcher, worker and dashboard serve the namespace over
   CHECK(json_of(w.Get("/readyz"))["checks"]["broker"]["ok"] == true);
 
   // Task events from the dashboard's stream, while workflows run.
-  std::mutex mutex;
-  std::string stream;
-  std::atomic<bool> stop{false};
-  std::atomic<bool> connected{false};
-  std::thread reader{[&] {
-    auto c = http_client(dashboard_port);
-    c.Get(
-        "/api/events",
-        [&](const httplib::Response&) {
-          connected = true;
-          return true;
-        },
-        [&](const char* data, std::size_t size) {
-          std::lock_guard<std::mutex> guard{mutex};
-          stream.append(data, size);
-          return !stop.load();
-        });
-  }};
-  REQUIRE(trellis::test::wait_until([&] { return connected.load(); }, 30s, "the event stream to open"));
+  trellis::test::event_stream events{dashboard_port};
+  REQUIRE(events.wait_connected());
 
   std::set<std::string> ids;
   for (int i = 0; i < 4; ++i) {
@@ -140,26 +120,12 @@ TEST_CASE("a cluster's dispatcher, worker and dashboard serve the namespace over
   REQUIRE(again);
   CHECK(json_of(again)["id"] == json_of(post)["id"]);
   auto posted = json_of(post)["id"].get<std::string>();
-  bool announced = trellis::test::wait_until(
+  REQUIRE(trellis::test::wait_until(
       [&] {
-        std::lock_guard<std::mutex> guard{mutex};
-        return stream.find(R"("kind":"succeeded","node":null,"task":"","workflow":")" + posted + "\"") !=
-               std::string::npos;
+        return events.contains(R"("kind":"succeeded","node":null,"task":"","workflow":")" + posted + "\"");
       },
-      30s, "the posted workflow's succeeded event");
-  stop = true;
-  {
-    auto file = cluster.dir().file("last.json");
-    trellis::test::write_file(file, R"({"task": "noop"})");
-    (void)cluster.submit(file);  // one more event ends the reader's stream
-  }
-  reader.join();
-  REQUIRE(announced);
-  std::string text;
-  {
-    std::lock_guard<std::mutex> guard{mutex};
-    text = stream;
-  }
+      30s, "the posted workflow's succeeded event"));
+  auto text = events.text();
   // The worker's `started` and the dispatcher's events of one workflow.
   for (const char* kind : {"submitted", "started", "succeeded"}) {
     INFO(kind);

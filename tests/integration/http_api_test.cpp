@@ -13,11 +13,8 @@
 
 #include <catch2/catch.hpp>
 
-#include <atomic>
-#include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 using namespace trellis;
@@ -225,65 +222,19 @@ TEST_CASE("the JSON API submits, lists dead letters and replays one", "[integrat
 TEST_CASE("task events stream as server-sent events in the order they happened", "[integration][http]") {
   trellis::test::temp_dir dir;
   engine eng{served(dir), demo_tasks()};
-  std::mutex mutex;
-  std::string stream;
-  std::atomic<bool> stop{false};
-  std::atomic<bool> connected{false};
-  std::thread reader{[&] {
-    auto c = http_client(eng.http_port());
-    c.Get(
-        "/api/events",
-        [&](const httplib::Response&) {
-          connected = true;
-          return true;
-        },
-        [&](const char* data, std::size_t size) {
-          std::lock_guard<std::mutex> guard{mutex};
-          stream.append(data, size);
-          return !stop.load();
-        });
-  }};
-  REQUIRE(trellis::test::wait_until([&] { return connected.load(); }, 30s, "the event stream to open"));
+  trellis::test::event_stream events{eng.http_port()};
+  REQUIRE(events.wait_connected());
   auto h = eng.submit(chain(signature{"add", {1, 2}}, signature{"fail", {"boom"}}.immutable()));
   REQUIRE(h);
   auto id = h->id();
-  auto has = [&](const std::string& needle) {
-    std::lock_guard<std::mutex> guard{mutex};
-    return stream.find(needle) != std::string::npos;
-  };
   // The workflow's own failure is the last thing announced.
-  bool done = trellis::test::wait_until(
-      [&] { return has(R"("kind":"failed","node":null,"task":"","workflow":")" + id + "\""); }, 30s,
-      "the workflow's failed event");
-  stop = true;
-  // Another event wakes the reader's callback, which then ends the stream.
-  (void)eng.submit(canvas{signature{"noop"}});
-  reader.join();
-  REQUIRE(done);
-  std::string text;
-  {
-    std::lock_guard<std::mutex> guard{mutex};
-    text = stream;
-  }
-  // Each event is a block "id: N\nevent: KIND\ndata: JSON\n\n"; those of
-  // this workflow, in the order they came.
-  std::vector<std::string> kinds;
-  for (std::size_t at = 0, end = 0; (end = text.find("\n\n", at)) != std::string::npos; at = end + 2) {
-    auto block = text.substr(at, end - at);
-    auto kind = block.find("event: ");
-    auto data = block.find("data: ");
-    if (kind == std::string::npos || data == std::string::npos) {
-      continue;  // a keep-alive comment
-    }
-    auto event = nlohmann::json::parse(block.substr(data + 6), nullptr, false);
-    if (!event.is_discarded() && event["workflow"] == id) {
-      kinds.push_back(block.substr(kind + 7, block.find('\n', kind) - kind - 7));
-      CHECK(event["kind"] == kinds.back());
-    }
-  }
+  REQUIRE(trellis::test::wait_until(
+      [&] { return events.contains(R"("kind":"failed","node":null,"task":"","workflow":")" + id + "\""); }, 30s,
+      "the workflow's failed event"));
+  auto kinds = events.kinds_of(id);
   CHECK(kinds == std::vector<std::string>{"submitted", "started", "succeeded", "started", "dead_lettered", "failed",
                                           "failed"});
-  CHECK(text.find("id: 1\n") != std::string::npos);
+  CHECK(events.contains("id: 1\n"));
 }
 
 TEST_CASE("an engine refuses an HTTP address off loopback without a token", "[integration][http]") {

@@ -9,10 +9,16 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "support/wait_until.hpp"
+
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace trellis::test {
 
@@ -42,5 +48,72 @@ inline nlohmann::json json_of(const httplib::Result& res) {
   }
   return nlohmann::json::parse(res->body, nullptr, false);
 }
+
+/// Reads `GET /api/events` of the endpoint on `port` on a thread of its
+/// own, keeping everything received, until destroyed (which closes the
+/// connection and joins the thread).
+class event_stream {
+ public:
+  explicit event_stream(int port) : client_(http_client(port)) {
+    reader_ = std::thread{[this] {
+      client_.Get(
+          "/api/events",
+          [this](const httplib::Response&) {
+            connected_ = true;
+            return true;
+          },
+          [this](const char* data, std::size_t size) {
+            std::lock_guard<std::mutex> guard{mutex_};
+            text_.append(data, size);
+            return true;
+          });
+    }};
+  }
+  ~event_stream() {
+    client_.stop();
+    reader_.join();
+  }
+  event_stream(const event_stream&) = delete;
+  event_stream& operator=(const event_stream&) = delete;
+
+  /// Waits (one bound) until the server answered the request.
+  bool wait_connected() {
+    return wait_until([this] { return connected_.load(); }, max_test_wait, "the event stream to open");
+  }
+  /// Everything received so far.
+  std::string text() const {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return text_;
+  }
+  bool contains(const std::string& needle) const { return text().find(needle) != std::string::npos; }
+
+  /// The kinds of the events of `workflow` received so far, in order: each
+  /// event is a block "id: N\nevent: KIND\ndata: JSON\n\n" (keep-alive
+  /// comments are skipped).
+  std::vector<std::string> kinds_of(const std::string& workflow) const {
+    auto all = text();
+    std::vector<std::string> kinds;
+    for (std::size_t at = 0, end = 0; (end = all.find("\n\n", at)) != std::string::npos; at = end + 2) {
+      auto block = all.substr(at, end - at);
+      auto kind = block.find("event: ");
+      auto data = block.find("data: ");
+      if (kind == std::string::npos || data == std::string::npos) {
+        continue;
+      }
+      auto event = nlohmann::json::parse(block.substr(data + 6), nullptr, false);
+      if (!event.is_discarded() && event["workflow"] == workflow) {
+        kinds.push_back(block.substr(kind + 7, block.find('\n', kind) - kind - 7));
+      }
+    }
+    return kinds;
+  }
+
+ private:
+  httplib::Client client_;
+  std::thread reader_;
+  std::atomic<bool> connected_{false};
+  mutable std::mutex mutex_;
+  std::string text_;
+};
 
 }  // namespace trellis::test

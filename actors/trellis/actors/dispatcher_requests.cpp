@@ -255,17 +255,24 @@ void dispatcher_logic::control(const std::string& bytes, std::uint64_t token) {
                                                                "' is not a request to a dispatcher partition"}));
 }
 
-void dispatcher_logic::control_status(const std::string& wf, std::uint64_t token) {
-  auto doc = status_document(*st_.cfg.store, wf);
-  std::string reply;
+namespace {
+
+/// The reply to a request for one workflow's document: the document, the
+/// store's error, or `not_found`.
+std::string document_reply(expected<std::optional<value::map>> doc, const std::string& wf) {
   if (!doc) {
-    reply = encode_control_error(doc.error());
-  } else if (!*doc) {
-    reply = encode_control_error(error{errc::not_found, "no workflow with id " + wf});
-  } else {
-    reply = encode_control_reply(value(std::move(**doc)));
+    return encode_control_error(doc.error());
   }
-  st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+  if (!*doc) {
+    return encode_control_error(error{errc::not_found, "no workflow with id " + wf});
+  }
+  return encode_control_reply(value(std::move(**doc)));
+}
+
+}  // namespace
+
+void dispatcher_logic::control_status(const std::string& wf, std::uint64_t token) {
+  st_.cfg.bus->answer_control(delivery{{}, token, 1}, document_reply(status_document(*st_.cfg.store, wf), wf));
 }
 
 void dispatcher_logic::control_list(const control_request& request, std::uint64_t token) {
@@ -277,16 +284,8 @@ void dispatcher_logic::control_list(const control_request& request, std::uint64_
 }
 
 void dispatcher_logic::control_graph(const std::string& wf, std::uint64_t token) {
-  auto doc = graph_document(*st_.cfg.store, wf, st_.cfg.limits);
-  std::string reply;
-  if (!doc) {
-    reply = encode_control_error(doc.error());
-  } else if (!*doc) {
-    reply = encode_control_error(error{errc::not_found, "no workflow with id " + wf});
-  } else {
-    reply = encode_control_reply(value(std::move(**doc)));
-  }
-  st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+  st_.cfg.bus->answer_control(delivery{{}, token, 1},
+                              document_reply(graph_document(*st_.cfg.store, wf, st_.cfg.limits), wf));
 }
 
 void dispatcher_logic::control_dlq_list(std::uint64_t token) {

@@ -56,39 +56,10 @@ expected<std::shared_ptr<namespace_operator>> namespace_operator::connect(const 
   return self;
 }
 
-std::string namespace_operator::namespace_metrics(metrics_format format) {
+expected<std::vector<value::map>> namespace_operator::gather(control_op op) {
   control_request request;
-  request.op = control_op::metrics;
-  auto replies = bus_->gather_control(subject_verb(request.op), encode(request), answer_window);
-  prometheus_merge merged;
-  if (!replies) {
-    log::warn() << "cannot collect the namespace's metrics: " << to_string(replies.error());
-    return in_format(merged.text(), format);
-  }
-  std::vector<value::map> answers;
-  for (const auto& bytes : *replies) {
-    auto body = decode_control_reply(bytes);
-    if (body && body->is_map()) {
-      answers.push_back(std::move(*body).as_map());
-    }
-  }
-  // Workers before dispatchers, then by name: the text does not depend on
-  // the order the answers came in.
-  std::sort(answers.begin(), answers.end(), [](const value::map& a, const value::map& b) {
-    return std::make_pair(text_of(b, "role"), text_of(a, "name")) < std::make_pair(text_of(a, "role"), text_of(b, "name"));
-  });
-  for (const auto& a : answers) {
-    if (auto ok = merged.add(text_of(a, "text"), "process", text_of(a, "name")); !ok) {
-      log::warn() << "ignoring the metrics of " << text_of(a, "name") << ": " << ok.error().message();
-    }
-  }
-  return in_format(merged.text(), format);
-}
-
-expected<value> namespace_operator::workers() {
-  control_request request;
-  request.op = control_op::inspect;
-  auto replies = bus_->gather_control(subject_verb(request.op), encode(request), answer_window);
+  request.op = op;
+  auto replies = bus_->gather_control(subject_verb(op), encode(request), answer_window);
   if (!replies) {
     return replies.error();
   }
@@ -97,13 +68,41 @@ expected<value> namespace_operator::workers() {
     auto body = decode_control_reply(bytes);
     if (body && body->is_map()) {
       answers.push_back(std::move(*body).as_map());
+    } else {
+      log::warn() << "ignoring an unreadable " << to_string(op)
+                  << " answer: " << (body ? std::string{"not a map"} : to_string(body.error()));
     }
   }
+  // Workers before dispatchers, then by name: what is shown does not depend
+  // on the order the answers came in.
   std::sort(answers.begin(), answers.end(), [](const value::map& a, const value::map& b) {
     return std::make_pair(text_of(b, "role"), text_of(a, "name")) < std::make_pair(text_of(a, "role"), text_of(b, "name"));
   });
+  return answers;
+}
+
+std::string namespace_operator::namespace_metrics(metrics_format format) {
+  prometheus_merge merged;
+  auto answers = gather(control_op::metrics);
+  if (!answers) {
+    log::warn() << "cannot collect the namespace's metrics: " << to_string(answers.error());
+    return in_format(merged.text(), format);
+  }
+  for (const auto& a : *answers) {
+    if (auto ok = merged.add(text_of(a, "text"), "process", text_of(a, "name")); !ok) {
+      log::warn() << "ignoring the metrics of " << text_of(a, "name") << ": " << ok.error().message();
+    }
+  }
+  return in_format(merged.text(), format);
+}
+
+expected<value> namespace_operator::workers() {
+  auto answers = gather(control_op::inspect);
+  if (!answers) {
+    return answers.error();
+  }
   value::array rows;
-  for (auto& a : answers) {
+  for (auto& a : *answers) {
     rows.emplace_back(std::move(a));
   }
   return value(std::move(rows));

@@ -13,6 +13,7 @@
 
 #include "trellis/client.hpp"
 #include "trellis/cluster_node.hpp"
+#include "trellis/control_messages.hpp"
 #include "trellis/error.hpp"
 #include "trellis/http/event_hub.hpp"
 #include "trellis/http/operator_api.hpp"
@@ -22,6 +23,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace trellis::detail {
 
@@ -48,6 +50,9 @@ class namespace_operator : public std::enable_shared_from_this<namespace_operato
 
  private:
   namespace_operator() = default;
+  /// Every live process's answer to `op` within `answer_window`, workers
+  /// first, then by name; unreadable answers are logged and left out.
+  expected<std::vector<value::map>> gather(control_op op);
   std::unique_ptr<client> client_;
   canvas_limits limits_;
   std::shared_ptr<cluster_bus> bus_;

@@ -26,20 +26,7 @@ canvas make_signature(const std::string& task, py::handle args, py::handle kwarg
 
 void bind_canvas(py::module_& m) {
   py::class_<canvas>(m, "Canvas", "A workflow: a task signature, chain, group or chord (trellis::canvas).")
-      .def_property_readonly("kind",
-                             [](const canvas& c) {
-                               switch (c.type()) {
-                                 case canvas::kind::task:
-                                   return "task";
-                                 case canvas::kind::chain:
-                                   return "chain";
-                                 case canvas::kind::group:
-                                   return "group";
-                                 case canvas::kind::chord:
-                                   return "chord";
-                               }
-                               return "task";
-                             })
+      .def_property_readonly("kind", [](const canvas& c) { return to_string(c.type()); })
       .def_property_readonly("task_count", &canvas::task_count)
       .def("to_value", [](const canvas& c) { return to_python(to_value(c)); },
            "The canvas in the workflow-file shape, as dicts and lists.")

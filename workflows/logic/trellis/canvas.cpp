@@ -172,9 +172,7 @@ canvas::canvas(signature sig) : kind_(kind::task), sig_(std::make_shared<const s
 canvas::canvas(kind k, std::vector<canvas> children, std::shared_ptr<const canvas> body)
     : kind_(k), children_(std::move(children)), body_(std::move(body)) {}
 
-namespace {
-
-const char* kind_name(canvas::kind k) noexcept {
+const char* to_string(canvas::kind k) noexcept {
   switch (k) {
     case canvas::kind::task:
       return "task";
@@ -187,6 +185,8 @@ const char* kind_name(canvas::kind k) noexcept {
   }
   return "canvas";
 }
+
+namespace {
 
 // A group that `map`, `starmap` or `chunks` built is one value (a list) to
 // the rules below, as Celery's xmap is one task: it is not flattened into an
@@ -237,7 +237,7 @@ void append_step(std::vector<canvas>& steps, const canvas& step) {
 
 const signature& canvas::sig() const {
   if (kind_ != kind::task) {
-    throw usage_error(std::string{"canvas::sig: a "} + kind_name(kind_) + " has no signature");
+    throw usage_error(std::string{"canvas::sig: a "} + to_string(kind_) + " has no signature");
   }
   return *sig_;
 }
@@ -252,7 +252,7 @@ bool canvas::over_input() const noexcept {
 
 const canvas& canvas::body() const {
   if (kind_ != kind::chord) {
-    throw usage_error(std::string{"canvas::body: a "} + kind_name(kind_) + " has no body");
+    throw usage_error(std::string{"canvas::body: a "} + to_string(kind_) + " has no body");
   }
   return *body_;
 }

@@ -215,6 +215,9 @@ canvas starmap_input(const std::string& task);
 /// `size` 0 is a `usage_error`.
 canvas chunks_input(const std::string& task, std::size_t size);
 
+/// "task", "chain", "group" or "chord".
+const char* to_string(canvas::kind k) noexcept;
+
 /// The canvas as a value, in the JSON workflow-file shape
 /// (`{"task", "args", "kwargs", "options"}`, `{"chain": [...]}`,
 /// `{"group": [...]}`, `{"chord": {"header": [...], "body": ...}}`).

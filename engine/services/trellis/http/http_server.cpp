@@ -187,6 +187,19 @@ struct http_server::impl {
     return false;
   }
 
+  /// The JSON body of a POST to an endpoint that `served` says this
+  /// process has; nullopt after answering 404, 401, 415, 413 or 400.
+  std::optional<nlohmann::json> accept_post(bool served, const httplib::Request& req, httplib::Response& res) const {
+    if (!served) {
+      send_error(res, 404, "not_found", "this process does not serve that");
+      return std::nullopt;
+    }
+    if (!authorized(req, res)) {
+      return std::nullopt;
+    }
+    return read_body(req, res);
+  }
+
   void routes();
   void event_stream(const httplib::Request& req, httplib::Response& res);
 };
@@ -275,14 +288,8 @@ void http_server::impl::routes() {
     send_result(res, api.workflow(req.matches[1]));
   });
   server.Post("/api/workflows/" + id_pattern + "/revoke",
-              [this, absent](const httplib::Request& req, httplib::Response& res) {
-                if (!api.revoke) {
-                  return absent(res);
-                }
-                if (!authorized(req, res)) {
-                  return;
-                }
-                auto body = read_body(req, res);
+              [this](const httplib::Request& req, httplib::Response& res) {
+                auto body = accept_post(static_cast<bool>(api.revoke), req, res);
                 if (!body) {
                   return;
                 }
@@ -314,14 +321,8 @@ void http_server::impl::routes() {
     return api.dead_letters ? send_result(res, api.dead_letters()) : absent(res);
   });
   server.Post(R"(/api/dead-letters/([0-9]{1,18})/replay)",
-              [this, absent](const httplib::Request& req, httplib::Response& res) {
-                if (!api.replay) {
-                  return absent(res);
-                }
-                if (!authorized(req, res)) {
-                  return;
-                }
-                auto body = read_body(req, res);
+              [this](const httplib::Request& req, httplib::Response& res) {
+                auto body = accept_post(static_cast<bool>(api.replay), req, res);
                 if (!body) {
                   return;
                 }

@@ -12,20 +12,6 @@ namespace trellis::detail {
 
 namespace {
 
-const char* kind_name(canvas::kind k) noexcept {
-  switch (k) {
-    case canvas::kind::task:
-      return "task";
-    case canvas::kind::chain:
-      return "chain";
-    case canvas::kind::group:
-      return "group";
-    case canvas::kind::chord:
-      return "chord";
-  }
-  return "task";
-}
-
 /// The status document's node rows by node id (they carry the progress and
 /// the state of an attempt that runs past its row).
 std::unordered_map<std::int64_t, const value::map*> status_rows(const value::map& status) {
@@ -114,7 +100,7 @@ expected<std::optional<value::map>> graph_document(sqlite_store& store, const st
     const auto& n = graph.node(i);
     value::map out{{"id", static_cast<std::int64_t>(i)},
                    {"parent", static_cast<std::int64_t>(n.parent)},
-                   {"kind", std::string{kind_name(n.kind)}},
+                   {"kind", std::string{to_string(n.kind)}},
                    {"position", static_cast<std::int64_t>(n.position)},
                    {"task", value{}},
                    {"queue", value{}},
