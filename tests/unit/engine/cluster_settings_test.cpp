@@ -306,3 +306,42 @@ TEST_CASE("The worker's pool is thread by default, process from the flag, the en
   in.flags["db"] = "d.db";
   CHECK(resolve_cluster_options(cluster_command::dispatcher, in)->pool == pool_kind::thread);
 }
+
+TEST_CASE("The HTTP endpoint's address, token and the task-events switch resolve like every setting", "[unit]") {
+  temp_dir dir;
+  fake_env env;
+  cluster_inputs in;
+  in.getenv = env.lookup();
+  in.flags = {{"broker", "nats://127.0.0.1:4222"}, {"db", "d.db"}};
+  auto plain = resolve_cluster_options(cluster_command::worker, in);
+  REQUIRE(plain);
+  CHECK(plain->http.listen.empty());
+  CHECK(plain->task_events);
+
+  in.flags["http"] = "127.0.0.1:9100";
+  CHECK(resolve_cluster_options(cluster_command::worker, in)->http.listen == "127.0.0.1:9100");
+  // Off loopback without a token: refused, naming the source.
+  in.flags["http"] = "0.0.0.0:9100";
+  auto open = resolve_cluster_options(cluster_command::dispatcher, in);
+  REQUIRE_FALSE(open);
+  CHECK(open.error().code() == errc::invalid_config);
+  CHECK_THAT(open.error().message(), Catch::Contains("--http") && Catch::Contains("token"));
+  // The token from a file (its first line), or the variable holding it; never shown.
+  in.flags["http_token_file"] = write_file(dir, "token", "s3cret-token\n");
+  auto with_file = resolve_cluster_options(cluster_command::dispatcher, in);
+  REQUIRE(with_file);
+  CHECK(with_file->http.token == "s3cret-token");
+  in.flags.erase("http_token_file");
+  env.vars = {{"TRELLIS_HTTP_TOKEN", "env-token"}};
+  CHECK(resolve_cluster_options(cluster_command::worker, in)->http.token == "env-token");
+  in.flags["http"] = "127.0.0.1:99999";
+  auto bad_port = resolve_cluster_options(cluster_command::worker, in);
+  REQUIRE_FALSE(bad_port);
+  CHECK_THAT(bad_port.error().message(), Catch::Contains("65535") && !Catch::Contains("env-token"));
+
+  in.flags = {{"broker", "nats://127.0.0.1:4222"}, {"db", "d.db"}, {"no_task_events", "true"}};
+  CHECK_FALSE(resolve_cluster_options(cluster_command::worker, in)->task_events);
+  in.flags.erase("no_task_events");
+  env.vars = {{"TRELLIS_NO_TASK_EVENTS", "1"}};
+  CHECK_FALSE(resolve_cluster_options(cluster_command::dispatcher, in)->task_events);
+}
