@@ -52,7 +52,18 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
     check(st_.cfg.store->upsert_node(row_of(wf, id, n, n.state, n.result, n.error, 0, now_ms())));
     changed();
   }
+  // Callbacks that will not run: their rows say so (REVOKED, `not_run`),
+  // for `status`. A restore skips them again by the same rule.
+  for (auto id : fx.skipped) {
+    const auto& n = aw.graph.node(id);
+    check(st_.cfg.store->upsert_node(row_of(wf, id, n, n.state, value{}, n.error, 0, now_ms())));
+  }
+  if (!fx.skipped.empty()) {
+    changed(fx.skipped.size());
+    fx.skipped.clear();
+  }
   if (fx.finished) {
+    // The main canvas's state and result: callbacks only delay the finish.
     const auto& root = aw.graph.root();
     check(st_.cfg.store->finish_workflow(wf, root.state, root.result, root.error, now_ms()));
     changed();
