@@ -4,6 +4,7 @@
 
 #include "support/graph_steps.hpp"
 
+#include "trellis/task.hpp"
 #include "trellis/workflow_graph.hpp"
 
 #include <catch2/catch.hpp>
@@ -319,4 +320,21 @@ TEST_CASE("a composite with callbacks is not flattened or unrolled", "[unit][can
   // still gets the group's list.
   auto ch = chain(group(task("a"), task("b")).link(task("l")), task("c"));
   CHECK(ch.type() == canvas::kind::chain);
+}
+
+TEST_CASE("an unknown task in a callback is named before anything runs", "[unit][canvas][callbacks]") {
+  task_registry tasks;
+  tasks.add("a", [](task_context&) {});
+  auto doc = value_from_json(R"({"chain": [{"task": "a", "options": {"link": [{"task": "a"}, {"task": "nope"}]}}],
+                                 "options": {"link_error": {"task": "a"}}})");
+  REQUIRE(doc);
+  auto known = check_tasks_known(*doc, tasks);
+  REQUIRE_FALSE(known);
+  CHECK(known.error().code() == errc::unknown_task);
+  CHECK(known.error().message() == "$.chain[0].options.link[1]: unknown task 'nope'");
+  auto doc2 = value_from_json(R"({"group": [{"task": "a"}], "options": {"link_error": {"task": "gone"}}})");
+  REQUIRE(doc2);
+  auto known2 = check_tasks_known(*doc2, tasks);
+  REQUIRE_FALSE(known2);
+  CHECK(known2.error().message() == "$.options.link_error: unknown task 'gone'");
 }
