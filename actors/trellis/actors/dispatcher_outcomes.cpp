@@ -154,8 +154,10 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
         st_.cfg.stats->add(counter::duplicates, queue, sig.task());
         return;
       }
-      check(st_.cfg.store->upsert_node(
-          row_of(env.workflow_id, env.node, n, node_state::success, env.payload, value{}, 0, now_ms())));
+      // Read again: the success may have grown the graph (a map over its
+      // input expanded, a callback activated), which moves its nodes.
+      check(st_.cfg.store->upsert_node(row_of(env.workflow_id, env.node, aw.graph.node(env.node), node_state::success,
+                                              env.payload, value{}, 0, now_ms())));
       if (sig.options().idempotency_key) {
         check(st_.cfg.store->put_idempotency_key(*sig.options().idempotency_key, env.payload, env.workflow_id, env.node,
                                                  now_ms()));
