@@ -277,3 +277,29 @@ TEST_CASE("a callback pending when the run is killed runs once after resume, and
   CHECK(trellis::test::count_rows(db, "SELECT count(*) FROM nodes WHERE task = 'add' AND attempt = 1") == 1);
   CHECK(trellis::test::count_rows(db, "SELECT count(*) FROM nodes WHERE task = 'touch' AND state = 3") == 1);
 }
+
+TEST_CASE("revoking a workflow whose main canvas ended revokes its running link and keeps the main outcome",
+          "[integration][engine][revoke][callbacks]") {
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
+  // The link waits for a gate file that never comes, until it is stopped.
+  trellis::test::temp_dir dir;
+  auto h = eng.submit(sig("add", {2, 3}).link(
+      trellis::signature("report_and_wait", {1, dir.file("never")}).immutable()));
+  REQUIRE(h);
+  REQUIRE(trellis::test::wait_until(
+      [&] {
+        auto st = eng.status(h->id());
+        return st && state_of(*st, "report_and_wait") == "STARTED";
+      },
+      max_test_wait, "the link running"));
+  auto answer = eng.revoke(h->id(), {std::nullopt, true});
+  REQUIRE(answer);
+  CHECK(answer->as_map().at("state") == value("SUCCESS"));
+  auto r = h->wait_for(max_test_wait);
+  REQUIRE(r);
+  CHECK(to_json(*r) == "5");
+  auto st = eng.status(h->id());
+  REQUIRE(st);
+  CHECK(st->as_map().at("state") == value("SUCCESS"));
+  CHECK(state_of(*st, "report_and_wait") == "REVOKED");
+}
