@@ -303,3 +303,50 @@ TEST_CASE("revoking a workflow whose main canvas ended revokes its running link 
   CHECK(st->as_map().at("state") == value("SUCCESS"));
   CHECK(state_of(*st, "report_and_wait") == "REVOKED");
 }
+
+TEST_CASE("a link pending when the dispatcher is killed runs once under the next dispatcher",
+          "[integration][nats][recovery][callbacks]") {
+  cluster_processes c{"callbackscrash", {}};
+  auto& first = c.start_dispatcher(c.db());
+  c.wait_running(first);
+  c.wait_running(c.start_worker({"--concurrency", "2"}));
+  auto touched = c.dir().file("touched");
+  json flow = {{"task", "add"},
+               {"args", {1, 2}},
+               {"options",
+                {{"link",
+                  {{"chain", json::array({json{{"task", "sleep_ms"}, {"args", {1500}}, {"options", {{"immutable", true}}}},
+                                          json{{"task", "touch"}, {"args", {touched}}, {"options", {{"immutable", true}}}}})}}}}}};
+  auto file = trellis::test::write_file(c.dir(), "link.json", flow.dump());
+  auto submitted = c.submit(file);
+  REQUIRE(submitted.status == 0);
+  auto id = json::parse(submitted.last_line())["id"].get<std::string>();
+  REQUIRE(trellis::test::wait_until(
+      [&] {
+        return trellis::test::try_count(c.db(), "SELECT count(*) FROM nodes WHERE task = 'add' AND state = 3")
+                   .value_or(0) == 1;
+      },
+      max_test_wait, "the main canvas recorded as SUCCESS"));
+  first.kill(SIGKILL);
+  CHECK(first.wait() == 128 + SIGKILL);
+  CHECK(trellis::test::count_rows(c.db(), "SELECT count(*) FROM workflows WHERE finished_at > 0") == 0);
+
+  c.wait_running(c.start_dispatcher(c.db()));
+  REQUIRE(trellis::test::wait_until(
+      [&] {
+        return trellis::test::try_count(c.db(), "SELECT count(*) FROM workflows WHERE state = 3").value_or(0) == 1;
+      },
+      max_test_wait, "the workflow to finish with SUCCESS"));
+  std::ifstream in{touched};
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  INFO(c.logs());
+  CHECK(all == "touched\n");
+  auto store = trellis::test::open_store(c.db());
+  auto wf = store->find_workflow(id);
+  REQUIRE(wf);
+  REQUIRE(*wf);
+  CHECK(to_json((*wf)->result) == "3");
+  CHECK(trellis::test::count_rows(c.db(), "SELECT count(*) FROM nodes WHERE task = 'touch' AND state = 3 AND attempt = 1") ==
+        1);
+  CHECK(c.stop_all());
+}
