@@ -17,6 +17,11 @@ namespace trellis::cli {
 namespace {
 
 void collect(const canvas& c, const task_registry& tasks, std::vector<needed_task>& out) {
+  for (const auto* callbacks : {&c.links(), &c.link_errors()}) {
+    for (const auto& cb : *callbacks) {
+      collect(cb, tasks, out);
+    }
+  }
   if (c.is_task()) {
     needed_task t{c.sig().task(), c.sig().options().queue};
     if (!t.queue) {

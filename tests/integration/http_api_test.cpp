@@ -142,6 +142,22 @@ TEST_CASE("the JSON API lists workflows in pages, draws one as a graph and revok
   CHECK(replaced["nodes"][4]["state"] == "SUCCESS");
   CHECK(replaced["nodes"][2]["replacement"].is_null());
   submitted.insert(split->id());
+  // Callbacks: the node lists them, their roots say which kind they are.
+  auto linked = eng.submit(canvas(signature{"add", {1, 2}}).link(signature{"identity"}).link_error(signature{"noop"}));
+  REQUIRE(linked);
+  REQUIRE(linked->wait_for(30s));
+  auto with_callbacks = json_of(c.Get(("/api/workflows/" + linked->id()).c_str()));
+  REQUIRE(with_callbacks["nodes"].size() == 3);
+  CHECK(with_callbacks["nodes"][0]["links"] == nlohmann::json::array({1}));
+  CHECK(with_callbacks["nodes"][0]["link_errors"] == nlohmann::json::array({2}));
+  CHECK(with_callbacks["nodes"][0]["callback"].is_null());
+  CHECK(with_callbacks["nodes"][1]["callback"] == "link");
+  CHECK(with_callbacks["nodes"][1]["parent"] == 0);
+  CHECK(with_callbacks["nodes"][1]["state"] == "SUCCESS");
+  CHECK(with_callbacks["nodes"][2]["callback"] == "link_error");
+  CHECK(with_callbacks["nodes"][2]["state"] == "REVOKED");
+  CHECK(with_callbacks["nodes"][2]["error"]["type"] == "not_run");
+  submitted.insert(linked->id());
   auto missing = c.Get("/api/workflows/0123456789abcdef");
   REQUIRE(missing);
   CHECK(missing->status == 404);

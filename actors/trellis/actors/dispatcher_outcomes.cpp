@@ -52,7 +52,18 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
     check(st_.cfg.store->upsert_node(row_of(wf, id, n, n.state, n.result, n.error, 0, now_ms())));
     changed();
   }
+  // Callbacks that will not run: their rows say so (REVOKED, `not_run`),
+  // for `status`. A restore skips them again by the same rule.
+  for (auto id : fx.skipped) {
+    const auto& n = aw.graph.node(id);
+    check(st_.cfg.store->upsert_node(row_of(wf, id, n, n.state, value{}, n.error, 0, now_ms())));
+  }
+  if (!fx.skipped.empty()) {
+    changed(fx.skipped.size());
+    fx.skipped.clear();
+  }
   if (fx.finished) {
+    // The main canvas's state and result: callbacks only delay the finish.
     const auto& root = aw.graph.root();
     check(st_.cfg.store->finish_workflow(wf, root.state, root.result, root.error, now_ms()));
     changed();
@@ -143,8 +154,10 @@ void dispatcher_logic::apply_outcome(const envelope& env, const std::string& raw
         st_.cfg.stats->add(counter::duplicates, queue, sig.task());
         return;
       }
-      check(st_.cfg.store->upsert_node(
-          row_of(env.workflow_id, env.node, n, node_state::success, env.payload, value{}, 0, now_ms())));
+      // Read again: the success may have grown the graph (a map over its
+      // input expanded, a callback activated), which moves its nodes.
+      check(st_.cfg.store->upsert_node(row_of(env.workflow_id, env.node, aw.graph.node(env.node), node_state::success,
+                                              env.payload, value{}, 0, now_ms())));
       if (sig.options().idempotency_key) {
         check(st_.cfg.store->put_idempotency_key(*sig.options().idempotency_key, env.payload, env.workflow_id, env.node,
                                                  now_ms()));

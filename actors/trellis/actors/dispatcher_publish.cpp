@@ -172,7 +172,9 @@ void dispatcher_logic::ready(const std::string& wf, active_workflow& aw, node_id
     // running. The lookup sees this batch's own uncommitted writes too.
     if (auto stored = check(st_.cfg.store->find_idempotency_key(*sig.options().idempotency_key)); stored) {
       aw.graph.succeed(leaf, n.attempt, *stored, fx);
-      check(st_.cfg.store->upsert_node(row_of(wf, leaf, n, node_state::success, *stored, value{}, 0, now_ms())));
+      // Read again: the success may have grown the graph, which moves its nodes.
+      check(st_.cfg.store->upsert_node(
+          row_of(wf, leaf, aw.graph.node(leaf), node_state::success, *stored, value{}, 0, now_ms())));
       changed();
       st_.cfg.stats->add(counter::idempotent_hits, queue_of(sig), sig.task());
       return;

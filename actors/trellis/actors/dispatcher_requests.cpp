@@ -349,18 +349,26 @@ expected<value> dispatcher_logic::revoke_workflow(const std::string& wf, active_
       check(st_.cfg.store->upsert_node(row_of(wf, id, n, node_state::revoked, value{}, value(std::move(e)), 0, now_ms())));
     }
   }
-  check(st_.cfg.store->finish_workflow(wf, node_state::revoked, value{}, err, now_ms()));
+  // When only callbacks were left running, the main canvas had ended: the
+  // workflow keeps its state and result (decision 0033).
+  workflow_outcome out{wf, node_state::revoked, value{}, err};
+  if (is_terminal(aw.graph.root().state)) {
+    out = workflow_outcome{wf, aw.graph.root().state, aw.graph.root().result, aw.graph.root().error};
+  }
+  check(st_.cfg.store->finish_workflow(wf, out.state, out.result, out.error, now_ms()));
   changed();
   drop_unpublished(wf, {});
   uncache(wf);  // `aw` dies here
-  st_.finished.push_back(workflow_outcome{wf, node_state::revoked, value{}, err});
+  st_.finished.push_back(out);
   control_request notice;
   notice.op = control_op::revoked;
   notice.workflow_id = wf;
   notice.terminate = terminate;
   st_.revoked.push_back(std::move(notice));
-  return value(value::map{
-      {"id", wf}, {"state", std::string{to_string(node_state::revoked)}}, {"result", value{}}, {"error", err}});
+  return value(value::map{{"id", wf},
+                          {"state", std::string{to_string(out.state)}},
+                          {"result", out.result},
+                          {"error", out.error}});
 }
 
 expected<value> dispatcher_logic::revoke_node(const std::string& wf, active_workflow& aw, std::int32_t node,

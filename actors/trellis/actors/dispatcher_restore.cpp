@@ -83,7 +83,7 @@ dispatcher_logic::replayed_graph dispatcher_logic::replay_stored(const std::stri
 }
 
 active_workflow& dispatcher_logic::cache(const std::string& wf, canvas c) {
-  auto [it, inserted] = st_.active.try_emplace(wf, std::move(c));
+  auto [it, inserted] = st_.active.try_emplace(wf, wf, std::move(c));
   auto& aw = it->second;
   if (inserted) {
     aw.incarnation = st_.next_incarnation++;

@@ -191,10 +191,13 @@ namespace {
 // A group that `map`, `starmap` or `chunks` built is one value (a list) to
 // the rules below, as Celery's xmap is one task: it is not flattened into an
 // outer group or chord header, not unrolled when it has one member, not
-// dropped from a chain when empty, and not made a chord header.
-bool is_group(const canvas& c) noexcept { return c.type() == canvas::kind::group && c.fanout() == nullptr; }
+// dropped from a chain when empty, and not made a chord header. So is a
+// composite with callbacks: they hang on it, so it must stay whole.
+bool is_group(const canvas& c) noexcept {
+  return c.type() == canvas::kind::group && c.fanout() == nullptr && !c.has_callbacks();
+}
 
-bool is_chain(const canvas& c) noexcept { return c.type() == canvas::kind::chain; }
+bool is_chain(const canvas& c) noexcept { return c.type() == canvas::kind::chain && !c.has_callbacks(); }
 
 // A group's members with nested groups spliced in place: a group inside a
 // group (or a chord header) runs its members in parallel with their siblings
@@ -258,10 +261,15 @@ const canvas& canvas::body() const {
 }
 
 std::size_t canvas::task_count() const noexcept {
-  if (kind_ == kind::task) {
-    return 1;
+  std::size_t n = kind_ == kind::task ? 1 : 0;
+  for (const auto* callbacks : {&links_, &link_errors_}) {
+    for (const auto& c : *callbacks) {
+      n += c.task_count();
+    }
   }
-  std::size_t n = 0;
+  if (kind_ == kind::task) {
+    return n;
+  }
   for (const auto& c : children_) {
     n += c.task_count();
   }
@@ -272,15 +280,27 @@ std::size_t canvas::task_count() const noexcept {
 }
 
 const signature* first_prioritized_step(const canvas& c) {
-  if (c.is_task()) {
-    return c.sig().options().priority.value_or(0) > 0 ? &c.sig() : nullptr;
+  if (c.is_task() && c.sig().options().priority.value_or(0) > 0) {
+    return &c.sig();
   }
   for (const auto& child : c.children()) {
     if (const auto* s = first_prioritized_step(child)) {
       return s;
     }
   }
-  return c.type() == canvas::kind::chord ? first_prioritized_step(c.body()) : nullptr;
+  if (c.type() == canvas::kind::chord) {
+    if (const auto* s = first_prioritized_step(c.body())) {
+      return s;
+    }
+  }
+  for (const auto* callbacks : {&c.links(), &c.link_errors()}) {
+    for (const auto& cb : *callbacks) {
+      if (const auto* s = first_prioritized_step(cb)) {
+        return s;
+      }
+    }
+  }
+  return nullptr;
 }
 
 canvas chain(std::vector<canvas> steps) {
@@ -346,125 +366,6 @@ canvas chord(canvas header, canvas body) {
   }
   return chord(std::vector<canvas>{std::move(header)}, std::move(body));
 }
-
-// -- to_value ----------------------------------------------------------------
-
-namespace {
-
-const char* backoff_name(backoff_kind k) noexcept { return k == backoff_kind::fixed ? "fixed" : "exponential"; }
-
-value retry_to_value(const retry_policy& p) {
-  value::map m;
-  m["max_retries"] = p.max_retries;
-  m["countdown_ms"] = static_cast<std::int64_t>(p.countdown.count());
-  m["backoff"] = backoff_name(p.backoff);
-  m["backoff_max_ms"] = static_cast<std::int64_t>(p.backoff_max.count());
-  m["jitter"] = p.jitter;
-  auto list = [](const std::vector<std::string>& types) {
-    value::array out;
-    for (const auto& t : types) {
-      out.emplace_back(t);
-    }
-    return out;
-  };
-  if (!p.retry_on.empty()) {
-    m["retry_on"] = list(p.retry_on);
-  }
-  if (!p.dont_retry_on.empty()) {
-    m["dont_retry_on"] = list(p.dont_retry_on);
-  }
-  return m;
-}
-
-value options_to_value(const signature_options& o) {
-  value::map m;
-  if (o.immutable) {
-    m["immutable"] = true;
-  }
-  if (o.retry) {
-    m["retry"] = retry_to_value(*o.retry);
-  }
-  if (o.idempotency_key) {
-    m["idempotency_key"] = *o.idempotency_key;
-  }
-  if (o.queue) {
-    m["queue"] = *o.queue;
-  }
-  if (o.countdown) {
-    m["countdown_ms"] = static_cast<std::int64_t>(o.countdown->count());
-  }
-  if (o.eta) {
-    m["eta"] = format_rfc3339_ms(o.eta->time_since_epoch().count());
-  }
-  if (o.expires) {
-    m["expires_ms"] = static_cast<std::int64_t>(o.expires->count());
-  }
-  if (o.time_limit) {
-    m["time_limit_ms"] = static_cast<std::int64_t>(o.time_limit->count());
-  }
-  if (o.soft_time_limit) {
-    m["soft_time_limit_ms"] = static_cast<std::int64_t>(o.soft_time_limit->count());
-  }
-  if (o.rate_limit) {
-    m["rate_limit"] = o.rate_limit->to_string();
-  }
-  if (o.priority) {
-    m["priority"] = *o.priority;
-  }
-  if (o.chunk) {
-    m["chunk"] = true;
-  }
-  return m;
-}
-
-value::array children_to_value(const std::vector<canvas>& cs) {
-  value::array out;
-  out.reserve(cs.size());
-  for (const auto& c : cs) {
-    out.push_back(to_value(c));
-  }
-  return out;
-}
-
-}  // namespace
-
-value to_value(const canvas& c) {
-  value::map m;
-  switch (c.type()) {
-    case canvas::kind::task: {
-      const auto& s = c.sig();
-      m["task"] = s.task();
-      m["args"] = s.args();
-      m["kwargs"] = s.kwargs();
-      auto opts = options_to_value(s.options());
-      if (!opts.as_map().empty()) {
-        m["options"] = std::move(opts);
-      }
-      break;
-    }
-    case canvas::kind::chain:
-      m["chain"] = children_to_value(c.children());
-      break;
-    case canvas::kind::group:
-      if (c.fanout() != nullptr) {
-        // The map, starmap or chunks it was built from, which reads back
-        // into the same group.
-        return *c.fanout();
-      }
-      m["group"] = children_to_value(c.children());
-      break;
-    case canvas::kind::chord: {
-      value::map inner;
-      inner["header"] = children_to_value(c.children());
-      inner["body"] = to_value(c.body());
-      m["chord"] = std::move(inner);
-      break;
-    }
-  }
-  return m;
-}
-
-std::string to_json(const canvas& c) { return to_json(to_value(c)); }
 
 // -- canvas_from_value -------------------------------------------------------
 
@@ -750,11 +651,29 @@ class canvas_parser {
     }
     auto k = present.front();
     if (k == "task") {
-      return parse_signature(m, path);
+      return with_callbacks(parse_signature(m, path), m, path, depth, false);
     }
-    if (auto ok = reject_unknown_keys(m, path, {k}); !ok) {
+    if (auto ok = reject_unknown_keys(m, path, {k, "options"}); !ok) {
       return ok.error();
     }
+    return with_callbacks(parse_composite(m, k, path, depth), m, path, depth, true);
+  }
+
+ private:
+  // A composite's `options` hold only callbacks; a signature's hold its
+  // other options too, which parse_signature reads without them.
+  expected<canvas> with_callbacks(expected<canvas> c, const value::map& m, const std::string& path, std::size_t depth,
+                                  bool composite) {
+    auto it = m.find("options");
+    if (!c || it == m.end()) {
+      return c;
+    }
+    return attach_callbacks(std::move(*c), it->second, path + ".options", composite,
+                            [&](const value& v, const std::string& at) { return parse(v, at, depth + 1); });
+  }
+
+  expected<canvas> parse_composite(const value::map& m, std::string_view k, const std::string& path,
+                                   std::size_t depth) {
     const auto& inner = m.at(std::string{k});
     auto inner_path = path + "." + std::string{k};
     if (k == "map" || k == "starmap" || k == "chunks") {
@@ -778,7 +697,6 @@ class canvas_parser {
     return parse_chord(inner, inner_path, depth);
   }
 
- private:
   expected<std::vector<canvas>> parse_list(const value::array& xs, const std::string& path, std::size_t depth) {
     std::vector<canvas> out;
     out.reserve(xs.size());
@@ -840,7 +758,8 @@ class canvas_parser {
     for (auto ok : {
              optional_field(m, "args", path, array_at, [&](const value::array* xs) { args = *xs; }),
              optional_field(m, "kwargs", path, map_at, [&](const value::map* xs) { kwargs = *xs; }),
-             optional_field(m, "options", path, options_at, [&](signature_options o) { options = std::move(o); }),
+             optional_field(m, "options", path, options_at_without_callbacks,
+                            [&](signature_options o) { options = std::move(o); }),
          }) {
       if (!ok) {
         return ok.error();

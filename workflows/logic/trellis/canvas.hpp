@@ -151,6 +151,24 @@ class canvas {
   /// members yet, made when the input arrives (`detail::expand_over_input`).
   bool over_input() const noexcept;
 
+  /// Callbacks (Celery's `link` and `link_error`), on any kind of canvas.
+  /// Each is a canvas run as steps of the same workflow when this canvas
+  /// ends: a link after a success, with the result as its first argument
+  /// (unless immutable); a link_error after a failure, with the error map
+  /// (`type`, `message`, `task`, `node`, `workflow`). A revoked canvas runs
+  /// neither. The workflow's state and result stay its main canvas's; it
+  /// is finished once every callback that runs has ended. docs/canvas.md
+  /// ("Callbacks") has the rules and how they differ from Celery's.
+  const std::vector<canvas>& links() const noexcept { return links_; }
+  const std::vector<canvas>& link_errors() const noexcept { return link_errors_; }
+  bool has_callbacks() const noexcept { return !links_.empty() || !link_errors_.empty(); }
+  /// A copy with `callback` appended to the links (or link_errors). A
+  /// composite with callbacks is one value to the normalization rules (it
+  /// is not flattened into an outer chain or group, nor unrolled), so that
+  /// its callbacks hang on exactly what was linked.
+  canvas link(canvas callback) const;
+  canvas link_error(canvas callback) const;
+
   friend canvas chain(std::vector<canvas> steps);
   friend canvas group(std::vector<canvas> members);
   friend canvas chord(std::vector<canvas> header, canvas body);
@@ -164,6 +182,8 @@ class canvas {
   std::vector<canvas> children_;
   std::shared_ptr<const canvas> body_;
   std::shared_ptr<const value> fanout_;
+  std::vector<canvas> links_;
+  std::vector<canvas> link_errors_;
 };
 
 /// A chain: each step receives the previous step's result as its first
@@ -221,6 +241,8 @@ const char* to_string(canvas::kind k) noexcept;
 /// The canvas as a value, in the JSON workflow-file shape
 /// (`{"task", "args", "kwargs", "options"}`, `{"chain": [...]}`,
 /// `{"group": [...]}`, `{"chord": {"header": [...], "body": ...}}`).
+/// Callbacks are `options.link` and `options.link_error` (each a list of
+/// canvases); a composite takes `"options"` beside its body.
 value to_value(const canvas& c);
 
 /// The largest duration an option accepts (`countdown_ms`, `expires_ms`,
@@ -236,6 +258,10 @@ inline constexpr std::size_t max_name_bytes = 256;
 
 /// Longest `idempotency_key`, in bytes (room for a URL or a few hashes).
 inline constexpr std::size_t max_idempotency_key_bytes = 1024;
+
+/// Most callbacks one canvas may carry in `link` plus `link_error`; each
+/// callback is a canvas and counts against `max_depth` and `max_tasks` too.
+inline constexpr std::size_t max_callbacks = 64;
 
 /// Limits that keep a workflow from a file or the wire bounded: its shape,
 /// and how large what it carries may be, encoded (msgpack). Past a size

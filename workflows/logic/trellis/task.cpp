@@ -197,6 +197,26 @@ expected<void> check_at(const value& v, const task_registry& tasks, const std::s
     return {};  // shape errors are the parser's to report
   }
   const auto& m = v.as_map();
+  // Callbacks (`options.link`, `options.link_error`: a canvas or a list) on
+  // any canvas name tasks too.
+  if (auto o = m.find("options"); o != m.end() && o->second.is_map()) {
+    for (const char* key : {"link", "link_error"}) {
+      auto cb = o->second.as_map().find(key);
+      if (cb == o->second.as_map().end()) {
+        continue;
+      }
+      auto at = path + ".options." + key;
+      if (cb->second.is_array()) {
+        for (std::size_t i = 0; i < cb->second.as_array().size(); ++i) {
+          if (auto r = check_at(cb->second.as_array()[i], tasks, at + "[" + std::to_string(i) + "]"); !r) {
+            return r;
+          }
+        }
+      } else if (auto r = check_at(cb->second, tasks, at); !r) {
+        return r;
+      }
+    }
+  }
   if (auto t = m.find("task"); t != m.end()) {
     if (t->second.is_string() && tasks.find(t->second.as_string()) == nullptr) {
       return error{errc::unknown_task, path + ": unknown task '" + t->second.as_string() + "'"};

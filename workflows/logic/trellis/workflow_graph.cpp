@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <deque>
+#include <string>
+#include <tuple>
 #include <utility>
 
 namespace trellis::detail {
@@ -27,12 +29,36 @@ struct workflow_graph::pending_step {
   std::optional<value> input;
 };
 
-workflow_graph::workflow_graph(canvas c) : canvas_(std::move(c)) {
+workflow_graph::workflow_graph(canvas c, std::string workflow_id)
+    : canvas_(std::move(c)), workflow_id_(std::move(workflow_id)) {
   nodes_.reserve(canvas_.task_count() * 2 + 1);
   expand(canvas_, -1, 0);
 }
 
 node_id workflow_graph::expand(const canvas& c, node_id parent, std::int32_t position) {
+  auto id = expand_main(c, parent, position);
+  if (!c.has_callbacks()) {
+    return id;
+  }
+  // After the node's own subtree, links first: ids stay depth-first, so a
+  // restore that expands the same canvas gets the same ids.
+  std::vector<node_id> links;
+  std::vector<node_id> link_errors;
+  for (auto [list, out, role] : {std::tuple{&c.links(), &links, callback_kind::link},
+                                 std::tuple{&c.link_errors(), &link_errors, callback_kind::link_error}}) {
+    std::int32_t pos = 0;
+    for (const auto& cb : *list) {
+      auto root = expand(cb, id, pos++);
+      nodes_[static_cast<std::size_t>(root)].callback = role;
+      out->push_back(root);
+    }
+  }
+  nodes_[static_cast<std::size_t>(id)].links = std::move(links);
+  nodes_[static_cast<std::size_t>(id)].link_errors = std::move(link_errors);
+  return id;
+}
+
+node_id workflow_graph::expand_main(const canvas& c, node_id parent, std::int32_t position) {
   auto id = static_cast<node_id>(nodes_.size());
   nodes_.emplace_back();
   nodes_.back().kind = c.type();
@@ -86,8 +112,17 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
     queue.pop_front();
     auto& n = nodes_[static_cast<std::size_t>(step.id)];
     if (step.what == pending_step::op::complete) {
+      if (!n.links.empty() || !n.link_errors.empty()) {
+        decide_callbacks(step.id, queue, fx);
+      }
+      if (n.callback != callback_kind::none) {
+        // A callback ended: it has no effect on the node it hangs on.
+        --running_callbacks_;
+        settle(fx);
+        continue;
+      }
       if (n.parent < 0) {
-        fx.finished = true;
+        settle(fx);
         continue;
       }
       auto& p = nodes_[static_cast<std::size_t>(n.parent)];
@@ -251,6 +286,69 @@ void workflow_graph::run(std::deque<pending_step>& queue, graph_effects& fx) {
   }
 }
 
+void workflow_graph::decide_callbacks(node_id id, std::deque<pending_step>& queue, graph_effects& fx) {
+  // Copies: `skip` and the queue must not hold references into `nodes_`.
+  auto state = nodes_[static_cast<std::size_t>(id)].state;
+  auto links = nodes_[static_cast<std::size_t>(id)].links;
+  auto link_errors = nodes_[static_cast<std::size_t>(id)].link_errors;
+  auto ended = "node " + std::to_string(id) + " ended " + std::string{to_string(state)};
+  std::optional<value> input;
+  if (state == node_state::success) {
+    input = nodes_[static_cast<std::size_t>(id)].result;
+  } else if (state == node_state::failure) {
+    const auto& err = nodes_[static_cast<std::size_t>(id)].error;
+    value::map e = err.is_map() ? err.as_map() : value::map{{"message", err}};
+    e["workflow"] = workflow_id_;
+    input = value(std::move(e));
+  }
+  auto& run_now = state == node_state::success ? links : link_errors;
+  auto& not_now = state == node_state::success ? link_errors : links;
+  if (state == node_state::revoked) {
+    // A revoked node runs neither: revoking is asking for nothing more.
+    not_now.insert(not_now.end(), run_now.begin(), run_now.end());
+    run_now.clear();
+  }
+  for (auto cb : not_now) {
+    skip(cb, ended, fx);
+  }
+  for (auto cb : run_now) {
+    ++running_callbacks_;
+    queue.push_back({pending_step::op::activate, cb, input});
+  }
+}
+
+void workflow_graph::skip(node_id id, const std::string& why, graph_effects& fx) {
+  for (auto at : subtree(id)) {
+    auto& n = nodes_[static_cast<std::size_t>(at)];
+    if (is_terminal(n.state)) {
+      continue;
+    }
+    n.state = node_state::revoked;
+    value::map e{{"type", callback_not_run}, {"message", "callback not run: " + why}, {"node", at}};
+    if (n.kind == canvas::kind::task && n.sig != nullptr) {
+      e["task"] = n.sig->task();
+      fx.skipped.push_back(at);
+    }
+    n.error = value(std::move(e));
+  }
+}
+
+void workflow_graph::settle(graph_effects& fx) {
+  if (settled_ || !is_terminal(nodes_.front().state) || running_callbacks_ > 0) {
+    return;
+  }
+  // Nothing runs any more, so the callbacks still pending hang on nodes that
+  // will never end (the steps after a failure in a chain): they never run.
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i].callback != callback_kind::none && nodes_[i].state == node_state::pending) {
+      skip(static_cast<node_id>(i), "the workflow ended before node " + std::to_string(nodes_[i].parent) + " did",
+           fx);
+    }
+  }
+  settled_ = true;
+  fx.finished = true;
+}
+
 apply_result workflow_graph::check_outcome(node_id leaf, std::int32_t attempt) const {
   if (leaf < 0 || static_cast<std::size_t>(leaf) >= nodes_.size() ||
       nodes_[static_cast<std::size_t>(leaf)].kind != canvas::kind::task) {
@@ -352,6 +450,8 @@ std::vector<node_id> workflow_graph::subtree(node_id id) const {
     if (n.replacement >= 0) {
       stack.push_back(n.replacement);
     }
+    stack.insert(stack.end(), n.link_errors.rbegin(), n.link_errors.rend());
+    stack.insert(stack.end(), n.links.rbegin(), n.links.rend());
     for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) {
       stack.push_back(*it);
     }

@@ -19,6 +19,18 @@
 /// the stored replacements first, in the order of their first node id, so
 /// the ids come out as they were (`attach_replacement`), and replays the rest.
 ///
+/// Callbacks (`canvas::links`, `canvas::link_errors`) are nodes too,
+/// expanded right after the subtree of the node they hang on (so their ids
+/// are as deterministic as the rest), with that node as their parent but
+/// outside its `children`. When the node ends, its links are activated with
+/// its result (on SUCCESS) or its link_errors with its error map plus
+/// `workflow` (on FAILURE); the callbacks that will not run end at once as
+/// REVOKED with the error type `not_run` (`graph_effects::skipped`), and so
+/// do, when the main canvas has ended, the callbacks of nodes that never
+/// ended. The root's state and result are the main canvas's, but the
+/// workflow is finished only when the root is terminal and no activated
+/// callback is still running.
+///
 /// Once-only transitions: an outcome for a node that is already terminal, or
 /// for an attempt other than the node's current one, changes nothing and is
 /// reported as a duplicate. This is the guard that keeps a redelivered message
@@ -33,12 +45,21 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
 namespace trellis::detail {
 
 using node_id = std::int32_t;
+
+/// Whether a node is the root of a callback, and of which kind.
+enum class callback_kind : std::uint8_t { none, link, link_error };
+
+/// The error type of a callback that did not run: a link of a node that
+/// did not succeed, a link_error of one that did not fail, any callback of
+/// a revoked node or of one that never ended.
+inline constexpr const char* callback_not_run = "not_run";
 
 /// One node: a task invocation (leaf) or a chain/group/chord (composite).
 struct graph_node {
@@ -69,6 +90,12 @@ struct graph_node {
   /// A map, starmap or chunks over its input (a group with no members):
   /// its canvas, expanded into a replacement when the input arrives.
   std::shared_ptr<const canvas> over_input;
+  /// The roots of the callbacks hanging on this node, in canvas order.
+  std::vector<node_id> links;
+  std::vector<node_id> link_errors;
+  /// Set on the root of a callback (`parent` is the node it hangs on,
+  /// `position` its index in that node's `links` or `link_errors`).
+  callback_kind callback = callback_kind::none;
 };
 
 /// A leaf outcome already recorded in the store, replayed on restore.
@@ -97,6 +124,9 @@ struct graph_effects {
   /// Leaves whose replacement ended during the call, so that they ended
   /// too (with its state and result): the dispatcher updates their rows.
   std::vector<node_id> replaced_done;
+  /// Leaves of callbacks that will not run, ended REVOKED with the error
+  /// type `not_run` during the call: the dispatcher records their rows.
+  std::vector<node_id> skipped;
 };
 
 /// Whether an outcome changed the graph.
@@ -110,8 +140,9 @@ enum class apply_result : std::uint8_t {
 
 class workflow_graph {
  public:
-  /// Expands `c` (copied into the graph). Node 0 is the root.
-  explicit workflow_graph(canvas c);
+  /// Expands `c` (copied into the graph). Node 0 is the root. `workflow_id`
+  /// goes into the error map a link_error receives.
+  explicit workflow_graph(canvas c, std::string workflow_id = {});
 
   workflow_graph(const workflow_graph&) = delete;
   workflow_graph& operator=(const workflow_graph&) = delete;
@@ -170,13 +201,23 @@ class workflow_graph {
   std::size_t size() const noexcept { return nodes_.size(); }
   const canvas& source() const noexcept { return canvas_; }
   const graph_node& root() const { return nodes_.front(); }
-  bool is_finished() const noexcept { return is_terminal(nodes_.front().state); }
+  /// The root is terminal and every callback that was activated ended.
+  bool is_finished() const noexcept { return settled_; }
+  /// Callbacks activated and not ended yet.
+  std::int32_t running_callbacks() const noexcept { return running_callbacks_; }
 
  private:
   node_id expand(const canvas& c, node_id parent, std::int32_t position);
+  node_id expand_main(const canvas& c, node_id parent, std::int32_t position);
+  struct pending_step;
+  /// When `id` ended: queues the callbacks that run, skips the others.
+  void decide_callbacks(node_id id, std::deque<pending_step>& queue, graph_effects& fx);
+  /// Ends every node under `id` that is not terminal as REVOKED `not_run`.
+  void skip(node_id id, const std::string& why, graph_effects& fx);
+  /// Sets `fx.finished` once the root is terminal and no callback runs.
+  void settle(graph_effects& fx);
   void activate(node_id id, std::optional<value> input, graph_effects& fx);
   void complete(node_id id, graph_effects& fx);
-  struct pending_step;
   void run(std::deque<pending_step>& queue, graph_effects& fx);
   apply_result check_outcome(node_id leaf, std::int32_t attempt) const;
 
@@ -189,6 +230,9 @@ class workflow_graph {
   std::vector<std::pair<node_id, canvas>> replacements_;
   std::vector<graph_node> nodes_;
   std::function<std::optional<known_outcome>(node_id)> known_;
+  std::string workflow_id_;
+  std::int32_t running_callbacks_ = 0;
+  bool settled_ = false;
 };
 
 }  // namespace trellis::detail

@@ -81,7 +81,7 @@ inline value error_value(const std::string& type, const std::string& message) {
 }
 
 struct active_workflow {
-  explicit active_workflow(canvas c) : graph(std::move(c)) {}
+  active_workflow(const std::string& id, canvas c) : graph(std::move(c), id) {}
   workflow_graph graph;
   /// Its place in the cache's use order (`dispatcher_state::lru`); only
   /// while `timers` is 0.

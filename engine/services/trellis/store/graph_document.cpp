@@ -68,7 +68,7 @@ expected<std::optional<value::map>> graph_document(sqlite_store& store, const st
   }
   // Replayed as a restore does (stored replacements attached first, in the
   // order they were made), so composite states are the dispatcher's.
-  workflow_graph graph{std::move(*parsed)};
+  workflow_graph graph{std::move(*parsed), id};
   auto replacements = store.replacements_of(id);
   if (!replacements) {
     return replacements.error();
@@ -117,6 +117,20 @@ expected<std::optional<value::map>> graph_document(sqlite_store& store, const st
     // A step that replaced itself (or a map expanded over its input): the
     // root of the canvas whose result becomes its own.
     out["replacement"] = n.replacement >= 0 ? value(static_cast<std::int64_t>(n.replacement)) : value{};
+    // Callbacks hanging on the node (roots of their canvases), and on a
+    // callback's root which kind it is: "link", "link_error" or null.
+    auto ids = [](const std::vector<node_id>& xs) {
+      value::array out_ids;
+      for (auto x : xs) {
+        out_ids.emplace_back(static_cast<std::int64_t>(x));
+      }
+      return out_ids;
+    };
+    out["links"] = ids(n.links);
+    out["link_errors"] = ids(n.link_errors);
+    out["callback"] = n.callback == callback_kind::none   ? value{}
+                      : n.callback == callback_kind::link ? value("link")
+                                                          : value("link_error");
     auto state = n.state;
     if (n.kind == canvas::kind::task) {
       out["task"] = n.sig->task();

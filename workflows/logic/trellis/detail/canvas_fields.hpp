@@ -12,6 +12,7 @@
 #include "trellis/value.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -35,6 +36,16 @@ expected<void> reject_unknown_keys(const value::map& m, const std::string& path,
                                    std::initializer_list<std::string_view> known);
 /// A signature's `options` map.
 expected<signature_options> options_at(const value& v, const std::string& path);
+/// The same, ignoring its callbacks (`link`, `link_error`), which
+/// `attach_callbacks` reads.
+expected<signature_options> options_at_without_callbacks(const value& v, const std::string& path);
+/// `c` with the callbacks of `options` (the `options` value at `path`),
+/// each read with `parse`. For a composite (`composite`), `options` may
+/// hold nothing else. At most `max_callbacks` in all.
+expected<canvas> attach_callbacks(canvas c, const value& options, const std::string& path, bool composite,
+                                  const std::function<expected<canvas>(const value&, const std::string&)>& parse);
+/// Writes the callbacks of `c` into its workflow-file form `m` (`options`).
+void callbacks_to_value(const canvas& c, value::map& m);
 
 }  // namespace trellis::detail
 
