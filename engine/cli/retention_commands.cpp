@@ -1,6 +1,7 @@
 #include "cli/retention_commands.hpp"
 
 #include "cli/cli_output.hpp"
+#include "cli/control_commands.hpp"
 #include "cli/duration_text.hpp"
 
 #include <CLI/CLI.hpp>
@@ -70,17 +71,29 @@ retention_commands::retention_commands(CLI::App& app) {
   prune_ = app.add_subcommand("prune",
                               "Delete every workflow that finished more than --older-than ago, with its nodes, "
                               "attempts and result");
-  prune_->add_option("--db", db_, "SQLite store (not one a running engine or dispatcher holds)")->required();
-  add_duration(prune_, "--older-than", older_than_, "Finished more than this long ago: 1d, 30m, 3600s, 500ms, 0");
   forget_ = app.add_subcommand("forget", "Delete one finished workflow, with its nodes, attempts and result");
   forget_->add_option("ID", id_, "Workflow id")->required();
-  forget_->add_option("--db", db_, "SQLite store (not one a running engine or dispatcher holds)")->required();
+  for (auto* cmd : {prune_, forget_}) {
+    cmd->add_option("--db", db_,
+                    "SQLite store no running process holds (or ask the running dispatchers: --broker)");
+  }
+  add_duration(prune_, "--older-than", older_than_, "Finished more than this long ago: 1d, 30m, 3600s, 500ms, 0");
 }
 
-std::optional<int> retention_commands::run() const {
-  if (!*prune_ && !*forget_) {
-    return std::nullopt;
-  }
+CLI::App* retention_commands::parsed() const {
+  return *prune_ ? prune_ : *forget_ ? forget_ : nullptr;
+}
+
+CLI::Option* retention_commands::db_flag() const {
+  auto* cmd = parsed();
+  return cmd == nullptr ? nullptr : cmd->get_option("--db");
+}
+
+int retention_commands::run(const std::optional<detail::cluster_options>& cluster) const {
+  return cluster ? run_over_broker(*cluster) : run_on_store();
+}
+
+int retention_commands::run_on_store() const {
   // A missing file would be created empty by opening it: say so instead.
   if (std::FILE* f = std::fopen(db_.c_str(), "rb"); f != nullptr) {
     std::fclose(f);
@@ -91,17 +104,32 @@ std::optional<int> retention_commands::run() const {
   engine eng{by_hand(db_), task_registry{}};
   if (*prune_) {
     auto pruned = eng.prune(older_than_);
-    if (!pruned) {
-      return fail(pruned.error());
-    }
-    std::cout << "{\"pruned\":" << *pruned << ",\"older_than\":" << json_string(duration_text(older_than_)) << "}"
-              << std::endl;
-    return exit_success;
+    return pruned ? print_pruned(*pruned) : fail(pruned.error());
   }
   auto forgotten = eng.forget(id_);
-  if (!forgotten) {
-    return fail(forgotten.error());
+  return forgotten ? print_forgotten() : fail(forgotten.error());
+}
+
+int retention_commands::run_over_broker(const detail::cluster_options& cluster) const {
+  auto c = connect_trellis_client(cluster, *prune_ ? "trellis-prune" : "trellis-forget");
+  if (!c) {
+    return fail(c.error());
   }
+  if (*prune_) {
+    auto pruned = (*c)->prune(older_than_);
+    return pruned ? print_pruned(*pruned) : fail(pruned.error());
+  }
+  auto forgotten = (*c)->forget(id_);
+  return forgotten ? print_forgotten() : fail(forgotten.error());
+}
+
+int retention_commands::print_pruned(std::int64_t n) const {
+  std::cout << "{\"pruned\":" << n << ",\"older_than\":" << json_string(duration_text(older_than_)) << "}"
+            << std::endl;
+  return exit_success;
+}
+
+int retention_commands::print_forgotten() const {
   std::cout << "{\"id\":" << json_string(id_) << ",\"forgotten\":true}" << std::endl;
   return exit_success;
 }

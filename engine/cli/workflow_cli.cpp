@@ -620,7 +620,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   revoke->add_flag("--terminate", terminate,
                    "Also stop the handlers running the revoked tasks (their stop token now, abandoned after a grace "
                    "period if they have a hard time limit)");
-  for (auto* cmd : {list, status, dlq_list, dlq_replay, inspect, metrics, revoke, dashboard}) {
+  for (auto* cmd : {list, status, dlq_list, dlq_replay, inspect, metrics, revoke, dashboard,
+                    retention.prune_command(), retention.forget_command()}) {
     client_flags.emplace(cmd, cluster_flags{detail::cluster_command::submit, {}, {}, {}}).first->second.add_to(cmd);
   }
   int partition = 0;
@@ -768,8 +769,10 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       cluster.http = http_options{http_listen, cli::http_token(http_token_file)};
       return cli::serve_dashboard(cluster);
     }
-    if (auto code = retention.run()) {
-      return *code;
+    if (auto* cmd = retention.parsed()) {
+      return retention.run(store_or_broker(cmd, retention.db_flag())
+                               ? std::nullopt
+                               : std::optional<detail::cluster_options>{client_flags.at(cmd).resolve()});
     }
     if (*list) {
       if (!list_state.empty()) {

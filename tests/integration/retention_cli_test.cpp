@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -108,11 +109,14 @@ TEST_CASE("forget deletes one finished workflow and refuses an unfinished or unk
   CHECK(again.status == 2);
   CHECK(again.err.find("not_found") != std::string::npos);
 
-  // A run that gives up waiting leaves its workflow unfinished in the store.
-  auto slow = write_file(dir, "slow.json", R"({"task": "sleep_ms", "args": [60000]})");
-  auto waited = demo(dir, {"run", slow, "--db", db, "--timeout-ms", "200"});
+  // A run that gives up waiting leaves its workflow unfinished in the
+  // store (a countdown: no handler runs for the drain to wait for).
+  auto late = write_file(dir, "late.json", R"({"task": "add", "args": [1, 2], "options": {"countdown_ms": 60000}})");
+  auto waited = demo(dir, {"run", late, "--db", db, "--timeout-ms", "200"});
   REQUIRE(waited.status == 6);
-  auto unfinished = json::parse(waited.last_line())["id"].get<std::string>();
+  std::smatch m;
+  REQUIRE(std::regex_search(waited.err, m, std::regex{"workflow ([0-9a-f]{32}) submitted"}));
+  auto unfinished = m[1].str();
   auto refused = demo(dir, {"forget", unfinished, "--db", db});
   CHECK(refused.status == 2);
   CHECK(refused.err.find("not finished") != std::string::npos);

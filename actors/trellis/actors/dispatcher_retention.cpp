@@ -12,6 +12,8 @@
 
 #include "trellis/actors/detail/dispatcher_logic.hpp"
 
+#include "trellis/control_messages.hpp"
+
 #include <algorithm>
 
 namespace trellis::detail {
@@ -146,6 +148,29 @@ caf::result<std::string> dispatcher_logic::forget(const std::string& wf) {
   auto promise = self_->make_response_promise<std::string>();
   st_.replies.push_back(pending_reply{promise, wf, 0, st_.control_token});
   return promise;
+}
+
+void dispatcher_logic::control_prune(std::int64_t older_than_ms, std::uint64_t token) {
+  // The decoder checked the range. `prune` commits before it returns, so
+  // the answer can go at once.
+  auto r = prune(older_than_ms);
+  std::string reply;
+  if (r.flag == caf::rt_error) {
+    reply = encode_control_error(from_caf_error(r.err, to_string(r.err)));
+  } else {
+    auto pruned = r.value.match_elements<std::int64_t>() ? r.value.get_as<std::int64_t>(0) : std::int64_t{0};
+    reply = encode_control_reply(value(value::map{{"pruned", pruned}}));
+  }
+  st_.cfg.bus->answer_control(delivery{{}, token, 1}, reply);
+}
+
+void dispatcher_logic::control_forget(const std::string& wf, std::uint64_t token) {
+  st_.control_token = token;  // picked up by forget() for its answer after the commit
+  auto r = forget(wf);
+  st_.control_token = 0;
+  if (r.flag == caf::rt_error) {
+    st_.cfg.bus->answer_control(delivery{{}, token, 1}, encode_control_error(from_caf_error(r.err, to_string(r.err))));
+  }
 }
 
 }  // namespace trellis::detail

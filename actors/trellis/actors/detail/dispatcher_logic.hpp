@@ -237,6 +237,9 @@ class dispatcher_logic {
   expected<value> revoke_node(const std::string& wf, active_workflow& aw, std::int32_t node, bool terminate);
   void drop_unpublished(const std::string& wf, const std::vector<node_id>& leaves);
   void control_inspect(std::uint64_t token);
+  /// `prune` and `forget` over the broker (dispatcher_retention.cpp).
+  void control_prune(std::int64_t older_than_ms, std::uint64_t token);
+  void control_forget(const std::string& wf, std::uint64_t token);
   void open_batch();
   void changed(std::size_t n = 1);
   void on_event(const std::string& raw);
