@@ -167,9 +167,11 @@ TEST_CASE("prune and forget refuse a store a running engine holds", "[integratio
   auto id = run_ok(dir, file, db);
   trellis::test::child_process server{{TRELLIS_DEMO_BIN, "serve", "--db", db}, dir.file("serve.out"),
                                       dir.file("serve.err")};
-  // The lock file names its holder once the engine has taken it.
+  // The lock file names its holder once the engine has taken it (the
+  // earlier `run` left its own line there: wait for the server's pid).
+  const auto holder = "pid " + std::to_string(server.pid()) + ",";
   REQUIRE(trellis::test::wait_until(
-      [&] { return trellis::test::read_file(db + ".lock").value_or("").find("embedded") != std::string::npos; },
+      [&] { return trellis::test::read_file(db + ".lock").value_or("").find(holder) != std::string::npos; },
       std::chrono::seconds{30}, "the serving engine to take the store lock"));
   auto prune = demo(dir, {"prune", "--db", db, "--older-than", "0"});
   CHECK(prune.status == 3);
