@@ -1,5 +1,7 @@
 #include "cli/cluster_settings.hpp"
 
+#include "cli/duration_text.hpp"
+
 #include <cstdint>
 #include <fstream>
 #include <iterator>
@@ -62,6 +64,19 @@ const std::vector<cluster_setting> settings_table{
      false, false, true, false,
      whole_number_range{0, static_cast<std::int64_t>(defaults::max_cached_nodes_limit),
                         static_cast<std::int64_t>(fallback.max_cached_nodes)}},
+    // Retention (docs/operations.md#retention): durations, checked by
+    // `parse_duration` wherever they come from.
+    {"result_expires", "--result-expires", "DURATION", "TRELLIS_RESULT_EXPIRES",
+     "Delete a finished workflow, its nodes, attempts and result this long after it finished: 1d, 30m, 3600s, "
+     "500ms, or 0 to keep forever (default: 1d)",
+     false, false, true, false},
+    {"idempotency_key_expires", "--idempotency-key-expires", "DURATION", "TRELLIS_IDEMPOTENCY_KEY_EXPIRES",
+     "Delete an idempotency key this long after it was recorded (its step's effect may then happen again), or 0 "
+     "to keep forever (default: 7d)",
+     false, false, true, false},
+    {"dead_letter_expires", "--dead-letter-expires", "DURATION", "TRELLIS_DEAD_LETTER_EXPIRES",
+     "Delete a dead letter this long after it was stored, or 0 to keep forever (default: 30d)", false, false, true,
+     false},
     {"max_submission_bytes", "--max-submission-bytes", "BYTES", "TRELLIS_MAX_SUBMISSION_BYTES",
      "Largest workflow one submission may carry, encoded", false, true, true, true,
      whole_number_range{1, static_cast<std::int64_t>(defaults::max_configurable_bytes),
@@ -508,6 +523,17 @@ expected<cluster_options> resolve_cluster_options(cluster_command command, const
         return error{errc::invalid_config, owns->source + ": '" + item + "' is not a partition number"};
       }
       out.owns.push_back(std::stoi(item));
+    }
+  }
+  for (auto [key, target] : {std::pair{"result_expires", &out.result_expires},
+                              std::pair{"idempotency_key_expires", &out.idempotency_key_expires},
+                              std::pair{"dead_letter_expires", &out.dead_letter_expires}}) {
+    if (auto text = r.get(key)) {
+      auto d = cli::parse_duration(text->text);
+      if (!d) {
+        return error{errc::invalid_config, text->source + ": " + d.error().message()};
+      }
+      *target = *d;
     }
   }
   if (command == cluster_command::dispatcher) {

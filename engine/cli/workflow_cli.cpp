@@ -8,6 +8,7 @@
 #include "cli/cluster_settings.hpp"
 #include "cli/control_commands.hpp"
 #include "cli/list_command.hpp"
+#include "cli/retention_commands.hpp"
 #include "cli/progress_line.hpp"
 #include "cli/serve_check.hpp"
 #include "cli/waiting.hpp"
@@ -151,6 +152,8 @@ struct run_options {
   std::optional<std::int64_t> timeout_ms;
   /// run --key: an idempotent submission (engine::submit's key).
   std::optional<std::string> key;
+  /// --result-expires, --idempotency-key-expires, --dead-letter-expires.
+  cli::retention_settings retention;
 };
 
 engine_config config_for(const run_options& opts) {
@@ -159,6 +162,7 @@ engine_config config_for(const run_options& opts) {
   cfg.concurrency = opts.concurrency;
   cfg.limits = opts.limits;
   cfg.max_abandoned_handlers = opts.max_abandoned_handlers;
+  opts.retention.apply_to(cfg);
   return cfg;
 }
 
@@ -479,6 +483,7 @@ int cli_main(int argc, char** argv, task_registry tasks) {
     if (!sizes) {
       return;
     }
+    opts.retention.add_flags(cmd);
     cmd->add_option("--max-abandoned-handlers", opts.max_abandoned_handlers,
                     "Handlers left running past their hard time limit before no new task starts until one "
                     "returns, 1 to " +
@@ -560,6 +565,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   list->add_option("--limit", listing.limit, "At most this many, 1 to " + std::to_string(cli::max_list_limit))
       ->check(CLI::Range(std::size_t{1}, cli::max_list_limit))
       ->capture_default_str();
+  cli::retention_commands retention{app};  // prune, forget
+
   // -o on the commands a person reads: after `status` and `dlq list` exist.
   std::string output_name = "json";
   for (auto* cmd : {list, status, dlq_list}) {
@@ -613,7 +620,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
   revoke->add_flag("--terminate", terminate,
                    "Also stop the handlers running the revoked tasks (their stop token now, abandoned after a grace "
                    "period if they have a hard time limit)");
-  for (auto* cmd : {list, status, dlq_list, dlq_replay, inspect, metrics, revoke, dashboard}) {
+  for (auto* cmd : {list, status, dlq_list, dlq_replay, inspect, metrics, revoke, dashboard,
+                    retention.prune_command(), retention.forget_command()}) {
     client_flags.emplace(cmd, cluster_flags{detail::cluster_command::submit, {}, {}, {}}).first->second.add_to(cmd);
   }
   int partition = 0;
@@ -760,6 +768,11 @@ int cli_main(int argc, char** argv, task_registry tasks) {
       auto cluster = client_flags.at(dashboard).resolve();
       cluster.http = http_options{http_listen, cli::http_token(http_token_file)};
       return cli::serve_dashboard(cluster);
+    }
+    if (auto* cmd = retention.parsed()) {
+      return retention.run(store_or_broker(cmd, retention.db_flag())
+                               ? std::nullopt
+                               : std::optional<detail::cluster_options>{client_flags.at(cmd).resolve()});
     }
     if (*list) {
       if (!list_state.empty()) {

@@ -109,6 +109,9 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
   }
   try {
     dispatcher_logic(self).restore_all();
+    // The first sweep comes right after the restore: a store that was
+    // closed for a while may hold much that expired meanwhile.
+    dispatcher_logic(self).schedule_expiry(std::chrono::milliseconds{0});
   } catch (const store_failure& failure) {
     // Stopped before taking a message: no behavior, the exit reason says why.
     stop_for_store_failure(self, failure.err);
@@ -149,6 +152,13 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_pointer self, dispatcher_c
       },
       [=](replay_atom, std::int64_t id) {
         return stopping_on_store_failure(self, [&] { return dispatcher_logic(self).replay(id); });
+      },
+      [=](expire_atom) { stopping_on_store_failure(self, [&] { dispatcher_logic(self).expire(); }); },
+      [=](expire_atom, std::int64_t older_than_ms) {
+        return stopping_on_store_failure(self, [&] { return dispatcher_logic(self).prune(older_than_ms); });
+      },
+      [=](forget_atom, const std::string& wf) {
+        return stopping_on_store_failure(self, [&] { return dispatcher_logic(self).forget(wf); });
       },
       [=](restored_atom) { return self->state.restored; },
       [=](drain_atom) {

@@ -40,6 +40,7 @@
 
 #include <caf/fwd.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -78,6 +79,19 @@ struct dispatcher_config {
   /// all in the store) and rebuilt from the store, without publishing
   /// anything again, when their workflow next needs one (decision 0011).
   std::size_t max_cached_nodes = defaults::max_cached_nodes;
+  /// Retention (docs/operations.md "Retention", decision 0036): how long
+  /// finished workflows, idempotency keys and dead letters are kept, each
+  /// from the time it finished or was stored; zero keeps them forever. A
+  /// timer sweeps them in transactions of at most `retention_batch` rows
+  /// every `retention_sweep_interval`, and at once again after a full one.
+  /// Off here: the facades set them from `engine_config` and
+  /// `cluster_options`, whose defaults are `defaults::*_expires`; a
+  /// dispatcher made by hand (a test) has no timer it did not ask for.
+  std::chrono::milliseconds result_expires{0};
+  std::chrono::milliseconds idempotency_key_expires{0};
+  std::chrono::milliseconds dead_letter_expires{0};
+  std::chrono::milliseconds retention_sweep_interval = defaults::retention_sweep_interval;
+  std::size_t retention_batch = defaults::retention_batch;
   /// Seed of the retry jitter; 0 draws one from the OS.
   std::uint64_t jitter_seed = 0;
   /// Where the dispatcher reads the time (due times, the times it stores,

@@ -245,6 +245,12 @@ void dispatcher_logic::control(const std::string& bytes, std::uint64_t token) {
     case control_op::graph:
       control_graph(request->workflow_id, token);
       return;
+    case control_op::prune:
+      control_prune(request->older_than_ms, token);
+      return;
+    case control_op::forget:
+      control_forget(request->workflow_id, token);
+      return;
     case control_op::metrics:  // ctl.metrics is served beside the actor (cluster_node.cpp)
     case control_op::revoked:
       break;

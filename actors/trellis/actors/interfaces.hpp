@@ -35,6 +35,8 @@ using start_atom = caf::atom_constant<caf::atom("start")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using lost_atom = caf::atom_constant<caf::atom("lost")>;
 using control_atom = caf::atom_constant<caf::atom("control")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
 
 /// The only writer of workflow state.
 using dispatcher_actor = caf::typed_actor<
@@ -64,6 +66,17 @@ using dispatcher_actor = caf::typed_actor<
     caf::replies_to<replay_atom, std::int64_t>::with<std::string>,
     /// Ids of the unfinished workflows restored from the store at start.
     caf::replies_to<restored_atom>::with<std::vector<std::string>>,
+    /// Retention sweep (sent to itself on a timer): deletes, in one bounded
+    /// transaction, expired finished workflows, idempotency keys and dead
+    /// letters (dispatcher_config, "Retention").
+    caf::reacts_to<expire_atom>,
+    /// Deletes every finished workflow that finished more than this many
+    /// milliseconds ago, in bounded transactions; replies with how many,
+    /// once committed (`prune` by hand).
+    caf::replies_to<expire_atom, std::int64_t>::with<std::int64_t>,
+    /// Deletes one finished workflow and what it owns; replies with its id
+    /// once committed, or `not_found` / `invalid_workflow` (unfinished).
+    caf::replies_to<forget_atom, std::string>::with<std::string>,
     /// Commits what is pending; replies when done.
     caf::replies_to<drain_atom>::with<bool>>;
 

@@ -1,5 +1,7 @@
 #include "trellis/client.hpp"
 
+#include "trellis/defaults.hpp"
+
 #include "trellis/client_core.hpp"
 #include "trellis/control_messages.hpp"
 #include "trellis/outcome_result.hpp"
@@ -195,6 +197,40 @@ expected<value> client::revoke(const std::string& workflow_id, revoke_options op
   request.node = options.node;
   request.terminate = options.terminate;
   return core_->ask(request, detail::partition_of(workflow_id, partitions()));
+}
+
+expected<std::int64_t> client::prune(std::chrono::milliseconds older_than) {
+  if (older_than.count() < 0 || older_than > defaults::max_expires) {
+    return error{errc::invalid_config, "prune: older_than must be from 0 to " +
+                                           std::to_string(defaults::max_expires.count()) + " ms, got " +
+                                           std::to_string(older_than.count())};
+  }
+  detail::control_request request;
+  request.op = detail::control_op::prune;
+  request.older_than_ms = older_than.count();
+  std::int64_t total = 0;
+  for (int p = 0; p < partitions(); ++p) {
+    auto body = core_->ask(request, p);
+    if (!body) {
+      return body.error();
+    }
+    if (!body->is_map() || body->as_map().count("pruned") == 0 || !body->as_map().at("pruned").is_integer()) {
+      return error{errc::malformed_envelope, "partition " + std::to_string(p) + "'s prune answer holds no count"};
+    }
+    total += body->as_map().at("pruned").as_int();
+  }
+  return total;
+}
+
+expected<void> client::forget(const std::string& workflow_id) {
+  detail::control_request request;
+  request.op = detail::control_op::forget;
+  request.workflow_id = workflow_id;
+  auto body = core_->ask(request, detail::partition_of(workflow_id, partitions()));
+  if (!body) {
+    return body.error();
+  }
+  return {};
 }
 
 expected<value::array> client::dead_letters(int partition) {

@@ -192,6 +192,19 @@ class client {
   /// (replayed already, or no node), and those of `dead_letters`.
   expected<client_handle> replay_dead_letter(std::int64_t letter, int partition = 0);
 
+  /// Deletes, in every partition, the workflows that finished more than
+  /// `older_than` ago, as `engine::prune` (each partition's dispatcher
+  /// deletes its own, in bounded transactions); returns how many in all.
+  /// Errors: `invalid_config` (negative or longer than
+  /// `defaults::max_expires`), `broker_unavailable`, `timeout` (a
+  /// partition's dispatcher did not answer: the others may have pruned).
+  expected<std::int64_t> prune(std::chrono::milliseconds older_than);
+
+  /// Deletes one finished workflow, as `engine::forget`, at the dispatcher
+  /// owning it. Errors: `not_found`, `invalid_workflow` (not finished),
+  /// `broker_unavailable`, `timeout`.
+  expected<void> forget(const std::string& workflow_id);
+
   /// The namespace and partition count the client was connected with.
   const std::string& ns() const noexcept;
   int partitions() const noexcept;

@@ -266,6 +266,9 @@ static expected<std::unique_ptr<node_runtime>> start_partition(const cluster_opt
   sup.dispatcher.partition = partition;
   sup.dispatcher.partitions = opts.partitions;
   sup.dispatcher.max_cached_nodes = opts.max_cached_nodes;
+  sup.dispatcher.result_expires = opts.result_expires;
+  sup.dispatcher.idempotency_key_expires = opts.idempotency_key_expires;
+  sup.dispatcher.dead_letter_expires = opts.dead_letter_expires;
   sup.dispatcher.limits = opts.limits;
   sup.dispatcher.on_store_failure = std::move(on_store_failure);
   std::weak_ptr<cluster_bus> weak = cluster;

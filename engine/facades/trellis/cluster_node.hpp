@@ -89,6 +89,13 @@ struct cluster_options {
   /// Dispatcher: workflow graph nodes kept in memory; idle workflows
   /// beyond it are rebuilt from the store when needed (decision 0011).
   std::size_t max_cached_nodes = defaults::max_cached_nodes;
+  /// Dispatcher: retention (docs/operations.md "Retention"), as
+  /// `engine_config`'s: finished workflows, idempotency keys and dead
+  /// letters are deleted this long after they finished or were stored;
+  /// zero keeps them forever.
+  std::chrono::milliseconds result_expires = defaults::result_expires;
+  std::chrono::milliseconds idempotency_key_expires = defaults::idempotency_key_expires;
+  std::chrono::milliseconds dead_letter_expires = defaults::dead_letter_expires;
   /// Client, dispatcher and worker: the size limits (a submission, one
   /// task's arguments, one result; canvas.hpp). Give every process of a
   /// namespace the same values: a client checks a submission, the

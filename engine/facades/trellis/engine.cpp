@@ -174,6 +174,9 @@ class engine_core {
     sup.dispatcher.max_batch = cfg_.max_batch;
     sup.dispatcher.max_cached_nodes = cfg_.max_cached_nodes;
     sup.dispatcher.jitter_seed = cfg_.jitter_seed;
+    sup.dispatcher.result_expires = cfg_.result_expires;
+    sup.dispatcher.idempotency_key_expires = cfg_.idempotency_key_expires;
+    sup.dispatcher.dead_letter_expires = cfg_.dead_letter_expires;
     if (!tasks_->empty()) {
       worker_pool_config workers;
       workers.bus = bus_;
@@ -525,6 +528,15 @@ expected<void> validate(const engine_config& cfg) {
   if (cfg.max_batch == 0) {
     return error{errc::invalid_config, "max_batch: must be at least 1"};
   }
+  for (auto [name, expires] : {std::pair{"result_expires", cfg.result_expires},
+                                std::pair{"idempotency_key_expires", cfg.idempotency_key_expires},
+                                std::pair{"dead_letter_expires", cfg.dead_letter_expires}}) {
+    if (expires.count() < 0 || expires > defaults::max_expires) {
+      return error{errc::invalid_config, std::string{name} + ": must be from 0 (keep forever) to " +
+                                             std::to_string(defaults::max_expires.count()) + " ms, got " +
+                                             std::to_string(expires.count())};
+    }
+  }
   if (cfg.fetch_batch == 0) {
     return error{errc::invalid_config, "fetch_batch: must be at least 1"};
   }
@@ -586,6 +598,18 @@ expected<value::array> engine::dead_letters() { return core_->dead_letters(); }
 expected<workflow_handle> engine::replay_dead_letter(std::int64_t id) { return core_->replay(id); }
 
 expected<value> engine::status(const std::string& workflow_id) { return core_->status(workflow_id); }
+
+expected<std::int64_t> engine::prune(std::chrono::milliseconds older_than) {
+  return core_->ask<std::int64_t>(detail::expire_atom::value, static_cast<std::int64_t>(older_than.count()));
+}
+
+expected<void> engine::forget(const std::string& workflow_id) {
+  auto forgotten = core_->ask<std::string>(detail::forget_atom::value, workflow_id);
+  if (!forgotten) {
+    return forgotten.error();
+  }
+  return {};
+}
 
 expected<value> engine::workflows(const workflow_query& query) { return core_->workflows(query); }
 

@@ -62,6 +62,15 @@ struct engine_config {
   /// Bounds on submitted workflows: their shape, and the encoded size of a
   /// submission, of one task's arguments and of one result.
   canvas_limits limits;
+  /// Retention (docs/operations.md "Retention"): a finished workflow, with
+  /// its nodes, attempts, progress and result, is deleted this long after it
+  /// finished (Celery's `result_expires`); an idempotency key this long after
+  /// it was recorded (an expired key lets its step's effect happen again);
+  /// a dead letter this long after it was stored. Zero keeps them forever;
+  /// at most `defaults::max_expires`.
+  std::chrono::milliseconds result_expires = defaults::result_expires;
+  std::chrono::milliseconds idempotency_key_expires = defaults::idempotency_key_expires;
+  std::chrono::milliseconds dead_letter_expires = defaults::dead_letter_expires;
   /// Seed of the retry jitter (0: random). Tests set it to be repeatable.
   std::uint64_t jitter_seed = 0;
   /// The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, the JSON API, task
@@ -198,6 +207,21 @@ class engine {
   /// its workflow. Errors: `not_found`, or `invalid_workflow` for a dead
   /// letter that belongs to no node (undecodable bytes).
   expected<workflow_handle> replay_dead_letter(std::int64_t id);
+
+  /// Deletes every workflow that finished more than `older_than` ago, with
+  /// its nodes, attempts, progress and result (what `result_expires` does on
+  /// its own, by hand; docs/operations.md "Retention"). The dispatcher does
+  /// it in transactions of at most `defaults::retention_batch` workflows and
+  /// returns how many it deleted, once committed. Unfinished workflows are
+  /// never deleted; idempotency keys and dead letters keep their own
+  /// retention. Errors: `invalid_config` (a negative or too long
+  /// `older_than`), the store's, `shutting_down`, `timeout`.
+  expected<std::int64_t> prune(std::chrono::milliseconds older_than);
+
+  /// Deletes one finished workflow with its nodes, attempts, progress and
+  /// result, once committed. Errors: `not_found`, `invalid_workflow` (it has
+  /// not finished: it is kept), the store's, `shutting_down`, `timeout`.
+  expected<void> forget(const std::string& workflow_id);
 
   /// Revokes a workflow, or one node of it (Celery's `revoke`), and returns
   /// once that is committed. Revoked tasks that have not started never run;

@@ -1,5 +1,7 @@
 #include "trellis/control_messages.hpp"
 
+#include "trellis/defaults.hpp"
+
 #include "trellis/detail/value_codec.hpp"
 #include "trellis/node_state.hpp"
 
@@ -17,13 +19,14 @@ namespace {
 // levels the status document and the reply map add around them.
 constexpr std::size_t max_control_depth = 64 + 4;
 
-constexpr std::array<control_op, 9> all_ops = {control_op::status,     control_op::revoke,  control_op::dlq_list,
-                                               control_op::dlq_replay, control_op::inspect, control_op::metrics,
-                                               control_op::revoked,    control_op::list,    control_op::graph};
+constexpr std::array<control_op, 11> all_ops = {
+    control_op::status,  control_op::revoke,  control_op::dlq_list, control_op::dlq_replay,
+    control_op::inspect, control_op::metrics, control_op::revoked,  control_op::list,
+    control_op::graph,   control_op::prune,   control_op::forget};
 
 bool takes_workflow(control_op op) noexcept {
   return op == control_op::status || op == control_op::revoke || op == control_op::revoked ||
-         op == control_op::graph;
+         op == control_op::graph || op == control_op::forget;
 }
 
 bool names_nodes(control_op op) noexcept { return op == control_op::revoke || op == control_op::revoked; }
@@ -89,6 +92,10 @@ const char* to_string(control_op op) noexcept {
       return "list";
     case control_op::graph:
       return "graph";
+    case control_op::prune:
+      return "prune";
+    case control_op::forget:
+      return "forget";
   }
   return "unknown";
 }
@@ -126,6 +133,9 @@ std::string encode(const control_request& r) {
     if (r.terminate) {
       m.emplace("terminate", true);
     }
+  }
+  if (r.op == control_op::prune) {
+    m.emplace("older_than_ms", r.older_than_ms);
   }
   if (r.op == control_op::list) {
     m.emplace("limit", r.limit);
@@ -236,6 +246,16 @@ expected<control_request> decode_control_request(std::string_view bytes) {
       r.cursor = cursor->second.as_string();
       m->erase(cursor);
     }
+  }
+  if (r.op == control_op::prune) {
+    auto older = m->find("older_than_ms");
+    if (older == m->end() || !older->second.is_integer() || older->second.as_int() < 0 ||
+        older->second.as_int() > defaults::max_expires.count()) {
+      return malformed("op 'prune' needs an integer field 'older_than_ms' from 0 to " +
+                       std::to_string(defaults::max_expires.count()));
+    }
+    r.older_than_ms = older->second.as_int();
+    m->erase(older);
   }
   if (!m->empty()) {
     return malformed("field '" + m->begin()->first + "' is not part of op '" + to_string(r.op) + "'");

@@ -14,6 +14,8 @@
 /// | `dlq_replay` | `ctl.dlq.<partition>`            | `letter`       | {id} of the reopened workflow       |
 /// | `list`       | `ctl.list.<partition>`           | `limit`, optional `state`, `cursor` | {workflows: [list lines], next: cursor or nil} |
 /// | `graph`      | `ctl.graph.<partition>`          | `id`           | the graph document (`graph_document`) |
+/// | `prune`      | `ctl.prune.<partition>`          | `older_than_ms` | {pruned: workflows deleted} after the commits |
+/// | `forget`     | `ctl.forget.<partition>`         | `id`           | {id} after the commit               |
 /// | `inspect`    | `ctl.inspect` (every process)    |                | one answer per process (docs/cli.md)|
 /// | `metrics`    | `ctl.metrics` (every process)    |                | {role, name, text}: Prometheus text  |
 /// | `revoked`    | `ctl.revoked` (every worker)     | `id`, optional `nodes`, `terminate` | none: a notice, not a request       |
@@ -65,6 +67,11 @@ enum class control_op {
   /// A workflow's canvas as a graph of nodes with their states
   /// (`GET /api/workflows/ID`).
   graph,
+  /// Delete every workflow of the partition that finished more than
+  /// `older_than_ms` ago (`trellis prune --broker`, decision 0036).
+  prune,
+  /// Delete one finished workflow (`trellis forget --broker`).
+  forget,
 };
 
 /// The wire name of `op` ("status", "dlq_list", ...).
@@ -96,6 +103,9 @@ struct control_request {
   std::string state;
   /// `list`: the most workflows in the answer, 1 to `max_list_page`.
   std::int64_t limit = 20;
+  /// `prune`: workflows finished more than this many ms ago, 0 to
+  /// `defaults::max_expires`.
+  std::int64_t older_than_ms = 0;
   /// `list`: continue after this cursor (the `next` of the page before,
   /// at most `max_cursor_bytes`); empty: from the newest.
   std::string cursor;
@@ -113,7 +123,8 @@ inline constexpr std::size_t max_revoked_nodes = 10'000;
 /// The request as msgpack: {v, op} plus `id` or `letter` where `op` takes
 /// one, `node` (when set) for `revoke`, `nodes` (when not empty) for
 /// `revoked`, `terminate` (when true) for both, and `limit`, `state` and
-/// `cursor` (the last two when not empty) for `list`.
+/// `cursor` (the last two when not empty) for `list`, `older_than_ms` for
+/// `prune`.
 std::string encode(const control_request& r);
 
 /// Reads a request strictly (see the file comment for the errors).

@@ -47,6 +47,8 @@ constexpr family_text counter_texts[] = {
      "Process-pool children that died running a task (or broke the reply protocol) and were replaced."},
     {"trellis_worker_children_killed_total",
      "Process-pool children killed at a task's hard time limit and replaced."},
+    {"trellis_pruned_rows_total",
+     "Store rows deleted by retention (expired workflows and what they own, idempotency keys, dead letters)."},
 };
 constexpr family_text histogram_texts[] = {
     {"trellis_publish_latency_seconds",
@@ -58,7 +60,7 @@ constexpr family_text histogram_texts[] = {
 };
 constexpr std::uint8_t counter_families = std::size(counter_texts);
 constexpr std::uint8_t histogram_families = std::size(histogram_texts);
-static_assert(counter_families == static_cast<std::uint8_t>(counter::children_killed) + 1,
+static_assert(counter_families == static_cast<std::uint8_t>(counter::rows_pruned) + 1,
               "one text per counter");
 static_assert(histogram_families == static_cast<std::uint8_t>(histogram::rate_limit_wait) + 1,
               "one text per histogram");
@@ -157,7 +159,7 @@ void metrics::declare_task(metrics_role role, const std::string& queue, const st
     histograms({histogram::handler_duration}, task);
     find(static_cast<std::uint8_t>(counter::tasks_published), queue, "");
     find(static_cast<std::uint8_t>(histogram_base + static_cast<std::uint8_t>(histogram::publish_latency)), queue, "");
-    for (auto c : {counter::workflows_submitted, counter::workflows_finished}) {
+    for (auto c : {counter::workflows_submitted, counter::workflows_finished, counter::rows_pruned}) {
       find(static_cast<std::uint8_t>(c), "", "");
     }
   }

@@ -51,6 +51,10 @@ enum class counter : std::uint8_t {
   /// Process-pool children killed at a task's hard time limit and replaced
   /// (trellis_worker_children_killed_total).
   children_killed,
+  /// Rows deleted by retention: expired workflows (with their nodes,
+  /// attempts, progress, replacements), idempotency keys, dead letters,
+  /// and what `prune` and `forget` delete by hand (trellis_pruned_rows_total).
+  rows_pruned,
 };
 
 /// Gauge names: process-wide values, without labels.

@@ -3,6 +3,7 @@
 
 #include "trellis/control_messages.hpp"
 
+#include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
 
 #include <catch2/catch.hpp>
@@ -172,4 +173,54 @@ TEST_CASE("unreadable control replies are malformed_envelope", "[unit][control]"
   auto future = decode_control_reply(pack({{"v", 9}, {"ok", 1}}));
   REQUIRE_FALSE(future);
   CHECK(future.error().code() == errc::unsupported_version);
+}
+
+TEST_CASE("prune and forget requests round-trip and are strictly checked", "[unit][control][retention]") {
+  control_request prune;
+  prune.op = control_op::prune;
+  prune.older_than_ms = 86'400'000;
+  auto p = decode_control_request(encode(prune));
+  REQUIRE(p);
+  CHECK(p->op == control_op::prune);
+  CHECK(p->older_than_ms == 86'400'000);
+  CHECK(std::string{subject_verb(control_op::prune)} == "prune");
+
+  control_request forget;
+  forget.op = control_op::forget;
+  forget.workflow_id = "wf-1";
+  auto f = decode_control_request(encode(forget));
+  REQUIRE(f);
+  CHECK(f->op == control_op::forget);
+  CHECK(f->workflow_id == "wf-1");
+  CHECK(std::string{subject_verb(control_op::forget)} == "forget");
+
+  struct bad_case {
+    const char* name;
+    std::string bytes;
+    const char* says;
+  };
+  const auto longest = defaults::max_expires.count();
+  bad_case cases[] = {
+      {"prune without an age", pack({{"v", 1}, {"op", "prune"}}), "'older_than_ms'"},
+      {"prune of a negative age", pack({{"v", 1}, {"op", "prune"}, {"older_than_ms", -1}}), "'older_than_ms'"},
+      {"prune past the longest age", pack({{"v", 1}, {"op", "prune"}, {"older_than_ms", longest + 1}}),
+       "'older_than_ms'"},
+      {"prune of a string age", pack({{"v", 1}, {"op", "prune"}, {"older_than_ms", "1d"}}), "'older_than_ms'"},
+      {"prune naming a workflow", pack({{"v", 1}, {"op", "prune"}, {"older_than_ms", 0}, {"id", "wf"}}),
+       "field 'id' is not part of op"},
+      {"forget without an id", pack({{"v", 1}, {"op", "forget"}}), "'id'"},
+      {"forget of an empty id", pack({{"v", 1}, {"op", "forget"}, {"id", ""}}), "'id'"},
+      {"forget with an age", pack({{"v", 1}, {"op", "forget"}, {"id", "wf"}, {"older_than_ms", 5}}),
+       "field 'older_than_ms' is not part of op"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto r = decode_control_request(c.bytes);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == errc::malformed_envelope);
+    CHECK(r.error().message().find(c.says) != std::string::npos);
+  }
+  auto edge = decode_control_request(pack({{"v", 1}, {"op", "prune"}, {"older_than_ms", longest}}));
+  REQUIRE(edge);
+  CHECK(edge->older_than_ms == longest);
 }

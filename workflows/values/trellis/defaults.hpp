@@ -132,4 +132,32 @@ inline constexpr auto max_actor_answer_wait = std::chrono::minutes{5};
 /// them again), and the join still waits for handlers that have not returned.
 inline constexpr auto max_drain_wait = std::chrono::minutes{10};
 
+/// Retention (docs/operations.md "Retention", decision 0036). Each is a
+/// duration after which the dispatcher deletes what it names; 0 keeps it
+/// forever.
+///
+/// A finished workflow, with its nodes, attempts, progress and result, is
+/// kept this long after it finished: one day, as Celery's `result_expires`.
+inline constexpr std::chrono::milliseconds result_expires{86'400'000};
+/// A step's idempotency key (the record that its effect happened) is kept
+/// this long after it was recorded: a week, far longer than any retry or
+/// re-submission of the same work is expected to come. An expired key lets
+/// the effect happen again, so it has its own setting.
+inline constexpr std::chrono::milliseconds idempotency_key_expires{7LL * 86'400'000};
+/// A dead letter is kept this long after it was stored: a month, since it
+/// waits for a person to look at it (and replay it). A workflow pruned
+/// before its dead letters leaves them readable; replaying one then says
+/// the store no longer holds its workflow.
+inline constexpr std::chrono::milliseconds dead_letter_expires{30LL * 86'400'000};
+/// The longest retention a flag or config accepts (about ten years): more
+/// is a typo, and the cut-off time must not overflow.
+inline constexpr std::chrono::milliseconds max_expires{3650LL * 86'400'000};
+/// How often the dispatcher looks for expired rows when the last sweep
+/// found fewer than a full batch; a sweep that deletes a full batch is
+/// followed at once by another (behind the messages already queued).
+inline constexpr std::chrono::milliseconds retention_sweep_interval{5'000};
+/// Rows (workflows, keys, dead letters) one sweep deletes at most, in one
+/// transaction of the dispatcher's: it never holds the dispatcher for long.
+inline constexpr std::size_t retention_batch = 1'000;
+
 }  // namespace trellis::defaults

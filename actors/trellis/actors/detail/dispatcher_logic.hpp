@@ -19,6 +19,8 @@
 ///   again when a graph is rebuilt;
 /// - dispatcher_restore.cpp: restoring unfinished workflows after a
 ///   (re)start, and the graph cache that evicts idle graphs and rebuilds them;
+/// - dispatcher_retention.cpp: the retention sweep on its timer, and
+///   `prune` and `forget` by hand;
 /// - dispatcher_requests.cpp: submissions, status, dead-letter replay and
 ///   the control requests of cluster mode (revoke, inspect, ...).
 
@@ -179,6 +181,9 @@ struct dispatcher_state {
   };
   std::map<std::string, std::deque<unsent_list>> unsent;
   bool republish_scheduled = false;
+  /// Rows the retention sweeps of this incarnation deleted (for tests and
+  /// the log); the metric is `counter::rows_pruned`.
+  std::uint64_t rows_pruned = 0;
   backoff republish_backoff{std::chrono::milliseconds{100}, std::chrono::milliseconds{5000}};
 };
 
@@ -200,6 +205,15 @@ class dispatcher_logic {
   caf::result<std::string> replay(std::int64_t dead_letter_id);
   void control(const std::string& bytes, std::uint64_t token);
   void flush();
+  /// The retention sweep (dispatcher_retention.cpp): one bounded batch of
+  /// expired rows deleted, and the next sweep scheduled.
+  void expire();
+  /// Prunes by hand every workflow finished more than `older_than_ms` ago.
+  caf::result<std::int64_t> prune(std::int64_t older_than_ms);
+  /// Forgets one finished workflow.
+  caf::result<std::string> forget(const std::string& wf);
+  /// Schedules the next retention sweep after `delay` (none when nothing expires).
+  void schedule_expiry(std::chrono::milliseconds delay);
   /// Records a task event of this batch (lifecycle_events.hpp), announced
   /// after its commit; nothing when the transport announces none.
   void announce(lifecycle_kind kind, const std::string& wf, std::optional<std::int32_t> node, const std::string& task,
@@ -223,6 +237,9 @@ class dispatcher_logic {
   expected<value> revoke_node(const std::string& wf, active_workflow& aw, std::int32_t node, bool terminate);
   void drop_unpublished(const std::string& wf, const std::vector<node_id>& leaves);
   void control_inspect(std::uint64_t token);
+  /// `prune` and `forget` over the broker (dispatcher_retention.cpp).
+  void control_prune(std::int64_t older_than_ms, std::uint64_t token);
+  void control_forget(const std::string& wf, std::uint64_t token);
   void open_batch();
   void changed(std::size_t n = 1);
   void on_event(const std::string& raw);

@@ -180,6 +180,7 @@ void sqlite_store::impl::prepare_statements() {
   find_idempotency_key = p("SELECT result FROM idempotency_keys WHERE key = ?1");
   dead_letters = p(select_from(dead_letter_columns, "FROM dead_letters WHERE ?1 OR replayed_at = 0 ORDER BY id DESC"));
   find_dead_letter = p(select_from(dead_letter_columns, "FROM dead_letters WHERE id = ?1"));
+  prepare_retention_statements();
 }
 
 

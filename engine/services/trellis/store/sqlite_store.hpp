@@ -219,6 +219,28 @@ class sqlite_store {
   expected<std::vector<dead_letter_record>> dead_letters(bool include_replayed = false);
   expected<std::optional<dead_letter_record>> find_dead_letter(std::int64_t id);
 
+  // -- retention (store_retention.cpp; docs/decisions/0036-retention.md) --------
+  //
+  // The deletes run inside begin/commit like every write, so the dispatcher
+  // (the store's only writer) bounds each transaction by `limit`.
+
+  /// Ids of at most `limit` workflows that finished (SUCCESS, FAILURE,
+  /// REVOKED) before `before`, the longest finished first. Unfinished
+  /// workflows are never listed.
+  expected<std::vector<std::string>> expired_workflows(epoch_ms before, std::size_t limit);
+  /// Deletes a finished workflow with its nodes, attempts, progress and
+  /// replacements; returns the rows deleted. `not_found` when the store does
+  /// not hold it, `invalid_workflow` when it is not finished (it is kept).
+  /// Its idempotency keys and dead letters are kept: they have retentions
+  /// of their own.
+  expected<std::size_t> delete_workflow(const std::string& id);
+  /// Deletes at most `limit` idempotency keys recorded before `before`,
+  /// oldest first; returns how many. A step whose key is gone runs again.
+  expected<std::size_t> prune_idempotency_keys(epoch_ms before, std::size_t limit);
+  /// Deletes at most `limit` dead letters (replayed or not) stored before
+  /// `before`, oldest first; returns how many.
+  expected<std::size_t> prune_dead_letters(epoch_ms before, std::size_t limit);
+
  private:
   struct impl;
   explicit sqlite_store(std::unique_ptr<impl> p);

@@ -114,6 +114,17 @@ CREATE TABLE node_replacements (
   PRIMARY KEY (workflow_id, node)
 ) WITHOUT ROWID;
 )sql",
+    // Version 4: retention (docs/decisions/0036-retention.md). The dispatcher
+    // deletes finished workflows by age, idempotency keys and dead letters by
+    // their own ages, in bounded batches; each needs its age indexed, or a
+    // sweep would scan the whole table. The partial index repeats the
+    // terminal states (SUCCESS, FAILURE, REVOKED) so it only holds finished
+    // workflows: unfinished ones are never pruned.
+    R"sql(
+CREATE INDEX workflows_finished ON workflows (finished_at) WHERE state IN (3, 4, 6);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+CREATE INDEX dead_letters_created ON dead_letters (created_at);
+)sql",
 };
 
 }  // namespace trellis::detail

@@ -328,6 +328,15 @@ struct sqlite_store::impl {
   statement_ptr find_idempotency_key;
   statement_ptr dead_letters;
   statement_ptr find_dead_letter;
+  // Retention (store_retention.cpp).
+  statement_ptr expired_workflows;
+  statement_ptr delete_finished_workflow;
+  statement_ptr delete_nodes;
+  statement_ptr delete_attempts;
+  statement_ptr delete_progress;
+  statement_ptr delete_replacements;
+  statement_ptr prune_idempotency_keys;
+  statement_ptr prune_dead_letters;
 
   void connect(const store_options& options);
   /// Checks that the file is empty or a Trellis store this build can read;
@@ -335,6 +344,8 @@ struct sqlite_store::impl {
   bool verify_identity();
   void migrate();
   void prepare_statements();
+  /// The retention statements (store_retention.cpp), called by `prepare_statements`.
+  void prepare_retention_statements();
 
   error refuse_write(const std::string& what) const {
     return error{errc::store_failed, what + ": store '" + path + "' is open read-only"};
