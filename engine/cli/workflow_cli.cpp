@@ -9,6 +9,7 @@
 #include "cli/control_commands.hpp"
 #include "cli/list_command.hpp"
 #include "cli/progress_line.hpp"
+#include "cli/schedule_commands.hpp"
 #include "cli/serve_check.hpp"
 #include "cli/waiting.hpp"
 #include "cli/workflow_file.hpp"
@@ -645,6 +646,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
         ->capture_default_str();
   }
 
+  cli::schedule_commands schedules{app};
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -714,6 +717,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
                 false, *dlq_replay ? std::string{"dlq-replay"} : command_name);
     } else {
       start_log(log_flags{}.inputs(), false, command_name);
+    }
+    if (schedules.chosen()) {
+      return schedules.run(tasks);
     }
     if (*worker) {
       termination_watch::block();  // before any thread exists, so that only serve() sees them

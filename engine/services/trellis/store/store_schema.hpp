@@ -114,6 +114,31 @@ CREATE TABLE node_replacements (
   PRIMARY KEY (workflow_id, node)
 ) WITHOUT ROWID;
 )sql",
+    // Version 4: periodic schedules (docs/schedules.md). One row per
+    // schedule: its spec in columns, the canvas it submits, and the state the
+    // scheduler recorded after its last submission; `revision` makes every
+    // update a compare-and-set (decision 0034). One self-contained step.
+    R"sql(
+CREATE TABLE schedules (
+  name           TEXT PRIMARY KEY,
+  every_ms       INTEGER,
+  cron           TEXT NOT NULL,
+  zone           TEXT NOT NULL,
+  overlap        TEXT NOT NULL,
+  catchup        TEXT NOT NULL,
+  anchor_ms      INTEGER NOT NULL,
+  canvas         BLOB NOT NULL,
+  source         TEXT NOT NULL,
+  paused         INTEGER NOT NULL,
+  last_tick      INTEGER,
+  buffered       INTEGER,
+  last_submitted INTEGER,
+  last_workflow  TEXT,
+  trigger_at     INTEGER,
+  revision       INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 
 }  // namespace trellis::detail
