@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sqlite3.h>
+
 #include <chrono>
 #include <map>
 #include <set>
@@ -115,6 +117,33 @@ TEST_CASE("a schedule row is written with compare-and-set on its revision", "[un
   CHECK_FALSE(book::pause(*store, "missing", 0));
   CHECK(book::remove(*store, "cron"));
   CHECK_FALSE(book::remove(*store, "cron"));
+}
+
+TEST_CASE("a schedule row with a value this build does not accept reads as damaged", "[unit][schedule][store]") {
+  trellis::test::temp_dir dir;
+  auto path = dir.file("s.db");
+  auto store = sqlite_store::open(path);
+  REQUIRE(book::add(*store, every("r", 10s), 0));
+  for (const char* edit : {"UPDATE schedules SET last_tick = -5", "UPDATE schedules SET overlap = 'cancel'",
+                           "UPDATE schedules SET every_ms = 10", "UPDATE schedules SET anchor_ms = 9223372036854775807",
+                           "UPDATE schedules SET cron = '* * * * *'"}) {
+    INFO(edit);
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &raw) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(raw, "SAVEPOINT s", nullptr, nullptr, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(raw, edit, nullptr, nullptr, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(raw, "RELEASE s", nullptr, nullptr, nullptr) == SQLITE_OK);
+    auto row = store->find_schedule("r");
+    REQUIRE_FALSE(row);
+    CHECK(row.error().code() == trellis::errc::store_corrupt);
+    // Put it back for the next edit.
+    REQUIRE(sqlite3_exec(raw,
+                         "UPDATE schedules SET last_tick = NULL, overlap = 'skip', every_ms = 10000, anchor_ms = 0, "
+                         "cron = ''",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  CHECK(store->find_schedule("r"));
 }
 
 TEST_CASE("the runner submits each tick once with its key, on virtual time", "[unit][schedule][store]") {

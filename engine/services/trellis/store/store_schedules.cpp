@@ -59,6 +59,13 @@ expected<schedule_record> read_schedule(sqlite3_stmt* stmt) {
   s.trigger_at = column_optional_int(stmt, 14);
   s.revision = sqlite3_column_int64(stmt, 15);
   s.updated_at = sqlite3_column_int64(stmt, 16);
+  // Times from 1970 to the year 9999: the tick arithmetic never comes near overflow.
+  constexpr std::int64_t max_time = 253'402'300'799'999;
+  auto in_range = [](const std::optional<std::int64_t>& t) { return !t || (*t >= 0 && *t <= max_time); };
+  if (!in_range(s.spec.anchor_ms) || !in_range(s.state.last_tick) || !in_range(s.state.buffered) ||
+      !in_range(s.state.last_submitted) || !in_range(s.trigger_at))
+    return damaged("a time out of range");
+  if (s.spec.every && !s.spec.cron.empty()) return damaged("both an interval and a cron expression");
   return s;
 }
 
