@@ -10,6 +10,7 @@
 #include "cli/list_command.hpp"
 #include "cli/retention_commands.hpp"
 #include "cli/progress_line.hpp"
+#include "cli/schedule_commands.hpp"
 #include "cli/serve_check.hpp"
 #include "cli/waiting.hpp"
 #include "cli/workflow_file.hpp"
@@ -653,6 +654,8 @@ int cli_main(int argc, char** argv, task_registry tasks) {
         ->capture_default_str();
   }
 
+  cli::schedule_commands schedules{app};
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -722,6 +725,9 @@ int cli_main(int argc, char** argv, task_registry tasks) {
                 false, *dlq_replay ? std::string{"dlq-replay"} : command_name);
     } else {
       start_log(log_flags{}.inputs(), false, command_name);
+    }
+    if (schedules.chosen()) {
+      return schedules.run(tasks);
     }
     if (*worker) {
       termination_watch::block();  // before any thread exists, so that only serve() sees them

@@ -5,9 +5,11 @@
 #include "trellis/actors/interfaces.hpp"
 #include "trellis/actors/supervisor.hpp"
 #include "trellis/actors/worker_pool.hpp"
+#include "trellis/clock.hpp"
 #include "trellis/control_messages.hpp"
 #include "trellis/defaults.hpp"
 #include "trellis/detail/value_codec.hpp"
+#include "trellis/embedded_scheduler.hpp"
 #include "trellis/envelope.hpp"
 #include "trellis/http/event_hub.hpp"
 #include "trellis/http/http_server.hpp"
@@ -516,6 +518,23 @@ class engine_core {
   std::atomic<bool> stopped_{false};
 };
 
+/// The engine's scheduler, submitting through the core like `engine::submit`.
+std::unique_ptr<embedded_scheduler> start_scheduler(const std::string& path, engine_core& core,
+                                                    const canvas_limits& limits, std::function<std::int64_t()> time) {
+  auto submit = [&core, limits](const value& stored, const std::string& key) -> expected<std::string> {
+    auto flow = canvas_from_value(stored, limits);
+    if (!flow) {
+      return flow.error();
+    }
+    auto handle = core.submit(*flow, key);
+    if (!handle) {
+      return handle.error();
+    }
+    return handle->id();
+  };
+  return std::make_unique<embedded_scheduler>(path, std::move(submit), std::move(time));
+}
+
 }  // namespace detail
 
 expected<void> validate(const engine_config& cfg) {
@@ -580,8 +599,16 @@ value workflow_handle::error_details() const {
   return slot_->done ? slot_->outcome.error : value{};
 }
 
-engine::engine(engine_config cfg, task_registry tasks)
-    : core_(std::make_unique<detail::engine_core>(std::move(cfg), std::move(tasks))) {}
+engine::engine(engine_config cfg, task_registry tasks) {
+  const bool schedules = cfg.run_schedules && cfg.store_path != ":memory:";
+  const std::string path = cfg.store_path;
+  auto time = cfg.scheduler_now ? cfg.scheduler_now : std::function<std::int64_t()>{&detail::now_epoch_ms};
+  const canvas_limits limits = cfg.limits;
+  core_ = std::make_unique<detail::engine_core>(std::move(cfg), std::move(tasks));
+  if (schedules) {
+    scheduler_ = detail::start_scheduler(path, *core_, limits, std::move(time));
+  }
+}
 
 engine::~engine() = default;
 
@@ -623,6 +650,12 @@ expected<value> engine::revoke(const std::string& workflow_id, revoke_options op
 
 std::string engine::metrics_text(metrics_format format) const { return core_->metrics_text(format); }
 
-void engine::shutdown() { core_->shutdown(); }
+void engine::shutdown() {
+  // The scheduler first: no tick is submitted to a draining engine.
+  if (scheduler_) {
+    scheduler_->stop();
+  }
+  core_->shutdown();
+}
 
 }  // namespace trellis

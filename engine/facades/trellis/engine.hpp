@@ -24,11 +24,13 @@
 #include "trellis/http_options.hpp"
 #include "trellis/metrics_format.hpp"
 #include "trellis/node_state.hpp"
+#include "trellis/schedule_book.hpp"
 #include "trellis/task.hpp"
 #include "trellis/value.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +79,12 @@ struct engine_config {
   /// events and the dashboard; docs/operations.md "HTTP"); off unless
   /// `http.listen` is set.
   http_options http;
+  /// Run the store's periodic schedules (docs/schedules.md) while the engine
+  /// runs. Needs a store file: an in-memory store has no schedules.
+  bool run_schedules = true;
+  /// Where the scheduler reads the time (epoch milliseconds); empty: the
+  /// system clock. Tests replace it.
+  std::function<std::int64_t()> scheduler_now;
 };
 
 /// Checks `cfg`; the error (`errc::invalid_config`) names the first bad field.
@@ -85,6 +93,7 @@ expected<void> validate(const engine_config& cfg);
 namespace detail {
 struct completion_slot;
 class engine_core;
+class embedded_scheduler;
 }  // namespace detail
 
 /// A submitted workflow. Cheap to copy; all copies see the same outcome.
@@ -243,11 +252,30 @@ class engine {
   /// `engine_config::http`); 0 without an endpoint.
   int http_port() const noexcept;
 
+  // -- periodic schedules (docs/schedules.md) -------------------------------
+  // They live in the store and run while an engine holds it. Each call
+  // takes effect at once; errors: `invalid_config` (a bad definition, a name
+  // in use, an in-memory store or `run_schedules` off), `not_found`, the store's.
+
+  /// Adds a schedule; its first tick is after now.
+  expected<void> add_schedule(const schedule_definition& def);
+  /// Every schedule, as `trellis schedule list` prints them.
+  expected<value::array> schedules();
+  expected<void> pause_schedule(const std::string& name);
+  /// Resumes; ticks that fell while paused are passed over.
+  expected<void> resume_schedule(const std::string& name);
+  /// Submits one run now, whatever the schedule's times, pause and overlap policy.
+  expected<void> trigger_schedule(const std::string& name);
+  /// Deletes the schedule; the workflows it started carry on.
+  expected<void> delete_schedule(const std::string& name);
+
   /// Drains and stops; idempotent. Later submissions fail with `shutting_down`.
   void shutdown();
 
  private:
   std::unique_ptr<detail::engine_core> core_;
+  // Declared after the core: stopped and destroyed before it.
+  std::unique_ptr<detail::embedded_scheduler> scheduler_;
 };
 
 }  // namespace trellis

@@ -160,4 +160,29 @@ inline constexpr std::chrono::milliseconds retention_sweep_interval{5'000};
 /// transaction of the dispatcher's: it never holds the dispatcher for long.
 inline constexpr std::size_t retention_batch = 1'000;
 
+/// Periodic schedules (docs/schedules.md). An interval is at least a second
+/// (the scheduler's resolution, and the real-time test's tick) and at most
+/// a year, so that its tick times stay far from overflow.
+inline constexpr std::chrono::milliseconds min_schedule_interval{1'000};
+inline constexpr std::chrono::milliseconds max_schedule_interval{366LL * 24 * 3600 * 1000};
+/// How late a tick may be submitted and still count as on time, for the
+/// `skip` catch-up policy: a scheduler that wakes a little late (a busy
+/// machine, a lease handed over) still runs the tick; one that was down for
+/// longer than this skips it.
+inline constexpr std::chrono::milliseconds schedule_late_grace{60'000};
+/// The ticks `--catchup all` submits after downtime when it names no
+/// bound, and the largest bound `all:N` accepts: enough to replay a day of
+/// a 15-minute schedule, few enough that a long outage does not flood the
+/// queues.
+inline constexpr std::uint32_t schedule_catchup_bound = 100;
+inline constexpr std::uint32_t max_schedule_catchup_bound = 10'000;
+/// How often an embedded scheduler reads its schedules again although
+/// nothing it knows of is due: to see a `schedule` command another process
+/// wrote, and whether the run a buffered tick waits for has finished. A
+/// change made through the engine's own API wakes it at once.
+inline constexpr std::chrono::milliseconds schedule_poll{1'000};
+/// The longest schedule name: it is part of every tick's submission key and
+/// of a JetStream KV key.
+inline constexpr std::size_t max_schedule_name_chars = 64;
+
 }  // namespace trellis::defaults

@@ -20,6 +20,7 @@
 
 #include "trellis/error.hpp"
 #include "trellis/node_state.hpp"
+#include "trellis/schedule.hpp"
 #include "trellis/task_progress.hpp"
 #include "trellis/value.hpp"
 
@@ -149,6 +150,26 @@ struct replacement_record {
   epoch_ms created_at = 0;
 };
 
+/// A periodic schedule's row (docs/schedules.md): what it submits, when,
+/// and what the scheduler has decided so far. `revision` grows with every
+/// write; every update names the revision it read (compare-and-set), so a
+/// scheduler and a `schedule` command writing at once never lose a change.
+struct schedule_record {
+  schedule_spec spec;
+  /// The canvas in its value shape (`to_value(canvas)`).
+  value canvas;
+  /// The workflow file it was added from, for display.
+  std::string source;
+  bool paused = false;
+  schedule_state state;
+  /// The workflow of the latest submission, whose state the overlap policy reads.
+  std::optional<std::string> last_workflow_id;
+  /// A `trigger` not yet submitted: the time it was asked for.
+  std::optional<epoch_ms> trigger_at;
+  std::int64_t revision = 0;
+  epoch_ms updated_at = 0;
+};
+
 class sqlite_store {
  public:
   /// Opens (creating and migrating as needed) the store at `path`; ":memory:"
@@ -240,6 +261,23 @@ class sqlite_store {
   /// Deletes at most `limit` dead letters (replayed or not) stored before
   /// `before`, oldest first; returns how many.
   expected<std::size_t> prune_dead_letters(epoch_ms before, std::size_t limit);
+
+  // -- schedules (store_schedules.cpp) ------------------------------------------
+  // Each is a transaction of its own, outside begin/commit: the scheduler
+  // and the `schedule` commands write schedules on connections of their own,
+  // beside the dispatcher's, and SQLite serializes the writers.
+
+  /// Adds a schedule at revision 1. Errors: `invalid_config` when one of
+  /// that name exists, the store's.
+  expected<void> insert_schedule(const schedule_record& s);
+  /// Writes `s` if its row is still at `s.revision` (then at `s.revision + 1`).
+  /// Returns false when the row changed or went away meanwhile.
+  expected<bool> update_schedule(const schedule_record& s);
+  /// Deletes a schedule; false when there was none.
+  expected<bool> delete_schedule(const std::string& name);
+  expected<std::optional<schedule_record>> find_schedule(const std::string& name);
+  /// Every schedule, by name.
+  expected<std::vector<schedule_record>> schedules();
 
  private:
   struct impl;

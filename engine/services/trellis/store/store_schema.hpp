@@ -125,6 +125,31 @@ CREATE INDEX workflows_finished ON workflows (finished_at) WHERE state IN (3, 4,
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 CREATE INDEX dead_letters_created ON dead_letters (created_at);
 )sql",
+    // Version 5: periodic schedules (docs/schedules.md). One row per
+    // schedule: its spec in columns, the canvas it submits, and the state the
+    // scheduler recorded after its last submission; `revision` makes every
+    // update a compare-and-set (decision 0034). One self-contained step.
+    R"sql(
+CREATE TABLE schedules (
+  name           TEXT PRIMARY KEY,
+  every_ms       INTEGER,
+  cron           TEXT NOT NULL,
+  zone           TEXT NOT NULL,
+  overlap        TEXT NOT NULL,
+  catchup        TEXT NOT NULL,
+  anchor_ms      INTEGER NOT NULL,
+  canvas         BLOB NOT NULL,
+  source         TEXT NOT NULL,
+  paused         INTEGER NOT NULL,
+  last_tick      INTEGER,
+  buffered       INTEGER,
+  last_submitted INTEGER,
+  last_workflow  TEXT,
+  trigger_at     INTEGER,
+  revision       INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 
 }  // namespace trellis::detail
