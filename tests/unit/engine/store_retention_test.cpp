@@ -225,7 +225,7 @@ TEST_CASE("the retention deletes are writes: a read-only store refuses them", "[
   CHECK_FALSE(store->prune_dead_letters(500, 10));
 }
 
-TEST_CASE("a version 3 store migrates to version 4 with the retention indexes, and sweeps use them",
+TEST_CASE("a version 3 store migrates to the current version with the retention indexes, and sweeps use them",
           "[unit][sqlite][retention]") {
   temp_dir dir;
   auto path = dir.file("old.db");
