@@ -15,6 +15,7 @@ shows them). Exits 0 when every check passed, 1 otherwise.
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -31,7 +32,9 @@ class Server:
     """`trellis-demo serve` with a token, on a port the kernel picks."""
 
     def __init__(self, demo, workdir):
-        self.process = Process([demo, "serve", "--db", os.path.join(workdir, "dash.db"), "--http", "127.0.0.1:0",
+        self.workdir = workdir
+        self.db = os.path.join(workdir, "dash.db")
+        self.process = Process([demo, "serve", "--db", self.db, "--http", "127.0.0.1:0",
                                 "--concurrency", "4"], workdir, "serve", env={"TRELLIS_HTTP_TOKEN": TOKEN})
         self.base = self.process.http_base()
 
@@ -167,6 +170,30 @@ def main():
             row = wait_for(driver, "the embedded worker pool", lambda d: css(d, "#workers tr[data-role='embedded']"))[0]
             assert "sleep_ms" in row.text and "add" in row.text, "registered tasks missing: " + row.text
             shot(driver, "workers")
+
+            # A step's callback is drawn beside it, joined by a dashed edge.
+            linked = server.post("/api/workflows", {"task": "add", "args": [1, 2],
+                                                    "options": {"link": {"task": "mul", "args": [10]}}})["id"]
+            driver.get(server.base + "/#/workflows/" + linked)
+            wait_for(driver, "the linked workflow and its callback SUCCESS",
+                     lambda d: css(d, "#summary[data-state='SUCCESS']")
+                     and css(d, "g.box[data-task='mul'][data-state='SUCCESS']"))
+            assert css(driver, "path.edge.callback"), "the callback's edge is not drawn"
+            shot(driver, "workflow-callback")
+
+            # A schedule added beside the running process ticks every second
+            # and the Schedules page shows it with the workflow it started.
+            tick = os.path.join(server.workdir, "tick.json")
+            with open(tick, "w") as f:
+                json.dump({"task": "noop"}, f)
+            added = subprocess.run([args.demo, "schedule", "add", "tick", tick, "--every", "1s", "--db", server.db],
+                                   capture_output=True, text=True, timeout=60)
+            assert added.returncode == 0, "schedule add: %s" % added.stderr
+            driver.get(server.base + "/#/schedules")
+            wait_for(driver, "the schedule with the workflow of its first tick",
+                     lambda d: [r for r in css(d, "#schedules tr[data-name='tick']") if "#/workflows/" in
+                                (r.get_attribute("innerHTML") or "")])
+            shot(driver, "schedules")
 
             # Task events arrive while the page is open.
             driver.get(server.base + "/#/events")

@@ -281,8 +281,22 @@ class engine_core {
       }
       return value(value::map{{"id", h->id()}});
     };
+    api.schedules = [this]() -> expected<value> {
+      std::lock_guard<std::mutex> guard{schedules_mutex_};
+      if (!schedules_source_) {
+        return error{errc::not_found, "this engine runs no schedules (an in-memory store, or run_schedules off)"};
+      }
+      return schedules_source_();
+    };
     api.events = hub_;
     return api;
+  }
+
+  /// Where `GET /api/schedules` reads: set by `engine` once its scheduler
+  /// runs, cleared before it goes. A call in flight finishes first.
+  void serve_schedules(std::function<expected<value>()> source) {
+    std::lock_guard<std::mutex> guard{schedules_mutex_};
+    schedules_source_ = std::move(source);
   }
 
   ~engine_core() { shutdown(); }
@@ -512,6 +526,8 @@ class engine_core {
   std::shared_ptr<worker_activity> activity_;
   std::shared_ptr<event_hub> hub_;
   std::unique_ptr<http_server> http_;
+  std::mutex schedules_mutex_;
+  std::function<expected<value>()> schedules_source_;
   std::mutex dispatcher_mutex_;
   dispatcher_actor dispatcher_;
   std::mutex shutdown_mutex_;
@@ -607,10 +623,23 @@ engine::engine(engine_config cfg, task_registry tasks) {
   core_ = std::make_unique<detail::engine_core>(std::move(cfg), std::move(tasks));
   if (schedules) {
     scheduler_ = detail::start_scheduler(path, *core_, limits, std::move(time));
+    core_->serve_schedules([this]() -> expected<value> {
+      auto rows = this->schedules();
+      if (!rows) {
+        return rows.error();
+      }
+      return value(std::move(*rows));
+    });
   }
 }
 
-engine::~engine() = default;
+engine::~engine() {
+  // The HTTP endpoint (owned by the core) must not reach the scheduler
+  // once it goes.
+  if (core_) {
+    core_->serve_schedules({});
+  }
+}
 
 expected<workflow_handle> engine::submit(const canvas& flow, std::optional<std::string> key) {
   return core_->submit(flow, std::move(key));

@@ -317,6 +317,9 @@ void http_server::impl::routes() {
   server.Get("/api/workers", [this, absent](const httplib::Request&, httplib::Response& res) {
     return api.workers ? send_result(res, api.workers()) : absent(res);
   });
+  server.Get("/api/schedules", [this, absent](const httplib::Request&, httplib::Response& res) {
+    return api.schedules ? send_result(res, api.schedules()) : absent(res);
+  });
   server.Get("/api/dead-letters", [this, absent](const httplib::Request&, httplib::Response& res) {
     return api.dead_letters ? send_result(res, api.dead_letters()) : absent(res);
   });

@@ -13,7 +13,7 @@
 /// | POST /api/workflows?key=K            | body: a workflow file's JSON; {id} once committed |
 /// | GET  /api/workflows/ID               | the workflow's graph document                    |
 /// | POST /api/workflows/ID/revoke        | body {"node"?: N, "terminate"?: bool}; the revoke answer |
-/// | GET  /api/queues, /api/workers, /api/dead-letters | JSON arrays                         |
+/// | GET  /api/queues, /api/workers, /api/dead-letters, /api/schedules | JSON arrays         |
 /// | POST /api/dead-letters/ID/replay     | body {"partition"?: P}; {id} of the reopened workflow |
 /// | GET  /api/events                     | task events as server-sent events                |
 /// | GET  /, /app.js, /app.css            | the dashboard, built into the binary             |

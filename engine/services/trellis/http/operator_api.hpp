@@ -60,6 +60,9 @@ struct operator_api {
   std::function<expected<value>(const revoke_query&)> revoke;
   /// Replays dead letter `letter` of `partition`; {id} of the reopened workflow.
   std::function<expected<value>(std::int64_t letter, int partition)> replay;
+  /// The periodic schedules (`trellis schedule list`'s lines); empty: none
+  /// here (a cluster's schedules are not built yet).
+  std::function<expected<value>()> schedules;
   /// Task events for `GET /api/events`; null: no stream.
   std::shared_ptr<event_hub> events;
 };

@@ -1,5 +1,6 @@
 // The Trellis dashboard: a page per hash route (#/workflows, #/workflows/ID,
-// #/queues, #/workers, #/dead-letters, #/events) over the process's JSON API
+// #/queues, #/workers, #/dead-letters, #/schedules, #/events) over the
+// process's JSON API
 // (docs/operations.md "HTTP"), kept live by the task event stream
 // (/api/events). No framework and no build step: the process serves these
 // files from its binary. Text from the API is only ever set as textContent.
@@ -167,9 +168,25 @@ function inner(doc, n) {
   return kids;
 }
 
+// The callbacks hung on a node (links and link_errors), drawn to its right.
+function callbacksOf(doc, n) {
+  return [...(n.links || []), ...(n.link_errors || [])].filter((c) => doc.byId.has(c));
+}
+
 function measure(doc, id) {
   const n = doc.byId.get(id);
   if (!n) return { w: 0, h: 0 };
+  const cbs = callbacksOf(doc, n);
+  if (cbs.length && !n.withCallbacks) {
+    // Measured as itself, then as itself beside its stacked callbacks.
+    n.withCallbacks = true;
+    const own = measure(doc, id);
+    const sizes = cbs.map((c) => measure(doc, c));
+    const ch = sizes.reduce((s, k) => s + k.h, 0) + STACK * (sizes.length - 1);
+    n.own = own;
+    n.withCallbacks = false;
+    return (n.size = { w: own.w + GAP + Math.max(...sizes.map((k) => k.w)), h: Math.max(own.h, ch), callbacks: true });
+  }
   if (n.kind === "task") {
     if (n.replacement === null || !doc.byId.has(n.replacement)) return (n.size = { w: BOX.w, h: BOX.h });
     // A step that replaced itself: its box, then the canvas it became.
@@ -197,6 +214,24 @@ function measure(doc, id) {
 
 function place(doc, id, x, y, out, onPick, bare) {
   const n = doc.byId.get(id);
+  if (n.size.callbacks && !n.placingOwn) {
+    const full = n.size;
+    n.size = n.own;
+    n.placingOwn = true;
+    const main = place(doc, id, x, y + (full.h - n.own.h) / 2, out, onPick, bare);
+    n.placingOwn = false;
+    n.size = full;
+    let cy = y;
+    for (const c of callbacksOf(doc, n)) {
+      const k = doc.byId.get(c);
+      const cb = place(doc, c, x + n.own.w + GAP, cy, out, onPick);
+      out.append(svg("path", { class: "edge callback " + (k.callback || "link"),
+        d: `M${main.outX},${main.midY} C${main.outX + GAP / 2},${main.midY} ${cb.inX - GAP / 2},${cb.midY} ${cb.inX - 2},${cb.midY}` }));
+      out.append(svg("text", { class: "frame-label", x: main.outX + 4, y: cb.midY - 4 }, k.callback === "link_error" ? "on error" : "then"));
+      cy += k.size.h + STACK;
+    }
+    return { inX: x, outX: main.outX, midY: main.midY };
+  }
   const { w, h } = bare ? BOX : n.size;
   if (n.kind === "task" && n.size.framed && !bare) {
     out.append(svg("rect", { class: "frame", x, y, width: w, height: h, rx: 6 }));
@@ -394,6 +429,21 @@ function deadLettersView() {
   return { stop() { view.stop(); listeners.delete(onEvent); } };
 }
 
+function schedulesView() {
+  return tableView("schedules", "Schedules",
+    ["Name", "When", "Overlap", "Catch-up", "State", "Last tick", "Next tick", "Last workflow"],
+    () => api("/api/schedules"),
+    (s) => el("tr", { "data-name": s.name, "data-paused": String(s.paused) },
+      el("td", { class: "mono" }, s.name),
+      el("td", { class: "mono" }, s.every ? "every " + s.every : s.cron + " (" + s.zone + ")"),
+      el("td", {}, s.overlap), el("td", {}, s.catchup),
+      el("td", {}, s.paused ? "paused" : "active"),
+      el("td", {}, time(s.last_tick)), el("td", {}, time(s.next_tick)),
+      el("td", {}, s.last_workflow ? el("a", { class: "mono", href: "#/workflows/" + encodeURIComponent(s.last_workflow) },
+        s.last_workflow) : "–")),
+    5000);
+}
+
 function eventsView() {
   const list = el("ul", { class: "events", id: "events" });
   const line = (e) => el("li", { "data-kind": e.kind },
@@ -417,6 +467,7 @@ function route() {
   else if (parts[0] === "queues") current = queuesView();
   else if (parts[0] === "workers") current = workersView();
   else if (parts[0] === "dead-letters") current = deadLettersView();
+  else if (parts[0] === "schedules") current = schedulesView();
   else if (parts[0] === "events") current = eventsView();
   else current = workflowsView(params);
 }
