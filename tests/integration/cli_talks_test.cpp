@@ -4,6 +4,7 @@
 // `list`, the progress line on a terminal, and over a real cluster
 // `submit --wait`.
 
+#include "support/demo_cli.hpp"
 #include "support/child_process.hpp"
 #include "support/cluster_processes.hpp"
 #include "support/files.hpp"
@@ -31,15 +32,7 @@ using trellis::test::count_rows;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
 
-/// Runs `trellis-demo ARGS...` to completion, captured inside `dir`.
-command_result demo(const temp_dir& dir, std::vector<std::string> args) {
-  std::vector<std::string> argv{TRELLIS_DEMO_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = trellis::test::run_command(std::move(argv), dir.file("demo"), trellis::test::max_test_wait);
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  REQUIRE_FALSE(r.timed_out);
-  return r;
-}
+using trellis::test::demo;
 
 /// The id of the first `trellis: workflow ID submitted` line of `err`, or "".
 std::string announced_id(const std::string& err, const std::string& what = "submitted") {

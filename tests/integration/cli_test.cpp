@@ -2,6 +2,7 @@
 // the exit codes, strict workflow files rejected before anything runs, and
 // status / dlq list / dlq replay on a store left by an earlier run.
 
+#include "support/demo_cli.hpp"
 #include "support/child_process.hpp"
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
@@ -27,16 +28,7 @@ using trellis::test::count_rows;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
 
-/// Runs `trellis-demo` with `args` to completion, its output captured inside
-/// `dir` (each call reads its capture before the next one truncates it).
-command_result demo(const temp_dir& dir, std::vector<std::string> args) {
-  std::vector<std::string> argv{TRELLIS_DEMO_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = trellis::test::run_command(std::move(argv), dir.file("demo"), trellis::test::max_test_wait);
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  REQUIRE_FALSE(r.timed_out);
-  return r;
-}
+using trellis::test::demo;
 
 /// The outcome line: exactly the keys id, state, result and error.
 json outcome_of(const command_result& r) {

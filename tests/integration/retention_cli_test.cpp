@@ -3,6 +3,7 @@
 // expired idempotency key letting its effect happen again, and a store a
 // running engine holds refused.
 
+#include "support/demo_cli.hpp"
 #include "support/child_process.hpp"
 #include "support/files.hpp"
 #include "support/outcome_line.hpp"
@@ -28,14 +29,7 @@ using trellis::test::count_rows;
 using trellis::test::temp_dir;
 using trellis::test::write_file;
 
-command_result demo(const temp_dir& dir, std::vector<std::string> args) {
-  std::vector<std::string> argv{TRELLIS_DEMO_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = trellis::test::run_command(std::move(argv), dir.file("demo"), trellis::test::max_test_wait);
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  REQUIRE_FALSE(r.timed_out);
-  return r;
-}
+using trellis::test::demo;
 
 /// Runs `file` on `db` with `extra` flags; the finished workflow's id.
 std::string run_ok(const temp_dir& dir, const std::string& file, const std::string& db,

@@ -1,6 +1,7 @@
 // A schedule run by a live `trellis-demo serve`, changed by `schedule ...
 // --db` from other processes, across a SIGKILL and a restart of the serve.
 
+#include "support/demo_cli.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait_until.hpp"
@@ -18,14 +19,7 @@ namespace {
 using trellis::test::command_result;
 using trellis::test::temp_dir;
 
-command_result demo(const temp_dir& dir, std::vector<std::string> args) {
-  std::vector<std::string> argv{TRELLIS_DEMO_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = trellis::test::run_command(std::move(argv), dir.file("demo"), trellis::test::max_test_wait);
-  INFO("stdout:\n" << r.out << "\nstderr:\n" << r.err);
-  REQUIRE_FALSE(r.timed_out);
-  return r;
-}
+using trellis::test::demo;
 
 // The submission keys of the store's workflows, from `list`.
 std::vector<std::string> keys(const temp_dir& dir, const std::string& db) {
