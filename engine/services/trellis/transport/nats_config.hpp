@@ -92,7 +92,7 @@ struct nats_config {
   bool declare_streams = true;
   /// Announce task events on `trellis.<ns>.lifecycle` (lifecycle_events.hpp):
   /// the dispatcher what it commits, a worker each task it starts. One core
-  /// NATS message per dispatcher commit, one per task started.
+  /// NATS message per 10 ms at most (lifecycle_channel queues them).
   bool task_events = true;
 
   /// Authentication, TLS and signing (see broker_security).

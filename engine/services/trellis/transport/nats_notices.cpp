@@ -94,8 +94,48 @@ void done_channel::clear() {
 }
 
 void lifecycle_channel::publish(const std::vector<lifecycle_event>& events) {
-  if (!events.empty()) {
-    publish_range(events, 0, events.size());
+  if (events.empty()) {
+    return;
+  }
+  bool was_empty = false;
+  {
+    std::lock_guard<std::mutex> guard{queue_mutex_};
+    if (stopping_) {
+      return;
+    }
+    was_empty = queued_.empty();
+    auto room = max_queued - std::min(max_queued, queued_.size());
+    queued_.insert(queued_.end(), events.begin(),
+                   events.begin() + static_cast<std::ptrdiff_t>(std::min(room, events.size())));
+    if (!flusher_.joinable()) {
+      flusher_ = std::thread{[this] { flush_loop(); }};
+    }
+  }
+  if (was_empty) {
+    queue_stop_.notify_all();
+  }
+}
+
+void lifecycle_channel::flush_loop() {
+  std::vector<lifecycle_event> batch;
+  for (;;) {
+    bool last = false;
+    {
+      std::unique_lock<std::mutex> lock{queue_mutex_};
+      // Asleep while there is nothing to say; then a short wait gathers
+      // what else is announced into the same message.
+      queue_stop_.wait(lock, [this] { return stopping_ || !queued_.empty(); });
+      queue_stop_.wait_for(lock, flush_interval, [this] { return stopping_; });
+      batch.swap(queued_);
+      last = stopping_;
+    }
+    if (!batch.empty()) {
+      publish_range(batch, 0, batch.size());
+      batch.clear();
+    }
+    if (last) {
+      return;
+    }
   }
 }
 
@@ -150,6 +190,14 @@ expected<void> lifecycle_channel::watch(std::function<void(std::string)> sink) {
 }
 
 void lifecycle_channel::drain() {
+  {
+    std::lock_guard<std::mutex> guard{queue_mutex_};
+    stopping_ = true;
+  }
+  queue_stop_.notify_all();
+  if (flusher_.joinable()) {
+    flusher_.join();  // it publishes what was queued before it ends
+  }
   if (sub_) {
     drain_subscription(sub_, conn_.cfg().api_timeout);
   }

@@ -11,6 +11,7 @@
 #include "trellis/lifecycle_events.hpp"
 #include "trellis/transport/nats_handles.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace trellis::detail {
@@ -69,33 +71,53 @@ class done_channel {
 /// workers on core NATS (`trellis.<ns>.lifecycle`, never stored), followed
 /// by monitors such as `trellis dashboard`.
 ///
+/// Announcing queues the events; a flusher thread of the channel (started
+/// by the first announcement) publishes what is queued every
+/// `flush_interval` as one batch. So a worker that announces every task it
+/// starts pays a queue push per task, not an encoding and a publish.
+///
 /// Thread-safe. `mutex_` guards the one watch; its sink is called from the
-/// NATS thread of the subscription, not under it.
+/// NATS thread of the subscription, not under it. `queue_mutex_` guards the
+/// queue and the flusher's life.
 class lifecycle_channel {
  public:
+  /// How long an announced event waits, at most, to be published.
+  static constexpr std::chrono::milliseconds flush_interval{10};
+  /// Events queued at most; more are dropped (notices: the store is the record).
+  static constexpr std::size_t max_queued = max_lifecycle_batch_events;
+
   explicit lifecycle_channel(nats_connection& conn) : conn_(conn) {}
   lifecycle_channel(const lifecycle_channel&) = delete;
   lifecycle_channel& operator=(const lifecycle_channel&) = delete;
 
-  /// See nats_transport::announce_lifecycle. A batch larger than one NATS
-  /// message goes as several; a failure is dropped (events are notices).
+  /// See nats_transport::announce_lifecycle: queues `events` for the next
+  /// flush. A batch larger than one NATS message goes as several; a failure
+  /// is dropped (events are notices).
   void publish(const std::vector<lifecycle_event>& events);
   /// See cluster_bus::watch_lifecycle.
   expected<void> watch(std::function<void(std::string)> sink);
 
-  /// Teardown, before the connection closes: waits for a running callback.
+  /// Teardown, before the connection closes: publishes what is queued,
+  /// ends the flusher and waits for a running callback.
   void drain();
   /// Teardown, after the connection closed.
   void clear();
 
  private:
   static void on_batch(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+  void flush_loop();
   void publish_range(const std::vector<lifecycle_event>& events, std::size_t begin, std::size_t end);
 
   nats_connection& conn_;
   std::mutex mutex_;
   std::function<void(std::string)> sink_;
   subscription_ptr sub_;
+  std::mutex queue_mutex_;
+  /// Wakes the flusher: events queued, or stopping.
+  std::condition_variable queue_stop_;
+  std::vector<lifecycle_event> queued_;
+  bool stopping_ = false;
+  std::thread flusher_;
 };
 
 /// Revoke notices: published (through JetStream, deduplicated by workflow)
