@@ -203,6 +203,33 @@ TEST_CASE("link and link_error through the C++ API on the embedded engine", "[in
   CHECK(state_of(*status, "noop") == "REVOKED");
 }
 
+TEST_CASE("a replayed dead letter that now succeeds runs its links and keeps the link_error that ran before",
+          "[integration][engine][callbacks][dlq]") {
+  trellis::engine eng{trellis::test::engine_config_for(":memory:"), demo_tasks()};
+  // flaky(1) fails its first attempt (no retries: a dead letter) and
+  // succeeds the next, which the replay runs.
+  auto h = eng.submit(
+      sig("flaky", {1}).link(trellis::canvas{trellis::signature("noop").immutable()}).link_error(sig("identity")));
+  REQUIRE(h);
+  REQUIRE_FALSE(h->wait_for(max_test_wait));
+  auto before = eng.status(h->id());
+  REQUIRE(before);
+  CHECK(state_of(*before, "identity") == "SUCCESS");  // the link_error ran
+  CHECK(state_of(*before, "noop") == "REVOKED");      // the link did not
+  auto letters = eng.dead_letters();
+  REQUIRE(letters);
+  REQUIRE(letters->size() == 1);
+  auto again = eng.replay_dead_letter(letters->front().as_map().at("id").as_int());
+  REQUIRE(again);
+  auto r = again->wait_for(max_test_wait);
+  REQUIRE(r);
+  auto after = eng.status(h->id());
+  REQUIRE(after);
+  CHECK(after->as_map().at("state") == value("SUCCESS"));
+  CHECK(state_of(*after, "noop") == "SUCCESS");      // the link runs now
+  CHECK(state_of(*after, "identity") == "SUCCESS");  // the link_error's run stays on record
+}
+
 TEST_CASE("link and link_error through the cluster client", "[integration][nats][callbacks]") {
   cluster_processes c{"callbacksclient", {}};
   c.wait_running(c.start_dispatcher(c.db()));

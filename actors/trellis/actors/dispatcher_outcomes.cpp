@@ -53,12 +53,23 @@ void dispatcher_logic::process(const std::string& wf, active_workflow& aw, graph
     changed();
   }
   // Callbacks that will not run: their rows say so (REVOKED, `not_run`),
-  // for `status`. A restore skips them again by the same rule.
-  for (auto id : fx.skipped) {
-    const auto& n = aw.graph.node(id);
-    check(st_.cfg.store->upsert_node(row_of(wf, id, n, n.state, value{}, n.error, 0, now_ms())));
-  }
+  // for `status`. A restore skips them again by the same rule. One that did
+  // run, in the life of the workflow before a dead-letter replay reopened
+  // it (a link_error of the step that failed then), keeps the row of that
+  // run: its effect happened, and the record must not say otherwise.
   if (!fx.skipped.empty()) {
+    std::unordered_map<std::int32_t, node_state> stored;
+    for (const auto& r : check(st_.cfg.store->nodes_of(wf))) {
+      stored.emplace(r.node, r.state);
+    }
+    for (auto id : fx.skipped) {
+      auto ran = stored.find(id);
+      if (ran != stored.end() && (ran->second == node_state::success || ran->second == node_state::failure)) {
+        continue;
+      }
+      const auto& n = aw.graph.node(id);
+      check(st_.cfg.store->upsert_node(row_of(wf, id, n, n.state, value{}, n.error, 0, now_ms())));
+    }
     changed(fx.skipped.size());
     fx.skipped.clear();
   }
