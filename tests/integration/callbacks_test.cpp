@@ -7,6 +7,7 @@
 // embedded and through the cluster client, and a callback pending when the
 // process is killed, run once by `resume`.
 
+#include "support/parity_cases.hpp"
 #include "support/child_process.hpp"
 #include "support/cluster_processes.hpp"
 #include "support/engine_run.hpp"
@@ -37,23 +38,6 @@ using nlohmann::json;
 using trellis::value;
 using trellis::test::cluster_processes;
 using trellis::test::max_test_wait;
-
-std::vector<std::filesystem::path> callback_cases() {
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator{TRELLIS_PARITY_DIR}) {
-    auto name = entry.path().filename().string();
-    if (entry.is_regular_file() && name.rfind("callback_", 0) == 0 && entry.path().extension() == ".json") {
-      files.push_back(entry.path());
-    }
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-json read_json(const std::filesystem::path& path) {
-  std::ifstream in{path};
-  return json::parse(in);
-}
 
 /// Checks a case's outcome line, then its `expect_callbacks` against the
 /// `status` document and the node rows of the store at `db`.
@@ -137,11 +121,11 @@ std::string state_of(const value& status, const std::string& task) {
 
 TEST_CASE("callback case files run embedded through trellis-demo run; status shows the callbacks",
           "[integration][callbacks]") {
-  auto cases = callback_cases();
+  auto cases = trellis::test::parity_cases("callback_");
   REQUIRE(cases.size() >= 6);
   for (const auto& path : cases) {
     DYNAMIC_SECTION(path.filename().string()) {
-      auto spec = read_json(path);
+      auto spec = trellis::test::read_case(path);
       trellis::test::temp_dir dir;
       auto db = dir.file("store.db");
       auto file = trellis::test::write_file(dir, "workflow.json", spec["workflow"].dump());
@@ -163,9 +147,9 @@ TEST_CASE("callback case files run over NATS through trellis submit --wait; stat
   cluster_processes c{"callbacks", {}};
   c.wait_running(c.start_dispatcher(c.db()));
   c.wait_running(c.start_worker({"--concurrency", "2"}));
-  for (const auto& path : callback_cases()) {
+  for (const auto& path : trellis::test::parity_cases("callback_")) {
     INFO(path.filename().string());
-    auto spec = read_json(path);
+    auto spec = trellis::test::read_case(path);
     auto file = trellis::test::write_file(c.dir(), path.filename().string(), spec["workflow"].dump());
     auto r = c.submit(file, {"--wait"});
     INFO("submit:\n" << r.out << r.err << "\n" << c.logs());

@@ -3,6 +3,7 @@
 // ({"state", "result", "error_task"}). Each case runs through `trellis-demo
 // run`, the way a user runs a workflow file, and must end the same way.
 
+#include "support/parity_cases.hpp"
 #include "support/child_process.hpp"
 #include "support/files.hpp"
 #include "support/temp_dir.hpp"
@@ -21,17 +22,7 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<std::filesystem::path> parity_cases() {
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator{TRELLIS_PARITY_DIR}) {
-    if (entry.is_regular_file() && entry.path().extension() == ".json") {
-      files.push_back(entry.path());
-    }
-  }
-  // Sorted, so the sections run (and report) in the same order everywhere.
-  std::sort(files.begin(), files.end());
-  return files;
-}
+using trellis::test::parity_cases;
 
 /// JSON equality that also tells integers from floats: Celery's `16` and
 /// `16.0` are different results, while nlohmann's `==` compares numbers by value.
@@ -70,10 +61,6 @@ bool same_json(const json& a, const json& b) {
   return a == b;
 }
 
-json read_json(const std::filesystem::path& path) {
-  std::ifstream in{path};
-  return json::parse(in);
-}
 
 }  // namespace
 
@@ -91,7 +78,7 @@ TEST_CASE("every canvas parity case ends as it does in Celery", "[integration][c
 
   for (const auto& path : cases) {
     DYNAMIC_SECTION(path.filename().string()) {
-      auto spec = read_json(path);
+      auto spec = trellis::test::read_case(path);
       REQUIRE(spec.contains("workflow"));
       REQUIRE(spec.contains("expect"));
       const auto& expect = spec["expect"];

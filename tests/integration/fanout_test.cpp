@@ -6,6 +6,7 @@
 // embedded engine and the cluster client; and a replacement decided while
 // the dispatcher is dead, applied once by the next one.
 
+#include "support/parity_cases.hpp"
 #include "support/cluster_processes.hpp"
 #include "support/engine_run.hpp"
 #include "support/files.hpp"
@@ -36,27 +37,13 @@ using trellis::value;
 using trellis::test::cluster_processes;
 using trellis::test::max_test_wait;
 
-/// The parity cases of this issue, sorted.
-std::vector<std::filesystem::path> fanout_cases() {
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator{TRELLIS_PARITY_DIR}) {
-    auto name = entry.path().filename().string();
-    if (entry.is_regular_file() && name.rfind("fanout_", 0) == 0 && entry.path().extension() == ".json") {
-      files.push_back(entry.path());
-    }
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 /// Submits every case on `c` and checks it ends as its file says.
 void run_cases_on(cluster_processes& c) {
-  auto cases = fanout_cases();
+  auto cases = trellis::test::parity_cases("fanout_");
   REQUIRE(cases.size() >= 10);
   for (const auto& path : cases) {
     INFO(path.filename().string());
-    std::ifstream in{path};
-    auto spec = json::parse(in);
+    auto spec = trellis::test::read_case(path);
     auto file = trellis::test::write_file(c.dir(), path.filename().string(), spec["workflow"].dump());
     auto r = c.submit(file, {"--wait"});
     auto out = trellis::test::parse_outcome_line(r.last_line());
